@@ -1,0 +1,170 @@
+//! The error type of this crate.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong while reading a dataset.
+///
+/// Every variant names the file it is about (`path`; for data compiled into the binary this is a
+/// source name such as `embedded:mnist-subset/train-images-idx3-ubyte.gz`) and carries what was
+/// expected and what was found as fields, so callers can match on them and the message is
+/// actionable on its own.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataError {
+    /// A file could not be read.
+    #[error("cannot read {}", path.display())]
+    Io {
+        /// The file that could not be read.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file starts with the gzip magic bytes but does not decompress.
+    #[error("{}: looks gzip-compressed (starts with 1f 8b) but does not decompress", path.display())]
+    Gzip {
+        /// The file that failed to decompress.
+        path: PathBuf,
+        /// The decoder's error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// The IDX magic number is not the one expected for this kind of file.
+    #[error(
+        "{}: wrong IDX magic number: expected {expected:#010x} ({}), got {got:#010x}",
+        path.display(),
+        magic_name(*expected)
+    )]
+    WrongMagic {
+        /// The file with the wrong magic number.
+        path: PathBuf,
+        /// The magic number this kind of file must start with.
+        expected: u32,
+        /// The magic number found in the file.
+        got: u32,
+    },
+
+    /// The file is shorter than its header (or the header itself) says it must be.
+    #[error(
+        "{}: truncated: expected {expected_bytes} bytes, got {got_bytes}",
+        path.display()
+    )]
+    Truncated {
+        /// The truncated file (after decompression, if it was gzip-compressed).
+        path: PathBuf,
+        /// The length the header implies (or the header length, if even that is missing).
+        expected_bytes: u64,
+        /// The actual length.
+        got_bytes: u64,
+    },
+
+    /// The file is longer than its header says: trailing bytes usually mean a corrupt or
+    /// concatenated file, so they are rejected rather than ignored.
+    #[error(
+        "{}: {} unexpected trailing bytes: the header implies {expected_bytes} bytes, got {got_bytes}",
+        path.display(),
+        got_bytes - expected_bytes
+    )]
+    TrailingBytes {
+        /// The file with trailing bytes (after decompression, if it was gzip-compressed).
+        path: PathBuf,
+        /// The length the header implies.
+        expected_bytes: u64,
+        /// The actual length.
+        got_bytes: u64,
+    },
+
+    /// An IDX header field is out of range (for instance an image size of zero, or sizes whose
+    /// product does not fit in memory).
+    #[error("{}: bad IDX header field `{field}`: expected {expected}, got {got}", path.display())]
+    BadHeader {
+        /// The file with the bad header.
+        path: PathBuf,
+        /// The header field: `n_items`, `n_rows` or `n_cols`.
+        field: &'static str,
+        /// What the field must satisfy.
+        expected: &'static str,
+        /// The value found.
+        got: u64,
+    },
+
+    /// The images file and the labels file hold different numbers of items.
+    #[error(
+        "{} holds {images} images but {} holds {labels} labels; the counts must match",
+        images_path.display(),
+        labels_path.display()
+    )]
+    CountMismatch {
+        /// The images file.
+        images_path: PathBuf,
+        /// The labels file.
+        labels_path: PathBuf,
+        /// The number of images.
+        images: usize,
+        /// The number of labels.
+        labels: usize,
+    },
+
+    /// A label is outside the dataset's class range.
+    #[error(
+        "{}: label {label} at index {index} is out of range: expected a class in 0..{n_classes}",
+        path.display()
+    )]
+    BadLabel {
+        /// The labels file.
+        path: PathBuf,
+        /// The index of the offending label.
+        index: usize,
+        /// The offending label.
+        label: u8,
+        /// The number of classes of the dataset.
+        n_classes: usize,
+    },
+
+    /// Two splits of one dataset have images of different sizes.
+    #[error(
+        "{} holds {}x{} images but {} holds {}x{} images; both splits must have the same image size",
+        first_path.display(),
+        first.0,
+        first.1,
+        second_path.display(),
+        second.0,
+        second.1
+    )]
+    ShapeMismatch {
+        /// The first images file.
+        first_path: PathBuf,
+        /// `(n_rows, n_cols)` of the first file.
+        first: (usize, usize),
+        /// The second images file.
+        second_path: PathBuf,
+        /// `(n_rows, n_cols)` of the second file.
+        second: (usize, usize),
+    },
+
+    /// A file a dataset needs is not in its folder.
+    #[error(
+        "{}: missing {file} (looked for {file} and {file}.gz{})",
+        dir.display(),
+        if alternatives.is_empty() { String::new() } else { format!(", and {}", alternatives.join(", ")) }
+    )]
+    Missing {
+        /// The folder that was searched.
+        dir: PathBuf,
+        /// The standard file name.
+        file: String,
+        /// Other accepted names that were also tried (besides `file` and `file.gz`).
+        alternatives: Vec<String>,
+    },
+}
+
+/// A human name for an IDX magic number, for error messages.
+fn magic_name(magic: u32) -> &'static str {
+    match magic {
+        crate::idx::IMAGES_MAGIC => "IDX images: unsigned bytes, 3 dimensions",
+        crate::idx::LABELS_MAGIC => "IDX labels: unsigned bytes, 1 dimension",
+        _ => "unknown",
+    }
+}

@@ -1,0 +1,9 @@
+//! Nested normalisation layers and BatchNorm statistics per sub-model.
+
+mod batch;
+mod calibration;
+mod layer;
+
+pub use batch::{BatchStatistics, SortedBatchNorm, SortedBatchNormConfig};
+pub use calibration::{NormCalibrator, NormPass, SubModelNormStats};
+pub use layer::{SortedLayerNorm, SortedLayerNormConfig};

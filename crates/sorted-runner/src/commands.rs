@@ -1,0 +1,259 @@
+//! The runner's commands, generic over the backend.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use sorted_data::Mnist;
+use sorted_sched::{load_model, read_config, read_state};
+use sorted_zoo::{SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig};
+
+use crate::cli::{EvalArgs, TrainArgs};
+use crate::config::{BatchNormStats, Experiment, ModelConfig};
+use crate::eval::{NormStatsFile, evaluate};
+use crate::plot::write_plot;
+use crate::report::{RunMeta, RunReport, git_commit, machine, write_file};
+use crate::train::{TrainOptions, train};
+
+/// Builds the MLP of an experiment.
+pub fn mlp<B: Backend>(exp: &Experiment, data: &Mnist, device: &B::Device) -> SortedMlp<B> {
+    SortedMlpConfig::for_space(data.train.n_pixels(), sorted_data::MNIST_CLASSES, &exp.space).init(device)
+}
+
+/// Builds the CNN of an experiment (panics if the experiment is not a CNN: a bug).
+pub fn cnn<B: Backend>(exp: &Experiment, data: &Mnist, device: &B::Device) -> SortedCnn<B> {
+    let ModelConfig::Cnn(opts) = &exp.config.model else { panic!("not a CNN experiment") };
+    let mut config = SortedCnnConfig::for_space(
+        1,
+        [data.train.n_rows, data.train.n_cols],
+        sorted_data::MNIST_CLASSES,
+        &exp.space,
+        opts.strides.clone(),
+    );
+    if opts.batch_norm == BatchNormStats::Switchable {
+        config = config.with_switchable_bn(&exp.space);
+    }
+    config.init(device)
+}
+
+/// Context shared by the commands.
+#[derive(Clone, Debug)]
+pub struct RunContext {
+    /// The device's name for reports.
+    pub device_name: String,
+    /// No progress bars or tables.
+    pub quiet: bool,
+    /// The command line, for reports.
+    pub command: String,
+}
+
+fn utc_stamp() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+fn new_run_dir(name: &str) -> PathBuf {
+    let base = PathBuf::from("runs").join(format!("{name}-{}", utc_stamp()));
+    let mut dir = base.clone();
+    let mut i = 1;
+    while dir.exists() {
+        dir = PathBuf::from(format!("{}-{i}", base.display()));
+        i += 1;
+    }
+    dir
+}
+
+/// `train`: trains, then evaluates every sub-model and writes the reports.
+///
+/// # Errors
+/// Config, data, checkpoint or report errors, each naming its file.
+pub fn train_cmd<B: AutodiffBackend>(
+    args: &TrainArgs,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<PathBuf> {
+    let (exp, run_dir) = if let Some(dir) = &args.resume {
+        let text = read_config(dir)?;
+        let exp = Experiment::from_toml(&text, &dir.join("checkpoint/config.toml"))?;
+        (exp, dir.clone())
+    } else {
+        let mut exp = match &args.config {
+            Some(path) => Experiment::from_file(path)?,
+            None => Experiment::default_experiment(),
+        };
+        if let Some(steps) = args.steps {
+            anyhow::ensure!(steps > 0, "--steps must be at least 1");
+            exp.config.train.steps = steps;
+        }
+        let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
+        (exp, dir)
+    };
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating the run folder `{}`", run_dir.display()))?;
+    write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
+    let data = crate::data::load(&exp.config.data)?;
+    if !ctx.quiet {
+        eprintln!(
+            "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} train / {} test images) -> {}",
+            exp.config.name,
+            exp.space.len(),
+            exp.config.sampler.kind(),
+            exp.config.sampler.build(&exp.space, exp.config.seed).expect("validated").k(),
+            exp.config.train.steps,
+            ctx.device_name,
+            data.train.len(),
+            data.test.len(),
+            run_dir.display()
+        );
+    }
+    B::seed(device, exp.config.seed);
+    let options = TrainOptions { resume: args.resume.is_some(), stop_after: args.stop_after, quiet: ctx.quiet };
+    match &exp.config.model {
+        ModelConfig::Mlp(_) => {
+            let model = mlp::<B>(&exp, &data, device);
+            train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
+        }
+        ModelConfig::Cnn(_) => {
+            let model = cnn::<B>(&exp, &data, device);
+            train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
+        }
+    }
+    Ok(run_dir)
+}
+
+fn train_then_eval<B, M>(
+    exp: &Experiment,
+    data: &Mnist,
+    model: M,
+    device: &B::Device,
+    run_dir: &Path,
+    options: &TrainOptions,
+    ctx: &RunContext,
+) -> anyhow::Result<()>
+where
+    B: AutodiffBackend,
+    M: SortedClassifier<B> + AutodiffModule<B>,
+    M::InnerModule: SortedClassifier<B::InnerBackend>,
+{
+    let outcome = train(exp, data, model, device, run_dir, options)?;
+    if outcome.state.step < outcome.state.total_steps {
+        if !ctx.quiet {
+            eprintln!(
+                "stopped at step {}/{}; continue with `sorted-runner train --resume {}`",
+                outcome.state.step,
+                outcome.state.total_steps,
+                run_dir.display()
+            );
+        }
+        return Ok(());
+    }
+    let inner = outcome.model.valid();
+    report(exp, data, &inner, device, run_dir, outcome.state.train_seconds, ctx)
+}
+
+/// Evaluates every sub-model and writes `results.json`, `results.csv`, `summary.md`,
+/// `plot.svg` and (for BatchNorm models) `norm_stats.json`; prints the table.
+fn report<E: Backend, M: SortedClassifier<E>>(
+    exp: &Experiment,
+    data: &Mnist,
+    model: &M,
+    device: &E::Device,
+    run_dir: &Path,
+    train_seconds: f64,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (rows, norm_stats) = evaluate(model, exp, data, device, ctx.quiet);
+    let cfg = &exp.config;
+    let meta = RunMeta {
+        name: cfg.name.clone(),
+        config: exp.source.display().to_string(),
+        command: ctx.command.clone(),
+        commit: git_commit(),
+        machine: machine(),
+        device: ctx.device_name.clone(),
+        seed: cfg.seed,
+        sampler: cfg.sampler.kind().into(),
+        k: cfg.sampler.build(&exp.space, cfg.seed).expect("validated").k(),
+        steps: cfg.train.steps,
+        train_seconds,
+        eval_seconds: started.elapsed().as_secs_f64(),
+        data: format!("{} ({} train / {} test images)", cfg.data.source, data.train.len(), data.test.len()),
+    };
+    let report = RunReport::new(meta, cfg.eval.threshold, rows);
+    report.write(run_dir)?;
+    write_plot(&report, &run_dir.join("plot.svg"))?;
+    if !norm_stats.is_empty() {
+        write_norm_stats(run_dir, &norm_stats)?;
+    }
+    if !ctx.quiet {
+        println!("{}", report.table());
+        println!("{}", report.headline());
+        println!(
+            "wrote {}/{{config.toml, checkpoint/, results.json, results.csv, summary.md, plot.svg{}}}",
+            run_dir.display(),
+            if norm_stats.is_empty() { "" } else { ", norm_stats.json" }
+        );
+    }
+    Ok(())
+}
+
+fn write_norm_stats(run_dir: &Path, stats: &NormStatsFile) -> anyhow::Result<()> {
+    write_file(&run_dir.join("norm_stats.json"), &serde_json::to_vec(stats).expect("stats serialise"))
+}
+
+/// Reads `norm_stats.json` of a run, if present.
+///
+/// # Errors
+/// When the file exists but cannot be parsed.
+pub fn read_norm_stats(run_dir: &Path) -> anyhow::Result<Option<NormStatsFile>> {
+    let path = run_dir.join("norm_stats.json");
+    if !path.exists() {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
+    Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("parsing `{}`", path.display()))?))
+}
+
+/// Loads the experiment saved with a run's checkpoint.
+///
+/// # Errors
+/// When the run has no checkpoint or its config is invalid.
+pub fn load_run(run_dir: &Path) -> anyhow::Result<Experiment> {
+    let text = read_config(run_dir)
+        .with_context(|| format!("`{}` is not a finished or checkpointed run", run_dir.display()))?;
+    Ok(Experiment::from_toml(&text, &run_dir.join("checkpoint/config.toml"))?)
+}
+
+/// `eval`: re-evaluates a run's checkpoint and rewrites its reports.
+///
+/// # Errors
+/// Checkpoint, data or report errors.
+pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContext) -> anyhow::Result<()> {
+    let exp = load_run(&args.run)?;
+    let state = read_state(&args.run)?;
+    let data = crate::data::load(&exp.config.data)?;
+    match &exp.config.model {
+        ModelConfig::Mlp(_) => {
+            let model = load_model(&args.run, mlp::<E>(&exp, &data, device), device)?;
+            report(&exp, &data, &model, device, &args.run, state.train_seconds, ctx)
+        }
+        ModelConfig::Cnn(_) => {
+            let model = load_model(&args.run, cnn::<E>(&exp, &data, device), device)?;
+            report(&exp, &data, &model, device, &args.run, state.train_seconds, ctx)
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! The experiment config: one TOML file composing the library crates' configs.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sorted_nn::{NestingSpace, NestingSpaceConfig};
+use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
+
+/// The default experiment (`configs/mnist-mlp.toml`), compiled in so that
+/// `cargo run -p sorted-runner --release` works from any folder.
+pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/mnist-mlp.toml");
+/// The name the default config is reported under.
+pub const DEFAULT_CONFIG_NAME: &str = "configs/mnist-mlp.toml";
+
+/// A config that cannot be read, parsed or validated. Always names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading config `{path}`")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown (misspelt) key, a missing key or a wrong type; the message
+    /// carries line, column and key.
+    #[error("parsing config `{path}`: {source}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The TOML error.
+        source: toml::de::Error,
+    },
+    /// An invalid `[space]`.
+    #[error("invalid config `{path}`: [space] {source}")]
+    Space {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        source: sorted_nn::SpecError,
+    },
+    /// A value out of range.
+    #[error("invalid config `{path}`: `{key}`: expected {expected}, got {got}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// The key path.
+        key: String,
+        /// What was expected.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
+}
+
+/// `[data]`: where the images come from and how they are batched.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `"embedded"` (the committed MNIST subset) or a folder with the four MNIST IDX files
+    /// (raw or `.gz`; `cargo xtask data mnist` puts the full set in `data/mnist`).
+    #[serde(default = "default_source")]
+    pub source: String,
+    /// Training batch size.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Use only the first `train_limit` training images (0 = all).
+    #[serde(default)]
+    pub train_limit: usize,
+    /// Use only the first `test_limit` test images (0 = all).
+    #[serde(default)]
+    pub test_limit: usize,
+}
+
+fn default_source() -> String {
+    "embedded".into()
+}
+fn default_batch_size() -> usize {
+    128
+}
+
+/// `[model.mlp]`: a sorted MLP; its hidden widths come from `[space]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpOptions {}
+
+/// How a CNN's BatchNorm statistics are kept per sub-model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchNormStats {
+    /// Recalibrate statistics for each evaluated sub-model after training (the default).
+    #[default]
+    Recalibrate,
+    /// Private running statistics per channel option, updated in training.
+    Switchable,
+}
+
+/// `[model.cnn]`: a sorted CNN; its channels come from `[space]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CnnOptions {
+    /// Stride of each block (one per allocated block).
+    pub strides: Vec<usize>,
+    /// How BatchNorm statistics are kept.
+    #[serde(default)]
+    pub batch_norm: BatchNormStats,
+}
+
+/// `[model.<kind>]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ModelConfig {
+    /// A sorted MLP.
+    Mlp(MlpOptions),
+    /// A sorted CNN.
+    Cnn(CnnOptions),
+}
+
+/// `[train]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Draw a fresh batch for each sampled sub-model (true) or share one batch across the `k`
+    /// sub-models of a step (false).
+    #[serde(default)]
+    pub fresh_batches: bool,
+    /// Loss weight per sampled sub-model (normalised; empty = mean of the `k` losses).
+    #[serde(default)]
+    pub loss_weights: Vec<f64>,
+    /// Save a checkpoint every this many steps (0 = only at the end).
+    #[serde(default)]
+    pub checkpoint_every: u64,
+}
+
+/// `[eval]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Evaluation batch size.
+    #[serde(default = "default_eval_batch")]
+    pub batch_size: usize,
+    /// Training images used to recalibrate BatchNorm statistics per sub-model.
+    #[serde(default = "default_calibration")]
+    pub calibration_samples: usize,
+    /// The share of the full model's accuracy a sub-model must reach to count (the paper: 0.96).
+    #[serde(default = "default_threshold")]
+    pub threshold: f64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: default_eval_batch(),
+            calibration_samples: default_calibration(),
+            threshold: default_threshold(),
+        }
+    }
+}
+
+fn default_eval_batch() -> usize {
+    1000
+}
+fn default_calibration() -> usize {
+    512
+}
+fn default_threshold() -> f64 {
+    0.96
+}
+
+/// One experiment: everything a run needs, as read from a TOML file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// A short name, used for the run folder.
+    pub name: String,
+    /// The seed of every random stream (initialisation, sampling, data order).
+    pub seed: u64,
+    /// Data.
+    #[serde(default = "default_data")]
+    pub data: DataConfig,
+    /// The model family.
+    pub model: ModelConfig,
+    /// The space of sub-models.
+    pub space: NestingSpaceConfig,
+    /// The sub-model sampler.
+    #[serde(default)]
+    pub sampler: SamplerConfig,
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// The learning-rate schedule.
+    pub lr: LrSchedule,
+    /// Training length and accumulation switches.
+    pub train: TrainConfig,
+    /// Evaluation.
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+fn default_data() -> DataConfig {
+    DataConfig { source: default_source(), batch_size: default_batch_size(), train_limit: 0, test_limit: 0 }
+}
+
+/// A parsed and validated experiment.
+#[derive(Clone, Debug)]
+pub struct Experiment {
+    /// The config as written (defaults filled in when saved).
+    pub config: ExperimentConfig,
+    /// The validated space.
+    pub space: NestingSpace,
+    /// Where the config came from (for reports and errors).
+    pub source: PathBuf,
+}
+
+impl Experiment {
+    /// Reads and validates a config file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the key.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// The built-in default experiment.
+    ///
+    /// # Panics
+    /// Never: the default config is checked by a test.
+    pub fn default_experiment() -> Self {
+        Self::from_toml(DEFAULT_CONFIG, Path::new(DEFAULT_CONFIG_NAME)).expect("the default config is valid")
+    }
+
+    /// Parses and validates config text; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the key.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: ExperimentConfig =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        let invalid =
+            |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
+        let space = NestingSpace::new(config.space.clone())
+            .map_err(|source| ConfigError::Space { path: path.into(), source })?;
+        config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?;
+        config.optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
+        config.lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
+        let positive = |key: &str, v: u64| {
+            if v == 0 { Err(invalid(key.into(), "a value >= 1".into(), "0".into())) } else { Ok(()) }
+        };
+        positive("data.batch_size", config.data.batch_size as u64)?;
+        positive("train.steps", config.train.steps)?;
+        positive("eval.batch_size", config.eval.batch_size as u64)?;
+        if !(config.eval.threshold > 0.0 && config.eval.threshold <= 1.0) {
+            return Err(invalid(
+                "eval.threshold".into(),
+                "a share in (0, 1]".into(),
+                config.eval.threshold.to_string(),
+            ));
+        }
+        let k = config.sampler.build(&space, config.seed).expect("checked").k();
+        if !config.train.loss_weights.is_empty() {
+            if config.train.loss_weights.len() != k {
+                return Err(invalid(
+                    "train.loss_weights".into(),
+                    format!("{k} weights (one per sampled sub-model) or none"),
+                    format!("{} weights", config.train.loss_weights.len()),
+                ));
+            }
+            if config.train.loss_weights.iter().any(|w| !w.is_finite() || *w < 0.0)
+                || config.train.loss_weights.iter().sum::<f64>() <= 0.0
+            {
+                return Err(invalid(
+                    "train.loss_weights".into(),
+                    "finite weights >= 0 with a positive sum".into(),
+                    format!("{:?}", config.train.loss_weights),
+                ));
+            }
+        }
+        if let ModelConfig::Cnn(cnn) = &config.model {
+            if cnn.strides.len() != space.n_blocks() {
+                return Err(invalid(
+                    "model.cnn.strides".into(),
+                    format!("{} strides (one per allocated block)", space.n_blocks()),
+                    format!("{}", cnn.strides.len()),
+                ));
+            }
+            if let Some(i) = cnn.strides.iter().position(|&s| s == 0 || s > 4) {
+                return Err(invalid(
+                    format!("model.cnn.strides[{i}]"),
+                    "a stride in 1..=4".into(),
+                    cnn.strides[i].to_string(),
+                ));
+            }
+        }
+        Ok(Self { config, space, source: path.into() })
+    }
+
+    /// The resolved config (defaults filled in) as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.config).expect("config serialises")
+    }
+}

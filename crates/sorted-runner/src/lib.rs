@@ -1,0 +1,94 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod cli;
+mod commands;
+pub mod config;
+mod data;
+mod device;
+pub mod eval;
+mod export;
+mod plot;
+pub mod report;
+mod train;
+
+pub use cli::{Cli, Command, EvalArgs, ExportArgs, TrainArgs};
+pub use commands::{RunContext, eval_cmd, train_cmd};
+pub use device::DeviceKind;
+pub use export::{ExportManifest, export_cmd};
+pub use train::{TrainOptions, TrainOutcome, train};
+
+use burn::prelude::Backend;
+use burn::tensor::backend::AutodiffBackend;
+
+/// Runs a parsed command line on the chosen device.
+///
+/// # Errors
+/// Everything a command can fail with, with context naming the file or flag; or a backend that
+/// was not compiled in.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    let ctx = RunContext {
+        device_name: cli.device.name().to_string(),
+        quiet: cli.quiet,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+    };
+    match cli.device {
+        DeviceKind::Cpu => {
+            #[cfg(feature = "flex")]
+            return run_on::<burn::backend::Autodiff<burn::backend::Flex>>(&cli, Default::default(), &ctx);
+            #[cfg(not(feature = "flex"))]
+            return Err(device::not_compiled(cli.device));
+        }
+        DeviceKind::Ndarray => {
+            #[cfg(feature = "ndarray")]
+            return run_on::<burn::backend::Autodiff<burn::backend::NdArray>>(&cli, Default::default(), &ctx);
+            #[cfg(not(feature = "ndarray"))]
+            return Err(device::not_compiled(cli.device));
+        }
+        DeviceKind::Wgpu => {
+            #[cfg(feature = "wgpu")]
+            {
+                type W = burn::backend::Wgpu;
+                device::probe_device(cli.device, || {
+                    let _ = burn::tensor::Tensor::<W, 1>::zeros([1], &Default::default()).into_data();
+                })?;
+                return run_on::<burn::backend::Autodiff<W>>(&cli, Default::default(), &ctx);
+            }
+            #[cfg(not(feature = "wgpu"))]
+            return Err(device::not_compiled(cli.device));
+        }
+        DeviceKind::Cuda => {
+            #[cfg(feature = "cuda")]
+            {
+                type C = burn::backend::Cuda;
+                device::probe_device(cli.device, || {
+                    let _ = burn::tensor::Tensor::<C, 1>::zeros([1], &Default::default()).into_data();
+                })?;
+                return run_on::<burn::backend::Autodiff<C>>(&cli, Default::default(), &ctx);
+            }
+            #[cfg(not(feature = "cuda"))]
+            return Err(device::not_compiled(cli.device));
+        }
+    }
+}
+
+/// Runs the command on backend `B` (training on `B`, evaluation and export on its inner
+/// backend).
+///
+/// # Errors
+/// Everything the command can fail with.
+pub fn run_on<B: AutodiffBackend>(
+    cli: &Cli,
+    device: <B as burn::tensor::backend::BackendTypes>::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<()>
+where
+    B::InnerBackend: Backend<Device = <B as burn::tensor::backend::BackendTypes>::Device>,
+{
+    match &cli.command {
+        None => train_cmd::<B>(&TrainArgs::default(), &device, ctx).map(|_| ()),
+        Some(Command::Train(args)) => train_cmd::<B>(args, &device, ctx).map(|_| ()),
+        Some(Command::Eval(args)) => eval_cmd::<B::InnerBackend>(args, &device, ctx),
+        Some(Command::Export(args)) => export_cmd::<B::InnerBackend>(args, &device, ctx).map(|_| ()),
+    }
+}

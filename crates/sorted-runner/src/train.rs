@@ -1,0 +1,144 @@
+//! The training loop: sample, accumulate, step, checkpoint.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::tensor::backend::AutodiffBackend;
+use indicatif::{ProgressBar, ProgressStyle};
+use sorted_data::{EpochOrder, ImageBatch, ImageBatcher, Mnist};
+use sorted_nn::NormPass;
+use sorted_sched::{SortedOptimizer, TrainState, accumulate, load_checkpoint, save_checkpoint};
+use sorted_zoo::SortedClassifier;
+
+use crate::config::Experiment;
+
+/// The data order's seed is derived from the run seed so that it never shares ChaCha streams
+/// with the sampler (which uses the run seed itself).
+pub const DATA_SEED_SALT: u64 = 0x5eed_da7a_0000_0001;
+
+/// What one call of [`train`] did.
+#[derive(Debug)]
+pub struct TrainOutcome<M> {
+    /// The trained model.
+    pub model: M,
+    /// Where training stands.
+    pub state: TrainState,
+}
+
+/// Options of one training call.
+#[derive(Clone, Debug, Default)]
+pub struct TrainOptions {
+    /// Continue from the run folder's checkpoint.
+    pub resume: bool,
+    /// Stop (with a checkpoint) after this many steps in total, as if interrupted.
+    pub stop_after: Option<u64>,
+    /// No progress bar or log lines.
+    pub quiet: bool,
+}
+
+/// Trains `model` for the experiment's steps, checkpointing into `run_dir`.
+///
+/// # Errors
+/// When a checkpoint cannot be read or written.
+pub fn train<B, M>(
+    exp: &Experiment,
+    data: &Mnist,
+    model: M,
+    device: &B::Device,
+    run_dir: &Path,
+    options: &TrainOptions,
+) -> anyhow::Result<TrainOutcome<M>>
+where
+    B: AutodiffBackend,
+    M: SortedClassifier<B> + AutodiffModule<B>,
+{
+    let cfg = &exp.config;
+    let total = cfg.train.steps;
+    let sampler = cfg.sampler.build(&exp.space, cfg.seed).expect("validated");
+    let mut optim: SortedOptimizer<M, B> = cfg.optimizer.init();
+    let mut model = model;
+    let mut state =
+        TrainState { step: 0, total_steps: total, seed: cfg.seed, optimizer: optim.kind().into(), train_seconds: 0.0 };
+    if options.resume {
+        let (m, o, s) = load_checkpoint(run_dir, model, optim, device)
+            .with_context(|| format!("resuming from `{}`", run_dir.display()))?;
+        (model, optim, state) = (m, o, s);
+        anyhow::ensure!(
+            state.total_steps == total && state.seed == cfg.seed,
+            "checkpoint in `{}` is from a run of {} steps with seed {}, the config asks for {} steps with seed {}",
+            run_dir.display(),
+            state.total_steps,
+            state.seed,
+            total,
+            cfg.seed
+        );
+    }
+    let end = options.stop_after.map_or(total, |s| s.min(total));
+    let order = EpochOrder::new(data.train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT);
+    let batcher = ImageBatcher::default();
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let k = sampler.k() as u64;
+    let config_toml = exp.to_toml();
+
+    let bar = progress_bar(total, state.step, options.quiet);
+    let log_lines = !options.quiet && !std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let seconds_before = state.train_seconds;
+    let mut ema: Option<f64> = None;
+    while state.step < end {
+        let step = state.step;
+        let subs = sampler.sample(step);
+        let batches: Vec<ImageBatch<B>> = if cfg.train.fresh_batches {
+            (0..k).map(|i| batcher.batch(&data.train, &order.batch_indices(step * k + i), device)).collect()
+        } else {
+            vec![batcher.batch(&data.train, &order.batch_indices(step), device)]
+        };
+        let acc = accumulate(&model, &subs, &cfg.train.loss_weights, |m, i, sub| {
+            let batch = &batches[i.min(batches.len() - 1)];
+            let logits = m.forward(batch.images.clone(), sub, &mut NormPass::Batch);
+            loss_fn.forward(logits, batch.labels.clone())
+        });
+        let loss = acc.mean_loss(&cfg.train.loss_weights);
+        anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {step}; lower lr.base in the config");
+        let lr = cfg.lr.lr(step, total);
+        model = optim.step(lr, model, acc.grads);
+        state.step += 1;
+        ema = Some(ema.map_or(loss, |e| 0.98 * e + 0.02 * loss));
+        bar.set_position(state.step);
+        bar.set_message(format!("loss {:.4} lr {lr:.2e}", ema.unwrap_or(loss)));
+        if log_lines && (state.step % (total / 10).max(1) == 0 || state.step == end) {
+            eprintln!(
+                "step {}/{total} loss {:.4} lr {lr:.2e} ({:.1} s)",
+                state.step,
+                ema.unwrap_or(loss),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let every = cfg.train.checkpoint_every;
+        if state.step == end || (every > 0 && state.step % every == 0) {
+            state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+            save_checkpoint(run_dir, &model, &optim, &state, &config_toml)
+                .with_context(|| format!("writing a checkpoint into `{}`", run_dir.display()))?;
+        }
+    }
+    bar.finish_and_clear();
+    state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+    Ok(TrainOutcome { model, state })
+}
+
+fn progress_bar(total: u64, position: u64, quiet: bool) -> ProgressBar {
+    if quiet {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total).with_position(position);
+    bar.set_style(
+        ProgressStyle::with_template("train {bar:32.cyan/blue} {pos}/{len} steps  {per_sec}  ETA {eta}  {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}

@@ -1,0 +1,56 @@
+use std::path::Path;
+
+use sorted_runner::config::{DEFAULT_CONFIG, Experiment};
+
+fn configs_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+#[test]
+fn every_config_in_configs_parses_and_validates() {
+    let mut n = 0;
+    for entry in std::fs::read_dir(configs_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let exp = Experiment::from_file(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            // The resolved form round-trips.
+            Experiment::from_toml(&exp.to_toml(), &path).unwrap();
+            n += 1;
+        }
+    }
+    assert!(n >= 3, "expected the configs/ folder to hold the example configs, found {n}");
+}
+
+#[test]
+fn the_default_config_meets_the_issue_2_targets() {
+    let exp = Experiment::from_toml(DEFAULT_CONFIG, Path::new("configs/mnist-mlp.toml")).unwrap();
+    assert!(exp.space.len() >= 160, "{} sub-models", exp.space.len());
+    assert_eq!(exp.config.data.source, "embedded");
+}
+
+fn error_of(text: &str) -> String {
+    format!("{:#}", Experiment::from_toml(text, Path::new("my-exp.toml")).unwrap_err())
+}
+
+#[test]
+fn a_misspelt_key_is_rejected_naming_key_and_file() {
+    let text = DEFAULT_CONFIG.replace("warmup_steps", "warmup_stesp");
+    let err = error_of(&text);
+    assert!(err.contains("warmup_stesp") && err.contains("my-exp.toml"), "{err}");
+    let err = error_of(&DEFAULT_CONFIG.replace("[model.mlp]", "[model.mpl]"));
+    assert!(err.contains("mpl"), "{err}");
+}
+
+#[test]
+fn non_ascending_and_out_of_range_options_are_rejected_naming_them() {
+    let err = error_of(&DEFAULT_CONFIG.replace("widths = [32, 64, 128, 256]", "widths = [32, 128, 64, 256]"));
+    assert!(err.contains("widths[2]") && err.contains("ascending") && err.contains("my-exp.toml"), "{err}");
+    let err = error_of(&DEFAULT_CONFIG.replace("depths = [1, 2, 3, 4]", "depths = [0, 1]"));
+    assert!(err.contains("depths[0]"), "{err}");
+    let err = error_of(&DEFAULT_CONFIG.replace("k = 4", "k = 0"));
+    assert!(err.contains("sampler.uniform.k"), "{err}");
+    let err = error_of(&DEFAULT_CONFIG.replace("threshold = 0.96", "threshold = 1.5"));
+    assert!(err.contains("eval.threshold"), "{err}");
+    let err = error_of(&DEFAULT_CONFIG.replace("base = 1e-3", "base = 0.0"));
+    assert!(err.contains("lr.base"), "{err}");
+}

@@ -1,0 +1,202 @@
+use std::path::Path;
+
+use burn::backend::{Autodiff, Flex};
+use sorted_runner::report::RunReport;
+use sorted_runner::{Cli, Command, EvalArgs, ExportArgs, RunContext, TrainArgs, run_on};
+
+type B = Autodiff<Flex>;
+
+const TINY_MLP: &str = r#"
+name = "tiny-mlp"
+seed = 7
+[data]
+source = "embedded"
+batch_size = 32
+train_limit = 640
+test_limit = 200
+[model.mlp]
+[space]
+depths = [1, 2]
+widths = [8, 16]
+[sampler.sandwich]
+k = 3
+[optimizer.adam]
+[lr]
+base = 3e-3
+warmup_steps = 2
+[train]
+steps = 10
+checkpoint_every = 4
+"#;
+
+const TINY_CNN: &str = r#"
+name = "tiny-cnn"
+seed = 3
+[data]
+source = "embedded"
+batch_size = 16
+train_limit = 160
+test_limit = 64
+[model.cnn]
+strides = [2, 2]
+[space]
+depths = [1, 2]
+widths = [2, 4]
+[sampler.uniform]
+k = 2
+[optimizer.sgd]
+momentum = 0.9
+[lr]
+base = 0.05
+[train]
+steps = 4
+fresh_batches = true
+[eval]
+calibration_samples = 48
+batch_size = 32
+"#;
+
+fn ctx() -> RunContext {
+    RunContext { device_name: "cpu (flex)".into(), quiet: true, command: "test".into() }
+}
+
+fn cli(command: Command) -> Cli {
+    Cli { device: sorted_runner::DeviceKind::Cpu, quiet: true, command: Some(command) }
+}
+
+fn train(config: &Path, out: &Path, stop_after: Option<u64>) {
+    let args = TrainArgs { config: Some(config.into()), out: Some(out.into()), stop_after, ..TrainArgs::default() };
+    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+}
+
+fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), TINY_MLP);
+    let run = dir.path().join("run");
+    train(&config, &run, None);
+    for file in [
+        "config.toml",
+        "results.json",
+        "results.csv",
+        "summary.md",
+        "plot.svg",
+        "checkpoint/model.mpk",
+        "checkpoint/optim.mpk",
+        "checkpoint/state.json",
+        "checkpoint/config.toml",
+    ] {
+        assert!(run.join(file).is_file(), "missing {file}");
+    }
+    let report = RunReport::read(&run).unwrap();
+    assert_eq!(report.n_sub_models, 2 + 4);
+    assert!(report.full_accuracy > 0.3, "10 steps should beat chance: {}", report.full_accuracy);
+    let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 6);
+    assert!(std::fs::read_to_string(run.join("plot.svg")).unwrap().contains("<svg"));
+
+    // eval reproduces the accuracies from the checkpoint.
+    std::fs::remove_file(run.join("results.json")).unwrap();
+    run_on::<B>(&cli(Command::Eval(EvalArgs { run: run.clone() })), Default::default(), &ctx()).unwrap();
+    let again = RunReport::read(&run).unwrap();
+    let acc = |r: &RunReport| r.results.iter().map(|x| x.accuracy).collect::<Vec<_>>();
+    assert_eq!(acc(&again), acc(&report));
+
+    // export writes a dense model that matches the sliced one.
+    let args = ExportArgs { run: run.clone(), sub_model: "16-8".into(), out: None };
+    run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+    let out = run.join("export/16-8");
+    for file in ["model.mpk", "model.safetensors", "manifest.json"] {
+        assert!(out.join(file).is_file(), "missing export/{file}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert!(manifest["max_abs_diff_vs_sliced"].as_f64().unwrap() < 1e-5);
+    assert_eq!(manifest["widths"], serde_json::json!([16, 8]));
+    assert_eq!(manifest["parent_checkpoint_sha256"].as_str().unwrap().len(), 64);
+
+    // A sub-model outside the space is a clear error.
+    let args = ExportArgs { run: run.clone(), sub_model: "12".into(), out: None };
+    let err = format!("{:#}", run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap_err());
+    assert!(err.contains("12") && err.contains("allowed"), "{err}");
+}
+
+#[test]
+fn resume_after_a_stop_equals_an_uninterrupted_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), TINY_MLP);
+    let straight = dir.path().join("straight");
+    train(&config, &straight, None);
+
+    let resumed = dir.path().join("resumed");
+    train(&config, &resumed, Some(5));
+    assert!(!resumed.join("results.json").exists(), "a stopped run has no results yet");
+    let args = TrainArgs { resume: Some(resumed.clone()), ..TrainArgs::default() };
+    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+
+    let a = RunReport::read(&straight).unwrap();
+    let b = RunReport::read(&resumed).unwrap();
+    let acc = |r: &RunReport| r.results.iter().map(|x| (x.sub_model.clone(), x.accuracy)).collect::<Vec<_>>();
+    assert_eq!(acc(&a), acc(&b));
+    let weights = |run: &Path| {
+        use burn::prelude::*;
+        let exp = sorted_runner::config::Experiment::from_file(&run.join("config.toml")).unwrap();
+        let device = Default::default();
+        let model = sorted_zoo::SortedMlpConfig::for_space(784, 10, &exp.space).init::<Flex>(&device);
+        let model = sorted_sched::load_model(run, model, &device).unwrap();
+        let mut v = Vec::new();
+        for block in &model.blocks {
+            v.extend(block.weight.val().into_data().to_vec::<f32>().unwrap());
+        }
+        v.extend(model.head.weight.val().into_data().to_vec::<f32>().unwrap());
+        v
+    };
+    assert_eq!(weights(&straight), weights(&resumed), "resumed weights differ from the uninterrupted run");
+}
+
+#[test]
+fn a_cnn_run_recalibrates_batch_norm_and_exports() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), TINY_CNN);
+    let run = dir.path().join("run");
+    train(&config, &run, None);
+    let stats: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.join("norm_stats.json")).unwrap()).unwrap();
+    assert_eq!(stats.as_object().unwrap().len(), 2 + 4, "statistics for every sub-model");
+    let args = ExportArgs { run: run.clone(), sub_model: "4-2".into(), out: Some(dir.path().join("exported")) };
+    run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("exported/manifest.json")).unwrap()).unwrap();
+    assert!(manifest["max_abs_diff_vs_sliced"].as_f64().unwrap() < 1e-4);
+}
+
+#[test]
+fn bad_inputs_give_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        write_config(dir.path(), &TINY_MLP.replace("source = \"embedded\"", "source = \"/nonexistent/mnist\""));
+    let args = TrainArgs { config: Some(config), out: Some(dir.path().join("run")), ..TrainArgs::default() };
+    let err = format!("{:#}", run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err());
+    assert!(err.contains("/nonexistent/mnist"), "{err}");
+
+    let err = format!(
+        "{:#}",
+        run_on::<B>(&cli(Command::Eval(EvalArgs { run: dir.path().join("no-such-run") })), Default::default(), &ctx())
+            .unwrap_err()
+    );
+    assert!(err.contains("no-such-run"), "{err}");
+}
+
+#[cfg(not(feature = "cuda"))]
+#[test]
+fn a_backend_that_was_not_compiled_in_is_a_clear_error() {
+    let cli = Cli { device: sorted_runner::DeviceKind::Cuda, quiet: true, command: None };
+    let err = format!("{:#}", sorted_runner::run(cli).unwrap_err());
+    assert!(err.contains("--features cuda"), "{err}");
+}

@@ -1,0 +1,5 @@
+//! Runner tests: configs, end-to-end runs on the embedded data, resume, export. One binary.
+
+mod configs;
+#[cfg(feature = "flex")]
+mod end_to_end;

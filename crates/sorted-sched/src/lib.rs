@@ -1,0 +1,23 @@
+#![doc = include_str!("../README.md")]
+#![deny(missing_docs)]
+
+mod accumulate;
+mod atomic;
+mod checkpoint;
+mod error;
+mod optimizer;
+mod sampler;
+mod schedule;
+
+pub use accumulate::{Accumulated, accumulate, normalised_weights};
+pub use atomic::write_atomic;
+pub use checkpoint::{
+    TrainState, checkpoint_dir, load_checkpoint, load_model, read_config, read_state, save_checkpoint,
+};
+pub use error::{CheckpointError, ConfigError};
+pub use optimizer::{AdamOptions, OptimizerConfig, SgdOptions, SortedOptimizer};
+pub use sampler::{
+    AllSampler, AllSamplerConfig, FullSampler, FullSamplerConfig, Sampler, SamplerConfig, SandwichSampler,
+    SandwichSamplerConfig, UniformOver, UniformSampler, UniformSamplerConfig, WeightedSampler, WeightedSamplerConfig,
+};
+pub use schedule::{Decay, LrSchedule};

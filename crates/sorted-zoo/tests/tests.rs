@@ -1,0 +1,3 @@
+//! Nesting invariants of the zoo models, compiled as one integration binary.
+
+mod models;

