@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod bench;
 mod data;
 
 /// Workspace automation for sortednet-rs.
@@ -23,12 +24,15 @@ struct Cli {
 enum Command {
     /// Fetch datasets, and regenerate or check the embedded MNIST subset.
     Data(data::DataArgs),
+    /// Run the criterion benches (sorted-bench) and report sorted/dense ratios measured in one run.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Data(args) => data::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

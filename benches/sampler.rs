@@ -1,0 +1,48 @@
+//! What does drawing the sub-models of one step cost? `Sampler::sample(step)` on the default
+//! experiment's 340-sub-model space (depth 1-4, widths 32/64/128/256, untied).
+//!
+//! Group `host/sampler` (sampling never touches the backend):
+//! - `uniform_k4`: the default sampler (uniform over sub-models, k = 4), the one `cargo xtask
+//!   bench` reports;
+//! - `sandwich_k4`: largest, smallest and two uniform sub-models, for comparison.
+//!
+//! Throughput is counted in sub-models drawn.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use sorted_bench::{HOST, MEASUREMENT, SAMPLES, TRAIN_K, WARM_UP, default_space};
+use sorted_sched::{SamplerConfig, SandwichSamplerConfig, UniformOver};
+
+/// The default experiment's seed.
+const SEED: u64 = 42;
+
+fn sampler(c: &mut Criterion) {
+    let space = default_space();
+    assert_eq!(space.len(), 340, "the default space has 340 sub-models");
+    let configs = [
+        (format!("uniform_k{TRAIN_K}"), SamplerConfig::default()),
+        (
+            format!("sandwich_k{TRAIN_K}"),
+            SamplerConfig::Sandwich(SandwichSamplerConfig { k: TRAIN_K, over: UniformOver::SubModels }),
+        ),
+    ];
+    let mut group = c.benchmark_group(format!("{HOST}/sampler"));
+    group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
+    group.throughput(Throughput::Elements(TRAIN_K as u64));
+    for (id, config) in configs {
+        let sampler = config.build(&space, SEED).expect("the sampler fits the default space");
+        assert_eq!(sampler.k(), TRAIN_K);
+        let mut step = 0_u64;
+        group.bench_function(id, |b| {
+            b.iter(|| {
+                step += 1;
+                black_box(sampler.sample(black_box(step)))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, sampler);
+criterion_main!(benches);
