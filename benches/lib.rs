@@ -80,11 +80,12 @@ pub type BenchDevice = <Bench as burn::tensor::backend::BackendTypes>::Device;
 /// The group name for the sampler, which runs on the host whatever the backend.
 pub const HOST: &str = "host";
 
-/// Warm-up time of every group: short, so the whole suite runs in a few minutes on 2 cores.
+/// Default warm-up time of every bench: short, so the whole suite runs in a few minutes on 2
+/// cores. Criterion's command-line options (`--warm-up-time`, `--quick`, ...) override these.
 pub const WARM_UP: Duration = Duration::from_secs(1);
-/// Measurement time of every group.
+/// Default measurement time of every bench.
 pub const MEASUREMENT: Duration = Duration::from_secs(3);
-/// Samples per benchmark (criterion's minimum is 10).
+/// Default samples per bench (criterion's minimum is 10).
 pub const SAMPLES: usize = 20;
 
 /// `SortedLinear` case: allocated `[d_in, d_out]`.

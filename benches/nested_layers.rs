@@ -7,7 +7,7 @@
 //!
 //! Ids are `sorted/<active>` and `dense/<active>`; `cargo xtask bench` reports sorted/dense.
 
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_main};
 use sorted_bench::{
     Bench, CONV_ACTIVE_OUT, CONV_ALLOCATED, CONV_BATCH, CONV_HW, LINEAR_ACTIVE, LINEAR_ALLOCATED, LINEAR_BATCH,
     MEASUREMENT, SAMPLES, WARM_UP, assert_same, device, group_name, normal_input, own_conv2d, own_linear, time_iters,
@@ -18,7 +18,6 @@ fn linear(c: &mut Criterion) {
     let device = device();
     let layer = SortedLinearConfig::new(LINEAR_ALLOCATED, LINEAR_ALLOCATED).init::<Bench>(&device);
     let mut group = c.benchmark_group(group_name("linear"));
-    group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
     group.throughput(Throughput::Elements(LINEAR_BATCH as u64));
     for a in LINEAR_ACTIVE {
         let x = normal_input::<Bench, 2>([LINEAR_BATCH, a], &device);
@@ -39,7 +38,6 @@ fn conv2d(c: &mut Criterion) {
     let conv = SortedConv2dConfig::new(CONV_ALLOCATED, [3, 3]).with_padding([1, 1]).init::<Bench>(&device);
     let mut group = c.benchmark_group(group_name("conv2d"));
     // Tens of milliseconds per call: flat sampling keeps the run near the measurement time.
-    group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(CONV_BATCH as u64));
     for c_out in CONV_ACTIVE_OUT {
@@ -57,5 +55,16 @@ fn conv2d(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, linear, conv2d);
+/// Runs this file's groups with the suite's short timings; command-line options (`--quick`,
+/// `--measurement-time`, ...) still win.
+fn benches() {
+    let mut c = Criterion::default()
+        .warm_up_time(WARM_UP)
+        .measurement_time(MEASUREMENT)
+        .sample_size(SAMPLES)
+        .configure_from_args();
+    linear(&mut c);
+    conv2d(&mut c);
+}
+
 criterion_main!(benches);

@@ -10,7 +10,7 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_main};
 use sorted_bench::{HOST, MEASUREMENT, SAMPLES, TRAIN_K, WARM_UP, default_space};
 use sorted_sched::{SamplerConfig, SandwichSamplerConfig, UniformOver};
 
@@ -28,7 +28,6 @@ fn sampler(c: &mut Criterion) {
         ),
     ];
     let mut group = c.benchmark_group(format!("{HOST}/sampler"));
-    group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
     group.throughput(Throughput::Elements(TRAIN_K as u64));
     for (id, config) in configs {
         let sampler = config.build(&space, SEED).expect("the sampler fits the default space");
@@ -44,5 +43,15 @@ fn sampler(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, sampler);
+/// Runs this file's groups with the suite's short timings; command-line options (`--quick`,
+/// `--measurement-time`, ...) still win.
+fn benches() {
+    let mut c = Criterion::default()
+        .warm_up_time(WARM_UP)
+        .measurement_time(MEASUREMENT)
+        .sample_size(SAMPLES)
+        .configure_from_args();
+    sampler(&mut c);
+}
+
 criterion_main!(benches);

@@ -13,7 +13,7 @@
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, Throughput, criterion_main};
 use sorted_bench::{
     BenchAutodiff, MEASUREMENT, SAMPLES, TRAIN_BATCH, TRAIN_K, WARM_UP, assert_same, default_space, device, group_name,
     mnist_batch, own_mlp, time_iters,
@@ -61,7 +61,6 @@ fn train_step(c: &mut Criterion) {
 
     let mut group = c.benchmark_group(group_name("train_step"));
     // Milliseconds per step: flat sampling keeps the run near the measurement time.
-    group.warm_up_time(WARM_UP).measurement_time(MEASUREMENT).sample_size(SAMPLES);
     group.sampling_mode(SamplingMode::Flat);
     group.throughput(Throughput::Elements(TRAIN_BATCH as u64));
 
@@ -106,5 +105,15 @@ fn train_step(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, train_step);
+/// Runs this file's groups with the suite's short timings; command-line options (`--quick`,
+/// `--measurement-time`, ...) still win.
+fn benches() {
+    let mut c = Criterion::default()
+        .warm_up_time(WARM_UP)
+        .measurement_time(MEASUREMENT)
+        .sample_size(SAMPLES)
+        .configure_from_args();
+    train_step(&mut c);
+}
+
 criterion_main!(benches);

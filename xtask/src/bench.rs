@@ -236,15 +236,25 @@ pub fn run(args: BenchArgs) -> Result<()> {
     Ok(())
 }
 
+/// A sorted and a dense estimate; `None` when a filtered run skipped either.
+type Pair = Option<(Estimate, Estimate)>;
+
+/// A row of the nested-layers table.
+struct LayerRow {
+    case: String,
+    active: String,
+    pair: Pair,
+}
+
 /// The measured rows, grouped into the report's sections.
 struct Sections {
-    layers: Vec<(String, String, Option<(Estimate, Estimate)>)>,
-    train: Vec<(String, Option<(Estimate, Estimate)>)>,
+    layers: Vec<LayerRow>,
+    train: Vec<(String, Pair)>,
     sampler: Vec<(String, Option<Estimate>)>,
 }
 
 fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
-    let pair = |estimates: &mut Estimates, ratio: &Ratio| -> Result<Option<(Estimate, Estimate)>> {
+    let pair = |estimates: &mut Estimates, ratio: &Ratio| -> Result<Pair> {
         let sorted = estimates.get(&ratio.sorted)?;
         let dense = estimates.get(&ratio.dense)?;
         Ok(sorted.zip(dense))
@@ -260,7 +270,11 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
             sorted: BenchId::new(&linear, format!("sorted/{a}")),
             dense: BenchId::new(&linear, format!("dense/{a}")),
         };
-        layers.push(("linear 1024x1024, batch 128".to_string(), ratio.label.clone(), pair(estimates, &ratio)?));
+        layers.push(LayerRow {
+            case: "linear 1024x1024, batch 128".into(),
+            active: ratio.label.clone(),
+            pair: pair(estimates, &ratio)?,
+        });
     }
     for c in CONV_ACTIVE_OUT {
         let ratio = Ratio {
@@ -268,11 +282,11 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
             sorted: BenchId::new(&conv, format!("sorted/{c}")),
             dense: BenchId::new(&conv, format!("dense/{c}")),
         };
-        layers.push((
-            "conv2d 64 -> 128, 3x3, 32x32, batch 32".to_string(),
-            ratio.label.clone(),
-            pair(estimates, &ratio)?,
-        ));
+        layers.push(LayerRow {
+            case: "conv2d 64 -> 128, 3x3, 32x32, batch 32".into(),
+            active: ratio.label.clone(),
+            pair: pair(estimates, &ratio)?,
+        });
     }
 
     let train_ratios = [
@@ -320,7 +334,7 @@ struct Provenance {
 
 fn render(p: &Provenance, s: &Sections, estimates: &Estimates, root: &Path) -> String {
     let mut out = String::new();
-    let ratio = |m: &Option<(Estimate, Estimate)>| match m {
+    let ratio = |m: &Pair| match m {
         Some((sorted, dense)) => {
             (fmt_ns(sorted.mean), fmt_ns(dense.mean), format!("**{:.3}**", sorted.mean / dense.mean))
         }
@@ -352,8 +366,8 @@ fn render(p: &Provenance, s: &Sections, estimates: &Estimates, root: &Path) -> S
     let _ = writeln!(out, "\n## Nested layers, forward (`nested_layers.rs`)\n");
     let _ = writeln!(out, "| layer (allocated) | active | sorted | dense | sorted / dense |");
     let _ = writeln!(out, "|---|---|---:|---:|---:|");
-    for (case, active, m) in &s.layers {
-        let (sorted, dense, r) = ratio(m);
+    for LayerRow { case, active, pair } in &s.layers {
+        let (sorted, dense, r) = ratio(pair);
         let _ = writeln!(out, "| {case} | {active} | {sorted} | {dense} | {r} |");
     }
 

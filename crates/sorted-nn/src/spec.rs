@@ -277,11 +277,7 @@ impl NestingSpace {
         let mut widths = Vec::with_capacity(depth);
         for (b, &i) in indices.iter().enumerate() {
             let options = &self.block_widths[b];
-            let w = *options.get(i).ok_or_else(|| SpecError::OptionIndex {
-                block: b,
-                index: i,
-                n_options: options.len(),
-            })?;
+            let w = *options.get(i).ok_or(SpecError::OptionIndex { block: b, index: i, n_options: options.len() })?;
             widths.push(w);
         }
         Ok(SubModel { widths })

@@ -110,7 +110,7 @@ where
         ema = Some(ema.map_or(loss, |e| 0.98 * e + 0.02 * loss));
         bar.set_position(state.step);
         bar.set_message(format!("loss {:.4} lr {lr:.2e}", ema.unwrap_or(loss)));
-        if log_lines && (state.step % (total / 10).max(1) == 0 || state.step == end) {
+        if log_lines && (state.step.is_multiple_of((total / 10).max(1)) || state.step == end) {
             eprintln!(
                 "step {}/{total} loss {:.4} lr {lr:.2e} ({:.1} s)",
                 state.step,
@@ -119,7 +119,7 @@ where
             );
         }
         let every = cfg.train.checkpoint_every;
-        if state.step == end || (every > 0 && state.step % every == 0) {
+        if state.step == end || (every > 0 && state.step.is_multiple_of(every)) {
             state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
             save_checkpoint(run_dir, &model, &optim, &state, &config_toml)
                 .with_context(|| format!("writing a checkpoint into `{}`", run_dir.display()))?;
