@@ -33,7 +33,10 @@ pub fn write_plot(report: &RunReport, path: &Path) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
         chart
             .configure_mesh()
-            .x_desc("FLOPs per sample")
+            .light_line_style(TRANSPARENT)
+            .x_labels(8)
+            .x_label_formatter(&|v| if *v >= 1e6 { format!("{:.1}M", v / 1e6) } else { format!("{:.0}k", v / 1e3) })
+            .x_desc("FLOPs per sample (log scale)")
             .y_desc("test accuracy (%)")
             .draw()
             .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
