@@ -38,6 +38,7 @@ use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
 use sorted_nn::{NestingSpace, NestingSpaceConfig};
+use sorted_sched::{SamplerConfig, UniformOver, UniformSamplerConfig};
 use sorted_zoo::DenseMlp;
 
 #[cfg(not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")))]
@@ -151,6 +152,16 @@ pub fn default_space() -> NestingSpace {
         tie_widths: false,
     })
     .expect("the default space is valid")
+}
+
+/// The uniform samplers the benches compare, `(id suffix, config)`, both k = [`TRAIN_K`]:
+/// - `axes`: a uniform depth, then a uniform width per active block: the default experiment's
+///   sampler (`over = "axes"` in `configs/mnist-mlp.toml`);
+/// - `submodels`: uniform over all 340 sub-models (`SamplerConfig::default()`), which draws depth
+///   4 three times in four and so costs more per step.
+pub fn uniform_samplers() -> [(&'static str, SamplerConfig); 2] {
+    let uniform = |over| SamplerConfig::Uniform(UniformSamplerConfig { k: TRAIN_K, include_full: false, over });
+    [("axes", uniform(UniformOver::Axes)), ("submodels", uniform(UniformOver::SubModels))]
 }
 
 /// A standard-normal input of shape `shape`.

@@ -1,12 +1,13 @@
 //! What does a sorted training step cost? One optimizer step of the default experiment's MLP
 //! (784-[256, 256, 256, 256]-10, batch 128, cross-entropy, Adam) on `Autodiff<backend>`.
 //!
-//! Group `{device}/train_step`, four ids, all through the same plumbing
+//! Group `{device}/train_step`, five ids, all through the same plumbing
 //! (`sorted_sched::accumulate`, then one `SortedOptimizer` step):
 //! - `sorted_full`: the `SortedMlp`, k = 1, the largest sub-model;
 //! - `dense_full`: the same network extracted into plain burn-nn layers (`DenseMlp`, its own
 //!   Adam), k = 1. `sorted_full / dense_full` is the overhead of the sorted layers;
-//! - `sorted_k4`: the `SortedMlp`, k = 4 sub-models drawn by the default uniform sampler;
+//! - `sorted_k4_axes`: the `SortedMlp`, k = 4 sub-models drawn uniformly per axis (the default
+//!   experiment's sampler); `sorted_k4_submodels`: drawn uniformly over all 340 sub-models;
 //! - `dense_full_x4`: forward + backward of the dense full model 4 times, then one step: training
 //!   the full model alone with the same number of passes.
 
@@ -16,10 +17,10 @@ use burn::prelude::*;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_main};
 use sorted_bench::{
     BenchAutodiff, MEASUREMENT, SAMPLES, TRAIN_BATCH, TRAIN_K, WARM_UP, assert_same, default_space, device, group_name,
-    mnist_batch, own_mlp, time_iters,
+    mnist_batch, own_mlp, time_iters, uniform_samplers,
 };
 use sorted_nn::{NormPass, SubModel};
-use sorted_sched::{AdamOptions, OptimizerConfig, SamplerConfig, SortedOptimizer, accumulate};
+use sorted_sched::{AdamOptions, OptimizerConfig, SortedOptimizer, accumulate};
 use sorted_zoo::{DenseClassifier, SortedClassifier, SortedMlpConfig};
 
 type AB = BenchAutodiff;
@@ -82,19 +83,20 @@ fn train_step(c: &mut Criterion) {
         b.iter_custom(|iters| time_iters::<AB, _>(&device, iters, || trainer.step(&full, dense_loss)));
     });
 
-    let sampler = SamplerConfig::default().build(&space, SEED).expect("the default sampler fits the default space");
-    assert_eq!(sampler.k(), TRAIN_K, "the default sampler draws k = {TRAIN_K}");
-    let mut trainer = Trainer::new(sorted);
-    let mut step = 0_u64;
-    group.bench_function(format!("sorted_k{TRAIN_K}"), |b| {
-        b.iter_custom(|iters| {
-            time_iters::<AB, _>(&device, iters, || {
-                let subs = sampler.sample(step);
-                step += 1;
-                trainer.step(&subs, sorted_loss)
-            })
+    for (over, config) in uniform_samplers() {
+        let sampler = config.build(&space, SEED).expect("the sampler fits the default space");
+        let mut trainer = Trainer::new(sorted.clone());
+        let mut step = 0_u64;
+        group.bench_function(format!("sorted_k{TRAIN_K}_{over}"), |b| {
+            b.iter_custom(|iters| {
+                time_iters::<AB, _>(&device, iters, || {
+                    let subs = sampler.sample(step);
+                    step += 1;
+                    trainer.step(&subs, sorted_loss)
+                })
+            });
         });
-    });
+    }
 
     let full_k = vec![largest; TRAIN_K];
     let mut trainer = Trainer::new(dense);

@@ -8,8 +8,8 @@
 //! cargo xtask bench --features cuda          # another backend feature of sorted-bench
 //! ```
 //!
-//! The report goes to stdout and, written atomically, to `target/bench-report.md` and
-//! `docs/results/bench.md`. It reads criterion's `<criterion dir>/<group>/<id>/new/estimates.json`
+//! The report goes to stdout and, written atomically, to `target/bench-report.md` and (unless a
+//! filter left benches out) `docs/results/bench.md`. It reads criterion's `<criterion dir>/<group>/<id>/new/estimates.json`
 //! (the mean's point estimate, in nanoseconds) and uses only files written by this run. The
 //! groups, ids and sizes below mirror `benches/` (see `benches/lib.rs`): change them together.
 
@@ -32,6 +32,9 @@ const PACKAGE: &str = "sorted-bench";
 const LINEAR_ACTIVE: [usize; 3] = [256, 512, 1024];
 /// Active output channels of the `conv2d` case (allocated 64 -> 128, input channels half).
 const CONV_ACTIVE_OUT: [usize; 3] = [32, 64, 128];
+/// The uniform samplers of the k = 4 training step, `(id suffix, description)`.
+const SAMPLERS: [(&str, &str); 2] =
+    [("axes", "uniform per axis, the default experiment's"), ("submodels", "uniform over the 340 sub-models")];
 /// Criterion options that take a value (so the value is not mistaken for a filter).
 const VALUE_OPTIONS: [&str; 21] = [
     "-c",
@@ -195,6 +198,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
 
     // Criterion's clock resolution on file times is the file system's: step back a little so a
     // file written in the run's first instant still counts as this run's.
+    let load_before = load_average();
     let started = SystemTime::now() - Duration::from_secs(1);
     let clock = Instant::now();
     let status = Command::new(&cargo)
@@ -203,6 +207,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .status()
         .with_context(|| format!("starting `{command_line}`"))?;
     let wall = clock.elapsed();
+    let load_after = load_average();
     ensure!(status.success(), "`{command_line}` failed ({status})");
 
     let mut estimates = Estimates { criterion_dir: criterion_dir.clone(), started, filtered, read: Vec::new() };
@@ -219,6 +224,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         cargo_command: command_line,
         commit: commit(&root),
         machine: machine(),
+        load: format!("{load_before} before, {load_after} after"),
         rustc: rustc_version(),
         backend: backend.to_string(),
         date: utc_now(),
@@ -229,7 +235,14 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let report = render(&provenance, &sections, &estimates, &root);
     print!("{report}");
 
-    for path in [target_dir.join("bench-report.md"), root.join("docs").join("results").join("bench.md")] {
+    let mut paths = vec![target_dir.join("bench-report.md")];
+    let results = root.join("docs").join("results").join("bench.md");
+    if filtered {
+        eprintln!("a filtered run is partial: {} is left as it was", results.display());
+    } else {
+        paths.push(results);
+    }
+    for path in paths {
         write_atomic(&path, report.as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
@@ -289,30 +302,30 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
         });
     }
 
-    let train_ratios = [
-        Ratio {
-            label: "largest sub-model step (k = 1) / dense full-model step".into(),
-            sorted: BenchId::new(&train, "sorted_full"),
-            dense: BenchId::new(&train, "dense_full"),
-        },
-        Ratio {
-            label: "sorted k = 4 step / dense full-model step".into(),
-            sorted: BenchId::new(&train, "sorted_k4"),
-            dense: BenchId::new(&train, "dense_full"),
-        },
-        Ratio {
-            label: "sorted k = 4 step / dense full model, 4 passes + 1 step".into(),
-            sorted: BenchId::new(&train, "sorted_k4"),
-            dense: BenchId::new(&train, "dense_full_x4"),
-        },
-    ];
+    let train_ratios = [Ratio {
+        label: "largest sub-model step (k = 1) / dense full-model step".into(),
+        sorted: BenchId::new(&train, "sorted_full"),
+        dense: BenchId::new(&train, "dense_full"),
+    }];
     let mut train_rows = Vec::new();
     for ratio in &train_ratios {
         train_rows.push((ratio.label.clone(), pair(estimates, ratio)?));
     }
+    for (over, sampler) in SAMPLERS {
+        for (dense, against) in
+            [("dense_full", "dense full-model step"), ("dense_full_x4", "dense full model, 4 passes + 1 step")]
+        {
+            let ratio = Ratio {
+                label: format!("sorted k = 4 step ({sampler}) / {against}"),
+                sorted: BenchId::new(&train, format!("sorted_k4_{over}")),
+                dense: BenchId::new(&train, dense),
+            };
+            train_rows.push((ratio.label.clone(), pair(estimates, &ratio)?));
+        }
+    }
 
     let mut sampler = Vec::new();
-    for id in ["uniform_k4", "sandwich_k4"] {
+    for id in ["uniform_k4_axes", "uniform_k4_submodels", "sandwich_k4"] {
         sampler.push((id.to_string(), estimates.get(&BenchId::new("host/sampler", id))?));
     }
     Ok(Sections { layers, train: train_rows, sampler })
@@ -324,6 +337,7 @@ struct Provenance {
     cargo_command: String,
     commit: String,
     machine: String,
+    load: String,
     rustc: String,
     backend: String,
     date: String,
@@ -352,6 +366,7 @@ fn render(p: &Provenance, s: &Sections, estimates: &Estimates, root: &Path) -> S
     let _ = writeln!(out, "- command: `{}` (ran `{}`)", p.command, p.cargo_command);
     let _ = writeln!(out, "- commit: {}", p.commit);
     let _ = writeln!(out, "- machine: {}", p.machine);
+    let _ = writeln!(out, "- load average (1 min; other processes share the cores and move the numbers): {}", p.load);
     let _ = writeln!(out, "- toolchain: {}", p.rustc);
     let _ = writeln!(out, "- backend: {}", p.backend);
     let _ = writeln!(out, "- date: {}", p.date);
@@ -504,6 +519,14 @@ fn machine() -> String {
     format!("{model}, {listed} cores in /proc/cpuinfo, {available} available to this process")
 }
 
+/// The 1-minute load average from /proc/loadavg.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn rustc_version() -> String {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
     Command::new(rustc)
@@ -601,7 +624,7 @@ mod tests {
     #[test]
     fn estimates_are_read_from_criterion_json() {
         let dir = tempfile::tempdir().unwrap();
-        let bench = BenchId::new("flex/train_step", "sorted_k4");
+        let bench = BenchId::new("flex/train_step", "sorted_k4_axes");
         let path = bench.estimates_path(dir.path());
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         let json = r#"{"mean":{"confidence_interval":{"confidence_level":0.95,"lower_bound":9.0,"upper_bound":11.0},"point_estimate":10.0,"standard_error":0.5}}"#;

@@ -3,3 +3,4 @@
 mod configs;
 #[cfg(feature = "flex")]
 mod end_to_end;
+mod tidy;
