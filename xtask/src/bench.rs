@@ -566,6 +566,14 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("writing {}", path.display()))?;
+    // Temporary files are created private (0600); the report is an ordinary file.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))
+            .with_context(|| format!("setting the permissions of {}", path.display()))?;
+    }
     tmp.persist(path).with_context(|| format!("renaming the temporary file onto {}", path.display()))?;
     Ok(())
 }
@@ -637,6 +645,21 @@ mod tests {
         // A file older than the run is refused.
         estimates.started = SystemTime::now() + Duration::from_secs(5);
         assert!(estimates.get(&bench).unwrap_err().to_string().contains("not written by this run"));
+    }
+
+    #[test]
+    fn reports_are_written_whole_and_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("results").join("bench.md");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "second");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o644);
+        }
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1, "no temporary file is left");
     }
 
     #[test]
