@@ -6,6 +6,14 @@ use sorted_runner::{Cli, Command, EvalArgs, ExportArgs, RunContext, TrainArgs, r
 
 type B = Autodiff<Flex>;
 
+/// Model initialisation draws from burn's process-global generator (`B::seed`) and tests run on
+/// parallel threads: runs that must be reproducible hold this lock.
+static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
+    RNG_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const TINY_MLP: &str = r#"
 name = "tiny-mlp"
 seed = 7
@@ -77,6 +85,7 @@ fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), TINY_MLP);
     let run = dir.path().join("run");
@@ -129,6 +138,7 @@ fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
 
 #[test]
 fn resume_after_a_stop_equals_an_uninterrupted_run() {
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), TINY_MLP);
     let straight = dir.path().join("straight");
@@ -161,6 +171,7 @@ fn resume_after_a_stop_equals_an_uninterrupted_run() {
 
 #[test]
 fn a_cnn_run_recalibrates_batch_norm_and_exports() {
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), TINY_CNN);
     let run = dir.path().join("run");
@@ -177,6 +188,7 @@ fn a_cnn_run_recalibrates_batch_norm_and_exports() {
 
 #[test]
 fn bad_inputs_give_errors_naming_the_file() {
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let config =
         write_config(dir.path(), &TINY_MLP.replace("source = \"embedded\"", "source = \"/nonexistent/mnist\""));
@@ -195,6 +207,7 @@ fn bad_inputs_give_errors_naming_the_file() {
 #[cfg(not(feature = "cuda"))]
 #[test]
 fn a_backend_that_was_not_compiled_in_is_a_clear_error() {
+    let _guard = rng_guard();
     let cli = Cli { device: sorted_runner::DeviceKind::Cuda, quiet: true, command: None };
     let err = format!("{:#}", sorted_runner::run(cli).unwrap_err());
     assert!(err.contains("--features cuda"), "{err}");

@@ -5,10 +5,11 @@ use sorted_sched::{
     save_checkpoint,
 };
 
-use crate::toy::{AB as B, Toy, data, space, weights};
+use crate::toy::{AB as B, Toy, data, rng_guard, space, weights};
 
 #[test]
 fn accumulated_gradients_equal_the_gradient_of_the_weighted_summed_loss() {
+    let _guard = rng_guard();
     let device = Default::default();
     B::seed(&device, 1);
     let model = Toy::<B>::new(&device);
@@ -70,6 +71,7 @@ fn fresh(seed: u64) -> (Toy<B>, SortedOptimizer<Toy<B>, B>) {
 
 #[test]
 fn same_seed_gives_the_same_final_weights() {
+    let _guard = rng_guard();
     let (m, mut o) = fresh(5);
     let a = weights(&train(m, &mut o, 5, 0, 6));
     let (m, mut o) = fresh(5);
@@ -82,6 +84,7 @@ fn same_seed_gives_the_same_final_weights() {
 
 #[test]
 fn resume_after_a_stop_equals_an_uninterrupted_run() {
+    let _guard = rng_guard();
     let (m, mut o) = fresh(9);
     let uninterrupted = weights(&train(m, &mut o, 9, 0, 6));
 
@@ -105,6 +108,7 @@ fn resume_after_a_stop_equals_an_uninterrupted_run() {
 
 #[test]
 fn loading_a_checkpoint_with_another_optimizer_is_an_error() {
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let (m, o) = fresh(1);
     let state = TrainState { step: 0, total_steps: 1, seed: 1, optimizer: o.kind().into(), train_seconds: 0.0 };

@@ -9,6 +9,16 @@ use sorted_nn::{NestingSpace, NestingSpaceConfig, SortedLinear, SortedLinearConf
 
 pub type AB = Autodiff<Flex>;
 
+/// The backend's random generator is process-global (`B::seed`), and the test harness runs
+/// tests on parallel threads: tests that compare seeded runs hold this lock so that no other
+/// test draws from the generator in between.
+pub static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Holds [`RNG_LOCK`] (also after another test panicked while holding it).
+pub fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
+    RNG_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[derive(Module, Debug)]
 pub struct Toy<B: Backend> {
     pub hidden: SortedLinear<B>,
