@@ -89,6 +89,16 @@ pub const MEASUREMENT: Duration = Duration::from_secs(3);
 /// Default samples per bench (criterion's minimum is 10).
 pub const SAMPLES: usize = 20;
 
+/// The suite's criterion settings ([`WARM_UP`], [`MEASUREMENT`], [`SAMPLES`]); command-line
+/// options (`--quick`, `--measurement-time`, ...) still win.
+pub fn criterion() -> criterion::Criterion {
+    criterion::Criterion::default()
+        .warm_up_time(WARM_UP)
+        .measurement_time(MEASUREMENT)
+        .sample_size(SAMPLES)
+        .configure_from_args()
+}
+
 /// `SortedLinear` case: allocated `[d_in, d_out]`.
 pub const LINEAR_ALLOCATED: usize = 1024;
 /// `SortedLinear` case: active sizes (square `[a, a]` blocks).

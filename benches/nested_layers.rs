@@ -10,7 +10,7 @@
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_main};
 use sorted_bench::{
     Bench, CONV_ACTIVE_OUT, CONV_ALLOCATED, CONV_BATCH, CONV_HW, LINEAR_ACTIVE, LINEAR_ALLOCATED, LINEAR_BATCH,
-    MEASUREMENT, SAMPLES, WARM_UP, assert_same, device, group_name, normal_input, own_conv2d, own_linear, time_iters,
+    assert_same, device, group_name, normal_input, own_conv2d, own_linear, time_iters,
 };
 use sorted_nn::{SortedConv2dConfig, SortedLinearConfig};
 
@@ -55,14 +55,9 @@ fn conv2d(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs this file's groups with the suite's short timings; command-line options (`--quick`,
-/// `--measurement-time`, ...) still win.
+/// Runs this file's groups with the suite's settings ([`sorted_bench::criterion`]).
 fn benches() {
-    let mut c = Criterion::default()
-        .warm_up_time(WARM_UP)
-        .measurement_time(MEASUREMENT)
-        .sample_size(SAMPLES)
-        .configure_from_args();
+    let mut c = sorted_bench::criterion();
     linear(&mut c);
     conv2d(&mut c);
 }

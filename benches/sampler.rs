@@ -11,7 +11,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_main};
-use sorted_bench::{HOST, MEASUREMENT, SAMPLES, TRAIN_K, WARM_UP, default_space, uniform_samplers};
+use sorted_bench::{HOST, TRAIN_K, default_space, uniform_samplers};
 use sorted_sched::{SamplerConfig, SandwichSamplerConfig, UniformOver};
 
 /// The default experiment's seed.
@@ -41,14 +41,9 @@ fn sampler(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs this file's groups with the suite's short timings; command-line options (`--quick`,
-/// `--measurement-time`, ...) still win.
+/// Runs this file's groups with the suite's settings ([`sorted_bench::criterion`]).
 fn benches() {
-    let mut c = Criterion::default()
-        .warm_up_time(WARM_UP)
-        .measurement_time(MEASUREMENT)
-        .sample_size(SAMPLES)
-        .configure_from_args();
+    let mut c = sorted_bench::criterion();
     sampler(&mut c);
 }
 

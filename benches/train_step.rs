@@ -16,8 +16,8 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_main};
 use sorted_bench::{
-    BenchAutodiff, MEASUREMENT, SAMPLES, TRAIN_BATCH, TRAIN_K, WARM_UP, assert_same, default_space, device, group_name,
-    mnist_batch, own_mlp, time_iters, uniform_samplers,
+    BenchAutodiff, TRAIN_BATCH, TRAIN_K, assert_same, default_space, device, group_name, mnist_batch, own_mlp,
+    time_iters, uniform_samplers,
 };
 use sorted_nn::{NormPass, SubModel};
 use sorted_sched::{AdamOptions, OptimizerConfig, SortedOptimizer, accumulate};
@@ -107,14 +107,9 @@ fn train_step(c: &mut Criterion) {
     group.finish();
 }
 
-/// Runs this file's groups with the suite's short timings; command-line options (`--quick`,
-/// `--measurement-time`, ...) still win.
+/// Runs this file's groups with the suite's settings ([`sorted_bench::criterion`]).
 fn benches() {
-    let mut c = Criterion::default()
-        .warm_up_time(WARM_UP)
-        .measurement_time(MEASUREMENT)
-        .sample_size(SAMPLES)
-        .configure_from_args();
+    let mut c = sorted_bench::criterion();
     train_step(&mut c);
 }
 
