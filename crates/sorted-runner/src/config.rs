@@ -213,6 +213,8 @@ pub struct Experiment {
     pub space: NestingSpace,
     /// Where the config came from (for reports and errors).
     pub source: PathBuf,
+    /// Sub-models the sampler draws per step.
+    pub k: usize,
 }
 
 impl Experiment {
@@ -244,7 +246,7 @@ impl Experiment {
             |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
         let space = NestingSpace::new(config.space.clone())
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
-        config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?;
+        let k = config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
         config.optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
         config.lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
         let positive = |key: &str, v: u64| {
@@ -260,7 +262,6 @@ impl Experiment {
                 config.eval.threshold.to_string(),
             ));
         }
-        let k = config.sampler.build(&space, config.seed).expect("checked").k();
         if !config.train.loss_weights.is_empty() {
             if config.train.loss_weights.len() != k {
                 return Err(invalid(
@@ -295,7 +296,7 @@ impl Experiment {
                 ));
             }
         }
-        Ok(Self { config, space, source: path.into() })
+        Ok(Self { config, space, source: path.into(), k })
     }
 
     /// The resolved config (defaults filled in) as TOML.

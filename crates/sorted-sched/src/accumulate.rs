@@ -76,12 +76,15 @@ where
 {
     let w = normalised_weights(weights, subs.len());
     let mut acc = GradientsAccumulator::<M>::new();
-    let mut losses = Vec::with_capacity(subs.len());
+    // Loss values stay on the device until the end: one read (one device sync) per step.
+    let mut values = Vec::with_capacity(subs.len());
     for (i, sub) in subs.iter().enumerate() {
         let loss = loss_of(model, i, sub);
-        losses.push(loss.clone().into_scalar().elem::<f64>());
+        values.push(loss.clone().detach());
         let grads = loss.mul_scalar(w[i]).backward();
         acc.accumulate(model, GradientsParams::from_grads(grads, model));
     }
+    let losses =
+        if values.is_empty() { Vec::new() } else { Tensor::cat(values, 0).into_data().iter::<f64>().collect() };
     Accumulated { grads: acc.grads(), losses }
 }
