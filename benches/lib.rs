@@ -39,7 +39,7 @@ use burn::prelude::*;
 use burn::tensor::{Distribution, Tolerance};
 use sorted_nn::{NestingSpace, NestingSpaceConfig};
 use sorted_sched::{SamplerConfig, UniformOver, UniformSamplerConfig};
-use sorted_zoo::DenseMlp;
+use sorted_zoo::{DenseCnn, DenseMlp};
 
 #[cfg(not(any(feature = "flex", feature = "ndarray", feature = "wgpu", feature = "cuda")))]
 compile_error!("sorted-bench needs a backend feature: `flex` (the default), `ndarray`, `wgpu` or `cuda`");
@@ -119,6 +119,24 @@ pub const CONV_BATCH: usize = 32;
 pub const TRAIN_BATCH: usize = 128;
 /// Training-step case: sub-models per sorted step (the default experiment's `k`).
 pub const TRAIN_K: usize = 4;
+
+/// Deploy case: batch sizes (one request, and a batch).
+pub const DEPLOY_BATCHES: [usize; 2] = [1, 64];
+/// Deploy case: sub-models of the default MLP space, smallest to full.
+pub const DEPLOY_MLP_SUB_MODELS: [&str; 4] = ["32", "128-64", "256-256", "256-256-256-256"];
+/// Deploy case: sub-models of the CNN space ([`cnn_space`]), smallest to full.
+pub const DEPLOY_CNN_SUB_MODELS: [&str; 3] = ["8", "16-16-8", "32-32-32-32"];
+
+/// The space of `configs/mnist-cnn.toml`: depth 1-4, channels 8/16/24/32 per block, untied.
+pub fn cnn_space() -> NestingSpace {
+    NestingSpace::new(NestingSpaceConfig {
+        depths: vec![1, 2, 3, 4],
+        widths: Some(vec![8, 16, 24, 32]),
+        block_widths: None,
+        tie_widths: false,
+    })
+    .expect("the CNN space is valid")
+}
 
 /// The full name of a criterion group: `"{DEVICE}/{case}"`.
 pub fn group_name(case: &str) -> String {
@@ -217,6 +235,12 @@ pub fn own_conv2d<B: Backend>(mut conv: Conv2d<B>) -> Conv2d<B> {
     conv.weight = Param::from_tensor(contiguous(conv.weight.val()));
     conv.bias = conv.bias.map(|b| Param::from_tensor(contiguous(b.val())));
     conv
+}
+
+/// `cnn` with its convolutions' and head's parameters copied into fresh contiguous storage
+/// (BatchNorm parameters and statistics are per-layer copies already).
+pub fn own_cnn<B: Backend>(cnn: DenseCnn<B>) -> DenseCnn<B> {
+    DenseCnn { convs: cnn.convs.into_iter().map(own_conv2d).collect(), norms: cnn.norms, head: own_linear(cnn.head) }
 }
 
 /// `mlp` with every layer's parameters copied into fresh contiguous storage.

@@ -32,6 +32,18 @@ const PACKAGE: &str = "sorted-bench";
 const LINEAR_ACTIVE: [usize; 3] = [256, 512, 1024];
 /// Active output channels of the `conv2d` case (allocated 64 -> 128, input channels half).
 const CONV_ACTIVE_OUT: [usize; 3] = [32, 64, 128];
+/// Batch sizes of the `deploy` case.
+const DEPLOY_BATCHES: [usize; 2] = [1, 64];
+/// Sub-models of the `deploy` case, `(model, sub-model)`: the default MLP space and the CNN's.
+const DEPLOY_SUB_MODELS: [(&str, &str); 7] = [
+    ("mlp", "32"),
+    ("mlp", "128-64"),
+    ("mlp", "256-256"),
+    ("mlp", "256-256-256-256"),
+    ("cnn", "8"),
+    ("cnn", "16-16-8"),
+    ("cnn", "32-32-32-32"),
+];
 /// The uniform samplers of the k = 4 training step, `(id suffix, description)`.
 const SAMPLERS: [(&str, &str); 2] =
     [("axes", "uniform per axis, the default experiment's"), ("submodels", "uniform over the 340 sub-models")];
@@ -263,6 +275,7 @@ struct LayerRow {
 struct Sections {
     layers: Vec<LayerRow>,
     train: Vec<(String, Pair)>,
+    deploy: Vec<LayerRow>,
     sampler: Vec<(String, Option<Estimate>)>,
 }
 
@@ -324,11 +337,29 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
         }
     }
 
+    let deploy_group = format!("{backend}/deploy");
+    let mut deploy = Vec::new();
+    for (model, sub) in DEPLOY_SUB_MODELS {
+        for batch in DEPLOY_BATCHES {
+            let id = format!("{model}:{sub}_b{batch}");
+            let ratio = Ratio {
+                label: format!("{sub}, batch {batch}"),
+                sorted: BenchId::new(&deploy_group, format!("sliced/{id}")),
+                dense: BenchId::new(&deploy_group, format!("dense/{id}")),
+            };
+            deploy.push(LayerRow {
+                case: model.to_string(),
+                active: ratio.label.clone(),
+                pair: pair(estimates, &ratio)?,
+            });
+        }
+    }
+
     let mut sampler = Vec::new();
     for id in ["uniform_k4_axes", "uniform_k4_submodels", "sandwich_k4"] {
         sampler.push((id.to_string(), estimates.get(&BenchId::new("host/sampler", id))?));
     }
-    Ok(Sections { layers, train: train_rows, sampler })
+    Ok(Sections { layers, train: train_rows, deploy, sampler })
 }
 
 /// Where the report says it came from.
@@ -392,6 +423,22 @@ fn render(p: &Provenance, s: &Sections, estimates: &Estimates, root: &Path) -> S
     for (label, m) in &s.train {
         let (sorted, dense, r) = ratio(m);
         let _ = writeln!(out, "| {label} | {sorted} | {dense} | {r} |");
+    }
+
+    let _ = writeln!(
+        out,
+        "\n## Serving a sub-model: sliced from the sorted weights / its exported dense copy, forward (`deploy.rs`)\n"
+    );
+    let _ = writeln!(
+        out,
+        "MLP: the default experiment's 784-[256 x 4]-10. CNN: `configs/mnist-cnn.toml`'s 8/16/24/32 channels with \
+         recalibrated BatchNorm. Inputs 1x28x28.\n"
+    );
+    let _ = writeln!(out, "| model | sub-model, batch | sliced | dense | sliced / dense |");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|");
+    for LayerRow { case, active, pair } in &s.deploy {
+        let (sorted, dense, r) = ratio(pair);
+        let _ = writeln!(out, "| {case} | {active} | {sorted} | {dense} | {r} |");
     }
 
     let _ = writeln!(out, "\n## Sampler, default 340-sub-model space (`sampler.rs`)\n");

@@ -33,6 +33,11 @@ pub enum Command {
     Eval(EvalArgs),
     /// Export one sub-model as a standalone dense model (burn record + safetensors + manifest).
     Export(ExportArgs),
+    /// Measure latency and peak memory of every sub-model on the chosen device; plot latency
+    /// against accuracy with the Pareto front.
+    Profile(ProfileArgs),
+    /// Print the most accurate sub-model under a latency, parameter or FLOPs budget.
+    Select(SelectArgs),
 }
 
 /// `train`.
@@ -75,4 +80,55 @@ pub struct ExportArgs {
     /// Output folder (default: `<run>/export/<sub-model>`).
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// `profile`.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// The run folder (trained and evaluated: its `results.json` gives the accuracies).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Images per forward pass (1 for per-request latency).
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// Untimed passes per sub-model before timing.
+    #[arg(long, default_value_t = 5)]
+    pub warmup: usize,
+    /// Timed passes per sub-model (the median is reported).
+    #[arg(long, default_value_t = 50)]
+    pub repeats: usize,
+    /// Also time each sub-model's dense copy (what `export` writes), interleaved with the
+    /// sliced passes, and report sliced / dense.
+    #[arg(long)]
+    pub compare_dense: bool,
+    /// Output folder (default: `<run>/profile/<device>-b<batch size>`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// `select`: exactly one budget.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("budget").required(true).args(["max_latency_ms", "max_params", "max_flops"])))]
+pub struct SelectArgs {
+    /// The run folder.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Latency budget in milliseconds, from `profile` on `--device` at `--batch-size`.
+    #[arg(long)]
+    pub max_latency_ms: Option<f64>,
+    /// Parameter budget.
+    #[arg(long)]
+    pub max_params: Option<u64>,
+    /// FLOPs-per-sample budget.
+    #[arg(long)]
+    pub max_flops: Option<u64>,
+    /// The batch size of the latency profile to use.
+    #[arg(long, default_value_t = 1)]
+    pub batch_size: usize,
+    /// A latency profile folder other than `<run>/profile/<device>-b<batch size>`.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Print the selection as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -20,23 +20,64 @@ use crate::train::{TrainOptions, train};
 
 /// Builds the MLP of an experiment.
 pub fn mlp<B: Backend>(exp: &Experiment, data: &Mnist, device: &B::Device) -> SortedMlp<B> {
-    SortedMlpConfig::for_space(data.train.n_pixels(), sorted_data::MNIST_CLASSES, &exp.space).init(device)
+    mlp_for(exp, input_shape(data), device)
+}
+
+/// Builds the MLP of an experiment for inputs of `[channels, height, width]`.
+pub fn mlp_for<B: Backend>(exp: &Experiment, [c, h, w]: [usize; 3], device: &B::Device) -> SortedMlp<B> {
+    SortedMlpConfig::for_space(c * h * w, sorted_data::MNIST_CLASSES, &exp.space).init(device)
 }
 
 /// Builds the CNN of an experiment (panics if the experiment is not a CNN: a bug).
 pub fn cnn<B: Backend>(exp: &Experiment, data: &Mnist, device: &B::Device) -> SortedCnn<B> {
+    cnn_for(exp, input_shape(data), device)
+}
+
+/// Builds the CNN of an experiment for inputs of `[channels, height, width]` (panics if the
+/// experiment is not a CNN: a bug).
+pub fn cnn_for<B: Backend>(exp: &Experiment, [c, h, w]: [usize; 3], device: &B::Device) -> SortedCnn<B> {
     let ModelConfig::Cnn(opts) = &exp.config.model else { panic!("not a CNN experiment") };
-    let mut config = SortedCnnConfig::for_space(
-        1,
-        [data.train.n_rows, data.train.n_cols],
-        sorted_data::MNIST_CLASSES,
-        &exp.space,
-        opts.strides.clone(),
-    );
+    let mut config =
+        SortedCnnConfig::for_space(c, [h, w], sorted_data::MNIST_CLASSES, &exp.space, opts.strides.clone());
     if opts.batch_norm == BatchNormStats::Switchable {
         config = config.with_switchable_bn(&exp.space);
     }
     config.init(device)
+}
+
+/// `[channels, height, width]` of the data's images.
+fn input_shape(data: &Mnist) -> [usize; 3] {
+    [1, data.train.n_rows, data.train.n_cols]
+}
+
+/// Something done with a trained model, whatever its family (the runner's commands are
+/// generic over [`SortedClassifier`]; this picks the concrete model from the config).
+pub trait ModelVisitor<E: Backend> {
+    /// What the visit returns.
+    type Output;
+
+    /// Does the work with the loaded model.
+    ///
+    /// # Errors
+    /// Whatever the work fails with.
+    fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<Self::Output>;
+}
+
+/// Builds the experiment's model, loads the run's checkpoint into it and hands it to `visitor`.
+///
+/// # Errors
+/// A missing or mismatched checkpoint, or the visitor's error.
+pub fn visit_trained<E: Backend, V: ModelVisitor<E>>(
+    exp: &Experiment,
+    data: &Mnist,
+    run: &Path,
+    device: &E::Device,
+    visitor: V,
+) -> anyhow::Result<V::Output> {
+    match &exp.config.model {
+        ModelConfig::Mlp(_) => visitor.visit(load_model(run, mlp::<E>(exp, data, device), device)?),
+        ModelConfig::Cnn(_) => visitor.visit(load_model(run, cnn::<E>(exp, data, device), device)?),
+    }
 }
 
 /// Context shared by the commands.

@@ -242,6 +242,14 @@ impl Experiment {
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: ExperimentConfig =
             toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        Self::from_config(config, path)
+    }
+
+    /// Validates an already-parsed config; `path` names where it came from in errors.
+    ///
+    /// # Errors
+    /// As [`Experiment::from_toml`], less the parse errors.
+    pub fn from_config(config: ExperimentConfig, path: &Path) -> Result<Self, ConfigError> {
         let invalid =
             |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
         let space = NestingSpace::new(config.space.clone())

@@ -26,6 +26,16 @@ impl DeviceKind {
         }
     }
 
+    /// The value of `--device` that picks it (also the profile folder's prefix).
+    pub fn flag(self) -> &'static str {
+        match self {
+            DeviceKind::Cpu => "cpu",
+            DeviceKind::Ndarray => "ndarray",
+            DeviceKind::Wgpu => "wgpu",
+            DeviceKind::Cuda => "cuda",
+        }
+    }
+
     /// The cargo feature that compiles this backend in.
     pub fn feature(self) -> &'static str {
         match self {

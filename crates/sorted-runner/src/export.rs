@@ -5,26 +5,74 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use burn::prelude::*;
 use burn::record::DefaultRecorder;
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
-use serde::Serialize;
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sorted_nn::{NormPass, SubModel, SubModelNormStats};
 use sorted_sched::{checkpoint_dir, load_model, read_state};
-use sorted_zoo::{DenseClassifier, SortedClassifier};
+use sorted_zoo::{DenseClassifier, DenseCnn, DenseMlp, SortedClassifier};
 
 use crate::cli::ExportArgs;
-use crate::commands::{RunContext, cnn, load_run, mlp, read_norm_stats};
+use crate::commands::{RunContext, cnn, cnn_for, load_run, mlp, mlp_for, read_norm_stats};
 use crate::config::{Experiment, ExperimentConfig, ModelConfig};
 use crate::eval::{SubModelResult, calibrate, calibration_batches, test_batches};
 use crate::report::{RunReport, write_file};
+use sorted_data::ImageBatch;
+
+/// A sub-model's latency as `sorted-runner profile` measured it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfiledLatency {
+    /// The device/backend.
+    pub device: String,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Median latency, ms.
+    pub median_ms: f64,
+    /// 90th percentile, ms.
+    pub p90_ms: f64,
+    /// Peak heap bytes of one forward pass, where measured.
+    pub peak_bytes: Option<u64>,
+    /// The profile's commit.
+    pub commit: String,
+}
+
+/// The latencies of `sub` in every profile folder of `run` (none when never profiled).
+fn profiled_latency(run: &Path, sub: &str) -> Vec<ProfiledLatency> {
+    let Ok(entries) = std::fs::read_dir(run.join("profile")) else { return Vec::new() };
+    let mut out: Vec<ProfiledLatency> = entries
+        .filter_map(|e| crate::profile::ProfileReport::read(&e.ok()?.path()).ok())
+        .filter_map(|p| {
+            let row = p.rows.iter().find(|r| r.sub_model == sub)?;
+            Some(ProfiledLatency {
+                device: p.meta.device.clone(),
+                batch_size: p.meta.batch_size,
+                median_ms: row.latency.median_ms,
+                p90_ms: row.latency.p90_ms,
+                peak_bytes: row.peak_bytes,
+                commit: p.meta.commit.clone(),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.device, a.batch_size).cmp(&(&b.device, b.batch_size)));
+    out
+}
+
+/// The format tag of `manifest.json` files this version writes and reads.
+pub const EXPORT_FORMAT: &str = "sortednet-rs dense sub-model v1";
 
 /// `manifest.json` of an exported sub-model.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct ExportManifest {
-    /// Format tag.
-    pub format: &'static str,
+    /// Format tag ([`EXPORT_FORMAT`]).
+    pub format: String,
     /// The model family (`mlp`, `cnn`).
-    pub model: &'static str,
+    pub model: String,
+    /// Input shape `[channels, height, width]` the model expects (normalised images).
+    pub input_shape: [usize; 3],
+    /// Per-channel `(mean, std)` the input pixels (scaled to 0..1) are normalised with.
+    pub input_normalisation: (f32, f32),
+    /// Number of classes.
+    pub n_classes: usize,
     /// The sub-model (widths joined by `-`).
     pub sub_model: String,
     /// Active width per block.
@@ -43,10 +91,13 @@ pub struct ExportManifest {
     pub config: ExperimentConfig,
     /// The sub-model's row of the parent run's `results.json`, if evaluated.
     pub metrics: Option<SubModelResult>,
+    /// Its latencies from the parent run's `profile` folders (one per device and batch size).
+    #[serde(default)]
+    pub latency: Vec<ProfiledLatency>,
     /// Largest |dense - sliced| logit difference on one test batch (should be ~1e-6).
     pub max_abs_diff_vs_sliced: f64,
     /// The files written and what they hold.
-    pub files: Vec<(&'static str, &'static str)>,
+    pub files: Vec<(String, String)>,
 }
 
 /// Exports the sub-model named in `args`; returns the output folder.
@@ -108,6 +159,7 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
 
     // The export must reproduce the sliced forward (design invariant 3).
     let batch = test_batches::<E>(data, 256, device).into_iter().next().context("the test set is empty")?;
+    let [_, c, h, w] = batch.images.dims();
     let mut pass = match &stats {
         Some(s) => NormPass::Calibrated(s),
         None => NormPass::Batch,
@@ -122,9 +174,13 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     let metrics =
         RunReport::read(run).ok().and_then(|r| r.results.into_iter().find(|row| row.sub_model == sub.to_string()));
     let cost = model.cost(sub);
+    let batcher = sorted_data::ImageBatcher::default();
     let manifest = ExportManifest {
-        format: "sortednet-rs dense sub-model v1",
-        model: kind,
+        format: EXPORT_FORMAT.into(),
+        model: kind.into(),
+        input_shape: [c, h, w],
+        input_normalisation: (batcher.mean, batcher.std),
+        n_classes: sorted_data::MNIST_CLASSES,
         sub_model: sub.to_string(),
         widths: sub.widths().to_vec(),
         params: cost.params,
@@ -134,15 +190,19 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         parent_step: state.step,
         config: exp.config.clone(),
         metrics,
+        latency: profiled_latency(run, &sub.to_string()),
         max_abs_diff_vs_sliced: diff,
-        files: vec![
+        files: [
             ("model.mpk", "burn record (DefaultRecorder, full precision) of the dense model"),
             (
                 "model.safetensors",
                 "the same weights in PyTorch layout (Linear weight [out, in], BatchNorm weight/bias/running_*)",
             ),
             ("manifest.json", "this file"),
-        ],
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect(),
     };
 
     // Write everything into a temporary sibling folder, then rename it into place.
@@ -174,4 +234,133 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A loaded export: the dense model of its family, and its manifest.
+#[derive(Debug)]
+pub enum ExportedModel<B: Backend> {
+    /// A dense MLP.
+    Mlp(DenseMlp<B>),
+    /// A dense CNN.
+    Cnn(DenseCnn<B>),
+}
+
+impl<B: Backend> ExportedModel<B> {
+    /// Class logits, `[batch, n_classes]`, for normalised images `[batch, channels, height,
+    /// width]` (see the manifest's `input_normalisation`).
+    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
+        match self {
+            ExportedModel::Mlp(m) => m.forward(images),
+            ExportedModel::Cnn(m) => m.forward(images),
+        }
+    }
+}
+
+/// Which weight file of an export folder to load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExportWeights {
+    /// `model.safetensors`, PyTorch layout (what other frameworks read).
+    Safetensors,
+    /// `model.mpk`, the burn record.
+    BurnRecord,
+}
+
+/// Loads an export folder's weights (`model.safetensors` in PyTorch layout, or the burn record)
+/// into its dense burn model: no parent run, checkpoint or data needed, only the folder.
+///
+/// The dense skeleton is rebuilt from the manifest's config and sub-model; every tensor of the
+/// file must match it by name and shape, and no tensor may be left over.
+///
+/// # Errors
+/// A missing or unreadable manifest, another format, a sub-model outside the config's space,
+/// or tensors missing, extra or mis-shaped (each named).
+pub fn load_export<B: Backend>(
+    dir: &Path,
+    weights: ExportWeights,
+    device: &B::Device,
+) -> anyhow::Result<(ExportedModel<B>, ExportManifest)> {
+    let path = dir.join("manifest.json");
+    let bytes = std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
+    let manifest: ExportManifest =
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing `{}`", path.display()))?;
+    anyhow::ensure!(
+        manifest.format == EXPORT_FORMAT,
+        "`{}`: format `{}`, this version reads `{EXPORT_FORMAT}`",
+        path.display(),
+        manifest.format
+    );
+    let exp = Experiment::from_config(manifest.config.clone(), &path)?;
+    let sub = exp
+        .space
+        .parse_sub_model(&manifest.sub_model)
+        .with_context(|| format!("`{}`: sub_model `{}`", path.display(), manifest.sub_model))?;
+    let shape = manifest.input_shape;
+    let model = match (&exp.config.model, manifest.model.as_str()) {
+        (ModelConfig::Mlp(_), "mlp") => {
+            ExportedModel::Mlp(skeleton(mlp_for::<B>(&exp, shape, device), &sub, shape, device))
+        }
+        (ModelConfig::Cnn(_), "cnn") => {
+            ExportedModel::Cnn(skeleton(cnn_for::<B>(&exp, shape, device), &sub, shape, device))
+        }
+        (_, other) => anyhow::bail!("`{}`: model `{other}` does not match its config's model", path.display()),
+    };
+    if weights == ExportWeights::BurnRecord {
+        let file = dir.join("model.mpk");
+        let load = |e: burn::record::RecorderError| anyhow::anyhow!("reading `{}`: {e}", file.display());
+        let recorder = DefaultRecorder::new();
+        let model = match model {
+            ExportedModel::Mlp(m) => {
+                ExportedModel::Mlp(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
+            }
+            ExportedModel::Cnn(m) => {
+                ExportedModel::Cnn(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
+            }
+        };
+        return Ok((model, manifest));
+    }
+    let file = dir.join("model.safetensors");
+    let mut store = SafetensorsStore::from_file(&file).with_from_adapter(PyTorchToBurnAdapter);
+    let result = match model {
+        ExportedModel::Mlp(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::Mlp(m))),
+        ExportedModel::Cnn(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::Cnn(m))),
+    };
+    let (applied, model) = result.map_err(|e| anyhow::anyhow!("reading `{}`: {e}", file.display()))?;
+    // The adapter loads a PyTorch BatchNorm's `weight`/`bias` into burn's `gamma`/`beta` but
+    // still lists the PyTorch names as unused: those are not left over.
+    let renamed = |path: &str| {
+        let (stem, last) = path.rsplit_once('.').unwrap_or(("", path));
+        let burn = match last {
+            "weight" => "gamma",
+            "bias" => "beta",
+            _ => return false,
+        };
+        applied.applied.iter().any(|a| a == &format!("{stem}.{burn}"))
+    };
+    let unused: Vec<&String> = applied.unused.iter().filter(|u| !renamed(u)).collect();
+    anyhow::ensure!(
+        applied.errors.is_empty() && applied.missing.is_empty() && unused.is_empty(),
+        "`{}` does not fit sub-model {} of its manifest: errors {:?}, missing {:?}, unexpected {:?}",
+        file.display(),
+        manifest.sub_model,
+        applied.errors.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
+        applied.missing.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        unused
+    );
+    Ok((model, manifest))
+}
+
+/// A dense model of the right shapes (weights to be overwritten): extracted from a freshly
+/// initialised sorted model, with placeholder BatchNorm statistics observed on a zero batch.
+fn skeleton<B: Backend, M: SortedClassifier<B>>(
+    model: M,
+    sub: &SubModel,
+    [c, h, w]: [usize; 3],
+    device: &B::Device,
+) -> M::Dense {
+    let stats = model.has_batch_norm().then(|| {
+        let zeros = Tensor::<B, 4>::zeros([2, c, h, w], device);
+        let batch = ImageBatch { images: zeros, labels: Tensor::zeros([2], device) };
+        calibrate(&model, sub, &[batch])
+    });
+    model.extract(sub, stats.as_ref())
 }

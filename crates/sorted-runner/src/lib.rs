@@ -9,13 +9,17 @@ mod device;
 pub mod eval;
 mod export;
 mod plot;
+pub mod profile;
 pub mod report;
+mod select;
 mod train;
 
-pub use cli::{Cli, Command, EvalArgs, ExportArgs, TrainArgs};
+pub use cli::{Cli, Command, EvalArgs, ExportArgs, ProfileArgs, SelectArgs, TrainArgs};
 pub use commands::{RunContext, eval_cmd, train_cmd};
 pub use device::DeviceKind;
-pub use export::{ExportManifest, export_cmd};
+pub use export::{EXPORT_FORMAT, ExportManifest, ExportWeights, ExportedModel, export_cmd, load_export};
+pub use profile::profile_cmd;
+pub use select::{SelectOutcome, select_cmd};
 pub use train::{TrainOptions, TrainOutcome, train};
 
 use burn::prelude::Backend;
@@ -90,5 +94,7 @@ where
         Some(Command::Train(args)) => train_cmd::<B>(args, &device, ctx).map(|_| ()),
         Some(Command::Eval(args)) => eval_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Export(args)) => export_cmd::<B::InnerBackend>(args, &device, ctx).map(|_| ()),
+        Some(Command::Profile(args)) => profile_cmd::<B::InnerBackend>(args, cli.device, &device, ctx).map(|_| ()),
+        Some(Command::Select(args)) => select_cmd(args, cli.device, ctx).map(|_| ()),
     }
 }

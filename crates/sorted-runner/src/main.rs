@@ -4,6 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Counts heap bytes so `profile` can report each sub-model's peak memory on CPU backends.
+#[global_allocator]
+static ALLOCATOR: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
+
 fn main() -> ExitCode {
     let cli = sorted_runner::Cli::parse();
     match sorted_runner::run(cli) {

@@ -4,17 +4,17 @@ use burn::backend::{Autodiff, Flex};
 use sorted_runner::report::RunReport;
 use sorted_runner::{Cli, Command, EvalArgs, ExportArgs, RunContext, TrainArgs, run_on};
 
-type B = Autodiff<Flex>;
+pub(crate) type B = Autodiff<Flex>;
 
 /// Model initialisation draws from burn's process-global generator (`B::seed`) and tests run on
 /// parallel threads: runs that must be reproducible hold this lock.
 static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
     RNG_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-const TINY_MLP: &str = r#"
+pub(crate) const TINY_MLP: &str = r#"
 name = "tiny-mlp"
 seed = 7
 [data]
@@ -37,7 +37,7 @@ steps = 40
 checkpoint_every = 16
 "#;
 
-const TINY_CNN: &str = r#"
+pub(crate) const TINY_CNN: &str = r#"
 name = "tiny-cnn"
 seed = 3
 [data]
@@ -64,20 +64,20 @@ calibration_samples = 48
 batch_size = 32
 "#;
 
-fn ctx() -> RunContext {
+pub(crate) fn ctx() -> RunContext {
     RunContext { device_name: "cpu (flex)".into(), quiet: true, command: "test".into() }
 }
 
-fn cli(command: Command) -> Cli {
+pub(crate) fn cli(command: Command) -> Cli {
     Cli { device: sorted_runner::DeviceKind::Cpu, quiet: true, command: Some(command) }
 }
 
-fn train(config: &Path, out: &Path, stop_after: Option<u64>) {
+pub(crate) fn train(config: &Path, out: &Path, stop_after: Option<u64>) {
     let args = TrainArgs { config: Some(config.into()), out: Some(out.into()), stop_after, ..TrainArgs::default() };
     run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
 }
 
-fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
+pub(crate) fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
     let path = dir.join("exp.toml");
     std::fs::write(&path, text).unwrap();
     path

@@ -1,6 +1,9 @@
-//! Runner tests: configs, end-to-end runs on the embedded data, resume, export. One binary.
+//! Runner tests: configs, end-to-end runs on the embedded data, resume, export,
+//! profile and select. One binary.
 
 mod configs;
+#[cfg(feature = "flex")]
+mod deploy;
 #[cfg(feature = "flex")]
 mod end_to_end;
 mod tidy;

@@ -3,6 +3,7 @@
 
 mod classifier;
 mod cnn;
+pub mod deploy;
 mod mlp;
 
 pub use classifier::{DenseClassifier, SortedClassifier};

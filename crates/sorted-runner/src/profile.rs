@@ -1,0 +1,621 @@
+//! `profile`: latency and peak memory of every sub-model on the deployment device, against
+//! accuracy, with the Pareto front.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use sorted_data::ImageBatcher;
+use sorted_nn::{SubModel, SubModelNormStats};
+use sorted_zoo::SortedClassifier;
+use sorted_zoo::deploy::{Candidate, CostAxis, Latency, LatencyOptions, SortedModel, pareto_front};
+
+use crate::cli::ProfileArgs;
+use crate::commands::{ModelVisitor, RunContext, load_run, read_norm_stats, visit_trained};
+use crate::config::Experiment;
+use crate::device::DeviceKind;
+use crate::eval::{calibrate, calibration_batches};
+use crate::report::{RunReport, git_commit, machine, write_file};
+
+/// Ratio of ratios outside `[1 / OUTLIER_FACTOR, OUTLIER_FACTOR]` is listed as an outlier.
+pub const OUTLIER_FACTOR: f64 = 2.0;
+
+/// How a profile was produced.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileMeta {
+    /// The profiled run folder.
+    pub run: String,
+    /// The device/backend the latencies were measured on.
+    pub device: String,
+    /// Images per forward pass.
+    pub batch_size: usize,
+    /// Warm-up and timed passes per sub-model.
+    pub options: LatencyOptions,
+    /// What `peak_bytes` measures (or why it is absent).
+    pub memory: String,
+    /// The command line.
+    pub command: String,
+    /// The commit of the working tree.
+    pub commit: String,
+    /// CPU model and cores.
+    pub machine: String,
+    /// Wall time of the whole profile, seconds.
+    pub wall_seconds: f64,
+}
+
+/// One profiled sub-model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileRow {
+    /// The sub-model (widths joined by `-`).
+    pub sub_model: String,
+    /// Active blocks.
+    pub depth: usize,
+    /// Parameters used.
+    pub params: u64,
+    /// FLOPs per sample.
+    pub flops: u64,
+    /// Test accuracy from the run's `results.json`.
+    pub accuracy: f64,
+    /// Measured latency of one forward pass of `batch_size` images.
+    pub latency: Latency,
+    /// Peak heap bytes allocated during one forward pass, above what was allocated before it
+    /// (activations, sliced weight copies, outputs); `None` where not measured.
+    pub peak_bytes: Option<u64>,
+    /// Bytes of the parameters the sub-model uses (f32), what an exported copy holds.
+    pub param_bytes: u64,
+    /// latency / the full model's latency.
+    pub latency_ratio: f64,
+    /// FLOPs / the full model's FLOPs.
+    pub flops_ratio: f64,
+    /// `latency_ratio / flops_ratio`: 1 when latency scales exactly with FLOPs; above 1 when a
+    /// small sub-model is slower than its FLOPs suggest (fixed per-call overheads).
+    pub ratio_of_ratios: f64,
+    /// Whether it is on the latency/accuracy Pareto front.
+    pub on_front: bool,
+    /// Latency of its dense copy (`--compare-dense`), timed interleaved with `latency`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dense_latency: Option<Latency>,
+}
+
+/// A least-squares line through (FLOPs, median latency) of every sub-model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LatencyFit {
+    /// Intercept: the latency of a forward pass with no FLOPs (dispatch, allocation, slicing
+    /// views), ms.
+    pub fixed_ms: f64,
+    /// Slope: milliseconds per million FLOPs.
+    pub ms_per_mflop: f64,
+    /// Coefficient of determination of the fit.
+    pub r_squared: f64,
+    /// `fixed_ms` as a share of the full model's latency.
+    pub fixed_share_of_full: f64,
+}
+
+impl LatencyFit {
+    /// Fits `latency_ms = fixed + slope * flops / 1e6`; `full_ms` scales the fixed share.
+    pub fn new(flops: &[f64], latency_ms: &[f64], full_ms: f64) -> Self {
+        let n = flops.len() as f64;
+        let x: Vec<f64> = flops.iter().map(|f| f / 1e6).collect();
+        let (mx, my) = (x.iter().sum::<f64>() / n, latency_ms.iter().sum::<f64>() / n);
+        let sxy: f64 = x.iter().zip(latency_ms).map(|(a, b)| (a - mx) * (b - my)).sum();
+        let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+        let syy: f64 = latency_ms.iter().map(|b| (b - my).powi(2)).sum();
+        let slope = if sxx > 0.0 { sxy / sxx } else { 0.0 };
+        let fixed = my - slope * mx;
+        let r_squared = if sxx > 0.0 && syy > 0.0 { sxy * sxy / (sxx * syy) } else { f64::NAN };
+        Self { fixed_ms: fixed, ms_per_mflop: slope, r_squared, fixed_share_of_full: fixed / full_ms }
+    }
+}
+
+/// A distribution of per-sub-model ratios.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RatioSummary {
+    /// The median ratio.
+    pub median: f64,
+    /// The 10th and 90th percentiles (nearest rank).
+    pub p10: f64,
+    /// The 90th percentile.
+    pub p90: f64,
+    /// The largest ratio and its sub-model.
+    pub max: (f64, String),
+    /// How many ratios are at most 1.05.
+    pub within_5_percent: usize,
+    /// How many ratios there are.
+    pub n: usize,
+}
+
+impl RatioSummary {
+    /// Summarises `(sub-model, ratio)` pairs; `None` when empty.
+    pub fn new(ratios: &[(String, f64)]) -> Option<Self> {
+        if ratios.is_empty() {
+            return None;
+        }
+        let mut v: Vec<f64> = ratios.iter().map(|r| r.1).collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let rank = |q: f64| v[((q * n as f64).ceil() as usize).clamp(1, n) - 1];
+        let max = ratios.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("non-empty");
+        Some(Self {
+            median: median_sorted(&v),
+            p10: rank(0.1),
+            p90: rank(0.9),
+            max: (max.1, max.0.clone()),
+            within_5_percent: v.iter().filter(|&&r| r <= 1.05).count(),
+            n,
+        })
+    }
+}
+
+/// Everything `profile.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ProfileReport {
+    /// Provenance.
+    pub meta: ProfileMeta,
+    /// The full model's median latency, ms.
+    pub full_latency_ms: f64,
+    /// Spearman rank correlation of latency and FLOPs over all sub-models.
+    pub spearman_latency_flops: f64,
+    /// Median of the ratio of ratios.
+    pub median_ratio_of_ratios: f64,
+    /// Least-squares fit `latency = fixed + per-FLOP cost`: what explains ratio-of-ratios
+    /// outliers (a fixed per-call cost weighs most on the smallest sub-models).
+    pub latency_fit: LatencyFit,
+    /// The latency/accuracy Pareto front, fastest first.
+    pub front: Vec<String>,
+    /// Sliced / dense-copy latency over all sub-models (`--compare-dense`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sliced_over_dense: Option<RatioSummary>,
+    /// Every sub-model, in the space's order.
+    pub rows: Vec<ProfileRow>,
+}
+
+impl ProfileReport {
+    /// The rows as selector candidates.
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.rows
+            .iter()
+            .map(|r| Candidate {
+                name: r.sub_model.clone(),
+                accuracy: r.accuracy,
+                latency_ms: Some(r.latency.median_ms),
+                params: r.params,
+                flops: r.flops,
+            })
+            .collect()
+    }
+
+    /// Reads `profile.json` from a profile folder.
+    ///
+    /// # Errors
+    /// When it is missing (with the command that makes it) or not a profile.
+    pub fn read(dir: &Path) -> anyhow::Result<Self> {
+        let path = dir.join("profile.json");
+        let bytes = std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("parsing `{}`", path.display()))
+    }
+
+    /// Rows whose ratio of ratios is outside `[1/OUTLIER_FACTOR, OUTLIER_FACTOR]`.
+    pub fn outliers(&self) -> Vec<&ProfileRow> {
+        self.rows
+            .iter()
+            .filter(|r| r.ratio_of_ratios > OUTLIER_FACTOR || r.ratio_of_ratios < 1.0 / OUTLIER_FACTOR)
+            .collect()
+    }
+
+    fn headline(&self) -> String {
+        format!(
+            "{} sub-models on {} at batch {}: full model {:.4} ms (median of {}); latency vs FLOPs Spearman {:.3}; \
+             median latency-ratio / FLOPs-ratio {:.2} ({} outside [{:.1}, {:.1}]); fit: {:.4} ms fixed ({:.0}% of the full \
+             model) + {:.4} ms per MFLOP (R^2 {:.3}); {} on the latency/accuracy front",
+            self.rows.len(),
+            self.meta.device,
+            self.meta.batch_size,
+            self.full_latency_ms,
+            self.meta.options.repeats,
+            self.spearman_latency_flops,
+            self.median_ratio_of_ratios,
+            self.outliers().len(),
+            1.0 / OUTLIER_FACTOR,
+            OUTLIER_FACTOR,
+            self.latency_fit.fixed_ms,
+            100.0 * self.latency_fit.fixed_share_of_full,
+            self.latency_fit.ms_per_mflop,
+            self.latency_fit.r_squared,
+            self.front.len()
+        )
+    }
+
+    fn markdown(&self) -> String {
+        let m = &self.meta;
+        let mut s = format!("# Latency profile of `{}`\n\n{}\n\n", m.run, self.headline());
+        if let Some(r) = &self.sliced_over_dense {
+            let _ = writeln!(
+                s,
+                "Sliced / dense-copy latency (interleaved): median {:.3}, p10 {:.3}, p90 {:.3}, max {:.3} ({}); \
+                 {} of {} within 5 %.\n",
+                r.median, r.p10, r.p90, r.max.0, r.max.1, r.within_5_percent, r.n
+            );
+        }
+        s.push_str("| | |\n|---|---|\n");
+        for (k, v) in [
+            ("command", m.command.clone()),
+            ("commit", m.commit.clone()),
+            ("machine", m.machine.clone()),
+            ("device", m.device.clone()),
+            ("batch size", m.batch_size.to_string()),
+            ("warm-up / timed passes", format!("{} / {}", m.options.warmup, m.options.repeats)),
+            ("memory", m.memory.clone()),
+            ("wall time", format!("{:.1} s", m.wall_seconds)),
+        ] {
+            let _ = writeln!(s, "| {k} | `{v}` |");
+        }
+        s.push_str(
+            "\nLatency vs accuracy with the front: `profile.svg`. Every sub-model (front marked *):\n\n\
+             | sub-model | params | MFLOPs | accuracy % | median ms | p90 ms | peak KiB | latency / full | FLOPs / full | ratio of ratios | dense ms |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "| {}{} | {} | {:.3} | {:.2} | {:.4} | {:.4} | {} | {:.3} | {:.3} | {:.2} | {} |",
+                r.sub_model,
+                if r.on_front { " *" } else { "" },
+                r.params,
+                r.flops as f64 / 1e6,
+                100.0 * r.accuracy,
+                r.latency.median_ms,
+                r.latency.p90_ms,
+                r.peak_bytes.map_or("-".into(), |b| format!("{:.1}", b as f64 / 1024.0)),
+                r.latency_ratio,
+                r.flops_ratio,
+                r.ratio_of_ratios,
+                r.dense_latency.as_ref().map_or("-".into(), |d| format!("{:.4}", d.median_ms))
+            );
+        }
+        s
+    }
+
+    fn csv(&self) -> String {
+        let mut s = String::from(
+            "sub_model,depth,params,flops,accuracy,median_ms,min_ms,p90_ms,peak_bytes,param_bytes,latency_ratio,flops_ratio,ratio_of_ratios,on_front,dense_median_ms\n",
+        );
+        for r in &self.rows {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{},{:.6},{:.6},{:.6},{},{}",
+                r.sub_model,
+                r.depth,
+                r.params,
+                r.flops,
+                r.accuracy,
+                r.latency.median_ms,
+                r.latency.min_ms,
+                r.latency.p90_ms,
+                r.peak_bytes.map_or(String::new(), |b| b.to_string()),
+                r.param_bytes,
+                r.latency_ratio,
+                r.flops_ratio,
+                r.ratio_of_ratios,
+                r.on_front,
+                r.dense_latency.as_ref().map_or(String::new(), |d| format!("{:.6}", d.median_ms))
+            );
+        }
+        s
+    }
+
+    /// Writes `profile.json`, `profile.csv`, `profile.md` and `profile.svg` into `dir`, each
+    /// atomically.
+    ///
+    /// # Errors
+    /// When a file cannot be written.
+    pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+        write_file(&dir.join("profile.json"), &serde_json::to_vec_pretty(self).expect("profile serialises"))?;
+        write_file(&dir.join("profile.csv"), self.csv().as_bytes())?;
+        write_file(&dir.join("profile.md"), self.markdown().as_bytes())?;
+        crate::plot::write_latency_plot(self, &dir.join("profile.svg"))
+    }
+}
+
+/// The default profile folder of a run for a device and batch size.
+pub fn profile_dir(run: &Path, device: DeviceKind, batch_size: usize) -> PathBuf {
+    run.join("profile").join(format!("{}-b{batch_size}", device.flag()))
+}
+
+/// Heap usage as the runner binary's counting allocator sees it (`None` when it is not the
+/// global allocator, as in tests and library use).
+fn heap_now() -> Option<usize> {
+    let now = peak_alloc::PeakAlloc.current_usage();
+    (now > 0).then_some(now)
+}
+
+/// `profile`: measures every sub-model of a run and writes the profile folder; returns it.
+///
+/// # Errors
+/// A run without `results.json` (evaluate first), bad options, or a failing device.
+pub fn profile_cmd<E: Backend>(
+    args: &ProfileArgs,
+    device_kind: DeviceKind,
+    device: &E::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<PathBuf> {
+    let started = Instant::now();
+    anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
+    anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    let exp = load_run(&args.run)?;
+    let results = RunReport::read(&args.run).with_context(|| {
+        format!("`profile` needs the accuracies of `{0}`: run `sorted-runner eval --run {0}` first", args.run.display())
+    })?;
+    let accuracy: HashMap<String, f64> = results.results.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect();
+    let data = crate::data::load(&exp.config.data)?;
+    anyhow::ensure!(
+        args.batch_size <= data.test.len(),
+        "--batch-size {} is larger than the test set ({} images)",
+        args.batch_size,
+        data.test.len()
+    );
+    let indices: Vec<usize> = (0..args.batch_size).collect();
+    let images = ImageBatcher::default().batch::<E>(&data.test, &indices, device).images;
+    let options = LatencyOptions { warmup: args.warmup, repeats: args.repeats };
+    // Host heap is what a CPU backend's activations live in; a GPU's memory is not visible
+    // through burn's generic API, and host numbers would mislead there.
+    let measure_memory = matches!(device_kind, DeviceKind::Cpu | DeviceKind::Ndarray) && heap_now().is_some();
+    let memory = if measure_memory {
+        "peak host heap above the pre-call level during one forward pass (counting global allocator)".to_string()
+    } else if matches!(device_kind, DeviceKind::Cpu | DeviceKind::Ndarray) {
+        "not measured: the counting allocator is only installed in the sorted-runner binary".to_string()
+    } else {
+        "not measured: device memory of GPU backends is not exposed through burn's backend API".to_string()
+    };
+    if !ctx.quiet {
+        eprintln!(
+            "profiling {} sub-models of {} on {} (batch {}, {} warm-up + {} timed passes each)",
+            exp.space.len(),
+            args.run.display(),
+            device_kind.name(),
+            args.batch_size,
+            args.warmup,
+            args.repeats
+        );
+    }
+    let measured = visit_trained::<E, _>(
+        &exp,
+        &data,
+        &args.run,
+        device,
+        Measure {
+            exp: &exp,
+            data: &data,
+            images,
+            options,
+            measure_memory,
+            compare_dense: args.compare_dense,
+            run: &args.run,
+        },
+    )?;
+    let full = exp.space.largest().to_string();
+    let (full_ms, full_flops) = measured
+        .iter()
+        .find(|m| m.sub.to_string() == full)
+        .map(|m| (m.latency.median_ms, m.flops))
+        .context("the full model was not profiled")?;
+    let mut rows = Vec::with_capacity(measured.len());
+    for m in measured {
+        let name = m.sub.to_string();
+        let acc = *accuracy.get(&name).with_context(|| {
+            format!("`{}` has no row for sub-model {name}: re-run `sorted-runner eval`", args.run.display())
+        })?;
+        let latency_ratio = m.latency.median_ms / full_ms.max(f64::MIN_POSITIVE);
+        let flops_ratio = m.flops as f64 / full_flops.max(1) as f64;
+        rows.push(ProfileRow {
+            sub_model: name,
+            depth: m.sub.depth(),
+            params: m.params,
+            flops: m.flops,
+            accuracy: acc,
+            latency: m.latency,
+            peak_bytes: m.peak_bytes,
+            param_bytes: 4 * m.params,
+            latency_ratio,
+            flops_ratio,
+            ratio_of_ratios: latency_ratio / flops_ratio.max(f64::MIN_POSITIVE),
+            on_front: false,
+            dense_latency: m.dense_latency,
+        });
+    }
+    let candidates: Vec<Candidate> = rows
+        .iter()
+        .map(|r| Candidate {
+            name: r.sub_model.clone(),
+            accuracy: r.accuracy,
+            latency_ms: Some(r.latency.median_ms),
+            params: r.params,
+            flops: r.flops,
+        })
+        .collect();
+    let front = pareto_front(&candidates, CostAxis::LatencyMs)?;
+    for &i in &front {
+        rows[i].on_front = true;
+    }
+    let lat: Vec<f64> = rows.iter().map(|r| r.latency.median_ms).collect();
+    let flops: Vec<f64> = rows.iter().map(|r| r.flops as f64).collect();
+    let mut ror: Vec<f64> = rows.iter().map(|r| r.ratio_of_ratios).collect();
+    ror.sort_by(f64::total_cmp);
+    let dense_ratios: Vec<(String, f64)> = rows
+        .iter()
+        .filter_map(|r| r.dense_latency.as_ref().map(|d| (r.sub_model.clone(), r.latency.median_ms / d.median_ms)))
+        .collect();
+    let report = ProfileReport {
+        meta: ProfileMeta {
+            run: args.run.display().to_string(),
+            device: device_kind.name().to_string(),
+            batch_size: args.batch_size,
+            options,
+            memory,
+            command: ctx.command.clone(),
+            commit: git_commit(),
+            machine: machine(),
+            wall_seconds: started.elapsed().as_secs_f64(),
+        },
+        full_latency_ms: full_ms,
+        spearman_latency_flops: spearman(&lat, &flops),
+        median_ratio_of_ratios: median_sorted(&ror),
+        latency_fit: LatencyFit::new(&flops, &lat, full_ms),
+        front: front.iter().map(|&i| rows[i].sub_model.clone()).collect(),
+        sliced_over_dense: RatioSummary::new(&dense_ratios),
+        rows,
+    };
+    let out = args.out.clone().unwrap_or_else(|| profile_dir(&args.run, device_kind, args.batch_size));
+    report.write(&out)?;
+    if !ctx.quiet {
+        println!("{}", report.headline());
+        println!("wrote {}/{{profile.json, profile.csv, profile.md, profile.svg}}", out.display());
+    }
+    Ok(out)
+}
+
+struct Measured {
+    sub: SubModel,
+    params: u64,
+    flops: u64,
+    latency: Latency,
+    peak_bytes: Option<u64>,
+    dense_latency: Option<Latency>,
+}
+
+struct Measure<'a, E: Backend> {
+    exp: &'a Experiment,
+    data: &'a sorted_data::Mnist,
+    images: Tensor<E, 4>,
+    options: LatencyOptions,
+    measure_memory: bool,
+    compare_dense: bool,
+    run: &'a Path,
+}
+
+impl<E: Backend> ModelVisitor<E> for Measure<'_, E> {
+    type Output = Vec<Measured>;
+
+    fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<Vec<Measured>> {
+        let device = self.images.device();
+        let subs: Vec<SubModel> = self.exp.space.iter().collect();
+        let mut serving = SortedModel::new(model, self.exp.space.clone())?;
+        if serving.model().has_batch_norm() {
+            // The statistics `eval` saved; calibrate any that are missing.
+            let mut saved = read_norm_stats(self.run)?.unwrap_or_default();
+            let calib = calibration_batches::<E>(
+                self.data,
+                &self.exp.config.eval,
+                self.exp.config.data.batch_size,
+                self.exp.config.seed,
+                &device,
+            );
+            for sub in &subs {
+                let stats = match saved.remove(&sub.to_string()) {
+                    Some(layers) => SubModelNormStats::from_vecs(&layers, &device),
+                    None => calibrate(serving.model(), sub, &calib),
+                };
+                serving.insert_norm_stats(sub, stats)?;
+            }
+        }
+        let (latencies, dense): (Vec<Latency>, Vec<Option<Latency>>) = if self.compare_dense {
+            serving
+                .compare_with_dense(&self.images, &subs, self.options)?
+                .into_iter()
+                .map(|(s, d)| (s, Some(d)))
+                .unzip()
+        } else {
+            (serving.profile(&self.images, &subs, self.options)?, vec![None; subs.len()])
+        };
+        let mut out = Vec::with_capacity(subs.len());
+        for ((sub, latency), dense_latency) in subs.into_iter().zip(latencies).zip(dense) {
+            let peak_bytes = if self.measure_memory { Some(peak_heap(&serving, &self.images, &sub)?) } else { None };
+            let cost = serving.cost(&sub);
+            out.push(Measured { sub, params: cost.params, flops: cost.flops, latency, peak_bytes, dense_latency });
+        }
+        Ok(out)
+    }
+}
+
+/// Peak heap bytes above the pre-call level during one forward pass of `sub`.
+fn peak_heap<E: Backend, M: SortedClassifier<E>>(
+    model: &SortedModel<E, M>,
+    images: &Tensor<E, 4>,
+    sub: &SubModel,
+) -> anyhow::Result<u64> {
+    let alloc = peak_alloc::PeakAlloc;
+    let device = images.device();
+    let input = images.clone();
+    let _ = E::sync(&device);
+    alloc.reset_peak_usage();
+    let before = alloc.current_usage();
+    let out = model.forward(input, sub)?;
+    let _ = E::sync(&device);
+    let peak = alloc.peak_usage();
+    drop(out);
+    Ok(peak.saturating_sub(before) as u64)
+}
+
+fn median_sorted(v: &[f64]) -> f64 {
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Average ranks (ties share the mean rank).
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..v.len()).collect();
+    order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j + 1 < order.len() && v[order[j + 1]] == v[order[i]] {
+            j += 1;
+        }
+        let mean = (i + j) as f64 / 2.0 + 1.0;
+        for &k in &order[i..=j] {
+            r[k] = mean;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Spearman's rank correlation (Pearson correlation of the average ranks).
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    let (ra, rb) = (ranks(a), ranks(b));
+    let n = ra.len() as f64;
+    let (ma, mb) = (ra.iter().sum::<f64>() / n, rb.iter().sum::<f64>() / n);
+    let cov: f64 = ra.iter().zip(&rb).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
+    if va == 0.0 || vb == 0.0 { f64::NAN } else { cov / (va * vb).sqrt() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spearman_of_monotone_and_reversed_data() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        assert!((spearman(&a, &[10.0, 20.0, 25.0, 100.0]) - 1.0).abs() < 1e-12);
+        assert!((spearman(&a, &[4.0, 3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+        assert_eq!(ranks(&[5.0, 1.0, 5.0]), [2.5, 1.0, 2.5]);
+    }
+
+    #[test]
+    fn the_latency_fit_recovers_a_line() {
+        let flops = [1e6, 2e6, 4e6];
+        let fit = LatencyFit::new(&flops, &[0.5, 0.7, 1.1], 1.1);
+        assert!((fit.fixed_ms - 0.3).abs() < 1e-12 && (fit.ms_per_mflop - 0.2).abs() < 1e-12);
+        assert!((fit.r_squared - 1.0).abs() < 1e-12 && (fit.fixed_share_of_full - 0.3 / 1.1).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,17 @@
+//! Serving a sorted model: one weight set, any sub-model per call, latency measured on the
+//! device it runs on, and the best sub-model under a budget.
+//!
+//! - [`SortedModel`]: the handle (runtime switching, BatchNorm statistics per sub-model).
+//! - [`LatencyOptions`], [`Latency`], [`time_forward`]: timing forward passes on a backend.
+//! - [`Candidate`], [`Budget`], [`pareto_front`], [`select`]: the accuracy/cost front and
+//!   budget selection.
+
+mod budget;
+mod error;
+mod latency;
+mod sorted_model;
+
+pub use budget::{Budget, Candidate, CostAxis, Selection, pareto_front, select};
+pub use error::DeployError;
+pub use latency::{Latency, LatencyOptions, time_forward};
+pub use sorted_model::SortedModel;

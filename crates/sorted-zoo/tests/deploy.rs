@@ -1,0 +1,152 @@
+//! The serving handle, the Pareto front and budget selection.
+
+use burn::backend::Flex;
+use burn::prelude::*;
+use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass};
+use sorted_zoo::deploy::{Budget, Candidate, CostAxis, DeployError, LatencyOptions, SortedModel, pareto_front, select};
+use sorted_zoo::{SortedClassifier, SortedCnnConfig, SortedMlpConfig};
+
+fn space(widths: &[usize]) -> NestingSpace {
+    NestingSpace::new(NestingSpaceConfig {
+        depths: vec![1, 2],
+        widths: Some(widths.to_vec()),
+        block_widths: None,
+        tie_widths: false,
+    })
+    .unwrap()
+}
+
+fn cand(name: &str, accuracy: f64, ms: f64, params: u64) -> Candidate {
+    Candidate { name: name.into(), accuracy, latency_ms: Some(ms), params, flops: 2 * params }
+}
+
+#[test]
+fn the_front_is_the_non_dominated_set_and_selection_is_the_best_that_fits() {
+    // A grid with ties and dominated points, checked against brute force for every budget.
+    let all: Vec<Candidate> = (0..40)
+        .map(|i| {
+            let ms = 0.1 + f64::from((i * 7) % 13) * 0.05;
+            let acc = 0.80 + f64::from((i * 5) % 11) * 0.01;
+            cand(&format!("s{i}"), acc, ms, 100 + (i as u64 * 37) % 500)
+        })
+        .collect();
+    for axis in [CostAxis::LatencyMs, CostAxis::Params, CostAxis::Flops] {
+        let cost = |c: &Candidate| axis.cost(c).unwrap();
+        let front = pareto_front(&all, axis).unwrap();
+        for (i, c) in all.iter().enumerate() {
+            let dominated = all.iter().any(|o| {
+                cost(o) <= cost(c) && o.accuracy >= c.accuracy && (cost(o) < cost(c) || o.accuracy > c.accuracy)
+            });
+            // Exact duplicates keep one representative; none here is dominated.
+            if dominated {
+                assert!(!front.contains(&i), "{axis:?}: dominated {} on the front", c.name);
+            }
+        }
+        for w in front.windows(2) {
+            assert!(cost(&all[w[0]]) < cost(&all[w[1]]) || cost(&all[w[0]]) == cost(&all[w[1]]));
+            assert!(all[w[0]].accuracy < all[w[1]].accuracy);
+        }
+        let mut budgets: Vec<f64> = all.iter().map(cost).collect();
+        budgets.sort_by(f64::total_cmp);
+        for &max in &budgets {
+            let budget = Budget { axis, max };
+            let s = select(&all, budget).unwrap();
+            let best = all.iter().filter(|c| cost(c) <= max).map(|c| c.accuracy).fold(f64::NEG_INFINITY, f64::max);
+            assert!(cost(&all[s.chosen]) <= max);
+            assert_eq!(all[s.chosen].accuracy, best);
+            assert!(front.contains(&s.chosen));
+            assert_eq!(s.n_fitting, all.iter().filter(|c| cost(c) <= max).count());
+            if let Some(n) = s.next_better {
+                assert!(cost(&all[n]) > max && all[n].accuracy > best);
+            } else {
+                assert_eq!(best, all.iter().map(|c| c.accuracy).fold(f64::NEG_INFINITY, f64::max));
+            }
+        }
+    }
+}
+
+#[test]
+fn bad_candidates_and_impossible_budgets_are_clear_errors() {
+    let ok = [cand("a", 0.9, 1.0, 10), cand("b", 0.95, 2.0, 20)];
+    let err = select(&ok, Budget::latency_ms(0.5)).unwrap_err().to_string();
+    assert!(err.contains("no sub-model fits latency <= 0.5000 ms") && err.contains("a, needs 1.0000 ms"), "{err}");
+    assert!(matches!(select(&[], Budget::params(1)), Err(DeployError::NoCandidates)));
+    let mut missing = ok.clone();
+    missing[1].latency_ms = None;
+    let err = select(&missing, Budget::latency_ms(5.0)).unwrap_err().to_string();
+    assert!(err.contains("candidate b") && err.contains("latency") && err.contains("missing"), "{err}");
+    let mut nan = ok.clone();
+    nan[0].accuracy = f64::NAN;
+    assert!(matches!(select(&nan, Budget::params(100)), Err(DeployError::BadAccuracy { .. })));
+    // Parameter budgets work without latencies.
+    assert_eq!(select(&missing, Budget::params(15)).unwrap().chosen, 0);
+}
+
+#[test]
+fn the_handle_serves_every_sub_model_like_the_model_itself() {
+    let device = Default::default();
+    let space = space(&[4, 8]);
+    let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);
+    let images = Tensor::<Flex, 4>::random([5, 1, 4, 4], burn::tensor::Distribution::Default, &device);
+    let expected: Vec<_> =
+        space.iter().map(|sub| mlp.forward(images.clone(), &sub, &mut NormPass::Batch).into_data()).collect();
+    let handle = SortedModel::new(mlp, space.clone()).unwrap();
+    for (sub, want) in space.iter().zip(expected) {
+        assert!(handle.is_ready(&sub));
+        assert_eq!(handle.forward(images.clone(), &sub).unwrap().into_data(), want);
+    }
+    let subs: Vec<_> = space.iter().collect();
+    let lat = handle.profile(&images, &subs, LatencyOptions { warmup: 0, repeats: 3 }).unwrap();
+    assert_eq!(lat.len(), subs.len());
+    assert!(lat.iter().all(|l| l.repeats == 3 && l.min_ms > 0.0));
+    let pairs = handle.compare_with_dense(&images, &subs, LatencyOptions { warmup: 1, repeats: 3 }).unwrap();
+    assert_eq!(pairs.len(), subs.len());
+    assert!(pairs.iter().all(|(s, d)| s.repeats == 3 && d.repeats == 3 && s.min_ms > 0.0 && d.min_ms > 0.0));
+    let err = handle.profile(&images, &subs, LatencyOptions { warmup: 0, repeats: 0 }).unwrap_err().to_string();
+    assert!(err.contains("repeats"), "{err}");
+
+    // A sub-model of another space is refused, and a space that does not fit the model too.
+    let other = self::space(&[2, 8]);
+    let err = handle.forward(images.clone(), &other.smallest()).unwrap_err().to_string();
+    assert!(err.contains("2 is not in the model's space"), "{err}");
+    let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);
+    assert!(SortedModel::new(mlp, self::space(&[4, 16])).is_err());
+}
+
+#[test]
+fn a_batch_norm_model_serves_only_calibrated_sub_models() {
+    let device = Default::default();
+    let space = space(&[2, 4]);
+    let cnn = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1, 2]).init::<Flex>(&device);
+    let images = Tensor::<Flex, 4>::random([6, 1, 8, 8], burn::tensor::Distribution::Default, &device);
+    let mut handle = SortedModel::new(cnn, space.clone()).unwrap();
+    let sub = space.parse_sub_model("4-2").unwrap();
+    assert!(!handle.is_ready(&sub));
+    let err = handle.forward(images.clone(), &sub).unwrap_err().to_string();
+    assert!(err.contains("4-2 has no BatchNorm statistics"), "{err}");
+    assert!(matches!(handle.calibrate(&sub, &[]), Err(DeployError::NoCalibrationData { .. })));
+
+    assert!(handle.pin(&sub).is_err(), "pinning needs statistics");
+    handle.calibrate(&sub, std::slice::from_ref(&images)).unwrap();
+    assert!(handle.is_ready(&sub));
+
+    // A pinned copy serves the same numbers, and recalibrating drops it (it holds old stats).
+    handle.pin(&sub).unwrap();
+    assert!(handle.is_pinned(&sub));
+    let pinned = handle.forward(images.clone(), &sub).unwrap().into_data();
+    pinned.assert_approx_eq::<f32>(
+        &handle.forward_sliced(images.clone(), &sub).unwrap().into_data(),
+        burn::tensor::Tolerance::absolute(1e-5),
+    );
+    handle.calibrate(&sub, std::slice::from_ref(&images)).unwrap();
+    assert!(!handle.is_pinned(&sub));
+    // Calibrating one sub-model does not make another servable.
+    assert!(!handle.is_ready(&space.largest()));
+    // Served with the statistics of exactly this sub-model: equal to its extracted dense model.
+    let dense = handle.extract(&sub).unwrap();
+    let served = handle.forward(images.clone(), &sub).unwrap().into_data();
+    served.assert_approx_eq::<f32>(
+        &sorted_zoo::DenseClassifier::forward(&dense, images).into_data(),
+        burn::tensor::Tolerance::absolute(1e-5),
+    );
+}
