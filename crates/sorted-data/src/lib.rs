@@ -1,18 +1,30 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod augment;
 mod batcher;
+mod cifar;
+mod dataset;
 mod epoch_order;
 mod error;
+mod fashion_mnist;
 pub mod idx;
 mod image_set;
 mod mnist;
 
+pub use augment::{AugmentConfig, Augmentation, ImageTransform};
 pub use batcher::{ImageBatch, ImageBatcher, MNIST_MEAN, MNIST_STD};
+pub use cifar::{
+    CIFAR_IMAGE_SHAPE, CIFAR10_CLASS_NAMES, CIFAR10_DIR, CIFAR10_MEAN, CIFAR10_STD, CIFAR10_TEST_FILE,
+    CIFAR10_TRAIN_FILES, CIFAR100_COARSE_CLASS_NAMES, CIFAR100_DIR, CIFAR100_FINE_CLASS_NAMES, CIFAR100_MEAN,
+    CIFAR100_STD, CIFAR100_TEST_FILE, CIFAR100_TRAIN_FILE, Cifar10, Cifar100, Cifar100Labels,
+};
+pub use dataset::ImageDataset;
 pub use epoch_order::EpochOrder;
 pub use error::DataError;
+pub use fashion_mnist::{FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionMnist};
 pub use image_set::ImageSet;
 pub use mnist::{
-    EMBEDDED_DIR, EMBEDDED_MNIST_SHA256, EMBEDDED_TEST_STRIDE, EMBEDDED_TRAIN_LEN, MNIST_CLASSES, Mnist, TEST_IMAGES,
-    TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
+    EMBEDDED_DIR, EMBEDDED_MNIST_SHA256, EMBEDDED_TEST_STRIDE, EMBEDDED_TRAIN_LEN, MNIST_CLASS_NAMES, MNIST_CLASSES,
+    Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
 };

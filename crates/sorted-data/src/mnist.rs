@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::{DataError, ImageSet};
+use crate::{DataError, ImageDataset, ImageSet};
 
 /// The standard file name of the MNIST training images.
 pub const TRAIN_IMAGES: &str = "train-images-idx3-ubyte";
@@ -15,6 +15,9 @@ pub const TEST_LABELS: &str = "t10k-labels-idx1-ubyte";
 
 /// The number of MNIST classes (the digits 0 to 9).
 pub const MNIST_CLASSES: usize = 10;
+
+/// The names of the MNIST classes, by label: the digits themselves.
+pub const MNIST_CLASS_NAMES: [&str; MNIST_CLASSES] = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 /// The number of training images in the embedded subset: the first 10,000 of MNIST's 60,000.
 pub const EMBEDDED_TRAIN_LEN: usize = 10_000;
@@ -44,7 +47,7 @@ pub const EMBEDDED_DIR: &str = "data/mnist-subset";
 /// ```
 /// let mnist = sorted_data::Mnist::embedded()?;
 /// assert_eq!((mnist.train.len(), mnist.test.len()), (10_000, 2_000));
-/// assert_eq!((mnist.train.n_rows, mnist.train.n_cols), (28, 28));
+/// assert_eq!(mnist.train.image_shape(), [1, 28, 28]);
 /// # Ok::<(), sorted_data::DataError>(())
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -111,18 +114,32 @@ impl Mnist {
     /// - [`DataError::ShapeMismatch`] if train and test images differ in size;
     /// - every error of [`ImageSet::from_idx_files`].
     pub fn from_dir(dir: &Path) -> Result<Mnist, DataError> {
-        let split = |images: &str, labels: &str| {
-            let images_path = find_file(dir, images)?;
-            let labels_path = find_file(dir, labels)?;
-            let set = ImageSet::from_idx_files(&images_path, &labels_path)?;
-            set.check_labels(MNIST_CLASSES, &labels_path)?;
-            Ok::<_, DataError>((set, images_path))
-        };
-        let (train, train_path) = split(TRAIN_IMAGES, TRAIN_LABELS)?;
-        let (test, test_path) = split(TEST_IMAGES, TEST_LABELS)?;
-        check_same_shape(&train, &train_path, &test, &test_path)?;
+        let (train, test) = read_idx_dir(dir, MNIST_CLASSES)?;
         Ok(Mnist { train, test })
     }
+}
+
+impl From<Mnist> for ImageDataset {
+    fn from(mnist: Mnist) -> Self {
+        ImageDataset { train: mnist.train, test: mnist.test, class_names: &MNIST_CLASS_NAMES }
+    }
+}
+
+/// Reads the training and test splits from a folder in MNIST's layout: the four files
+/// [`TRAIN_IMAGES`], [`TRAIN_LABELS`], [`TEST_IMAGES`], [`TEST_LABELS`], each raw or gzip, with
+/// a dash or a dot before `idx`. Fashion-MNIST uses the same layout and names.
+pub(crate) fn read_idx_dir(dir: &Path, n_classes: usize) -> Result<(ImageSet, ImageSet), DataError> {
+    let split = |images: &str, labels: &str| {
+        let images_path = find_file(dir, images)?;
+        let labels_path = find_file(dir, labels)?;
+        let set = ImageSet::from_idx_files(&images_path, &labels_path)?;
+        set.check_labels(n_classes, &labels_path)?;
+        Ok::<_, DataError>((set, images_path))
+    };
+    let (train, train_path) = split(TRAIN_IMAGES, TRAIN_LABELS)?;
+    let (test, test_path) = split(TEST_IMAGES, TEST_LABELS)?;
+    check_same_shape(&train, &train_path, &test, &test_path)?;
+    Ok((train, test))
 }
 
 /// Finds `file` in `dir` under its accepted spellings: raw or `.gz`, with a dash or a dot

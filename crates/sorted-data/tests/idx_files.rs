@@ -4,7 +4,7 @@ use sorted_data::{DataError, ImageSet, idx};
 
 /// Three 2x3 images with distinct pixels, and their labels.
 fn fixture() -> ImageSet {
-    ImageSet { images: (0..18).map(|x| x * 13).collect(), labels: vec![2, 0, 1], n_rows: 2, n_cols: 3 }
+    ImageSet { images: (0..18).map(|x| x * 13).collect(), labels: vec![2, 0, 1], n_channels: 1, n_rows: 2, n_cols: 3 }
 }
 
 fn encode(set: &ImageSet) -> (Vec<u8>, Vec<u8>) {

@@ -74,8 +74,13 @@ fn data_readme_lists_every_checksum() {
 /// Writes the four MNIST files of a tiny dataset into `dir`, gzip-compressed or not, under the
 /// given name for the test images.
 fn write_fixture(dir: &Path, gzip: bool, test_images_name: &str) -> (ImageSet, ImageSet) {
-    let train =
-        ImageSet { images: (0..4 * 6).map(|x| x as u8).collect(), labels: vec![9, 0, 3, 3], n_rows: 2, n_cols: 3 };
+    let train = ImageSet {
+        images: (0..4 * 6).map(|x| x as u8).collect(),
+        labels: vec![9, 0, 3, 3],
+        n_channels: 1,
+        n_rows: 2,
+        n_cols: 3,
+    };
     let test = train.select(&[1, 3]);
     let files = [
         (TRAIN_IMAGES, idx::encode_images(&train.images, 4, 2, 3)),
@@ -140,4 +145,19 @@ fn from_dir_rejects_splits_of_different_image_sizes() {
     std::fs::write(dir.path().join(TEST_IMAGES), idx::encode_images(&test.images, 2, 3, 2)).unwrap();
     let err = Mnist::from_dir(dir.path()).unwrap_err();
     assert!(matches!(&err, DataError::ShapeMismatch { first: (2, 3), second: (3, 2), .. }), "{err:?}");
+}
+
+/// The full MNIST, when `cargo xtask data mnist` has fetched it: the normalisation constants are
+/// its training statistics. Without the folder there is nothing to check (tests never download).
+#[test]
+fn full_mnist_when_present_gives_the_normalisation_constants() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/mnist"));
+    if !dir.is_dir() {
+        return;
+    }
+    let mnist = Mnist::from_dir(dir).unwrap();
+    assert_eq!((mnist.train.len(), mnist.test.len()), (60_000, 10_000));
+    let [(mean, std)] = mnist.train.channel_mean_std()[..] else { panic!("one channel") };
+    assert!((mean - f64::from(sorted_data::MNIST_MEAN)).abs() < 1e-4, "mean {mean}");
+    assert!((std - f64::from(sorted_data::MNIST_STD)).abs() < 1e-4, "std {std}");
 }

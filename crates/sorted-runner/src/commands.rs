@@ -3,11 +3,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::data::RunData;
 use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_data::Mnist;
 use sorted_sched::{load_model, read_config, read_state};
 use sorted_zoo::{SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig};
 
@@ -19,35 +19,39 @@ use crate::report::{RunMeta, RunReport, git_commit, machine, write_file};
 use crate::train::{TrainOptions, train};
 
 /// Builds the MLP of an experiment.
-pub fn mlp<B: Backend>(exp: &Experiment, data: &Mnist, device: &B::Device) -> SortedMlp<B> {
-    mlp_for(exp, input_shape(data), device)
+pub fn mlp<B: Backend>(exp: &Experiment, data: &RunData, device: &B::Device) -> SortedMlp<B> {
+    mlp_for(exp, data.image_shape(), data.n_classes(), device)
 }
 
 /// Builds the MLP of an experiment for inputs of `[channels, height, width]`.
-pub fn mlp_for<B: Backend>(exp: &Experiment, [c, h, w]: [usize; 3], device: &B::Device) -> SortedMlp<B> {
-    SortedMlpConfig::for_space(c * h * w, sorted_data::MNIST_CLASSES, &exp.space).init(device)
+pub fn mlp_for<B: Backend>(
+    exp: &Experiment,
+    [c, h, w]: [usize; 3],
+    n_classes: usize,
+    device: &B::Device,
+) -> SortedMlp<B> {
+    SortedMlpConfig::for_space(c * h * w, n_classes, &exp.space).init(device)
 }
 
 /// Builds the CNN of an experiment (panics if the experiment is not a CNN: a bug).
-pub fn cnn<B: Backend>(exp: &Experiment, data: &Mnist, device: &B::Device) -> SortedCnn<B> {
-    cnn_for(exp, input_shape(data), device)
+pub fn cnn<B: Backend>(exp: &Experiment, data: &RunData, device: &B::Device) -> SortedCnn<B> {
+    cnn_for(exp, data.image_shape(), data.n_classes(), device)
 }
 
 /// Builds the CNN of an experiment for inputs of `[channels, height, width]` (panics if the
 /// experiment is not a CNN: a bug).
-pub fn cnn_for<B: Backend>(exp: &Experiment, [c, h, w]: [usize; 3], device: &B::Device) -> SortedCnn<B> {
+pub fn cnn_for<B: Backend>(
+    exp: &Experiment,
+    [c, h, w]: [usize; 3],
+    n_classes: usize,
+    device: &B::Device,
+) -> SortedCnn<B> {
     let ModelConfig::Cnn(opts) = &exp.config.model else { panic!("not a CNN experiment") };
-    let mut config =
-        SortedCnnConfig::for_space(c, [h, w], sorted_data::MNIST_CLASSES, &exp.space, opts.strides.clone());
+    let mut config = SortedCnnConfig::for_space(c, [h, w], n_classes, &exp.space, opts.strides.clone());
     if opts.batch_norm == BatchNormStats::Switchable {
         config = config.with_switchable_bn(&exp.space);
     }
     config.init(device)
-}
-
-/// `[channels, height, width]` of the data's images.
-fn input_shape(data: &Mnist) -> [usize; 3] {
-    [1, data.train.n_rows, data.train.n_cols]
 }
 
 /// Something done with a trained model, whatever its family (the runner's commands are
@@ -69,7 +73,7 @@ pub trait ModelVisitor<E: Backend> {
 /// A missing or mismatched checkpoint, or the visitor's error.
 pub fn visit_trained<E: Backend, V: ModelVisitor<E>>(
     exp: &Experiment,
-    data: &Mnist,
+    data: &RunData,
     run: &Path,
     device: &E::Device,
     visitor: V,
@@ -177,7 +181,7 @@ pub fn train_cmd<B: AutodiffBackend>(
 
 fn train_then_eval<B, M>(
     exp: &Experiment,
-    data: &Mnist,
+    data: &RunData,
     model: M,
     device: &B::Device,
     run_dir: &Path,
@@ -209,7 +213,7 @@ where
 /// `plot.svg` and (for BatchNorm models) `norm_stats.json`; prints the table.
 fn report<E: Backend, M: SortedClassifier<E>>(
     exp: &Experiment,
-    data: &Mnist,
+    data: &RunData,
     model: &M,
     device: &E::Device,
     run_dir: &Path,

@@ -59,10 +59,18 @@ pub enum ConfigError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// `"embedded"` (the committed MNIST subset) or a folder with the four MNIST IDX files
-    /// (raw or `.gz`; `cargo xtask data mnist` puts the full set in `data/mnist`).
+    /// Which dataset: `mnist` (the default), `fashion-mnist`, `cifar10`, `cifar100`.
+    #[serde(default)]
+    pub dataset: DatasetKind,
+    /// `"embedded"` (the committed MNIST subset; MNIST only) or the dataset's folder: the four
+    /// IDX files (raw or `.gz`) for MNIST (`cargo xtask data mnist` → `data/mnist`) and
+    /// Fashion-MNIST (`cargo xtask data fashion-mnist` → `data/fashion-mnist`), or CIFAR's
+    /// binary version (`cifar-10-batches-bin/` or `cifar-100-binary/`, or their parent).
     #[serde(default = "default_source")]
     pub source: String,
+    /// Training-time augmentation (seeded; off by default): `crop_padding`, `horizontal_flip`.
+    #[serde(default, skip_serializing_if = "sorted_data::AugmentConfig::is_identity")]
+    pub augment: sorted_data::AugmentConfig,
     /// Training batch size.
     #[serde(default = "default_batch_size")]
     pub batch_size: usize,
@@ -72,6 +80,33 @@ pub struct DataConfig {
     /// Use only the first `test_limit` test images (0 = all).
     #[serde(default)]
     pub test_limit: usize,
+}
+
+/// The datasets the runner reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// MNIST digits, 1x28x28 (embedded subset or the full set).
+    #[default]
+    Mnist,
+    /// Fashion-MNIST, 1x28x28.
+    FashionMnist,
+    /// CIFAR-10, 3x32x32.
+    Cifar10,
+    /// CIFAR-100 (fine labels), 3x32x32.
+    Cifar100,
+}
+
+impl DatasetKind {
+    /// The name as written in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            DatasetKind::Mnist => "mnist",
+            DatasetKind::FashionMnist => "fashion-mnist",
+            DatasetKind::Cifar10 => "cifar10",
+            DatasetKind::Cifar100 => "cifar100",
+        }
+    }
 }
 
 fn default_source() -> String {
@@ -201,7 +236,14 @@ pub struct ExperimentConfig {
 }
 
 fn default_data() -> DataConfig {
-    DataConfig { source: default_source(), batch_size: default_batch_size(), train_limit: 0, test_limit: 0 }
+    DataConfig {
+        dataset: DatasetKind::default(),
+        source: default_source(),
+        augment: sorted_data::AugmentConfig::default(),
+        batch_size: default_batch_size(),
+        train_limit: 0,
+        test_limit: 0,
+    }
 }
 
 /// A parsed and validated experiment.

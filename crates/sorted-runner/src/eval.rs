@@ -6,7 +6,9 @@ use std::time::Instant;
 use burn::prelude::*;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use sorted_data::{EpochOrder, ImageBatch, ImageBatcher, Mnist};
+use sorted_data::{EpochOrder, ImageBatch};
+
+use crate::data::RunData;
 use sorted_nn::{NormCalibrator, NormPass, SubModel, SubModelNormStats};
 use sorted_zoo::SortedClassifier;
 
@@ -59,7 +61,7 @@ pub fn calibrate<B: Backend, M: SortedClassifier<B>>(
 /// permutation, cut into batches of the training batch size (BatchNorm saw batches of that size
 /// in training).
 pub fn calibration_batches<B: Backend>(
-    data: &Mnist,
+    data: &RunData,
     eval: &EvalConfig,
     batch_size: usize,
     seed: u64,
@@ -68,13 +70,13 @@ pub fn calibration_batches<B: Backend>(
     let n = eval.calibration_samples.clamp(1, data.train.len());
     let order = EpochOrder::new(data.train.len(), n, seed ^ CALIBRATION_SEED_SALT);
     let chosen = order.batch_indices(0);
-    chosen.chunks(batch_size.max(1)).map(|c| ImageBatcher::default().batch(&data.train, c, device)).collect()
+    chosen.chunks(batch_size.max(1)).map(|c| data.batcher.batch(&data.train, c, device)).collect()
 }
 
 /// The test set as batches, built once and shared by every sub-model.
-pub fn test_batches<B: Backend>(data: &Mnist, batch_size: usize, device: &B::Device) -> Vec<ImageBatch<B>> {
+pub fn test_batches<B: Backend>(data: &RunData, batch_size: usize, device: &B::Device) -> Vec<ImageBatch<B>> {
     let all: Vec<usize> = (0..data.test.len()).collect();
-    all.chunks(batch_size).map(|c| ImageBatcher::default().batch(&data.test, c, device)).collect()
+    all.chunks(batch_size).map(|c| data.batcher.batch(&data.test, c, device)).collect()
 }
 
 /// Accuracy of `sub` and the measured forward time per sample in microseconds.
@@ -110,7 +112,7 @@ pub fn accuracy<B: Backend, M: SortedClassifier<B>>(
 pub fn evaluate<B: Backend, M: SortedClassifier<B>>(
     model: &M,
     exp: &Experiment,
-    data: &Mnist,
+    data: &RunData,
     device: &B::Device,
     quiet: bool,
 ) -> (Vec<SubModelResult>, NormStatsFile) {

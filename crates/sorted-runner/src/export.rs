@@ -70,7 +70,7 @@ pub struct ExportManifest {
     /// Input shape `[channels, height, width]` the model expects (normalised images).
     pub input_shape: [usize; 3],
     /// Per-channel `(mean, std)` the input pixels (scaled to 0..1) are normalised with.
-    pub input_normalisation: (f32, f32),
+    pub input_normalisation: Vec<(f32, f32)>,
     /// Number of classes.
     pub n_classes: usize,
     /// The sub-model (widths joined by `-`).
@@ -130,7 +130,7 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
 fn write_export<E: Backend, M: SortedClassifier<E>>(
     exp: &Experiment,
     run: &Path,
-    data: &sorted_data::Mnist,
+    data: &crate::data::RunData,
     model: &M,
     sub: &SubModel,
     kind: &'static str,
@@ -174,13 +174,12 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     let metrics =
         RunReport::read(run).ok().and_then(|r| r.results.into_iter().find(|row| row.sub_model == sub.to_string()));
     let cost = model.cost(sub);
-    let batcher = sorted_data::ImageBatcher::default();
     let manifest = ExportManifest {
         format: EXPORT_FORMAT.into(),
         model: kind.into(),
         input_shape: [c, h, w],
-        input_normalisation: (batcher.mean, batcher.std),
-        n_classes: sorted_data::MNIST_CLASSES,
+        input_normalisation: data.normalisation(),
+        n_classes: data.n_classes(),
         sub_model: sub.to_string(),
         widths: sub.widths().to_vec(),
         params: cost.params,
@@ -297,10 +296,10 @@ pub fn load_export<B: Backend>(
     let shape = manifest.input_shape;
     let model = match (&exp.config.model, manifest.model.as_str()) {
         (ModelConfig::Mlp(_), "mlp") => {
-            ExportedModel::Mlp(skeleton(mlp_for::<B>(&exp, shape, device), &sub, shape, device))
+            ExportedModel::Mlp(skeleton(mlp_for::<B>(&exp, shape, manifest.n_classes, device), &sub, shape, device))
         }
         (ModelConfig::Cnn(_), "cnn") => {
-            ExportedModel::Cnn(skeleton(cnn_for::<B>(&exp, shape, device), &sub, shape, device))
+            ExportedModel::Cnn(skeleton(cnn_for::<B>(&exp, shape, manifest.n_classes, device), &sub, shape, device))
         }
         (_, other) => anyhow::bail!("`{}`: model `{other}` does not match its config's model", path.display()),
     };

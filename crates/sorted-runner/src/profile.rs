@@ -9,7 +9,6 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use sorted_data::ImageBatcher;
 use sorted_nn::{SubModel, SubModelNormStats};
 use sorted_zoo::SortedClassifier;
 use sorted_zoo::deploy::{Candidate, CostAxis, Latency, LatencyOptions, SortedModel, pareto_front};
@@ -359,7 +358,7 @@ pub fn profile_cmd<E: Backend>(
         data.test.len()
     );
     let indices: Vec<usize> = (0..args.batch_size).collect();
-    let images = ImageBatcher::default().batch::<E>(&data.test, &indices, device).images;
+    let images = data.batcher.batch::<E>(&data.test, &indices, device).images;
     let options = LatencyOptions { warmup: args.warmup, repeats: args.repeats };
     // Host heap is what a CPU backend's activations live in; a GPU's memory is not visible
     // through burn's generic API, and host numbers would mislead there.
@@ -489,7 +488,7 @@ struct Measured {
 
 struct Measure<'a, E: Backend> {
     exp: &'a Experiment,
-    data: &'a sorted_data::Mnist,
+    data: &'a crate::data::RunData,
     images: Tensor<E, 4>,
     options: LatencyOptions,
     measure_memory: bool,

@@ -9,7 +9,9 @@ use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
-use sorted_data::{EpochOrder, ImageBatch, ImageBatcher, Mnist};
+use sorted_data::{EpochOrder, ImageBatch};
+
+use crate::data::RunData;
 use sorted_nn::NormPass;
 use sorted_sched::{SortedOptimizer, TrainState, accumulate, load_checkpoint, save_checkpoint};
 use sorted_zoo::SortedClassifier;
@@ -19,6 +21,9 @@ use crate::config::Experiment;
 /// The data order's seed is derived from the run seed so that it never shares ChaCha streams
 /// with the sampler (which uses the run seed itself).
 pub const DATA_SEED_SALT: u64 = 0x5eed_da7a_0000_0001;
+
+/// The augmentation seed, likewise derived from the run seed.
+pub const AUGMENT_SEED_SALT: u64 = 0x5eed_a06e_0000_0003;
 
 /// What one call of [`train`] did.
 #[derive(Debug)]
@@ -46,7 +51,7 @@ pub struct TrainOptions {
 /// When a checkpoint cannot be read or written.
 pub fn train<B, M>(
     exp: &Experiment,
-    data: &Mnist,
+    data: &RunData,
     model: M,
     device: &B::Device,
     run_dir: &Path,
@@ -79,7 +84,19 @@ where
     }
     let end = options.stop_after.map_or(total, |s| s.min(total));
     let order = EpochOrder::new(data.train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT);
-    let batcher = ImageBatcher::default();
+    let batcher = &data.batcher;
+    let augmentation = cfg.data.augment.init(cfg.seed ^ AUGMENT_SEED_SALT);
+    let augment = !cfg.data.augment.is_identity();
+    // Batch `b` of the run (`step`, or `step * k + i` with fresh batches) gets augmentation
+    // stream `b`: a resumed run sees the same augmented images.
+    let make_batch = |b: u64| {
+        let indices = order.batch_indices(b);
+        if augment {
+            batcher.batch_augmented(&data.train, &indices, &augmentation, b, device)
+        } else {
+            batcher.batch(&data.train, &indices, device)
+        }
+    };
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let k = sampler.k() as u64;
     let config_toml = exp.to_toml();
@@ -93,9 +110,9 @@ where
         let step = state.step;
         let subs = sampler.sample(step);
         let batches: Vec<ImageBatch<B>> = if cfg.train.fresh_batches {
-            (0..k).map(|i| batcher.batch(&data.train, &order.batch_indices(step * k + i), device)).collect()
+            (0..k).map(|i| make_batch(step * k + i)).collect()
         } else {
-            vec![batcher.batch(&data.train, &order.batch_indices(step), device)]
+            vec![make_batch(step)]
         };
         let acc = accumulate(&model, &subs, &cfg.train.loss_weights, |m, i, sub| {
             let batch = &batches[i.min(batches.len() - 1)];

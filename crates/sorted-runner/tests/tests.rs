@@ -3,6 +3,8 @@
 
 mod configs;
 #[cfg(feature = "flex")]
+mod datasets;
+#[cfg(feature = "flex")]
 mod deploy;
 #[cfg(feature = "flex")]
 mod end_to_end;
