@@ -3,9 +3,20 @@
 
 mod classifier;
 mod cnn;
+mod conv_norm;
 pub mod deploy;
 mod mlp;
+mod mobilenet_v2;
+mod residual;
+mod resnet;
+mod scaling;
 
 pub use classifier::{DenseClassifier, SortedClassifier};
 pub use cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
+pub use conv_norm::{DenseConvNorm, SortedConvNorm};
 pub use mlp::{DenseMlp, SortedMlp, SortedMlpConfig};
+pub use mobilenet_v2::{
+    DenseInvertedResidual, DenseMobileNetV2, MobileNetV2Stage, SortedInvertedResidual, SortedMobileNetV2,
+    SortedMobileNetV2Config,
+};
+pub use resnet::{DenseBasicBlock, DenseResNet, ResNetStage, SortedBasicBlock, SortedResNet, SortedResNetConfig};

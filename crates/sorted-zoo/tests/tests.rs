@@ -2,5 +2,8 @@
 // One range per tensor dimension: a 1-D parameter takes a one-element array on purpose.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod checks;
 mod deploy;
+mod mobilenet_v2;
 mod models;
+mod resnet;
