@@ -9,7 +9,10 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_sched::{load_model, read_config, read_state};
-use sorted_zoo::{SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig};
+use sorted_zoo::{
+    SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig, SortedMobileNetV2,
+    SortedMobileNetV2Config, SortedResNet, SortedResNetConfig,
+};
 
 use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::{BatchNormStats, Experiment, ModelConfig};
@@ -54,6 +57,44 @@ pub fn cnn_for<B: Backend>(
     config.init(device)
 }
 
+/// Builds the ResNet of an experiment for inputs of `[channels, height, width]` (panics if the
+/// experiment is not a ResNet: a bug; the config was validated against the space).
+pub fn resnet_for<B: Backend>(
+    exp: &Experiment,
+    [c, h, w]: [usize; 3],
+    n_classes: usize,
+    device: &B::Device,
+) -> SortedResNet<B> {
+    let ModelConfig::Resnet(opts) = &exp.config.model else { panic!("not a ResNet experiment") };
+    let mut config = SortedResNetConfig::for_space(c, [h, w], n_classes, &exp.space, &opts.blocks_per_stage)
+        .expect("model.resnet was validated against the space");
+    for (stage, &stride) in config.stages.iter_mut().zip(&opts.strides) {
+        stage.stride = stride;
+    }
+    if opts.batch_norm == BatchNormStats::Switchable {
+        config = config.with_switchable_bn(&exp.space);
+    }
+    config.init(device)
+}
+
+/// Builds the MobileNetV2 of an experiment for inputs of `[channels, height, width]` (panics if
+/// the experiment is not a MobileNetV2: a bug).
+pub fn mobilenet_v2_for<B: Backend>(
+    exp: &Experiment,
+    [c, h, w]: [usize; 3],
+    n_classes: usize,
+    device: &B::Device,
+) -> SortedMobileNetV2<B> {
+    let ModelConfig::MobilenetV2(opts) = &exp.config.model else { panic!("not a MobileNetV2 experiment") };
+    let mut config = SortedMobileNetV2Config::cifar(opts.width_multiplier)
+        .with_input(c, [h, w], n_classes)
+        .with_scale_last_conv(opts.scale_last_conv);
+    if opts.batch_norm == BatchNormStats::Switchable {
+        config = config.with_switchable_bn(&exp.space);
+    }
+    config.init(device)
+}
+
 /// Something done with a trained model, whatever its family (the runner's commands are
 /// generic over [`SortedClassifier`]; this picks the concrete model from the config).
 pub trait ModelVisitor<E: Backend> {
@@ -81,6 +122,14 @@ pub fn visit_trained<E: Backend, V: ModelVisitor<E>>(
     match &exp.config.model {
         ModelConfig::Mlp(_) => visitor.visit(load_model(run, mlp::<E>(exp, data, device), device)?),
         ModelConfig::Cnn(_) => visitor.visit(load_model(run, cnn::<E>(exp, data, device), device)?),
+        ModelConfig::Resnet(_) => {
+            visitor.visit(load_model(run, resnet_for::<E>(exp, data.image_shape(), data.n_classes(), device), device)?)
+        }
+        ModelConfig::MobilenetV2(_) => visitor.visit(load_model(
+            run,
+            mobilenet_v2_for::<E>(exp, data.image_shape(), data.n_classes(), device),
+            device,
+        )?),
     }
 }
 
@@ -173,6 +222,14 @@ pub fn train_cmd<B: AutodiffBackend>(
         }
         ModelConfig::Cnn(_) => {
             let model = cnn::<B>(&exp, &data, device);
+            train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
+        }
+        ModelConfig::Resnet(_) => {
+            let model = resnet_for::<B>(&exp, data.image_shape(), data.n_classes(), device);
+            train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
+        }
+        ModelConfig::MobilenetV2(_) => {
+            let model = mobilenet_v2_for::<B>(&exp, data.image_shape(), data.n_classes(), device);
             train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
         }
     }
@@ -291,14 +348,20 @@ pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContex
     let exp = load_run(&args.run)?;
     let state = read_state(&args.run)?;
     let data = crate::data::load(&exp.config.data)?;
-    match &exp.config.model {
-        ModelConfig::Mlp(_) => {
-            let model = load_model(&args.run, mlp::<E>(&exp, &data, device), device)?;
-            report(&exp, &data, &model, device, &args.run, state.train_seconds, ctx)
-        }
-        ModelConfig::Cnn(_) => {
-            let model = load_model(&args.run, cnn::<E>(&exp, &data, device), device)?;
-            report(&exp, &data, &model, device, &args.run, state.train_seconds, ctx)
+    struct Report<'a, E: Backend> {
+        exp: &'a Experiment,
+        data: &'a RunData,
+        device: &'a E::Device,
+        run: &'a Path,
+        train_seconds: f64,
+        ctx: &'a RunContext,
+    }
+    impl<E: Backend> ModelVisitor<E> for Report<'_, E> {
+        type Output = ();
+        fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
+            report(self.exp, self.data, &model, self.device, self.run, self.train_seconds, self.ctx)
         }
     }
+    let visitor = Report { exp: &exp, data: &data, device, run: &args.run, train_seconds: state.train_seconds, ctx };
+    visit_trained::<E, _>(&exp, &data, &args.run, device, visitor)
 }

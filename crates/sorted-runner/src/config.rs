@@ -143,6 +143,44 @@ pub struct CnnOptions {
     pub batch_norm: BatchNormStats,
 }
 
+/// `[model.resnet]`: a sorted CIFAR-style ResNet (basic blocks); each block of `[space]` is one
+/// residual block in flat order across the stages, each stage allocated at the largest width
+/// option of its blocks.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResNetOptions {
+    /// Blocks per stage (their sum is the space's number of blocks), e.g. `[5, 5, 5]` for
+    /// ResNet-32.
+    pub blocks_per_stage: Vec<usize>,
+    /// Stride of each stage (default `1, 2, 2, ...`).
+    #[serde(default)]
+    pub strides: Vec<usize>,
+    /// How BatchNorm statistics are kept.
+    #[serde(default)]
+    pub batch_norm: BatchNormStats,
+}
+
+/// `[model.mobilenet_v2]`: a sorted MobileNetV2 (CIFAR-style strides), its 17 inverted
+/// residual blocks the blocks of `[space]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MobileNetV2Options {
+    /// Width multiplier of the allocation (1.0: 16 ... 320 channels, last conv 1280).
+    #[serde(default = "one")]
+    pub width_multiplier: f64,
+    /// Scale the last 1x1 convolution with the last block's width fraction (default: it stays
+    /// full width, as in US-Nets).
+    #[serde(default)]
+    pub scale_last_conv: bool,
+    /// How BatchNorm statistics are kept.
+    #[serde(default)]
+    pub batch_norm: BatchNormStats,
+}
+
+fn one() -> f64 {
+    1.0
+}
+
 /// `[model.<kind>]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
@@ -151,6 +189,22 @@ pub enum ModelConfig {
     Mlp(MlpOptions),
     /// A sorted CNN.
     Cnn(CnnOptions),
+    /// A sorted ResNet.
+    Resnet(ResNetOptions),
+    /// A sorted MobileNetV2.
+    MobilenetV2(MobileNetV2Options),
+}
+
+impl ModelConfig {
+    /// The family's name (`mlp`, `cnn`, `resnet`, `mobilenet_v2`), as in configs and exports.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Mlp(_) => "mlp",
+            ModelConfig::Cnn(_) => "cnn",
+            ModelConfig::Resnet(_) => "resnet",
+            ModelConfig::MobilenetV2(_) => "mobilenet_v2",
+        }
+    }
 }
 
 /// `[train]`.
@@ -328,6 +382,57 @@ impl Experiment {
                     "finite weights >= 0 with a positive sum".into(),
                     format!("{:?}", config.train.loss_weights),
                 ));
+            }
+        }
+        if let ModelConfig::Resnet(r) = &config.model {
+            let total: usize = r.blocks_per_stage.iter().sum();
+            if r.blocks_per_stage.is_empty() || r.blocks_per_stage.contains(&0) || total != space.n_blocks() {
+                return Err(invalid(
+                    "model.resnet.blocks_per_stage".into(),
+                    format!("non-zero block counts summing to {} (the space's blocks)", space.n_blocks()),
+                    format!("{:?}", r.blocks_per_stage),
+                ));
+            }
+            if !r.strides.is_empty() && r.strides.len() != r.blocks_per_stage.len() {
+                return Err(invalid(
+                    "model.resnet.strides".into(),
+                    format!("{} strides (one per stage) or none", r.blocks_per_stage.len()),
+                    format!("{}", r.strides.len()),
+                ));
+            }
+            if let Some(i) = r.strides.iter().position(|&s| s == 0 || s > 4) {
+                return Err(invalid(
+                    format!("model.resnet.strides[{i}]"),
+                    "a stride in 1..=4".into(),
+                    r.strides[i].to_string(),
+                ));
+            }
+        }
+        if let ModelConfig::MobilenetV2(m) = &config.model {
+            if !(m.width_multiplier.is_finite() && m.width_multiplier > 0.0 && m.width_multiplier <= 4.0) {
+                return Err(invalid(
+                    "model.mobilenet_v2.width_multiplier".into(),
+                    "a multiplier in (0, 4]".into(),
+                    m.width_multiplier.to_string(),
+                ));
+            }
+            let allocated = sorted_zoo::SortedMobileNetV2Config::cifar(m.width_multiplier).allocated_widths();
+            if space.n_blocks() > allocated.len() {
+                return Err(invalid(
+                    "space.depths".into(),
+                    format!("at most {} blocks (MobileNetV2's)", allocated.len()),
+                    space.n_blocks().to_string(),
+                ));
+            }
+            for (b, &alloc) in allocated.iter().enumerate().take(space.n_blocks()) {
+                let needed = *space.block_widths(b).last().expect("validated");
+                if needed > alloc {
+                    return Err(invalid(
+                        format!("space block {b} widths"),
+                        format!("at most {alloc} channels (model.mobilenet_v2 at width {})", m.width_multiplier),
+                        needed.to_string(),
+                    ));
+                }
             }
         }
         if let ModelConfig::Cnn(cnn) = &config.model {

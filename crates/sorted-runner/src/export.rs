@@ -9,12 +9,15 @@ use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, Sa
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sorted_nn::{NormPass, SubModel, SubModelNormStats};
-use sorted_sched::{checkpoint_dir, load_model, read_state};
-use sorted_zoo::{DenseClassifier, DenseCnn, DenseMlp, SortedClassifier};
+use sorted_sched::{checkpoint_dir, read_state};
+use sorted_zoo::{DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier};
 
 use crate::cli::ExportArgs;
-use crate::commands::{RunContext, cnn, cnn_for, load_run, mlp, mlp_for, read_norm_stats};
+use crate::commands::{
+    ModelVisitor, RunContext, cnn_for, load_run, mlp_for, mobilenet_v2_for, read_norm_stats, resnet_for, visit_trained,
+};
 use crate::config::{Experiment, ExperimentConfig, ModelConfig};
+use crate::data::RunData;
 use crate::eval::{SubModelResult, calibrate, calibration_batches, test_batches};
 use crate::report::{RunReport, write_file};
 use sorted_data::ImageBatch;
@@ -65,7 +68,7 @@ pub const EXPORT_FORMAT: &str = "sortednet-rs dense sub-model v1";
 pub struct ExportManifest {
     /// Format tag ([`EXPORT_FORMAT`]).
     pub format: String,
-    /// The model family (`mlp`, `cnn`).
+    /// The model family (`mlp`, `cnn`, `resnet`, `mobilenet_v2`).
     pub model: String,
     /// Input shape `[channels, height, width]` the model expects (normalised images).
     pub input_shape: [usize; 3],
@@ -110,16 +113,23 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
         exp.space.parse_sub_model(&args.sub_model).with_context(|| format!("--sub-model `{}`", args.sub_model))?;
     let out = args.out.clone().unwrap_or_else(|| args.run.join("export").join(sub.to_string()));
     let data = crate::data::load(&exp.config.data)?;
-    let out = match &exp.config.model {
-        ModelConfig::Mlp(_) => {
-            let model = load_model(&args.run, mlp::<E>(&exp, &data, device), device)?;
-            write_export(&exp, &args.run, &data, &model, &sub, "mlp", &out, device)?
+    struct Export<'a, E: Backend> {
+        exp: &'a Experiment,
+        run: &'a Path,
+        data: &'a RunData,
+        sub: &'a SubModel,
+        out: &'a Path,
+        device: &'a E::Device,
+    }
+    impl<E: Backend> ModelVisitor<E> for Export<'_, E> {
+        type Output = PathBuf;
+        fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<PathBuf> {
+            let kind = self.exp.config.model.kind();
+            write_export(self.exp, self.run, self.data, &model, self.sub, kind, self.out, self.device)
         }
-        ModelConfig::Cnn(_) => {
-            let model = load_model(&args.run, cnn::<E>(&exp, &data, device), device)?;
-            write_export(&exp, &args.run, &data, &model, &sub, "cnn", &out, device)?
-        }
-    };
+    }
+    let visitor = Export { exp: &exp, run: &args.run, data: &data, sub: &sub, out: &out, device };
+    let out = visit_trained::<E, _>(&exp, &data, &args.run, device, visitor)?;
     if !ctx.quiet {
         println!("exported sub-model {sub} to {}/{{model.mpk, model.safetensors, manifest.json}}", out.display());
     }
@@ -130,7 +140,7 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
 fn write_export<E: Backend, M: SortedClassifier<E>>(
     exp: &Experiment,
     run: &Path,
-    data: &crate::data::RunData,
+    data: &RunData,
     model: &M,
     sub: &SubModel,
     kind: &'static str,
@@ -235,13 +245,18 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A loaded export: the dense model of its family, and its manifest.
+/// A loaded export: the dense model of its family.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value per loaded model; boxing buys nothing
 pub enum ExportedModel<B: Backend> {
     /// A dense MLP.
     Mlp(DenseMlp<B>),
     /// A dense CNN.
     Cnn(DenseCnn<B>),
+    /// A dense ResNet.
+    ResNet(DenseResNet<B>),
+    /// A dense MobileNetV2.
+    MobileNetV2(DenseMobileNetV2<B>),
 }
 
 impl<B: Backend> ExportedModel<B> {
@@ -251,6 +266,8 @@ impl<B: Backend> ExportedModel<B> {
         match self {
             ExportedModel::Mlp(m) => m.forward(images),
             ExportedModel::Cnn(m) => m.forward(images),
+            ExportedModel::ResNet(m) => m.forward(images),
+            ExportedModel::MobileNetV2(m) => m.forward(images),
         }
     }
 }
@@ -301,6 +318,18 @@ pub fn load_export<B: Backend>(
         (ModelConfig::Cnn(_), "cnn") => {
             ExportedModel::Cnn(skeleton(cnn_for::<B>(&exp, shape, manifest.n_classes, device), &sub, shape, device))
         }
+        (ModelConfig::Resnet(_), "resnet") => ExportedModel::ResNet(skeleton(
+            resnet_for::<B>(&exp, shape, manifest.n_classes, device),
+            &sub,
+            shape,
+            device,
+        )),
+        (ModelConfig::MobilenetV2(_), "mobilenet_v2") => ExportedModel::MobileNetV2(skeleton(
+            mobilenet_v2_for::<B>(&exp, shape, manifest.n_classes, device),
+            &sub,
+            shape,
+            device,
+        )),
         (_, other) => anyhow::bail!("`{}`: model `{other}` does not match its config's model", path.display()),
     };
     if weights == ExportWeights::BurnRecord {
@@ -314,6 +343,12 @@ pub fn load_export<B: Backend>(
             ExportedModel::Cnn(m) => {
                 ExportedModel::Cnn(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
             }
+            ExportedModel::ResNet(m) => {
+                ExportedModel::ResNet(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
+            }
+            ExportedModel::MobileNetV2(m) => {
+                ExportedModel::MobileNetV2(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
+            }
         };
         return Ok((model, manifest));
     }
@@ -322,6 +357,8 @@ pub fn load_export<B: Backend>(
     let result = match model {
         ExportedModel::Mlp(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::Mlp(m))),
         ExportedModel::Cnn(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::Cnn(m))),
+        ExportedModel::ResNet(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::ResNet(m))),
+        ExportedModel::MobileNetV2(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::MobileNetV2(m))),
     };
     let (applied, model) = result.map_err(|e| anyhow::anyhow!("reading `{}`: {e}", file.display()))?;
     // The adapter loads a PyTorch BatchNorm's `weight`/`bias` into burn's `gamma`/`beta` but

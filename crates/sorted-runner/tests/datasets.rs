@@ -87,11 +87,11 @@ fn train_and_export(dir: &Path, text: &str) -> (RunReport, serde_json::Value) {
 fn a_cnn_trains_on_cifar10_binary_files_with_augmentation() {
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    cifar10_fixture(dir.path(), 8);
+    cifar10_fixture(dir.path(), 4);
     let text = config("cifar10", dir.path(), "[model.cnn]\nstrides = [2, 2]");
     let (report, manifest) = train_and_export(dir.path(), &text);
     assert_eq!(report.n_sub_models, 6);
-    assert!(report.meta.data.contains("40 train / 8 test"), "{}", report.meta.data);
+    assert!(report.meta.data.contains("20 train / 4 test"), "{}", report.meta.data);
     assert_eq!(manifest["input_shape"], serde_json::json!([3, 32, 32]));
     assert_eq!(manifest["n_classes"], 10);
     let norm = manifest["input_normalisation"].as_array().unwrap();
@@ -140,4 +140,57 @@ fn dataset_errors_name_the_key_and_the_fix() {
     let text = config("svhn", &missing, "[model.mlp]");
     let err = sorted_runner::config::Experiment::from_toml(&text, Path::new("x.toml")).unwrap_err().to_string();
     assert!(err.contains("svhn") || err.contains("dataset"), "{err}");
+}
+
+#[test]
+fn a_resnet_and_a_mobilenet_v2_train_export_and_load_back() {
+    let _guard = rng_guard();
+    for (kind, model) in [
+        ("resnet", "[model.resnet]\nblocks_per_stage = [1, 1]\nstrides = [2, 2]"),
+        // MobileNetV2 trains slowly on Flex (depthwise convolutions): one step, narrow last conv.
+        ("mobilenet_v2", "[model.mobilenet_v2]\nwidth_multiplier = 0.5\nscale_last_conv = true"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        cifar10_fixture(dir.path(), 4);
+        let mut text = config("cifar10", dir.path(), model);
+        if kind == "mobilenet_v2" {
+            text = text.replace("steps = 3", "steps = 1");
+        }
+        let (report, manifest) = train_and_export(dir.path(), &text);
+        assert_eq!(report.n_sub_models, 6, "{kind}");
+        assert_eq!(manifest["model"], kind);
+        assert!(
+            manifest["max_abs_diff_vs_sliced"].as_f64().unwrap() < 1e-4,
+            "{kind}: {}",
+            manifest["max_abs_diff_vs_sliced"]
+        );
+        // The export loads back from its folder alone and gives the exported outputs.
+        let device = Default::default();
+        let (a, _) = sorted_runner::load_export::<burn::backend::Flex>(
+            &dir.path().join("export"),
+            sorted_runner::ExportWeights::Safetensors,
+            &device,
+        )
+        .unwrap();
+        let (b, _) = sorted_runner::load_export::<burn::backend::Flex>(
+            &dir.path().join("export"),
+            sorted_runner::ExportWeights::BurnRecord,
+            &device,
+        )
+        .unwrap();
+        let x = burn::tensor::Tensor::<burn::backend::Flex, 4>::ones([2, 3, 32, 32], &device);
+        assert_eq!(a.forward(x.clone()).into_data(), b.forward(x).into_data(), "{kind}");
+    }
+}
+
+#[test]
+fn model_options_that_do_not_fit_the_space_are_rejected_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = config("cifar10", dir.path(), "[model.resnet]\nblocks_per_stage = [1, 2]");
+    let err = sorted_runner::config::Experiment::from_toml(&text, Path::new("x.toml")).unwrap_err().to_string();
+    assert!(err.contains("model.resnet.blocks_per_stage") && err.contains("x.toml"), "{err}");
+    let text =
+        config("cifar10", dir.path(), "[model.mobilenet_v2]\nwidth_multiplier = 0.25").replace("[2, 4]", "[2, 400]");
+    let err = sorted_runner::config::Experiment::from_toml(&text, Path::new("x.toml")).unwrap_err().to_string();
+    assert!(err.contains("space block") && err.contains("mobilenet_v2"), "{err}");
 }
