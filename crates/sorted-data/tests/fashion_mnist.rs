@@ -86,6 +86,7 @@ fn malformed_files_are_rejected_naming_the_file() {
 fn real_data_when_present_matches_the_constants() {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/fashion-mnist"));
     if !dir.is_dir() {
+        eprintln!("skipped: data/fashion-mnist is absent (`cargo xtask data fashion-mnist` fetches it)");
         return;
     }
     let fashion = FashionMnist::from_dir(dir).unwrap();

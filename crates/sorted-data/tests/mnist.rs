@@ -153,6 +153,7 @@ fn from_dir_rejects_splits_of_different_image_sizes() {
 fn full_mnist_when_present_gives_the_normalisation_constants() {
     let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/mnist"));
     if !dir.is_dir() {
+        eprintln!("skipped: data/mnist is absent (`cargo xtask data mnist` fetches it)");
         return;
     }
     let mnist = Mnist::from_dir(dir).unwrap();
