@@ -196,6 +196,16 @@ pub enum ModelConfig {
 }
 
 impl ModelConfig {
+    /// How the model keeps BatchNorm statistics (`None` for models without BatchNorm).
+    pub fn batch_norm(&self) -> Option<BatchNormStats> {
+        match self {
+            ModelConfig::Mlp(_) => None,
+            ModelConfig::Cnn(o) => Some(o.batch_norm),
+            ModelConfig::Resnet(o) => Some(o.batch_norm),
+            ModelConfig::MobilenetV2(o) => Some(o.batch_norm),
+        }
+    }
+
     /// The family's name (`mlp`, `cnn`, `resnet`, `mobilenet_v2`), as in configs and exports.
     pub fn kind(&self) -> &'static str {
         match self {

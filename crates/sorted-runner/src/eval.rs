@@ -36,6 +36,10 @@ pub struct SubModelResult {
     pub relative: f64,
     /// Measured forward time per test sample, microseconds (batched, on the run's device).
     pub us_per_sample: f64,
+    /// Test accuracy with switchable BatchNorm's private running statistics instead of
+    /// recalibrated ones (`batch_norm = "switchable"` runs only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accuracy_switchable: Option<f64>,
 }
 
 /// Recalibrated BatchNorm statistics of every evaluated sub-model, as saved in
@@ -79,11 +83,14 @@ pub fn test_batches<B: Backend>(data: &RunData, batch_size: usize, device: &B::D
     all.chunks(batch_size).map(|c| data.batcher.batch(&data.test, c, device)).collect()
 }
 
-/// Accuracy of `sub` and the measured forward time per sample in microseconds.
+/// Accuracy of `sub` and the measured forward time per sample in microseconds: with `stats`
+/// when given, else batch statistics (models without BatchNorm), or each layer's switchable
+/// running statistics when `switchable`.
 pub fn accuracy<B: Backend, M: SortedClassifier<B>>(
     model: &M,
     sub: &SubModel,
     stats: Option<&SubModelNormStats<B>>,
+    switchable: bool,
     batches: &[ImageBatch<B>],
     device: &B::Device,
 ) -> (f64, f64) {
@@ -91,9 +98,10 @@ pub fn accuracy<B: Backend, M: SortedClassifier<B>>(
     let mut total = 0usize;
     let mut seconds = 0.0;
     for batch in batches {
-        let mut pass = match stats {
-            Some(s) => NormPass::Calibrated(s),
-            None => NormPass::Batch,
+        let mut pass = match (stats, switchable) {
+            (_, true) => NormPass::Switchable,
+            (Some(s), false) => NormPass::Calibrated(s),
+            (None, false) => NormPass::Batch,
         };
         let _ = B::sync(device);
         let t = Instant::now();
@@ -124,6 +132,8 @@ pub fn evaluate<B: Backend, M: SortedClassifier<B>>(
     } else {
         Vec::new()
     };
+    // Switchable runs are evaluated both ways, on the same weights.
+    let switchable = exp.config.model.batch_norm() == Some(crate::config::BatchNormStats::Switchable);
     let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(space.len() as u64) };
     bar.set_style(
         ProgressStyle::with_template("eval  {bar:32.green/blue} {pos}/{len} sub-models  ETA {eta}")
@@ -133,7 +143,8 @@ pub fn evaluate<B: Backend, M: SortedClassifier<B>>(
     let mut norm_stats = NormStatsFile::new();
     for sub in space.iter() {
         let stats = model.has_batch_norm().then(|| calibrate(model, &sub, &calib));
-        let (acc, us) = accuracy(model, &sub, stats.as_ref(), &tests, device);
+        let (acc, us) = accuracy(model, &sub, stats.as_ref(), false, &tests, device);
+        let accuracy_switchable = switchable.then(|| accuracy(model, &sub, None, true, &tests, device).0);
         if let Some(s) = &stats {
             norm_stats.insert(sub.to_string(), s.to_vecs());
         }
@@ -147,6 +158,7 @@ pub fn evaluate<B: Backend, M: SortedClassifier<B>>(
             accuracy: acc,
             relative: 0.0,
             us_per_sample: us,
+            accuracy_switchable,
         });
         bar.inc(1);
     }

@@ -55,6 +55,10 @@ pub struct RunReport {
     pub n_at_threshold: usize,
     /// FLOPs of the smallest sub-model / FLOPs of the full model.
     pub min_flops_ratio: f64,
+    /// With switchable BatchNorm statistics instead of recalibrated ones (switchable runs
+    /// only): the full model's accuracy and how many sub-models reach `threshold` of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switchable: Option<(f64, usize)>,
     /// Every sub-model, in the space's enumeration order.
     pub results: Vec<SubModelResult>,
 }
@@ -67,7 +71,12 @@ impl RunReport {
         let full_accuracy = full.as_ref().map_or(0.0, |f| f.accuracy);
         let full_flops = full.as_ref().map_or(1, |f| f.flops.max(1));
         let min_flops = results.iter().map(|r| r.flops).min().unwrap_or(0);
+        let switchable = full.as_ref().and_then(|f| f.accuracy_switchable).map(|full_sw| {
+            let n = results.iter().filter(|r| r.accuracy_switchable.is_some_and(|a| a >= threshold * full_sw)).count();
+            (full_sw, n)
+        });
         Self {
+            switchable,
             meta,
             full_accuracy,
             threshold,
@@ -78,8 +87,23 @@ impl RunReport {
         }
     }
 
-    /// One line: full accuracy and the headline count.
+    /// One line: full accuracy and the headline count (and the switchable-statistics
+    /// comparison when the run has it).
     pub fn headline(&self) -> String {
+        let mut line = self.recalibrated_headline();
+        if let Some((full, n)) = self.switchable {
+            line.push_str(&format!(
+                "; with switchable BN statistics instead: full model {:.2}%, {} of {} reach >= {:.0}% of it",
+                100.0 * full,
+                n,
+                self.n_sub_models,
+                100.0 * self.threshold
+            ));
+        }
+        line
+    }
+
+    fn recalibrated_headline(&self) -> String {
         format!(
             "full model: {:.2}% test accuracy; {} of {} sub-models ({:.1}%) reach >= {:.0}% of it; FLOPs span {:.1}x",
             100.0 * self.full_accuracy,
@@ -119,12 +143,13 @@ impl RunReport {
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("report serialises");
         write_file(&dir.join("results.json"), &json)?;
-        let mut csv = String::from("sub_model,depth,widths,params,flops,accuracy,relative,us_per_sample\n");
+        let mut csv =
+            String::from("sub_model,depth,widths,params,flops,accuracy,relative,us_per_sample,accuracy_switchable\n");
         for r in &self.results {
             let widths: Vec<String> = r.widths.iter().map(ToString::to_string).collect();
             let _ = writeln!(
                 csv,
-                "{},{},{},{},{},{:.6},{:.6},{:.4}",
+                "{},{},{},{},{},{:.6},{:.6},{:.4},{}",
                 r.sub_model,
                 r.depth,
                 widths.join(" "),
@@ -132,7 +157,8 @@ impl RunReport {
                 r.flops,
                 r.accuracy,
                 r.relative,
-                r.us_per_sample
+                r.us_per_sample,
+                r.accuracy_switchable.map_or(String::new(), |a| format!("{a:.6}"))
             );
         }
         write_file(&dir.join("results.csv"), csv.as_bytes())?;

@@ -179,11 +179,31 @@ fn a_cnn_run_recalibrates_batch_norm_and_exports() {
     let stats: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("norm_stats.json")).unwrap()).unwrap();
     assert_eq!(stats.as_object().unwrap().len(), 2 + 4, "statistics for every sub-model");
+    // A recalibrating run is evaluated one way only.
+    assert!(RunReport::read(&run).unwrap().switchable.is_none());
     let args = ExportArgs { run: run.clone(), sub_model: "4-2".into(), out: Some(dir.path().join("exported")) };
     run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("exported/manifest.json")).unwrap()).unwrap();
     assert!(manifest["max_abs_diff_vs_sliced"].as_f64().unwrap() < 1e-4);
+}
+
+#[test]
+fn a_switchable_batch_norm_run_is_evaluated_both_ways() {
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let text = TINY_CNN.replace("strides = [2, 2]", "strides = [2, 2]\nbatch_norm = \"switchable\"");
+    let run = dir.path().join("run");
+    train(&write_config(dir.path(), &text), &run, None);
+    let report = RunReport::read(&run).unwrap();
+    assert!(report.results.iter().all(|r| r.accuracy_switchable.is_some()), "every sub-model, both ways");
+    let (full, n) = report.switchable.unwrap();
+    let full_row = report.results.iter().max_by_key(|r| r.flops).unwrap();
+    assert_eq!(Some(full), full_row.accuracy_switchable);
+    assert!(n <= report.n_sub_models);
+    assert!(report.headline().contains("switchable BN statistics"));
+    let csv = std::fs::read_to_string(run.join("results.csv")).unwrap();
+    assert!(csv.lines().skip(1).all(|l| !l.ends_with(',')), "the switchable column is filled");
 }
 
 #[test]
