@@ -80,6 +80,19 @@ pub struct ProfileRow {
     pub dense_latency: Option<Latency>,
 }
 
+impl ProfileRow {
+    /// The row as a selector candidate (its latency is the median).
+    pub fn candidate(&self) -> Candidate {
+        Candidate {
+            name: self.sub_model.clone(),
+            accuracy: self.accuracy,
+            latency_ms: Some(self.latency.median_ms),
+            params: self.params,
+            flops: self.flops,
+        }
+    }
+}
+
 /// A least-squares line through (FLOPs, median latency) of every sub-model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LatencyFit {
@@ -175,16 +188,7 @@ pub struct ProfileReport {
 impl ProfileReport {
     /// The rows as selector candidates.
     pub fn candidates(&self) -> Vec<Candidate> {
-        self.rows
-            .iter()
-            .map(|r| Candidate {
-                name: r.sub_model.clone(),
-                accuracy: r.accuracy,
-                latency_ms: Some(r.latency.median_ms),
-                params: r.params,
-                flops: r.flops,
-            })
-            .collect()
+        self.rows.iter().map(ProfileRow::candidate).collect()
     }
 
     /// Reads `profile.json` from a profile folder.
@@ -426,16 +430,7 @@ pub fn profile_cmd<E: Backend>(
             dense_latency: m.dense_latency,
         });
     }
-    let candidates: Vec<Candidate> = rows
-        .iter()
-        .map(|r| Candidate {
-            name: r.sub_model.clone(),
-            accuracy: r.accuracy,
-            latency_ms: Some(r.latency.median_ms),
-            params: r.params,
-            flops: r.flops,
-        })
-        .collect();
+    let candidates: Vec<Candidate> = rows.iter().map(ProfileRow::candidate).collect();
     let front = pareto_front(&candidates, CostAxis::LatencyMs)?;
     for &i in &front {
         rows[i].on_front = true;
