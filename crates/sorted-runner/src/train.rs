@@ -13,7 +13,7 @@ use sorted_data::{EpochOrder, ImageBatch};
 
 use crate::data::RunData;
 use sorted_nn::NormPass;
-use sorted_sched::{SortedOptimizer, TrainState, accumulate, load_checkpoint, save_checkpoint};
+use sorted_sched::{SortedOptimizer, TrainState, accumulate_parallel, load_checkpoint, save_checkpoint};
 use sorted_zoo::SortedClassifier;
 
 use crate::config::Experiment;
@@ -114,7 +114,7 @@ where
         } else {
             vec![make_batch(step)]
         };
-        let acc = accumulate(&model, &subs, &cfg.train.loss_weights, |m, i, sub| {
+        let acc = accumulate_parallel(&model, &subs, &cfg.train.loss_weights, cfg.train.threads, |m, i, sub| {
             let batch = &batches[i.min(batches.len() - 1)];
             let logits = m.forward(batch.images.clone(), sub, &mut NormPass::Batch);
             loss_fn.forward(logits, batch.labels.clone())

@@ -6,6 +6,7 @@ mod atomic;
 mod checkpoint;
 mod error;
 mod optimizer;
+mod parallel;
 mod sampler;
 mod schedule;
 
@@ -16,6 +17,7 @@ pub use checkpoint::{
 };
 pub use error::{CheckpointError, ConfigError};
 pub use optimizer::{AdamOptions, OptimizerConfig, SgdOptions, SortedOptimizer};
+pub use parallel::accumulate_parallel;
 pub use sampler::{
     AllSampler, AllSamplerConfig, FullSampler, FullSamplerConfig, Sampler, SamplerConfig, SandwichSampler,
     SandwichSamplerConfig, UniformOver, UniformSampler, UniformSamplerConfig, WeightedSampler, WeightedSamplerConfig,

@@ -1,8 +1,8 @@
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use sorted_sched::{
-    AdamOptions, LrSchedule, OptimizerConfig, SamplerConfig, SortedOptimizer, TrainState, accumulate, load_checkpoint,
-    save_checkpoint,
+    AdamOptions, LrSchedule, OptimizerConfig, SamplerConfig, SortedOptimizer, TrainState, accumulate,
+    accumulate_parallel, load_checkpoint, save_checkpoint,
 };
 
 use crate::toy::{AB as B, Toy, data, rng_guard, space, weights};
@@ -39,6 +39,33 @@ fn accumulated_gradients_equal_the_gradient_of_the_weighted_summed_loss() {
 }
 
 type Flex2 = burn::backend::Flex;
+
+#[test]
+fn parallel_accumulation_is_bit_identical_to_sequential_for_any_thread_count() {
+    let _guard = rng_guard();
+    let device = Default::default();
+    B::seed(&device, 3);
+    let model = Toy::<B>::new(&device);
+    let s = space();
+    let subs: Vec<_> = ["2", "6", "4", "6", "2"].iter().map(|t| s.parse_sub_model(t).unwrap()).collect();
+    // A different batch per sub-model, as with `train.fresh_batches`.
+    let batches: Vec<_> = (0..subs.len() as u64).map(|i| data(&device, i)).collect();
+    let w = [1.0, 2.0, 1.0, 0.5, 3.0];
+    let loss_of =
+        |m: &Toy<B>, i: usize, sub: &sorted_nn::SubModel| m.loss(batches[i].0.clone(), batches[i].1.clone(), sub);
+    let ids = [model.hidden.weight.id, model.out.weight.id];
+    for threads in [1, 2, 3, 8] {
+        let seq = accumulate(&model, &subs, &w, loss_of);
+        let par = accumulate_parallel(&model, &subs, &w, threads, loss_of);
+        assert_eq!(par.losses, seq.losses, "threads = {threads}");
+        let (mut a, mut b) = (seq.grads, par.grads);
+        for id in ids {
+            let ga: Tensor<Flex2, 2> = a.remove(id).expect("sequential grad");
+            let gb: Tensor<Flex2, 2> = b.remove(id).expect("parallel grad");
+            assert_eq!(ga.into_data(), gb.into_data(), "threads = {threads}");
+        }
+    }
+}
 
 fn config() -> (SamplerConfig, OptimizerConfig, LrSchedule) {
     (
