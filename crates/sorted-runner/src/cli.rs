@@ -38,6 +38,31 @@ pub enum Command {
     Profile(ProfileArgs),
     /// Print the most accurate sub-model under a latency, parameter or FLOPs budget.
     Select(SelectArgs),
+    /// Compare a sorted run with its baselines: a sample of sub-models trained alone (same
+    /// steps) and every sub-model sliced from the alone-trained full model.
+    Compare(CompareArgs),
+}
+
+/// `compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The experiment config (TOML) of the sorted run.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The output folder (default: `runs/<name>-compare-<UTC time>`). Sub-folders that already
+    /// hold results are reused, so an interrupted comparison continues where it stopped.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A finished sorted run of the same config to reuse instead of training one.
+    #[arg(long)]
+    pub sorted: Option<PathBuf>,
+    /// How many sub-models to train alone: the smallest, the full model and evenly spaced FLOPs
+    /// ranks in between.
+    #[arg(long, default_value_t = 5)]
+    pub alone: usize,
+    /// Override `train.steps` (for every run).
+    #[arg(long)]
+    pub steps: Option<u64>,
 }
 
 /// `train`.

@@ -160,7 +160,7 @@ fn utc_stamp() -> String {
     format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
 }
 
-fn new_run_dir(name: &str) -> PathBuf {
+pub(crate) fn new_run_dir(name: &str) -> PathBuf {
     let base = PathBuf::from("runs").join(format!("{name}-{}", utc_stamp()));
     let mut dir = base.clone();
     let mut i = 1;
@@ -196,7 +196,24 @@ pub fn train_cmd<B: AutodiffBackend>(
         let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
         (exp, dir)
     };
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating the run folder `{}`", run_dir.display()))?;
+    let options = TrainOptions { resume: args.resume.is_some(), stop_after: args.stop_after, quiet: ctx.quiet };
+    train_experiment::<B>(&exp, &run_dir, &options, device, ctx)?;
+    Ok(run_dir)
+}
+
+/// Trains an in-memory experiment into `run_dir` (created), then evaluates every sub-model and
+/// writes the reports, as `train` does.
+///
+/// # Errors
+/// Data, checkpoint or report errors, each naming its file.
+pub fn train_experiment<B: AutodiffBackend>(
+    exp: &Experiment,
+    run_dir: &Path,
+    options: &TrainOptions,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(run_dir).with_context(|| format!("creating the run folder `{}`", run_dir.display()))?;
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
     let data = crate::data::load(&exp.config.data)?;
     if !ctx.quiet {
@@ -214,26 +231,26 @@ pub fn train_cmd<B: AutodiffBackend>(
         );
     }
     B::seed(device, exp.config.seed);
-    let options = TrainOptions { resume: args.resume.is_some(), stop_after: args.stop_after, quiet: ctx.quiet };
+    let (exp, data) = (exp, &data);
     match &exp.config.model {
         ModelConfig::Mlp(_) => {
-            let model = mlp::<B>(&exp, &data, device);
-            train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
+            let model = mlp::<B>(exp, data, device);
+            train_then_eval(exp, data, model, device, run_dir, options, ctx)?;
         }
         ModelConfig::Cnn(_) => {
-            let model = cnn::<B>(&exp, &data, device);
-            train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
+            let model = cnn::<B>(exp, data, device);
+            train_then_eval(exp, data, model, device, run_dir, options, ctx)?;
         }
         ModelConfig::Resnet(_) => {
-            let model = resnet_for::<B>(&exp, data.image_shape(), data.n_classes(), device);
-            train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
+            let model = resnet_for::<B>(exp, data.image_shape(), data.n_classes(), device);
+            train_then_eval(exp, data, model, device, run_dir, options, ctx)?;
         }
         ModelConfig::MobilenetV2(_) => {
-            let model = mobilenet_v2_for::<B>(&exp, data.image_shape(), data.n_classes(), device);
-            train_then_eval(&exp, &data, model, device, &run_dir, &options, ctx)?;
+            let model = mobilenet_v2_for::<B>(exp, data.image_shape(), data.n_classes(), device);
+            train_then_eval(exp, data, model, device, run_dir, options, ctx)?;
         }
     }
-    Ok(run_dir)
+    Ok(())
 }
 
 fn train_then_eval<B, M>(
@@ -268,7 +285,7 @@ where
 
 /// Evaluates every sub-model and writes `results.json`, `results.csv`, `summary.md`,
 /// `plot.svg` and (for BatchNorm models) `norm_stats.json`; prints the table.
-fn report<E: Backend, M: SortedClassifier<E>>(
+pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
     exp: &Experiment,
     data: &RunData,
     model: &M,

@@ -124,6 +124,20 @@ pub fn evaluate<B: Backend, M: SortedClassifier<B>>(
     device: &B::Device,
     quiet: bool,
 ) -> (Vec<SubModelResult>, NormStatsFile) {
+    let subs: Vec<SubModel> = exp.space.iter().collect();
+    evaluate_subs(model, exp, data, device, &subs, quiet)
+}
+
+/// [`evaluate`] for the given sub-models of the experiment's space only. `relative` is taken
+/// against the space's largest sub-model when it is among them, else left at 0.
+pub fn evaluate_subs<B: Backend, M: SortedClassifier<B>>(
+    model: &M,
+    exp: &Experiment,
+    data: &RunData,
+    device: &B::Device,
+    subs: &[SubModel],
+    quiet: bool,
+) -> (Vec<SubModelResult>, NormStatsFile) {
     let (space, eval) = (&exp.space, &exp.config.eval);
     let (train_batch_size, seed) = (exp.config.data.batch_size, exp.config.seed);
     let tests = test_batches::<B>(data, eval.batch_size, device);
@@ -134,21 +148,21 @@ pub fn evaluate<B: Backend, M: SortedClassifier<B>>(
     };
     // Switchable runs are evaluated both ways, on the same weights.
     let switchable = exp.config.model.batch_norm() == Some(crate::config::BatchNormStats::Switchable);
-    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(space.len() as u64) };
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(subs.len() as u64) };
     bar.set_style(
         ProgressStyle::with_template("eval  {bar:32.green/blue} {pos}/{len} sub-models  ETA {eta}")
             .expect("valid template"),
     );
-    let mut rows = Vec::with_capacity(space.len());
+    let mut rows = Vec::with_capacity(subs.len());
     let mut norm_stats = NormStatsFile::new();
-    for sub in space.iter() {
-        let stats = model.has_batch_norm().then(|| calibrate(model, &sub, &calib));
-        let (acc, us) = accuracy(model, &sub, stats.as_ref(), false, &tests, device);
-        let accuracy_switchable = switchable.then(|| accuracy(model, &sub, None, true, &tests, device).0);
+    for sub in subs {
+        let stats = model.has_batch_norm().then(|| calibrate(model, sub, &calib));
+        let (acc, us) = accuracy(model, sub, stats.as_ref(), false, &tests, device);
+        let accuracy_switchable = switchable.then(|| accuracy(model, sub, None, true, &tests, device).0);
         if let Some(s) = &stats {
             norm_stats.insert(sub.to_string(), s.to_vecs());
         }
-        let cost = model.cost(&sub);
+        let cost = model.cost(sub);
         rows.push(SubModelResult {
             sub_model: sub.to_string(),
             depth: sub.depth(),

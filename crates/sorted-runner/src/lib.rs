@@ -3,6 +3,7 @@
 
 mod cli;
 mod commands;
+pub mod compare;
 pub mod config;
 mod data;
 mod device;
@@ -14,8 +15,9 @@ pub mod report;
 mod select;
 mod train;
 
-pub use cli::{Cli, Command, EvalArgs, ExportArgs, ProfileArgs, SelectArgs, TrainArgs};
-pub use commands::{RunContext, eval_cmd, train_cmd};
+pub use cli::{Cli, Command, CompareArgs, EvalArgs, ExportArgs, ProfileArgs, SelectArgs, TrainArgs};
+pub use commands::{RunContext, eval_cmd, train_cmd, train_experiment};
+pub use compare::compare_cmd;
 pub use device::DeviceKind;
 pub use export::{EXPORT_FORMAT, ExportManifest, ExportWeights, ExportedModel, export_cmd, load_export};
 pub use profile::profile_cmd;
@@ -96,5 +98,6 @@ where
         Some(Command::Export(args)) => export_cmd::<B::InnerBackend>(args, &device, ctx).map(|_| ()),
         Some(Command::Profile(args)) => profile_cmd::<B::InnerBackend>(args, cli.device, &device, ctx).map(|_| ()),
         Some(Command::Select(args)) => select_cmd(args, cli.device, ctx).map(|_| ()),
+        Some(Command::Compare(args)) => compare_cmd::<B>(args, &device, ctx).map(|_| ()),
     }
 }

@@ -1,6 +1,8 @@
 //! Runner tests: configs, end-to-end runs on the embedded data, resume, export,
 //! profile and select. One binary.
 
+#[cfg(feature = "flex")]
+mod compare;
 mod configs;
 #[cfg(feature = "flex")]
 mod datasets;

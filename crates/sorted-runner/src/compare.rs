@@ -1,0 +1,342 @@
+//! `compare`: a sorted run against its baselines (issue 3's table).
+//!
+//! For one config it produces, in one folder:
+//! - `sorted/`: the sorted run itself (or reuses a finished one given by `--sorted`);
+//! - `alone-<sub>/`: a sample of sub-models (smallest, largest = the full model, and evenly
+//!   spaced ranks by FLOPs in between), each trained alone as its own dense model with the same
+//!   steps, batch size, optimizer and schedule;
+//! - `naive/`: every sub-model sliced from the alone-trained full model without sorted training
+//!   (BatchNorm recalibrated per sub-model, as for the sorted model);
+//! - `compare.json` and `compare.md`: the table.
+//!
+//! A folder whose `results.json` already exists is reused, so an interrupted comparison picks
+//! up where it stopped.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+use sorted_nn::{NestingSpaceConfig, SubModel};
+use sorted_sched::{FullSamplerConfig, SamplerConfig};
+use sorted_zoo::SortedClassifier;
+
+use crate::cli::CompareArgs;
+use crate::commands::{ModelVisitor, RunContext, new_run_dir, report, train_experiment};
+use crate::config::{BatchNormStats, Experiment, ModelConfig};
+use crate::data::RunData;
+use crate::report::{RunReport, git_commit, machine, write_file};
+use crate::train::TrainOptions;
+
+/// One compared sub-model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareRow {
+    /// The sub-model (widths joined by `-`).
+    pub sub_model: String,
+    /// FLOPs per sample.
+    pub flops: u64,
+    /// FLOPs / the full model's FLOPs.
+    pub flops_ratio: f64,
+    /// Parameters used.
+    pub params: u64,
+    /// Accuracy as a sub-model of the sorted run.
+    pub sorted: f64,
+    /// Accuracy when trained alone with the same budget.
+    pub alone: f64,
+    /// Accuracy when sliced from the alone-trained full model.
+    pub naive: f64,
+    /// Wall time of its alone training, seconds.
+    pub alone_train_seconds: f64,
+}
+
+/// Everything `compare.json` holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CompareReport {
+    /// The config compared.
+    pub config: String,
+    /// The command line.
+    pub command: String,
+    /// The commit of the binary's working tree.
+    pub commit: String,
+    /// CPU and cores.
+    pub machine: String,
+    /// The device trained on.
+    pub device: String,
+    /// Optimizer steps of every run.
+    pub steps: u64,
+    /// The share of the full model that counts.
+    pub threshold: f64,
+    /// Sorted run: full model accuracy, sub-models at threshold, of how many, training seconds.
+    pub sorted_full: f64,
+    /// Sorted sub-models at `threshold` of the sorted full model.
+    pub sorted_at_threshold: usize,
+    /// Sub-models in the space.
+    pub n_sub_models: usize,
+    /// The smallest FLOPs ratio among sorted sub-models at threshold.
+    pub sorted_min_flops_ratio_at_threshold: f64,
+    /// Wall time of the sorted training, seconds.
+    pub sorted_train_seconds: f64,
+    /// The full model trained alone.
+    pub alone_full: f64,
+    /// Naively sliced sub-models at `threshold` of the alone-trained full model.
+    pub naive_at_threshold: usize,
+    /// The compared sample.
+    pub rows: Vec<CompareRow>,
+}
+
+impl CompareReport {
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "# Sorted training against its baselines: `{}`\n\n\
+             - command: `{}`\n- commit: `{}`\n- machine: {}; device: {}\n- every run: {} steps\n\n\
+             | | sorted run | baseline |\n|---|---:|---:|\n\
+             | full model accuracy | {:.2} % | {:.2} % (trained alone) |\n\
+             | sub-models >= {:.0} % of their full model | {} of {} | {} of {} (sliced from the alone-trained full model) |\n\
+             | smallest FLOPs share still >= {:.0} % | {:.2} % | |\n\
+             | training wall time | {:.0} s | |\n\n",
+            self.config,
+            self.command,
+            self.commit,
+            self.machine,
+            self.device,
+            self.steps,
+            100.0 * self.sorted_full,
+            100.0 * self.alone_full,
+            100.0 * self.threshold,
+            self.sorted_at_threshold,
+            self.n_sub_models,
+            self.naive_at_threshold,
+            self.n_sub_models,
+            100.0 * self.threshold,
+            100.0 * self.sorted_min_flops_ratio_at_threshold,
+            self.sorted_train_seconds,
+        );
+        s.push_str(
+            "| sub-model | FLOPs | FLOPs share | params | sorted | alone | sorted - alone | naive slice | alone train s |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in &self.rows {
+            s.push_str(&format!(
+                "| `{}` | {:.2} M | {:.2} % | {} | {:.2} % | {:.2} % | {:+.2} | {:.2} % | {:.0} |\n",
+                r.sub_model,
+                r.flops as f64 / 1e6,
+                100.0 * r.flops_ratio,
+                r.params,
+                100.0 * r.sorted,
+                100.0 * r.alone,
+                100.0 * (r.sorted - r.alone),
+                100.0 * r.naive,
+                r.alone_train_seconds
+            ));
+        }
+        s
+    }
+}
+
+/// Picks `n` sub-models spread over the FLOPs ranks of `results`: the smallest, the largest and
+/// evenly spaced ranks in between (fewer when the space is smaller).
+pub fn pick_sample(results: &RunReport, n: usize) -> Vec<String> {
+    let mut by_flops: Vec<_> = results.results.iter().collect();
+    by_flops.sort_by_key(|r| r.flops);
+    let len = by_flops.len();
+    if len == 0 {
+        return Vec::new();
+    }
+    let n = n.clamp(1, len);
+    let mut picked: Vec<String> = Vec::with_capacity(n);
+    for i in 0..n {
+        let rank = if n == 1 { len - 1 } else { (i * (len - 1) + (n - 1) / 2) / (n - 1) };
+        let name = by_flops[rank].sub_model.clone();
+        if !picked.contains(&name) {
+            picked.push(name);
+        }
+    }
+    picked
+}
+
+/// The experiment that trains `sub` alone: a dense model of exactly its widths and depth, same
+/// data, seed, optimizer, schedule and steps; BatchNorm statistics recalibrated after training.
+///
+/// # Errors
+/// For MobileNetV2, whose allocation comes from its width multiplier rather than the space.
+pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Experiment> {
+    let mut c = exp.config.clone();
+    let d = sub.depth();
+    c.name = format!("{}-alone-{sub}", c.name);
+    c.space = NestingSpaceConfig {
+        depths: vec![d],
+        widths: None,
+        block_widths: Some(sub.widths().iter().map(|&w| vec![w]).collect()),
+        tie_widths: false,
+    };
+    c.sampler = SamplerConfig::Full(FullSamplerConfig {});
+    c.train.loss_weights.clear();
+    c.train.threads = 1;
+    c.train.fresh_batches = false;
+    match &mut c.model {
+        ModelConfig::Mlp(_) => {}
+        ModelConfig::Cnn(o) => {
+            o.strides.truncate(d);
+            o.batch_norm = BatchNormStats::Recalibrate;
+        }
+        ModelConfig::Resnet(o) => {
+            let (mut blocks, mut left) = (Vec::new(), d);
+            for &b in &o.blocks_per_stage {
+                if left == 0 {
+                    break;
+                }
+                blocks.push(b.min(left));
+                left -= b.min(left);
+            }
+            o.strides.truncate(blocks.len());
+            o.blocks_per_stage = blocks;
+            o.batch_norm = BatchNormStats::Recalibrate;
+        }
+        ModelConfig::MobilenetV2(_) => anyhow::bail!(
+            "`compare` cannot train a MobileNetV2 sub-model alone yet: its layers are allocated from \
+             `model.mobilenet_v2.width_multiplier`, not from `[space]`; use an mlp, cnn or resnet config"
+        ),
+    }
+    Ok(Experiment::from_config(c, &exp.source)?)
+}
+
+/// `compare`: trains (or reuses) the sorted run, trains the sample alone, evaluates naive
+/// slicing of the alone-trained full model and writes `compare.json` / `compare.md`.
+///
+/// # Errors
+/// Config, data, checkpoint or report errors, each naming its file.
+pub fn compare_cmd<B: AutodiffBackend>(
+    args: &CompareArgs,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(args.alone >= 2, "--alone must be at least 2 (the smallest and the full model)");
+    let mut exp = Experiment::from_file(&args.config)?;
+    if let Some(steps) = args.steps {
+        anyhow::ensure!(steps > 0, "--steps must be at least 1");
+        exp.config.train.steps = steps;
+    }
+    // Fails early (before any training) for families that cannot be trained alone.
+    alone_experiment(&exp, &exp.space.largest())?;
+    let out = args.out.clone().unwrap_or_else(|| new_run_dir(&format!("{}-compare", exp.config.name)));
+    std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
+    let options = TrainOptions { resume: false, stop_after: None, quiet: ctx.quiet };
+
+    let sorted_dir = match &args.sorted {
+        Some(dir) => {
+            let saved = crate::commands::load_run(dir)?;
+            anyhow::ensure!(
+                saved.config == exp.config,
+                "`--sorted {}` was trained with a different config than `{}` (compare its config.toml; \
+                 --steps must match too)",
+                dir.display(),
+                args.config.display()
+            );
+            dir.clone()
+        }
+        None => out.join("sorted"),
+    };
+    if !sorted_dir.join("results.json").exists() {
+        train_experiment::<B>(&exp, &sorted_dir, &options, device, ctx)?;
+    }
+    let sorted = RunReport::read(&sorted_dir)?;
+
+    let sample = pick_sample(&sorted, args.alone);
+    let full = exp.space.largest();
+    let mut alone: Vec<(String, RunReport)> = Vec::new();
+    for name in &sample {
+        let sub = exp.space.parse_sub_model(name).expect("a sub-model of the sorted run's own space");
+        let alone_exp = alone_experiment(&exp, &sub)?;
+        let dir = out.join(format!("alone-{name}"));
+        if !dir.join("results.json").exists() {
+            train_experiment::<B>(&alone_exp, &dir, &options, device, ctx)?;
+        }
+        alone.push((name.clone(), RunReport::read(&dir)?));
+    }
+
+    // Naive slicing: the sorted model's allocation, loaded with the alone-trained full model.
+    let naive_dir = out.join("naive");
+    if !naive_dir.join("results.json").exists() {
+        let full_dir = out.join(format!("alone-{full}"));
+        let mut naive_exp = exp.clone();
+        naive_exp.config.name = format!("{}-naive", exp.config.name);
+        naive_exp.config.model = alone_experiment(&exp, &full)?.config.model;
+        let data = crate::data::load(&naive_exp.config.data)?;
+        let started = Instant::now();
+        struct Naive<'a, E: Backend> {
+            exp: &'a Experiment,
+            data: &'a RunData,
+            device: &'a E::Device,
+            dir: &'a Path,
+            ctx: &'a RunContext,
+        }
+        impl<E: Backend> ModelVisitor<E> for Naive<'_, E> {
+            type Output = ();
+            fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
+                report(self.exp, self.data, &model, self.device, self.dir, 0.0, self.ctx)
+            }
+        }
+        std::fs::create_dir_all(&naive_dir).with_context(|| format!("creating `{}`", naive_dir.display()))?;
+        write_file(&naive_dir.join("config.toml"), naive_exp.to_toml().as_bytes())?;
+        let visitor = Naive::<B::InnerBackend> { exp: &naive_exp, data: &data, device, dir: &naive_dir, ctx };
+        crate::commands::visit_trained::<B::InnerBackend, _>(&naive_exp, &data, &full_dir, device, visitor)?;
+        if !ctx.quiet {
+            eprintln!("naive slicing evaluated in {:.0} s", started.elapsed().as_secs_f64());
+        }
+    }
+    let naive = RunReport::read(&naive_dir)?;
+
+    let full_flops = sorted.results.iter().map(|r| r.flops).max().unwrap_or(1).max(1);
+    let find = |report: &RunReport, name: &str| report.results.iter().find(|r| r.sub_model == name).cloned();
+    let mut rows = Vec::new();
+    for (name, alone_report) in &alone {
+        let s = find(&sorted, name).expect("picked from the sorted results");
+        let a = alone_report.results.first().with_context(|| format!("the alone run of `{name}` has no results"))?;
+        let n = find(&naive, name).with_context(|| format!("naive results lack `{name}`"))?;
+        rows.push(CompareRow {
+            sub_model: name.clone(),
+            flops: s.flops,
+            flops_ratio: s.flops as f64 / full_flops as f64,
+            params: s.params,
+            sorted: s.accuracy,
+            alone: a.accuracy,
+            naive: n.accuracy,
+            alone_train_seconds: alone_report.meta.train_seconds,
+        });
+    }
+    let alone_full = rows.iter().find(|r| r.sub_model == full.to_string()).map_or(0.0, |r| r.alone);
+    let min_ratio = sorted
+        .results
+        .iter()
+        .filter(|r| r.relative >= sorted.threshold)
+        .map(|r| r.flops as f64 / full_flops as f64)
+        .fold(f64::INFINITY, f64::min);
+    let compared = CompareReport {
+        config: args.config.display().to_string(),
+        command: ctx.command.clone(),
+        commit: git_commit(),
+        machine: machine(),
+        device: ctx.device_name.clone(),
+        steps: exp.config.train.steps,
+        threshold: sorted.threshold,
+        sorted_full: sorted.full_accuracy,
+        sorted_at_threshold: sorted.n_at_threshold,
+        n_sub_models: sorted.n_sub_models,
+        sorted_min_flops_ratio_at_threshold: if min_ratio.is_finite() { min_ratio } else { 1.0 },
+        sorted_train_seconds: sorted.meta.train_seconds,
+        alone_full,
+        naive_at_threshold: naive.n_at_threshold,
+        rows,
+    };
+    write_file(&out.join("compare.json"), &serde_json::to_vec_pretty(&compared).expect("report serialises"))?;
+    let md = compared.markdown();
+    write_file(&out.join("compare.md"), md.as_bytes())?;
+    if !ctx.quiet {
+        println!("{md}");
+        println!("wrote {}/{{compare.json, compare.md, sorted/, alone-*/, naive/}}", out.display());
+    }
+    Ok(out)
+}

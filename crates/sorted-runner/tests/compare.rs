@@ -1,0 +1,93 @@
+use sorted_runner::compare::CompareReport;
+use sorted_runner::report::RunReport;
+use sorted_runner::{Command, CompareArgs, run_on};
+
+use crate::end_to_end::{B, cli, ctx, rng_guard, write_config};
+
+const TINY_RESNET: &str = r#"
+name = "tiny-resnet"
+seed = 5
+[data]
+source = "embedded"
+batch_size = 16
+train_limit = 160
+test_limit = 64
+[model.resnet]
+blocks_per_stage = [2, 1]
+strides = [2, 2]
+[space]
+depths = [1, 2, 3]
+tie_widths = true
+block_widths = [[2, 4], [2, 4], [4, 8]]
+[sampler.uniform]
+k = 2
+[optimizer.sgd]
+momentum = 0.9
+[lr]
+base = 0.05
+[train]
+steps = 3
+threads = 2
+[eval]
+calibration_samples = 32
+batch_size = 32
+"#;
+
+fn compare(args: CompareArgs) -> anyhow::Result<()> {
+    run_on::<B>(&cli(Command::Compare(args)), Default::default(), &ctx())
+}
+
+#[test]
+fn compare_trains_the_sample_alone_and_slices_the_alone_full_model() {
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), TINY_RESNET);
+    let out = dir.path().join("cmp");
+    let args = || CompareArgs { config: config.clone(), out: Some(out.clone()), sorted: None, alone: 3, steps: None };
+    compare(args()).unwrap();
+    let report: CompareReport = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
+    let sorted = RunReport::read(&out.join("sorted")).unwrap();
+    assert_eq!(report.n_sub_models, 6);
+    // Smallest, largest and the middle rank by FLOPs.
+    let names: Vec<_> = report.rows.iter().map(|r| r.sub_model.as_str()).collect();
+    assert_eq!(names.len(), 3);
+    assert!(names.contains(&"2") && names.contains(&"4-4-8"), "{names:?}");
+    for row in &report.rows {
+        let alone = RunReport::read(&out.join(format!("alone-{}", row.sub_model))).unwrap();
+        assert_eq!(alone.n_sub_models, 1, "an alone run holds one model");
+        let a = &alone.results[0];
+        // The alone model is exactly the sub-model's architecture: same name, params and FLOPs.
+        assert_eq!((a.sub_model.as_str(), a.params, a.flops), (row.sub_model.as_str(), row.params, row.flops));
+        let s = sorted.results.iter().find(|r| r.sub_model == row.sub_model).unwrap();
+        assert_eq!(row.sorted, s.accuracy);
+    }
+    // Naive slicing of the full sub-model is the alone-trained full model itself.
+    let naive = RunReport::read(&out.join("naive")).unwrap();
+    assert_eq!(naive.n_sub_models, 6, "every sub-model is sliced");
+    assert_eq!(naive.full_accuracy, report.alone_full);
+    assert!(report.markdown().contains("| `4-4-8` |"));
+
+    // A second call reuses every finished folder and writes the same table.
+    let before = std::fs::read(out.join("naive/results.json")).unwrap();
+    compare(args()).unwrap();
+    assert_eq!(std::fs::read(out.join("naive/results.json")).unwrap(), before);
+    let again: CompareReport = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(again.rows, report.rows);
+
+    // A sorted run of another config is refused, naming the flag.
+    let other =
+        CompareArgs { steps: Some(2), sorted: Some(out.join("sorted")), out: Some(dir.path().join("b")), ..args() };
+    let err = format!("{:#}", compare(other).unwrap_err());
+    assert!(err.contains("--sorted"), "{err}");
+}
+
+#[test]
+fn compare_refuses_mobilenet_before_training_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/fashion-mobilenetv2.toml");
+    let out = dir.path().join("cmp");
+    let args = CompareArgs { config, out: Some(out.clone()), sorted: None, alone: 5, steps: None };
+    let err = format!("{:#}", compare(args).unwrap_err());
+    assert!(err.contains("MobileNetV2") && err.contains("width_multiplier"), "{err}");
+    assert!(!out.join("sorted").exists(), "nothing was trained");
+}
