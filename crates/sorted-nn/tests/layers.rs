@@ -111,3 +111,36 @@ fn switchable_batch_norm_updates_only_the_active_width() {
     assert!(moved > 0.1, "width-4 stats should move, got {moved}");
     assert_eq!(untouched, 0.0, "width-8 stats must stay at their initial values");
 }
+
+#[test]
+fn batch_norm_training_forward_and_gradients_equal_burn_batch_norm() {
+    let device = seeded();
+    let bn = SortedBatchNormConfig::new(8).init::<B>(&device);
+    // Non-trivial affine parameters, so that gamma and beta matter.
+    let mut bn = bn;
+    bn.gamma = burn::module::Param::from_tensor(Tensor::random([8], Distribution::Normal(1.0, 0.5), &device));
+    bn.beta = burn::module::Param::from_tensor(Tensor::random([8], Distribution::Normal(0.0, 0.5), &device));
+    let x = Tensor::<B, 4>::random([6, 5, 4, 3], Distribution::Normal(1.0, 2.0), &device).require_grad();
+    let w = Tensor::<B, 4>::random([6, 5, 4, 3], Distribution::Normal(0.0, 1.0), &device);
+    let (y, stats) = bn.forward_batch(x.clone());
+    let grads = (y.clone() * w.clone()).sum().backward();
+
+    // burn's BatchNorm over the same 5 channels, in training mode (autodiff backend).
+    let mut dense = burn::nn::BatchNormConfig::new(5).with_epsilon(bn.epsilon).init::<B>(&device);
+    dense.gamma = burn::module::Param::from_tensor(bn.gamma.val().slice(s![0..5]).detach());
+    dense.beta = burn::module::Param::from_tensor(bn.beta.val().slice(s![0..5]).detach());
+    let x2 = x.clone().detach().require_grad();
+    let y2 = dense.forward(x2.clone());
+    let grads2 = (y2.clone() * w).sum().backward();
+    assert_matches_dense(y.inner(), y2.inner(), 1e-5);
+    let (mean, var) = (stats.mean, stats.var);
+    let flat = x.clone().inner().swap_dims(0, 1).reshape([5, 6 * 4 * 3]);
+    let (v, m) = flat.var_mean_bias(1);
+    assert_matches_dense(mean.inner(), m.reshape([5]), 1e-5);
+    assert_matches_dense(var.inner(), v.reshape([5]), 1e-4);
+    assert_matches_dense(x.grad(&grads).unwrap(), x2.grad(&grads2).unwrap(), 1e-4);
+    let g = bn.gamma.grad(&grads).unwrap().slice(s![0..5]);
+    assert_matches_dense(g, dense.gamma.grad(&grads2).unwrap(), 1e-4);
+    let b = bn.beta.grad(&grads).unwrap().slice(s![0..5]);
+    assert_matches_dense(b, dense.beta.grad(&grads2).unwrap(), 1e-4);
+}

@@ -18,7 +18,7 @@ use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::{BatchNormStats, Experiment, ModelConfig};
 use crate::eval::{NormStatsFile, evaluate};
 use crate::plot::write_plot;
-use crate::report::{RunMeta, RunReport, git_commit, machine, write_file};
+use crate::report::{RunMeta, RunReport, machine, write_file};
 use crate::train::{TrainOptions, train};
 
 /// Builds the MLP of an experiment.
@@ -142,6 +142,9 @@ pub struct RunContext {
     pub quiet: bool,
     /// The command line, for reports.
     pub command: String,
+    /// The commit the binary was started from (read once at start: a long run's reports must
+    /// not name a commit made while it ran).
+    pub commit: String,
 }
 
 fn utc_stamp() -> String {
@@ -301,7 +304,7 @@ pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
         name: cfg.name.clone(),
         config: exp.source.display().to_string(),
         command: ctx.command.clone(),
-        commit: git_commit(),
+        commit: ctx.commit.clone(),
         machine: machine(),
         device: ctx.device_name.clone(),
         seed: cfg.seed,

@@ -27,7 +27,7 @@ use crate::cli::CompareArgs;
 use crate::commands::{ModelVisitor, RunContext, new_run_dir, report, train_experiment};
 use crate::config::{BatchNormStats, Experiment, ModelConfig};
 use crate::data::RunData;
-use crate::report::{RunReport, git_commit, machine, write_file};
+use crate::report::{RunReport, machine, write_file};
 use crate::train::TrainOptions;
 
 /// One compared sub-model.
@@ -317,7 +317,7 @@ pub fn compare_cmd<B: AutodiffBackend>(
     let compared = CompareReport {
         config: args.config.display().to_string(),
         command: ctx.command.clone(),
-        commit: git_commit(),
+        commit: ctx.commit.clone(),
         machine: machine(),
         device: ctx.device_name.clone(),
         steps: exp.config.train.steps,

@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         device_name: cli.device.name().to_string(),
         quiet: cli.quiet,
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        commit: report::git_commit(),
     };
     match cli.device {
         DeviceKind::Cpu => {

@@ -18,7 +18,7 @@ use crate::commands::{ModelVisitor, RunContext, load_run, read_norm_stats, visit
 use crate::config::Experiment;
 use crate::device::DeviceKind;
 use crate::eval::{calibrate, calibration_batches};
-use crate::report::{RunReport, git_commit, machine, write_file};
+use crate::report::{RunReport, machine, write_file};
 
 /// Ratio of ratios outside `[1 / OUTLIER_FACTOR, OUTLIER_FACTOR]` is listed as an outlier.
 pub const OUTLIER_FACTOR: f64 = 2.0;
@@ -451,7 +451,7 @@ pub fn profile_cmd<E: Backend>(
             options,
             memory,
             command: ctx.command.clone(),
-            commit: git_commit(),
+            commit: ctx.commit.clone(),
             machine: machine(),
             wall_seconds: started.elapsed().as_secs_f64(),
         },

@@ -65,7 +65,7 @@ batch_size = 32
 "#;
 
 pub(crate) fn ctx() -> RunContext {
-    RunContext { device_name: "cpu (flex)".into(), quiet: true, command: "test".into() }
+    RunContext { device_name: "cpu (flex)".into(), quiet: true, command: "test".into(), commit: "test".into() }
 }
 
 pub(crate) fn cli(command: Command) -> Cli {
