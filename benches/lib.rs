@@ -115,6 +115,15 @@ pub const CONV_HW: usize = 32;
 /// `SortedConv2d` case: batch size.
 pub const CONV_BATCH: usize = 32;
 
+/// `SortedBatchNorm` case: allocated channels.
+pub const BN_ALLOCATED: usize = 64;
+/// `SortedBatchNorm` case: active channels.
+pub const BN_ACTIVE: [usize; 3] = [16, 32, 64];
+/// `SortedBatchNorm` case: input height and width (the ResNet's first stage on 28x28 inputs).
+pub const BN_HW: usize = 14;
+/// `SortedBatchNorm` case: batch size.
+pub const BN_BATCH: usize = 128;
+
 /// Training-step case: batch size (the default experiment's).
 pub const TRAIN_BATCH: usize = 128;
 /// Training-step case: sub-models per sorted step (the default experiment's `k`).

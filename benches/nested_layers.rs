@@ -5,14 +5,20 @@
 //! - `{device}/conv2d`: allocated 64 -> 128 channels, 3x3, padding 1, on 32x32 inputs, batch 32;
 //!   active `c_out` = 32, 64, 128 filters over `c_out / 2` input channels.
 //!
+//! - `{device}/batch_norm`: allocated 64 channels, active c = 16, 32, 64, batch 128, 14x14, with
+//!   fixed (recalibrated) statistics, against burn-nn's `BatchNorm` in inference mode. Our layer
+//!   uses `[n, c, 1]` operands on the `[n, c, h*w]` view, which Flex runs on its SIMD broadcast
+//!   path; burn-nn's `[1, c, 1, 1]` operands are not (a ratio well under 1 on Flex).
+//!
 //! Ids are `sorted/<active>` and `dense/<active>`; `cargo xtask bench` reports sorted/dense.
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_main};
 use sorted_bench::{
-    Bench, CONV_ACTIVE_OUT, CONV_ALLOCATED, CONV_BATCH, CONV_HW, LINEAR_ACTIVE, LINEAR_ALLOCATED, LINEAR_BATCH,
-    assert_same, device, group_name, normal_input, own_conv2d, own_linear, time_iters,
+    BN_ACTIVE, BN_ALLOCATED, BN_BATCH, BN_HW, Bench, CONV_ACTIVE_OUT, CONV_ALLOCATED, CONV_BATCH, CONV_HW,
+    LINEAR_ACTIVE, LINEAR_ALLOCATED, LINEAR_BATCH, assert_same, device, group_name, normal_input, own_conv2d,
+    own_linear, time_iters,
 };
-use sorted_nn::{SortedConv2dConfig, SortedLinearConfig};
+use sorted_nn::{SortedBatchNormConfig, SortedConv2dConfig, SortedLinearConfig};
 
 fn linear(c: &mut Criterion) {
     let device = device();
@@ -55,11 +61,32 @@ fn conv2d(c: &mut Criterion) {
     group.finish();
 }
 
+fn batch_norm(c: &mut Criterion) {
+    let device = device();
+    let bn = SortedBatchNormConfig::new(BN_ALLOCATED).init::<Bench>(&device);
+    let mut group = c.benchmark_group(group_name("batch_norm"));
+    group.throughput(Throughput::Elements(BN_BATCH as u64));
+    for a in BN_ACTIVE {
+        let x = normal_input::<Bench, 4>([BN_BATCH, a, BN_HW, BN_HW], &device);
+        let (_, stats) = bn.forward_batch(x.clone());
+        let dense = bn.to_dense(&stats);
+        assert_same(bn.forward_with(x.clone(), &stats), dense.forward(x.clone()));
+        group.bench_function(BenchmarkId::new("sorted", a), |b| {
+            b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || bn.forward_with(x.clone(), &stats)));
+        });
+        group.bench_function(BenchmarkId::new("dense", a), |b| {
+            b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || dense.forward(x.clone())));
+        });
+    }
+    group.finish();
+}
+
 /// Runs this file's groups with the suite's settings ([`sorted_bench::criterion`]).
 fn benches() {
     let mut c = sorted_bench::criterion();
     linear(&mut c);
     conv2d(&mut c);
+    batch_norm(&mut c);
 }
 
 criterion_main!(benches);

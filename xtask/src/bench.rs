@@ -32,6 +32,8 @@ const PACKAGE: &str = "sorted-bench";
 const LINEAR_ACTIVE: [usize; 3] = [256, 512, 1024];
 /// Active output channels of the `conv2d` case (allocated 64 -> 128, input channels half).
 const CONV_ACTIVE_OUT: [usize; 3] = [32, 64, 128];
+/// Active channels of the `batch_norm` case (allocated 64, batch 128, 14x14).
+const BN_ACTIVE: [usize; 3] = [16, 32, 64];
 /// Batch sizes of the `deploy` case.
 const DEPLOY_BATCHES: [usize; 2] = [1, 64];
 /// Sub-models of the `deploy` case, `(model, sub-model)`: the default MLP space and the CNN's.
@@ -288,6 +290,7 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
     let linear = format!("{backend}/linear");
     let conv = format!("{backend}/conv2d");
     let train = format!("{backend}/train_step");
+    let bn = format!("{backend}/batch_norm");
 
     let mut layers = Vec::new();
     for a in LINEAR_ACTIVE {
@@ -310,6 +313,18 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
         };
         layers.push(LayerRow {
             case: "conv2d 64 -> 128, 3x3, 32x32, batch 32".into(),
+            active: ratio.label.clone(),
+            pair: pair(estimates, &ratio)?,
+        });
+    }
+    for c in BN_ACTIVE {
+        let ratio = Ratio {
+            label: format!("{c}"),
+            sorted: BenchId::new(&bn, format!("sorted/{c}")),
+            dense: BenchId::new(&bn, format!("dense/{c}")),
+        };
+        layers.push(LayerRow {
+            case: "batch norm (fixed statistics) 64, 14x14, batch 128, vs burn-nn BatchNorm".into(),
             active: ratio.label.clone(),
             pair: pair(estimates, &ratio)?,
         });
