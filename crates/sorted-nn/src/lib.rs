@@ -16,6 +16,6 @@ pub use error::SpecError;
 pub use linear::{SortedLinear, SortedLinearConfig};
 pub use norm::{
     BatchStatistics, NormCalibrator, NormPass, SortedBatchNorm, SortedBatchNormConfig, SortedLayerNorm,
-    SortedLayerNormConfig, SubModelNormStats,
+    SortedLayerNormConfig, SubModelNormStats, dense_batch_norm_forward,
 };
 pub use spec::{NestingSpace, NestingSpaceConfig, SubModel};

@@ -144,3 +144,15 @@ fn batch_norm_training_forward_and_gradients_equal_burn_batch_norm() {
     let b = bn.beta.grad(&grads).unwrap().slice(s![0..5]);
     assert_matches_dense(b, dense.beta.grad(&grads2).unwrap(), 1e-4);
 }
+
+#[test]
+fn dense_batch_norm_forward_equals_burn_batch_norm_inference() {
+    let device = seeded();
+    let mut dense = burn::nn::BatchNormConfig::new(5).init::<Flex>(&device);
+    dense.gamma = burn::module::Param::from_tensor(Tensor::random([5], Distribution::Normal(1.0, 0.5), &device));
+    dense.beta = burn::module::Param::from_tensor(Tensor::random([5], Distribution::Normal(0.0, 0.5), &device));
+    dense.running_mean = burn::module::RunningState::new(Tensor::random([5], Distribution::Normal(0.5, 1.0), &device));
+    dense.running_var = burn::module::RunningState::new(Tensor::random([5], Distribution::Uniform(0.5, 2.0), &device));
+    let x = Tensor::<Flex, 4>::random([3, 5, 4, 2], Distribution::Normal(1.0, 2.0), &device);
+    assert_matches_dense(sorted_nn::dense_batch_norm_forward(&dense, x.clone()), dense.forward(x), 1e-5);
+}

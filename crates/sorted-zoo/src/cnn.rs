@@ -208,7 +208,7 @@ impl<B: Backend> DenseClassifier<B> for DenseCnn<B> {
     fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         let mut x = images;
         for (conv, norm) in self.convs.iter().zip(&self.norms) {
-            x = relu(norm.forward(conv.forward(x)));
+            x = relu(sorted_nn::dense_batch_norm_forward(norm, conv.forward(x)));
         }
         let pooled: Tensor<B, 2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         self.head.forward(pooled)

@@ -82,6 +82,6 @@ impl<B: Backend> DenseConvNorm<B> {
     /// - x: `[batch, c_in, h, w]`
     /// - output: `[batch, c_out, h', w']`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.norm.forward(self.conv.forward(x))
+        sorted_nn::dense_batch_norm_forward(&self.norm, self.conv.forward(x))
     }
 }

@@ -571,8 +571,8 @@ impl<B: Backend> DenseBasicBlock<B> {
     /// - x: `[batch, c_in, h, w]`
     /// - output: `[batch, c_out, h / stride, w / stride]`
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let h = relu(self.norm1.forward(self.conv1.forward(x.clone())));
-        let main = self.norm2.forward(self.conv2.forward(h));
+        let h = relu(sorted_nn::dense_batch_norm_forward(&self.norm1, self.conv1.forward(x.clone())));
+        let main = sorted_nn::dense_batch_norm_forward(&self.norm2, self.conv2.forward(h));
         let shortcut = match &self.shortcut {
             Some(p) => p.forward(x),
             None => x,

@@ -200,6 +200,25 @@ impl<B: Backend> SortedBatchNorm<B> {
     }
 }
 
+/// `burn::nn::BatchNorm`'s inference forward (running statistics), computed the way
+/// [`SortedBatchNorm`] computes it: one per-channel affine map with `[n, c, 1]` operands. Same
+/// result; on Flex over 100x faster than `norm.forward`, whose `[1, c, 1, 1]` operands miss the
+/// SIMD broadcast path (`flex/batch_norm` bench). On an autodiff backend, where burn's layer
+/// normalises with batch statistics, this defers to `norm.forward`. The dense models of the zoo
+/// use it, so exported models keep burn-nn's `BatchNorm` records.
+///
+/// # Shapes
+/// - input and output: `[batch, c, h, w]`
+pub fn dense_batch_norm_forward<B: Backend>(norm: &BatchNorm<B>, input: Tensor<B, 4>) -> Tensor<B, 4> {
+    if B::ad_enabled(&input.device()) {
+        return norm.forward(input);
+    }
+    let [n, c, h, w] = input.dims();
+    let scale = norm.gamma.val() / norm.running_var.value_sync().add_scalar(norm.epsilon).sqrt();
+    let shift = norm.beta.val() - norm.running_mean.value_sync() * scale.clone();
+    (input.reshape([n, c, h * w]) * per_sample(scale, n) + per_sample(shift, n)).reshape([n, c, h, w])
+}
+
 /// A per-channel vector `[c]` as a contiguous `[n, c, 1]` operand for a `[n, c, h*w]` tensor.
 fn per_sample<B: Backend>(v: Tensor<B, 1>, n: usize) -> Tensor<B, 3> {
     let c = v.dims()[0];

@@ -4,6 +4,6 @@ mod batch;
 mod calibration;
 mod layer;
 
-pub use batch::{BatchStatistics, SortedBatchNorm, SortedBatchNormConfig};
+pub use batch::{BatchStatistics, SortedBatchNorm, SortedBatchNormConfig, dense_batch_norm_forward};
 pub use calibration::{NormCalibrator, NormPass, SubModelNormStats};
 pub use layer::{SortedLayerNorm, SortedLayerNormConfig};
