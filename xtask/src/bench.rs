@@ -287,47 +287,34 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
         let dense = estimates.get(&ratio.dense)?;
         Ok(sorted.zip(dense))
     };
-    let linear = format!("{backend}/linear");
-    let conv = format!("{backend}/conv2d");
     let train = format!("{backend}/train_step");
-    let bn = format!("{backend}/batch_norm");
 
+    // The nested-layer groups: `(group, case, [(active id, label)])`, each id `sorted/<id>` and
+    // `dense/<id>`.
+    let layer_groups: [(&str, &str, Vec<(usize, String)>); 3] = [
+        ("linear", "linear 1024x1024, batch 128", LINEAR_ACTIVE.iter().map(|&a| (a, format!("{a}x{a}"))).collect()),
+        (
+            "conv2d",
+            "conv2d 64 -> 128, 3x3, 32x32, batch 32",
+            CONV_ACTIVE_OUT.iter().map(|&c| (c, format!("{} -> {c}", c / 2))).collect(),
+        ),
+        (
+            "batch_norm",
+            "batch norm (fixed statistics) 64, 14x14, batch 128, vs burn-nn BatchNorm",
+            BN_ACTIVE.iter().map(|&c| (c, c.to_string())).collect(),
+        ),
+    ];
     let mut layers = Vec::new();
-    for a in LINEAR_ACTIVE {
-        let ratio = Ratio {
-            label: format!("{a}x{a}"),
-            sorted: BenchId::new(&linear, format!("sorted/{a}")),
-            dense: BenchId::new(&linear, format!("dense/{a}")),
-        };
-        layers.push(LayerRow {
-            case: "linear 1024x1024, batch 128".into(),
-            active: ratio.label.clone(),
-            pair: pair(estimates, &ratio)?,
-        });
-    }
-    for c in CONV_ACTIVE_OUT {
-        let ratio = Ratio {
-            label: format!("{} -> {c}", c / 2),
-            sorted: BenchId::new(&conv, format!("sorted/{c}")),
-            dense: BenchId::new(&conv, format!("dense/{c}")),
-        };
-        layers.push(LayerRow {
-            case: "conv2d 64 -> 128, 3x3, 32x32, batch 32".into(),
-            active: ratio.label.clone(),
-            pair: pair(estimates, &ratio)?,
-        });
-    }
-    for c in BN_ACTIVE {
-        let ratio = Ratio {
-            label: format!("{c}"),
-            sorted: BenchId::new(&bn, format!("sorted/{c}")),
-            dense: BenchId::new(&bn, format!("dense/{c}")),
-        };
-        layers.push(LayerRow {
-            case: "batch norm (fixed statistics) 64, 14x14, batch 128, vs burn-nn BatchNorm".into(),
-            active: ratio.label.clone(),
-            pair: pair(estimates, &ratio)?,
-        });
+    for (group, case, actives) in layer_groups {
+        let group = format!("{backend}/{group}");
+        for (id, label) in actives {
+            let ratio = Ratio {
+                label,
+                sorted: BenchId::new(&group, format!("sorted/{id}")),
+                dense: BenchId::new(&group, format!("dense/{id}")),
+            };
+            layers.push(LayerRow { case: case.into(), active: ratio.label.clone(), pair: pair(estimates, &ratio)? });
+        }
     }
 
     let train_ratios = [Ratio {

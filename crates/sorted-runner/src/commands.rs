@@ -368,20 +368,23 @@ pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContex
     let exp = load_run(&args.run)?;
     let state = read_state(&args.run)?;
     let data = crate::data::load(&exp.config.data)?;
-    struct Report<'a, E: Backend> {
-        exp: &'a Experiment,
-        data: &'a RunData,
-        device: &'a E::Device,
-        run: &'a Path,
-        train_seconds: f64,
-        ctx: &'a RunContext,
-    }
-    impl<E: Backend> ModelVisitor<E> for Report<'_, E> {
-        type Output = ();
-        fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
-            report(self.exp, self.data, &model, self.device, self.run, self.train_seconds, self.ctx)
-        }
-    }
-    let visitor = Report { exp: &exp, data: &data, device, run: &args.run, train_seconds: state.train_seconds, ctx };
+    let visitor = Report { exp: &exp, data: &data, device, out: &args.run, train_seconds: state.train_seconds, ctx };
     visit_trained::<E, _>(&exp, &data, &args.run, device, visitor)
+}
+
+/// Evaluates a loaded model and writes its reports into `out` ([`report`]).
+pub(crate) struct Report<'a, E: Backend> {
+    pub(crate) exp: &'a Experiment,
+    pub(crate) data: &'a RunData,
+    pub(crate) device: &'a E::Device,
+    pub(crate) out: &'a Path,
+    pub(crate) train_seconds: f64,
+    pub(crate) ctx: &'a RunContext,
+}
+
+impl<E: Backend> ModelVisitor<E> for Report<'_, E> {
+    type Output = ();
+    fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
+        report(self.exp, self.data, &model, self.device, self.out, self.train_seconds, self.ctx)
+    }
 }

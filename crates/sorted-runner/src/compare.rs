@@ -12,21 +12,18 @@
 //! A folder whose `results.json` already exists is reused, so an interrupted comparison picks
 //! up where it stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use sorted_nn::{NestingSpaceConfig, SubModel};
 use sorted_sched::{FullSamplerConfig, SamplerConfig};
-use sorted_zoo::SortedClassifier;
 
 use crate::cli::CompareArgs;
-use crate::commands::{ModelVisitor, RunContext, new_run_dir, report, train_experiment};
+use crate::commands::{Report, RunContext, new_run_dir, train_experiment};
 use crate::config::{BatchNormStats, Experiment, ModelConfig};
-use crate::data::RunData;
 use crate::report::{RunReport, machine, write_file};
 use crate::train::TrainOptions;
 
@@ -266,22 +263,16 @@ pub fn compare_cmd<B: AutodiffBackend>(
         naive_exp.config.model = alone_experiment(&exp, &full)?.config.model;
         let data = crate::data::load(&naive_exp.config.data)?;
         let started = Instant::now();
-        struct Naive<'a, E: Backend> {
-            exp: &'a Experiment,
-            data: &'a RunData,
-            device: &'a E::Device,
-            dir: &'a Path,
-            ctx: &'a RunContext,
-        }
-        impl<E: Backend> ModelVisitor<E> for Naive<'_, E> {
-            type Output = ();
-            fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
-                report(self.exp, self.data, &model, self.device, self.dir, 0.0, self.ctx)
-            }
-        }
         std::fs::create_dir_all(&naive_dir).with_context(|| format!("creating `{}`", naive_dir.display()))?;
         write_file(&naive_dir.join("config.toml"), naive_exp.to_toml().as_bytes())?;
-        let visitor = Naive::<B::InnerBackend> { exp: &naive_exp, data: &data, device, dir: &naive_dir, ctx };
+        let visitor = Report::<B::InnerBackend> {
+            exp: &naive_exp,
+            data: &data,
+            device,
+            out: &naive_dir,
+            train_seconds: 0.0,
+            ctx,
+        };
         crate::commands::visit_trained::<B::InnerBackend, _>(&naive_exp, &data, &full_dir, device, visitor)?;
         if !ctx.quiet {
             eprintln!("naive slicing evaluated in {:.0} s", started.elapsed().as_secs_f64());

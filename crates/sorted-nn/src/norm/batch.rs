@@ -164,14 +164,10 @@ impl<B: Backend> SortedBatchNorm<B> {
         self.forward_with(input, &stats)
     }
 
-    /// `(x - mean) / sqrt(var + eps) * gamma + beta` as one affine map per channel,
-    /// `x * scale + shift`, with `[n, c, 1]` operands (see `forward_batch`).
+    /// Normalises with fixed statistics over the active gamma/beta prefix ([`affine`]).
     fn normalise(&self, input: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
-        let [n, c, h, w] = input.dims();
-        let scale = self.gamma.val().slice(s![0..c]) / var.add_scalar(self.epsilon).sqrt();
-        let shift = self.beta.val().slice(s![0..c]) - mean * scale.clone();
-        let x = input.reshape([n, c, h * w]);
-        (x * per_sample(scale, n) + per_sample(shift, n)).reshape([n, c, h, w])
+        let c = input.dims()[1];
+        affine(input, self.gamma.val().slice(s![0..c]), self.beta.val().slice(s![0..c]), mean, var, self.epsilon)
     }
 
     fn check(&self, c: usize) {
@@ -213,9 +209,23 @@ pub fn dense_batch_norm_forward<B: Backend>(norm: &BatchNorm<B>, input: Tensor<B
     if B::ad_enabled(&input.device()) {
         return norm.forward(input);
     }
+    let (mean, var) = (norm.running_mean.value_sync(), norm.running_var.value_sync());
+    affine(input, norm.gamma.val(), norm.beta.val(), mean, var, norm.epsilon)
+}
+
+/// `(x - mean) / sqrt(var + eps) * gamma + beta` as one per-channel affine map,
+/// `x * scale + shift`, with `[n, c, 1]` operands on the `[n, c, h*w]` view.
+fn affine<B: Backend>(
+    input: Tensor<B, 4>,
+    gamma: Tensor<B, 1>,
+    beta: Tensor<B, 1>,
+    mean: Tensor<B, 1>,
+    var: Tensor<B, 1>,
+    epsilon: f64,
+) -> Tensor<B, 4> {
     let [n, c, h, w] = input.dims();
-    let scale = norm.gamma.val() / norm.running_var.value_sync().add_scalar(norm.epsilon).sqrt();
-    let shift = norm.beta.val() - norm.running_mean.value_sync() * scale.clone();
+    let scale = gamma / var.add_scalar(epsilon).sqrt();
+    let shift = beta - mean * scale.clone();
     (input.reshape([n, c, h * w]) * per_sample(scale, n) + per_sample(shift, n)).reshape([n, c, h, w])
 }
 
