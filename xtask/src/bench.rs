@@ -291,8 +291,12 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
 
     // The nested-layer groups: `(group, case, [(active id, label)])`, each id `sorted/<id>` and
     // `dense/<id>`.
-    let layer_groups: [(&str, &str, Vec<(usize, String)>); 3] = [
-        ("linear", "linear 1024x1024, batch 128", LINEAR_ACTIVE.iter().map(|&a| (a, format!("{a}x{a}"))).collect()),
+    let layer_groups = [
+        (
+            "linear",
+            "linear 1024x1024, batch 128",
+            LINEAR_ACTIVE.iter().map(|&a| (a, format!("{a}x{a}"))).collect::<Vec<_>>(),
+        ),
         (
             "conv2d",
             "conv2d 64 -> 128, 3x3, 32x32, batch 32",
