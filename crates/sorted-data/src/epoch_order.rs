@@ -123,7 +123,7 @@ impl EpochOrder {
 }
 
 /// A Fisher–Yates shuffle of `0..n` on ChaCha8 stream `stream` of `seed`.
-fn shuffle(n: usize, seed: u64, stream: u64) -> Vec<usize> {
+pub(crate) fn shuffle(n: usize, seed: u64, stream: u64) -> Vec<usize> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     rng.set_stream(stream);
     let mut items: Vec<usize> = (0..n).collect();

@@ -196,6 +196,133 @@ pub enum DataError {
         /// The format expected, for example `CIFAR-10 (1 label byte + 3072 pixel bytes)`.
         format: &'static str,
     },
+
+    /// A text file is not valid UTF-8.
+    #[error("{}:{line}: not valid UTF-8 (at byte offset {offset})", path.display())]
+    Utf8 {
+        /// The file.
+        path: PathBuf,
+        /// The line (counted from 1) holding the first invalid byte.
+        line: usize,
+        /// The offset of the first invalid byte in the file.
+        offset: usize,
+    },
+
+    /// A CSV file breaks the CSV syntax (RFC 4180, with LF or CRLF line endings).
+    #[error("{}:{line}: bad CSV: expected {expected}, got {got}", path.display())]
+    CsvSyntax {
+        /// The CSV file.
+        path: PathBuf,
+        /// The line (counted from 1) of the offending character.
+        line: usize,
+        /// What the syntax allows there.
+        expected: &'static str,
+        /// What the file holds there.
+        got: String,
+    },
+
+    /// A quoted CSV field is never closed: the file ends inside it.
+    #[error(
+        "{}:{line}: unterminated quoted field: the quote that opens it is never closed (a quote inside a quoted field is written \"\")",
+        path.display()
+    )]
+    UnterminatedQuote {
+        /// The CSV file.
+        path: PathBuf,
+        /// The line (counted from 1) of the opening quote.
+        line: usize,
+    },
+
+    /// A CSV record has the wrong number of fields.
+    #[error("{}:{line}: expected {expected} fields, got {got}", path.display())]
+    FieldCount {
+        /// The CSV file.
+        path: PathBuf,
+        /// The line (counted from 1) the record starts on.
+        line: usize,
+        /// The number of columns of the header.
+        expected: usize,
+        /// The number of fields of the record.
+        got: usize,
+    },
+
+    /// The header of a CSV file is not the one its format has.
+    #[error("{}:{line}: wrong header: expected `{expected}`, got `{got}`", path.display())]
+    CsvHeader {
+        /// The CSV file.
+        path: PathBuf,
+        /// The line (counted from 1) of the header.
+        line: usize,
+        /// The header the format has, fields joined by commas.
+        expected: String,
+        /// The header found, fields joined by commas.
+        got: String,
+    },
+
+    /// A field holds a value outside the set its column allows (an unknown category, say).
+    #[error("{}:{line}: unknown {column} `{got}`: expected one of {expected}", path.display())]
+    BadValue {
+        /// The file.
+        path: PathBuf,
+        /// The line (counted from 1) of the record.
+        line: usize,
+        /// The column.
+        column: &'static str,
+        /// The values allowed.
+        expected: &'static str,
+        /// The value found.
+        got: String,
+    },
+
+    /// A file holds a number of records other than the one its format fixes.
+    #[error("{}: expected {expected} {what}, got {got}", path.display())]
+    RecordCount {
+        /// The file.
+        path: PathBuf,
+        /// What is counted, for example `reviews (fresh or rotten rows)`.
+        what: &'static str,
+        /// The number the format requires, in words: `600`, `at least 1`.
+        expected: String,
+        /// The number found.
+        got: usize,
+    },
+
+    /// A token occurs on two lines of a vocabulary file, so it would have two ids.
+    #[error(
+        "{}:{line}: token `{token}` is already on line {first_line}; every line of a vocabulary must be a distinct token",
+        path.display()
+    )]
+    DuplicateToken {
+        /// The vocabulary file.
+        path: PathBuf,
+        /// The line (counted from 1) of the repetition.
+        line: usize,
+        /// The line (counted from 1) the token first occurs on.
+        first_line: usize,
+        /// The token.
+        token: String,
+    },
+
+    /// A vocabulary lacks a special token the tokenizer needs.
+    #[error(
+        "{}: no line is the special token `{token}`; a BERT vocabulary needs [PAD], [UNK], [CLS] and [SEP]",
+        path.display()
+    )]
+    MissingToken {
+        /// The vocabulary file.
+        path: PathBuf,
+        /// The special token that is missing.
+        token: &'static str,
+    },
+
+    /// A vocabulary has more tokens than `u32` ids can number.
+    #[error("{}: {n_tokens} tokens do not fit in u32 ids", path.display())]
+    VocabTooLarge {
+        /// The vocabulary file.
+        path: PathBuf,
+        /// The number of lines.
+        n_tokens: usize,
+    },
 }
 
 /// A human name for an IDX magic number, for error messages.

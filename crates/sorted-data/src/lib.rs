@@ -3,7 +3,9 @@
 
 mod augment;
 mod batcher;
+mod char_class;
 mod cifar;
+pub mod csv;
 mod dataset;
 mod epoch_order;
 mod error;
@@ -11,6 +13,11 @@ mod fashion_mnist;
 pub mod idx;
 mod image_set;
 mod mnist;
+mod rt_sentiment;
+mod text_batcher;
+mod text_dataset;
+mod tokenized_dataset;
+mod wordpiece;
 
 pub use augment::{AugmentConfig, Augmentation, ImageTransform};
 pub use batcher::{ImageBatch, ImageBatcher, MNIST_MEAN, MNIST_STD};
@@ -27,4 +34,15 @@ pub use image_set::ImageSet;
 pub use mnist::{
     EMBEDDED_DIR, EMBEDDED_MNIST_SHA256, EMBEDDED_TEST_STRIDE, EMBEDDED_TRAIN_LEN, MNIST_CLASS_NAMES, MNIST_CLASSES,
     Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,
+};
+pub use rt_sentiment::{
+    RT_CLASS_NAMES, RT_CLASSES, RT_CSV_FILE, RT_CSV_HEADER, RT_EMBEDDED_DEV_LEN, RT_EMBEDDED_DIR, RT_EMBEDDED_FILE,
+    RT_EMBEDDED_SHA256, RT_EMBEDDED_TEST_LEN, RT_EMBEDDED_TRAIN_LEN, RT_SPLIT_SEED, RtSentiment, RtSplit,
+};
+pub use text_batcher::{TextBatch, TextBatcher};
+pub use text_dataset::TextDataset;
+pub use tokenized_dataset::TokenizedDataset;
+pub use wordpiece::{
+    CLS_TOKEN, CONTINUATION_PREFIX, Encoding, MAX_CHARS_PER_WORD, PAD_TOKEN, SEP_TOKEN, SpecialTokens, UNK_TOKEN,
+    WordPieceTokenizer,
 };

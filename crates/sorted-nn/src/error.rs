@@ -70,6 +70,17 @@ pub enum SpecError {
         /// The block's width options.
         allowed: Vec<usize>,
     },
+    /// A size that is not one of a named axis's options (transformer spaces: `heads`, `ffn`,
+    /// `hidden`).
+    #[error("`{axis}` = {value} is not an option; allowed: {allowed:?}")]
+    NotAnAxisOption {
+        /// The axis name.
+        axis: String,
+        /// The requested size.
+        value: usize,
+        /// The axis's options.
+        allowed: Vec<usize>,
+    },
     /// A width option index out of range.
     #[error("block {block} has {n_options} width options, index {index} is out of range")]
     OptionIndex {

@@ -1,17 +1,22 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod attention;
 mod conv;
 mod cost;
+mod embedding;
 mod error;
 mod linear;
 mod norm;
 mod spec;
 #[cfg(feature = "test-util")]
 pub mod test_util;
+mod transformer_space;
 
+pub use attention::{DenseMultiHeadAttention, PaddingMask, SortedMultiHeadAttention, SortedMultiHeadAttentionConfig};
 pub use conv::{SortedConv2d, SortedConv2dConfig};
 pub use cost::Cost;
+pub use embedding::{SortedEmbedding, SortedEmbeddingConfig};
 pub use error::SpecError;
 pub use linear::{SortedLinear, SortedLinearConfig};
 pub use norm::{
@@ -19,3 +24,4 @@ pub use norm::{
     SortedLayerNormConfig, SubModelNormStats, dense_batch_norm_forward,
 };
 pub use spec::{NestingSpace, NestingSpaceConfig, SubModel};
+pub use transformer_space::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};

@@ -109,7 +109,7 @@ impl fmt::Display for SubModel {
     }
 }
 
-fn check_ascending(key: &str, values: &[usize]) -> Result<(), SpecError> {
+pub(crate) fn check_ascending(key: &str, values: &[usize]) -> Result<(), SpecError> {
     if values.is_empty() {
         return Err(SpecError::Empty { key: key.to_string() });
     }

@@ -2,4 +2,5 @@
 // One range per tensor dimension: a 1-D parameter takes a one-element array on purpose.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod attention;
 mod layers;

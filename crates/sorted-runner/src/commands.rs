@@ -183,6 +183,28 @@ pub fn train_cmd<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading config `{}`", path.display()))?;
+        if crate::text::is_text_experiment(&text) {
+            anyhow::ensure!(
+                args.stop_after.is_none(),
+                "--stop-after is not supported for text ([model.bert]) experiments yet"
+            );
+            let mut exp = crate::text::TextExperiment::from_toml(&text, path)?;
+            if let Some(steps) = args.steps {
+                anyhow::ensure!(steps > 0, "--steps must be at least 1");
+                exp.config.train.steps = steps;
+            }
+            return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), device, ctx);
+        }
+    }
+    if let Some(dir) = &args.resume {
+        anyhow::ensure!(
+            !crate::text::is_text_experiment(&read_config(dir)?),
+            "`{}` is a text ([model.bert]) run: resuming those is not supported yet",
+            dir.display()
+        );
+    }
     let (exp, run_dir) = if let Some(dir) = &args.resume {
         let text = read_config(dir)?;
         let exp = Experiment::from_toml(&text, &dir.join("checkpoint/config.toml"))?;

@@ -13,6 +13,7 @@ mod plot;
 pub mod profile;
 pub mod report;
 mod select;
+pub mod text;
 mod train;
 
 pub use cli::{Cli, Command, CompareArgs, EvalArgs, ExportArgs, ProfileArgs, SelectArgs, TrainArgs};

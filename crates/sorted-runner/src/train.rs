@@ -147,7 +147,7 @@ where
     Ok(TrainOutcome { model, state })
 }
 
-fn progress_bar(total: u64, position: u64, quiet: bool) -> ProgressBar {
+pub(crate) fn progress_bar(total: u64, position: u64, quiet: bool) -> ProgressBar {
     if quiet {
         return ProgressBar::hidden();
     }

@@ -12,6 +12,12 @@ fn every_config_in_configs_parses_and_validates() {
     for entry in std::fs::read_dir(configs_dir()).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            if sorted_runner::text::is_text_experiment(&text) {
+                check_text_config(&path, &text);
+                n += 1;
+                continue;
+            }
             let exp = Experiment::from_file(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             // The resolved form round-trips.
             Experiment::from_toml(&exp.to_toml(), &path).unwrap();
@@ -19,6 +25,23 @@ fn every_config_in_configs_parses_and_validates() {
         }
     }
     assert!(n >= 3, "expected the configs/ folder to hold the example configs, found {n}");
+}
+
+/// A text experiment always parses; it validates in full (sizes from the pretrained
+/// `config.json`, space against them) where `cargo xtask data minilm` has been run.
+fn check_text_config(path: &Path, text: &str) {
+    use sorted_runner::text::{TextExperiment, TextExperimentConfig, TextModelConfig};
+    let mut config: TextExperimentConfig = toml::from_str(text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let TextModelConfig::Bert(bert) = &mut config.model;
+    let root = configs_dir().join("..");
+    let Some(dir) = bert.pretrained.clone() else { return };
+    if !root.join(&dir).join("config.json").exists() {
+        eprintln!("{}: parsed; full validation skipped (no {dir}/config.json)", path.display());
+        return;
+    }
+    bert.pretrained = Some(root.join(&dir).display().to_string());
+    let exp = TextExperiment::from_config(config, path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    assert!(exp.space.len() >= 24, "{}: {} sub-models", path.display(), exp.space.len());
 }
 
 #[test]

@@ -4,7 +4,6 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::SubModel;
 
 /// The summed gradients of one step and the per-sub-model loss values (unweighted).
 #[derive(Debug)]
@@ -41,6 +40,7 @@ pub fn normalised_weights(weights: &[f64], k: usize) -> Vec<f64> {
 /// sum of the losses, computed with one backward pass per sub-model so that only one graph is
 /// alive at a time.
 ///
+/// `S` is the space's sub-model type ([`sorted_nn::SubModel`], [`sorted_nn::TransformerSubModel`]).
 /// `loss_of(model, i, sub)` returns the scalar loss of sub-model `sub`, the `i`-th of the step
 /// (use `i` to pick a fresh batch per sub-model).
 ///
@@ -64,11 +64,11 @@ pub fn normalised_weights(weights: &[f64], k: usize) -> Vec<f64> {
 /// assert_eq!(acc.losses.len(), 2);
 /// # Ok::<(), sorted_nn::SpecError>(())
 /// ```
-pub fn accumulate<B, M>(
+pub fn accumulate<B, M, S>(
     model: &M,
-    subs: &[SubModel],
+    subs: &[S],
     weights: &[f64],
-    mut loss_of: impl FnMut(&M, usize, &SubModel) -> Tensor<B, 1>,
+    mut loss_of: impl FnMut(&M, usize, &S) -> Tensor<B, 1>,
 ) -> Accumulated
 where
     B: AutodiffBackend,

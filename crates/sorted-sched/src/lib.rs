@@ -19,7 +19,8 @@ pub use error::{CheckpointError, ConfigError};
 pub use optimizer::{AdamOptions, OptimizerConfig, SgdOptions, SortedOptimizer};
 pub use parallel::accumulate_parallel;
 pub use sampler::{
-    AllSampler, AllSamplerConfig, FullSampler, FullSamplerConfig, Sampler, SamplerConfig, SandwichSampler,
-    SandwichSamplerConfig, UniformOver, UniformSampler, UniformSamplerConfig, WeightedSampler, WeightedSamplerConfig,
+    AllSampler, AllSamplerConfig, FixedSampler, FixedSamplerConfig, FullSampler, FullSamplerConfig, Sampler,
+    SamplerConfig, SandwichSampler, SandwichSamplerConfig, SubModelSpace, UniformOver, UniformSampler,
+    UniformSamplerConfig, WeightedSampler, WeightedSamplerConfig,
 };
 pub use schedule::{Decay, LrSchedule};

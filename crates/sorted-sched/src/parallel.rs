@@ -4,7 +4,6 @@ use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::SubModel;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::accumulate::{Accumulated, normalised_weights};
@@ -45,17 +44,18 @@ use crate::accumulate::{Accumulated, normalised_weights};
 /// assert_eq!(acc.losses.len(), 2);
 /// # Ok::<(), sorted_nn::SpecError>(())
 /// ```
-pub fn accumulate_parallel<B, M>(
+pub fn accumulate_parallel<B, M, S>(
     model: &M,
-    subs: &[SubModel],
+    subs: &[S],
     weights: &[f64],
     threads: usize,
-    loss_of: impl Fn(&M, usize, &SubModel) -> Tensor<B, 1> + Sync,
+    loss_of: impl Fn(&M, usize, &S) -> Tensor<B, 1> + Sync,
 ) -> Accumulated
 where
     B: AutodiffBackend,
     M: AutodiffModule<B>,
     M::InnerModule: Send,
+    S: Sync,
 {
     let threads = threads.clamp(1, subs.len().max(1));
     if threads == 1 {

@@ -5,7 +5,7 @@ use std::fmt::Debug;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sorted_nn::{NestingSpace, SubModel};
+use sorted_nn::{NestingSpace, SpecError, SubModel, TransformerSpace, TransformerSubModel};
 
 use crate::ConfigError;
 
@@ -14,11 +14,88 @@ use crate::ConfigError;
 /// Every implementation is a pure function of its seed and `step` (a ChaCha8 stream per step), so
 /// sampling needs no mutable state, a resumed run continues the same sequence, and
 /// `sample(step)` may be called from `&self` contexts such as Burn's `TrainStep`.
-pub trait Sampler: Debug + Send + Sync {
+///
+/// `S` is the sub-model type of the space: [`SubModel`] (per-block widths, the default) or
+/// [`TransformerSubModel`] (depth x heads x FFN x hidden).
+pub trait Sampler<S = SubModel>: Debug + Send + Sync {
     /// The sub-models of step `step`, in the order they are trained.
-    fn sample(&self, step: u64) -> Vec<SubModel>;
+    fn sample(&self, step: u64) -> Vec<S>;
     /// How many sub-models each step draws.
     fn k(&self) -> usize;
+}
+
+/// A space the generic samplers (`uniform`, `sandwich`, `all`, `full`, `fixed`) can draw from:
+/// an enumerable set of sub-models with a largest and a smallest member.
+pub trait SubModelSpace: Clone + Debug + Send + Sync + 'static {
+    /// The sub-model type.
+    type SubModel: Clone + Debug + Send + Sync + 'static;
+    /// The number of sub-models.
+    fn count(&self) -> usize;
+    /// The `index`-th sub-model in the space's enumeration order.
+    fn nth_sub_model(&self, index: usize) -> Self::SubModel;
+    /// The full model.
+    fn largest_sub_model(&self) -> Self::SubModel;
+    /// The smallest sub-model.
+    fn smallest_sub_model(&self) -> Self::SubModel;
+    /// A sub-model drawn uniformly along each axis independently ([`UniformOver::Axes`]).
+    fn draw_per_axis(&self, rng: &mut ChaCha8Rng) -> Self::SubModel;
+    /// Reads a sub-model from its text form.
+    ///
+    /// # Errors
+    /// [`SpecError`] when the text names no member of the space.
+    fn parse(&self, text: &str) -> Result<Self::SubModel, SpecError>;
+}
+
+impl SubModelSpace for NestingSpace {
+    type SubModel = SubModel;
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn nth_sub_model(&self, index: usize) -> SubModel {
+        self.nth(index)
+    }
+    fn largest_sub_model(&self) -> SubModel {
+        self.largest()
+    }
+    fn smallest_sub_model(&self) -> SubModel {
+        self.smallest()
+    }
+    fn draw_per_axis(&self, rng: &mut ChaCha8Rng) -> SubModel {
+        let depth = self.depths()[rng.random_range(0..self.depths().len())];
+        let indices: Vec<usize> = if self.tie_widths() {
+            vec![rng.random_range(0..self.block_widths(0).len()); depth]
+        } else {
+            (0..depth).map(|b| rng.random_range(0..self.block_widths(b).len())).collect()
+        };
+        self.sub_model_from_indices(&indices).expect("indices drawn in range")
+    }
+    fn parse(&self, text: &str) -> Result<SubModel, SpecError> {
+        self.parse_sub_model(text)
+    }
+}
+
+impl SubModelSpace for TransformerSpace {
+    type SubModel = TransformerSubModel;
+    fn count(&self) -> usize {
+        self.len()
+    }
+    fn nth_sub_model(&self, index: usize) -> TransformerSubModel {
+        self.nth(index)
+    }
+    fn largest_sub_model(&self) -> TransformerSubModel {
+        self.largest()
+    }
+    fn smallest_sub_model(&self) -> TransformerSubModel {
+        self.smallest()
+    }
+    fn draw_per_axis(&self, rng: &mut ChaCha8Rng) -> TransformerSubModel {
+        let axes = [self.depths().len(), self.heads().len(), self.ffn().len(), self.hidden().len()];
+        let indices = axes.map(|n| rng.random_range(0..n));
+        self.sub_model_from_indices(indices).expect("indices drawn in range")
+    }
+    fn parse(&self, text: &str) -> Result<TransformerSubModel, SpecError> {
+        self.parse_sub_model(text)
+    }
 }
 
 fn rng(seed: u64, step: u64) -> ChaCha8Rng {
@@ -93,6 +170,14 @@ pub struct AllSamplerConfig {}
 #[serde(deny_unknown_fields)]
 pub struct FullSamplerConfig {}
 
+/// `[sampler.fixed]`: one chosen sub-model every step (train a truncated model alone).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedSamplerConfig {
+    /// The sub-model, in the space's text form (`64-128-32`, `L3-H6-F768`, `smallest`, ...).
+    pub sub_model: String,
+}
+
 fn default_k() -> usize {
     4
 }
@@ -111,6 +196,8 @@ pub enum SamplerConfig {
     All(AllSamplerConfig),
     /// [`FullSampler`].
     Full(FullSamplerConfig),
+    /// [`FixedSampler`].
+    Fixed(FixedSamplerConfig),
 }
 
 impl Default for SamplerConfig {
@@ -132,6 +219,7 @@ impl SamplerConfig {
             SamplerConfig::Weighted(_) => "weighted",
             SamplerConfig::All(_) => "all",
             SamplerConfig::Full(_) => "full",
+            SamplerConfig::Fixed(_) => "fixed",
         }
     }
 
@@ -142,9 +230,42 @@ impl SamplerConfig {
     /// when `k` is 0 (or below 2 for sandwich), or weights have the wrong length, are negative,
     /// or sum to zero.
     pub fn build(&self, space: &NestingSpace, seed: u64) -> Result<Box<dyn Sampler>, ConfigError> {
-        let check_k = |key: &str, k: usize, min: usize| {
-            if k < min { Err(ConfigError::new(key, format!("at least {min}"), k)) } else { Ok(()) }
+        let SamplerConfig::Weighted(c) = self else {
+            return self.build_for(space, seed);
         };
+        check_k("sampler.weighted.k", c.k, 1)?;
+        let n_width = space.block_widths(0).len();
+        if let Some(b) = (0..space.n_blocks()).find(|&b| space.block_widths(b).len() != n_width) {
+            return Err(ConfigError::new(
+                "sampler.weighted.width_weights",
+                "a space whose blocks all have the same number of width options",
+                format!("block {b} has {} options, block 0 has {n_width}", space.block_widths(b).len()),
+            ));
+        }
+        check_weights("sampler.weighted.depth_weights", &c.depth_weights, space.depths().len())?;
+        check_weights("sampler.weighted.width_weights", &c.width_weights, n_width)?;
+        Ok(Box::new(WeightedSampler {
+            space: space.clone(),
+            seed,
+            k: c.k,
+            include_full: c.include_full,
+            depth_weights: c.depth_weights.clone(),
+            width_weights: c.width_weights.clone(),
+        }))
+    }
+
+    /// Builds the sampler over any [`SubModelSpace`] (for example a
+    /// [`TransformerSpace`]). Every kind but `weighted`, whose per-block width weights only
+    /// [`SamplerConfig::build`] understands, works on every space.
+    ///
+    /// # Errors
+    /// As [`SamplerConfig::build`]; `weighted` is refused naming `sampler.weighted`, and a
+    /// `fixed` sub-model that is not in the space names `sampler.fixed.sub_model`.
+    pub fn build_for<Sp: SubModelSpace>(
+        &self,
+        space: &Sp,
+        seed: u64,
+    ) -> Result<Box<dyn Sampler<Sp::SubModel>>, ConfigError> {
         Ok(match self {
             SamplerConfig::Uniform(c) => {
                 check_k("sampler.uniform.k", c.k, 1)?;
@@ -160,31 +281,27 @@ impl SamplerConfig {
                 check_k("sampler.sandwich.k", c.k, 2)?;
                 Box::new(SandwichSampler { space: space.clone(), seed, k: c.k, over: c.over })
             }
-            SamplerConfig::Weighted(c) => {
-                check_k("sampler.weighted.k", c.k, 1)?;
-                let n_width = space.block_widths(0).len();
-                if let Some(b) = (0..space.n_blocks()).find(|&b| space.block_widths(b).len() != n_width) {
-                    return Err(ConfigError::new(
-                        "sampler.weighted.width_weights",
-                        "a space whose blocks all have the same number of width options",
-                        format!("block {b} has {} options, block 0 has {n_width}", space.block_widths(b).len()),
-                    ));
-                }
-                check_weights("sampler.weighted.depth_weights", &c.depth_weights, space.depths().len())?;
-                check_weights("sampler.weighted.width_weights", &c.width_weights, n_width)?;
-                Box::new(WeightedSampler {
-                    space: space.clone(),
-                    seed,
-                    k: c.k,
-                    include_full: c.include_full,
-                    depth_weights: c.depth_weights.clone(),
-                    width_weights: c.width_weights.clone(),
-                })
+            SamplerConfig::Weighted(_) => {
+                return Err(ConfigError::new(
+                    "sampler.weighted",
+                    "a per-block width space (weighted sampling has depth and width weights only)",
+                    "a space with other axes; use sampler.uniform with over = \"axes\"",
+                ));
             }
             SamplerConfig::All(_) => Box::new(AllSampler { space: space.clone() }),
             SamplerConfig::Full(_) => Box::new(FullSampler { space: space.clone() }),
+            SamplerConfig::Fixed(c) => {
+                let sub = space
+                    .parse(&c.sub_model)
+                    .map_err(|e| ConfigError::new("sampler.fixed.sub_model", "a sub-model of the space", e))?;
+                Box::new(FixedSampler { sub })
+            }
         })
     }
+}
+
+fn check_k(key: &str, k: usize, min: usize) -> Result<(), ConfigError> {
+    if k < min { Err(ConfigError::new(key, format!("at least {min}"), k)) } else { Ok(()) }
 }
 
 fn check_weights(key: &str, weights: &[f64], n: usize) -> Result<(), ConfigError> {
@@ -204,18 +321,10 @@ fn check_weights(key: &str, weights: &[f64], n: usize) -> Result<(), ConfigError
     Ok(())
 }
 
-fn draw_uniform(space: &NestingSpace, over: UniformOver, rng: &mut ChaCha8Rng) -> SubModel {
+fn draw_uniform<Sp: SubModelSpace>(space: &Sp, over: UniformOver, rng: &mut ChaCha8Rng) -> Sp::SubModel {
     match over {
-        UniformOver::SubModels => space.nth(rng.random_range(0..space.len())),
-        UniformOver::Axes => {
-            let depth = space.depths()[rng.random_range(0..space.depths().len())];
-            let indices: Vec<usize> = if space.tie_widths() {
-                vec![rng.random_range(0..space.block_widths(0).len()); depth]
-            } else {
-                (0..depth).map(|b| rng.random_range(0..space.block_widths(b).len())).collect()
-            };
-            space.sub_model_from_indices(&indices).expect("indices drawn in range")
-        }
+        UniformOver::SubModels => space.nth_sub_model(rng.random_range(0..space.count())),
+        UniformOver::Axes => space.draw_per_axis(rng),
     }
 }
 
@@ -252,20 +361,20 @@ fn draw_weighted(weights: &[f64], rng: &mut ChaCha8Rng) -> usize {
 /// # Ok::<(), sorted_nn::SpecError>(())
 /// ```
 #[derive(Clone, Debug)]
-pub struct UniformSampler {
-    space: NestingSpace,
+pub struct UniformSampler<Sp: SubModelSpace = NestingSpace> {
+    space: Sp,
     seed: u64,
     k: usize,
     include_full: bool,
     over: UniformOver,
 }
 
-impl Sampler for UniformSampler {
-    fn sample(&self, step: u64) -> Vec<SubModel> {
+impl<Sp: SubModelSpace> Sampler<Sp::SubModel> for UniformSampler<Sp> {
+    fn sample(&self, step: u64) -> Vec<Sp::SubModel> {
         let mut rng = rng(self.seed, step);
         let mut out = Vec::with_capacity(self.k);
         if self.include_full {
-            out.push(self.space.largest());
+            out.push(self.space.largest_sub_model());
         }
         while out.len() < self.k {
             out.push(draw_uniform(&self.space, self.over, &mut rng));
@@ -281,17 +390,17 @@ impl Sampler for UniformSampler {
 /// The sandwich rule: the largest and the smallest sub-model every step, plus `k - 2` uniform
 /// ones.
 #[derive(Clone, Debug)]
-pub struct SandwichSampler {
-    space: NestingSpace,
+pub struct SandwichSampler<Sp: SubModelSpace = NestingSpace> {
+    space: Sp,
     seed: u64,
     k: usize,
     over: UniformOver,
 }
 
-impl Sampler for SandwichSampler {
-    fn sample(&self, step: u64) -> Vec<SubModel> {
+impl<Sp: SubModelSpace> Sampler<Sp::SubModel> for SandwichSampler<Sp> {
+    fn sample(&self, step: u64) -> Vec<Sp::SubModel> {
         let mut rng = rng(self.seed, step);
-        let mut out = vec![self.space.largest(), self.space.smallest()];
+        let mut out = vec![self.space.largest_sub_model(), self.space.smallest_sub_model()];
         while out.len() < self.k {
             out.push(draw_uniform(&self.space, self.over, &mut rng));
         }
@@ -320,7 +429,7 @@ impl Sampler for WeightedSampler {
         let mut rng = rng(self.seed, step);
         let mut out = Vec::with_capacity(self.k);
         if self.include_full {
-            out.push(self.space.largest());
+            out.push(self.space.largest_sub_model());
         }
         while out.len() < self.k {
             let depth = self.space.depths()[draw_weighted(&self.depth_weights, &mut rng)];
@@ -341,29 +450,46 @@ impl Sampler for WeightedSampler {
 
 /// Every sub-model of the space at every step, in enumeration order.
 #[derive(Clone, Debug)]
-pub struct AllSampler {
-    space: NestingSpace,
+pub struct AllSampler<Sp: SubModelSpace = NestingSpace> {
+    space: Sp,
 }
 
-impl Sampler for AllSampler {
-    fn sample(&self, _step: u64) -> Vec<SubModel> {
-        self.space.iter().collect()
+impl<Sp: SubModelSpace> Sampler<Sp::SubModel> for AllSampler<Sp> {
+    fn sample(&self, _step: u64) -> Vec<Sp::SubModel> {
+        (0..self.space.count()).map(|i| self.space.nth_sub_model(i)).collect()
     }
 
     fn k(&self) -> usize {
-        self.space.len()
+        self.space.count()
     }
 }
 
 /// Only the full model: ordinary (non-nested) training, the baseline to compare against.
 #[derive(Clone, Debug)]
-pub struct FullSampler {
-    space: NestingSpace,
+pub struct FullSampler<Sp: SubModelSpace = NestingSpace> {
+    space: Sp,
 }
 
-impl Sampler for FullSampler {
-    fn sample(&self, _step: u64) -> Vec<SubModel> {
-        vec![self.space.largest()]
+impl<Sp: SubModelSpace> Sampler<Sp::SubModel> for FullSampler<Sp> {
+    fn sample(&self, _step: u64) -> Vec<Sp::SubModel> {
+        vec![self.space.largest_sub_model()]
+    }
+
+    fn k(&self) -> usize {
+        1
+    }
+}
+
+/// One chosen sub-model every step: trains a truncated model on its own (the "alone" baseline
+/// of a space whose allocation is fixed, such as a pretrained encoder).
+#[derive(Clone, Debug)]
+pub struct FixedSampler<S> {
+    sub: S,
+}
+
+impl<S: Clone + Debug + Send + Sync> Sampler<S> for FixedSampler<S> {
+    fn sample(&self, _step: u64) -> Vec<S> {
+        vec![self.sub.clone()]
     }
 
     fn k(&self) -> usize {

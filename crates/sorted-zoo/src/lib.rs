@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod bert;
 mod classifier;
 mod cnn;
 mod conv_norm;
@@ -11,6 +12,7 @@ mod residual;
 mod resnet;
 mod scaling;
 
+pub use bert::{Pooling, SortedBert, SortedBertConfig, SortedBertLayer, WeightsError};
 pub use classifier::{DenseClassifier, SortedClassifier};
 pub use cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use conv_norm::{DenseConvNorm, SortedConvNorm};

@@ -2,6 +2,7 @@
 // One range per tensor dimension: a 1-D parameter takes a one-element array on purpose.
 #![allow(clippy::single_range_in_vec_init)]
 
+mod bert;
 mod checks;
 mod deploy;
 mod mobilenet_v2;

@@ -1,0 +1,14 @@
+//! Text classification with a sorted BERT: config, tokenized data, training and evaluation.
+//!
+//! `sorted-runner train --config F` lands here when `F` has a `[model.bert]` table.
+
+pub mod config;
+mod data;
+mod run;
+
+pub use config::{
+    BertOptions, EvalSplit, RandomBertSizes, TextDataConfig, TextExperiment, TextExperimentConfig, TextModelConfig,
+    is_text_experiment,
+};
+pub use data::TextData;
+pub use run::train_text_experiment;

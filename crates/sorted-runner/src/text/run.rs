@@ -1,0 +1,235 @@
+//! Training and evaluation of a sorted BERT on sentence classification.
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use sorted_data::{EpochOrder, TextBatch, TextBatcher, TokenizedDataset};
+use sorted_nn::TransformerSubModel;
+use sorted_sched::{SamplerConfig, SortedOptimizer, TrainState, accumulate_parallel, save_checkpoint};
+use sorted_zoo::SortedBert;
+
+use super::config::TextExperiment;
+use super::data::TextData;
+use crate::commands::{RunContext, new_run_dir};
+use crate::eval::SubModelResult;
+use crate::report::{RunMeta, RunReport, machine, write_file};
+use crate::train::DATA_SEED_SALT;
+
+/// Trains the text experiment `exp` into `run_dir` (created), then evaluates every sub-model
+/// and writes `results.json`, `results.csv`, `summary.md`, `plot.svg`.
+///
+/// # Errors
+/// Data, weights, checkpoint or report errors, each naming its file.
+pub fn train_text_experiment<B: AutodiffBackend>(
+    exp: &TextExperiment,
+    run_dir: Option<&Path>,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<std::path::PathBuf> {
+    let run_dir = run_dir.map_or_else(|| new_run_dir(&exp.config.name), Path::to_path_buf);
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating the run folder `{}`", run_dir.display()))?;
+    write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
+    let data = TextData::load(exp)?;
+    let mut bert = exp.bert.clone();
+    if exp.weights_path().is_none() {
+        bert.vocab_size = data.vocab_size;
+    }
+    anyhow::ensure!(
+        data.vocab_size <= bert.vocab_size,
+        "the vocabulary `{}` has {} tokens, the model's embedding table only {}",
+        exp.vocab_path().display(),
+        data.vocab_size,
+        bert.vocab_size
+    );
+    if !ctx.quiet {
+        eprintln!(
+            "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} train / {} {} sentences) -> {}",
+            exp.config.name,
+            exp.space.len(),
+            exp.config.sampler.kind(),
+            exp.k,
+            exp.config.train.steps,
+            ctx.device_name,
+            data.train.len(),
+            data.eval.len(),
+            data.eval_split_name,
+            run_dir.display()
+        );
+    }
+    B::seed(device, exp.config.seed);
+    let mut model = bert.init::<B>(device);
+    if let Some(weights) = exp.weights_path() {
+        model = model.load_hf_safetensors(&weights)?;
+    }
+    model.check_space(&exp.space).map_err(|e| anyhow::anyhow!("{}: [space] {e}", exp.source.display()))?;
+    let (model, state) = train_bert(exp, &data.train, model, device, &run_dir, ctx.quiet)?;
+    let started = Instant::now();
+    let inner = model.valid();
+    let rows = evaluate_bert(exp, &inner, &data.eval, device, ctx.quiet);
+    let cfg = &exp.config;
+    let meta = RunMeta {
+        name: cfg.name.clone(),
+        config: exp.source.display().to_string(),
+        command: ctx.command.clone(),
+        commit: ctx.commit.clone(),
+        machine: machine(),
+        device: ctx.device_name.clone(),
+        seed: cfg.seed,
+        sampler: cfg.sampler.kind().into(),
+        k: exp.k,
+        steps: cfg.train.steps,
+        train_seconds: state.train_seconds,
+        eval_seconds: started.elapsed().as_secs_f64(),
+        data: format!(
+            "Rotten Tomatoes {} ({} train / {} {} sentences; {:.1} sub-model-sentences/s in training)",
+            cfg.data.source,
+            data.train.len(),
+            data.eval.len(),
+            data.eval_split_name,
+            (cfg.train.steps as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
+        ),
+    };
+    let report = RunReport::new(meta, cfg.eval.threshold, rows);
+    report.write(&run_dir)?;
+    crate::plot::write_plot(&report, &run_dir.join("plot.svg"))?;
+    if !ctx.quiet {
+        println!("{}", report.table());
+        println!("{}", report.headline());
+        println!(
+            "wrote {}/{{config.toml, checkpoint/, results.json, results.csv, summary.md, plot.svg}}",
+            run_dir.display()
+        );
+    }
+    Ok(run_dir)
+}
+
+fn train_bert<B: AutodiffBackend>(
+    exp: &TextExperiment,
+    train: &TokenizedDataset,
+    model: SortedBert<B>,
+    device: &B::Device,
+    run_dir: &Path,
+    quiet: bool,
+) -> anyhow::Result<(SortedBert<B>, TrainState)> {
+    let cfg = &exp.config;
+    let total = cfg.train.steps;
+    let sampler = cfg.sampler.build_for(&exp.space, cfg.seed).expect("validated");
+    let mut optim: SortedOptimizer<SortedBert<B>, B> = cfg.optimizer.init();
+    let mut model = model;
+    let mut state =
+        TrainState { step: 0, total_steps: total, seed: cfg.seed, optimizer: optim.kind().into(), train_seconds: 0.0 };
+    let order = EpochOrder::new(train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT);
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let batcher = TextBatcher::new(cfg.data.max_len);
+    let k = sampler.k() as u64;
+    let config_toml = exp.to_toml();
+    let bar = crate::train::progress_bar(total, 0, quiet);
+    let log_lines = !quiet && !std::io::stderr().is_terminal();
+    let started = Instant::now();
+    let mut ema: Option<f64> = None;
+    while state.step < total {
+        let step = state.step;
+        let subs = sampler.sample(step);
+        let batches: Vec<TextBatch<B>> = if cfg.train.fresh_batches {
+            (0..k).map(|i| batcher.batch(train, &order.batch_indices(step * k + i), device)).collect()
+        } else {
+            vec![batcher.batch(train, &order.batch_indices(step), device)]
+        };
+        let acc = accumulate_parallel(&model, &subs, &cfg.train.loss_weights, cfg.train.threads, |m, i, sub| {
+            let b = &batches[i.min(batches.len() - 1)];
+            let logits = m.forward(b.input_ids.clone(), None, b.attention_mask.clone(), sub);
+            loss_fn.forward(logits, b.labels.clone())
+        });
+        let loss = acc.mean_loss(&cfg.train.loss_weights);
+        anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {step}; lower lr.base in the config");
+        let lr = cfg.lr.lr(step, total);
+        model = optim.step(lr, model, acc.grads);
+        state.step += 1;
+        ema = Some(ema.map_or(loss, |e| 0.98 * e + 0.02 * loss));
+        bar.set_position(state.step);
+        bar.set_message(format!("loss {:.4} lr {lr:.2e}", ema.unwrap_or(loss)));
+        if log_lines && (state.step.is_multiple_of((total / 10).max(1)) || state.step == total) {
+            eprintln!(
+                "step {}/{total} loss {:.4} lr {lr:.2e} ({:.1} s)",
+                state.step,
+                ema.unwrap_or(loss),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        let every = cfg.train.checkpoint_every;
+        if state.step == total || (every > 0 && state.step.is_multiple_of(every)) {
+            state.train_seconds = started.elapsed().as_secs_f64();
+            save_checkpoint(run_dir, &model, &optim, &state, &config_toml)
+                .with_context(|| format!("writing a checkpoint into `{}`", run_dir.display()))?;
+        }
+    }
+    bar.finish_and_clear();
+    state.train_seconds = started.elapsed().as_secs_f64();
+    Ok((model, state))
+}
+
+/// Accuracy of every sub-model of the space on `set`, with its cost at the set's mean
+/// sentence length and its measured forward time per sentence.
+fn evaluate_bert<B: Backend>(
+    exp: &TextExperiment,
+    model: &SortedBert<B>,
+    set: &TokenizedDataset,
+    device: &B::Device,
+    quiet: bool,
+) -> Vec<SubModelResult> {
+    // Sentences sorted by length, so each batch pads little; accuracy does not depend on order.
+    let mut order: Vec<usize> = (0..set.len()).collect();
+    order.sort_by_key(|&i| set.sequences[i].len());
+    let batcher = TextBatcher::new(exp.config.data.max_len);
+    let batches: Vec<TextBatch<B>> =
+        order.chunks(exp.config.eval.batch_size).map(|chunk| batcher.batch(set, chunk, device)).collect();
+    let mean_len =
+        (set.sequences.iter().map(Vec::len).sum::<usize>() as f64 / set.len().max(1) as f64).round() as usize;
+    // A `fixed` run trains one truncated model: only that one is evaluated (the rest of the
+    // space holds untrained slices of it).
+    let subs: Vec<TransformerSubModel> = match &exp.config.sampler {
+        SamplerConfig::Fixed(_) => {
+            exp.config.sampler.build_for(&exp.space, exp.config.seed).expect("validated").sample(0)
+        }
+        _ => exp.space.iter().collect(),
+    };
+    let bar = crate::train::progress_bar(subs.len() as u64, 0, quiet);
+    let mut rows = Vec::with_capacity(subs.len());
+    for sub in &subs {
+        let started = Instant::now();
+        let mut correct = 0usize;
+        for b in &batches {
+            let logits = model.forward(b.input_ids.clone(), None, b.attention_mask.clone(), sub);
+            let predicted = logits.argmax(1).flatten::<1>(0, 1);
+            let hits = predicted.equal(b.labels.clone()).int().sum().into_scalar().elem::<i64>();
+            correct += hits as usize;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let cost = model.cost(sub, mean_len.max(1));
+        rows.push(SubModelResult {
+            sub_model: sub.to_string(),
+            depth: sub.depth,
+            widths: vec![sub.heads, sub.ffn, sub.hidden],
+            params: cost.params,
+            flops: cost.flops,
+            accuracy: correct as f64 / set.len().max(1) as f64,
+            relative: 0.0,
+            us_per_sample: 1e6 * seconds / set.len().max(1) as f64,
+            accuracy_switchable: None,
+        });
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    // The largest evaluated sub-model is the reference (the full model, unless `fixed`).
+    let full_acc = rows.iter().max_by_key(|r| r.flops).map_or(0.0, |r| r.accuracy);
+    for r in &mut rows {
+        r.relative = if full_acc > 0.0 { r.accuracy / full_acc } else { 0.0 };
+    }
+    rows
+}
