@@ -22,13 +22,13 @@ fn reference_attention(
     heads: usize,
     valid_len: &[usize],
 ) -> Tensor<F, 3> {
-    let [n, s, d] = x.dims();
+    let [_, s, d] = x.dims();
     let hd = attn.head_dim;
     let w = |l: &sorted_nn::SortedLinear<F>, cols: std::ops::Range<usize>| {
         (l.weight.val().slice(s![0..d, cols.clone()]), l.bias.as_ref().unwrap().val().slice(s![cols]))
     };
     let mut outputs = Vec::new();
-    for b in 0..n {
+    for (b, &valid) in valid_len.iter().enumerate() {
         let xb: Tensor<F, 2> = x.clone().slice(s![b..b + 1, .., ..]).reshape([s, d]);
         let mut out = attn.output.bias.as_ref().unwrap().val().slice(s![0..d]).unsqueeze::<2>().repeat_dim(0, s);
         for h in 0..heads {
@@ -39,8 +39,8 @@ fn reference_attention(
             let q = xb.clone().matmul(wq).add(bq.unsqueeze());
             let k = xb.clone().matmul(wk).add(bk.unsqueeze());
             let v = xb.clone().matmul(wv).add(bv.unsqueeze());
-            let k = k.slice(s![0..valid_len[b], ..]);
-            let v = v.slice(s![0..valid_len[b], ..]);
+            let k = k.slice(s![0..valid, ..]);
+            let v = v.slice(s![0..valid, ..]);
             let p = softmax(q.matmul(k.transpose()).div_scalar((hd as f64).sqrt()), 1);
             let wo = attn.output.weight.val().slice(s![cols, 0..d]);
             out = out.add(p.matmul(v).matmul(wo));

@@ -10,4 +10,6 @@ mod datasets;
 mod deploy;
 #[cfg(feature = "flex")]
 mod end_to_end;
+#[cfg(feature = "flex")]
+mod text;
 mod tidy;

@@ -90,3 +90,52 @@ fn sandwich_include_full_weighted_all_and_full_keep_their_promises() {
     assert_eq!(all.len(), s.len());
     assert_eq!(parse("[full]").build(&s, 0).unwrap().sample(9), vec![s.largest()]);
 }
+
+fn transformer_space() -> sorted_nn::TransformerSpace {
+    sorted_nn::TransformerSpace::new(
+        sorted_nn::TransformerSpaceConfig {
+            depths: vec![2, 4, 6],
+            heads: vec![3, 6, 12],
+            ffn: vec![8, 16],
+            hidden: None,
+        },
+        24,
+    )
+    .unwrap()
+}
+
+#[test]
+fn transformer_spaces_get_the_generic_samplers() {
+    let s = transformer_space();
+    for text in ["[uniform]", "[uniform]\nover = \"axes\"\nk = 3", "[sandwich]", "[all]", "[full]"] {
+        let sampler = parse(text).build_for(&s, 11).unwrap();
+        for step in 0..20 {
+            let subs = sampler.sample(step);
+            assert_eq!(subs.len(), sampler.k(), "{text}");
+            assert_eq!(subs, sampler.sample(step), "{text}: not a pure function of the step");
+            assert!(subs.iter().all(|sub| s.contains(sub)), "{text}");
+        }
+    }
+    assert_eq!(parse("[all]").build_for(&s, 0).unwrap().sample(0).len(), 18);
+    let sandwich = parse("[sandwich]").build_for(&s, 0).unwrap().sample(3);
+    assert_eq!((sandwich[0], sandwich[1]), (s.largest(), s.smallest()));
+    // Uniform over axes reaches every option of every axis.
+    let sampler = parse("[uniform]\nover = \"axes\"").build_for(&s, 5).unwrap();
+    let seen: HashSet<_> = (0..200).flat_map(|step| sampler.sample(step)).collect();
+    assert_eq!(seen.len(), 18);
+}
+
+#[test]
+fn fixed_trains_one_sub_model_and_weighted_is_refused_on_transformer_spaces() {
+    let s = transformer_space();
+    let fixed = parse("[fixed]\nsub_model = \"L4-H6\"").build_for(&s, 0).unwrap();
+    assert_eq!(fixed.k(), 1);
+    assert_eq!(fixed.sample(9)[0].to_string(), "L4-H6-F16");
+    let err = parse("[fixed]\nsub_model = \"L5\"").build_for(&s, 0).unwrap_err().to_string();
+    assert!(err.contains("sampler.fixed.sub_model") && err.contains("depth 5"), "{err}");
+    let err = parse("[weighted]\ndepth_weights = [1, 1, 1]\nwidth_weights = [1, 1]").build_for(&s, 0).unwrap_err();
+    assert!(err.to_string().contains("sampler.weighted"), "{err}");
+    // On a per-block space `fixed` reads the widths form.
+    let fixed = parse("[fixed]\nsub_model = \"8-16\"").build(&space(), 0).unwrap();
+    assert_eq!(fixed.sample(0)[0].widths(), &[8, 16]);
+}

@@ -1,0 +1,120 @@
+//! The text path: a tiny random BERT trained on the embedded Rotten Tomatoes slice.
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex};
+use sorted_runner::report::RunReport;
+use sorted_runner::text::{TextExperiment, is_text_experiment, train_text_experiment};
+
+use crate::end_to_end::ctx;
+
+fn vocab() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../sorted-data/tests/data/vocab-tiny.txt")
+}
+
+fn config(sampler: &str) -> String {
+    format!(
+        r#"
+name = "rt-tiny"
+seed = 7
+
+[data]
+source = "embedded"
+max_len = 24
+batch_size = 16
+train_limit = 64
+eval_limit = 40
+
+[model.bert]
+vocab = "{vocab}"
+dropout = 0.0
+
+[model.bert.random]
+hidden_size = 16
+num_layers = 2
+num_heads = 4
+intermediate_size = 32
+max_position_embeddings = 32
+
+[space]
+depths = [1, 2]
+heads = [2, 4]
+ffn = [16, 32]
+
+{sampler}
+
+[optimizer.adamw]
+
+[lr]
+base = 1e-3
+warmup_steps = 1
+
+[train]
+steps = 3
+threads = 2
+
+[eval]
+batch_size = 16
+"#,
+        vocab = vocab().display()
+    )
+}
+
+const UNIFORM: &str = "[sampler.uniform]\nk = 2\nover = \"axes\"";
+
+#[test]
+fn a_tiny_bert_trains_and_reports_every_sub_model() {
+    let text = config(UNIFORM);
+    assert!(is_text_experiment(&text));
+    let exp = TextExperiment::from_toml(&text, Path::new("rt-tiny.toml")).unwrap();
+    assert_eq!(exp.space.len(), 8);
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train_text_experiment::<Autodiff<Flex>>(&exp, Some(&run), &Default::default(), &ctx()).unwrap();
+    let report = RunReport::read(&run).unwrap();
+    assert_eq!(report.n_sub_models, 8);
+    let full = report.results.iter().find(|r| r.sub_model == "L2-H4-F32").unwrap();
+    assert_eq!(full.relative, 1.0);
+    assert!(report.results.iter().all(|r| (0.0..=1.0).contains(&r.accuracy) && r.flops > 0));
+    // FLOPs grow along every axis.
+    let flops = |name: &str| report.results.iter().find(|r| r.sub_model == name).unwrap().flops;
+    assert!(flops("L1-H2-F16") < flops("L1-H4-F16") && flops("L1-H4-F16") < flops("L1-H4-F32"));
+    assert!(flops("L1-H4-F32") < flops("L2-H4-F32"));
+    for file in ["config.toml", "results.json", "results.csv", "summary.md", "plot.svg", "checkpoint"] {
+        assert!(run.join(file).exists(), "{file}");
+    }
+}
+
+#[test]
+fn a_fixed_run_trains_and_evaluates_only_its_sub_model() {
+    let exp =
+        TextExperiment::from_toml(&config("[sampler.fixed]\nsub_model = \"L1-H2\""), Path::new("x.toml")).unwrap();
+    assert_eq!(exp.k, 1);
+    let dir = tempfile::tempdir().unwrap();
+    train_text_experiment::<Autodiff<Flex>>(&exp, Some(dir.path()), &Default::default(), &ctx()).unwrap();
+    let report = RunReport::read(dir.path()).unwrap();
+    let names: Vec<_> = report.results.iter().map(|r| r.sub_model.as_str()).collect();
+    assert_eq!(names, ["L1-H2-F32"]);
+}
+
+fn error_of(text: &str) -> String {
+    format!("{:#}", TextExperiment::from_toml(text, Path::new("my-text.toml")).unwrap_err())
+}
+
+#[test]
+fn bad_text_configs_name_the_key() {
+    let base = config(UNIFORM);
+    let err = error_of(&base.replace("max_len", "max_lne"));
+    assert!(err.contains("max_lne") && err.contains("my-text.toml"), "{err}");
+    let err = error_of(&base.replace("heads = [2, 4]", "heads = [2, 8]"));
+    assert!(err.contains("space.heads") && err.contains("8"), "{err}");
+    let err = error_of(&base.replace("max_len = 24", "max_len = 100"));
+    assert!(err.contains("data.max_len"), "{err}");
+    let err = error_of(&config("[sampler.fixed]\nsub_model = \"L3\""));
+    assert!(err.contains("sampler.fixed.sub_model") && err.contains("depth 3"), "{err}");
+    let err = error_of(&base.replace("[model.bert.random]", "[model.bert.randm]"));
+    assert!(err.contains("randm"), "{err}");
+    let missing = base.replace(&format!("vocab = \"{}\"", vocab().display()), "pretrained = \"/nonexistent/minilm\"");
+    let err = error_of(&missing.replace("[model.bert.random]\nhidden_size = 16\nnum_layers = 2\nnum_heads = 4\nintermediate_size = 32\nmax_position_embeddings = 32\n", ""));
+    assert!(err.contains("model.bert.pretrained") && err.contains("/nonexistent/minilm"), "{err}");
+}
