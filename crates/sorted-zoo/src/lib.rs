@@ -6,6 +6,7 @@ mod classifier;
 mod cnn;
 mod conv_norm;
 pub mod deploy;
+pub mod llama;
 mod mlp;
 mod mobilenet_v2;
 mod residual;

@@ -5,6 +5,8 @@
 mod bert;
 mod checks;
 mod deploy;
+mod gguf;
+mod llama;
 mod mobilenet_v2;
 mod models;
 mod resnet;

@@ -1,0 +1,185 @@
+//! Greedy decoding with a KV cache, and lossless self-speculative decoding in which a shallow
+//! sub-model of the same weights drafts tokens for the full model.
+
+use burn::prelude::*;
+use sorted_nn::TransformerSubModel;
+
+use super::model::{KvCache, SortedLlama};
+
+/// What a decoding call did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DecodeStats {
+    /// Tokens generated.
+    pub generated: usize,
+    /// Draft tokens proposed (speculative decoding only).
+    pub proposed: usize,
+    /// Draft tokens the full model accepted.
+    pub accepted: usize,
+    /// Verification passes of the full model's remaining layers (speculative) or full-model
+    /// passes (greedy).
+    pub full_passes: usize,
+    /// Single-token passes of the draft.
+    pub draft_passes: usize,
+}
+
+impl DecodeStats {
+    /// Accepted / proposed draft tokens (0 when nothing was proposed).
+    pub fn acceptance_rate(&self) -> f64 {
+        if self.proposed == 0 { 0.0 } else { self.accepted as f64 / self.proposed as f64 }
+    }
+
+    /// Mean tokens emitted per verification pass.
+    pub fn tokens_per_pass(&self) -> f64 {
+        if self.full_passes == 0 { 0.0 } else { self.generated as f64 / self.full_passes as f64 }
+    }
+}
+
+fn last_argmax<B: Backend>(logits: Tensor<B, 3>) -> u32 {
+    let [_, s, v] = logits.dims();
+    let last = logits.slice(s![0..1, s - 1..s, ..]).reshape([v]);
+    last.argmax(0).into_scalar().elem::<i64>() as u32
+}
+
+fn argmax_all<B: Backend>(logits: Tensor<B, 3>) -> Vec<u32> {
+    let [_, s, v] = logits.dims();
+    logits.reshape([s, v]).argmax(1).into_data().iter::<i64>().map(|t| t as u32).collect()
+}
+
+fn ids<B: Backend>(tokens: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
+    let values: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+    Tensor::<B, 1, Int>::from_data(TensorData::new(values, [tokens.len()]), device).reshape([1, tokens.len()])
+}
+
+/// Greedy decoding of sub-model `sub`: feeds `prompt` (at least one token) once, then one
+/// token per step through the KV cache, until `max_new` tokens or `stop` is produced (the stop
+/// token is included in the output).
+///
+/// # Panics
+/// If `prompt` is empty.
+pub fn greedy<B: Backend>(
+    model: &SortedLlama<B>,
+    sub: &TransformerSubModel,
+    prompt: &[u32],
+    max_new: usize,
+    stop: Option<u32>,
+) -> (Vec<u32>, DecodeStats) {
+    assert!(!prompt.is_empty(), "greedy: empty prompt");
+    let device = model.embedding.device();
+    let mut cache = KvCache::new();
+    let mut stats = DecodeStats::default();
+    let mut out = Vec::with_capacity(max_new);
+    if max_new == 0 {
+        return (out, stats);
+    }
+    let mut next = last_argmax(model.forward(ids::<B>(prompt, &device), sub, &mut cache));
+    stats.full_passes += 1;
+    loop {
+        out.push(next);
+        if out.len() == max_new || Some(next) == stop {
+            break;
+        }
+        next = last_argmax(model.forward(ids::<B>(&[next], &device), sub, &mut cache));
+        stats.full_passes += 1;
+    }
+    stats.generated = out.len();
+    (out, stats)
+}
+
+/// How [`speculative_greedy`] drafts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpeculativeConfig {
+    /// Layers of the draft (a prefix of the full model's, at full FFN width, so the verifier
+    /// reuses the draft's KV cache and hidden states for them).
+    pub draft_depth: usize,
+    /// First draft length.
+    pub initial_draft: usize,
+    /// Longest draft.
+    pub max_draft: usize,
+    /// Adapt the draft length to acceptance: one longer after a fully accepted draft, one
+    /// shorter (at least 1) after a rejection.
+    pub adaptive: bool,
+}
+
+/// Self-speculative greedy decoding of `full`: the first `draft_depth` layers (through the
+/// shared final norm and head) propose up to `n` tokens one at a time; the full model's
+/// remaining layers then check all of them in one pass, starting from the draft's hidden
+/// states (the shared layers are computed once and their KV cache is the full model's). The
+/// longest agreeing prefix is kept plus the full model's own next token, so the output is
+/// token for token the full model's greedy output (up to floating-point near-ties between a
+/// batched and a one-token pass). Rejected positions are dropped from the cache.
+///
+/// # Panics
+/// If `prompt` is empty, `draft_depth` is not below `full.depth`, or `full.ffn` is not the
+/// allocated width.
+pub fn speculative_greedy<B: Backend>(
+    model: &SortedLlama<B>,
+    full: &TransformerSubModel,
+    config: &SpeculativeConfig,
+    prompt: &[u32],
+    max_new: usize,
+    stop: Option<u32>,
+) -> (Vec<u32>, DecodeStats) {
+    assert!(!prompt.is_empty(), "speculative_greedy: empty prompt");
+    let (d, depth, ffn) = (config.draft_depth, full.depth, full.ffn);
+    assert!(d >= 1 && d < depth, "speculative_greedy: draft depth {d} must be in 1..{depth}");
+    let device = model.embedding.device();
+    let mut cache = KvCache::new();
+    let mut stats = DecodeStats::default();
+    let mut out: Vec<u32> = Vec::with_capacity(max_new);
+    if max_new == 0 {
+        return (out, stats);
+    }
+    let embed = |tokens: &[u32]| burn::tensor::module::embedding(model.embedding.val(), ids::<B>(tokens, &device));
+    // The prompt through every layer; the full model's prediction is the first token.
+    let h = model.run_layers(embed(prompt), 0, depth, ffn, &mut cache);
+    let mut pending = last_argmax(model.head(h));
+    stats.full_passes += 1;
+    out.push(pending);
+    let mut n = config.initial_draft.clamp(1, config.max_draft.max(1));
+    while out.len() < max_new && Some(pending) != stop {
+        let n_now = n.min(max_new - out.len());
+        let start = cache.len_of(0);
+        // Draft: feed `pending`, then each drafted token, through the shared layers.
+        let mut inputs = vec![pending];
+        let mut hidden = Vec::with_capacity(n_now);
+        let mut drafted = Vec::with_capacity(n_now);
+        for i in 0..n_now {
+            let h = model.run_layers(embed(&inputs[i..i + 1]), 0, d, ffn, &mut cache);
+            let token = last_argmax(model.head(h.clone()));
+            stats.draft_passes += 1;
+            hidden.push(h);
+            drafted.push(token);
+            if i + 1 < n_now {
+                inputs.push(token);
+            }
+        }
+        // Verify: the remaining layers on the draft's hidden states, all positions at once.
+        let h = model.run_layers(Tensor::cat(hidden, 1), d, depth, ffn, &mut cache);
+        let verified = argmax_all(model.head(h));
+        stats.full_passes += 1;
+        stats.proposed += n_now;
+        let agree = drafted.iter().zip(&verified).take_while(|(a, b)| a == b).count();
+        stats.accepted += agree;
+        let mut emitted: Vec<u32> = drafted[..agree].to_vec();
+        if agree < n_now {
+            emitted.push(verified[agree]);
+        }
+        // Inputs `start..start + agree + 1` were correct tokens; the rest are dropped.
+        cache.truncate(start + (agree + 1).min(n_now));
+        for &token in &emitted {
+            if out.len() == max_new {
+                break;
+            }
+            out.push(token);
+            pending = token;
+            if Some(token) == stop {
+                break;
+            }
+        }
+        if config.adaptive {
+            n = if agree == n_now { (n + 1).min(config.max_draft.max(1)) } else { n.saturating_sub(1).max(1) };
+        }
+    }
+    stats.generated = out.len();
+    (out, stats)
+}

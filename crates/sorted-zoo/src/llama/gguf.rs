@@ -1,0 +1,1154 @@
+//! GGUF files: header, metadata, tensor infos and dequantization.
+//!
+//! A GGUF file (little-endian, versions 2 and 3) is laid out as
+//!
+//! ```text
+//! "GGUF"  version: u32  n_tensors: u64  n_metadata: u64
+//! n_metadata x (key: string, value type: u32, value)
+//! n_tensors  x (name: string, n_dims: u32, dims: [u64; n_dims] fastest-first, ggml type: u32,
+//!               offset: u64 from the start of the data section)
+//! padding to the next multiple of `general.alignment` (default 32)
+//! tensor data
+//! ```
+//!
+//! where a string is a `u64` byte length followed by UTF-8 bytes and an array value is an
+//! element type (`u32`), a count (`u64`) and the elements. Dims are listed fastest-first, so a
+//! tensor with dims `[576, 1536]` is a row-major `(1536, 576)` matrix: [`GgufTensorInfo::shape`]
+//! and [`GgufFile::dequantize`] give the row-major (slowest-first) shape.
+//!
+//! [`GgufFile::parse`] validates the whole layout before anything is read from it: every read is
+//! bounds-checked (a truncated file is an error naming the file, what was being read and the byte
+//! offset), every tensor's data must lie inside the file, and every tensor type must be a known
+//! ggml type. Nothing panics on bad input.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// The alignment of the tensor data when the file has no `general.alignment` key.
+pub const GGUF_DEFAULT_ALIGNMENT: u32 = 32;
+
+/// The most dimensions a ggml tensor has (`GGML_MAX_DIMS`).
+const MAX_DIMS: u32 = 4;
+
+/// The deepest nesting of array values accepted: deep enough for any real file, shallow enough
+/// that a hostile file cannot overflow the stack.
+const MAX_ARRAY_DEPTH: usize = 8;
+
+/// A GGUF file that cannot be read, is malformed, or lacks what was asked of it. Every variant
+/// names the file and, where there is one, the metadata key or tensor.
+#[derive(Debug, thiserror::Error)]
+pub enum GgufError {
+    /// The file could not be read.
+    #[error("reading `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file ends in the middle of the header, the metadata or the tensor infos.
+    #[error("`{path}` is truncated: reading {what} at byte {offset} needs {needed} bytes, the file has {len} bytes")]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// What was being read (naming the metadata key or tensor).
+        what: String,
+        /// Where it starts.
+        offset: u64,
+        /// How many bytes it needs from `offset` on.
+        needed: u64,
+        /// The length of the file.
+        len: u64,
+    },
+    /// The file does not start with the magic bytes `GGUF`.
+    #[error("`{path}` is not a GGUF file: it starts with {got:02x?}, expected \"GGUF\"")]
+    Magic {
+        /// The file.
+        path: PathBuf,
+        /// Its first four bytes.
+        got: Vec<u8>,
+    },
+    /// A GGUF version other than 2 or 3.
+    #[error("`{path}`: GGUF version {version} is not supported (versions 2 and 3 are read, little-endian){hint}")]
+    Version {
+        /// The file.
+        path: PathBuf,
+        /// The version field as read (little-endian).
+        version: u32,
+        /// A note when the field reads as 2 or 3 big-endian.
+        hint: &'static str,
+    },
+    /// A malformed header, metadata entry or tensor info (bad value type, invalid UTF-8,
+    /// duplicate name, bad alignment, misaligned tensor offset, ...).
+    #[error("`{path}`: byte {offset}: {why}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// Where the offending item starts.
+        offset: u64,
+        /// What is wrong, naming the key or tensor.
+        why: String,
+    },
+    /// A tensor whose ggml type id is not a known ggml type.
+    #[error("`{path}`: tensor `{tensor}` has unknown ggml type id {ggml_type}")]
+    UnknownType {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// The type id in the file.
+        ggml_type: u32,
+    },
+    /// A tensor whose data runs past the end of the file.
+    #[error(
+        "`{path}`: the data of tensor `{tensor}` (bytes {start}..{end}) runs past the end of the {len}-byte file \
+         (truncated file?)"
+    )]
+    TensorBounds {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// Where its data starts in the file.
+        start: u64,
+        /// Where its data ends in the file.
+        end: u64,
+        /// The length of the file.
+        len: u64,
+    },
+    /// A metadata key asked for is not in the file.
+    #[error("`{path}` has no metadata key `{key}` (expected {expected})")]
+    MissingKey {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The type asked for.
+        expected: &'static str,
+    },
+    /// A metadata value of another type than the one asked for.
+    #[error("`{path}`: metadata key `{key}` is {got}, expected {expected}")]
+    KeyType {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// The type asked for.
+        expected: &'static str,
+        /// The value's type (and the value, for numbers out of range).
+        got: String,
+    },
+    /// A tensor asked for is not in the file.
+    #[error("`{path}` has no tensor `{tensor}`")]
+    MissingTensor {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+    },
+    /// A tensor of a ggml type [`GgufFile::dequantize`] does not decode.
+    #[error(
+        "`{path}`: tensor `{tensor}` is {ggml_type} (ggml type {}); dequantize reads F32, F16, BF16, Q8_0, Q4_0 \
+         and Q4_1",
+        ggml_type.id()
+    )]
+    UnsupportedType {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// Its type.
+        ggml_type: GgmlType,
+    },
+}
+
+/// The type of a metadata value, with its GGUF type id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GgufValueType {
+    /// `u8` (id 0).
+    U8,
+    /// `i8` (id 1).
+    I8,
+    /// `u16` (id 2).
+    U16,
+    /// `i16` (id 3).
+    I16,
+    /// `u32` (id 4).
+    U32,
+    /// `i32` (id 5).
+    I32,
+    /// `f32` (id 6).
+    F32,
+    /// `bool`, one byte 0 or 1 (id 7).
+    Bool,
+    /// UTF-8 string (id 8).
+    String,
+    /// Array of values of one type (id 9).
+    Array,
+    /// `u64` (id 10).
+    U64,
+    /// `i64` (id 11).
+    I64,
+    /// `f64` (id 12).
+    F64,
+}
+
+impl GgufValueType {
+    const ALL: [Self; 13] = [
+        Self::U8,
+        Self::I8,
+        Self::U16,
+        Self::I16,
+        Self::U32,
+        Self::I32,
+        Self::F32,
+        Self::Bool,
+        Self::String,
+        Self::Array,
+        Self::U64,
+        Self::I64,
+        Self::F64,
+    ];
+
+    /// The type with GGUF type id `id`, if there is one.
+    pub fn from_id(id: u32) -> Option<Self> {
+        Self::ALL.get(id as usize).copied()
+    }
+
+    /// The GGUF type id.
+    pub fn id(self) -> u32 {
+        self as u32
+    }
+
+    /// The name used in messages (`u32`, `string`, `array`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::U8 => "u8",
+            Self::I8 => "i8",
+            Self::U16 => "u16",
+            Self::I16 => "i16",
+            Self::U32 => "u32",
+            Self::I32 => "i32",
+            Self::F32 => "f32",
+            Self::Bool => "bool",
+            Self::String => "string",
+            Self::Array => "array",
+            Self::U64 => "u64",
+            Self::I64 => "i64",
+            Self::F64 => "f64",
+        }
+    }
+
+    /// The fewest bytes a value of this type takes in the file (for sanity-checking counts
+    /// before allocating).
+    fn min_size(self) -> u64 {
+        match self {
+            Self::U8 | Self::I8 | Self::Bool => 1,
+            Self::U16 | Self::I16 => 2,
+            Self::U32 | Self::I32 | Self::F32 => 4,
+            Self::U64 | Self::I64 | Self::F64 | Self::String => 8,
+            Self::Array => 12,
+        }
+    }
+}
+
+impl fmt::Display for GgufValueType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A metadata value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GgufValue {
+    /// `u8`.
+    U8(u8),
+    /// `i8`.
+    I8(i8),
+    /// `u16`.
+    U16(u16),
+    /// `i16`.
+    I16(i16),
+    /// `u32`.
+    U32(u32),
+    /// `i32`.
+    I32(i32),
+    /// `f32`.
+    F32(f32),
+    /// `bool`.
+    Bool(bool),
+    /// A string.
+    String(String),
+    /// An array (possibly of arrays): every element has type `element_type`.
+    Array {
+        /// The type of the elements (also known when the array is empty).
+        element_type: GgufValueType,
+        /// The elements.
+        values: Vec<GgufValue>,
+    },
+    /// `u64`.
+    U64(u64),
+    /// `i64`.
+    I64(i64),
+    /// `f64`.
+    F64(f64),
+}
+
+impl GgufValue {
+    /// The value's type.
+    pub fn value_type(&self) -> GgufValueType {
+        match self {
+            Self::U8(_) => GgufValueType::U8,
+            Self::I8(_) => GgufValueType::I8,
+            Self::U16(_) => GgufValueType::U16,
+            Self::I16(_) => GgufValueType::I16,
+            Self::U32(_) => GgufValueType::U32,
+            Self::I32(_) => GgufValueType::I32,
+            Self::F32(_) => GgufValueType::F32,
+            Self::Bool(_) => GgufValueType::Bool,
+            Self::String(_) => GgufValueType::String,
+            Self::Array { .. } => GgufValueType::Array,
+            Self::U64(_) => GgufValueType::U64,
+            Self::I64(_) => GgufValueType::I64,
+            Self::F64(_) => GgufValueType::F64,
+        }
+    }
+
+    /// The value as an integer, whatever its integer type; `None` for other types.
+    pub fn as_i128(&self) -> Option<i128> {
+        Some(match *self {
+            Self::U8(v) => v.into(),
+            Self::I8(v) => v.into(),
+            Self::U16(v) => v.into(),
+            Self::I16(v) => v.into(),
+            Self::U32(v) => v.into(),
+            Self::I32(v) => v.into(),
+            Self::U64(v) => v.into(),
+            Self::I64(v) => v.into(),
+            _ => return None,
+        })
+    }
+
+    /// The string, if the value is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Self::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The elements, if the value is an array.
+    pub fn as_array(&self) -> Option<&[GgufValue]> {
+        match self {
+            Self::Array { values, .. } => Some(values),
+            _ => None,
+        }
+    }
+
+    /// The type as messages name it: `u32`, `string`, `array of string`.
+    fn describe(&self) -> String {
+        match self {
+            Self::Array { element_type, .. } => format!("array of {element_type}"),
+            other => other.value_type().name().into(),
+        }
+    }
+}
+
+/// A ggml tensor type, with its block size (elements) and block byte size. Names follow ggml
+/// (`Q4_0`, `Q4_K`), hence the underscores.
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GgmlType {
+    /// 32-bit float (id 0).
+    F32,
+    /// IEEE half (id 1).
+    F16,
+    /// 32-element blocks: f16 scale, 16 bytes of 4-bit values minus 8 (id 2).
+    Q4_0,
+    /// 32-element blocks: f16 scale and minimum, 16 bytes of 4-bit values (id 3).
+    Q4_1,
+    /// id 6.
+    Q5_0,
+    /// id 7.
+    Q5_1,
+    /// 32-element blocks: f16 scale, 32 signed bytes (id 8).
+    Q8_0,
+    /// id 9.
+    Q8_1,
+    /// id 10.
+    Q2_K,
+    /// id 11.
+    Q3_K,
+    /// id 12.
+    Q4_K,
+    /// id 13.
+    Q5_K,
+    /// id 14.
+    Q6_K,
+    /// id 15.
+    Q8_K,
+    /// id 16.
+    IQ2_XXS,
+    /// id 17.
+    IQ2_XS,
+    /// id 18.
+    IQ3_XXS,
+    /// id 19.
+    IQ1_S,
+    /// id 20.
+    IQ4_NL,
+    /// id 21.
+    IQ3_S,
+    /// id 22.
+    IQ2_S,
+    /// id 23.
+    IQ4_XS,
+    /// id 24.
+    I8,
+    /// id 25.
+    I16,
+    /// id 26.
+    I32,
+    /// id 27.
+    I64,
+    /// id 28.
+    F64,
+    /// id 29.
+    IQ1_M,
+    /// bfloat16 (id 30).
+    BF16,
+    /// id 34.
+    TQ1_0,
+    /// id 35.
+    TQ2_0,
+    /// id 39.
+    MXFP4,
+    /// id 40.
+    NVFP4,
+    /// id 41.
+    Q1_0,
+}
+
+impl GgmlType {
+    /// Every known type, in id order.
+    const ALL: [Self; 34] = [
+        Self::F32,
+        Self::F16,
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q8_0,
+        Self::Q8_1,
+        Self::Q2_K,
+        Self::Q3_K,
+        Self::Q4_K,
+        Self::Q5_K,
+        Self::Q6_K,
+        Self::Q8_K,
+        Self::IQ2_XXS,
+        Self::IQ2_XS,
+        Self::IQ3_XXS,
+        Self::IQ1_S,
+        Self::IQ4_NL,
+        Self::IQ3_S,
+        Self::IQ2_S,
+        Self::IQ4_XS,
+        Self::I8,
+        Self::I16,
+        Self::I32,
+        Self::I64,
+        Self::F64,
+        Self::IQ1_M,
+        Self::BF16,
+        Self::TQ1_0,
+        Self::TQ2_0,
+        Self::MXFP4,
+        Self::NVFP4,
+        Self::Q1_0,
+    ];
+
+    /// `(id, name, elements per block, bytes per block)`, as in ggml's type traits.
+    fn traits(self) -> (u32, &'static str, u64, u64) {
+        const QK_K: u64 = 256;
+        match self {
+            Self::F32 => (0, "F32", 1, 4),
+            Self::F16 => (1, "F16", 1, 2),
+            Self::Q4_0 => (2, "Q4_0", 32, 2 + 16),
+            Self::Q4_1 => (3, "Q4_1", 32, 2 + 2 + 16),
+            Self::Q5_0 => (6, "Q5_0", 32, 2 + 4 + 16),
+            Self::Q5_1 => (7, "Q5_1", 32, 2 + 2 + 4 + 16),
+            Self::Q8_0 => (8, "Q8_0", 32, 2 + 32),
+            Self::Q8_1 => (9, "Q8_1", 32, 4 + 32),
+            Self::Q2_K => (10, "Q2_K", QK_K, 2 + 2 + QK_K / 16 + QK_K / 4),
+            Self::Q3_K => (11, "Q3_K", QK_K, 2 + QK_K / 4 + QK_K / 8 + 12),
+            Self::Q4_K => (12, "Q4_K", QK_K, 2 + 2 + QK_K / 2 + 12),
+            Self::Q5_K => (13, "Q5_K", QK_K, 2 + 2 + QK_K / 2 + QK_K / 8 + 12),
+            Self::Q6_K => (14, "Q6_K", QK_K, 2 + QK_K / 2 + QK_K / 4 + QK_K / 16),
+            Self::Q8_K => (15, "Q8_K", QK_K, 4 + QK_K + QK_K / 8),
+            Self::IQ2_XXS => (16, "IQ2_XXS", QK_K, 2 + QK_K / 4),
+            Self::IQ2_XS => (17, "IQ2_XS", QK_K, 2 + QK_K / 4 + QK_K / 32),
+            Self::IQ3_XXS => (18, "IQ3_XXS", QK_K, 2 + QK_K / 4 + QK_K / 8),
+            Self::IQ1_S => (19, "IQ1_S", QK_K, 2 + QK_K / 8 + QK_K / 16),
+            Self::IQ4_NL => (20, "IQ4_NL", 32, 2 + 16),
+            Self::IQ3_S => (21, "IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 8 + QK_K / 32 + 4),
+            Self::IQ2_S => (22, "IQ2_S", QK_K, 2 + QK_K / 4 + QK_K / 16),
+            Self::IQ4_XS => (23, "IQ4_XS", QK_K, 2 + 2 + QK_K / 2 + QK_K / 64),
+            Self::I8 => (24, "I8", 1, 1),
+            Self::I16 => (25, "I16", 1, 2),
+            Self::I32 => (26, "I32", 1, 4),
+            Self::I64 => (27, "I64", 1, 8),
+            Self::F64 => (28, "F64", 1, 8),
+            Self::IQ1_M => (29, "IQ1_M", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32),
+            Self::BF16 => (30, "BF16", 1, 2),
+            Self::TQ1_0 => (34, "TQ1_0", QK_K, 2 + 4 * 13),
+            Self::TQ2_0 => (35, "TQ2_0", QK_K, 2 + 64),
+            Self::MXFP4 => (39, "MXFP4", 32, 1 + 16),
+            Self::NVFP4 => (40, "NVFP4", 64, 4 + 32),
+            Self::Q1_0 => (41, "Q1_0", 128, 2 + 16),
+        }
+    }
+
+    /// The type with ggml type id `id`, if it is a known one.
+    pub fn from_id(id: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.id() == id)
+    }
+
+    /// The ggml type id.
+    pub fn id(self) -> u32 {
+        self.traits().0
+    }
+
+    /// The ggml name (`Q4_1`).
+    pub fn name(self) -> &'static str {
+        self.traits().1
+    }
+
+    /// Elements per block (1 for plain types).
+    pub fn block_size(self) -> u64 {
+        self.traits().2
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> u64 {
+        self.traits().3
+    }
+}
+
+impl fmt::Display for GgmlType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a tensor is and what it holds, as listed in the file (validated: its data lies inside
+/// the file and its first dimension is a whole number of blocks).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GgufTensorInfo {
+    name: String,
+    dims: Vec<u64>,
+    ggml_type: GgmlType,
+    offset: u64,
+    n_elements: usize,
+    n_bytes: usize,
+}
+
+impl GgufTensorInfo {
+    /// The tensor's name (`blk.0.attn_q.weight`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The dimensions as GGUF lists them: fastest-varying first.
+    pub fn dims(&self) -> &[u64] {
+        &self.dims
+    }
+
+    /// The row-major shape, slowest-varying first: the dims reversed (`[576, 1536]` in the file
+    /// is `[1536, 576]` here).
+    pub fn shape(&self) -> Vec<usize> {
+        // Checked in `GgufFile::parse`: every dim fits `usize`.
+        self.dims.iter().rev().map(|&d| d as usize).collect()
+    }
+
+    /// The ggml type of the stored data.
+    pub fn ggml_type(&self) -> GgmlType {
+        self.ggml_type
+    }
+
+    /// The offset of the data from the start of the data section.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// The number of elements.
+    pub fn n_elements(&self) -> usize {
+        self.n_elements
+    }
+
+    /// The number of bytes of stored data.
+    pub fn n_bytes(&self) -> usize {
+        self.n_bytes
+    }
+}
+
+/// A parsed GGUF file: its metadata and tensor infos over the file's bytes.
+///
+/// ```
+/// # fn main() -> Result<(), sorted_zoo::llama::GgufError> {
+/// # // Run where `cargo xtask data smollm2` has fetched the file.
+/// # let path = std::path::Path::new("../../data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+/// # if !path.exists() { return Ok(()); }
+/// use sorted_zoo::llama::GgufFile;
+///
+/// let gguf = GgufFile::read(path)?;
+/// let d_model = gguf.u32("llama.embedding_length")? as usize;
+/// let (shape, values) = gguf.dequantize("blk.0.attn_q.weight")?; // Q4_1 in the file
+/// assert_eq!(shape, [d_model, d_model]); // [out, in]
+/// assert_eq!(values.len(), d_model * d_model);
+/// # Ok(()) }
+/// ```
+pub struct GgufFile {
+    path: PathBuf,
+    bytes: Vec<u8>,
+    version: u32,
+    alignment: u32,
+    data_start: usize,
+    metadata: Vec<(String, GgufValue)>,
+    metadata_index: HashMap<String, usize>,
+    tensors: Vec<GgufTensorInfo>,
+    tensor_index: HashMap<String, usize>,
+}
+
+impl fmt::Debug for GgufFile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GgufFile")
+            .field("path", &self.path)
+            .field("version", &self.version)
+            .field("len", &self.bytes.len())
+            .field("n_metadata", &self.metadata.len())
+            .field("n_tensors", &self.tensors.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl GgufFile {
+    /// Reads and parses the GGUF file at `path` (the whole file is read into memory).
+    ///
+    /// # Errors
+    /// [`GgufError::Read`], or any error of [`GgufFile::parse`].
+    pub fn read(path: impl AsRef<Path>) -> Result<Self, GgufError> {
+        let path = path.as_ref();
+        let bytes = std::fs::read(path).map_err(|source| GgufError::Read { path: path.into(), source })?;
+        Self::parse(bytes, path)
+    }
+
+    /// Parses the bytes of a GGUF file; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`GgufError::Magic`], [`GgufError::Version`], [`GgufError::Truncated`] (naming what was
+    /// being read and where), [`GgufError::Format`], [`GgufError::UnknownType`] or
+    /// [`GgufError::TensorBounds`].
+    pub fn parse(bytes: Vec<u8>, path: impl AsRef<Path>) -> Result<Self, GgufError> {
+        let path = path.as_ref();
+        let mut cur = Cursor { bytes: &bytes, pos: 0, path };
+        let magic = cur.take(4, &|| "the magic bytes".into())?;
+        if magic != b"GGUF" {
+            return Err(GgufError::Magic { path: path.into(), got: magic.to_vec() });
+        }
+        let version = cur.u32(&|| "the version".into())?;
+        if !matches!(version, 2 | 3) {
+            let hint = if matches!(version.swap_bytes(), 2 | 3) { "; this looks like a big-endian file" } else { "" };
+            return Err(GgufError::Version { path: path.into(), version, hint });
+        }
+        let n_tensors = cur.u64(&|| "the tensor count".into())?;
+        let n_metadata = cur.u64(&|| "the metadata count".into())?;
+        // A key is at least 8 + 4 + 1 bytes, a tensor info at least 8 + 4 + 4 + 8.
+        cur.check_count(n_metadata, 13, &|| format!("{n_metadata} metadata entries"))?;
+
+        let mut metadata = Vec::with_capacity(n_metadata as usize);
+        let mut metadata_index = HashMap::with_capacity(n_metadata as usize);
+        let mut alignment_at = 0;
+        for i in 0..n_metadata {
+            let start = cur.pos;
+            let key = cur.string(&|| format!("the key of metadata entry {i}"))?;
+            let what = |part: &str| format!("{part} of metadata key `{key}`");
+            let type_id = cur.u32(&|| what("the value type"))?;
+            let value = cur.value(type_id, 0, &|| what("the value"))?;
+            if metadata_index.insert(key.clone(), metadata.len()).is_some() {
+                return Err(cur.format(start, format!("metadata key `{key}` appears twice")));
+            }
+            if key == "general.alignment" {
+                alignment_at = start;
+            }
+            metadata.push((key, value));
+        }
+
+        let alignment = match metadata_index.get("general.alignment").map(|&i| &metadata[i].1) {
+            None => GGUF_DEFAULT_ALIGNMENT,
+            Some(GgufValue::U32(a)) if a.is_power_of_two() => *a,
+            Some(other) => {
+                return Err(cur.format(
+                    alignment_at,
+                    format!("`general.alignment` must be a u32 power of two, got {other:?} ({})", other.describe()),
+                ));
+            }
+        };
+
+        cur.check_count(n_tensors, 24, &|| format!("{n_tensors} tensor infos"))?;
+        let mut raw_infos = Vec::with_capacity(n_tensors as usize);
+        for i in 0..n_tensors {
+            let start = cur.pos;
+            let name = cur.string(&|| format!("the name of tensor info {i}"))?;
+            let what = |part: &str| format!("{part} of tensor `{name}`");
+            let n_dims = cur.u32(&|| what("the dimension count"))?;
+            if n_dims > MAX_DIMS {
+                return Err(cur.format(start, format!("tensor `{name}` has {n_dims} dimensions, at most 4")));
+            }
+            let dims =
+                (0..n_dims).map(|d| cur.u64(&|| what(&format!("dimension {d}")))).collect::<Result<Vec<_>, _>>()?;
+            let type_id = cur.u32(&|| what("the ggml type"))?;
+            let offset = cur.u64(&|| what("the data offset"))?;
+            raw_infos.push((start, name, dims, type_id, offset));
+        }
+        // The data section starts at the next multiple of the alignment after the infos.
+        let data_start = cur.pos.div_ceil(alignment as usize) * alignment as usize;
+
+        let len = bytes.len() as u64;
+        let mut tensors = Vec::with_capacity(raw_infos.len());
+        let mut tensor_index = HashMap::with_capacity(raw_infos.len());
+        for (start, name, dims, type_id, offset) in raw_infos {
+            let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| GgufError::UnknownType {
+                path: path.into(),
+                tensor: name.clone(),
+                ggml_type: type_id,
+            })?;
+            let format = |why: String| cur.format(start, format!("tensor `{name}`: {why}"));
+            // Every dim and the element count fit `usize`, so shapes convert without loss.
+            let n_elements = dims
+                .iter()
+                .try_fold(1u64, |n, &d| n.checked_mul(d).filter(|_| usize::try_from(d).is_ok()))
+                .filter(|&n| usize::try_from(n).is_ok());
+            let Some(n_elements) = n_elements else {
+                return Err(format(format!("dims {dims:?} have too many elements")));
+            };
+            let row = dims.first().copied().unwrap_or(1);
+            if row % ggml_type.block_size() != 0 {
+                return Err(format(format!(
+                    "its first dim {row} is not a multiple of the {ggml_type} block size {}",
+                    ggml_type.block_size()
+                )));
+            }
+            if offset % u64::from(alignment) != 0 {
+                return Err(format(format!("data offset {offset} is not a multiple of the alignment {alignment}")));
+            }
+            let n_bytes = (n_elements / ggml_type.block_size()).checked_mul(ggml_type.block_bytes());
+            let file_start = (data_start as u64).checked_add(offset);
+            let file_end = file_start.zip(n_bytes).and_then(|(start, n)| start.checked_add(n));
+            let n_bytes = match (n_bytes, file_end) {
+                (Some(n_bytes), Some(end)) if end <= len => n_bytes,
+                _ => {
+                    return Err(GgufError::TensorBounds {
+                        path: path.into(),
+                        tensor: name,
+                        start: file_start.unwrap_or(u64::MAX),
+                        end: file_end.unwrap_or(u64::MAX),
+                        len,
+                    });
+                }
+            };
+            if tensor_index.insert(name.clone(), tensors.len()).is_some() {
+                return Err(format("the name appears twice".into()));
+            }
+            tensors.push(GgufTensorInfo {
+                name,
+                dims,
+                ggml_type,
+                offset,
+                n_elements: n_elements as usize,
+                n_bytes: n_bytes as usize,
+            });
+        }
+        Ok(Self {
+            path: path.into(),
+            bytes,
+            version,
+            alignment,
+            data_start,
+            metadata,
+            metadata_index,
+            tensors,
+            tensor_index,
+        })
+    }
+
+    /// The file the data came from (as given to [`GgufFile::read`] or [`GgufFile::parse`]).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The GGUF version (2 or 3).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
+    /// The alignment of the tensor data (`general.alignment`, default 32).
+    pub fn alignment(&self) -> u32 {
+        self.alignment
+    }
+
+    /// Where the data section starts in the file.
+    pub fn data_start(&self) -> usize {
+        self.data_start
+    }
+
+    /// Every metadata entry, in file order.
+    pub fn metadata(&self) -> impl ExactSizeIterator<Item = (&str, &GgufValue)> {
+        self.metadata.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The metadata value of `key`, if the file has it.
+    pub fn get(&self, key: &str) -> Option<&GgufValue> {
+        self.metadata_index.get(key).map(|&i| &self.metadata[i].1)
+    }
+
+    /// The value of `key` or a [`GgufError::MissingKey`] naming the expected type.
+    fn require(&self, key: &str, expected: &'static str) -> Result<&GgufValue, GgufError> {
+        self.get(key).ok_or_else(|| GgufError::MissingKey { path: self.path.clone(), key: key.into(), expected })
+    }
+
+    fn key_type(&self, key: &str, expected: &'static str, got: String) -> GgufError {
+        GgufError::KeyType { path: self.path.clone(), key: key.into(), expected, got }
+    }
+
+    /// The value of `key` as a `u32`: a value of any integer type is accepted if it fits
+    /// (converters differ in the integer types they write).
+    ///
+    /// # Errors
+    /// [`GgufError::MissingKey`], or [`GgufError::KeyType`] for another type or a value out of
+    /// range.
+    pub fn u32(&self, key: &str) -> Result<u32, GgufError> {
+        let value = self.require(key, "u32")?;
+        match value.as_i128() {
+            Some(v) => u32::try_from(v).map_err(|_| self.key_type(key, "u32", format!("{} {v}", value.describe()))),
+            None => Err(self.key_type(key, "u32", value.describe())),
+        }
+    }
+
+    /// The value of `key` as an `f32` (an `f64` value is rounded to `f32`).
+    ///
+    /// # Errors
+    /// [`GgufError::MissingKey`], or [`GgufError::KeyType`] for another type.
+    pub fn f32(&self, key: &str) -> Result<f32, GgufError> {
+        match self.require(key, "f32")? {
+            GgufValue::F32(v) => Ok(*v),
+            GgufValue::F64(v) => Ok(*v as f32),
+            other => Err(self.key_type(key, "f32", other.describe())),
+        }
+    }
+
+    /// The value of `key` as a string.
+    ///
+    /// # Errors
+    /// [`GgufError::MissingKey`], or [`GgufError::KeyType`] for another type.
+    pub fn str(&self, key: &str) -> Result<&str, GgufError> {
+        match self.require(key, "string")? {
+            GgufValue::String(s) => Ok(s),
+            other => Err(self.key_type(key, "string", other.describe())),
+        }
+    }
+
+    /// The value of `key` as an array of strings (`tokenizer.ggml.tokens`).
+    ///
+    /// # Errors
+    /// [`GgufError::MissingKey`], or [`GgufError::KeyType`] for another type.
+    pub fn string_array(&self, key: &str) -> Result<Vec<&str>, GgufError> {
+        const EXPECTED: &str = "array of string";
+        match self.require(key, EXPECTED)? {
+            GgufValue::Array { element_type: GgufValueType::String, values } => {
+                Ok(values.iter().filter_map(GgufValue::as_str).collect())
+            }
+            other => Err(self.key_type(key, EXPECTED, other.describe())),
+        }
+    }
+
+    /// Every tensor info, in file order.
+    pub fn tensors(&self) -> impl ExactSizeIterator<Item = &GgufTensorInfo> {
+        self.tensors.iter()
+    }
+
+    /// The info of tensor `name`, if the file has it.
+    pub fn tensor_info(&self, name: &str) -> Option<&GgufTensorInfo> {
+        self.tensor_index.get(name).map(|&i| &self.tensors[i])
+    }
+
+    fn require_tensor(&self, name: &str) -> Result<&GgufTensorInfo, GgufError> {
+        self.tensor_info(name).ok_or_else(|| GgufError::MissingTensor { path: self.path.clone(), tensor: name.into() })
+    }
+
+    /// The stored bytes of tensor `name`, as they are in the file.
+    ///
+    /// # Errors
+    /// [`GgufError::MissingTensor`].
+    pub fn tensor_bytes(&self, name: &str) -> Result<&[u8], GgufError> {
+        let info = self.require_tensor(name)?;
+        Ok(self.raw(info))
+    }
+
+    fn raw(&self, info: &GgufTensorInfo) -> &[u8] {
+        // Checked in `parse`: the data lies inside the file.
+        let start = self.data_start + info.offset as usize;
+        &self.bytes[start..start + info.n_bytes]
+    }
+
+    /// The values of tensor `name` as f32, with its row-major shape (slowest-first: the GGUF
+    /// dims reversed, so a linear layer's weight is `[out, in]`). F32, F16, BF16, Q8_0, Q4_0
+    /// and Q4_1 are decoded as ggml's reference dequantization does.
+    ///
+    /// # Errors
+    /// [`GgufError::MissingTensor`], or [`GgufError::UnsupportedType`] naming the tensor's type.
+    pub fn dequantize(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), GgufError> {
+        let info = self.require_tensor(name)?;
+        let raw = self.raw(info);
+        let mut out = Vec::with_capacity(info.n_elements);
+        match info.ggml_type {
+            GgmlType::F32 => out.extend(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))),
+            GgmlType::F16 => out.extend(raw.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))),
+            GgmlType::BF16 => out.extend(raw.chunks_exact(2).map(|c| bf16_to_f32(u16::from_le_bytes([c[0], c[1]])))),
+            GgmlType::Q8_0 => {
+                for block in raw.chunks_exact(34) {
+                    let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
+                    out.extend(block[2..].iter().map(|&q| q as i8 as f32 * d));
+                }
+            }
+            GgmlType::Q4_0 => {
+                for block in raw.chunks_exact(18) {
+                    let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
+                    let qs = &block[2..];
+                    out.extend(qs.iter().map(|&b| ((b & 0x0f) as i32 - 8) as f32 * d));
+                    out.extend(qs.iter().map(|&b| ((b >> 4) as i32 - 8) as f32 * d));
+                }
+            }
+            GgmlType::Q4_1 => {
+                for block in raw.chunks_exact(20) {
+                    let d = f16_to_f32(u16::from_le_bytes([block[0], block[1]]));
+                    let m = f16_to_f32(u16::from_le_bytes([block[2], block[3]]));
+                    let qs = &block[4..];
+                    out.extend(qs.iter().map(|&b| (b & 0x0f) as f32 * d + m));
+                    out.extend(qs.iter().map(|&b| (b >> 4) as f32 * d + m));
+                }
+            }
+            other => {
+                return Err(GgufError::UnsupportedType {
+                    path: self.path.clone(),
+                    tensor: name.into(),
+                    ggml_type: other,
+                });
+            }
+        }
+        debug_assert_eq!(out.len(), info.n_elements);
+        Ok((info.shape(), out))
+    }
+}
+
+/// IEEE half precision to f32, exactly (subnormals, infinities and NaN included).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h & 0x8000) << 16;
+    let exp = u32::from(h >> 10) & 0x1f;
+    let mantissa = u32::from(h & 0x3ff);
+    let bits = match (exp, mantissa) {
+        (0, 0) => sign,
+        // Subnormal: mantissa x 2^-24, exact in f32.
+        (0, m) => sign | (m as f32 * (1.0 / 16_777_216.0)).to_bits(),
+        (31, m) => sign | 0x7f80_0000 | (m << 13),
+        (e, m) => sign | ((e + 127 - 15) << 23) | (m << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// bfloat16 to f32: the high half of an f32.
+fn bf16_to_f32(h: u16) -> f32 {
+    f32::from_bits(u32::from(h) << 16)
+}
+
+/// A bounds-checked little-endian reader over the file's bytes. `what` closures describe the
+/// item being read; they run only when there is an error to report.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    path: &'a Path,
+}
+
+type What<'w> = &'w dyn Fn() -> String;
+
+impl<'a> Cursor<'a> {
+    fn truncated(&self, what: What<'_>, needed: u64) -> GgufError {
+        GgufError::Truncated {
+            path: self.path.into(),
+            what: what(),
+            offset: self.pos as u64,
+            needed,
+            len: self.bytes.len() as u64,
+        }
+    }
+
+    fn format(&self, offset: usize, why: String) -> GgufError {
+        GgufError::Format { path: self.path.into(), offset: offset as u64, why }
+    }
+
+    fn remaining(&self) -> u64 {
+        (self.bytes.len() - self.pos) as u64
+    }
+
+    fn take(&mut self, n: u64, what: What<'_>) -> Result<&'a [u8], GgufError> {
+        if n > self.remaining() {
+            return Err(self.truncated(what, n));
+        }
+        let slice = &self.bytes[self.pos..self.pos + n as usize];
+        self.pos += n as usize;
+        Ok(slice)
+    }
+
+    fn array<const N: usize>(&mut self, what: What<'_>) -> Result<[u8; N], GgufError> {
+        let slice = self.take(N as u64, what)?;
+        let mut out = [0; N];
+        out.copy_from_slice(slice);
+        Ok(out)
+    }
+
+    fn u32(&mut self, what: What<'_>) -> Result<u32, GgufError> {
+        self.array(what).map(u32::from_le_bytes)
+    }
+
+    fn u64(&mut self, what: What<'_>) -> Result<u64, GgufError> {
+        self.array(what).map(u64::from_le_bytes)
+    }
+
+    /// Fails, before anything is allocated for them, when `count` items of at least `min_size`
+    /// bytes each cannot fit in the rest of the file.
+    fn check_count(&self, count: u64, min_size: u64, what: What<'_>) -> Result<(), GgufError> {
+        match count.checked_mul(min_size) {
+            Some(n) if n <= self.remaining() => Ok(()),
+            n => Err(self.truncated(what, n.unwrap_or(u64::MAX))),
+        }
+    }
+
+    fn string(&mut self, what: What<'_>) -> Result<String, GgufError> {
+        let start = self.pos;
+        let n = self.u64(&|| format!("the length of {}", what()))?;
+        let bytes = self.take(n, what)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| self.format(start, format!("{} is not valid UTF-8: {e}", what())))
+    }
+
+    /// A metadata value of type `type_id`, arrays nested at most [`MAX_ARRAY_DEPTH`] deep.
+    fn value(&mut self, type_id: u32, depth: usize, what: What<'_>) -> Result<GgufValue, GgufError> {
+        let start = self.pos;
+        let Some(value_type) = GgufValueType::from_id(type_id) else {
+            return Err(self.format(start, format!("{}: unknown metadata value type {type_id}", what())));
+        };
+        Ok(match value_type {
+            GgufValueType::U8 => GgufValue::U8(u8::from_le_bytes(self.array(what)?)),
+            GgufValueType::I8 => GgufValue::I8(i8::from_le_bytes(self.array(what)?)),
+            GgufValueType::U16 => GgufValue::U16(u16::from_le_bytes(self.array(what)?)),
+            GgufValueType::I16 => GgufValue::I16(i16::from_le_bytes(self.array(what)?)),
+            GgufValueType::U32 => GgufValue::U32(u32::from_le_bytes(self.array(what)?)),
+            GgufValueType::I32 => GgufValue::I32(i32::from_le_bytes(self.array(what)?)),
+            GgufValueType::F32 => GgufValue::F32(f32::from_le_bytes(self.array(what)?)),
+            GgufValueType::U64 => GgufValue::U64(u64::from_le_bytes(self.array(what)?)),
+            GgufValueType::I64 => GgufValue::I64(i64::from_le_bytes(self.array(what)?)),
+            GgufValueType::F64 => GgufValue::F64(f64::from_le_bytes(self.array(what)?)),
+            GgufValueType::Bool => match self.array::<1>(what)? {
+                [0] => GgufValue::Bool(false),
+                [1] => GgufValue::Bool(true),
+                [b] => return Err(self.format(start, format!("{}: bool byte {b}, expected 0 or 1", what()))),
+            },
+            GgufValueType::String => GgufValue::String(self.string(what)?),
+            GgufValueType::Array => {
+                if depth >= MAX_ARRAY_DEPTH {
+                    return Err(
+                        self.format(start, format!("{}: arrays nested more than {MAX_ARRAY_DEPTH} deep", what()))
+                    );
+                }
+                let element_id = self.u32(&|| format!("the element type of {}", what()))?;
+                let Some(element_type) = GgufValueType::from_id(element_id) else {
+                    return Err(self.format(start, format!("{}: unknown array element type {element_id}", what())));
+                };
+                let count = self.u64(&|| format!("the length of {}", what()))?;
+                self.check_count(count, element_type.min_size(), &|| format!("the {count} elements of {}", what()))?;
+                let mut values = Vec::with_capacity(count as usize);
+                for i in 0..count {
+                    values.push(self.value(element_id, depth + 1, &|| format!("element {i} of {}", what()))?);
+                }
+                GgufValue::Array { element_type, values }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn half_precision_decodes_exactly() {
+        assert_eq!(f16_to_f32(0x3c00), 1.0);
+        assert_eq!(f16_to_f32(0xc000), -2.0);
+        assert_eq!(f16_to_f32(0x3800), 0.5);
+        assert_eq!(f16_to_f32(0xbc00), -1.0);
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+        assert_eq!(f16_to_f32(0x7bff), 65504.0);
+        assert_eq!(f16_to_f32(0x0001), 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x83ff), -1023.0 * 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x8000).to_bits(), 0x8000_0000);
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        // Every finite half round-trips through f64 arithmetic on its fields.
+        for h in 0..=u16::MAX {
+            let (exp, m) = (i32::from((h >> 10) & 0x1f), f64::from(h & 0x3ff));
+            if exp == 31 {
+                continue;
+            }
+            let magnitude = if exp == 0 { m * 2f64.powi(-24) } else { (1.0 + m / 1024.0) * 2f64.powi(exp - 15) };
+            let expected = if h & 0x8000 != 0 { -magnitude } else { magnitude };
+            assert_eq!(f64::from(f16_to_f32(h)), expected, "{h:#06x}");
+        }
+    }
+
+    #[test]
+    fn bfloat16_is_the_high_half() {
+        assert_eq!(bf16_to_f32(0x3f80), 1.0);
+        assert_eq!(bf16_to_f32(0xc040), -3.0);
+    }
+
+    #[test]
+    fn type_ids_round_trip_and_block_sizes_are_ggmls() {
+        for t in GgmlType::ALL {
+            assert_eq!(GgmlType::from_id(t.id()), Some(t));
+        }
+        for id in [4, 5, 31, 32, 33, 36, 37, 38, 42, u32::MAX] {
+            assert_eq!(GgmlType::from_id(id), None, "{id}");
+        }
+        let sizes: Vec<_> =
+            [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::BF16]
+                .map(|t| (t.name(), t.block_size(), t.block_bytes()))
+                .into();
+        assert_eq!(
+            sizes,
+            [
+                ("Q4_0", 32, 18),
+                ("Q4_1", 32, 20),
+                ("Q8_0", 32, 34),
+                ("Q4_K", 256, 144),
+                ("Q6_K", 256, 210),
+                ("BF16", 1, 2)
+            ]
+        );
+        for (i, t) in GgufValueType::ALL.into_iter().enumerate() {
+            assert_eq!((t.id(), GgufValueType::from_id(i as u32)), (i as u32, Some(t)));
+        }
+        assert_eq!(GgufValueType::from_id(13), None);
+    }
+}

@@ -1,0 +1,11 @@
+//! LLaMA-family decoders (SmolLM2): GGUF weights, a nested decoder with exits sharing the final
+//! norm and LM head, and KV-cached decoding.
+
+mod decode;
+mod gguf;
+mod model;
+
+pub use gguf::{GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType};
+
+pub use decode::{DecodeStats, SpeculativeConfig, greedy, speculative_greedy};
+pub use model::{KvCache, LayerCache, RmsNorm, SortedLlama, SortedLlamaConfig, SortedLlamaLayer, rope};

@@ -1,0 +1,418 @@
+//! The sorted LLaMA decoder: RMSNorm, RoPE on adjacent pairs, grouped-query attention, SwiGLU,
+//! tied embeddings, a KV cache; nested depth (exits sharing the final norm and LM head) and
+//! nested FFN width.
+
+use burn::config::Config;
+use burn::module::{Initializer, Param};
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+use sorted_nn::{SortedLinear, SortedLinearConfig, SpecError, TransformerSpace, TransformerSubModel};
+
+/// Configuration of a [`SortedLlama`]: the allocated sizes.
+#[derive(Config, Debug)]
+pub struct SortedLlamaConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden width.
+    pub hidden_size: usize,
+    /// Decoder layers.
+    pub num_layers: usize,
+    /// Query heads per layer.
+    pub num_heads: usize,
+    /// Key/value heads per layer (grouped-query attention; divides `num_heads`).
+    pub num_kv_heads: usize,
+    /// Features per head.
+    pub head_dim: usize,
+    /// SwiGLU inner width.
+    pub intermediate_size: usize,
+    /// RoPE base.
+    #[config(default = 10_000.0)]
+    pub rope_theta: f64,
+    /// RMSNorm epsilon.
+    #[config(default = 1e-5)]
+    pub rms_norm_eps: f64,
+}
+
+impl SortedLlamaConfig {
+    /// SmolLM2-135M's sizes: 30 layers, hidden 576, 9 query / 3 KV heads of 64, SwiGLU 1536,
+    /// RoPE base 100,000, vocabulary 49,152, tied embeddings.
+    pub fn smollm2_135m() -> Self {
+        Self::new(49_152, 576, 30, 9, 3, 64, 1536).with_rope_theta(100_000.0)
+    }
+
+    /// A tiny decoder for tests: vocabulary 50, hidden 16, 4 layers, 4 query / 2 KV heads of 4,
+    /// SwiGLU 24.
+    pub fn tiny() -> Self {
+        Self::new(50, 16, 4, 4, 2, 4, 24)
+    }
+
+    /// Checks the sizes.
+    ///
+    /// # Errors
+    /// [`SpecError`] naming the field: a zero size, or `num_heads` not a multiple of
+    /// `num_kv_heads`, or an odd `head_dim` (RoPE rotates pairs).
+    pub fn validate(&self) -> Result<(), SpecError> {
+        for (key, v) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_layers", self.num_layers),
+            ("num_heads", self.num_heads),
+            ("num_kv_heads", self.num_kv_heads),
+            ("head_dim", self.head_dim),
+            ("intermediate_size", self.intermediate_size),
+        ] {
+            if v == 0 {
+                return Err(SpecError::Zero { key: key.into() });
+            }
+        }
+        if !self.num_heads.is_multiple_of(self.num_kv_heads) {
+            return Err(SpecError::Conflict {
+                keys: "num_heads, num_kv_heads".into(),
+                why: format!("{} query heads cannot be grouped over {} KV heads", self.num_heads, self.num_kv_heads),
+            });
+        }
+        if !self.head_dim.is_multiple_of(2) {
+            return Err(SpecError::Conflict {
+                keys: "head_dim".into(),
+                why: "RoPE needs an even head dimension".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Allocates a randomly initialised decoder (normal, std 0.02).
+    ///
+    /// # Panics
+    /// If the config is invalid (validate user input first).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SortedLlama<B> {
+        self.validate().expect("valid LLaMA config");
+        let init = Initializer::Normal { mean: 0.0, std: 0.02 };
+        let linear = |i, o| SortedLinearConfig::new(i, o).with_bias(false).with_initializer(init.clone()).init(device);
+        let (d, f, hd) = (self.hidden_size, self.intermediate_size, self.head_dim);
+        let norm = || RmsNorm { weight: Param::from_tensor(Tensor::ones([d], device)), epsilon: self.rms_norm_eps };
+        let layers = (0..self.num_layers)
+            .map(|_| SortedLlamaLayer {
+                attention_norm: norm(),
+                query: linear(d, self.num_heads * hd),
+                key: linear(d, self.num_kv_heads * hd),
+                value: linear(d, self.num_kv_heads * hd),
+                output: linear(self.num_heads * hd, d),
+                ffn_norm: norm(),
+                gate: linear(d, f),
+                up: linear(d, f),
+                down: linear(f, d),
+                num_heads: self.num_heads,
+                num_kv_heads: self.num_kv_heads,
+                head_dim: hd,
+            })
+            .collect();
+        let model = SortedLlama {
+            embedding: init.init_with([self.vocab_size, d], None, None, device),
+            layers,
+            norm: norm(),
+            rope_theta: self.rope_theta,
+        };
+        let _ = model.devices();
+        model
+    }
+}
+
+/// Root-mean-square normalisation with a learned scale (no shift, no mean subtraction).
+#[derive(Module, Debug)]
+pub struct RmsNorm<B: Backend> {
+    /// The scale, `[d]`.
+    pub weight: Param<Tensor<B, 1>>,
+    /// Added to the mean square.
+    pub epsilon: f64,
+}
+
+impl<B: Backend> RmsNorm<B> {
+    /// `x / sqrt(mean(x^2) + eps) * weight` over the last dimension.
+    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        let rms = x.clone().powi_scalar(2).mean_dim(D - 1).add_scalar(self.epsilon).sqrt();
+        x.div(rms).mul(self.weight.val().unsqueeze())
+    }
+}
+
+/// Rotates adjacent feature pairs `(2i, 2i + 1)` of `x` (`[batch, heads, seq, head_dim]`) by
+/// `position * theta^(-2i / head_dim)`, positions starting at `start` (the GGUF convention:
+/// llama.cpp's converter permuted Q and K so that pairs are adjacent).
+pub fn rope<B: Backend>(x: Tensor<B, 4>, start: usize, theta: f64) -> Tensor<B, 4> {
+    let [b, h, s, hd] = x.dims();
+    let device = x.device();
+    let half = hd / 2;
+    let mut cos = Vec::with_capacity(s * half);
+    let mut sin = Vec::with_capacity(s * half);
+    for p in start..start + s {
+        for i in 0..half {
+            let angle = p as f64 * theta.powf(-(2.0 * i as f64) / hd as f64);
+            cos.push(angle.cos() as f32);
+            sin.push(angle.sin() as f32);
+        }
+    }
+    let cos = Tensor::<B, 1>::from_floats(cos.as_slice(), &device).reshape([1, 1, s, half, 1]);
+    let sin = Tensor::<B, 1>::from_floats(sin.as_slice(), &device).reshape([1, 1, s, half, 1]);
+    let pairs = x.reshape([b, h, s, half, 2]);
+    let even = pairs.clone().slice(s![.., .., .., .., 0..1]);
+    let odd = pairs.slice(s![.., .., .., .., 1..2]);
+    let new_even = even.clone().mul(cos.clone()).sub(odd.clone().mul(sin.clone()));
+    let new_odd = even.mul(sin).add(odd.mul(cos));
+    Tensor::cat(vec![new_even, new_odd], 4).reshape([b, h, s, hd])
+}
+
+/// The keys and values of one layer for the positions seen so far, `[batch, kv_heads, t,
+/// head_dim]`.
+#[derive(Clone, Debug)]
+pub struct LayerCache<B: Backend> {
+    /// Cached keys (after RoPE).
+    pub keys: Tensor<B, 4>,
+    /// Cached values.
+    pub values: Tensor<B, 4>,
+}
+
+/// The KV cache of a decoder: one entry per layer that has run, and the number of positions.
+#[derive(Clone, Debug, Default)]
+pub struct KvCache<B: Backend> {
+    /// Per layer (only layers that have run hold an entry).
+    pub layers: Vec<Option<LayerCache<B>>>,
+}
+
+impl<B: Backend> KvCache<B> {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self { layers: Vec::new() }
+    }
+
+    /// Positions cached in layer `layer` (0 if it has not run).
+    pub fn len_of(&self, layer: usize) -> usize {
+        self.layers.get(layer).and_then(Option::as_ref).map_or(0, |c| c.keys.dims()[2])
+    }
+
+    /// Drops every cached position from `len` on, in every layer (rejected draft tokens).
+    pub fn truncate(&mut self, len: usize) {
+        for entry in self.layers.iter_mut().flatten() {
+            let [b, h, t, d] = entry.keys.dims();
+            if t > len {
+                entry.keys = entry.keys.clone().slice([0..b, 0..h, 0..len, 0..d]);
+                entry.values = entry.values.clone().slice([0..b, 0..h, 0..len, 0..d]);
+            }
+        }
+    }
+}
+
+/// One pre-norm decoder layer with a nested SwiGLU width.
+#[derive(Module, Debug)]
+pub struct SortedLlamaLayer<B: Backend> {
+    /// RMSNorm before attention (GGUF `attn_norm`).
+    pub attention_norm: RmsNorm<B>,
+    /// Query projection, `[d, heads * head_dim]` (GGUF `attn_q`).
+    pub query: SortedLinear<B>,
+    /// Key projection, `[d, kv_heads * head_dim]` (`attn_k`).
+    pub key: SortedLinear<B>,
+    /// Value projection (`attn_v`).
+    pub value: SortedLinear<B>,
+    /// Output projection, `[heads * head_dim, d]` (`attn_output`).
+    pub output: SortedLinear<B>,
+    /// RMSNorm before the FFN (`ffn_norm`).
+    pub ffn_norm: RmsNorm<B>,
+    /// SwiGLU gate, `[d, ffn]` (`ffn_gate`).
+    pub gate: SortedLinear<B>,
+    /// SwiGLU up, `[d, ffn]` (`ffn_up`).
+    pub up: SortedLinear<B>,
+    /// SwiGLU down, `[ffn, d]` (`ffn_down`).
+    pub down: SortedLinear<B>,
+    /// Query heads.
+    pub num_heads: usize,
+    /// Key/value heads.
+    pub num_kv_heads: usize,
+    /// Features per head.
+    pub head_dim: usize,
+}
+
+impl<B: Backend> SortedLlamaLayer<B> {
+    /// One layer on `[batch, seq, d]` for positions `start..start + seq`, attending to the
+    /// cached positions and causally to the new ones; appends the new keys and values to
+    /// `cache`.
+    pub fn forward(
+        &self,
+        x: Tensor<B, 3>,
+        ffn: usize,
+        start: usize,
+        theta: f64,
+        cache: &mut Option<LayerCache<B>>,
+    ) -> Tensor<B, 3> {
+        let [b, s, d] = x.dims();
+        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let h = self.attention_norm.forward(x.clone());
+        let split = |t: Tensor<B, 3>, heads: usize| t.reshape([b, s, heads, hd]).swap_dims(1, 2);
+        let q = rope(split(self.query.forward(h.clone(), nh * hd), nh), start, theta);
+        let k = rope(split(self.key.forward(h.clone(), nkv * hd), nkv), start, theta);
+        let v = split(self.value.forward(h, nkv * hd), nkv);
+        let (k, v) = match cache.take() {
+            Some(c) => (Tensor::cat(vec![c.keys, k], 2), Tensor::cat(vec![c.values, v], 2)),
+            None => (k, v),
+        };
+        *cache = Some(LayerCache { keys: k.clone(), values: v.clone() });
+        let t = k.dims()[2];
+        // Query head i reads KV head i / (nh / nkv).
+        let rep = nh / nkv;
+        let expand = |t4: Tensor<B, 4>| {
+            if rep == 1 { t4 } else { t4.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, nh, t, hd]) }
+        };
+        let (k, v) = (expand(k), expand(v));
+        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt());
+        if s > 1 {
+            scores = scores.add(causal_bias::<B>(s, t, &x.device()));
+        }
+        let attended = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, s, nh * hd]);
+        let x = x.add(self.output.forward(attended, d));
+        let h = self.ffn_norm.forward(x.clone());
+        let act = silu(self.gate.forward(h.clone(), ffn)).mul(self.up.forward(h, ffn));
+        x.add(self.down.forward(act, d))
+    }
+}
+
+/// `[1, 1, s, t]`: 0 where new position `i` (absolute `t - s + i`) may see key `j`, `-1e9`
+/// after it.
+fn causal_bias<B: Backend>(s: usize, t: usize, device: &B::Device) -> Tensor<B, 4> {
+    let offset = t - s;
+    let values: Vec<f32> = (0..s).flat_map(|i| (0..t).map(move |j| if j > offset + i { -1e9 } else { 0.0 })).collect();
+    Tensor::<B, 1>::from_floats(values.as_slice(), device).reshape([1, 1, s, t])
+}
+
+/// A LLaMA decoder whose sub-models are a prefix of its layers (exits through the shared final
+/// RMSNorm and the tied LM head), each using its first `f` SwiGLU units
+/// ([`TransformerSubModel`]: `depth` and `ffn`; heads and hidden width are not nested here).
+///
+/// # Example
+/// ```
+/// use burn::backend::Flex;
+/// use burn::prelude::*;
+/// use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
+/// use sorted_zoo::llama::{KvCache, SortedLlamaConfig};
+///
+/// let device = Default::default();
+/// let config = SortedLlamaConfig::tiny();
+/// let model = config.init::<Flex>(&device);
+/// let space = TransformerSpace::new(
+///     TransformerSpaceConfig { depths: vec![2, 4], heads: vec![4], ffn: vec![12, 24], hidden: None },
+///     16,
+/// )?;
+/// model.check_space(&space)?;
+/// let ids = Tensor::<Flex, 2, Int>::from_ints([[1, 5, 9]], &device);
+/// let mut cache = KvCache::new();
+/// let logits = model.forward(ids, &space.smallest(), &mut cache);
+/// assert_eq!(logits.dims(), [1, 3, 50]);
+/// assert_eq!(cache.len_of(0), 3);
+/// # Ok::<(), sorted_nn::SpecError>(())
+/// ```
+#[derive(Module, Debug)]
+pub struct SortedLlama<B: Backend> {
+    /// Token embeddings, `[vocab, d]`; also the LM head (tied).
+    pub embedding: Param<Tensor<B, 2>>,
+    /// The decoder layers.
+    pub layers: Vec<SortedLlamaLayer<B>>,
+    /// The final RMSNorm, shared by every exit.
+    pub norm: RmsNorm<B>,
+    /// RoPE base.
+    pub rope_theta: f64,
+}
+
+impl<B: Backend> SortedLlama<B> {
+    /// Checks that every sub-model of `space` fits: depth, FFN width; heads and hidden width
+    /// must be the allocated ones.
+    ///
+    /// # Errors
+    /// [`SpecError::Allocation`] naming the axis.
+    pub fn check_space(&self, space: &TransformerSpace) -> Result<(), SpecError> {
+        let l0 = &self.layers[0];
+        let d = self.embedding.dims()[1];
+        let full = space.largest();
+        if full.depth > self.layers.len() {
+            return Err(SpecError::Allocation {
+                what: "depth (layers)".into(),
+                allocated: self.layers.len(),
+                needed: full.depth,
+            });
+        }
+        if full.ffn > l0.gate.d_output_max() {
+            return Err(SpecError::Allocation {
+                what: "ffn".into(),
+                allocated: l0.gate.d_output_max(),
+                needed: full.ffn,
+            });
+        }
+        if space.heads() != [l0.num_heads] {
+            return Err(SpecError::Allocation {
+                what: "heads (not nested in LLaMA)".into(),
+                allocated: l0.num_heads,
+                needed: space.heads()[0],
+            });
+        }
+        if space.hidden() != [d] {
+            return Err(SpecError::Allocation {
+                what: "hidden (not nested in LLaMA)".into(),
+                allocated: d,
+                needed: space.hidden()[0],
+            });
+        }
+        Ok(())
+    }
+
+    /// The hidden states after the first `sub.depth` layers for tokens `ids` (`[batch, seq]`)
+    /// at positions `cache.len_of(0)..`, updating the cache of those layers.
+    pub fn hidden(&self, ids: Tensor<B, 2, Int>, sub: &TransformerSubModel, cache: &mut KvCache<B>) -> Tensor<B, 3> {
+        let x = burn::tensor::module::embedding(self.embedding.val(), ids);
+        self.run_layers(x, 0, sub.depth, sub.ffn, cache)
+    }
+
+    /// Runs layers `from..to` on hidden states `x` whose first position is the cache length of
+    /// layer `from`.
+    pub fn run_layers(
+        &self,
+        mut x: Tensor<B, 3>,
+        from: usize,
+        to: usize,
+        ffn: usize,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 3> {
+        if cache.layers.len() < self.layers.len() {
+            cache.layers.resize_with(self.layers.len(), || None);
+        }
+        for (i, layer) in self.layers.iter().enumerate().take(to).skip(from) {
+            let start = cache.len_of(i);
+            x = layer.forward(x, ffn, start, self.rope_theta, &mut cache.layers[i]);
+        }
+        x
+    }
+
+    /// Logits from hidden states: the shared final RMSNorm, then the tied head
+    /// (`[batch, seq, vocab]`).
+    pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        let [b, s, d] = hidden.dims();
+        let h = self.norm.forward(hidden).reshape([b * s, d]);
+        let v = self.embedding.dims()[0];
+        h.matmul(self.embedding.val().transpose()).reshape([b, s, v])
+    }
+
+    /// Logits of sub-model `sub` for `ids`, continuing from `cache` (empty: from position 0).
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, sub: &TransformerSubModel, cache: &mut KvCache<B>) -> Tensor<B, 3> {
+        let h = self.hidden(ids, sub, cache);
+        self.head(h)
+    }
+
+    /// The logits of every exit in `depths` (ascending) from one forward pass, through the
+    /// shared norm and head: what SoFT's multi-exit loss needs.
+    pub fn forward_exits(&self, ids: Tensor<B, 2, Int>, depths: &[usize], ffn: usize) -> Vec<Tensor<B, 3>> {
+        let mut cache = KvCache::new();
+        let mut x = burn::tensor::module::embedding(self.embedding.val(), ids);
+        let mut done = 0;
+        let mut out = Vec::with_capacity(depths.len());
+        for &depth in depths {
+            x = self.run_layers(x, done, depth, ffn, &mut cache);
+            done = depth;
+            out.push(self.head(x.clone()));
+        }
+        out
+    }
+}

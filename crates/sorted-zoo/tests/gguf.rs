@@ -1,0 +1,532 @@
+//! The GGUF reader: a synthetic file written here (metadata of every type, a tensor of every
+//! decoded type, hand-computed blocks), truncated and malformed files, and the SmolLM2 file
+//! when `cargo xtask data smollm2` has fetched it.
+
+use std::path::{Path, PathBuf};
+
+use sorted_zoo::llama::{GgmlType, GgufError, GgufFile, GgufValue, GgufValueType};
+
+/// A GGUF writer for tests: metadata entries and tensors are appended in order, `finish` lays
+/// out header, metadata, infos, padding and the data (each tensor padded to the alignment).
+struct Writer {
+    version: u32,
+    alignment: usize,
+    n_metadata: u64,
+    metadata: Vec<u8>,
+    tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)>,
+}
+
+fn put_string(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// `value` in the file's encoding (the type id is written by the caller).
+fn put_value(out: &mut Vec<u8>, value: &GgufValue) {
+    match value {
+        GgufValue::U8(v) => out.push(*v),
+        GgufValue::I8(v) => out.extend_from_slice(&v.to_le_bytes()),
+        GgufValue::U16(v) => out.extend_from_slice(&v.to_le_bytes()),
+        GgufValue::I16(v) => out.extend_from_slice(&v.to_le_bytes()),
+        GgufValue::U32(v) => out.extend_from_slice(&v.to_le_bytes()),
+        GgufValue::I32(v) => out.extend_from_slice(&v.to_le_bytes()),
+        GgufValue::F32(v) => out.extend_from_slice(&v.to_le_bytes()),
+        GgufValue::Bool(v) => out.push(u8::from(*v)),
+        GgufValue::String(s) => put_string(out, s),
+        GgufValue::Array { element_type, values } => {
+            out.extend_from_slice(&element_type.id().to_le_bytes());
+            out.extend_from_slice(&(values.len() as u64).to_le_bytes());
+            for v in values {
+                put_value(out, v);
+            }
+        }
+        GgufValue::U64(v) => out.extend_from_slice(&v.to_le_bytes()),
+        GgufValue::I64(v) => out.extend_from_slice(&v.to_le_bytes()),
+        GgufValue::F64(v) => out.extend_from_slice(&v.to_le_bytes()),
+    }
+}
+
+impl Writer {
+    fn new(version: u32) -> Self {
+        Self { version, alignment: 32, n_metadata: 0, metadata: Vec::new(), tensors: Vec::new() }
+    }
+
+    /// A metadata entry with the raw type id `type_id` and raw value bytes.
+    fn raw_kv(&mut self, key: &str, type_id: u32, value: &[u8]) -> &mut Self {
+        put_string(&mut self.metadata, key);
+        self.metadata.extend_from_slice(&type_id.to_le_bytes());
+        self.metadata.extend_from_slice(value);
+        self.n_metadata += 1;
+        self
+    }
+
+    fn kv(&mut self, key: &str, value: GgufValue) -> &mut Self {
+        let mut bytes = Vec::new();
+        put_value(&mut bytes, &value);
+        if let ("general.alignment", GgufValue::U32(a)) = (key, &value) {
+            self.alignment = *a as usize;
+        }
+        self.raw_kv(key, value.value_type().id(), &bytes)
+    }
+
+    /// A tensor with dims listed fastest-first, ggml type id and stored bytes.
+    fn tensor(&mut self, name: &str, dims: &[u64], type_id: u32, data: Vec<u8>) -> &mut Self {
+        self.tensors.push((name.into(), dims.to_vec(), type_id, data));
+        self
+    }
+
+    /// The file, and where its data section starts.
+    fn finish(&self) -> (Vec<u8>, usize) {
+        let pad = |out: &mut Vec<u8>| out.resize(out.len().div_ceil(self.alignment) * self.alignment, 0);
+        let mut out = b"GGUF".to_vec();
+        out.extend_from_slice(&self.version.to_le_bytes());
+        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
+        out.extend_from_slice(&self.n_metadata.to_le_bytes());
+        out.extend_from_slice(&self.metadata);
+        let mut data = Vec::new();
+        for (name, dims, type_id, bytes) in &self.tensors {
+            put_string(&mut out, name);
+            out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+            for d in dims {
+                out.extend_from_slice(&d.to_le_bytes());
+            }
+            out.extend_from_slice(&type_id.to_le_bytes());
+            out.extend_from_slice(&(data.len() as u64).to_le_bytes());
+            data.extend_from_slice(bytes);
+            pad(&mut data);
+        }
+        pad(&mut out);
+        let data_start = out.len();
+        out.extend_from_slice(&data);
+        (out, data_start)
+    }
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn u16_bytes(values: &[u16]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Half-precision bit patterns used as block scales.
+const HALF_0_25: u16 = 0x3400;
+const HALF_0_5: u16 = 0x3800;
+const HALF_MINUS_1: u16 = 0xbc00;
+const HALF_2: u16 = 0x4000;
+
+/// A Q4_1 block with d = 0.5, m = -1: byte j holds j in its low nibble and 15 - j in its high
+/// nibble, so value j = 0.5 j - 1 and value j + 16 = 0.5 (15 - j) - 1.
+fn q4_1_block() -> (Vec<u8>, Vec<f32>) {
+    let mut block = u16_bytes(&[HALF_0_5, HALF_MINUS_1]);
+    block.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
+    let expected = (0..16).map(|j| 0.5 * j as f32 - 1.0).chain((0..16).map(|j| 0.5 * (15 - j) as f32 - 1.0)).collect();
+    (block, expected)
+}
+
+/// A Q8_0 block with d = 0.25 and the 32 signed bytes 8i - 128: values 2i - 32.
+fn q8_0_block() -> (Vec<u8>, Vec<f32>) {
+    let mut block = u16_bytes(&[HALF_0_25]);
+    block.extend((0..32).map(|i| (8 * i - 128) as i8 as u8));
+    (block, (0..32).map(|i| (2 * i - 32) as f32).collect())
+}
+
+/// A Q4_0 block with d = 2: byte j holds j and j ^ 5, so value j = 2 (j - 8) and value j + 16 =
+/// 2 ((j ^ 5) - 8).
+fn q4_0_block() -> (Vec<u8>, Vec<f32>) {
+    let mut block = u16_bytes(&[HALF_2]);
+    block.extend((0..16u8).map(|j| j | ((j ^ 5) << 4)));
+    let expected = (0..16).map(|j| 2.0 * (j - 8) as f32).chain((0..16).map(|j| 2.0 * ((j ^ 5) - 8) as f32)).collect();
+    (block, expected)
+}
+
+/// Every metadata type, including a nested array, and one tensor of each decoded type plus a
+/// Q4_K tensor.
+fn synthetic(version: u32) -> Writer {
+    let strings = |items: &[&str]| GgufValue::Array {
+        element_type: GgufValueType::String,
+        values: items.iter().map(|s| GgufValue::String((*s).into())).collect(),
+    };
+    let mut w = Writer::new(version);
+    w.kv("general.architecture", GgufValue::String("llama".into()))
+        .kv("general.alignment", GgufValue::U32(64))
+        .kv("t.u8", GgufValue::U8(200))
+        .kv("t.i8", GgufValue::I8(-100))
+        .kv("t.u16", GgufValue::U16(60_000))
+        .kv("t.i16", GgufValue::I16(-30_000))
+        .kv("t.u32", GgufValue::U32(4_000_000_000))
+        .kv("t.i32", GgufValue::I32(-7))
+        .kv("t.f32", GgufValue::F32(1e-5))
+        .kv("t.bool", GgufValue::Bool(true))
+        .kv("t.u64", GgufValue::U64(u64::MAX))
+        .kv("t.i64", GgufValue::I64(i64::MIN))
+        .kv("t.f64", GgufValue::F64(0.1))
+        .kv("t.big", GgufValue::U64(1 << 40))
+        .kv("tokenizer.ggml.tokens", strings(&["<s>", "héllo", "", "Ġworld"]))
+        .kv("t.empty", strings(&[]))
+        .kv(
+            "t.nested",
+            GgufValue::Array {
+                element_type: GgufValueType::Array,
+                values: vec![
+                    GgufValue::Array { element_type: GgufValueType::I32, values: vec![GgufValue::I32(1)] },
+                    GgufValue::Array { element_type: GgufValueType::Bool, values: vec![] },
+                ],
+            },
+        );
+    let (q4_1, _) = q4_1_block();
+    let (q8_0, _) = q8_0_block();
+    let (q4_0, _) = q4_0_block();
+    w.tensor("f32", &[3, 2], 0, f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+        .tensor("f16", &[6], 1, u16_bytes(&[0x3c00, 0xc000, 0x3555, 0x0001, 0x7bff, 0x8000]))
+        .tensor("bf16", &[2, 1], 30, u16_bytes(&[0x3f80, 0xc040]))
+        // Two blocks per row, one row: the second block repeats the first with its bytes
+        // negated, so block order matters.
+        .tensor("q8_0", &[64, 1], 8, {
+            let mut second = q8_0.clone();
+            second[2..].iter_mut().for_each(|b| *b = (*b as i8).wrapping_neg() as u8);
+            [q8_0.clone(), second].concat()
+        })
+        .tensor("q4_0", &[32], 2, q4_0)
+        // Two rows of one block: the second row has m = +1 (0x3c00) instead of -1.
+        .tensor("q4_1", &[32, 2], 3, {
+            let mut second = q4_1.clone();
+            second[2..4].copy_from_slice(&0x3c00u16.to_le_bytes());
+            [q4_1.clone(), second].concat()
+        })
+        .tensor("q4_k", &[256], 12, vec![0; 144]);
+    w
+}
+
+#[test]
+fn gguf_metadata_of_every_type_is_read() {
+    for version in [2, 3] {
+        let (bytes, data_start) = synthetic(version).finish();
+        let gguf = GgufFile::parse(bytes, "synthetic.gguf").unwrap();
+        assert_eq!((gguf.version(), gguf.alignment(), gguf.data_start()), (version, 64, data_start));
+        assert_eq!(data_start % 64, 0);
+        assert_eq!(gguf.metadata().len(), 17);
+        assert_eq!(gguf.metadata().nth(2).unwrap(), ("t.u8", &GgufValue::U8(200)));
+        assert_eq!(gguf.get("t.i8"), Some(&GgufValue::I8(-100)));
+        assert_eq!(gguf.get("t.u16"), Some(&GgufValue::U16(60_000)));
+        assert_eq!(gguf.get("t.i16"), Some(&GgufValue::I16(-30_000)));
+        assert_eq!(gguf.get("t.i32"), Some(&GgufValue::I32(-7)));
+        assert_eq!(gguf.get("t.bool"), Some(&GgufValue::Bool(true)));
+        assert_eq!(gguf.get("t.u64"), Some(&GgufValue::U64(u64::MAX)));
+        assert_eq!(gguf.get("t.i64"), Some(&GgufValue::I64(i64::MIN)));
+        assert_eq!(gguf.get("t.f64"), Some(&GgufValue::F64(0.1)));
+        assert_eq!(gguf.get("no.such.key"), None);
+        let nested = gguf.get("t.nested").unwrap().as_array().unwrap();
+        assert_eq!(nested[0], GgufValue::Array { element_type: GgufValueType::I32, values: vec![GgufValue::I32(1)] });
+        assert_eq!(nested[1], GgufValue::Array { element_type: GgufValueType::Bool, values: vec![] });
+
+        // Typed helpers: any integer type that fits a u32, f32, strings and string arrays.
+        assert_eq!(gguf.u32("t.u32").unwrap(), 4_000_000_000);
+        assert_eq!(gguf.u32("t.u8").unwrap(), 200);
+        assert_eq!(gguf.u32("general.alignment").unwrap(), 64);
+        assert_eq!(gguf.f32("t.f32").unwrap(), 1e-5);
+        assert_eq!(gguf.f32("t.f64").unwrap(), 0.1);
+        assert_eq!(gguf.str("general.architecture").unwrap(), "llama");
+        assert_eq!(gguf.string_array("tokenizer.ggml.tokens").unwrap(), ["<s>", "héllo", "", "Ġworld"]);
+        assert!(gguf.string_array("t.empty").unwrap().is_empty());
+    }
+}
+
+#[test]
+fn gguf_typed_helpers_name_the_key_and_the_expected_type() {
+    let gguf = GgufFile::parse(synthetic(3).finish().0, "synthetic.gguf").unwrap();
+    let cases = [
+        (gguf.u32("t.i32").unwrap_err(), "metadata key `t.i32` is i32 -7, expected u32"),
+        (gguf.u32("t.big").unwrap_err(), "metadata key `t.big` is u64 1099511627776, expected u32"),
+        (gguf.u32("t.f32").unwrap_err(), "metadata key `t.f32` is f32, expected u32"),
+        (gguf.f32("general.architecture").unwrap_err(), "`general.architecture` is string, expected f32"),
+        (gguf.str("tokenizer.ggml.tokens").unwrap_err(), "`tokenizer.ggml.tokens` is array of string, expected string"),
+        (gguf.string_array("t.nested").unwrap_err(), "`t.nested` is array of array, expected array of string"),
+        (gguf.u32("llama.block_count").unwrap_err(), "has no metadata key `llama.block_count` (expected u32)"),
+    ];
+    for (err, expected) in cases {
+        let msg = err.to_string();
+        assert!(msg.starts_with("`synthetic.gguf`") && msg.contains(expected), "{msg}");
+    }
+    assert!(matches!(gguf.str("nope"), Err(GgufError::MissingKey { key, expected: "string", .. }) if key == "nope"));
+}
+
+#[test]
+fn gguf_tensor_infos_are_listed_in_file_order_with_reversed_shapes() {
+    let gguf = GgufFile::parse(synthetic(3).finish().0, "synthetic.gguf").unwrap();
+    let names: Vec<&str> = gguf.tensors().map(|t| t.name()).collect();
+    assert_eq!(names, ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q4_k"]);
+    let q8 = gguf.tensor_info("q8_0").unwrap();
+    assert_eq!((q8.dims(), q8.shape(), q8.ggml_type()), (&[64, 1][..], vec![1, 64], GgmlType::Q8_0));
+    assert_eq!((q8.n_elements(), q8.n_bytes(), q8.offset()), (64, 68, 192));
+    assert_eq!(gguf.tensors().map(|t| t.offset() % 64).max(), Some(0));
+    assert_eq!(gguf.tensor_info("q4_k").unwrap().n_bytes(), 144);
+    assert_eq!(gguf.tensor_bytes("bf16").unwrap(), [0x80, 0x3f, 0x40, 0xc0]);
+    assert!(gguf.tensor_info("missing").is_none());
+    let err = gguf.dequantize("missing").unwrap_err();
+    assert!(matches!(&err, GgufError::MissingTensor { tensor, .. } if tensor == "missing"), "{err}");
+}
+
+#[test]
+fn gguf_dequantizes_hand_computed_blocks() {
+    let gguf = GgufFile::parse(synthetic(3).finish().0, "synthetic.gguf").unwrap();
+    assert_eq!(gguf.dequantize("f32").unwrap(), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
+    let (shape, f16) = gguf.dequantize("f16").unwrap();
+    assert_eq!((shape, &f16[..5]), (vec![6], &[1.0, -2.0, 0.333_251_95, 2f32.powi(-24), 65504.0][..]));
+    assert_eq!(f16[5].to_bits(), (-0.0f32).to_bits());
+    assert_eq!(gguf.dequantize("bf16").unwrap(), (vec![1, 2], vec![1.0, -3.0]));
+
+    let (_, q8_expected) = q8_0_block();
+    let (shape, q8) = gguf.dequantize("q8_0").unwrap();
+    assert_eq!(shape, [1, 64]);
+    assert_eq!(q8[..32], q8_expected[..]);
+    // The negated bytes: -(-128) wraps to -128, so the first value stays -32.
+    let negated: Vec<f32> = (0..32).map(|i| if i == 0 { -32.0 } else { -q8_expected[i] }).collect();
+    assert_eq!(q8[32..], negated[..]);
+    assert_eq!(&q8[..4], [-32.0, -30.0, -28.0, -26.0]);
+
+    let (_, q4_0_expected) = q4_0_block();
+    let (shape, q4_0) = gguf.dequantize("q4_0").unwrap();
+    assert_eq!((shape, &q4_0), (vec![32], &q4_0_expected));
+    assert_eq!((q4_0[0], q4_0[15], q4_0[16], q4_0[31]), (-16.0, 14.0, -6.0, 4.0));
+
+    let (_, q4_1_expected) = q4_1_block();
+    let (shape, q4_1) = gguf.dequantize("q4_1").unwrap();
+    assert_eq!(shape, [2, 32]);
+    assert_eq!(q4_1[..32], q4_1_expected[..]);
+    assert_eq!((q4_1[0], q4_1[1], q4_1[15], q4_1[16], q4_1[31]), (-1.0, -0.5, 6.5, 6.5, -1.0));
+    let plus_two: Vec<f32> = q4_1_expected.iter().map(|v| v + 2.0).collect();
+    assert_eq!(q4_1[32..], plus_two[..]);
+}
+
+#[test]
+fn gguf_unsupported_types_are_named() {
+    let gguf = GgufFile::parse(synthetic(3).finish().0, "synthetic.gguf").unwrap();
+    let err = gguf.dequantize("q4_k").unwrap_err();
+    assert!(
+        matches!(&err, GgufError::UnsupportedType { tensor, ggml_type: GgmlType::Q4_K, .. } if tensor == "q4_k"),
+        "{err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains("`synthetic.gguf`: tensor `q4_k` is Q4_K (ggml type 12)"), "{msg}");
+}
+
+#[test]
+fn gguf_truncated_at_any_byte_is_an_error_naming_the_file() {
+    let (bytes, data_start) = synthetic(3).finish();
+    let last = GgufFile::parse(bytes.clone(), "full.gguf").unwrap().tensors().last().unwrap().clone();
+    let end = data_start + last.offset() as usize + last.n_bytes();
+    // The padding after the last tensor is not needed.
+    for cut in end..bytes.len() {
+        assert!(GgufFile::parse(bytes[..cut].to_vec(), "cut.gguf").is_ok(), "cut at {cut}");
+    }
+    for cut in 0..end {
+        let err = GgufFile::parse(bytes[..cut].to_vec(), "cut.gguf").unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.starts_with("`cut.gguf`"), "cut at {cut}: {msg}");
+        match err {
+            GgufError::Truncated { offset, needed, len, .. } => {
+                assert!(cut < data_start, "cut at {cut}: {msg}");
+                assert_eq!(len, cut as u64);
+                assert!(offset + needed > len, "cut at {cut}: {msg}");
+            }
+            // Cut in the padding or the data: the first tensor whose data no longer fits.
+            GgufError::TensorBounds { tensor, end, len, .. } => {
+                assert!(end > len && cut as u64 == len, "cut at {cut}: {msg}");
+                assert!(msg.contains(&format!("tensor `{tensor}`")), "{msg}");
+            }
+            other => panic!("cut at {cut}: unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn gguf_truncation_errors_say_what_was_being_read_and_where() {
+    let (bytes, _) = synthetic(3).finish();
+    let at = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle).unwrap();
+    let err = |cut: usize| GgufFile::parse(bytes[..cut].to_vec(), "cut.gguf").unwrap_err().to_string();
+    assert_eq!(
+        err(2),
+        "`cut.gguf` is truncated: reading the magic bytes at byte 0 needs 4 bytes, the file has 2 bytes"
+    );
+    assert!(err(6).contains("reading the version at byte 4"), "{}", err(6));
+    assert!(err(20).contains("reading the metadata count at byte 16"), "{}", err(20));
+    let world = at("Ġworld".as_bytes());
+    let msg = err(world + 2);
+    assert!(
+        msg.contains(&format!(
+            "reading element 3 of the value of metadata key `tokenizer.ggml.tokens` at byte {world} needs 7 bytes"
+        )),
+        "{msg}"
+    );
+    let q4_1 = at(b"q4_1");
+    let msg = err(q4_1 + 4 + 4 + 3);
+    assert!(msg.contains(&format!("reading dimension 0 of tensor `q4_1` at byte {}", q4_1 + 8)), "{msg}");
+}
+
+#[test]
+fn gguf_malformed_files_are_rejected_naming_the_problem() {
+    let parse = |w: &Writer| GgufFile::parse(w.finish().0, "bad.gguf").map(|_| ()).unwrap_err();
+    let msg = |w: &Writer| parse(w).to_string();
+
+    let mut not_gguf = synthetic(3).finish().0;
+    not_gguf[..4].copy_from_slice(b"GGML");
+    let err = GgufFile::parse(not_gguf, "bad.gguf").unwrap_err().to_string();
+    assert!(err.contains("`bad.gguf` is not a GGUF file"), "{err}");
+
+    assert!(msg(&Writer::new(1)).contains("GGUF version 1 is not supported"));
+    assert!(msg(&Writer::new(3u32.swap_bytes())).contains("big-endian"));
+
+    let mut w = Writer::new(3);
+    w.raw_kv("k", 13, &[0; 8]);
+    assert!(msg(&w).contains("byte 37: the value of metadata key `k`: unknown metadata value type 13"), "{}", msg(&w));
+    let mut w = Writer::new(3);
+    w.raw_kv("flag", 7, &[2]);
+    assert!(msg(&w).contains("bool byte 2, expected 0 or 1"), "{}", msg(&w));
+    let mut w = Writer::new(3);
+    w.raw_kv("s", 8, &[2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe]);
+    assert!(msg(&w).contains("the value of metadata key `s` is not valid UTF-8"), "{}", msg(&w));
+    let mut w = Writer::new(3);
+    w.kv("k", GgufValue::U8(1)).kv("k", GgufValue::U8(2));
+    assert!(msg(&w).contains("metadata key `k` appears twice"), "{}", msg(&w));
+    let mut w = Writer::new(3);
+    w.kv("general.alignment", GgufValue::U32(48));
+    assert!(msg(&w).contains("`general.alignment` must be a u32 power of two"), "{}", msg(&w));
+
+    // A huge count is refused before anything is allocated for it.
+    let mut w = Writer::new(3);
+    w.raw_kv("tokens", 9, &[&8u32.to_le_bytes()[..], &u64::MAX.to_le_bytes()].concat());
+    assert!(matches!(parse(&w), GgufError::Truncated { needed: u64::MAX, .. }), "{}", msg(&w));
+    // Arrays nested without end are refused before the stack runs out.
+    let mut deep = Vec::new();
+    for _ in 0..10_000 {
+        deep.extend_from_slice(&9u32.to_le_bytes());
+        deep.extend_from_slice(&1u64.to_le_bytes());
+    }
+    let mut w = Writer::new(3);
+    w.raw_kv("deep", 9, &deep);
+    assert!(msg(&w).contains("arrays nested more than 8 deep"), "{}", msg(&w));
+
+    let mut w = Writer::new(3);
+    w.tensor("w", &[32], 4, vec![0; 18]);
+    let err = parse(&w);
+    assert!(matches!(&err, GgufError::UnknownType { tensor, ggml_type: 4, .. } if tensor == "w"), "{err:?}");
+    assert!(err.to_string().contains("tensor `w` has unknown ggml type id 4"), "{err}");
+
+    let mut w = Writer::new(3);
+    w.tensor("w", &[33], 8, vec![0; 34]);
+    assert!(msg(&w).contains("tensor `w`: its first dim 33 is not a multiple of the Q8_0 block size 32"));
+    let mut w = Writer::new(3);
+    w.tensor("w", &[2, 2, 2, 2, 2], 0, vec![0; 128]);
+    assert!(msg(&w).contains("tensor `w` has 5 dimensions, at most 4"));
+    let mut w = Writer::new(3);
+    w.tensor("w", &[1 << 62, 8], 0, vec![]);
+    assert!(msg(&w).contains("tensor `w`: dims [4611686018427387904, 8] have too many elements"), "{}", msg(&w));
+    let mut w = Writer::new(3);
+    w.tensor("w", &[1 << 62], 0, vec![]);
+    assert!(matches!(parse(&w), GgufError::TensorBounds { end: u64::MAX, .. }), "{}", msg(&w));
+    let mut w = Writer::new(3);
+    w.tensor("a", &[4], 0, vec![0; 16]).tensor("a", &[4], 0, vec![0; 16]);
+    assert!(msg(&w).contains("tensor `a`: the name appears twice"), "{}", msg(&w));
+
+    // Offsets: misaligned, or past the end of the file.
+    let (mut bytes, data_start) = {
+        let mut w = Writer::new(3);
+        w.tensor("w", &[8], 0, vec![0; 32]);
+        w.finish()
+    };
+    // Header 24 bytes, then name (8 + 1), n_dims 4, one dim 8, type 4: the offset field.
+    let offset_at = 24 + 9 + 4 + 8 + 4;
+    assert_eq!(data_start, 64);
+    bytes[offset_at..offset_at + 8].copy_from_slice(&4u64.to_le_bytes());
+    let err = GgufFile::parse(bytes.clone(), "bad.gguf").unwrap_err().to_string();
+    assert!(err.contains("tensor `w`: data offset 4 is not a multiple of the alignment 32"), "{err}");
+    bytes[offset_at..offset_at + 8].copy_from_slice(&32u64.to_le_bytes());
+    let err = GgufFile::parse(bytes, "bad.gguf").unwrap_err().to_string();
+    assert!(err.contains("the data of tensor `w` (bytes 96..128) runs past the end of the 96-byte file"), "{err}");
+}
+
+#[test]
+fn gguf_read_names_a_missing_file() {
+    let err = GgufFile::read("no/such/model.gguf").unwrap_err();
+    assert!(matches!(&err, GgufError::Read { path, .. } if path == Path::new("no/such/model.gguf")), "{err}");
+}
+
+/// The SmolLM2 file fetched by `cargo xtask data smollm2` (git-ignored).
+fn smollm2_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+#[test]
+fn gguf_smollm2_file_has_the_documented_layout() {
+    let path = smollm2_path();
+    if !path.exists() {
+        println!("skipped: {} is absent (run `cargo xtask data smollm2`)", path.display());
+        return;
+    }
+    let gguf = GgufFile::read(&path).unwrap();
+    assert_eq!((gguf.version(), gguf.alignment(), gguf.tensors().len()), (3, 32, 272));
+    assert_eq!(gguf.str("general.architecture").unwrap(), "llama");
+    let sizes = [
+        "llama.block_count",
+        "llama.embedding_length",
+        "llama.feed_forward_length",
+        "llama.attention.head_count",
+        "llama.attention.head_count_kv",
+        "llama.rope.dimension_count",
+        "llama.vocab_size",
+    ]
+    .map(|key| gguf.u32(key).unwrap());
+    assert_eq!(sizes, [30, 576, 1536, 9, 3, 64, 49152]);
+    assert_eq!(gguf.f32("llama.rope.freq_base").unwrap(), 100_000.0);
+    assert_eq!(gguf.f32("llama.attention.layer_norm_rms_epsilon").unwrap(), 1e-5);
+    let tokens = gguf.string_array("tokenizer.ggml.tokens").unwrap();
+    assert_eq!(tokens.len(), 49152);
+    assert_eq!(tokens[..3], ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]);
+    let merges = gguf.string_array("tokenizer.ggml.merges").unwrap();
+    assert_eq!((merges.len(), merges[0]), (48900, "Ġ t"));
+    assert_eq!(gguf.str("tokenizer.ggml.model").unwrap(), "gpt2");
+    assert_eq!(gguf.u32("tokenizer.ggml.eos_token_id").unwrap(), 2);
+
+    let embd = gguf.tensor_info("token_embd.weight").unwrap();
+    assert_eq!((embd.ggml_type(), embd.dims(), embd.shape()), (GgmlType::Q8_0, &[576, 49152][..], vec![49152, 576]));
+    let gate = gguf.tensor_info("blk.0.ffn_gate.weight").unwrap();
+    assert_eq!((gate.ggml_type(), gate.shape()), (GgmlType::Q4_1, vec![1536, 576]));
+    for name in ["blk.0.attn_norm.weight", "blk.29.ffn_norm.weight", "output_norm.weight"] {
+        assert_eq!(gguf.tensor_info(name).unwrap().ggml_type(), GgmlType::F32, "{name}");
+    }
+    // Every matrix is Q4_1 except the token embedding (tied with the LM head: no output.weight).
+    assert!(gguf.tensor_info("output.weight").is_none());
+    let types = |t: GgmlType| gguf.tensors().filter(|i| i.ggml_type() == t).count();
+    assert_eq!((types(GgmlType::Q4_1), types(GgmlType::Q8_0), types(GgmlType::F32)), (210, 1, 61));
+
+    // Values from an independent numpy dequantization of the same file: the first values
+    // exactly, and the sum of the whole tensor.
+    let check = |name: &str, shape: [usize; 2], first: &[f32], sum: f64, abs_sum: f64, max: f32| {
+        let (got_shape, values) = gguf.dequantize(name).unwrap();
+        assert_eq!(got_shape, shape, "{name}");
+        assert_eq!(values[..first.len()], *first, "{name}");
+        assert!(values.iter().all(|v| v.is_finite() && v.abs() <= max), "{name}");
+        let got_sum: f64 = values.iter().map(|&v| f64::from(v)).sum();
+        assert!((got_sum - sum).abs() <= 1e-9 * abs_sum, "{name}: sum {got_sum}, numpy {sum}");
+    };
+    check(
+        "blk.0.attn_q.weight",
+        [576, 576],
+        &[-0.096_313_48, 0.157_348_63, -0.096_313_48, -0.730_468_75, 1.171_997_1, -0.096_313_48, 0.030_517_578],
+        59.223_220_825_195_31,
+        63_395.398_727_416_99,
+        5.251_953,
+    );
+    check(
+        "token_embd.weight",
+        [49152, 576],
+        &[-0.106_544_495, 0.032_978_058, 0.048_198_7, -0.022_830_963, -0.068_492_89, -0.045_661_926, 0.020_294_19],
+        -15_353.044_494_152_07,
+        2_802_153.619_805_813,
+        1.961_120_6,
+    );
+    let (shape, norm) = gguf.dequantize("output_norm.weight").unwrap();
+    assert_eq!((shape, &norm[..4]), (vec![576], &[1.757_812_5, 1.820_312_5, 1.781_25, 1.601_562_5][..]));
+}

@@ -1,0 +1,214 @@
+use burn::backend::{Autodiff, Flex};
+use burn::module::Param;
+use burn::prelude::*;
+use sorted_nn::test_util::{assert_matches_dense, assert_no_grad, assert_zero_grad_outside};
+use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
+use sorted_zoo::llama::{KvCache, SortedLlama, SortedLlamaConfig, rope};
+
+type F = Flex;
+
+fn space() -> TransformerSpace {
+    TransformerSpace::new(
+        TransformerSpaceConfig { depths: vec![1, 2, 4], heads: vec![4], ffn: vec![8, 24], hidden: None },
+        16,
+    )
+    .unwrap()
+}
+
+fn model(seed: u64) -> SortedLlama<F> {
+    let device = Default::default();
+    F::seed(&device, seed);
+    SortedLlamaConfig::tiny().init::<F>(&device)
+}
+
+fn ids(values: &[i32]) -> Tensor<F, 2, Int> {
+    Tensor::<F, 1, Int>::from_ints(values, &Default::default()).reshape([1, values.len()])
+}
+
+const TOKENS: [i32; 7] = [3, 17, 42, 8, 8, 29, 1];
+
+#[test]
+fn rope_rotates_adjacent_pairs_by_hand_computed_angles() {
+    let x = Tensor::<F, 1>::from_floats([1.0, 2.0, 3.0, 4.0], &Default::default()).reshape([1, 1, 1, 4]);
+    let y = rope(x, 1, 10_000.0).into_data().to_vec::<f32>().unwrap();
+    // Pair 0 turns by 1 rad, pair 1 by 1 * 10000^(-2/4) = 0.01 rad.
+    let (c1, s1, c2, s2) = (1f32.cos(), 1f32.sin(), 0.01f32.cos(), 0.01f32.sin());
+    let want = [c1 - 2.0 * s1, s1 + 2.0 * c1, 3.0 * c2 - 4.0 * s2, 3.0 * s2 + 4.0 * c2];
+    for (g, w) in y.iter().zip(want) {
+        assert!((g - w).abs() < 1e-6, "{y:?} vs {want:?}");
+    }
+    // Position 0 is the identity.
+    let x = Tensor::<F, 1>::from_floats([1.0, 2.0, 3.0, 4.0], &Default::default()).reshape([1, 1, 1, 4]);
+    assert_eq!(rope(x, 0, 10_000.0).into_data().to_vec::<f32>().unwrap(), [1.0, 2.0, 3.0, 4.0]);
+}
+
+#[test]
+fn kv_cached_decoding_equals_the_uncached_forward_for_every_sub_model() {
+    let m = model(1);
+    for sub in space().iter() {
+        let full = m.forward(ids(&TOKENS), &sub, &mut KvCache::new());
+        // A prompt of 3, then one token at a time through the cache.
+        let mut cache = KvCache::new();
+        let mut parts = vec![m.forward(ids(&TOKENS[..3]), &sub, &mut cache)];
+        for t in 3..TOKENS.len() {
+            parts.push(m.forward(ids(&TOKENS[t..t + 1]), &sub, &mut cache));
+        }
+        assert_eq!(cache.len_of(0), TOKENS.len());
+        assert_eq!(cache.len_of(sub.depth), 0, "layers beyond the sub-model must not run");
+        assert_matches_dense(Tensor::cat(parts, 1), full, 1e-5);
+    }
+}
+
+#[test]
+fn a_truncated_cache_continues_like_a_fresh_one() {
+    let m = model(2);
+    let sub = space().largest();
+    let mut cache = KvCache::new();
+    let _ = m.forward(ids(&TOKENS[..5]), &sub, &mut cache);
+    cache.truncate(3);
+    let continued = m.forward(ids(&[11, 12]), &sub, &mut cache);
+    let fresh = m.forward(ids(&[TOKENS[0], TOKENS[1], TOKENS[2], 11, 12]), &sub, &mut KvCache::new());
+    assert_matches_dense(continued, fresh.slice(s![.., 3..5, ..]), 1e-5);
+}
+
+#[test]
+fn grouped_query_attention_equals_attention_with_duplicated_kv_heads() {
+    // The same layer with 4 KV heads whose weights repeat the 2 KV heads of the GQA layer
+    // (query heads 0,1 read KV head 0; 2,3 read KV head 1).
+    let gqa = model(3);
+    let device = Default::default();
+    let mut config = SortedLlamaConfig::tiny();
+    config.num_kv_heads = 4;
+    let mut mha = config.init::<F>(&device);
+    mha.embedding = gqa.embedding.clone();
+    for (a, b) in mha.layers.iter_mut().zip(&gqa.layers) {
+        let dup = |w: &Param<Tensor<F, 2>>| {
+            let w = w.val();
+            let hd = 4;
+            let cols: Vec<_> = [0, 0, 1, 1].iter().map(|&h| w.clone().slice(s![.., h * hd..(h + 1) * hd])).collect();
+            Param::from_tensor(Tensor::cat(cols, 1))
+        };
+        a.key.weight = dup(&b.key.weight);
+        a.value.weight = dup(&b.value.weight);
+        a.query = b.query.clone();
+        a.output = b.output.clone();
+        a.gate = b.gate.clone();
+        a.up = b.up.clone();
+        a.down = b.down.clone();
+    }
+    let sub = space().largest();
+    assert_matches_dense(
+        mha.forward(ids(&TOKENS), &sub, &mut KvCache::new()),
+        gqa.forward(ids(&TOKENS), &sub, &mut KvCache::new()),
+        1e-5,
+    );
+}
+
+#[test]
+fn one_pass_gives_every_exit_as_its_own_forward_would() {
+    let m = model(4);
+    let exits = m.forward_exits(ids(&TOKENS), &[1, 2, 4], 24);
+    for (logits, depth) in exits.into_iter().zip([1, 2, 4]) {
+        let sub = space().parse_sub_model(&format!("L{depth}-F24")).unwrap();
+        assert_matches_dense(logits, m.forward(ids(&TOKENS), &sub, &mut KvCache::new()), 1e-6);
+    }
+}
+
+#[test]
+fn gradients_stay_in_the_active_ffn_slice_and_depth() {
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 5);
+    let m = SortedLlamaConfig::tiny().init::<B>(&device);
+    let sub: TransformerSubModel = space().parse_sub_model("L2-F8").unwrap();
+    let x = Tensor::<B, 1, Int>::from_ints(TOKENS, &device).reshape([1, TOKENS.len()]);
+    let grads = m.forward(x, &sub, &mut KvCache::new()).powi_scalar(2).sum().backward();
+    for layer in &m.layers[..2] {
+        assert_zero_grad_outside("gate", &layer.gate.weight, &grads, [0..16, 0..8]);
+        assert_zero_grad_outside("up", &layer.up.weight, &grads, [0..16, 0..8]);
+        assert_zero_grad_outside("down", &layer.down.weight, &grads, [0..8, 0..16]);
+        assert_zero_grad_outside("query", &layer.query.weight, &grads, [0..16, 0..16]);
+    }
+    assert_no_grad("layer 3 gate", &m.layers[2].gate.weight, &grads);
+    assert_zero_grad_outside("norm", &m.norm.weight, &grads, [0..16]);
+}
+
+#[test]
+fn spaces_that_nest_heads_or_hidden_width_are_refused() {
+    let m = model(6);
+    let bad = TransformerSpace::new(
+        TransformerSpaceConfig { depths: vec![2], heads: vec![2, 4], ffn: vec![24], hidden: None },
+        16,
+    )
+    .unwrap();
+    assert!(m.check_space(&bad).unwrap_err().to_string().contains("heads"));
+    let deep = TransformerSpace::new(
+        TransformerSpaceConfig { depths: vec![5], heads: vec![4], ffn: vec![24], hidden: None },
+        16,
+    )
+    .unwrap();
+    assert!(m.check_space(&deep).unwrap_err().to_string().contains("depth"));
+}
+
+mod decoding {
+    use super::*;
+    use sorted_zoo::llama::{SpeculativeConfig, greedy, speculative_greedy};
+
+    fn prompts() -> Vec<Vec<u32>> {
+        (0..20u32).map(|i| (0..1 + i % 5).map(|j| (i * 7 + j * 13 + 1) % 50).collect()).collect()
+    }
+
+    #[test]
+    fn self_speculative_output_equals_plain_greedy_on_20_prompts() {
+        let m = model(7);
+        let full = space().largest();
+        for depth in [1, 2] {
+            for adaptive in [false, true] {
+                let config = SpeculativeConfig { draft_depth: depth, initial_draft: 3, max_draft: 6, adaptive };
+                let mut proposed = 0;
+                for prompt in prompts() {
+                    let (plain, _) = greedy(&m, &full, &prompt, 12, None);
+                    let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 12, None);
+                    assert_eq!(spec, plain, "prompt {prompt:?}, draft depth {depth}, adaptive {adaptive}");
+                    assert_eq!(stats.generated, 12);
+                    assert!(stats.accepted <= stats.proposed);
+                    proposed += stats.proposed;
+                }
+                assert!(proposed > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_draft_that_agrees_is_accepted_whole_and_saves_full_passes() {
+        // Zero the last layer's residual branches: it becomes the identity, so the depth-3
+        // draft predicts exactly what the full model does.
+        let mut m = model(8);
+        let last = m.layers.last_mut().unwrap();
+        last.output.weight = Param::from_tensor(last.output.weight.val().zeros_like());
+        last.down.weight = Param::from_tensor(last.down.weight.val().zeros_like());
+        let full = space().largest();
+        let config = SpeculativeConfig { draft_depth: 3, initial_draft: 4, max_draft: 4, adaptive: false };
+        let prompt = [5u32, 9, 2];
+        let (plain, plain_stats) = greedy(&m, &full, &prompt, 13, None);
+        let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 13, None);
+        assert_eq!(spec, plain);
+        assert_eq!(stats.acceptance_rate(), 1.0);
+        // 1 prompt pass + 3 verification passes of 4 tokens, against 13 one-token passes.
+        assert_eq!((stats.full_passes, plain_stats.full_passes), (4, 13));
+    }
+
+    #[test]
+    fn decoding_stops_at_the_stop_token() {
+        let m = model(9);
+        let full = space().largest();
+        let (plain, _) = greedy(&m, &full, &[1, 2, 3], 10, None);
+        let stop = plain[4];
+        let first = plain.iter().position(|&t| t == stop).unwrap();
+        let (stopped, _) = greedy(&m, &full, &[1, 2, 3], 10, Some(stop));
+        assert_eq!(stopped, plain[..=first]);
+        let config = SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 5, adaptive: true };
+        let (spec, _) = speculative_greedy(&m, &full, &config, &[1, 2, 3], 10, Some(stop));
+        assert_eq!(spec, stopped);
+    }
+}
