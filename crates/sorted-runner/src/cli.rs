@@ -41,6 +41,66 @@ pub enum Command {
     /// Compare a sorted run with its baselines: a sample of sub-models trained alone (same
     /// steps) and every sub-model sliced from the alone-trained full model.
     Compare(CompareArgs),
+    /// Decode with a GGUF decoder (SmolLM2): plain greedy, and lossless self-speculative
+    /// decoding drafted by its first layers; `--bench DIR` writes a timing report.
+    Generate(GenerateArgs),
+    /// Per-exit perplexity of a GGUF decoder on the held-out Shakespeare works.
+    Perplexity(PerplexityArgs),
+}
+
+/// `generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// The GGUF model (`cargo xtask data smollm2`).
+    #[arg(long, default_value = "data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub gguf: PathBuf,
+    /// A prompt (repeat for several); default: the 8 built-in benchmark prompts.
+    #[arg(long)]
+    pub prompt: Vec<String>,
+    /// Feed the prompt as is instead of wrapping it in the ChatML template.
+    #[arg(long)]
+    pub raw: bool,
+    /// Tokens to generate per prompt at most (generation also stops at `<|im_end|>`).
+    #[arg(long, default_value_t = 48)]
+    pub max_new: usize,
+    /// Self-speculative decoding drafted by the first N layers (repeat to compare depths).
+    #[arg(long)]
+    pub draft_depth: Vec<usize>,
+    /// First draft length.
+    #[arg(long, default_value_t = 4)]
+    pub draft_len: usize,
+    /// Longest draft.
+    #[arg(long, default_value_t = 8)]
+    pub max_draft: usize,
+    /// Keep the draft length fixed instead of adapting it to the acceptance.
+    #[arg(long)]
+    pub fixed_draft: bool,
+    /// Write `decode.json` and `decode.md` (tokens/s, acceptance, speed-up) into this folder.
+    #[arg(long)]
+    pub bench: Option<PathBuf>,
+}
+
+/// `perplexity`.
+#[derive(Debug, Args)]
+pub struct PerplexityArgs {
+    /// The GGUF model (`cargo xtask data smollm2`).
+    #[arg(long, default_value = "data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub gguf: PathBuf,
+    /// The Shakespeare folder (`cargo xtask data shakespeare`).
+    #[arg(long, default_value = "data/shakespeare")]
+    pub shakespeare: PathBuf,
+    /// Held-out tokens to score.
+    #[arg(long, default_value_t = 8192)]
+    pub tokens: usize,
+    /// Window length.
+    #[arg(long, default_value_t = 256)]
+    pub seq_len: usize,
+    /// Exit depths (comma-separated; default every 6th layer and the last).
+    #[arg(long, value_delimiter = ',')]
+    pub exits: Vec<usize>,
+    /// Also write the table (with provenance) to this Markdown file.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 /// `compare`.

@@ -9,6 +9,7 @@ mod data;
 mod device;
 pub mod eval;
 mod export;
+pub mod llm;
 mod plot;
 pub mod profile;
 pub mod report;
@@ -16,7 +17,9 @@ mod select;
 pub mod text;
 mod train;
 
-pub use cli::{Cli, Command, CompareArgs, EvalArgs, ExportArgs, ProfileArgs, SelectArgs, TrainArgs};
+pub use cli::{
+    Cli, Command, CompareArgs, EvalArgs, ExportArgs, GenerateArgs, PerplexityArgs, ProfileArgs, SelectArgs, TrainArgs,
+};
 pub use commands::{RunContext, eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;
 pub use device::DeviceKind;
@@ -101,5 +104,7 @@ where
         Some(Command::Profile(args)) => profile_cmd::<B::InnerBackend>(args, cli.device, &device, ctx).map(|_| ()),
         Some(Command::Select(args)) => select_cmd(args, cli.device, ctx).map(|_| ()),
         Some(Command::Compare(args)) => compare_cmd::<B>(args, &device, ctx).map(|_| ()),
+        Some(Command::Generate(args)) => llm::generate_cmd::<B::InnerBackend>(args, &device, ctx),
+        Some(Command::Perplexity(args)) => llm::perplexity_cmd::<B::InnerBackend>(args, &device, ctx),
     }
 }

@@ -212,3 +212,57 @@ mod decoding {
         assert_eq!(spec, stopped);
     }
 }
+
+mod smollm2 {
+    use std::path::Path;
+
+    use super::*;
+    use sorted_data::{BpePreTokenizer, ByteLevelBpe, chatml_prompt};
+    use sorted_zoo::llama::{GgufFile, GgufValue, greedy};
+
+    fn tokenizer(file: &GgufFile) -> ByteLevelBpe {
+        let tokens: Vec<String> =
+            file.string_array("tokenizer.ggml.tokens").unwrap().into_iter().map(String::from).collect();
+        let merges = file.string_array("tokenizer.ggml.merges").unwrap();
+        let types: Vec<i128> = file
+            .get("tokenizer.ggml.token_type")
+            .and_then(GgufValue::as_array)
+            .unwrap()
+            .iter()
+            .map(|v| v.as_i128().unwrap())
+            .collect();
+        let control: Vec<String> =
+            tokens.iter().zip(&types).filter(|&(_, &t)| t == 3).map(|(token, _)| token.clone()).collect();
+        let pre = BpePreTokenizer::from_gguf_name(file.str("tokenizer.ggml.pre").unwrap(), file.path()).unwrap();
+        ByteLevelBpe::new(tokens, &merges, file.path())
+            .unwrap()
+            .with_pre_tokenizer(pre)
+            .with_special_tokens(control)
+            .unwrap()
+    }
+
+    /// The GGUF import reproduces the model: its greedy answer names Paris.
+    #[test]
+    fn smollm2_answers_the_capital_of_france() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+        if !path.exists() {
+            eprintln!("skipped: no {} (run `cargo xtask data smollm2`)", path.display());
+            return;
+        }
+        let file = GgufFile::read(&path).unwrap();
+        let bpe = tokenizer(&file);
+        let model = SortedLlama::<F>::from_gguf(&file, &Default::default()).unwrap();
+        let space = TransformerSpace::new(
+            TransformerSpaceConfig { depths: vec![30], heads: vec![9], ffn: vec![1536], hidden: None },
+            576,
+        )
+        .unwrap();
+        model.check_space(&space).unwrap();
+        let prompt = chatml_prompt(&[("user", "What is the capital of France?")], true);
+        let ids = bpe.encode(&prompt);
+        let stop = bpe.token_id("<|im_end|>");
+        let (answer, _) = greedy(&model, &space.largest(), &ids, 16, stop);
+        let text = bpe.decode(&answer);
+        assert!(text.contains("Paris"), "answer: {text:?}");
+    }
+}

@@ -6,3 +6,4 @@ mod weights;
 
 pub use model::{Pooling, SortedBert, SortedBertConfig, SortedBertLayer};
 pub use weights::WeightsError;
+pub(crate) use weights::transposed;

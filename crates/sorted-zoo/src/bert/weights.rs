@@ -180,7 +180,7 @@ fn tensor<B: Backend, const D: usize>(values: Vec<f32>, shape: [usize; D], devic
 
 /// A `[rows, cols]` row-major matrix transposed into a new `[cols, rows]` buffer (Hugging Face
 /// `Linear` weights are `[out, in]`, burn's `[in, out]`).
-fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+pub(crate) fn transposed(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0.0; values.len()];
     for r in 0..rows {
         for c in 0..cols {

@@ -162,6 +162,18 @@ pub enum GgufError {
         /// Its type.
         ggml_type: GgmlType,
     },
+    /// A tensor whose shape does not fit the model built from the file's metadata.
+    #[error("`{path}`: tensor `{tensor}` has shape {got:?}, the model expects {expected:?}")]
+    TensorShape {
+        /// The file.
+        path: PathBuf,
+        /// The tensor.
+        tensor: String,
+        /// The shape the model needs (row-major, slowest first).
+        expected: Vec<usize>,
+        /// The shape in the file.
+        got: Vec<usize>,
+    },
 }
 
 /// The type of a metadata value, with its GGUF type id.

@@ -4,6 +4,7 @@
 mod decode;
 mod gguf;
 mod model;
+mod weights;
 
 pub use gguf::{GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType};
 

@@ -1,0 +1,324 @@
+//! Decoder LMs from GGUF files: `generate` (plain greedy vs lossless self-speculative decoding,
+//! with a benchmark mode) and `perplexity` (per exit, on held-out Shakespeare).
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use serde::Serialize;
+use sorted_data::{BpePreTokenizer, ByteLevelBpe, LmChunks, Shakespeare, chatml_prompt};
+use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
+use sorted_zoo::llama::{DecodeStats, GgufFile, GgufValue, SortedLlama, SpeculativeConfig, greedy, speculative_greedy};
+
+use crate::cli::{GenerateArgs, PerplexityArgs};
+use crate::commands::RunContext;
+use crate::report::{machine, write_file};
+
+/// The byte-level BPE tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.tokens`,
+/// `merges`, `pre`; control tokens, `token_type` 3, are matched as special tokens).
+///
+/// # Errors
+/// A missing or malformed tokenizer key, naming the file and key.
+pub fn tokenizer_from_gguf(file: &GgufFile) -> anyhow::Result<ByteLevelBpe> {
+    let tokens: Vec<String> = file.string_array("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
+    let merges = file.string_array("tokenizer.ggml.merges")?;
+    let types: Vec<i128> = file
+        .get("tokenizer.ggml.token_type")
+        .and_then(GgufValue::as_array)
+        .map(|values| values.iter().filter_map(GgufValue::as_i128).collect())
+        .unwrap_or_default();
+    let control: Vec<String> =
+        tokens.iter().zip(&types).filter(|&(_, &t)| t == 3).map(|(token, _)| token.clone()).collect();
+    let pre = match file.get("tokenizer.ggml.pre") {
+        Some(_) => BpePreTokenizer::from_gguf_name(file.str("tokenizer.ggml.pre")?, file.path())?,
+        None => BpePreTokenizer::Gpt2,
+    };
+    Ok(ByteLevelBpe::new(tokens, &merges, file.path())?.with_pre_tokenizer(pre).with_special_tokens(control)?)
+}
+
+/// A loaded decoder: model, tokenizer and the full sub-model.
+struct Lm<B: Backend> {
+    model: SortedLlama<B>,
+    bpe: ByteLevelBpe,
+    full: TransformerSubModel,
+    n_layers: usize,
+}
+
+fn load_lm<B: Backend>(path: &Path, device: &B::Device) -> anyhow::Result<Lm<B>> {
+    let file = GgufFile::read(path).with_context(|| "`cargo xtask data smollm2` fetches SmolLM2-135M-Instruct")?;
+    let bpe = tokenizer_from_gguf(&file)?;
+    let model = SortedLlama::<B>::from_gguf(&file, device)?;
+    let n_layers = model.layers.len();
+    let space = TransformerSpace::new(
+        TransformerSpaceConfig {
+            depths: vec![n_layers],
+            heads: vec![model.layers[0].num_heads],
+            ffn: vec![model.layers[0].gate.d_output_max()],
+            hidden: None,
+        },
+        model.embedding.dims()[1],
+    )?;
+    Ok(Lm { model, bpe, full: space.largest(), n_layers })
+}
+
+/// The prompts of `generate --bench` when none are given.
+pub const BENCH_PROMPTS: [&str; 8] = [
+    "What is the capital of France?",
+    "Write a short poem about the sea.",
+    "Explain what a neural network is in two sentences.",
+    "List three fruits that are red.",
+    "How many days are there in a leap year?",
+    "Give me a tip for learning a new language.",
+    "What does a bee make?",
+    "Translate 'good morning' into French.",
+];
+
+/// One decoding mode on one prompt set, as `generate --bench` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecodeRow {
+    /// `greedy` or `speculative (draft depth N)`.
+    pub mode: String,
+    /// Draft depth (0 for plain greedy).
+    pub draft_depth: usize,
+    /// Tokens generated over all prompts.
+    pub tokens: usize,
+    /// Wall time over all prompts, seconds.
+    pub seconds: f64,
+    /// Tokens per second.
+    pub tokens_per_second: f64,
+    /// Speed-up over plain greedy (same run).
+    pub speedup: f64,
+    /// Accepted / proposed draft tokens.
+    pub acceptance_rate: f64,
+    /// Tokens emitted per full-model (verification) pass.
+    pub tokens_per_full_pass: f64,
+    /// Whether every output equals plain greedy's token for token.
+    pub identical: bool,
+}
+
+#[derive(Serialize)]
+struct BenchReport {
+    command: String,
+    commit: String,
+    machine: String,
+    device: String,
+    model: String,
+    prompts: Vec<String>,
+    max_new: usize,
+    rows: Vec<DecodeRow>,
+}
+
+/// `generate`: greedy decoding of the prompts, and self-speculative decoding with each
+/// `--draft-depth`, checked token for token against greedy; with `--bench DIR`, a timing
+/// report (`decode.json`, `decode.md`).
+///
+/// # Errors
+/// A missing or malformed model file, or a speculative output that differs from greedy.
+pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
+    let lm = load_lm::<B>(&args.gguf, device)?;
+    let prompts: Vec<String> = if args.prompt.is_empty() {
+        BENCH_PROMPTS.iter().map(|p| p.to_string()).collect()
+    } else {
+        args.prompt.clone()
+    };
+    for &d in &args.draft_depth {
+        anyhow::ensure!(
+            d >= 1 && d < lm.n_layers,
+            "--draft-depth {d}: expected 1..{} (the model has {} layers)",
+            lm.n_layers,
+            lm.n_layers
+        );
+    }
+    let stop = lm.bpe.token_id("<|im_end|>").or_else(|| lm.bpe.token_id("<|endoftext|>"));
+    let encoded: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| if args.raw { lm.bpe.encode(p) } else { lm.bpe.encode(&chatml_prompt(&[("user", p.as_str())], true)) })
+        .collect();
+    let run_mode = |draft: Option<usize>| -> (Vec<Vec<u32>>, DecodeStats, f64) {
+        let mut outputs = Vec::new();
+        let mut total = DecodeStats::default();
+        let started = Instant::now();
+        for ids in &encoded {
+            let (out, stats) = match draft {
+                None => greedy(&lm.model, &lm.full, ids, args.max_new, stop),
+                Some(d) => {
+                    let config = SpeculativeConfig {
+                        draft_depth: d,
+                        initial_draft: args.draft_len,
+                        max_draft: args.max_draft,
+                        adaptive: !args.fixed_draft,
+                    };
+                    speculative_greedy(&lm.model, &lm.full, &config, ids, args.max_new, stop)
+                }
+            };
+            total.generated += stats.generated;
+            total.proposed += stats.proposed;
+            total.accepted += stats.accepted;
+            total.full_passes += stats.full_passes;
+            total.draft_passes += stats.draft_passes;
+            outputs.push(out);
+        }
+        (outputs, total, started.elapsed().as_secs_f64())
+    };
+    let (plain, plain_stats, plain_seconds) = run_mode(None);
+    if !ctx.quiet {
+        for (prompt, out) in prompts.iter().zip(&plain) {
+            println!("> {prompt}\n{}\n", lm.bpe.decode(out).trim_end_matches("<|im_end|>"));
+        }
+    }
+    let plain_tps = plain_stats.generated as f64 / plain_seconds.max(1e-9);
+    let mut rows = vec![DecodeRow {
+        mode: "greedy".into(),
+        draft_depth: 0,
+        tokens: plain_stats.generated,
+        seconds: plain_seconds,
+        tokens_per_second: plain_tps,
+        speedup: 1.0,
+        acceptance_rate: 0.0,
+        tokens_per_full_pass: plain_stats.tokens_per_pass(),
+        identical: true,
+    }];
+    for &d in &args.draft_depth {
+        let (outputs, stats, seconds) = run_mode(Some(d));
+        let identical = outputs == plain;
+        let tps = stats.generated as f64 / seconds.max(1e-9);
+        rows.push(DecodeRow {
+            mode: format!("speculative (draft depth {d})"),
+            draft_depth: d,
+            tokens: stats.generated,
+            seconds,
+            tokens_per_second: tps,
+            speedup: tps / plain_tps.max(1e-12),
+            acceptance_rate: stats.acceptance_rate(),
+            tokens_per_full_pass: stats.tokens_per_pass(),
+            identical,
+        });
+    }
+    let table = decode_table(&rows);
+    if !ctx.quiet {
+        println!("{table}");
+    }
+    if let Some(dir) = &args.bench {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+        let report = BenchReport {
+            command: ctx.command.clone(),
+            commit: ctx.commit.clone(),
+            machine: machine(),
+            device: ctx.device_name.clone(),
+            model: args.gguf.display().to_string(),
+            prompts: prompts.clone(),
+            max_new: args.max_new,
+            rows: rows.clone(),
+        };
+        write_file(&dir.join("decode.json"), &serde_json::to_vec_pretty(&report).expect("serialises"))?;
+        let md = format!(
+            "# Decoding benchmark\n\n| | |\n|---|---|\n| command | `{}` |\n| commit | `{}` |\n| machine | `{}` |\n| device | `{}` |\n| model | `{}` |\n| prompts | {} (max {} new tokens each) |\n\n{table}\n",
+            report.command,
+            report.commit,
+            report.machine,
+            report.device,
+            report.model,
+            prompts.len(),
+            args.max_new
+        );
+        write_file(&dir.join("decode.md"), md.as_bytes())?;
+        if !ctx.quiet {
+            println!("wrote {}/{{decode.json, decode.md}}", dir.display());
+        }
+    }
+    if let Some(row) = rows.iter().find(|r| !r.identical) {
+        anyhow::bail!("{}: the output differs from plain greedy decoding (a bug: it must be lossless)", row.mode);
+    }
+    Ok(())
+}
+
+fn decode_table(rows: &[DecodeRow]) -> String {
+    let mut s = String::from(
+        "| mode | tokens | tokens/s | speed-up | acceptance | tokens per full pass | identical to greedy |\n|---|---:|---:|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {:.2}x | {} | {:.2} | {} |",
+            r.mode,
+            r.tokens,
+            r.tokens_per_second,
+            r.speedup,
+            if r.draft_depth == 0 { "–".to_string() } else { format!("{:.1}%", 100.0 * r.acceptance_rate) },
+            r.tokens_per_full_pass,
+            if r.identical { "yes" } else { "NO" }
+        );
+    }
+    s
+}
+
+/// `perplexity`: per-exit perplexity (through the shared final norm and head) on the
+/// held-out Shakespeare works, from one forward pass per window.
+///
+/// # Errors
+/// A missing model or corpus file.
+pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
+    let lm = load_lm::<B>(&args.gguf, device)?;
+    let corpus = Shakespeare::from_dir(&args.shakespeare)
+        .with_context(|| "`cargo xtask data shakespeare` fetches the corpus")?;
+    let mut ids = lm.bpe.encode(&corpus.heldout_text());
+    ids.truncate(args.tokens + 1);
+    let chunks = LmChunks::new(ids, args.seq_len);
+    anyhow::ensure!(!chunks.is_empty(), "--tokens {} gives no window of --seq-len {}", args.tokens, args.seq_len);
+    let mut exits: Vec<usize> = if args.exits.is_empty() {
+        (1..=lm.n_layers / 6).map(|i| i * 6).chain([lm.n_layers]).collect()
+    } else {
+        args.exits.clone()
+    };
+    exits.sort_unstable();
+    exits.dedup();
+    anyhow::ensure!(
+        exits.iter().all(|&e| (1..=lm.n_layers).contains(&e)),
+        "--exits {exits:?}: expected depths in 1..={}",
+        lm.n_layers
+    );
+    let started = Instant::now();
+    let mut nll = vec![0.0f64; exits.len()];
+    let mut count = 0usize;
+    for i in 0..chunks.len() {
+        let batch = chunks.batch::<B>(&[i], device);
+        let logits = lm.model.forward_exits(batch.inputs, &exits, lm.full.ffn);
+        let [_, s] = batch.targets.dims();
+        let targets = batch.targets.clone().reshape([s, 1]);
+        for (e, l) in logits.into_iter().enumerate() {
+            let [_, _, v] = l.dims();
+            let logp = log_softmax(l.reshape([s, v]), 1);
+            nll[e] -= logp.gather(1, targets.clone()).sum().into_scalar().elem::<f64>();
+        }
+        count += s;
+    }
+    let mut table = String::from("| exit (layers) | perplexity | NLL/token |\n|---:|---:|---:|\n");
+    for (e, &depth) in exits.iter().enumerate() {
+        let mean = nll[e] / count as f64;
+        let _ = writeln!(table, "| {depth} | {:.2} | {mean:.4} |", mean.exp());
+    }
+    if !ctx.quiet {
+        println!(
+            "held-out Shakespeare ({}): {count} tokens in windows of {}, {:.1} s\n{table}",
+            sorted_data::SHAKESPEARE_HELDOUT_WORKS.join(", "),
+            args.seq_len,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if let Some(out) = &args.out {
+        let md = format!(
+            "# Per-exit perplexity\n\n| | |\n|---|---|\n| command | `{}` |\n| commit | `{}` |\n| machine | `{}` |\n| model | `{}` |\n| tokens | {count} (held-out works: {}) |\n| wall time | {:.1} s |\n\n{table}",
+            ctx.command,
+            ctx.commit,
+            machine(),
+            args.gguf.display(),
+            sorted_data::SHAKESPEARE_HELDOUT_WORKS.join(", "),
+            started.elapsed().as_secs_f64()
+        );
+        write_file(out, md.as_bytes())?;
+    }
+    Ok(())
+}
