@@ -46,6 +46,42 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Per-exit perplexity of a GGUF decoder on the held-out Shakespeare works.
     Perplexity(PerplexityArgs),
+    /// Sorted fine-tuning (SoFT) of a GGUF decoder on Shakespeare: the mean loss of several
+    /// exits from one forward pass (one exit = plain fine-tuning).
+    Soft(SoftArgs),
+}
+
+/// `soft`.
+#[derive(Debug, Args)]
+pub struct SoftArgs {
+    /// The GGUF model (`cargo xtask data smollm2`).
+    #[arg(long, default_value = "data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")]
+    pub gguf: PathBuf,
+    /// The Shakespeare folder (`cargo xtask data shakespeare`).
+    #[arg(long, default_value = "data/shakespeare")]
+    pub shakespeare: PathBuf,
+    /// Exits trained, comma-separated (their losses are averaged); `30` alone = plain
+    /// fine-tuning.
+    #[arg(long, value_delimiter = ',', default_value = "6,12,18,24,30")]
+    pub exits: Vec<usize>,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 60)]
+    pub steps: usize,
+    /// Windows per step.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
+    /// Tokens per window.
+    #[arg(long, default_value_t = 128)]
+    pub seq_len: usize,
+    /// Peak learning rate (AdamW; warm-up over 10% of the steps, then linear decay).
+    #[arg(long, default_value_t = 1e-4)]
+    pub lr: f64,
+    /// Seed of the data order.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Output folder (`model.mpk`, `soft.json`).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `generate`.
@@ -78,6 +114,9 @@ pub struct GenerateArgs {
     /// Write `decode.json` and `decode.md` (tokens/s, acceptance, speed-up) into this folder.
     #[arg(long)]
     pub bench: Option<PathBuf>,
+    /// Fine-tuned weights (`model.mpk` written by `soft`) replacing the GGUF's.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
 }
 
 /// `perplexity`.
@@ -101,6 +140,9 @@ pub struct PerplexityArgs {
     /// Also write the table (with provenance) to this Markdown file.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Fine-tuned weights (`model.mpk` written by `soft`) replacing the GGUF's.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
 }
 
 /// `compare`.

@@ -18,7 +18,8 @@ pub mod text;
 mod train;
 
 pub use cli::{
-    Cli, Command, CompareArgs, EvalArgs, ExportArgs, GenerateArgs, PerplexityArgs, ProfileArgs, SelectArgs, TrainArgs,
+    Cli, Command, CompareArgs, EvalArgs, ExportArgs, GenerateArgs, PerplexityArgs, ProfileArgs, SelectArgs, SoftArgs,
+    TrainArgs,
 };
 pub use commands::{RunContext, eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;
@@ -106,5 +107,6 @@ where
         Some(Command::Compare(args)) => compare_cmd::<B>(args, &device, ctx).map(|_| ()),
         Some(Command::Generate(args)) => llm::generate_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Perplexity(args)) => llm::perplexity_cmd::<B::InnerBackend>(args, &device, ctx),
+        Some(Command::Soft(args)) => llm::soft_cmd::<B>(args, &device, ctx),
     }
 }

@@ -48,9 +48,23 @@ struct Lm<B: Backend> {
 }
 
 fn load_lm<B: Backend>(path: &Path, device: &B::Device) -> anyhow::Result<Lm<B>> {
+    load_lm_with(path, None, device)
+}
+
+/// The GGUF's decoder and tokenizer, with the parameters of `weights` (a `soft` output) when
+/// given.
+fn load_lm_with<B: Backend>(path: &Path, weights: Option<&Path>, device: &B::Device) -> anyhow::Result<Lm<B>> {
+    use burn::module::Module;
+    use burn::record::{DefaultRecorder, Recorder};
     let file = GgufFile::read(path).with_context(|| "`cargo xtask data smollm2` fetches SmolLM2-135M-Instruct")?;
     let bpe = tokenizer_from_gguf(&file)?;
-    let model = SortedLlama::<B>::from_gguf(&file, device)?;
+    let mut model = SortedLlama::<B>::from_gguf(&file, device)?;
+    if let Some(w) = weights {
+        let record = DefaultRecorder::new()
+            .load(w.to_path_buf(), device)
+            .with_context(|| format!("reading fine-tuned weights `{}`", w.display()))?;
+        model = model.load_record(record);
+    }
     let n_layers = model.layers.len();
     let space = TransformerSpace::new(
         TransformerSpaceConfig {
@@ -118,7 +132,7 @@ struct BenchReport {
 /// # Errors
 /// A missing or malformed model file, or a speculative output that differs from greedy.
 pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
-    let lm = load_lm::<B>(&args.gguf, device)?;
+    let lm = load_lm_with::<B>(&args.gguf, args.weights.as_deref(), device)?;
     let prompts: Vec<String> = if args.prompt.is_empty() {
         BENCH_PROMPTS.iter().map(|p| p.to_string()).collect()
     } else {
@@ -261,7 +275,7 @@ fn decode_table(rows: &[DecodeRow]) -> String {
 /// # Errors
 /// A missing model or corpus file.
 pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
-    let lm = load_lm::<B>(&args.gguf, device)?;
+    let lm = load_lm_with::<B>(&args.gguf, args.weights.as_deref(), device)?;
     let corpus = Shakespeare::from_dir(&args.shakespeare)
         .with_context(|| "`cargo xtask data shakespeare` fetches the corpus")?;
     let mut ids = lm.bpe.encode(&corpus.heldout_text());
@@ -310,15 +324,158 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
     }
     if let Some(out) = &args.out {
         let md = format!(
-            "# Per-exit perplexity\n\n| | |\n|---|---|\n| command | `{}` |\n| commit | `{}` |\n| machine | `{}` |\n| model | `{}` |\n| tokens | {count} (held-out works: {}) |\n| wall time | {:.1} s |\n\n{table}",
+            "# Per-exit perplexity\n\n| | |\n|---|---|\n| command | `{}` |\n| commit | `{}` |\n| machine | `{}` |\n| model | `{}` |\n| weights | {} |\n| tokens | {count} (held-out works: {}) |\n| wall time | {:.1} s |\n\n{table}",
             ctx.command,
             ctx.commit,
             machine(),
             args.gguf.display(),
+            args.weights.as_ref().map_or("the GGUF's (not fine-tuned)".to_string(), |w| format!("`{}`", w.display())),
             sorted_data::SHAKESPEARE_HELDOUT_WORKS.join(", "),
             started.elapsed().as_secs_f64()
         );
         write_file(out, md.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// What `soft` writes beside the weights (`soft.json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct SoftReport {
+    /// The command line.
+    pub command: String,
+    /// `git rev-parse HEAD` at start.
+    pub commit: String,
+    /// CPU and cores.
+    pub machine: String,
+    /// The device.
+    pub device: String,
+    /// The base model.
+    pub model: String,
+    /// Exits trained (the loss is their mean); one exit = plain fine-tuning.
+    pub exits: Vec<usize>,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Windows per step.
+    pub batch_size: usize,
+    /// Tokens per window.
+    pub seq_len: usize,
+    /// Peak learning rate (AdamW, linear warm-up over the first 10% of steps, linear decay).
+    pub lr: f64,
+    /// Training loss (mean over exits) every step.
+    pub losses: Vec<f64>,
+    /// Training wall time, seconds.
+    pub train_seconds: f64,
+    /// Training tokens per second.
+    pub tokens_per_second: f64,
+}
+
+/// `soft`: sorted fine-tuning (SoFT) of a GGUF decoder on the Shakespeare training works: every
+/// step one forward pass gives the logits of every exit through the shared final norm and
+/// head, the loss is the mean of their cross-entropies, and AdamW updates the shared weights.
+/// With `--exits 30` alone it is plain fine-tuning, the baseline. Writes `model.mpk` (full
+/// precision; `generate --weights` and `perplexity --weights` read it) and `soft.json`.
+///
+/// # Errors
+/// A missing model or corpus, or an unwritable output folder.
+pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
+    args: &crate::cli::SoftArgs,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    use burn::module::Module;
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use burn::optim::GradientsParams;
+    use burn::record::{DefaultRecorder, Recorder};
+    use sorted_sched::{AdamOptions, OptimizerConfig, SortedOptimizer};
+
+    B::seed(device, args.seed);
+    let lm = load_lm::<B>(&args.gguf, device)?;
+    let mut exits = args.exits.clone();
+    exits.sort_unstable();
+    exits.dedup();
+    anyhow::ensure!(
+        !exits.is_empty() && exits.iter().all(|&e| (1..=lm.n_layers).contains(&e)),
+        "--exits {exits:?}: expected depths in 1..={}",
+        lm.n_layers
+    );
+    let corpus = Shakespeare::from_dir(&args.shakespeare)
+        .with_context(|| "`cargo xtask data shakespeare` fetches the corpus")?;
+    let chunks = LmChunks::new(lm.bpe.encode(&corpus.train_text()), args.seq_len);
+    anyhow::ensure!(chunks.len() >= args.batch_size, "the training text gives fewer windows than --batch-size");
+    let order = chunks.epoch_order(args.batch_size, args.seed);
+    let adamw =
+        OptimizerConfig::Adamw(AdamOptions { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: Some(0.0) });
+    let mut optim: SortedOptimizer<SortedLlama<B>, B> = adamw.init();
+    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let mut model = lm.model;
+    let warmup = (args.steps / 10).max(1);
+    let started = Instant::now();
+    let mut losses = Vec::with_capacity(args.steps);
+    for step in 0..args.steps {
+        let batch = chunks.batch::<B>(&order.batch_indices(step as u64), device);
+        let [n, s] = batch.targets.dims();
+        let targets = batch.targets.reshape([n * s]);
+        let logits = model.forward_exits(batch.inputs, &exits, lm.full.ffn);
+        let k = logits.len() as f64;
+        let loss = logits
+            .into_iter()
+            .map(|l| {
+                let v = l.dims()[2];
+                loss_fn.forward(l.reshape([n * s, v]), targets.clone())
+            })
+            .reduce(|a, b| a + b)
+            .expect("at least one exit")
+            .div_scalar(k);
+        let value = loss.clone().into_scalar().elem::<f64>();
+        anyhow::ensure!(value.is_finite(), "the loss became {value} at step {step}; lower --lr");
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = if step < warmup {
+            args.lr * (step + 1) as f64 / warmup as f64
+        } else {
+            args.lr * (args.steps - step) as f64 / (args.steps - warmup) as f64
+        };
+        model = optim.step(lr, model, grads);
+        losses.push(value);
+        if !ctx.quiet {
+            eprintln!(
+                "step {}/{} loss {value:.4} lr {lr:.2e} ({:.1} s)",
+                step + 1,
+                args.steps,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let train_seconds = started.elapsed().as_secs_f64();
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating `{}`", args.out.display()))?;
+    let tmp = args.out.join("model.tmp");
+    DefaultRecorder::new()
+        .record(model.into_record(), tmp.clone())
+        .with_context(|| format!("writing `{}`", tmp.display()))?;
+    std::fs::rename(args.out.join("model.tmp.mpk"), args.out.join("model.mpk"))
+        .with_context(|| format!("moving the weights into `{}`", args.out.display()))?;
+    let report = SoftReport {
+        command: ctx.command.clone(),
+        commit: ctx.commit.clone(),
+        machine: machine(),
+        device: ctx.device_name.clone(),
+        model: args.gguf.display().to_string(),
+        exits,
+        steps: args.steps,
+        batch_size: args.batch_size,
+        seq_len: args.seq_len,
+        lr: args.lr,
+        tokens_per_second: (args.steps * args.batch_size * args.seq_len) as f64 / train_seconds.max(1e-9),
+        losses,
+        train_seconds,
+    };
+    write_file(&args.out.join("soft.json"), &serde_json::to_vec_pretty(&report).expect("serialises"))?;
+    if !ctx.quiet {
+        println!(
+            "trained {} steps in {train_seconds:.1} s ({:.1} tokens/s); wrote {}/{{model.mpk, soft.json}}",
+            args.steps,
+            report.tokens_per_second,
+            args.out.display()
+        );
     }
     Ok(())
 }
