@@ -447,11 +447,12 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
     }
     let train_seconds = started.elapsed().as_secs_f64();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating `{}`", args.out.display()))?;
-    let tmp = args.out.join("model.tmp");
+    // The recorder appends `.mpk`; write a sibling, then rename it over `model.mpk`.
+    let tmp = args.out.join("model-partial");
     DefaultRecorder::new()
         .record(model.into_record(), tmp.clone())
         .with_context(|| format!("writing `{}`", tmp.display()))?;
-    std::fs::rename(args.out.join("model.tmp.mpk"), args.out.join("model.mpk"))
+    std::fs::rename(args.out.join("model-partial.mpk"), args.out.join("model.mpk"))
         .with_context(|| format!("moving the weights into `{}`", args.out.display()))?;
     let report = SoftReport {
         command: ctx.command.clone(),

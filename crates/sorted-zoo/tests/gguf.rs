@@ -530,3 +530,85 @@ fn gguf_smollm2_file_has_the_documented_layout() {
     let (shape, norm) = gguf.dequantize("output_norm.weight").unwrap();
     assert_eq!((shape, &norm[..4]), (vec![576], &[1.757_812_5, 1.820_312_5, 1.781_25, 1.601_562_5][..]));
 }
+
+/// A tiny random decoder written as a `llama` GGUF (F32 tensors, HF/llama.cpp names) and read
+/// back with `SortedLlama::from_gguf`: same logits. A mis-shaped tensor is refused by name.
+mod llama_weights {
+    use super::*;
+    use burn::backend::Flex;
+    use burn::prelude::*;
+    use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
+    use sorted_zoo::llama::{KvCache, SortedLlama, SortedLlamaConfig};
+
+    fn values(t: Tensor<Flex, 2>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().unwrap()
+    }
+
+    fn write(model: &SortedLlama<Flex>, config: &SortedLlamaConfig, bad_key_dims: bool) -> Vec<u8> {
+        let mut w = Writer::new(3);
+        let u = |v: usize| GgufValue::U32(v as u32);
+        w.kv("general.architecture", GgufValue::String("llama".into()))
+            .kv("llama.block_count", u(config.num_layers))
+            .kv("llama.embedding_length", u(config.hidden_size))
+            .kv("llama.feed_forward_length", u(config.intermediate_size))
+            .kv("llama.attention.head_count", u(config.num_heads))
+            .kv("llama.attention.head_count_kv", u(config.num_kv_heads))
+            .kv("llama.rope.freq_base", GgufValue::F32(10_000.0))
+            .kv("llama.attention.layer_norm_rms_epsilon", GgufValue::F32(1e-5))
+            .kv("llama.vocab_size", u(config.vocab_size));
+        let [v, d] = model.embedding.dims();
+        w.tensor("token_embd.weight", &[d as u64, v as u64], 0, f32_bytes(&values(model.embedding.val())));
+        // A linear's burn weight is `[in, out]`; GGUF dims `[in, out]` (fastest first) hold the
+        // row-major `(out, in)` matrix: the transpose.
+        let linear = |w: &mut Writer, name: String, l: &sorted_nn::SortedLinear<Flex>, broken: bool| {
+            let [i, o] = l.weight.dims();
+            let dims = if broken { [o as u64, i as u64] } else { [i as u64, o as u64] };
+            w.tensor(&name, &dims, 0, f32_bytes(&values(l.weight.val().transpose())));
+        };
+        let norm = |w: &mut Writer, name: String, n: &sorted_zoo::llama::RmsNorm<Flex>| {
+            let vals = n.weight.val().into_data().to_vec::<f32>().unwrap();
+            w.tensor(&name, &[vals.len() as u64], 0, f32_bytes(&vals));
+        };
+        for (i, l) in model.layers.iter().enumerate() {
+            norm(&mut w, format!("blk.{i}.attn_norm.weight"), &l.attention_norm);
+            linear(&mut w, format!("blk.{i}.attn_q.weight"), &l.query, false);
+            linear(&mut w, format!("blk.{i}.attn_k.weight"), &l.key, bad_key_dims && i == 1);
+            linear(&mut w, format!("blk.{i}.attn_v.weight"), &l.value, false);
+            linear(&mut w, format!("blk.{i}.attn_output.weight"), &l.output, false);
+            norm(&mut w, format!("blk.{i}.ffn_norm.weight"), &l.ffn_norm);
+            linear(&mut w, format!("blk.{i}.ffn_gate.weight"), &l.gate, false);
+            linear(&mut w, format!("blk.{i}.ffn_up.weight"), &l.up, false);
+            linear(&mut w, format!("blk.{i}.ffn_down.weight"), &l.down, false);
+        }
+        norm(&mut w, "output_norm.weight".into(), &model.norm);
+        w.finish().0
+    }
+
+    #[test]
+    fn a_written_llama_gguf_loads_back_with_identical_logits() {
+        let device = Default::default();
+        Flex::seed(&device, 3);
+        let config = SortedLlamaConfig::tiny();
+        let model = config.init::<Flex>(&device);
+        let file = GgufFile::parse(write(&model, &config, false), "tiny-llama.gguf").unwrap();
+        let loaded = SortedLlama::<Flex>::from_gguf(&file, &device).unwrap();
+        let space = TransformerSpace::new(
+            TransformerSpaceConfig { depths: vec![2, 4], heads: vec![4], ffn: vec![12, 24], hidden: None },
+            16,
+        )
+        .unwrap();
+        let ids = Tensor::<Flex, 2, Int>::from_ints([[1, 7, 3, 9]], &device);
+        for sub in space.iter() {
+            let a = model.forward(ids.clone(), &sub, &mut KvCache::new()).into_data();
+            let b = loaded.forward(ids.clone(), &sub, &mut KvCache::new()).into_data();
+            assert_eq!(a, b, "{sub}");
+        }
+        let err = SortedLlama::<Flex>::from_gguf(
+            &GgufFile::parse(write(&model, &config, true), "bad.gguf").unwrap(),
+            &device,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("bad.gguf") && err.contains("blk.1.attn_k.weight"), "{err}");
+    }
+}
