@@ -379,6 +379,12 @@ pub fn read_norm_stats(run_dir: &Path) -> anyhow::Result<Option<NormStatsFile>> 
 pub fn load_run(run_dir: &Path) -> anyhow::Result<Experiment> {
     let text = read_config(run_dir)
         .with_context(|| format!("`{}` is not a finished or checkpointed run", run_dir.display()))?;
+    anyhow::ensure!(
+        !crate::text::is_text_experiment(&text),
+        "`{}` is a text ([model.bert]) run: eval, export, profile and select support image runs only so far \
+         (its report is already in results.json)",
+        run_dir.display()
+    );
     Ok(Experiment::from_toml(&text, &run_dir.join("checkpoint/config.toml"))?)
 }
 
