@@ -199,6 +199,31 @@ mod decoding {
     }
 
     #[test]
+    fn early_exit_never_taken_is_greedy_and_always_taken_is_the_shallow_model() {
+        use sorted_zoo::llama::{EarlyExitConfig, early_exit_greedy};
+        let m = model(10);
+        let full = space().largest();
+        for prompt in prompts().into_iter().take(6) {
+            let (plain, _) = greedy(&m, &full, &prompt, 8, None);
+            let never = EarlyExitConfig { exits: vec![1, 2], thresholds: vec![1.1, 1.1] };
+            let (out, stats) = early_exit_greedy(&m, &full, &never, &prompt, 8, None);
+            assert_eq!(out, plain);
+            assert_eq!((stats.emitted_at.clone(), stats.layers_run), (vec![0, 0, 7], 7 * 4));
+            // Always at layer 2: after the full model's first token, the 2-layer model's greedy
+            // continuation (its layers see exact keys and values; layers 3-4 are only filled).
+            let always = EarlyExitConfig { exits: vec![2], thresholds: vec![0.0] };
+            let (out, stats) = early_exit_greedy(&m, &full, &always, &prompt, 8, None);
+            let shallow = space().parse_sub_model("L2-F24").unwrap();
+            let mut longer = prompt.clone();
+            longer.push(plain[0]);
+            let (rest, _) = greedy(&m, &shallow, &longer, 7, None);
+            assert_eq!(out[0], plain[0]);
+            assert_eq!(out[1..], rest[..]);
+            assert_eq!((stats.emitted_at, stats.layers_run), (vec![7, 0], 7 * 2));
+        }
+    }
+
+    #[test]
     fn decoding_stops_at_the_stop_token() {
         let m = model(9);
         let full = space().largest();

@@ -183,3 +183,102 @@ pub fn speculative_greedy<B: Backend>(
     stats.generated = out.len();
     (out, stats)
 }
+
+/// How [`early_exit_greedy`] exits.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EarlyExitConfig {
+    /// Exit depths, ascending, each below the full depth.
+    pub exits: Vec<usize>,
+    /// Per exit: the softmax probability of its top token at or above which the token is
+    /// emitted there (above 1: never exit there).
+    pub thresholds: Vec<f32>,
+}
+
+/// What [`early_exit_greedy`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EarlyExitStats {
+    /// Tokens generated.
+    pub generated: usize,
+    /// Tokens emitted at each exit (same order as the config), and last the full model's.
+    pub emitted_at: Vec<usize>,
+    /// Decoder layers run over all generated tokens (the full model would run
+    /// `generated x depth`).
+    pub layers_run: usize,
+}
+
+/// Confidence-based early exit, a **lossy** mode: each new token runs the layers up to the
+/// first exit whose top softmax probability reaches its threshold (else the whole model) and is
+/// emitted there; the layers it skipped get keys and values computed from its exit state, so
+/// later tokens can attend to it. Unlike [`speculative_greedy`], the output can differ from the
+/// full model's.
+///
+/// # Panics
+/// If `prompt` is empty, the exits are not ascending and below `full.depth`, or the
+/// thresholds do not match the exits (validate user input first).
+pub fn early_exit_greedy<B: Backend>(
+    model: &SortedLlama<B>,
+    full: &TransformerSubModel,
+    config: &EarlyExitConfig,
+    prompt: &[u32],
+    max_new: usize,
+    stop: Option<u32>,
+) -> (Vec<u32>, EarlyExitStats) {
+    assert!(!prompt.is_empty(), "early_exit_greedy: empty prompt");
+    assert_eq!(config.exits.len(), config.thresholds.len(), "early_exit_greedy: one threshold per exit");
+    assert!(
+        config.exits.windows(2).all(|w| w[0] < w[1]) && config.exits.iter().all(|&e| e >= 1 && e < full.depth),
+        "early_exit_greedy: exits {:?} must ascend within 1..{}",
+        config.exits,
+        full.depth
+    );
+    let device = model.embedding.device();
+    let (depth, ffn) = (full.depth, full.ffn);
+    let mut cache = KvCache::new();
+    let mut stats = EarlyExitStats { emitted_at: vec![0; config.exits.len() + 1], ..Default::default() };
+    let mut out = Vec::with_capacity(max_new);
+    if max_new == 0 {
+        return (out, stats);
+    }
+    let mut next = last_argmax(model.forward(ids::<B>(prompt, &device), full, &mut cache));
+    loop {
+        out.push(next);
+        if out.len() == max_new || Some(next) == stop {
+            break;
+        }
+        let position = cache.len_of(0);
+        let mut x = burn::tensor::module::embedding(model.embedding.val(), ids::<B>(&[next], &device));
+        let mut done = 0;
+        let mut chosen = None;
+        for (e, (&exit, &threshold)) in config.exits.iter().zip(&config.thresholds).enumerate() {
+            x = model.run_layers(x, done, exit, ffn, &mut cache);
+            stats.layers_run += exit - done;
+            done = exit;
+            let logits = model.head(x.clone());
+            let v = logits.dims()[2];
+            let probs = burn::tensor::activation::softmax(logits.reshape([1, v]), 1);
+            let top = probs.clone().max().into_scalar().elem::<f32>();
+            if top >= threshold {
+                chosen = Some((e, probs.argmax(1).into_scalar().elem::<i64>() as u32));
+                break;
+            }
+        }
+        next = match chosen {
+            Some((e, token)) => {
+                // The skipped layers still need this position's keys and values.
+                for layer in done..depth {
+                    model.layers[layer].append_kv(x.clone(), position, model.rope_theta, &mut cache.layers[layer]);
+                }
+                stats.emitted_at[e] += 1;
+                token
+            }
+            None => {
+                let h = model.run_layers(x, done, depth, ffn, &mut cache);
+                stats.layers_run += depth - done;
+                stats.emitted_at[config.exits.len()] += 1;
+                last_argmax(model.head(h))
+            }
+        };
+    }
+    stats.generated = out.len();
+    (out, stats)
+}

@@ -8,5 +8,7 @@ mod weights;
 
 pub use gguf::{GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType};
 
-pub use decode::{DecodeStats, SpeculativeConfig, greedy, speculative_greedy};
+pub use decode::{
+    DecodeStats, EarlyExitConfig, EarlyExitStats, SpeculativeConfig, early_exit_greedy, greedy, speculative_greedy,
+};
 pub use model::{KvCache, LayerCache, RmsNorm, SortedLlama, SortedLlamaConfig, SortedLlamaLayer, rope};

@@ -244,15 +244,8 @@ impl<B: Backend> SortedLlamaLayer<B> {
         let [b, s, d] = x.dims();
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
         let h = self.attention_norm.forward(x.clone());
-        let split = |t: Tensor<B, 3>, heads: usize| t.reshape([b, s, heads, hd]).swap_dims(1, 2);
-        let q = rope(split(self.query.forward(h.clone(), nh * hd), nh), start, theta);
-        let k = rope(split(self.key.forward(h.clone(), nkv * hd), nkv), start, theta);
-        let v = split(self.value.forward(h, nkv * hd), nkv);
-        let (k, v) = match cache.take() {
-            Some(c) => (Tensor::cat(vec![c.keys, k], 2), Tensor::cat(vec![c.values, v], 2)),
-            None => (k, v),
-        };
-        *cache = Some(LayerCache { keys: k.clone(), values: v.clone() });
+        let q = rope(self.query.forward(h.clone(), nh * hd).reshape([b, s, nh, hd]).swap_dims(1, 2), start, theta);
+        let (k, v) = self.append_kv_normed(h, start, theta, cache);
         let t = k.dims()[2];
         // Query head i reads KV head i / (nh / nkv).
         let rep = nh / nkv;
@@ -269,6 +262,37 @@ impl<B: Backend> SortedLlamaLayer<B> {
         let h = self.ffn_norm.forward(x.clone());
         let act = silu(self.gate.forward(h.clone(), ffn)).mul(self.up.forward(h, ffn));
         x.add(self.down.forward(act, d))
+    }
+}
+
+impl<B: Backend> SortedLlamaLayer<B> {
+    /// Computes the keys and values of `x` (`[batch, seq, d]`, positions `start..`) and
+    /// appends them to `cache`, without running the layer: how an early-exited token still
+    /// leaves keys and values for the layers it skipped (its exit state copied upwards).
+    pub fn append_kv(&self, x: Tensor<B, 3>, start: usize, theta: f64, cache: &mut Option<LayerCache<B>>) {
+        let h = self.attention_norm.forward(x);
+        let _ = self.append_kv_normed(h, start, theta, cache);
+    }
+
+    /// Keys and values of the normalised input, appended to `cache`; returns the whole cache.
+    fn append_kv_normed(
+        &self,
+        h: Tensor<B, 3>,
+        start: usize,
+        theta: f64,
+        cache: &mut Option<LayerCache<B>>,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let [b, s, _] = h.dims();
+        let (nkv, hd) = (self.num_kv_heads, self.head_dim);
+        let split = |t: Tensor<B, 3>| t.reshape([b, s, nkv, hd]).swap_dims(1, 2);
+        let k = rope(split(self.key.forward(h.clone(), nkv * hd)), start, theta);
+        let v = split(self.value.forward(h, nkv * hd));
+        let (k, v) = match cache.take() {
+            Some(c) => (Tensor::cat(vec![c.keys, k], 2), Tensor::cat(vec![c.values, v], 2)),
+            None => (k, v),
+        };
+        *cache = Some(LayerCache { keys: k.clone(), values: v.clone() });
+        (k, v)
     }
 }
 
