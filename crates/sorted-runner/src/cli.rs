@@ -117,6 +117,10 @@ pub struct GenerateArgs {
     /// Fine-tuned weights (`model.mpk` written by `soft`) replacing the GGUF's.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Also decode with confidence-based early exit (lossy, reported separately): exits and
+    /// their top-probability thresholds, e.g. `20:0.9,25:0.8`.
+    #[arg(long, value_delimiter = ',')]
+    pub early_exit: Vec<String>,
 }
 
 /// `perplexity`.
