@@ -17,7 +17,6 @@ use sorted_zoo::{
 use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::{BatchNormStats, Experiment, ModelConfig};
 use crate::eval::{NormStatsFile, evaluate};
-use crate::plot::write_plot;
 use crate::report::{RunMeta, RunReport, machine, write_file};
 use crate::train::{TrainOptions, train};
 
@@ -338,21 +337,10 @@ pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
         data: format!("{} ({} train / {} test images)", cfg.data.source, data.train.len(), data.test.len()),
     };
     let report = RunReport::new(meta, cfg.eval.threshold, rows);
-    report.write(run_dir)?;
-    write_plot(&report, &run_dir.join("plot.svg"))?;
     if !norm_stats.is_empty() {
         write_norm_stats(run_dir, &norm_stats)?;
     }
-    if !ctx.quiet {
-        println!("{}", report.table());
-        println!("{}", report.headline());
-        println!(
-            "wrote {}/{{config.toml, checkpoint/, results.json, results.csv, summary.md, plot.svg{}}}",
-            run_dir.display(),
-            if norm_stats.is_empty() { "" } else { ", norm_stats.json" }
-        );
-    }
-    Ok(())
+    report.publish(run_dir, ctx.quiet, if norm_stats.is_empty() { "" } else { ", norm_stats.json" })
 }
 
 fn write_norm_stats(run_dir: &Path, stats: &NormStatsFile) -> anyhow::Result<()> {

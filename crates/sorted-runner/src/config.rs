@@ -320,6 +320,50 @@ fn default_data() -> DataConfig {
     }
 }
 
+/// Checks `[train]` and `[eval]`, which image and text experiments share: positive steps,
+/// threads and evaluation batch, a threshold in (0, 1], and `k` valid loss weights or none.
+/// `invalid(key, expected, got)` builds the error (it names the file).
+///
+/// # Errors
+/// The first value out of range, naming its key.
+pub(crate) fn validate_train_eval(
+    train: &TrainConfig,
+    eval: &EvalConfig,
+    k: usize,
+    invalid: &dyn Fn(String, String, String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    for (key, v) in [
+        ("train.steps", train.steps),
+        ("train.threads", train.threads as u64),
+        ("eval.batch_size", eval.batch_size as u64),
+    ] {
+        if v == 0 {
+            return Err(invalid(key.into(), "a value >= 1".into(), "0".into()));
+        }
+    }
+    if !(eval.threshold > 0.0 && eval.threshold <= 1.0) {
+        return Err(invalid("eval.threshold".into(), "a share in (0, 1]".into(), eval.threshold.to_string()));
+    }
+    let weights = &train.loss_weights;
+    if !weights.is_empty() {
+        if weights.len() != k {
+            return Err(invalid(
+                "train.loss_weights".into(),
+                format!("{k} weights (one per sampled sub-model) or none"),
+                format!("{} weights", weights.len()),
+            ));
+        }
+        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f64>() <= 0.0 {
+            return Err(invalid(
+                "train.loss_weights".into(),
+                "finite weights >= 0 with a positive sum".into(),
+                format!("{weights:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A parsed and validated experiment.
 #[derive(Clone, Debug)]
 pub struct Experiment {
@@ -373,44 +417,16 @@ impl Experiment {
         let k = config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
         config.optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
         config.lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
-        let positive = |key: &str, v: u64| {
-            if v == 0 { Err(invalid(key.into(), "a value >= 1".into(), "0".into())) } else { Ok(()) }
-        };
-        positive("data.batch_size", config.data.batch_size as u64)?;
-        positive("train.steps", config.train.steps)?;
-        positive("eval.batch_size", config.eval.batch_size as u64)?;
-        if !(config.eval.threshold > 0.0 && config.eval.threshold <= 1.0) {
-            return Err(invalid(
-                "eval.threshold".into(),
-                "a share in (0, 1]".into(),
-                config.eval.threshold.to_string(),
-            ));
+        if config.data.batch_size == 0 {
+            return Err(invalid("data.batch_size".into(), "a value >= 1".into(), "0".into()));
         }
-        positive("train.threads", config.train.threads as u64)?;
+        validate_train_eval(&config.train, &config.eval, k, &invalid)?;
         if config.train.threads > 1 && config.model.batch_norm() == Some(BatchNormStats::Switchable) {
             return Err(invalid(
                 "train.threads".into(),
                 "1 with switchable BatchNorm (its running statistics are updated one sub-model at a time)".into(),
                 config.train.threads.to_string(),
             ));
-        }
-        if !config.train.loss_weights.is_empty() {
-            if config.train.loss_weights.len() != k {
-                return Err(invalid(
-                    "train.loss_weights".into(),
-                    format!("{k} weights (one per sampled sub-model) or none"),
-                    format!("{} weights", config.train.loss_weights.len()),
-                ));
-            }
-            if config.train.loss_weights.iter().any(|w| !w.is_finite() || *w < 0.0)
-                || config.train.loss_weights.iter().sum::<f64>() <= 0.0
-            {
-                return Err(invalid(
-                    "train.loss_weights".into(),
-                    "finite weights >= 0 with a positive sum".into(),
-                    format!("{:?}", config.train.loss_weights),
-                ));
-            }
         }
         if let ModelConfig::Resnet(r) = &config.model {
             let total: usize = r.blocks_per_stage.iter().sum();

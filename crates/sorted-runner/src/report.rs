@@ -188,6 +188,26 @@ impl RunReport {
         s
     }
 
+    /// Writes the report files and `plot.svg` into the run folder and, unless `quiet`, prints
+    /// the table, the headline and what was written (`extra_files`: more names for that line,
+    /// e.g. `", norm_stats.json"`).
+    ///
+    /// # Errors
+    /// When a file cannot be written (the error names it).
+    pub fn publish(&self, run_dir: &Path, quiet: bool, extra_files: &str) -> anyhow::Result<()> {
+        self.write(run_dir)?;
+        crate::plot::write_plot(self, &run_dir.join("plot.svg"))?;
+        if !quiet {
+            println!("{}", self.table());
+            println!("{}", self.headline());
+            println!(
+                "wrote {}/{{config.toml, checkpoint/, results.json, results.csv, summary.md, plot.svg{extra_files}}}",
+                run_dir.display()
+            );
+        }
+        Ok(())
+    }
+
     /// Reads `results.json` from a run folder.
     ///
     /// # Errors

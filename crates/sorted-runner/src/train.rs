@@ -101,11 +101,8 @@ where
     let k = sampler.k() as u64;
     let config_toml = exp.to_toml();
 
-    let bar = progress_bar(total, state.step, options.quiet);
-    let log_lines = !options.quiet && !std::io::stderr().is_terminal();
-    let started = Instant::now();
+    let mut progress = TrainProgress::new(total, state.step, options.quiet);
     let seconds_before = state.train_seconds;
-    let mut ema: Option<f64> = None;
     while state.step < end {
         let step = state.step;
         let subs = sampler.sample(step);
@@ -124,27 +121,65 @@ where
         let lr = cfg.lr.lr(step, total);
         model = optim.step(lr, model, acc.grads);
         state.step += 1;
-        ema = Some(ema.map_or(loss, |e| 0.98 * e + 0.02 * loss));
-        bar.set_position(state.step);
-        bar.set_message(format!("loss {:.4} lr {lr:.2e}", ema.unwrap_or(loss)));
-        if log_lines && (state.step.is_multiple_of((total / 10).max(1)) || state.step == end) {
-            eprintln!(
-                "step {}/{total} loss {:.4} lr {lr:.2e} ({:.1} s)",
-                state.step,
-                ema.unwrap_or(loss),
-                started.elapsed().as_secs_f64()
-            );
-        }
-        let every = cfg.train.checkpoint_every;
-        if state.step == end || (every > 0 && state.step.is_multiple_of(every)) {
-            state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+        progress.step(state.step, end, loss, lr);
+        if checkpoint_due(state.step, end, cfg.train.checkpoint_every) {
+            state.train_seconds = seconds_before + progress.seconds();
             save_checkpoint(run_dir, &model, &optim, &state, &config_toml)
                 .with_context(|| format!("writing a checkpoint into `{}`", run_dir.display()))?;
         }
     }
-    bar.finish_and_clear();
-    state.train_seconds = seconds_before + started.elapsed().as_secs_f64();
+    progress.finish();
+    state.train_seconds = seconds_before + progress.seconds();
     Ok(TrainOutcome { model, state })
+}
+
+/// The progress of a training loop: the bar, a smoothed loss, and a log line every tenth of
+/// the run when stderr is not a terminal. Shared by the image and text loops.
+pub(crate) struct TrainProgress {
+    bar: ProgressBar,
+    log_lines: bool,
+    started: Instant,
+    ema: Option<f64>,
+    total: u64,
+}
+
+impl TrainProgress {
+    /// A run of `total` steps starting at `position`.
+    pub(crate) fn new(total: u64, position: u64, quiet: bool) -> Self {
+        Self {
+            bar: progress_bar(total, position, quiet),
+            log_lines: !quiet && !std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            ema: None,
+            total,
+        }
+    }
+
+    /// Records finished step `step` (1-based) of a call ending at `end`.
+    pub(crate) fn step(&mut self, step: u64, end: u64, loss: f64, lr: f64) {
+        let ema = self.ema.map_or(loss, |e| 0.98 * e + 0.02 * loss);
+        self.ema = Some(ema);
+        self.bar.set_position(step);
+        self.bar.set_message(format!("loss {ema:.4} lr {lr:.2e}"));
+        if self.log_lines && (step.is_multiple_of((self.total / 10).max(1)) || step == end) {
+            eprintln!("step {step}/{} loss {ema:.4} lr {lr:.2e} ({:.1} s)", self.total, self.seconds());
+        }
+    }
+
+    /// Seconds since the start of this call.
+    pub(crate) fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// Clears the bar.
+    pub(crate) fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Whether step `step` (1-based) ends the call or falls on the checkpoint interval.
+pub(crate) fn checkpoint_due(step: u64, end: u64, every: u64) -> bool {
+    step == end || (every > 0 && step.is_multiple_of(every))
 }
 
 pub(crate) fn progress_bar(total: u64, position: u64, quiet: bool) -> ProgressBar {

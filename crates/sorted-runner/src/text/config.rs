@@ -8,7 +8,7 @@ use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
 use sorted_zoo::{Pooling, SortedBertConfig};
 
-use crate::config::{ConfigError, EvalConfig, TrainConfig};
+use crate::config::{ConfigError, EvalConfig, TrainConfig, validate_train_eval};
 
 /// `[data]` of a text experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -242,32 +242,16 @@ impl TextExperiment {
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(&e.key, e.expected, e.got))?.k();
         config.optimizer.validate().map_err(|e| invalid(&e.key, e.expected, e.got))?;
         config.lr.validate().map_err(|e| invalid(&e.key, e.expected, e.got))?;
-        for (key, v) in [
-            ("data.batch_size", config.data.batch_size as u64),
-            ("data.max_len", config.data.max_len as u64),
-            ("train.steps", config.train.steps),
-            ("train.threads", config.train.threads as u64),
-            ("eval.batch_size", config.eval.batch_size as u64),
-        ] {
-            if v == 0 {
-                return Err(invalid(key, "a value >= 1".into(), "0".into()));
-            }
+        if config.data.batch_size == 0 {
+            return Err(invalid("data.batch_size", "a value >= 1".into(), "0".into()));
         }
+        let invalid_owned = |key: String, expected: String, got: String| invalid(&key, expected, got);
+        validate_train_eval(&config.train, &config.eval, k, &invalid_owned)?;
         if config.data.max_len < 3 || config.data.max_len > sizes.max_position_embeddings {
             return Err(invalid(
                 "data.max_len",
                 format!("3..={} (the model's learned positions)", sizes.max_position_embeddings),
                 config.data.max_len.to_string(),
-            ));
-        }
-        if !(config.eval.threshold > 0.0 && config.eval.threshold <= 1.0) {
-            return Err(invalid("eval.threshold", "a share in (0, 1]".into(), config.eval.threshold.to_string()));
-        }
-        if !config.train.loss_weights.is_empty() && config.train.loss_weights.len() != k {
-            return Err(invalid(
-                "train.loss_weights",
-                format!("{k} weights (one per sampled sub-model) or none"),
-                format!("{} weights", config.train.loss_weights.len()),
             ));
         }
         Ok(Self { config, bert: sizes, space, source: path.into(), k })

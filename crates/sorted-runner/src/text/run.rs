@@ -1,6 +1,5 @@
 //! Training and evaluation of a sorted BERT on sentence classification.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Instant;
 
@@ -19,7 +18,7 @@ use super::data::TextData;
 use crate::commands::{RunContext, new_run_dir};
 use crate::eval::SubModelResult;
 use crate::report::{RunMeta, RunReport, machine, write_file};
-use crate::train::DATA_SEED_SALT;
+use crate::train::{DATA_SEED_SALT, TrainProgress, checkpoint_due};
 
 /// Trains the text experiment `exp` into `run_dir` (created), then evaluates every sub-model
 /// and writes `results.json`, `results.csv`, `summary.md`, `plot.svg`.
@@ -95,17 +94,7 @@ pub fn train_text_experiment<B: AutodiffBackend>(
             (cfg.train.steps as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
         ),
     };
-    let report = RunReport::new(meta, cfg.eval.threshold, rows);
-    report.write(&run_dir)?;
-    crate::plot::write_plot(&report, &run_dir.join("plot.svg"))?;
-    if !ctx.quiet {
-        println!("{}", report.table());
-        println!("{}", report.headline());
-        println!(
-            "wrote {}/{{config.toml, checkpoint/, results.json, results.csv, summary.md, plot.svg}}",
-            run_dir.display()
-        );
-    }
+    RunReport::new(meta, cfg.eval.threshold, rows).publish(&run_dir, ctx.quiet, "")?;
     Ok(run_dir)
 }
 
@@ -129,10 +118,7 @@ fn train_bert<B: AutodiffBackend>(
     let batcher = TextBatcher::new(cfg.data.max_len);
     let k = sampler.k() as u64;
     let config_toml = exp.to_toml();
-    let bar = crate::train::progress_bar(total, 0, quiet);
-    let log_lines = !quiet && !std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut ema: Option<f64> = None;
+    let mut progress = TrainProgress::new(total, 0, quiet);
     while state.step < total {
         let step = state.step;
         let subs = sampler.sample(step);
@@ -151,26 +137,15 @@ fn train_bert<B: AutodiffBackend>(
         let lr = cfg.lr.lr(step, total);
         model = optim.step(lr, model, acc.grads);
         state.step += 1;
-        ema = Some(ema.map_or(loss, |e| 0.98 * e + 0.02 * loss));
-        bar.set_position(state.step);
-        bar.set_message(format!("loss {:.4} lr {lr:.2e}", ema.unwrap_or(loss)));
-        if log_lines && (state.step.is_multiple_of((total / 10).max(1)) || state.step == total) {
-            eprintln!(
-                "step {}/{total} loss {:.4} lr {lr:.2e} ({:.1} s)",
-                state.step,
-                ema.unwrap_or(loss),
-                started.elapsed().as_secs_f64()
-            );
-        }
-        let every = cfg.train.checkpoint_every;
-        if state.step == total || (every > 0 && state.step.is_multiple_of(every)) {
-            state.train_seconds = started.elapsed().as_secs_f64();
+        progress.step(state.step, total, loss, lr);
+        if checkpoint_due(state.step, total, cfg.train.checkpoint_every) {
+            state.train_seconds = progress.seconds();
             save_checkpoint(run_dir, &model, &optim, &state, &config_toml)
                 .with_context(|| format!("writing a checkpoint into `{}`", run_dir.display()))?;
         }
     }
-    bar.finish_and_clear();
-    state.train_seconds = started.elapsed().as_secs_f64();
+    progress.finish();
+    state.train_seconds = progress.seconds();
     Ok((model, state))
 }
 
