@@ -46,8 +46,9 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Per-exit perplexity of a GGUF decoder on the held-out Shakespeare works.
     Perplexity(PerplexityArgs),
-    /// Sorted fine-tuning (SoFT) of a GGUF decoder on Shakespeare: the mean loss of several
-    /// exits from one forward pass (one exit = plain fine-tuning).
+    /// Sorted fine-tuning (SoFT) of a GGUF decoder on Shakespeare: the (weighted) mean loss of
+    /// several exits from one forward pass, or of sub-models sampled over exits x FFN widths
+    /// (one exit = plain fine-tuning).
     Soft(SoftArgs),
 }
 
@@ -64,6 +65,25 @@ pub struct SoftArgs {
     /// fine-tuning.
     #[arg(long, value_delimiter = ',', default_value = "6,12,18,24,30")]
     pub exits: Vec<usize>,
+    /// Loss weight of each exit, comma-separated, in the order of `--exits` (default: equal,
+    /// the Sorted LLaMA recipe). The loss is the weighted mean.
+    #[arg(long, value_delimiter = ',')]
+    pub exit_weights: Vec<f64>,
+    /// SortedNet sampling over depth x FFN width: the SwiGLU widths to sample (comma-separated);
+    /// each step then trains `--samples` sub-models drawn uniformly per axis from the exits x
+    /// these widths, instead of every exit at full width.
+    #[arg(long, value_delimiter = ',')]
+    pub ffn: Vec<usize>,
+    /// Sub-models per step when sampling (`--ffn`).
+    #[arg(long, default_value_t = 3)]
+    pub samples: usize,
+    /// When sampling, always train the full model as one of the `--samples`.
+    #[arg(long)]
+    pub include_full: bool,
+    /// Train the shared final norm and tied head from the full-depth exit only (shallower exits
+    /// then adapt only their layers); default: from every exit, as in Sorted LLaMA.
+    #[arg(long)]
+    pub head_from_full_only: bool,
     /// Optimizer steps.
     #[arg(long, default_value_t = 60)]
     pub steps: usize,

@@ -12,8 +12,8 @@ use serde::Serialize;
 use sorted_data::{BpePreTokenizer, ByteLevelBpe, LmChunks, Shakespeare, chatml_prompt};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_zoo::llama::{
-    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, SortedLlama, SpeculativeConfig, early_exit_greedy, greedy,
-    speculative_greedy,
+    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, HeadGradient, SoftTerm, SortedLlama, SpeculativeConfig,
+    early_exit_greedy, greedy, soft_loss_with, speculative_greedy,
 };
 
 use crate::cli::{GenerateArgs, PerplexityArgs};
@@ -412,8 +412,19 @@ pub struct SoftReport {
     pub device: String,
     /// The base model.
     pub model: String,
-    /// Exits trained (the loss is their mean); one exit = plain fine-tuning.
+    /// Exits trained (the loss is their weighted mean); one exit = plain fine-tuning.
     pub exits: Vec<usize>,
+    /// Loss weight of each exit (same order).
+    pub exit_weights: Vec<f64>,
+    /// SwiGLU widths sampled (SortedNet sampling over depth x FFN); empty: every exit at full
+    /// width every step.
+    pub sampled_ffn: Vec<usize>,
+    /// Sub-models per step when sampling.
+    pub samples: Option<usize>,
+    /// Whether only the full-depth exit trained the final norm and head.
+    pub head_from_full_only: bool,
+    /// Each step's sub-models and their own losses.
+    pub term_losses: Vec<Vec<TermLoss>>,
     /// Optimizer steps.
     pub steps: usize,
     /// Windows per step.
@@ -430,10 +441,117 @@ pub struct SoftReport {
     pub tokens_per_second: f64,
 }
 
+/// One sub-model's loss in one `soft` step.
+#[derive(Clone, Debug, Serialize)]
+pub struct TermLoss {
+    /// Exit depth.
+    pub depth: usize,
+    /// SwiGLU width.
+    pub ffn: usize,
+    /// Its cross-entropy.
+    pub loss: f64,
+}
+
+/// What each `soft` step trains: every exit at full width with its weight, or (with `--ffn`)
+/// sub-models sampled over exits x widths, each weighted by its exit's weight.
+struct SoftPlan {
+    exits: Vec<usize>,
+    weights: Vec<f64>,
+    full_ffn: usize,
+    space: Option<TransformerSpace>,
+    sampler: Option<Box<dyn sorted_sched::Sampler<TransformerSubModel>>>,
+    head_gradient: HeadGradient,
+}
+
+impl SoftPlan {
+    fn new(
+        args: &crate::cli::SoftArgs,
+        n_layers: usize,
+        full_ffn: usize,
+        heads: usize,
+        d: usize,
+    ) -> anyhow::Result<Self> {
+        use sorted_sched::{SamplerConfig, UniformOver, UniformSamplerConfig};
+        anyhow::ensure!(
+            !args.exits.is_empty() && args.exits.iter().all(|&e| (1..=n_layers).contains(&e)),
+            "--exits {:?}: expected depths in 1..={n_layers}",
+            args.exits
+        );
+        let weights =
+            if args.exit_weights.is_empty() { vec![1.0; args.exits.len()] } else { args.exit_weights.clone() };
+        anyhow::ensure!(
+            weights.len() == args.exits.len(),
+            "--exit-weights has {} values for {} exits (--exits {:?}); give one per exit",
+            weights.len(),
+            args.exits.len(),
+            args.exits
+        );
+        anyhow::ensure!(
+            weights.iter().all(|w| w.is_finite() && *w > 0.0),
+            "--exit-weights {weights:?}: every weight must be positive"
+        );
+        let mut pairs: Vec<(usize, f64)> = args.exits.iter().copied().zip(weights).collect();
+        pairs.sort_by_key(|p| p.0);
+        anyhow::ensure!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "--exits {:?}: an exit is repeated", args.exits);
+        let (exits, weights): (Vec<usize>, Vec<f64>) = pairs.into_iter().unzip();
+        let (space, sampler) = if args.ffn.is_empty() {
+            (None, None)
+        } else {
+            let mut ffn = args.ffn.clone();
+            ffn.sort_unstable();
+            anyhow::ensure!(
+                ffn.windows(2).all(|w| w[0] < w[1]) && ffn.iter().all(|&f| (1..=full_ffn).contains(&f)),
+                "--ffn {:?}: expected distinct SwiGLU widths in 1..={full_ffn}",
+                args.ffn
+            );
+            let space = TransformerSpace::new(
+                TransformerSpaceConfig { depths: exits.clone(), heads: vec![heads], ffn, hidden: None },
+                d,
+            )?;
+            let sampler = SamplerConfig::Uniform(UniformSamplerConfig {
+                k: args.samples,
+                include_full: args.include_full,
+                over: UniformOver::Axes,
+            })
+            .build_for(&space, args.seed)
+            .map_err(|e| anyhow::anyhow!("--samples: {e}"))?;
+            (Some(space), Some(sampler))
+        };
+        let head_gradient = if args.head_from_full_only { HeadGradient::FullDepthOnly } else { HeadGradient::AllExits };
+        Ok(Self { exits, weights, full_ffn, space, sampler, head_gradient })
+    }
+
+    fn weight_of(&self, depth: usize) -> f64 {
+        self.exits.iter().position(|&e| e == depth).map_or(1.0, |i| self.weights[i])
+    }
+
+    fn terms(&self, step: u64) -> Vec<SoftTerm> {
+        match &self.sampler {
+            None => self
+                .exits
+                .iter()
+                .zip(&self.weights)
+                .map(|(&depth, &weight)| SoftTerm { depth, ffn: self.full_ffn, weight })
+                .collect(),
+            Some(sampler) => sampler
+                .sample(step)
+                .into_iter()
+                .map(|sub| SoftTerm { depth: sub.depth, ffn: sub.ffn, weight: self.weight_of(sub.depth) })
+                .collect(),
+        }
+    }
+
+    fn sampled_ffn(&self) -> Vec<usize> {
+        self.space.as_ref().map_or_else(Vec::new, |s| s.ffn().to_vec())
+    }
+}
+
 /// `soft`: sorted fine-tuning (SoFT) of a GGUF decoder on the Shakespeare training works: every
 /// step one forward pass gives the logits of every exit through the shared final norm and
-/// head, the loss is the mean of their cross-entropies, and AdamW updates the shared weights.
-/// With `--exits 30` alone it is plain fine-tuning, the baseline. Writes `model.mpk` (full
+/// head, the loss is the (`--exit-weights`-weighted) mean of their cross-entropies, and AdamW
+/// updates the shared weights. With `--ffn` each step instead trains `--samples` sub-models
+/// drawn over exits x SwiGLU widths (SortedNet sampling). With `--exits 30` alone it is plain
+/// fine-tuning, the baseline. Writes `model.mpk` (full
 /// precision; `generate --weights` and `perplexity --weights` read it) and `soft.json`.
 ///
 /// # Errors
@@ -444,21 +562,14 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
     use burn::module::Module;
-    use burn::nn::loss::CrossEntropyLossConfig;
     use burn::optim::GradientsParams;
     use burn::record::{DefaultRecorder, Recorder};
     use sorted_sched::{AdamOptions, OptimizerConfig, SortedOptimizer};
 
     B::seed(device, args.seed);
     let lm = load_lm::<B>(&args.gguf, device)?;
-    let mut exits = args.exits.clone();
-    exits.sort_unstable();
-    exits.dedup();
-    anyhow::ensure!(
-        !exits.is_empty() && exits.iter().all(|&e| (1..=lm.n_layers).contains(&e)),
-        "--exits {exits:?}: expected depths in 1..={}",
-        lm.n_layers
-    );
+    let plan =
+        SoftPlan::new(args, lm.n_layers, lm.full.ffn, lm.model.layers[0].num_heads, lm.model.embedding.dims()[1])?;
     let corpus = Shakespeare::from_dir(&args.shakespeare)
         .with_context(|| "`cargo xtask data shakespeare` fetches the corpus")?;
     let chunks = LmChunks::new(lm.bpe.encode(&corpus.train_text()), args.seq_len);
@@ -467,29 +578,23 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
     let adamw =
         OptimizerConfig::Adamw(AdamOptions { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: Some(0.0) });
     let mut optim: SortedOptimizer<SortedLlama<B>, B> = adamw.init();
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
     let mut model = lm.model;
     let warmup = (args.steps / 10).max(1);
     let started = Instant::now();
     let mut losses = Vec::with_capacity(args.steps);
+    let mut term_losses = Vec::with_capacity(args.steps);
     for step in 0..args.steps {
         let batch = chunks.batch::<B>(&order.batch_indices(step as u64), device);
-        let [n, s] = batch.targets.dims();
-        let targets = batch.targets.reshape([n * s]);
-        let logits = model.forward_exits(batch.inputs, &exits, lm.full.ffn);
-        let k = logits.len() as f64;
-        let loss = logits
-            .into_iter()
-            .map(|l| {
-                let v = l.dims()[2];
-                loss_fn.forward(l.reshape([n * s, v]), targets.clone())
-            })
-            .reduce(|a, b| a + b)
-            .expect("at least one exit")
-            .div_scalar(k);
-        let value = loss.clone().into_scalar().elem::<f64>();
+        let terms = plan.terms(step as u64);
+        let loss = soft_loss_with(&model, batch.inputs, batch.targets, &terms, plan.head_gradient);
+        let value = loss.total.clone().into_scalar().elem::<f64>();
         anyhow::ensure!(value.is_finite(), "the loss became {value} at step {step}; lower --lr");
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let logged: Vec<TermLoss> = terms
+            .iter()
+            .zip(&loss.terms)
+            .map(|(t, l)| TermLoss { depth: t.depth, ffn: t.ffn, loss: l.clone().into_scalar().elem::<f64>() })
+            .collect();
+        let grads = GradientsParams::from_grads(loss.total.backward(), &model);
         let lr = if step < warmup {
             args.lr * (step + 1) as f64 / warmup as f64
         } else {
@@ -498,13 +603,16 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         model = optim.step(lr, model, grads);
         losses.push(value);
         if !ctx.quiet {
+            let per: Vec<String> = logged.iter().map(|t| format!("L{}-F{} {:.3}", t.depth, t.ffn, t.loss)).collect();
             eprintln!(
-                "step {}/{} loss {value:.4} lr {lr:.2e} ({:.1} s)",
+                "step {}/{} loss {value:.4} [{}] lr {lr:.2e} ({:.1} s)",
                 step + 1,
                 args.steps,
+                per.join(", "),
                 started.elapsed().as_secs_f64()
             );
         }
+        term_losses.push(logged);
     }
     let train_seconds = started.elapsed().as_secs_f64();
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating `{}`", args.out.display()))?;
@@ -521,7 +629,12 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         machine: machine(),
         device: ctx.device_name.clone(),
         model: args.gguf.display().to_string(),
-        exits,
+        exits: plan.exits.clone(),
+        exit_weights: plan.weights.clone(),
+        sampled_ffn: plan.sampled_ffn(),
+        head_from_full_only: args.head_from_full_only,
+        samples: plan.sampler.as_ref().map(|s| s.k()),
+        term_losses,
         steps: args.steps,
         batch_size: args.batch_size,
         seq_len: args.seq_len,

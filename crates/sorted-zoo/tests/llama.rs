@@ -291,3 +291,74 @@ mod smollm2 {
         assert!(text.contains("Paris"), "answer: {text:?}");
     }
 }
+
+#[test]
+fn the_soft_loss_is_the_weighted_mean_of_each_sub_models_own_loss() {
+    use burn::nn::loss::CrossEntropyLossConfig;
+    use sorted_zoo::llama::{SoftTerm, soft_loss};
+    let m = model(7);
+    let inputs = ids(&TOKENS[..6]);
+    let targets = ids(&TOKENS[1..]);
+    let terms = [
+        SoftTerm { depth: 4, ffn: 24, weight: 3.0 },
+        SoftTerm { depth: 1, ffn: 8, weight: 1.0 },
+        SoftTerm { depth: 2, ffn: 24, weight: 0.5 },
+        SoftTerm { depth: 4, ffn: 8, weight: 1.5 },
+    ];
+    let loss = soft_loss(&m, inputs.clone(), targets.clone(), &terms);
+    let ce = CrossEntropyLossConfig::new().init(&Default::default());
+    let mut want = 0.0;
+    for (term, got) in terms.iter().zip(&loss.terms) {
+        let sub = space().parse_sub_model(&format!("L{}-F{}", term.depth, term.ffn)).unwrap();
+        let logits = m.forward(inputs.clone(), &sub, &mut KvCache::new()).reshape([6, 50]);
+        let own = ce.forward(logits, targets.clone().reshape([6])).into_scalar().elem::<f64>();
+        let got = got.clone().into_scalar().elem::<f64>();
+        assert!((own - got).abs() < 1e-5, "{term:?}: {got} vs its own forward's {own}");
+        want += term.weight * own;
+    }
+    want /= 6.0;
+    let total = loss.total.into_scalar().elem::<f64>();
+    assert!((total - want).abs() < 1e-5, "total {total} vs weighted mean {want}");
+}
+
+#[test]
+fn a_soft_loss_of_narrow_shallow_terms_leaves_the_rest_untouched() {
+    use sorted_zoo::llama::{SoftTerm, soft_loss};
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 8);
+    let m = SortedLlamaConfig::tiny().init::<B>(&device);
+    let x = |v: &[i32]| Tensor::<B, 1, Int>::from_ints(v, &device).reshape([1, v.len()]);
+    let terms = [SoftTerm { depth: 1, ffn: 8, weight: 1.0 }, SoftTerm { depth: 2, ffn: 8, weight: 2.0 }];
+    let grads = soft_loss(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &terms).total.backward();
+    for layer in &m.layers[..2] {
+        assert_zero_grad_outside("gate", &layer.gate.weight, &grads, [0..16, 0..8]);
+        assert_zero_grad_outside("down", &layer.down.weight, &grads, [0..8, 0..16]);
+    }
+    assert_no_grad("layer 3 gate", &m.layers[2].gate.weight, &grads);
+    assert_no_grad("layer 4 query", &m.layers[3].query.weight, &grads);
+}
+
+#[test]
+fn with_the_head_trained_by_the_full_depth_only_shallow_exits_leave_norm_and_head_alone() {
+    use sorted_zoo::llama::{HeadGradient, SoftTerm, soft_loss, soft_loss_with};
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 9);
+    let m = SortedLlamaConfig::tiny().init::<B>(&device);
+    let x = |v: &[i32]| Tensor::<B, 1, Int>::from_ints(v, &device).reshape([1, v.len()]);
+    let shallow = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }];
+    let grads =
+        soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &shallow, HeadGradient::FullDepthOnly).total.backward();
+    assert_no_grad("final norm", &m.norm.weight, &grads);
+    assert_zero_grad_outside("layer 1 gate", &m.layers[0].gate.weight, &grads, [0..16, 0..24]);
+    // The loss values are the same either way; with the full depth included, its term trains
+    // the head.
+    let both = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, ffn: 24, weight: 1.0 }];
+    let a = soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both, HeadGradient::FullDepthOnly);
+    let b = soft_loss(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both);
+    let (va, vb) = (a.total.clone().into_scalar().elem::<f64>(), b.total.into_scalar().elem::<f64>());
+    assert!((va - vb).abs() < 1e-6, "{va} vs {vb}");
+    let grads = a.total.backward();
+    assert_zero_grad_outside("final norm", &m.norm.weight, &grads, [0..16]);
+}

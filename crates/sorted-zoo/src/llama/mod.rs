@@ -4,6 +4,7 @@
 mod decode;
 mod gguf;
 mod model;
+mod soft;
 mod weights;
 
 pub use gguf::{GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType};
@@ -12,3 +13,4 @@ pub use decode::{
     DecodeStats, EarlyExitConfig, EarlyExitStats, SpeculativeConfig, early_exit_greedy, greedy, speculative_greedy,
 };
 pub use model::{KvCache, LayerCache, RmsNorm, SortedLlama, SortedLlamaConfig, SortedLlamaLayer, rope};
+pub use soft::{HeadGradient, SoftLoss, SoftTerm, soft_loss, soft_loss_with};

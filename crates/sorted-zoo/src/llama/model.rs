@@ -129,8 +129,13 @@ pub struct RmsNorm<B: Backend> {
 impl<B: Backend> RmsNorm<B> {
     /// `x / sqrt(mean(x^2) + eps) * weight` over the last dimension.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        self.forward_with(x, self.weight.val())
+    }
+
+    /// [`RmsNorm::forward`] with `weight` in place of the parameter (e.g. detached).
+    pub(crate) fn forward_with<const D: usize>(&self, x: Tensor<B, D>, weight: Tensor<B, 1>) -> Tensor<B, D> {
         let rms = x.clone().powi_scalar(2).mean_dim(D - 1).add_scalar(self.epsilon).sqrt();
-        x.div(rms).mul(self.weight.val().unsqueeze())
+        x.div(rms).mul(weight.unsqueeze())
     }
 }
 
@@ -413,10 +418,15 @@ impl<B: Backend> SortedLlama<B> {
     /// Logits from hidden states: the shared final RMSNorm, then the tied head
     /// (`[batch, seq, vocab]`).
     pub fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.head_with(hidden, self.norm.weight.val(), self.embedding.val())
+    }
+
+    /// [`SortedLlama::head`] with the given norm scale and embedding (e.g. detached).
+    pub(crate) fn head_with(&self, hidden: Tensor<B, 3>, norm: Tensor<B, 1>, embedding: Tensor<B, 2>) -> Tensor<B, 3> {
         let [b, s, d] = hidden.dims();
-        let h = self.norm.forward(hidden).reshape([b * s, d]);
-        let v = self.embedding.dims()[0];
-        h.matmul(self.embedding.val().transpose()).reshape([b, s, v])
+        let h = self.norm.forward_with(hidden, norm).reshape([b * s, d]);
+        let v = embedding.dims()[0];
+        h.matmul(embedding.transpose()).reshape([b, s, v])
     }
 
     /// Logits of sub-model `sub` for `ids`, continuing from `cache` (empty: from position 0).
