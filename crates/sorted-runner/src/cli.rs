@@ -128,6 +128,10 @@ pub struct GenerateArgs {
     /// Longest draft.
     #[arg(long, default_value_t = 8)]
     pub max_draft: usize,
+    /// Also draft over only the first N tokens of the vocabulary (a nested vocabulary; repeat
+    /// to compare sizes): each drafted token's head costs N/vocab, verification stays exact.
+    #[arg(long)]
+    pub draft_vocab: Vec<usize>,
     /// Keep the draft length fixed instead of adapting it to the acceptance.
     #[arg(long)]
     pub fixed_draft: bool,

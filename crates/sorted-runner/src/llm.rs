@@ -114,6 +114,12 @@ pub struct DecodeRow {
     pub tokens_per_full_pass: f64,
     /// Whether every output equals plain greedy's token for token.
     pub identical: bool,
+    /// Mean milliseconds per drafted token (speculative only; 0 otherwise).
+    pub ms_per_draft_token: f64,
+    /// Mean milliseconds per verification pass (speculative only; 0 otherwise).
+    pub ms_per_verification: f64,
+    /// Mean drafted tokens per verification pass (speculative only; 0 otherwise).
+    pub drafted_per_verification: f64,
 }
 
 #[derive(Serialize)]
@@ -149,12 +155,16 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             lm.n_layers
         );
     }
+    let vocab = lm.model.embedding.dims()[0];
+    for &n in &args.draft_vocab {
+        anyhow::ensure!((1..=vocab).contains(&n), "--draft-vocab {n}: expected 1..={vocab} (the model's vocabulary)");
+    }
     let stop = lm.bpe.token_id("<|im_end|>").or_else(|| lm.bpe.token_id("<|endoftext|>"));
     let encoded: Vec<Vec<u32>> = prompts
         .iter()
         .map(|p| if args.raw { lm.bpe.encode(p) } else { lm.bpe.encode(&chatml_prompt(&[("user", p.as_str())], true)) })
         .collect();
-    let run_mode = |draft: Option<usize>| -> (Vec<Vec<u32>>, DecodeStats, f64) {
+    let run_mode = |draft: Option<usize>, vocab: Option<usize>| -> (Vec<Vec<u32>>, DecodeStats, f64) {
         let mut outputs = Vec::new();
         let mut total = DecodeStats::default();
         let started = Instant::now();
@@ -167,6 +177,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
                         initial_draft: args.draft_len,
                         max_draft: args.max_draft,
                         adaptive: !args.fixed_draft,
+                        draft_vocab: vocab,
                     };
                     speculative_greedy(&lm.model, &lm.full, &config, ids, args.max_new, stop)
                 }
@@ -176,11 +187,13 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             total.accepted += stats.accepted;
             total.full_passes += stats.full_passes;
             total.draft_passes += stats.draft_passes;
+            total.draft_time += stats.draft_time;
+            total.verify_time += stats.verify_time;
             outputs.push(out);
         }
         (outputs, total, started.elapsed().as_secs_f64())
     };
-    let (plain, plain_stats, plain_seconds) = run_mode(None);
+    let (plain, plain_stats, plain_seconds) = run_mode(None, None);
     if !ctx.quiet {
         for (prompt, out) in prompts.iter().zip(&plain) {
             println!("> {prompt}\n{}\n", lm.bpe.decode(out).trim_end_matches("<|im_end|>"));
@@ -197,13 +210,23 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         acceptance_rate: 0.0,
         tokens_per_full_pass: plain_stats.tokens_per_pass(),
         identical: true,
+        ms_per_draft_token: 0.0,
+        ms_per_verification: 0.0,
+        drafted_per_verification: 0.0,
     }];
-    for &d in &args.draft_depth {
-        let (outputs, stats, seconds) = run_mode(Some(d));
+    let vocabularies: Vec<Option<usize>> =
+        std::iter::once(None).chain(args.draft_vocab.iter().map(|&n| Some(n))).collect();
+    for (&d, &vocab) in args.draft_depth.iter().flat_map(|d| vocabularies.iter().map(move |v| (d, v))) {
+        let (outputs, stats, seconds) = run_mode(Some(d), vocab);
         let identical = outputs == plain;
         let tps = stats.generated as f64 / seconds.max(1e-9);
+        // Every prompt's first pass runs the whole model on the prompt; the rest verify.
+        let verifications = stats.full_passes.saturating_sub(encoded.len());
         rows.push(DecodeRow {
-            mode: format!("speculative (draft depth {d})"),
+            mode: match vocab {
+                None => format!("speculative (draft depth {d})"),
+                Some(n) => format!("speculative (draft depth {d}, draft vocabulary {n})"),
+            },
             draft_depth: d,
             tokens: stats.generated,
             seconds,
@@ -212,6 +235,9 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             acceptance_rate: stats.acceptance_rate(),
             tokens_per_full_pass: stats.tokens_per_pass(),
             identical,
+            ms_per_draft_token: 1e3 * stats.draft_time.as_secs_f64() / stats.draft_passes.max(1) as f64,
+            ms_per_verification: 1e3 * stats.verify_time.as_secs_f64() / verifications.max(1) as f64,
+            drafted_per_verification: stats.proposed as f64 / verifications.max(1) as f64,
         });
     }
     if !args.early_exit.is_empty() {
@@ -249,6 +275,9 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             acceptance_rate: 0.0,
             tokens_per_full_pass: 0.0,
             identical,
+            ms_per_draft_token: 0.0,
+            ms_per_verification: 0.0,
+            drafted_per_verification: 0.0,
         });
     }
     let table = decode_table(&rows);
@@ -312,18 +341,23 @@ fn parse_early_exit(specs: &[String], n_layers: usize) -> anyhow::Result<EarlyEx
 
 fn decode_table(rows: &[DecodeRow]) -> String {
     let mut s = String::from(
-        "| mode | tokens | tokens/s | speed-up | acceptance | tokens per full pass | identical to greedy |\n|---|---:|---:|---:|---:|---:|---|\n",
+        "| mode | tokens | tokens/s | speed-up | acceptance | tokens per full pass | drafted per verification | ms per drafted token | ms per verification | identical to greedy |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
+        let spec = r.draft_depth > 0;
+        let cell = |v: String| if spec { v } else { "–".to_string() };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} | {:.2}x | {} | {:.2} | {} |",
+            "| {} | {} | {:.2} | {:.2}x | {} | {:.2} | {} | {} | {} | {} |",
             r.mode,
             r.tokens,
             r.tokens_per_second,
             r.speedup,
-            if r.draft_depth == 0 { "–".to_string() } else { format!("{:.1}%", 100.0 * r.acceptance_rate) },
+            cell(format!("{:.1}%", 100.0 * r.acceptance_rate)),
             r.tokens_per_full_pass,
+            cell(format!("{:.2}", r.drafted_per_verification)),
+            cell(format!("{:.1}", r.ms_per_draft_token)),
+            cell(format!("{:.1}", r.ms_per_verification)),
             if r.identical { "yes" } else { "NO" }
         );
     }

@@ -164,7 +164,13 @@ mod decoding {
         let full = space().largest();
         for depth in [1, 2] {
             for adaptive in [false, true] {
-                let config = SpeculativeConfig { draft_depth: depth, initial_draft: 3, max_draft: 6, adaptive };
+                let config = SpeculativeConfig {
+                    draft_depth: depth,
+                    initial_draft: 3,
+                    max_draft: 6,
+                    adaptive,
+                    draft_vocab: None,
+                };
                 let mut proposed = 0;
                 for prompt in prompts() {
                     let (plain, _) = greedy(&m, &full, &prompt, 12, None);
@@ -180,6 +186,41 @@ mod decoding {
     }
 
     #[test]
+    fn drafting_over_a_vocabulary_prefix_stays_lossless() {
+        let m = model(11);
+        let full = space().largest();
+        let mut rejected_outside = 0;
+        for draft_vocab in [1, 20, 50] {
+            let config = SpeculativeConfig {
+                draft_depth: 2,
+                initial_draft: 3,
+                max_draft: 6,
+                adaptive: true,
+                draft_vocab: Some(draft_vocab),
+            };
+            for prompt in prompts() {
+                let (plain, _) = greedy(&m, &full, &prompt, 10, None);
+                let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 10, None);
+                assert_eq!(spec, plain, "prompt {prompt:?}, draft vocabulary {draft_vocab}");
+                if draft_vocab == 20 {
+                    rejected_outside += plain.iter().filter(|&&t| t >= 20).count();
+                }
+                assert!(stats.accepted <= stats.proposed);
+            }
+        }
+        // The greedy outputs do use tokens the 20-token drafter cannot propose.
+        assert!(rejected_outside > 0);
+    }
+
+    #[test]
+    fn the_head_prefix_is_the_head_restricted_to_the_first_tokens() {
+        let m = model(12);
+        let h = Tensor::<F, 3>::random([1, 3, 16], burn::tensor::Distribution::Default, &Default::default());
+        let whole = m.head(h.clone()).slice([0..1, 0..3, 0..20]);
+        assert_matches_dense(m.head_prefix(h, 20), whole, 1e-6);
+    }
+
+    #[test]
     fn a_draft_that_agrees_is_accepted_whole_and_saves_full_passes() {
         // Zero the last layer's residual branches: it becomes the identity, so the depth-3
         // draft predicts exactly what the full model does.
@@ -188,7 +229,8 @@ mod decoding {
         last.output.weight = Param::from_tensor(last.output.weight.val().zeros_like());
         last.down.weight = Param::from_tensor(last.down.weight.val().zeros_like());
         let full = space().largest();
-        let config = SpeculativeConfig { draft_depth: 3, initial_draft: 4, max_draft: 4, adaptive: false };
+        let config =
+            SpeculativeConfig { draft_depth: 3, initial_draft: 4, max_draft: 4, adaptive: false, draft_vocab: None };
         let prompt = [5u32, 9, 2];
         let (plain, plain_stats) = greedy(&m, &full, &prompt, 13, None);
         let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 13, None);
@@ -232,7 +274,8 @@ mod decoding {
         let first = plain.iter().position(|&t| t == stop).unwrap();
         let (stopped, _) = greedy(&m, &full, &[1, 2, 3], 10, Some(stop));
         assert_eq!(stopped, plain[..=first]);
-        let config = SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 5, adaptive: true };
+        let config =
+            SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 5, adaptive: true, draft_vocab: None };
         let (spec, _) = speculative_greedy(&m, &full, &config, &[1, 2, 3], 10, Some(stop));
         assert_eq!(spec, stopped);
     }

@@ -421,6 +421,19 @@ impl<B: Backend> SortedLlama<B> {
         self.head_with(hidden, self.norm.weight.val(), self.embedding.val())
     }
 
+    /// Logits over the first `n` tokens of the vocabulary only, `[batch, seq, n]`: the tied
+    /// head's rows form a nested vocabulary (byte-level BPE ids follow merge order, so a prefix
+    /// holds the most frequent tokens). A drafter whose guesses the full head verifies can
+    /// use it to pay `n / vocab` of the head's cost.
+    ///
+    /// # Panics
+    /// If `n` is 0 or above the vocabulary size.
+    pub fn head_prefix(&self, hidden: Tensor<B, 3>, n: usize) -> Tensor<B, 3> {
+        let [v, d] = self.embedding.dims();
+        assert!(n >= 1 && n <= v, "head_prefix: {n} tokens of a {v}-token vocabulary");
+        self.head_with(hidden, self.norm.weight.val(), self.embedding.val().slice([0..n, 0..d]))
+    }
+
     /// [`SortedLlama::head`] with the given norm scale and embedding (e.g. detached).
     pub(crate) fn head_with(&self, hidden: Tensor<B, 3>, norm: Tensor<B, 1>, embedding: Tensor<B, 2>) -> Tensor<B, 3> {
         let [b, s, d] = hidden.dims();
