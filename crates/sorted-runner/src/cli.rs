@@ -165,6 +165,9 @@ pub struct PerplexityArgs {
     /// Exit depths (comma-separated; default every 6th layer and the last).
     #[arg(long, value_delimiter = ',')]
     pub exits: Vec<usize>,
+    /// SwiGLU widths to score each exit at (comma-separated; default the full width).
+    #[arg(long, value_delimiter = ',')]
+    pub ffn: Vec<usize>,
     /// Also write the table (with provenance) to this Markdown file.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -389,25 +389,37 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
         "--exits {exits:?}: expected depths in 1..={}",
         lm.n_layers
     );
+    let mut widths = if args.ffn.is_empty() { vec![lm.full.ffn] } else { args.ffn.clone() };
+    widths.sort_unstable();
+    widths.dedup();
+    anyhow::ensure!(
+        widths.iter().all(|&f| (1..=lm.full.ffn).contains(&f)),
+        "--ffn {widths:?}: expected SwiGLU widths in 1..={}",
+        lm.full.ffn
+    );
     let started = Instant::now();
-    let mut nll = vec![0.0f64; exits.len()];
+    let mut nll = vec![vec![0.0f64; exits.len()]; widths.len()];
     let mut count = 0usize;
     for i in 0..chunks.len() {
         let batch = chunks.batch::<B>(&[i], device);
-        let logits = lm.model.forward_exits(batch.inputs, &exits, lm.full.ffn);
         let [_, s] = batch.targets.dims();
         let targets = batch.targets.clone().reshape([s, 1]);
-        for (e, l) in logits.into_iter().enumerate() {
-            let [_, _, v] = l.dims();
-            let logp = log_softmax(l.reshape([s, v]), 1);
-            nll[e] -= logp.gather(1, targets.clone()).sum().into_scalar().elem::<f64>();
+        for (w, &ffn) in widths.iter().enumerate() {
+            let logits = lm.model.forward_exits(batch.inputs.clone(), &exits, ffn);
+            for (e, l) in logits.into_iter().enumerate() {
+                let [_, _, v] = l.dims();
+                let logp = log_softmax(l.reshape([s, v]), 1);
+                nll[w][e] -= logp.gather(1, targets.clone()).sum().into_scalar().elem::<f64>();
+            }
         }
         count += s;
     }
-    let mut table = String::from("| exit (layers) | perplexity | NLL/token |\n|---:|---:|---:|\n");
-    for (e, &depth) in exits.iter().enumerate() {
-        let mean = nll[e] / count as f64;
-        let _ = writeln!(table, "| {depth} | {:.2} | {mean:.4} |", mean.exp());
+    let mut table = String::from("| exit (layers) | FFN width | perplexity | NLL/token |\n|---:|---:|---:|---:|\n");
+    for (w, &ffn) in widths.iter().enumerate() {
+        for (e, &depth) in exits.iter().enumerate() {
+            let mean = nll[w][e] / count as f64;
+            let _ = writeln!(table, "| {depth} | {ffn} | {:.2} | {mean:.4} |", mean.exp());
+        }
     }
     if !ctx.quiet {
         println!(
