@@ -132,6 +132,10 @@ pub struct GenerateArgs {
     /// to compare sizes): each drafted token's head costs N/vocab, verification stays exact.
     #[arg(long)]
     pub draft_vocab: Vec<usize>,
+    /// Decode with the model's own (training) weight layout instead of a transposed copy of the
+    /// projections (the copy is faster on Flex and costs a second copy of the layer weights).
+    #[arg(long)]
+    pub model_layout: bool,
     /// Keep the draft length fixed instead of adapting it to the acceptance.
     #[arg(long)]
     pub fixed_draft: bool,

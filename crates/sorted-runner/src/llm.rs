@@ -12,8 +12,8 @@ use serde::Serialize;
 use sorted_data::{BpePreTokenizer, ByteLevelBpe, LmChunks, Shakespeare, chatml_prompt};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_zoo::llama::{
-    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, HeadGradient, SoftTerm, SortedLlama, SpeculativeConfig,
-    early_exit_greedy, greedy, soft_loss_with, speculative_greedy,
+    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, HeadGradient, LlamaDecoder, SoftTerm, SortedLlama,
+    SpeculativeConfig, soft_loss_with,
 };
 
 use crate::cli::{GenerateArgs, PerplexityArgs};
@@ -164,13 +164,16 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         .iter()
         .map(|p| if args.raw { lm.bpe.encode(p) } else { lm.bpe.encode(&chatml_prompt(&[("user", p.as_str())], true)) })
         .collect();
-    let run_mode = |draft: Option<usize>, vocab: Option<usize>| -> (Vec<Vec<u32>>, DecodeStats, f64) {
+    let fast = LlamaDecoder::with_decode_layout(&lm.model);
+    let own = LlamaDecoder::new(&lm.model);
+    let decoder = if args.model_layout { &own } else { &fast };
+    let run_with = |decoder: &LlamaDecoder<B>, draft: Option<usize>, vocab: Option<usize>| {
         let mut outputs = Vec::new();
         let mut total = DecodeStats::default();
         let started = Instant::now();
         for ids in &encoded {
             let (out, stats) = match draft {
-                None => greedy(&lm.model, &lm.full, ids, args.max_new, stop),
+                None => decoder.greedy(&lm.full, ids, args.max_new, stop),
                 Some(d) => {
                     let config = SpeculativeConfig {
                         draft_depth: d,
@@ -179,7 +182,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
                         adaptive: !args.fixed_draft,
                         draft_vocab: vocab,
                     };
-                    speculative_greedy(&lm.model, &lm.full, &config, ids, args.max_new, stop)
+                    decoder.speculative_greedy(&lm.full, &config, ids, args.max_new, stop)
                 }
             };
             total.generated += stats.generated;
@@ -193,6 +196,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         }
         (outputs, total, started.elapsed().as_secs_f64())
     };
+    let run_mode = |draft: Option<usize>, vocab: Option<usize>| run_with(decoder, draft, vocab);
     let (plain, plain_stats, plain_seconds) = run_mode(None, None);
     if !ctx.quiet {
         for (prompt, out) in prompts.iter().zip(&plain) {
@@ -214,6 +218,25 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         ms_per_verification: 0.0,
         drafted_per_verification: 0.0,
     }];
+    if args.bench.is_some() && !args.model_layout {
+        // The same greedy decoding with the model's own (training) layout, for the layout's gain.
+        let (outputs, stats, seconds) = run_with(&own, None, None);
+        let tps = stats.generated as f64 / seconds.max(1e-9);
+        rows.push(DecodeRow {
+            mode: "greedy (model layout)".into(),
+            draft_depth: 0,
+            tokens: stats.generated,
+            seconds,
+            tokens_per_second: tps,
+            speedup: tps / plain_tps.max(1e-12),
+            acceptance_rate: 0.0,
+            tokens_per_full_pass: stats.tokens_per_pass(),
+            identical: outputs == plain,
+            ms_per_draft_token: 0.0,
+            ms_per_verification: 0.0,
+            drafted_per_verification: 0.0,
+        });
+    }
     let vocabularies: Vec<Option<usize>> =
         std::iter::once(None).chain(args.draft_vocab.iter().map(|&n| Some(n))).collect();
     for (&d, &vocab) in args.draft_depth.iter().flat_map(|d| vocabularies.iter().map(move |v| (d, v))) {
@@ -246,7 +269,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         let (mut generated, mut same, mut layers) = (0usize, 0usize, 0usize);
         let mut identical = true;
         for (ids, reference) in encoded.iter().zip(&plain) {
-            let (out, stats) = early_exit_greedy(&lm.model, &lm.full, &config, ids, args.max_new, stop);
+            let (out, stats) = decoder.early_exit_greedy(&lm.full, &config, ids, args.max_new, stop);
             generated += stats.generated;
             layers += stats.layers_run;
             same += out.iter().zip(reference).take_while(|(a, b)| a == b).count();

@@ -213,6 +213,34 @@ mod decoding {
     }
 
     #[test]
+    fn the_decoding_layout_gives_the_same_layers_and_tokens() {
+        use sorted_zoo::llama::LlamaDecoder;
+        let m = model(13);
+        let weights = m.decode_weights();
+        // Every sub-model's layers (narrow FFN included), prompt and cached steps.
+        for sub in space().iter() {
+            let x = burn::tensor::module::embedding(m.embedding.val(), ids(&TOKENS));
+            let (mut a, mut b) = (KvCache::new(), KvCache::new());
+            let plain = m.run_layers(x.clone(), 0, sub.depth, sub.ffn, &mut a);
+            let fast = m.run_layers_with(x, 0, sub.depth, sub.ffn, &mut b, Some(&weights));
+            assert_matches_dense(fast, plain, 1e-5);
+            let step = burn::tensor::module::embedding(m.embedding.val(), ids(&[4]));
+            let plain = m.run_layers(step.clone(), 0, sub.depth, sub.ffn, &mut a);
+            let fast = m.run_layers_with(step, 0, sub.depth, sub.ffn, &mut b, Some(&weights));
+            assert_matches_dense(fast, plain, 1e-5);
+        }
+        let full = space().largest();
+        let decoder = LlamaDecoder::with_decode_layout(&m);
+        let config =
+            SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 6, adaptive: true, draft_vocab: None };
+        for prompt in prompts() {
+            let (plain, _) = greedy(&m, &full, &prompt, 10, None);
+            assert_eq!(decoder.greedy(&full, &prompt, 10, None).0, plain, "prompt {prompt:?}");
+            assert_eq!(decoder.speculative_greedy(&full, &config, &prompt, 10, None).0, plain, "prompt {prompt:?}");
+        }
+    }
+
+    #[test]
     fn the_head_prefix_is_the_head_restricted_to_the_first_tokens() {
         let m = model(12);
         let h = Tensor::<F, 3>::random([1, 3, 16], burn::tensor::Distribution::Default, &Default::default());

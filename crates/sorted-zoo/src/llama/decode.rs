@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use sorted_nn::TransformerSubModel;
 
-use super::model::{KvCache, SortedLlama};
+use super::model::{DecodeWeights, KvCache, SortedLlama};
 
 /// What a decoding call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -54,9 +54,276 @@ fn ids<B: Backend>(tokens: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
     Tensor::<B, 1, Int>::from_data(TensorData::new(values, [tokens.len()]), device).reshape([1, tokens.len()])
 }
 
-/// Greedy decoding of sub-model `sub`: feeds `prompt` (at least one token) once, then one
-/// token per step through the KV cache, until `max_new` tokens or `stop` is produced (the stop
-/// token is included in the output).
+/// A model ready to decode: the model, and optionally its projections copied into the decoding
+/// layout ([`SortedLlama::decode_weights`]), which makes the few-row products of decoding
+/// faster on Flex at the cost of a second copy of the layer weights. Both give the same tokens
+/// (up to floating-point near-ties; the free functions [`greedy`], [`speculative_greedy`] and
+/// [`early_exit_greedy`] use the model's own layout).
+///
+/// # Example
+/// ```
+/// use burn::backend::Flex;
+/// use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
+/// use sorted_zoo::llama::{LlamaDecoder, SortedLlamaConfig, SpeculativeConfig};
+///
+/// let model = SortedLlamaConfig::tiny().init::<Flex>(&Default::default());
+/// let space = TransformerSpace::new(
+///     TransformerSpaceConfig { depths: vec![4], heads: vec![4], ffn: vec![24], hidden: None },
+///     16,
+/// )?;
+/// let full = space.largest();
+/// let decoder = LlamaDecoder::with_decode_layout(&model);
+/// let (plain, _) = decoder.greedy(&full, &[1, 2, 3], 8, None);
+/// let config = SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 6, adaptive: true, draft_vocab: None };
+/// let (fast, stats) = decoder.speculative_greedy(&full, &config, &[1, 2, 3], 8, None);
+/// assert_eq!(fast, plain);
+/// assert!(stats.accepted <= stats.proposed);
+/// # Ok::<(), sorted_nn::SpecError>(())
+/// ```
+#[derive(Debug)]
+pub struct LlamaDecoder<'a, B: Backend> {
+    model: &'a SortedLlama<B>,
+    weights: Option<DecodeWeights<B>>,
+}
+
+impl<'a, B: Backend> LlamaDecoder<'a, B> {
+    /// Decodes with the model's own weights and layout.
+    pub fn new(model: &'a SortedLlama<B>) -> Self {
+        Self { model, weights: None }
+    }
+
+    /// Decodes with the projections copied into the decoding layout (built once here).
+    pub fn with_decode_layout(model: &'a SortedLlama<B>) -> Self {
+        Self { model, weights: Some(model.decode_weights()) }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &'a SortedLlama<B> {
+        self.model
+    }
+
+    fn run_layers(&self, x: Tensor<B, 3>, from: usize, to: usize, ffn: usize, cache: &mut KvCache<B>) -> Tensor<B, 3> {
+        self.model.run_layers_with(x, from, to, ffn, cache, self.weights.as_ref())
+    }
+
+    fn forward(&self, ids: Tensor<B, 2, Int>, sub: &TransformerSubModel, cache: &mut KvCache<B>) -> Tensor<B, 3> {
+        let x = burn::tensor::module::embedding(self.model.embedding.val(), ids);
+        self.model.head(self.run_layers(x, 0, sub.depth, sub.ffn, cache))
+    }
+
+    /// Greedy decoding of sub-model `sub`: feeds `prompt` (at least one token) once, then one
+    /// token per step through the KV cache, until `max_new` tokens or `stop` is produced (the stop
+    /// token is included in the output).
+    ///
+    /// # Panics
+    /// If `prompt` is empty.
+    pub fn greedy(
+        &self,
+        sub: &TransformerSubModel,
+        prompt: &[u32],
+        max_new: usize,
+        stop: Option<u32>,
+    ) -> (Vec<u32>, DecodeStats) {
+        assert!(!prompt.is_empty(), "greedy: empty prompt");
+        let device = self.model.embedding.device();
+        let mut cache = KvCache::new();
+        let mut stats = DecodeStats::default();
+        let mut out = Vec::with_capacity(max_new);
+        if max_new == 0 {
+            return (out, stats);
+        }
+        let mut next = last_argmax(self.forward(ids::<B>(prompt, &device), sub, &mut cache));
+        stats.full_passes += 1;
+        loop {
+            out.push(next);
+            if out.len() == max_new || Some(next) == stop {
+                break;
+            }
+            next = last_argmax(self.forward(ids::<B>(&[next], &device), sub, &mut cache));
+            stats.full_passes += 1;
+        }
+        stats.generated = out.len();
+        (out, stats)
+    }
+
+    /// Self-speculative greedy decoding of `full`: the first `draft_depth` layers (through the
+    /// shared final norm and head) propose up to `n` tokens one at a time; the full model's
+    /// remaining layers then check all of them in one pass, starting from the draft's hidden
+    /// states (the shared layers are computed once and their KV cache is the full model's). The
+    /// longest agreeing prefix is kept plus the full model's own next token, so the output is
+    /// token for token the full model's greedy output (up to floating-point near-ties between a
+    /// batched and a one-token pass). Rejected positions are dropped from the cache.
+    ///
+    /// # Panics
+    /// If `prompt` is empty, `draft_depth` is not below `full.depth`, or `full.ffn` is not the
+    /// allocated width.
+    pub fn speculative_greedy(
+        &self,
+        full: &TransformerSubModel,
+        config: &SpeculativeConfig,
+        prompt: &[u32],
+        max_new: usize,
+        stop: Option<u32>,
+    ) -> (Vec<u32>, DecodeStats) {
+        assert!(!prompt.is_empty(), "speculative_greedy: empty prompt");
+        let (d, depth, ffn) = (config.draft_depth, full.depth, full.ffn);
+        assert!(d >= 1 && d < depth, "speculative_greedy: draft depth {d} must be in 1..{depth}");
+        let device = self.model.embedding.device();
+        let mut cache = KvCache::new();
+        let mut stats = DecodeStats::default();
+        let mut out: Vec<u32> = Vec::with_capacity(max_new);
+        if max_new == 0 {
+            return (out, stats);
+        }
+        let embed =
+            |tokens: &[u32]| burn::tensor::module::embedding(self.model.embedding.val(), ids::<B>(tokens, &device));
+        // The prompt through every layer; the full model's prediction is the first token.
+        let h = self.run_layers(embed(prompt), 0, depth, ffn, &mut cache);
+        let mut pending = last_argmax(self.model.head(h));
+        stats.full_passes += 1;
+        out.push(pending);
+        let mut n = config.initial_draft.clamp(1, config.max_draft.max(1));
+        while out.len() < max_new && Some(pending) != stop {
+            let n_now = n.min(max_new - out.len());
+            let start = cache.len_of(0);
+            // Draft: feed `pending`, then each drafted token, through the shared layers.
+            let mut inputs = vec![pending];
+            let mut hidden = Vec::with_capacity(n_now);
+            let mut drafted = Vec::with_capacity(n_now);
+            let drafting = std::time::Instant::now();
+            for i in 0..n_now {
+                let h = self.run_layers(embed(&inputs[i..i + 1]), 0, d, ffn, &mut cache);
+                let logits = match config.draft_vocab {
+                    Some(n) => self.model.head_prefix(h.clone(), n),
+                    None => self.model.head(h.clone()),
+                };
+                let token = last_argmax(logits);
+                stats.draft_passes += 1;
+                hidden.push(h);
+                drafted.push(token);
+                if i + 1 < n_now {
+                    inputs.push(token);
+                }
+            }
+            stats.draft_time += drafting.elapsed();
+            // Verify: the remaining layers on the draft's hidden states, all positions at once.
+            let verifying = std::time::Instant::now();
+            let h = self.run_layers(Tensor::cat(hidden, 1), d, depth, ffn, &mut cache);
+            let verified = argmax_all(self.model.head(h));
+            stats.verify_time += verifying.elapsed();
+            stats.full_passes += 1;
+            stats.proposed += n_now;
+            let agree = drafted.iter().zip(&verified).take_while(|(a, b)| a == b).count();
+            stats.accepted += agree;
+            let mut emitted: Vec<u32> = drafted[..agree].to_vec();
+            if agree < n_now {
+                emitted.push(verified[agree]);
+            }
+            // Inputs `start..start + agree + 1` were correct tokens; the rest are dropped.
+            cache.truncate(start + (agree + 1).min(n_now));
+            for &token in &emitted {
+                if out.len() == max_new {
+                    break;
+                }
+                out.push(token);
+                pending = token;
+                if Some(token) == stop {
+                    break;
+                }
+            }
+            if config.adaptive {
+                n = if agree == n_now { (n + 1).min(config.max_draft.max(1)) } else { n.saturating_sub(1).max(1) };
+            }
+        }
+        stats.generated = out.len();
+        (out, stats)
+    }
+
+    /// Confidence-based early exit, a **lossy** mode: each new token runs the layers up to the
+    /// first exit whose top softmax probability reaches its threshold (else the whole model) and is
+    /// emitted there; the layers it skipped get keys and values computed from its exit state, so
+    /// later tokens can attend to it. Unlike [`speculative_greedy`], the output can differ from the
+    /// full model's.
+    ///
+    /// # Panics
+    /// If `prompt` is empty, the exits are not ascending and below `full.depth`, or the
+    /// thresholds do not match the exits (validate user input first).
+    pub fn early_exit_greedy(
+        &self,
+        full: &TransformerSubModel,
+        config: &EarlyExitConfig,
+        prompt: &[u32],
+        max_new: usize,
+        stop: Option<u32>,
+    ) -> (Vec<u32>, EarlyExitStats) {
+        assert!(!prompt.is_empty(), "early_exit_greedy: empty prompt");
+        assert_eq!(config.exits.len(), config.thresholds.len(), "early_exit_greedy: one threshold per exit");
+        assert!(
+            config.exits.windows(2).all(|w| w[0] < w[1]) && config.exits.iter().all(|&e| e >= 1 && e < full.depth),
+            "early_exit_greedy: exits {:?} must ascend within 1..{}",
+            config.exits,
+            full.depth
+        );
+        let device = self.model.embedding.device();
+        let (depth, ffn) = (full.depth, full.ffn);
+        let mut cache = KvCache::new();
+        let mut stats = EarlyExitStats { emitted_at: vec![0; config.exits.len() + 1], ..Default::default() };
+        let mut out = Vec::with_capacity(max_new);
+        if max_new == 0 {
+            return (out, stats);
+        }
+        let mut next = last_argmax(self.forward(ids::<B>(prompt, &device), full, &mut cache));
+        loop {
+            out.push(next);
+            if out.len() == max_new || Some(next) == stop {
+                break;
+            }
+            let position = cache.len_of(0);
+            let mut x = burn::tensor::module::embedding(self.model.embedding.val(), ids::<B>(&[next], &device));
+            let mut done = 0;
+            let mut chosen = None;
+            for (e, (&exit, &threshold)) in config.exits.iter().zip(&config.thresholds).enumerate() {
+                x = self.run_layers(x, done, exit, ffn, &mut cache);
+                stats.layers_run += exit - done;
+                done = exit;
+                let logits = self.model.head(x.clone());
+                let v = logits.dims()[2];
+                let probs = burn::tensor::activation::softmax(logits.reshape([1, v]), 1);
+                let top = probs.clone().max().into_scalar().elem::<f32>();
+                if top >= threshold {
+                    chosen = Some((e, probs.argmax(1).into_scalar().elem::<i64>() as u32));
+                    break;
+                }
+            }
+            next = match chosen {
+                Some((e, token)) => {
+                    // The skipped layers still need this position's keys and values.
+                    for layer in done..depth {
+                        self.model.layers[layer].append_kv(
+                            x.clone(),
+                            position,
+                            self.model.rope_theta,
+                            &mut cache.layers[layer],
+                        );
+                    }
+                    stats.emitted_at[e] += 1;
+                    token
+                }
+                None => {
+                    let h = self.run_layers(x, done, depth, ffn, &mut cache);
+                    stats.layers_run += depth - done;
+                    stats.emitted_at[config.exits.len()] += 1;
+                    last_argmax(self.model.head(h))
+                }
+            };
+        }
+        stats.generated = out.len();
+        (out, stats)
+    }
+}
+
+/// Greedy decoding of sub-model `sub` with the model's own layout: see
+/// [`LlamaDecoder::greedy`].
 ///
 /// # Panics
 /// If `prompt` is empty.
@@ -67,26 +334,7 @@ pub fn greedy<B: Backend>(
     max_new: usize,
     stop: Option<u32>,
 ) -> (Vec<u32>, DecodeStats) {
-    assert!(!prompt.is_empty(), "greedy: empty prompt");
-    let device = model.embedding.device();
-    let mut cache = KvCache::new();
-    let mut stats = DecodeStats::default();
-    let mut out = Vec::with_capacity(max_new);
-    if max_new == 0 {
-        return (out, stats);
-    }
-    let mut next = last_argmax(model.forward(ids::<B>(prompt, &device), sub, &mut cache));
-    stats.full_passes += 1;
-    loop {
-        out.push(next);
-        if out.len() == max_new || Some(next) == stop {
-            break;
-        }
-        next = last_argmax(model.forward(ids::<B>(&[next], &device), sub, &mut cache));
-        stats.full_passes += 1;
-    }
-    stats.generated = out.len();
-    (out, stats)
+    LlamaDecoder::new(model).greedy(sub, prompt, max_new, stop)
 }
 
 /// How [`speculative_greedy`] drafts.
@@ -109,17 +357,11 @@ pub struct SpeculativeConfig {
     pub draft_vocab: Option<usize>,
 }
 
-/// Self-speculative greedy decoding of `full`: the first `draft_depth` layers (through the
-/// shared final norm and head) propose up to `n` tokens one at a time; the full model's
-/// remaining layers then check all of them in one pass, starting from the draft's hidden
-/// states (the shared layers are computed once and their KV cache is the full model's). The
-/// longest agreeing prefix is kept plus the full model's own next token, so the output is
-/// token for token the full model's greedy output (up to floating-point near-ties between a
-/// batched and a one-token pass). Rejected positions are dropped from the cache.
+/// Self-speculative greedy decoding with the model's own layout: see
+/// [`LlamaDecoder::speculative_greedy`].
 ///
 /// # Panics
-/// If `prompt` is empty, `draft_depth` is not below `full.depth`, or `full.ffn` is not the
-/// allocated width.
+/// As [`LlamaDecoder::speculative_greedy`].
 pub fn speculative_greedy<B: Backend>(
     model: &SortedLlama<B>,
     full: &TransformerSubModel,
@@ -128,77 +370,7 @@ pub fn speculative_greedy<B: Backend>(
     max_new: usize,
     stop: Option<u32>,
 ) -> (Vec<u32>, DecodeStats) {
-    assert!(!prompt.is_empty(), "speculative_greedy: empty prompt");
-    let (d, depth, ffn) = (config.draft_depth, full.depth, full.ffn);
-    assert!(d >= 1 && d < depth, "speculative_greedy: draft depth {d} must be in 1..{depth}");
-    let device = model.embedding.device();
-    let mut cache = KvCache::new();
-    let mut stats = DecodeStats::default();
-    let mut out: Vec<u32> = Vec::with_capacity(max_new);
-    if max_new == 0 {
-        return (out, stats);
-    }
-    let embed = |tokens: &[u32]| burn::tensor::module::embedding(model.embedding.val(), ids::<B>(tokens, &device));
-    // The prompt through every layer; the full model's prediction is the first token.
-    let h = model.run_layers(embed(prompt), 0, depth, ffn, &mut cache);
-    let mut pending = last_argmax(model.head(h));
-    stats.full_passes += 1;
-    out.push(pending);
-    let mut n = config.initial_draft.clamp(1, config.max_draft.max(1));
-    while out.len() < max_new && Some(pending) != stop {
-        let n_now = n.min(max_new - out.len());
-        let start = cache.len_of(0);
-        // Draft: feed `pending`, then each drafted token, through the shared layers.
-        let mut inputs = vec![pending];
-        let mut hidden = Vec::with_capacity(n_now);
-        let mut drafted = Vec::with_capacity(n_now);
-        let drafting = std::time::Instant::now();
-        for i in 0..n_now {
-            let h = model.run_layers(embed(&inputs[i..i + 1]), 0, d, ffn, &mut cache);
-            let logits = match config.draft_vocab {
-                Some(n) => model.head_prefix(h.clone(), n),
-                None => model.head(h.clone()),
-            };
-            let token = last_argmax(logits);
-            stats.draft_passes += 1;
-            hidden.push(h);
-            drafted.push(token);
-            if i + 1 < n_now {
-                inputs.push(token);
-            }
-        }
-        stats.draft_time += drafting.elapsed();
-        // Verify: the remaining layers on the draft's hidden states, all positions at once.
-        let verifying = std::time::Instant::now();
-        let h = model.run_layers(Tensor::cat(hidden, 1), d, depth, ffn, &mut cache);
-        let verified = argmax_all(model.head(h));
-        stats.verify_time += verifying.elapsed();
-        stats.full_passes += 1;
-        stats.proposed += n_now;
-        let agree = drafted.iter().zip(&verified).take_while(|(a, b)| a == b).count();
-        stats.accepted += agree;
-        let mut emitted: Vec<u32> = drafted[..agree].to_vec();
-        if agree < n_now {
-            emitted.push(verified[agree]);
-        }
-        // Inputs `start..start + agree + 1` were correct tokens; the rest are dropped.
-        cache.truncate(start + (agree + 1).min(n_now));
-        for &token in &emitted {
-            if out.len() == max_new {
-                break;
-            }
-            out.push(token);
-            pending = token;
-            if Some(token) == stop {
-                break;
-            }
-        }
-        if config.adaptive {
-            n = if agree == n_now { (n + 1).min(config.max_draft.max(1)) } else { n.saturating_sub(1).max(1) };
-        }
-    }
-    stats.generated = out.len();
-    (out, stats)
+    LlamaDecoder::new(model).speculative_greedy(full, config, prompt, max_new, stop)
 }
 
 /// How [`early_exit_greedy`] exits.
@@ -223,15 +395,11 @@ pub struct EarlyExitStats {
     pub layers_run: usize,
 }
 
-/// Confidence-based early exit, a **lossy** mode: each new token runs the layers up to the
-/// first exit whose top softmax probability reaches its threshold (else the whole model) and is
-/// emitted there; the layers it skipped get keys and values computed from its exit state, so
-/// later tokens can attend to it. Unlike [`speculative_greedy`], the output can differ from the
-/// full model's.
+/// Confidence-based early exit (lossy) with the model's own layout: see
+/// [`LlamaDecoder::early_exit_greedy`].
 ///
 /// # Panics
-/// If `prompt` is empty, the exits are not ascending and below `full.depth`, or the
-/// thresholds do not match the exits (validate user input first).
+/// As [`LlamaDecoder::early_exit_greedy`].
 pub fn early_exit_greedy<B: Backend>(
     model: &SortedLlama<B>,
     full: &TransformerSubModel,
@@ -240,62 +408,5 @@ pub fn early_exit_greedy<B: Backend>(
     max_new: usize,
     stop: Option<u32>,
 ) -> (Vec<u32>, EarlyExitStats) {
-    assert!(!prompt.is_empty(), "early_exit_greedy: empty prompt");
-    assert_eq!(config.exits.len(), config.thresholds.len(), "early_exit_greedy: one threshold per exit");
-    assert!(
-        config.exits.windows(2).all(|w| w[0] < w[1]) && config.exits.iter().all(|&e| e >= 1 && e < full.depth),
-        "early_exit_greedy: exits {:?} must ascend within 1..{}",
-        config.exits,
-        full.depth
-    );
-    let device = model.embedding.device();
-    let (depth, ffn) = (full.depth, full.ffn);
-    let mut cache = KvCache::new();
-    let mut stats = EarlyExitStats { emitted_at: vec![0; config.exits.len() + 1], ..Default::default() };
-    let mut out = Vec::with_capacity(max_new);
-    if max_new == 0 {
-        return (out, stats);
-    }
-    let mut next = last_argmax(model.forward(ids::<B>(prompt, &device), full, &mut cache));
-    loop {
-        out.push(next);
-        if out.len() == max_new || Some(next) == stop {
-            break;
-        }
-        let position = cache.len_of(0);
-        let mut x = burn::tensor::module::embedding(model.embedding.val(), ids::<B>(&[next], &device));
-        let mut done = 0;
-        let mut chosen = None;
-        for (e, (&exit, &threshold)) in config.exits.iter().zip(&config.thresholds).enumerate() {
-            x = model.run_layers(x, done, exit, ffn, &mut cache);
-            stats.layers_run += exit - done;
-            done = exit;
-            let logits = model.head(x.clone());
-            let v = logits.dims()[2];
-            let probs = burn::tensor::activation::softmax(logits.reshape([1, v]), 1);
-            let top = probs.clone().max().into_scalar().elem::<f32>();
-            if top >= threshold {
-                chosen = Some((e, probs.argmax(1).into_scalar().elem::<i64>() as u32));
-                break;
-            }
-        }
-        next = match chosen {
-            Some((e, token)) => {
-                // The skipped layers still need this position's keys and values.
-                for layer in done..depth {
-                    model.layers[layer].append_kv(x.clone(), position, model.rope_theta, &mut cache.layers[layer]);
-                }
-                stats.emitted_at[e] += 1;
-                token
-            }
-            None => {
-                let h = model.run_layers(x, done, depth, ffn, &mut cache);
-                stats.layers_run += depth - done;
-                stats.emitted_at[config.exits.len()] += 1;
-                last_argmax(model.head(h))
-            }
-        };
-    }
-    stats.generated = out.len();
-    (out, stats)
+    LlamaDecoder::new(model).early_exit_greedy(full, config, prompt, max_new, stop)
 }

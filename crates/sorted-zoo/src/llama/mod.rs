@@ -10,7 +10,11 @@ mod weights;
 pub use gguf::{GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType};
 
 pub use decode::{
-    DecodeStats, EarlyExitConfig, EarlyExitStats, SpeculativeConfig, early_exit_greedy, greedy, speculative_greedy,
+    DecodeStats, EarlyExitConfig, EarlyExitStats, LlamaDecoder, SpeculativeConfig, early_exit_greedy, greedy,
+    speculative_greedy,
 };
-pub use model::{KvCache, LayerCache, RmsNorm, SortedLlama, SortedLlamaConfig, SortedLlamaLayer, rope};
+pub use model::{
+    DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, RmsNorm, SortedLlama, SortedLlamaConfig, SortedLlamaLayer,
+    rope,
+};
 pub use soft::{HeadGradient, SoftLoss, SoftTerm, soft_loss, soft_loss_with};

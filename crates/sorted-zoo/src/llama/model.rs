@@ -234,6 +234,35 @@ pub struct SortedLlamaLayer<B: Backend> {
     pub head_dim: usize,
 }
 
+/// The projection weights of one layer transposed to `[out, in]` and made contiguous: the
+/// layout in which Flex's gemm multiplies the few rows of a decoding step (1-8 new tokens)
+/// fastest. Build them with [`SortedLlama::decode_weights`] after training; they are a copy,
+/// not a view, so they go stale if the model changes.
+#[derive(Clone, Debug)]
+pub struct DecodeLayerWeights<B: Backend> {
+    query: Tensor<B, 2>,
+    key: Tensor<B, 2>,
+    value: Tensor<B, 2>,
+    output: Tensor<B, 2>,
+    gate: Tensor<B, 2>,
+    up: Tensor<B, 2>,
+    down: Tensor<B, 2>,
+}
+
+/// [`DecodeLayerWeights`] for every layer of a [`SortedLlama`].
+#[derive(Clone, Debug)]
+pub struct DecodeWeights<B: Backend> {
+    layers: Vec<DecodeLayerWeights<B>>,
+}
+
+/// `x @ W` for `x` `[b, s, active_in]` and `W` given transposed (`[out_max, in_max]`), using
+/// its first `out` rows and first `active_in` columns.
+fn project_transposed<B: Backend>(x: Tensor<B, 3>, weight_t: &Tensor<B, 2>, out: usize) -> Tensor<B, 3> {
+    let [b, s, i] = x.dims();
+    let w = weight_t.clone().slice([0..out, 0..i]);
+    w.matmul(x.reshape([b * s, i]).transpose()).transpose().reshape([b, s, out])
+}
+
 impl<B: Backend> SortedLlamaLayer<B> {
     /// One layer on `[batch, seq, d]` for positions `start..start + seq`, attending to the
     /// cached positions and causally to the new ones; appends the new keys and values to
@@ -246,11 +275,39 @@ impl<B: Backend> SortedLlamaLayer<B> {
         theta: f64,
         cache: &mut Option<LayerCache<B>>,
     ) -> Tensor<B, 3> {
+        self.forward_with(x, ffn, start, theta, cache, None)
+    }
+
+    /// [`SortedLlamaLayer::forward`], with the projections taken from `weights` (the decoding
+    /// layout) when given: the same values up to floating-point summation order.
+    pub fn forward_with(
+        &self,
+        x: Tensor<B, 3>,
+        ffn: usize,
+        start: usize,
+        theta: f64,
+        cache: &mut Option<LayerCache<B>>,
+        weights: Option<&DecodeLayerWeights<B>>,
+    ) -> Tensor<B, 3> {
         let [b, s, d] = x.dims();
         let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let project = |which: &SortedLinear<B>, t: Option<&Tensor<B, 2>>, x: Tensor<B, 3>, out: usize| match t {
+            Some(t) => project_transposed(x, t, out),
+            None => which.forward(x, out),
+        };
         let h = self.attention_norm.forward(x.clone());
-        let q = rope(self.query.forward(h.clone(), nh * hd).reshape([b, s, nh, hd]).swap_dims(1, 2), start, theta);
-        let (k, v) = self.append_kv_normed(h, start, theta, cache);
+        let q = rope(
+            project(&self.query, weights.map(|w| &w.query), h.clone(), nh * hd).reshape([b, s, nh, hd]).swap_dims(1, 2),
+            start,
+            theta,
+        );
+        let (k, v) = self.append_kv_projected(
+            project(&self.key, weights.map(|w| &w.key), h.clone(), nkv * hd),
+            project(&self.value, weights.map(|w| &w.value), h, nkv * hd),
+            start,
+            theta,
+            cache,
+        );
         let t = k.dims()[2];
         // Query head i reads KV head i / (nh / nkv).
         let rep = nh / nkv;
@@ -263,10 +320,33 @@ impl<B: Backend> SortedLlamaLayer<B> {
             scores = scores.add(causal_bias::<B>(s, t, &x.device()));
         }
         let attended = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, s, nh * hd]);
-        let x = x.add(self.output.forward(attended, d));
+        let x = x.add(project(&self.output, weights.map(|w| &w.output), attended, d));
         let h = self.ffn_norm.forward(x.clone());
-        let act = silu(self.gate.forward(h.clone(), ffn)).mul(self.up.forward(h, ffn));
-        x.add(self.down.forward(act, d))
+        let act = silu(project(&self.gate, weights.map(|w| &w.gate), h.clone(), ffn)).mul(project(
+            &self.up,
+            weights.map(|w| &w.up),
+            h,
+            ffn,
+        ));
+        x.add(project(&self.down, weights.map(|w| &w.down), act, d))
+    }
+
+    /// This layer's projections in the decoding layout.
+    pub fn decode_weights(&self) -> DecodeLayerWeights<B> {
+        let t = |l: &SortedLinear<B>| {
+            let w = l.weight.val().transpose();
+            let device = w.device();
+            Tensor::from_data(w.into_data(), &device)
+        };
+        DecodeLayerWeights {
+            query: t(&self.query),
+            key: t(&self.key),
+            value: t(&self.value),
+            output: t(&self.output),
+            gate: t(&self.gate),
+            up: t(&self.up),
+            down: t(&self.down),
+        }
     }
 }
 
@@ -287,11 +367,27 @@ impl<B: Backend> SortedLlamaLayer<B> {
         theta: f64,
         cache: &mut Option<LayerCache<B>>,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let [b, s, _] = h.dims();
+        let (nkv, hd) = (self.num_kv_heads, self.head_dim);
+        let k = self.key.forward(h.clone(), nkv * hd);
+        let v = self.value.forward(h, nkv * hd);
+        self.append_kv_projected(k, v, start, theta, cache)
+    }
+
+    /// Projected keys and values (`[batch, seq, kv_heads * head_dim]`), rotated and appended to
+    /// `cache`; returns the whole cache.
+    fn append_kv_projected(
+        &self,
+        k: Tensor<B, 3>,
+        v: Tensor<B, 3>,
+        start: usize,
+        theta: f64,
+        cache: &mut Option<LayerCache<B>>,
+    ) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let [b, s, _] = k.dims();
         let (nkv, hd) = (self.num_kv_heads, self.head_dim);
         let split = |t: Tensor<B, 3>| t.reshape([b, s, nkv, hd]).swap_dims(1, 2);
-        let k = rope(split(self.key.forward(h.clone(), nkv * hd)), start, theta);
-        let v = split(self.value.forward(h, nkv * hd));
+        let k = rope(split(k), start, theta);
+        let v = split(v);
         let (k, v) = match cache.take() {
             Some(c) => (Tensor::cat(vec![c.keys, k], 2), Tensor::cat(vec![c.values, v], 2)),
             None => (k, v),
@@ -399,20 +495,42 @@ impl<B: Backend> SortedLlama<B> {
     /// layer `from`.
     pub fn run_layers(
         &self,
+        x: Tensor<B, 3>,
+        from: usize,
+        to: usize,
+        ffn: usize,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 3> {
+        self.run_layers_with(x, from, to, ffn, cache, None)
+    }
+
+    /// [`SortedLlama::run_layers`], with the projections in the decoding layout when `weights`
+    /// is given (from [`SortedLlama::decode_weights`] of this model).
+    pub fn run_layers_with(
+        &self,
         mut x: Tensor<B, 3>,
         from: usize,
         to: usize,
         ffn: usize,
         cache: &mut KvCache<B>,
+        weights: Option<&DecodeWeights<B>>,
     ) -> Tensor<B, 3> {
         if cache.layers.len() < self.layers.len() {
             cache.layers.resize_with(self.layers.len(), || None);
         }
         for (i, layer) in self.layers.iter().enumerate().take(to).skip(from) {
             let start = cache.len_of(i);
-            x = layer.forward(x, ffn, start, self.rope_theta, &mut cache.layers[i]);
+            let w = weights.map(|w| &w.layers[i]);
+            x = layer.forward_with(x, ffn, start, self.rope_theta, &mut cache.layers[i], w);
         }
         x
+    }
+
+    /// Every layer's projections transposed to `[out, in]` and made contiguous (a copy of the
+    /// layer weights): the layout in which decoding's small matrix products run fastest on
+    /// Flex (see `docs/results/smollm2-soft.md`). Rebuild after changing the model.
+    pub fn decode_weights(&self) -> DecodeWeights<B> {
+        DecodeWeights { layers: self.layers.iter().map(SortedLlamaLayer::decode_weights).collect() }
     }
 
     /// Logits from hidden states: the shared final RMSNorm, then the tied head
