@@ -361,6 +361,71 @@ mod smollm2 {
         let text = bpe.decode(&answer);
         assert!(text.contains("Paris"), "answer: {text:?}");
     }
+
+    /// On the real model, self-speculative decoding (two drafter depths, whole and prefix
+    /// vocabulary, decoding layout) reproduces plain greedy decoding token for token on 20
+    /// prompts.
+    #[test]
+    fn smollm2_self_speculative_decoding_equals_greedy_on_20_prompts() {
+        use sorted_zoo::llama::{LlamaDecoder, SpeculativeConfig};
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
+        if !path.exists() {
+            eprintln!("skipped: no {} (run `cargo xtask data smollm2`)", path.display());
+            return;
+        }
+        let file = GgufFile::read(&path).unwrap();
+        let bpe = tokenizer(&file);
+        let model = SortedLlama::<F>::from_gguf(&file, &Default::default()).unwrap();
+        let full = TransformerSpace::new(
+            TransformerSpaceConfig { depths: vec![30], heads: vec![9], ffn: vec![1536], hidden: None },
+            576,
+        )
+        .unwrap()
+        .largest();
+        let prompts = [
+            "What is the capital of France?",
+            "Name a primary colour.",
+            "What is 2 + 3?",
+            "Write one line about the moon.",
+            "Who wrote Hamlet?",
+            "What do cows drink?",
+            "Say hello in Spanish.",
+            "What colour is the sky on a clear day?",
+            "Give a synonym for happy.",
+            "How many legs does a spider have?",
+            "What is the opposite of cold?",
+            "Name a planet in the solar system.",
+            "What is water made of?",
+            "Complete: the early bird catches the",
+            "What season comes after winter?",
+            "Name a fruit that is yellow.",
+            "What is the largest ocean?",
+            "Spell the word cat backwards.",
+            "What language is spoken in Brazil?",
+            "Count from one to five.",
+        ];
+        let stop = bpe.token_id("<|im_end|>");
+        let plain = LlamaDecoder::new(&model);
+        let fast = LlamaDecoder::with_decode_layout(&model);
+        let configs = [(10, None), (20, Some(4096))].map(|(draft_depth, draft_vocab)| SpeculativeConfig {
+            draft_depth,
+            initial_draft: 3,
+            max_draft: 6,
+            adaptive: true,
+            draft_vocab,
+        });
+        let mut accepted = 0;
+        for prompt in prompts {
+            let ids = bpe.encode(&chatml_prompt(&[("user", prompt)], true));
+            let (reference, _) = plain.greedy(&full, &ids, 10, stop);
+            for config in &configs {
+                let (out, stats) = fast.speculative_greedy(&full, config, &ids, 10, stop);
+                assert_eq!(out, reference, "{prompt:?}, {config:?}");
+                accepted += stats.accepted;
+            }
+        }
+        assert!(accepted > 0, "no draft token was ever accepted");
+    }
 }
 
 #[test]
