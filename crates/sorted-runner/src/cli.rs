@@ -84,6 +84,11 @@ pub struct SoftArgs {
     /// then adapt only their layers); default: from every exit, as in Sorted LLaMA.
     #[arg(long)]
     pub head_from_full_only: bool,
+    /// Before training, print (and record in `soft.json`) each term's gradient norm on the
+    /// first batch over the layers every exit shares and over the final norm + head: how
+    /// strongly each exit pulls on the shared weights (one extra forward/backward per term).
+    #[arg(long)]
+    pub probe_gradients: bool,
     /// Optimizer steps.
     #[arg(long, default_value_t = 60)]
     pub steps: usize,

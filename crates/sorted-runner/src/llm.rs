@@ -492,6 +492,8 @@ pub struct SoftReport {
     pub samples: Option<usize>,
     /// Whether only the full-depth exit trained the final norm and head.
     pub head_from_full_only: bool,
+    /// `--probe-gradients`: each term's gradient norms on the first batch, before training.
+    pub gradient_probe: Vec<GradientProbe>,
     /// Each step's sub-models and their own losses.
     pub term_losses: Vec<Vec<TermLoss>>,
     /// Optimizer steps.
@@ -519,6 +521,80 @@ pub struct TermLoss {
     pub ffn: usize,
     /// Its cross-entropy.
     pub loss: f64,
+}
+
+/// One term's gradient on the first batch (`soft --probe-gradients`): how hard it pulls on the
+/// layers every exit shares and on the shared norm and head.
+#[derive(Clone, Debug, Serialize)]
+pub struct GradientProbe {
+    /// Exit depth.
+    pub depth: usize,
+    /// SwiGLU width.
+    pub ffn: usize,
+    /// Its cross-entropy.
+    pub loss: f64,
+    /// Layers shared by every term (the shallowest term's depth).
+    pub shared_layers: usize,
+    /// L2 norm of its gradient over those layers' parameters.
+    pub shared_layers_norm: f64,
+    /// L2 norm of its gradient over the final norm and the tied embedding/head.
+    pub head_norm: f64,
+}
+
+/// Each term of `terms` alone: its loss and the L2 norms of its gradient over the layers every
+/// term shares and over the final norm + embedding.
+fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
+    model: &SortedLlama<B>,
+    batch: &sorted_data::LmBatch<B>,
+    terms: &[SoftTerm],
+    head_gradient: HeadGradient,
+) -> Vec<GradientProbe> {
+    use burn::module::Param;
+    let shared = terms.iter().map(|t| t.depth).min().unwrap_or(0);
+    let sq = |p: &Param<Tensor<B, 2>>, g: &B::Gradients| {
+        p.grad(g).map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>())
+    };
+    let sq1 = |p: &Param<Tensor<B, 1>>, g: &B::Gradients| {
+        p.grad(g).map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>())
+    };
+    terms
+        .iter()
+        .map(|term| {
+            let loss = soft_loss_with(
+                model,
+                batch.inputs.clone(),
+                batch.targets.clone(),
+                std::slice::from_ref(term),
+                head_gradient,
+            );
+            let value = loss.total.clone().into_scalar().elem::<f64>();
+            let grads = loss.total.backward();
+            let mut layers = 0.0;
+            for layer in &model.layers[..shared] {
+                for w in [
+                    &layer.query.weight,
+                    &layer.key.weight,
+                    &layer.value.weight,
+                    &layer.output.weight,
+                    &layer.gate.weight,
+                    &layer.up.weight,
+                    &layer.down.weight,
+                ] {
+                    layers += sq(w, &grads);
+                }
+                layers += sq1(&layer.attention_norm.weight, &grads) + sq1(&layer.ffn_norm.weight, &grads);
+            }
+            let head = sq(&model.embedding, &grads) + sq1(&model.norm.weight, &grads);
+            GradientProbe {
+                depth: term.depth,
+                ffn: term.ffn,
+                loss: value,
+                shared_layers: shared,
+                shared_layers_norm: layers.sqrt(),
+                head_norm: head.sqrt(),
+            }
+        })
+        .collect()
 }
 
 /// What each `soft` step trains: every exit at full width with its weight, or (with `--ffn`)
@@ -648,6 +724,21 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         OptimizerConfig::Adamw(AdamOptions { beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weight_decay: Some(0.0) });
     let mut optim: SortedOptimizer<SortedLlama<B>, B> = adamw.init();
     let mut model = lm.model;
+    let probe = if args.probe_gradients {
+        let batch = chunks.batch::<B>(&order.batch_indices(0), device);
+        let probe = probe_gradients(&model, &batch, &plan.terms(0), plan.head_gradient);
+        if !ctx.quiet {
+            for p in &probe {
+                eprintln!(
+                    "gradient norm of L{}-F{} (loss {:.3}): layers 1-{} (shared by every exit) {:.4e}, final norm + embedding {:.4e}",
+                    p.depth, p.ffn, p.loss, p.shared_layers, p.shared_layers_norm, p.head_norm
+                );
+            }
+        }
+        probe
+    } else {
+        Vec::new()
+    };
     let warmup = (args.steps / 10).max(1);
     let started = Instant::now();
     let mut losses = Vec::with_capacity(args.steps);
@@ -702,6 +793,7 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         exit_weights: plan.weights.clone(),
         sampled_ffn: plan.sampled_ffn(),
         head_from_full_only: args.head_from_full_only,
+        gradient_probe: probe,
         samples: plan.sampler.as_ref().map(|s| s.k()),
         term_losses,
         steps: args.steps,
