@@ -1,0 +1,55 @@
+//! Does the decoding layout (`SortedLlama::decode_weights`: each projection copied as a
+//! contiguous `[out, in]` matrix) make decoding steps faster than the training layout? The 30
+//! layers of a SmolLM2-135M-shaped decoder (random weights: the cost does not depend on the
+//! values) after 100 cached positions, on 1 new position (a greedy step) and on 3 and 6 (a
+//! speculative verification pass), in both layouts.
+//!
+//! Group `{device}/decode`; ids `model_layout/s<positions>` and `decode_layout/s<positions>`.
+//! Not part of `cargo xtask bench`'s report; run `cargo bench -p sorted-bench --bench decode`.
+
+use burn::prelude::*;
+use criterion::{BenchmarkId, Criterion, criterion_main};
+use sorted_bench::{Bench, assert_same, device, group_name, time_iters};
+use sorted_zoo::llama::{KvCache, SortedLlamaConfig};
+
+fn decode(c: &mut Criterion) {
+    let device = device();
+    let mut group = c.benchmark_group(group_name("decode"));
+    group.sample_size(10);
+    let model = SortedLlamaConfig::smollm2_135m().init::<Bench>(&device);
+    let weights = model.decode_weights();
+    let (depth, ffn) = (30, 1536);
+    let prompt = Tensor::<Bench, 3>::random([1, 100, 576], burn::tensor::Distribution::Default, &device);
+    let mut cache = KvCache::new();
+    let _ = model.run_layers(prompt, 0, depth, ffn, &mut cache);
+    for positions in [1usize, 3, 6] {
+        let x = Tensor::<Bench, 3>::random([1, positions, 576], burn::tensor::Distribution::Default, &device);
+        assert_same(
+            model.run_layers(x.clone(), 0, depth, ffn, &mut cache.clone()),
+            model.run_layers_with(x.clone(), 0, depth, ffn, &mut cache.clone(), Some(&weights)),
+        );
+        let id = format!("s{positions}");
+        group.bench_function(BenchmarkId::new("model_layout", &id), |b| {
+            b.iter_custom(|iters| {
+                time_iters::<Bench, _>(&device, iters, || {
+                    model.run_layers(x.clone(), 0, depth, ffn, &mut cache.clone())
+                })
+            });
+        });
+        group.bench_function(BenchmarkId::new("decode_layout", &id), |b| {
+            b.iter_custom(|iters| {
+                time_iters::<Bench, _>(&device, iters, || {
+                    model.run_layers_with(x.clone(), 0, depth, ffn, &mut cache.clone(), Some(&weights))
+                })
+            });
+        });
+    }
+    group.finish();
+}
+
+fn benches() {
+    let mut c = Criterion::default().configure_from_args();
+    decode(&mut c);
+}
+
+criterion_main!(benches);
