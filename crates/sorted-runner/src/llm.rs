@@ -815,3 +815,68 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::SoftPlan;
+    use crate::cli::{Cli, Command, SoftArgs};
+
+    fn soft_args(extra: &[&str]) -> SoftArgs {
+        let mut argv = vec!["sorted-runner", "soft", "--out", "unused"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("parses").command {
+            Some(Command::Soft(args)) => args,
+            other => panic!("not a soft command: {other:?}"),
+        }
+    }
+
+    fn plan(extra: &[&str]) -> anyhow::Result<SoftPlan> {
+        SoftPlan::new(&soft_args(extra), 30, 1536, 9, 576)
+    }
+
+    #[test]
+    fn soft_trains_every_exit_at_full_width_with_its_weight() {
+        let p = plan(&["--exits", "30,10,20", "--exit-weights", "4,1,2"]).unwrap();
+        let terms: Vec<(usize, usize, f64)> = p.terms(0).iter().map(|t| (t.depth, t.ffn, t.weight)).collect();
+        // Sorted by depth, each weight staying with its exit.
+        assert_eq!(terms, [(10, 1536, 1.0), (20, 1536, 2.0), (30, 1536, 4.0)]);
+        assert_eq!(p.terms(7).len(), 3);
+        let equal = plan(&["--exits", "10,30"]).unwrap();
+        assert!(equal.terms(0).iter().all(|t| t.weight == 1.0));
+    }
+
+    #[test]
+    fn soft_sampling_draws_seeded_sub_models_over_exits_and_widths() {
+        let args = ["--exits", "10,20,30", "--exit-weights", "1,1,4", "--ffn", "768,1536", "--samples", "3"];
+        let with_full: Vec<&str> = args.iter().copied().chain(["--include-full"]).collect();
+        let p = plan(&with_full).unwrap();
+        let again = plan(&with_full).unwrap();
+        for step in 0..20 {
+            let terms = p.terms(step);
+            assert_eq!(terms, again.terms(step), "step {step}: the same seed gives the same draws");
+            assert_eq!(terms.len(), 3);
+            assert!(terms.iter().any(|t| t.depth == 30 && t.ffn == 1536), "step {step}: the full model");
+            for t in &terms {
+                assert!([10, 20, 30].contains(&t.depth) && [768, 1536].contains(&t.ffn), "{t:?}");
+                assert_eq!(t.weight, if t.depth == 30 { 4.0 } else { 1.0 });
+            }
+        }
+        assert_eq!(p.sampled_ffn(), [768, 1536]);
+        let drawn: std::collections::BTreeSet<(usize, usize)> =
+            (0..50).flat_map(|s| plan(&args).unwrap().terms(s)).map(|t| (t.depth, t.ffn)).collect();
+        assert_eq!(drawn.len(), 6, "every exit x width is drawn sometime: {drawn:?}");
+    }
+
+    #[test]
+    fn bad_soft_options_are_refused_naming_the_flag() {
+        let err = |extra: &[&str]| plan(extra).err().expect("refused").to_string();
+        assert!(err(&["--exits", "10,30", "--exit-weights", "1"]).contains("--exit-weights"));
+        assert!(err(&["--exits", "10,30", "--exit-weights", "1,0"]).contains("--exit-weights"));
+        assert!(err(&["--exits", "10,31"]).contains("--exits"));
+        assert!(err(&["--exits", "10,10"]).contains("repeated"));
+        assert!(err(&["--exits", "10,30", "--ffn", "768,2000"]).contains("--ffn"));
+        assert!(err(&["--exits", "10,30", "--ffn", "768", "--samples", "0"]).contains("--samples"));
+    }
+}
