@@ -122,6 +122,34 @@ pub struct DecodeRow {
     pub drafted_per_verification: f64,
 }
 
+impl DecodeRow {
+    /// A row without a drafter (greedy or early exit): speed-up against `plain_tps`.
+    fn undrafted(
+        mode: String,
+        tokens: usize,
+        seconds: f64,
+        plain_tps: f64,
+        tokens_per_full_pass: f64,
+        identical: bool,
+    ) -> Self {
+        let tokens_per_second = tokens as f64 / seconds.max(1e-9);
+        DecodeRow {
+            mode,
+            draft_depth: 0,
+            tokens,
+            seconds,
+            tokens_per_second,
+            speedup: tokens_per_second / plain_tps.max(1e-12),
+            acceptance_rate: 0.0,
+            tokens_per_full_pass,
+            identical,
+            ms_per_draft_token: 0.0,
+            ms_per_verification: 0.0,
+            drafted_per_verification: 0.0,
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct BenchReport {
     command: String,
@@ -204,38 +232,25 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         }
     }
     let plain_tps = plain_stats.generated as f64 / plain_seconds.max(1e-9);
-    let mut rows = vec![DecodeRow {
-        mode: "greedy".into(),
-        draft_depth: 0,
-        tokens: plain_stats.generated,
-        seconds: plain_seconds,
-        tokens_per_second: plain_tps,
-        speedup: 1.0,
-        acceptance_rate: 0.0,
-        tokens_per_full_pass: plain_stats.tokens_per_pass(),
-        identical: true,
-        ms_per_draft_token: 0.0,
-        ms_per_verification: 0.0,
-        drafted_per_verification: 0.0,
-    }];
+    let mut rows = vec![DecodeRow::undrafted(
+        "greedy".into(),
+        plain_stats.generated,
+        plain_seconds,
+        plain_tps,
+        plain_stats.tokens_per_pass(),
+        true,
+    )];
     if args.bench.is_some() && !args.model_layout {
         // The same greedy decoding with the model's own (training) layout, for the layout's gain.
         let (outputs, stats, seconds) = run_with(&own, None, None);
-        let tps = stats.generated as f64 / seconds.max(1e-9);
-        rows.push(DecodeRow {
-            mode: "greedy (model layout)".into(),
-            draft_depth: 0,
-            tokens: stats.generated,
+        rows.push(DecodeRow::undrafted(
+            "greedy (model layout)".into(),
+            stats.generated,
             seconds,
-            tokens_per_second: tps,
-            speedup: tps / plain_tps.max(1e-12),
-            acceptance_rate: 0.0,
-            tokens_per_full_pass: stats.tokens_per_pass(),
-            identical: outputs == plain,
-            ms_per_draft_token: 0.0,
-            ms_per_verification: 0.0,
-            drafted_per_verification: 0.0,
-        });
+            plain_tps,
+            stats.tokens_per_pass(),
+            outputs == plain,
+        ));
     }
     let vocabularies: Vec<Option<usize>> =
         std::iter::once(None).chain(args.draft_vocab.iter().map(|&n| Some(n))).collect();
@@ -288,20 +303,14 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
                 if identical { " (all identical)" } else { "" }
             );
         }
-        rows.push(DecodeRow {
-            mode: format!("early exit {} (lossy)", args.early_exit.join(",")),
-            draft_depth: 0,
-            tokens: generated,
+        rows.push(DecodeRow::undrafted(
+            format!("early exit {} (lossy)", args.early_exit.join(",")),
+            generated,
             seconds,
-            tokens_per_second: tps,
-            speedup: tps / plain_tps.max(1e-12),
-            acceptance_rate: 0.0,
-            tokens_per_full_pass: 0.0,
+            plain_tps,
+            0.0,
             identical,
-            ms_per_draft_token: 0.0,
-            ms_per_verification: 0.0,
-            drafted_per_verification: 0.0,
-        });
+        ));
     }
     let table = decode_table(&rows);
     if !ctx.quiet {
@@ -551,12 +560,9 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
 ) -> Vec<GradientProbe> {
     use burn::module::Param;
     let shared = terms.iter().map(|t| t.depth).min().unwrap_or(0);
-    let sq = |p: &Param<Tensor<B, 2>>, g: &B::Gradients| {
+    fn sq<B: burn::tensor::backend::AutodiffBackend, const D: usize>(p: &Param<Tensor<B, D>>, g: &B::Gradients) -> f64 {
         p.grad(g).map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>())
-    };
-    let sq1 = |p: &Param<Tensor<B, 1>>, g: &B::Gradients| {
-        p.grad(g).map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>())
-    };
+    }
     terms
         .iter()
         .map(|term| {
@@ -582,9 +588,9 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
                 ] {
                     layers += sq(w, &grads);
                 }
-                layers += sq1(&layer.attention_norm.weight, &grads) + sq1(&layer.ffn_norm.weight, &grads);
+                layers += sq(&layer.attention_norm.weight, &grads) + sq(&layer.ffn_norm.weight, &grads);
             }
-            let head = sq(&model.embedding, &grads) + sq1(&model.norm.weight, &grads);
+            let head = sq(&model.embedding, &grads) + sq(&model.norm.weight, &grads);
             GradientProbe {
                 depth: term.depth,
                 ffn: term.ffn,

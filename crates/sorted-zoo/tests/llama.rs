@@ -337,13 +337,13 @@ mod smollm2 {
             .unwrap()
     }
 
-    /// The GGUF import reproduces the model: its greedy answer names Paris.
-    #[test]
-    fn smollm2_answers_the_capital_of_france() {
+    /// SmolLM2-135M-Instruct, its tokenizer and its full sub-model; `None` (the test skips) when
+    /// `cargo xtask data smollm2` has not run.
+    fn smollm2() -> Option<(SortedLlama<F>, ByteLevelBpe, TransformerSubModel)> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
         if !path.exists() {
             eprintln!("skipped: no {} (run `cargo xtask data smollm2`)", path.display());
-            return;
+            return None;
         }
         let file = GgufFile::read(&path).unwrap();
         let bpe = tokenizer(&file);
@@ -354,10 +354,17 @@ mod smollm2 {
         )
         .unwrap();
         model.check_space(&space).unwrap();
+        Some((model, bpe, space.largest()))
+    }
+
+    /// The GGUF import reproduces the model: its greedy answer names Paris.
+    #[test]
+    fn smollm2_answers_the_capital_of_france() {
+        let Some((model, bpe, full)) = smollm2() else { return };
         let prompt = chatml_prompt(&[("user", "What is the capital of France?")], true);
         let ids = bpe.encode(&prompt);
         let stop = bpe.token_id("<|im_end|>");
-        let (answer, _) = greedy(&model, &space.largest(), &ids, 16, stop);
+        let (answer, _) = greedy(&model, &full, &ids, 16, stop);
         let text = bpe.decode(&answer);
         assert!(text.contains("Paris"), "answer: {text:?}");
     }
@@ -368,20 +375,7 @@ mod smollm2 {
     #[test]
     fn smollm2_self_speculative_decoding_equals_greedy_on_20_prompts() {
         use sorted_zoo::llama::{LlamaDecoder, SpeculativeConfig};
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
-        if !path.exists() {
-            eprintln!("skipped: no {} (run `cargo xtask data smollm2`)", path.display());
-            return;
-        }
-        let file = GgufFile::read(&path).unwrap();
-        let bpe = tokenizer(&file);
-        let model = SortedLlama::<F>::from_gguf(&file, &Default::default()).unwrap();
-        let full = TransformerSpace::new(
-            TransformerSpaceConfig { depths: vec![30], heads: vec![9], ffn: vec![1536], hidden: None },
-            576,
-        )
-        .unwrap()
-        .largest();
+        let Some((model, bpe, full)) = smollm2() else { return };
         let prompts = [
             "What is the capital of France?",
             "Name a primary colour.",

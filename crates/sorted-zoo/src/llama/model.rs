@@ -569,6 +569,18 @@ impl<B: Backend> SortedLlama<B> {
     /// The logits of every exit in `depths` (ascending) from one forward pass, through the
     /// shared norm and head: what SoFT's multi-exit loss needs.
     pub fn forward_exits(&self, ids: Tensor<B, 2, Int>, depths: &[usize], ffn: usize) -> Vec<Tensor<B, 3>> {
+        self.forward_exits_with(ids, depths, ffn, |_, x| self.head(x))
+    }
+
+    /// [`SortedLlama::forward_exits`] with `head(depth, hidden)` turning each exit's hidden
+    /// states into logits.
+    pub(crate) fn forward_exits_with(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        depths: &[usize],
+        ffn: usize,
+        head: impl Fn(usize, Tensor<B, 3>) -> Tensor<B, 3>,
+    ) -> Vec<Tensor<B, 3>> {
         let mut cache = KvCache::new();
         let mut x = burn::tensor::module::embedding(self.embedding.val(), ids);
         let mut done = 0;
@@ -576,7 +588,7 @@ impl<B: Backend> SortedLlama<B> {
         for &depth in depths {
             x = self.run_layers(x, done, depth, ffn, &mut cache);
             done = depth;
-            out.push(self.head(x.clone()));
+            out.push(head(depth, x.clone()));
         }
         out
     }

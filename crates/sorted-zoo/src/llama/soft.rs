@@ -99,11 +99,15 @@ pub fn soft_loss_with<B: Backend>(
         let mut depths: Vec<usize> = terms.iter().filter(|t| t.ffn == ffn).map(|t| t.depth).collect();
         depths.sort_unstable();
         depths.dedup();
-        let exits = if head_gradient == HeadGradient::AllExits {
-            model.forward_exits(inputs.clone(), &depths, ffn)
-        } else {
-            exits_with_frozen_head(model, inputs.clone(), &depths, ffn)
-        };
+        // With `FullDepthOnly`, the exits below the full depth see the norm and head detached.
+        let full = model.layers.len();
+        let exits = model.forward_exits_with(inputs.clone(), &depths, ffn, |depth, x| {
+            if head_gradient == HeadGradient::AllExits || depth == full {
+                model.head(x)
+            } else {
+                model.head_with(x, model.norm.weight.val().detach(), model.embedding.val().detach())
+            }
+        });
         for (depth, logits) in depths.iter().zip(exits) {
             let v = logits.dims()[2];
             let loss = loss_fn.forward(logits.reshape([n * s, v]), targets.clone());
@@ -123,30 +127,4 @@ pub fn soft_loss_with<B: Backend>(
         .reduce(|a, b| a + b)
         .expect("at least one term");
     SoftLoss { total, terms: terms_loss }
-}
-
-/// Like [`SortedLlama::forward_exits`], but the exits below the model's full depth see the
-/// final norm and head detached from the graph.
-fn exits_with_frozen_head<B: Backend>(
-    model: &SortedLlama<B>,
-    inputs: Tensor<B, 2, Int>,
-    depths: &[usize],
-    ffn: usize,
-) -> Vec<Tensor<B, 3>> {
-    let mut cache = super::model::KvCache::new();
-    let mut x = burn::tensor::module::embedding(model.embedding.val(), inputs);
-    let mut done = 0;
-    let full = model.layers.len();
-    depths
-        .iter()
-        .map(|&depth| {
-            x = model.run_layers(x.clone(), done, depth, ffn, &mut cache);
-            done = depth;
-            if depth == full {
-                model.head(x.clone())
-            } else {
-                model.head_with(x.clone(), model.norm.weight.val().detach(), model.embedding.val().detach())
-            }
-        })
-        .collect()
 }
