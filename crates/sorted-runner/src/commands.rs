@@ -65,8 +65,15 @@ pub fn resnet_for<B: Backend>(
     device: &B::Device,
 ) -> SortedResNet<B> {
     let ModelConfig::Resnet(opts) = &exp.config.model else { panic!("not a ResNet experiment") };
-    let mut config = SortedResNetConfig::for_space(c, [h, w], n_classes, &exp.space, &opts.blocks_per_stage)
-        .expect("model.resnet was validated against the space");
+    let mut config = SortedResNetConfig::for_space_ordered(
+        c,
+        [h, w],
+        n_classes,
+        &exp.space,
+        &opts.blocks_per_stage,
+        opts.depth_order,
+    )
+    .expect("model.resnet was validated against the space");
     for (stage, &stride) in config.stages.iter_mut().zip(&opts.strides) {
         stage.stride = stride;
     }

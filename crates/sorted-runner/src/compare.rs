@@ -163,10 +163,18 @@ pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Expe
     let mut c = exp.config.clone();
     let d = sub.depth();
     c.name = format!("{}-alone-{sub}", c.name);
+    // The active blocks in forward order, each with its width: the first `d` blocks, or for a
+    // ResNet with blocks per stage, the first blocks of each stage.
+    let mut widths: Vec<(usize, usize)> = sub.widths().iter().copied().enumerate().collect();
+    if let ModelConfig::Resnet(o) = &c.model {
+        let order = sorted_zoo::activation_order(&o.blocks_per_stage, o.depth_order);
+        widths = sub.widths().iter().enumerate().map(|(r, &w)| (order[r], w)).collect();
+        widths.sort_unstable();
+    }
     c.space = NestingSpaceConfig {
         depths: vec![d],
         widths: None,
-        block_widths: Some(sub.widths().iter().map(|&w| vec![w]).collect()),
+        block_widths: Some(widths.iter().map(|&(_, w)| vec![w]).collect()),
         tie_widths: false,
     };
     c.sampler = SamplerConfig::Full(FullSamplerConfig {});
@@ -180,17 +188,23 @@ pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Expe
             o.batch_norm = BatchNormStats::Recalibrate;
         }
         ModelConfig::Resnet(o) => {
-            let (mut blocks, mut left) = (Vec::new(), d);
+            // Active blocks per stage; stages without one (only ever the last ones) are dropped.
+            let mut first = 0;
+            let mut blocks = Vec::new();
             for &b in &o.blocks_per_stage {
-                if left == 0 {
+                let active = widths.iter().filter(|&&(i, _)| (first..first + b).contains(&i)).count();
+                first += b;
+                if active == 0 {
                     break;
                 }
-                blocks.push(b.min(left));
-                left -= b.min(left);
+                blocks.push(active);
             }
-            o.strides.truncate(blocks.len());
+            let mut strides = o.strides.clone();
+            strides.truncate(blocks.len());
+            o.strides = strides;
             o.blocks_per_stage = blocks;
             o.batch_norm = BatchNormStats::Recalibrate;
+            o.depth_order = sorted_zoo::DepthOrder::Flat;
         }
         ModelConfig::MobilenetV2(_) => anyhow::bail!(
             "`compare` cannot train a MobileNetV2 sub-model alone yet: its layers are allocated from \
@@ -261,6 +275,12 @@ pub fn compare_cmd<B: AutodiffBackend>(
         let mut naive_exp = exp.clone();
         naive_exp.config.name = format!("{}-naive", exp.config.name);
         naive_exp.config.model = alone_experiment(&exp, &full)?.config.model;
+        // The alone full model has every block in flat order; the sorted space keeps its own.
+        if let (ModelConfig::Resnet(naive), ModelConfig::Resnet(sorted)) =
+            (&mut naive_exp.config.model, &exp.config.model)
+        {
+            naive.depth_order = sorted.depth_order;
+        }
         let data = crate::data::load(&naive_exp.config.data)?;
         let started = Instant::now();
         std::fs::create_dir_all(&naive_dir).with_context(|| format!("creating `{}`", naive_dir.display()))?;

@@ -144,8 +144,9 @@ pub struct CnnOptions {
 }
 
 /// `[model.resnet]`: a sorted CIFAR-style ResNet (basic blocks); each block of `[space]` is one
-/// residual block in flat order across the stages, each stage allocated at the largest width
-/// option of its blocks.
+/// residual block, in flat order across the stages or, with `depth_order = "per_stage"`, in
+/// the order blocks per stage activate (see [`sorted_zoo::DepthOrder`]); each stage is
+/// allocated at the largest width option of its blocks.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResNetOptions {
@@ -158,6 +159,10 @@ pub struct ResNetOptions {
     /// How BatchNorm statistics are kept.
     #[serde(default)]
     pub batch_norm: BatchNormStats,
+    /// Which blocks depth `d` runs: `"flat"` (default; the first `d` blocks across stages) or
+    /// `"per_stage"` (one block of every stage first, then the second of every stage, ...).
+    #[serde(default)]
+    pub depth_order: sorted_zoo::DepthOrder,
 }
 
 /// `[model.mobilenet_v2]`: a sorted MobileNetV2 (CIFAR-style strides), its 17 inverted
@@ -239,6 +244,14 @@ pub struct TrainConfig {
     /// cores. Not with switchable BatchNorm (its running statistics are updated in training).
     #[serde(default = "default_threads")]
     pub threads: usize,
+    /// In-place distillation weight `a` in `[0, 1]` (US-Nets): every sampled sub-model other
+    /// than the largest minimises `(1 - a) * cross-entropy(labels) + a * KL(teacher || own)`,
+    /// the teacher being the largest sub-model's prediction on the same batch, without
+    /// gradient ([`sorted_sched::distillation_loss`]). The largest keeps the label loss. 0
+    /// (default) = labels only. Costs one extra forward pass of the largest sub-model per step.
+    /// Image experiments only, with one batch shared by the step (`fresh_batches = false`).
+    #[serde(default)]
+    pub distill: f64,
 }
 
 fn default_threads() -> usize {
@@ -343,6 +356,16 @@ pub(crate) fn validate_train_eval(
     }
     if !(eval.threshold > 0.0 && eval.threshold <= 1.0) {
         return Err(invalid("eval.threshold".into(), "a share in (0, 1]".into(), eval.threshold.to_string()));
+    }
+    if !(0.0..=1.0).contains(&train.distill) {
+        return Err(invalid("train.distill".into(), "a weight in [0, 1]".into(), train.distill.to_string()));
+    }
+    if train.distill > 0.0 && train.fresh_batches {
+        return Err(invalid(
+            "train.distill".into(),
+            "0 with `fresh_batches = true` (the teacher predicts the batch the step shares)".into(),
+            train.distill.to_string(),
+        ));
     }
     let weights = &train.loss_weights;
     if !weights.is_empty() {

@@ -7,13 +7,17 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
 use sorted_data::{EpochOrder, ImageBatch};
 
 use crate::data::RunData;
 use sorted_nn::NormPass;
-use sorted_sched::{SortedOptimizer, TrainState, accumulate_parallel, load_checkpoint, save_checkpoint};
+use sorted_sched::{
+    SortedOptimizer, TrainState, accumulate_parallel, distillation_loss, load_checkpoint, save_checkpoint,
+};
 use sorted_zoo::SortedClassifier;
 
 use crate::config::Experiment;
@@ -60,6 +64,7 @@ pub fn train<B, M>(
 where
     B: AutodiffBackend,
     M: SortedClassifier<B> + AutodiffModule<B>,
+    M::InnerModule: SortedClassifier<B::InnerBackend>,
 {
     let cfg = &exp.config;
     let total = cfg.train.steps;
@@ -100,6 +105,7 @@ where
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let k = sampler.k() as u64;
     let config_toml = exp.to_toml();
+    let largest = exp.space.largest();
 
     let mut progress = TrainProgress::new(total, state.step, options.quiet);
     let seconds_before = state.train_seconds;
@@ -111,10 +117,24 @@ where
         } else {
             vec![make_batch(step)]
         };
+        // In-place distillation: the largest sub-model's log-probabilities on the step's batch,
+        // from a forward pass without autodiff (training-mode BatchNorm, as its own loss sees).
+        let distill = cfg.train.distill;
+        let teacher: Option<Tensor<B, 2>> = (distill > 0.0 && subs.iter().any(|s| *s != largest)).then(|| {
+            let images = batches[0].images.clone().inner();
+            let logits = model.valid().forward(images, &largest, &mut NormPass::Batch);
+            Tensor::from_inner(log_softmax(logits, 1))
+        });
         let acc = accumulate_parallel(&model, &subs, &cfg.train.loss_weights, cfg.train.threads, |m, i, sub| {
             let batch = &batches[i.min(batches.len() - 1)];
             let logits = m.forward(batch.images.clone(), sub, &mut NormPass::Batch);
-            loss_fn.forward(logits, batch.labels.clone())
+            match &teacher {
+                Some(t) if *sub != largest => {
+                    let labels = loss_fn.forward(logits.clone(), batch.labels.clone());
+                    labels.mul_scalar(1.0 - distill) + distillation_loss(logits, t.clone()).mul_scalar(distill)
+                }
+                _ => loss_fn.forward(logits, batch.labels.clone()),
+            }
         });
         let loss = acc.mean_loss(&cfg.train.loss_weights);
         anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {step}; lower lr.base in the config");

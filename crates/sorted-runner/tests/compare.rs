@@ -81,6 +81,64 @@ fn compare_trains_the_sample_alone_and_slices_the_alone_full_model() {
     assert!(err.contains("--sorted"), "{err}");
 }
 
+/// Blocks per stage: depth 2 runs block 0 and block 2 (the first block of each stage), so the
+/// space lists blocks 0, 2, 1; trained with the sandwich rule and in-place distillation.
+const TINY_PER_STAGE_RESNET: &str = r#"
+name = "tiny-per-stage"
+seed = 5
+[data]
+source = "embedded"
+batch_size = 16
+train_limit = 160
+test_limit = 64
+[model.resnet]
+blocks_per_stage = [2, 1]
+strides = [2, 2]
+depth_order = "per_stage"
+[space]
+depths = [1, 2, 3]
+tie_widths = true
+block_widths = [[2, 4], [4, 8], [2, 4]]
+[sampler.sandwich]
+k = 3
+[optimizer.sgd]
+momentum = 0.9
+[lr]
+base = 0.05
+[train]
+steps = 3
+threads = 2
+distill = 0.5
+[eval]
+calibration_samples = 32
+batch_size = 32
+"#;
+
+#[test]
+fn compare_trains_per_stage_sub_models_alone_as_their_own_blocks() {
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), TINY_PER_STAGE_RESNET);
+    let out = dir.path().join("cmp");
+    let args = CompareArgs { config, out: Some(out.clone()), sorted: None, alone: 3, steps: None };
+    compare(args).unwrap();
+    let report: CompareReport = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
+    assert_eq!(report.n_sub_models, 6);
+    let sorted = RunReport::read(&out.join("sorted")).unwrap();
+    assert!(sorted.results.iter().all(|r| r.accuracy.is_finite()));
+    let names: Vec<_> = report.rows.iter().map(|r| r.sub_model.as_str()).collect();
+    assert!(names.contains(&"2") && names.contains(&"4-8-4"), "{names:?}");
+    for row in &report.rows {
+        // Each alone model is the sub-model's own blocks in flat order: same params and FLOPs
+        // (the middle sample, depth 2, skips block 1 and keeps the second stage).
+        let alone = RunReport::read(&out.join(format!("alone-{}", row.sub_model))).unwrap();
+        let a = &alone.results[0];
+        assert_eq!((a.params, a.flops), (row.params, row.flops), "{}", row.sub_model);
+    }
+    let naive = RunReport::read(&out.join("naive")).unwrap();
+    assert_eq!(naive.full_accuracy, report.alone_full);
+}
+
 #[test]
 fn compare_refuses_mobilenet_before_training_anything() {
     let dir = tempfile::tempdir().unwrap();

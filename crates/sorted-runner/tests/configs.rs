@@ -77,3 +77,14 @@ fn non_ascending_and_out_of_range_options_are_rejected_naming_them() {
     let err = error_of(&DEFAULT_CONFIG.replace("base = 1e-3", "base = 0.0"));
     assert!(err.contains("lr.base"), "{err}");
 }
+
+#[test]
+fn distillation_weight_is_checked_naming_the_key() {
+    let with = |extra: &str| DEFAULT_CONFIG.replace("[train]\n", &format!("[train]\n{extra}\n"));
+    assert!(DEFAULT_CONFIG.contains("[train]\n"));
+    Experiment::from_toml(&with("distill = 0.5"), Path::new("my-exp.toml")).unwrap();
+    let err = error_of(&with("distill = 1.5"));
+    assert!(err.contains("train.distill") && err.contains("[0, 1]") && err.contains("my-exp.toml"), "{err}");
+    let err = error_of(&with("distill = 0.5").replace("fresh_batches = false", "fresh_batches = true"));
+    assert!(err.contains("train.distill") && err.contains("fresh_batches"), "{err}");
+}

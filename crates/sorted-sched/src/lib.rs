@@ -4,6 +4,7 @@
 mod accumulate;
 mod atomic;
 mod checkpoint;
+mod distill;
 mod error;
 mod optimizer;
 mod parallel;
@@ -15,6 +16,7 @@ pub use atomic::write_atomic;
 pub use checkpoint::{
     TrainState, checkpoint_dir, load_checkpoint, load_model, read_config, read_state, save_checkpoint,
 };
+pub use distill::distillation_loss;
 pub use error::{CheckpointError, ConfigError};
 pub use optimizer::{AdamOptions, OptimizerConfig, SgdOptions, SortedOptimizer};
 pub use parallel::accumulate_parallel;

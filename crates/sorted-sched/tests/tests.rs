@@ -2,5 +2,6 @@
 
 mod accumulation;
 mod configs;
+mod distill;
 mod samplers;
 mod toy;

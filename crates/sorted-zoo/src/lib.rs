@@ -22,4 +22,7 @@ pub use mobilenet_v2::{
     DenseInvertedResidual, DenseMobileNetV2, MobileNetV2Stage, SortedInvertedResidual, SortedMobileNetV2,
     SortedMobileNetV2Config,
 };
-pub use resnet::{DenseBasicBlock, DenseResNet, ResNetStage, SortedBasicBlock, SortedResNet, SortedResNetConfig};
+pub use resnet::{
+    DenseBasicBlock, DenseResNet, DepthOrder, ResNetStage, SortedBasicBlock, SortedResNet, SortedResNetConfig,
+    activation_order,
+};

@@ -27,11 +27,61 @@ pub struct ResNetStage {
     pub stride: usize,
 }
 
+/// Which blocks of a [`SortedResNet`] a sub-model of depth `d` runs: the first `d` blocks of
+/// the model's *activation order*. Block `r` of the [`NestingSpace`] is the `r`-th block of that
+/// order, so the space's per-block widths follow it too.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DepthOrder {
+    /// The blocks in flat order across the stages: a shallow sub-model drops whole later
+    /// stages (depth 1 is the stem and one block of the first stage).
+    #[default]
+    Flat,
+    /// Blocks per stage: the first block of every stage, then the second block of every stage
+    /// that has one, and so on, stages in order within a round. From depth = the number of
+    /// stages on, every sub-model runs every stage (all strides, projections and the widest
+    /// features the head reads); depth `n_stages * j` runs the first `j` blocks of each stage.
+    PerStage,
+}
+
+/// The activation order of `blocks_per_stage` under `order`: entry `r` is the flat index of the
+/// `r`-th block to activate. Block 0 always comes first.
+///
+/// ```
+/// use sorted_zoo::{DepthOrder, activation_order};
+///
+/// assert_eq!(activation_order(&[2, 1, 2], DepthOrder::Flat), [0, 1, 2, 3, 4]);
+/// // Round 1: the first block of each stage (0, 2, 3); round 2: the second ones (1, 4).
+/// assert_eq!(activation_order(&[2, 1, 2], DepthOrder::PerStage), [0, 2, 3, 1, 4]);
+/// ```
+pub fn activation_order(blocks_per_stage: &[usize], order: DepthOrder) -> Vec<usize> {
+    let n: usize = blocks_per_stage.iter().sum();
+    match order {
+        DepthOrder::Flat => (0..n).collect(),
+        DepthOrder::PerStage => {
+            let starts: Vec<usize> = blocks_per_stage
+                .iter()
+                .scan(0, |first, &b| {
+                    let start = *first;
+                    *first += b;
+                    Some(start)
+                })
+                .collect();
+            let rounds = blocks_per_stage.iter().copied().max().unwrap_or(0);
+            (0..rounds)
+                .flat_map(|j| {
+                    blocks_per_stage.iter().zip(&starts).filter(move |(b, _)| j < **b).map(move |(_, s)| s + j)
+                })
+                .collect()
+        }
+    }
+}
+
 /// Configuration of a [`SortedResNet`]: the fixed geometry and the allocated channels per stage.
 ///
-/// Blocks are numbered in flat order across the stages; block `b` of the model is block `b` of
-/// the [`NestingSpace`] (a sub-model of depth `d` runs the first `d` blocks, whichever stages
-/// they belong to).
+/// Blocks are numbered in flat order across the stages. Which of them a sub-model of depth `d`
+/// runs is set by [`DepthOrder`]: by default ([`DepthOrder::Flat`]) the first `d`, whichever
+/// stages they belong to, and block `b` of the model is block `b` of the [`NestingSpace`].
 ///
 /// ```toml
 /// in_channels = 1
@@ -63,6 +113,9 @@ pub struct SortedResNetConfig {
     /// statistics; empty for the default, recalibrated statistics.
     #[serde(default)]
     pub switchable_widths: Vec<Vec<usize>>,
+    /// Which blocks a sub-model of depth `d` runs (default: the first `d` in flat order).
+    #[serde(default)]
+    pub depth_order: DepthOrder,
 }
 
 impl SortedResNetConfig {
@@ -97,6 +150,41 @@ impl SortedResNetConfig {
         space: &NestingSpace,
         blocks_per_stage: &[usize],
     ) -> Result<Self, SpecError> {
+        Self::for_space_ordered(in_channels, input_hw, n_classes, space, blocks_per_stage, DepthOrder::Flat)
+    }
+
+    /// As [`SortedResNetConfig::for_space`], with the space's blocks in `order`'s activation
+    /// order (block `r` of `space` is the `r`-th block to activate, see [`activation_order`]).
+    ///
+    /// ```
+    /// use sorted_nn::{NestingSpace, NestingSpaceConfig};
+    /// use sorted_zoo::{DepthOrder, SortedResNetConfig};
+    ///
+    /// // Two stages of two blocks, blocks per stage: the space lists stage 1, stage 2, stage 1,
+    /// // stage 2. Depth 2 runs one block of each stage.
+    /// let space = NestingSpace::new(NestingSpaceConfig {
+    ///     depths: vec![2, 3, 4],
+    ///     widths: None,
+    ///     block_widths: Some(vec![vec![4, 8], vec![8, 16], vec![4, 8], vec![8, 16]]),
+    ///     tie_widths: true,
+    /// })?;
+    /// let config = SortedResNetConfig::for_space_ordered(1, [28, 28], 10, &space, &[2, 2], DepthOrder::PerStage)?;
+    /// assert_eq!(config.stages[0].channels, 8);
+    /// assert_eq!(config.stages[1].channels, 16);
+    /// assert_eq!(config.allocated_widths(), [8, 16, 8, 16]);
+    /// # Ok::<(), sorted_nn::SpecError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`SortedResNetConfig::for_space`].
+    pub fn for_space_ordered(
+        in_channels: usize,
+        input_hw: [usize; 2],
+        n_classes: usize,
+        space: &NestingSpace,
+        blocks_per_stage: &[usize],
+        depth_order: DepthOrder,
+    ) -> Result<Self, SpecError> {
         if blocks_per_stage.is_empty() {
             return Err(SpecError::Empty { key: "blocks_per_stage".into() });
         }
@@ -111,7 +199,11 @@ impl SortedResNetConfig {
                 got: total,
             });
         }
-        let allocated = space.allocated_widths();
+        let in_space_order = space.allocated_widths();
+        let mut allocated = vec![0; total];
+        for (r, b) in activation_order(blocks_per_stage, depth_order).into_iter().enumerate() {
+            allocated[b] = in_space_order[r];
+        }
         let mut first = 0;
         let stages: Vec<ResNetStage> = blocks_per_stage
             .iter()
@@ -129,6 +221,7 @@ impl SortedResNetConfig {
             stem_channels: stages[0].channels,
             stages,
             switchable_widths: Vec::new(),
+            depth_order,
         })
     }
 
@@ -144,6 +237,7 @@ impl SortedResNetConfig {
                 .map(|(&channels, stride)| ResNetStage { channels, blocks, stride })
                 .collect(),
             switchable_widths: Vec::new(),
+            depth_order: DepthOrder::Flat,
         }
     }
 
@@ -179,6 +273,7 @@ impl SortedResNetConfig {
                 .map(|(channels, stride)| ResNetStage { channels, blocks: 2, stride })
                 .collect(),
             switchable_widths: Vec::new(),
+            depth_order: DepthOrder::Flat,
         }
     }
 
@@ -196,6 +291,7 @@ impl SortedResNetConfig {
                 ResNetStage { channels: 8, blocks: 1, stride: 2 },
             ],
             switchable_widths: Vec::new(),
+            depth_order: DepthOrder::Flat,
         }
     }
 
@@ -208,10 +304,26 @@ impl SortedResNetConfig {
     }
 
     /// Gives every BatchNorm private statistics for each channel option of `space` (the stem's
-    /// follow the first block's options).
+    /// follow the first block's options). `space` numbers blocks in the activation order.
     pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
-        self.switchable_widths = (0..space.n_blocks()).map(|b| space.block_widths(b).to_vec()).collect();
+        let order = self.activation_order();
+        let mut widths = vec![Vec::new(); order.len()];
+        for (r, &b) in order.iter().enumerate().take(space.n_blocks()) {
+            widths[b] = space.block_widths(r).to_vec();
+        }
+        self.switchable_widths = widths;
         self
+    }
+
+    /// The blocks per stage.
+    pub fn blocks_per_stage(&self) -> Vec<usize> {
+        self.stages.iter().map(|s| s.blocks).collect()
+    }
+
+    /// Entry `r` is the flat index of the `r`-th block a deeper sub-model adds (see
+    /// [`activation_order`]).
+    pub fn activation_order(&self) -> Vec<usize> {
+        activation_order(&self.blocks_per_stage(), self.depth_order)
     }
 
     /// The number of blocks (the largest depth a space may have).
@@ -219,9 +331,11 @@ impl SortedResNetConfig {
         self.stages.iter().map(|s| s.blocks).sum()
     }
 
-    /// The allocated output channels of every block, in flat order.
+    /// The allocated output channels of every block, in activation order (the order of the
+    /// space's blocks; flat order by default).
     pub fn allocated_widths(&self) -> Vec<usize> {
-        self.stages.iter().flat_map(|s| std::iter::repeat_n(s.channels, s.blocks)).collect()
+        let flat: Vec<usize> = self.stages.iter().flat_map(|s| std::iter::repeat_n(s.channels, s.blocks)).collect();
+        self.activation_order().into_iter().map(|b| flat[b]).collect()
     }
 
     /// The space of `depths` (ascending numbers of active blocks) times `n_widths` width options
@@ -320,6 +434,7 @@ impl SortedResNetConfig {
             blocks,
             head: SortedLinearConfig::new(d_head, self.n_classes).init(device),
             input_hw: self.input_hw,
+            order: self.activation_order(),
         }
     }
 }
@@ -414,9 +529,9 @@ impl<B: Backend> SortedBasicBlock<B> {
 /// ([`SortedBasicBlock`]) in stages, global average pooling and one linear head shared by every
 /// sub-model, reading the last active block's active channels.
 ///
-/// A sub-model runs the first `depth` blocks (in flat order across stages), each at its own
-/// active width; the stem's width follows the first block's (see
-/// [`SortedResNetConfig::stem_channels`]). BatchNorm statistics are chosen per call through
+/// A sub-model runs the first `depth` blocks of the activation order ([`DepthOrder`]; by default
+/// flat order across stages), each at its own active width, in flat order; the stem's width
+/// follows the first block's (see [`SortedResNetConfig::stem_channels`]). BatchNorm statistics are chosen per call through
 /// [`NormPass`], with the layers numbered in forward order: the stem, then per block `norm1`,
 /// `norm2` and the projection's norm.
 ///
@@ -457,9 +572,21 @@ pub struct SortedResNet<B: Backend> {
     pub head: SortedLinear<B>,
     /// Input height and width (for FLOP counts).
     pub input_hw: [usize; 2],
+    /// The activation order (entry `r`: flat index of the space's block `r`); part of the
+    /// architecture, set by [`SortedResNetConfig::init`], not saved in records.
+    #[module(skip)]
+    order: Vec<usize>,
 }
 
 impl<B: Backend> SortedResNet<B> {
+    /// The blocks `sub` runs, in forward (flat) order, each with its active width.
+    fn active_blocks(&self, sub: &SubModel) -> Vec<(&SortedBasicBlock<B>, usize)> {
+        self.check_depth(sub);
+        let mut active: Vec<(usize, usize)> = self.order.iter().copied().zip(sub.widths().iter().copied()).collect();
+        active.sort_unstable_by_key(|&(b, _)| b);
+        active.into_iter().map(|(b, c)| (&self.blocks[b], c)).collect()
+    }
+
     /// The stem's active width for a first block of active width `w0`.
     pub fn stem_width(&self, w0: usize) -> usize {
         proportional(w0, self.blocks[0].conv1.c_out_max(), self.stem.conv.c_out_max())
@@ -470,7 +597,7 @@ impl<B: Backend> SortedResNet<B> {
     /// # Panics
     /// If `sub` is deeper than the model.
     pub fn n_norm_layers(&self, sub: &SubModel) -> usize {
-        1 + self.blocks[..sub.depth()].iter().map(SortedBasicBlock::n_norm_layers).sum::<usize>()
+        1 + self.active_blocks(sub).iter().map(|(b, _)| b.n_norm_layers()).sum::<usize>()
     }
 
     fn check_depth(&self, sub: &SubModel) {
@@ -487,11 +614,10 @@ impl<B: Backend> SortedClassifier<B> for SortedResNet<B> {
     type Dense = DenseResNet<B>;
 
     fn forward(&self, images: Tensor<B, 4>, sub: &SubModel, norm: &mut NormPass<'_, B>) -> Tensor<B, 2> {
-        self.check_depth(sub);
         let stem_width = self.stem_width(sub.widths()[0]);
         let mut x = relu(self.stem.forward(images, stem_width, norm, 0));
         let mut index = 1;
-        for (block, &c) in self.blocks.iter().zip(sub.widths()) {
+        for (block, c) in self.active_blocks(sub) {
             x = block.forward(x, c, norm, index);
             index += block.n_norm_layers();
         }
@@ -500,12 +626,11 @@ impl<B: Backend> SortedClassifier<B> for SortedResNet<B> {
     }
 
     fn cost(&self, sub: &SubModel) -> Cost {
-        self.check_depth(sub);
         let stem_width = self.stem_width(sub.widths()[0]);
         let mut cost = self.stem.cost(self.stem.conv.c_in_max(), stem_width, self.input_hw);
         let mut hw = self.stem.conv.output_size(self.input_hw);
         let mut c_in = stem_width;
-        for (block, &c) in self.blocks.iter().zip(sub.widths()) {
+        for (block, c) in self.active_blocks(sub) {
             let (block_cost, out_hw) = block.cost(c_in, c, hw);
             cost += block_cost;
             (hw, c_in) = (out_hw, c);
@@ -518,12 +643,11 @@ impl<B: Backend> SortedClassifier<B> for SortedResNet<B> {
     }
 
     fn check_space(&self, space: &NestingSpace) -> Result<(), SpecError> {
-        let allocated: Vec<usize> = self.blocks.iter().map(|b| b.conv1.c_out_max()).collect();
+        let allocated: Vec<usize> = self.order.iter().map(|&b| self.blocks[b].conv1.c_out_max()).collect();
         check_widths(space, &allocated)
     }
 
     fn extract(&self, sub: &SubModel, stats: Option<&SubModelNormStats<B>>) -> DenseResNet<B> {
-        self.check_depth(sub);
         let stats = stats.expect("SortedResNet::extract needs BatchNorm statistics recalibrated for the sub-model");
         assert_eq!(
             stats.layers.len(),
@@ -534,7 +658,7 @@ impl<B: Backend> SortedClassifier<B> for SortedResNet<B> {
         let mut c_in = stem_width;
         let mut index = 1;
         let mut blocks = Vec::with_capacity(sub.depth());
-        for (block, &c) in self.blocks.iter().zip(sub.widths()) {
+        for (block, c) in self.active_blocks(sub) {
             blocks.push(block.to_dense(c_in, c, &stats.layers[index..]));
             index += block.n_norm_layers();
             c_in = c;

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use sorted_nn::test_util::{assert_matches_dense, assert_no_grad, assert_zero_grad_outside};
 use sorted_nn::{NestingSpace, NormPass, SortedBatchNorm, SortedConv2d, SpecError, SubModel};
-use sorted_zoo::{ResNetStage, SortedClassifier, SortedResNet, SortedResNetConfig};
+use sorted_zoo::{DepthOrder, ResNetStage, SortedClassifier, SortedResNet, SortedResNetConfig, activation_order};
 
 use crate::checks::{
     assert_every_sub_model_matches_dense, assert_only_used_stats_changed, images, mask, mixed_space, running_stats,
@@ -52,10 +52,21 @@ fn resnet_every_sub_model_of_a_mixed_space_equals_dense() {
 /// The sub-model computed the long way: every layer at its full allocated width, with the
 /// channels beyond the active widths set to zero after each layer.
 fn masked_reference(model: &SortedResNet<Flex>, x: Tensor<Flex, 4>, sub: &SubModel) -> Tensor<Flex, 2> {
+    let active: Vec<(usize, usize)> = sub.widths().iter().copied().enumerate().collect();
+    masked_reference_of_blocks(model, x, &active)
+}
+
+/// As [`masked_reference`] for explicit `(flat block index, width)` pairs in forward order.
+fn masked_reference_of_blocks(
+    model: &SortedResNet<Flex>,
+    x: Tensor<Flex, 4>,
+    active: &[(usize, usize)],
+) -> Tensor<Flex, 2> {
     let bn = |n: &SortedBatchNorm<Flex>, y: Tensor<Flex, 4>| n.forward_batch(y).0;
     let full = |c: &SortedConv2d<Flex>, y: Tensor<Flex, 4>| c.forward(y, c.c_out_max());
-    let mut h = mask(relu(bn(&model.stem.norm, full(&model.stem.conv, x))), sub.widths()[0]);
-    for (block, &w) in model.blocks.iter().zip(sub.widths()) {
+    let mut h = mask(relu(bn(&model.stem.norm, full(&model.stem.conv, x))), active[0].1);
+    for &(b, w) in active {
+        let block = &model.blocks[b];
         let a = mask(relu(bn(&block.norm1, full(&block.conv1, h.clone()))), w);
         let main = mask(bn(&block.norm2, full(&block.conv2, a)), w);
         let shortcut = match &block.shortcut {
@@ -252,4 +263,93 @@ fn resnet_headline_spaces_meet_the_cost_bounds() {
         let one_block = model.cost(&space.sub_model(&[16]).unwrap());
         assert!(one_block.flops * 100 <= 13 * full.flops);
     }
+}
+
+/// The tiny preset with blocks per stage: activation order 0, 2, 3, 1 (the first block of each
+/// of the three stages, then stage 1's second block). The space lists blocks in that order.
+fn per_stage() -> (SortedResNetConfig, NestingSpace) {
+    let mut config = SortedResNetConfig::tiny();
+    config.depth_order = DepthOrder::PerStage;
+    (config, mixed_space(&[&[2, 4], &[3, 6], &[5, 8], &[3, 4]]))
+}
+
+#[test]
+fn resnet_activation_orders() {
+    assert_eq!(activation_order(&[5, 5, 5], DepthOrder::Flat), (0..15).collect::<Vec<_>>());
+    assert_eq!(activation_order(&[5, 5, 5], DepthOrder::PerStage), [0, 5, 10, 1, 6, 11, 2, 7, 12, 3, 8, 13, 4, 9, 14]);
+    assert_eq!(activation_order(&[1, 3, 2], DepthOrder::PerStage), [0, 1, 4, 2, 5, 3]);
+    let (config, space) = per_stage();
+    assert_eq!(config.activation_order(), [0, 2, 3, 1]);
+    assert_eq!(config.allocated_widths(), [4, 6, 8, 4]);
+    assert_eq!(space.allocated_widths(), [4, 6, 8, 4]);
+    // for_space_ordered reads the space in activation order back into stages.
+    let built = SortedResNetConfig::for_space_ordered(1, [8, 8], 3, &space, &[2, 1, 1], DepthOrder::PerStage).unwrap();
+    let stages: Vec<_> = built.stages.iter().map(|s| (s.channels, s.blocks)).collect();
+    assert_eq!(stages, [(4, 2), (6, 1), (8, 1)]);
+    assert_eq!(built.depth_order, DepthOrder::PerStage);
+    let text = toml::to_string(&config).unwrap();
+    assert!(text.contains("depth_order = \"per_stage\""), "{text}");
+    assert_eq!(toml::from_str::<SortedResNetConfig>(&text).unwrap(), config);
+}
+
+#[test]
+fn resnet_per_stage_depth_runs_one_block_per_stage_first_and_matches_dense() {
+    let device = Default::default();
+    let (config, space) = per_stage();
+    Flex::seed(&device, 7);
+    let model = config.init::<Flex>(&device);
+    model.check_space(&space).unwrap();
+    // Forward order of the active blocks: flat block indices 0 (2 norms), 1 (2), 2 (3), 3 (3).
+    let norm_widths = |sub: &SubModel| {
+        let w = sub.widths();
+        let mut widths = vec![w[0]];
+        let at = |r: usize, n: usize| w.get(r).map(|&c| vec![c; n]).unwrap_or_default();
+        for (r, n) in [(0, 2), (3, 2), (1, 3), (2, 3)] {
+            widths.extend(at(r, n));
+        }
+        widths
+    };
+    assert_every_sub_model_matches_dense(&model, &space, [1, 8, 8], norm_widths);
+
+    // Depth 3 runs blocks 0, 2 and 3 (one per stage) and skips block 1; depth 4 adds it back
+    // between blocks 0 and 2. Both equal the masked full-width model over those blocks.
+    let x = images::<Flex>(5, [1, 8, 8], &device);
+    for (text, active) in [("2-3-5", vec![(0, 2), (2, 3), (3, 5)]), ("4-6-8-3", vec![(0, 4), (1, 3), (2, 6), (3, 8)])] {
+        let sub = space.parse_sub_model(text).unwrap();
+        let sliced = model.forward(x.clone(), &sub, &mut NormPass::Batch);
+        assert_matches_dense(sliced, masked_reference_of_blocks(&model, x.clone(), &active), 1e-4);
+    }
+    // Block 1 costs nothing until depth 4.
+    let three = model.cost(&space.parse_sub_model("4-6-8").unwrap());
+    let four = model.cost(&space.parse_sub_model("4-6-8-4").unwrap());
+    let block1 = model.blocks[1].cost(4, 4, [8, 8]).0;
+    assert_eq!(four.flops, three.flops + block1.flops);
+}
+
+#[test]
+fn resnet_per_stage_gradients_skip_inactive_blocks() {
+    let device = Default::default();
+    let (config, space) = per_stage();
+    A::seed(&device, 7);
+    let model = config.init::<A>(&device);
+    let sub = space.parse_sub_model("2-3-5").unwrap();
+    let x = images::<A>(4, [1, 8, 8], &device);
+    let grads = model.forward(x, &sub, &mut NormPass::Batch).powi_scalar(2).sum().backward();
+    assert_no_grad("b1.conv1", &model.blocks[1].conv1.weight, &grads);
+    assert_no_grad("b1.norm2.gamma", &model.blocks[1].norm2.gamma, &grads);
+    assert_zero_grad_outside("b0.conv1", &model.blocks[0].conv1.weight, &grads, [0..2, 0..2, 0..3, 0..3]);
+    let p2 = model.blocks[2].shortcut.as_ref().unwrap();
+    // Block 2 reads block 0's 2 channels directly (block 1 is skipped).
+    assert_zero_grad_outside("b2.shortcut.conv", &p2.conv.weight, &grads, [0..3, 0..2, 0..1, 0..1]);
+    assert_zero_grad_outside("b3.conv2", &model.blocks[3].conv2.weight, &grads, [0..5, 0..5, 0..3, 0..3]);
+    // The head weight is `[d_in, classes]`.
+    assert_zero_grad_outside("head.weight", &model.head.weight, &grads, [0..5, 0..3]);
+}
+
+#[test]
+fn resnet_per_stage_switchable_statistics_follow_the_activation_order() {
+    let (config, space) = per_stage();
+    let config = config.with_switchable_bn(&space);
+    // Flat block 1 is the space's block 3.
+    assert_eq!(config.switchable_widths, [vec![2, 4], vec![3, 4], vec![3, 6], vec![5, 8]]);
 }

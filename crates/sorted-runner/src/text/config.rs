@@ -247,6 +247,13 @@ impl TextExperiment {
         }
         let invalid_owned = |key: String, expected: String, got: String| invalid(&key, expected, got);
         validate_train_eval(&config.train, &config.eval, k, &invalid_owned)?;
+        if config.train.distill != 0.0 {
+            return Err(invalid(
+                "train.distill",
+                "0: in-place distillation is implemented for image experiments only".into(),
+                config.train.distill.to_string(),
+            ));
+        }
         if config.data.max_len < 3 || config.data.max_len > sizes.max_position_embeddings {
             return Err(invalid(
                 "data.max_len",
