@@ -235,6 +235,12 @@ pub struct TrainConfig {
     /// Loss weight per sampled sub-model (normalised; empty = mean of the `k` losses).
     #[serde(default)]
     pub loss_weights: Vec<f64>,
+    /// How the `k` weighted losses of a step combine: their weighted mean (default) or `k`
+    /// times it, the sum (what US-Nets and slimmable networks do). With SGD, `sum` at learning
+    /// rate `lr` and weight decay `wd` takes the same steps as `mean` at `k * lr` and `wd / k`,
+    /// and a sub-model trained alone (`k = 1`) takes the same steps in both.
+    #[serde(default)]
+    pub loss_reduction: LossReduction,
     /// Save a checkpoint every this many steps (0 = only at the end).
     #[serde(default)]
     pub checkpoint_every: u64,
@@ -252,6 +258,27 @@ pub struct TrainConfig {
     /// Image experiments only, with one batch shared by the step (`fresh_batches = false`).
     #[serde(default)]
     pub distill: f64,
+}
+
+/// `train.loss_reduction`: how the `k` losses of a step combine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossReduction {
+    /// The weighted mean (weights normalised to sum to 1).
+    #[default]
+    Mean,
+    /// `k` times the weighted mean: with equal weights, the plain sum of the `k` losses.
+    Sum,
+}
+
+impl LossReduction {
+    /// The factor on the weighted mean for `k` sampled sub-models.
+    pub fn scale(self, k: usize) -> f64 {
+        match self {
+            LossReduction::Mean => 1.0,
+            LossReduction::Sum => k as f64,
+        }
+    }
 }
 
 fn default_threads() -> usize {

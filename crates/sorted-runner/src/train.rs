@@ -105,6 +105,7 @@ where
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let k = sampler.k() as u64;
     let config_toml = exp.to_toml();
+    let reduction = cfg.train.loss_reduction.scale(k as usize);
     let largest = exp.space.largest();
 
     let mut progress = TrainProgress::new(total, state.step, options.quiet);
@@ -128,15 +129,17 @@ where
         let acc = accumulate_parallel(&model, &subs, &cfg.train.loss_weights, cfg.train.threads, |m, i, sub| {
             let batch = &batches[i.min(batches.len() - 1)];
             let logits = m.forward(batch.images.clone(), sub, &mut NormPass::Batch);
-            match &teacher {
+            let loss = match &teacher {
                 Some(t) if *sub != largest => {
                     let labels = loss_fn.forward(logits.clone(), batch.labels.clone());
                     labels.mul_scalar(1.0 - distill) + distillation_loss(logits, t.clone()).mul_scalar(distill)
                 }
                 _ => loss_fn.forward(logits, batch.labels.clone()),
-            }
+            };
+            loss.mul_scalar(reduction)
         });
-        let loss = acc.mean_loss(&cfg.train.loss_weights);
+        // The losses were scaled by `reduction` for the gradient; report the weighted mean.
+        let loss = acc.mean_loss(&cfg.train.loss_weights) / reduction;
         anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {step}; lower lr.base in the config");
         let lr = cfg.lr.lr(step, total);
         model = optim.step(lr, model, acc.grads);

@@ -118,6 +118,7 @@ fn train_bert<B: AutodiffBackend>(
     let batcher = TextBatcher::new(cfg.data.max_len);
     let k = sampler.k() as u64;
     let config_toml = exp.to_toml();
+    let reduction = cfg.train.loss_reduction.scale(k as usize);
     let mut progress = TrainProgress::new(total, 0, quiet);
     while state.step < total {
         let step = state.step;
@@ -130,9 +131,10 @@ fn train_bert<B: AutodiffBackend>(
         let acc = accumulate_parallel(&model, &subs, &cfg.train.loss_weights, cfg.train.threads, |m, i, sub| {
             let b = &batches[i.min(batches.len() - 1)];
             let logits = m.forward(b.input_ids.clone(), None, b.attention_mask.clone(), sub);
-            loss_fn.forward(logits, b.labels.clone())
+            loss_fn.forward(logits, b.labels.clone()).mul_scalar(reduction)
         });
-        let loss = acc.mean_loss(&cfg.train.loss_weights);
+        // The losses were scaled by `reduction` for the gradient; report the weighted mean.
+        let loss = acc.mean_loss(&cfg.train.loss_weights) / reduction;
         anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {step}; lower lr.base in the config");
         let lr = cfg.lr.lr(step, total);
         model = optim.step(lr, model, acc.grads);
