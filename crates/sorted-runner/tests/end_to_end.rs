@@ -154,19 +154,52 @@ fn resume_after_a_stop_equals_an_uninterrupted_run() {
     let b = RunReport::read(&resumed).unwrap();
     let acc = |r: &RunReport| r.results.iter().map(|x| (x.sub_model.clone(), x.accuracy)).collect::<Vec<_>>();
     assert_eq!(acc(&a), acc(&b));
-    let weights = |run: &Path| {
-        let exp = sorted_runner::config::Experiment::from_file(&run.join("config.toml")).unwrap();
-        let device = Default::default();
-        let model = sorted_zoo::SortedMlpConfig::for_space(784, 10, &exp.space).init::<Flex>(&device);
-        let model = sorted_sched::load_model(run, model, &device).unwrap();
-        let mut v = Vec::new();
-        for block in &model.blocks {
-            v.extend(block.weight.val().into_data().to_vec::<f32>().unwrap());
-        }
-        v.extend(model.head.weight.val().into_data().to_vec::<f32>().unwrap());
-        v
+    assert_eq!(mlp_weights(&straight), mlp_weights(&resumed), "resumed weights differ from the uninterrupted run");
+}
+
+/// Every weight matrix of the MLP checkpointed in `run`, flattened.
+fn mlp_weights(run: &Path) -> Vec<f32> {
+    let exp = sorted_runner::config::Experiment::from_file(&run.join("config.toml")).unwrap();
+    let device = Default::default();
+    let model = sorted_zoo::SortedMlpConfig::for_space(784, 10, &exp.space).init::<Flex>(&device);
+    let model = sorted_sched::load_model(run, model, &device).unwrap();
+    let mut v = Vec::new();
+    for block in &model.blocks {
+        v.extend(block.weight.val().into_data().to_vec::<f32>().unwrap());
+    }
+    v.extend(model.head.weight.val().into_data().to_vec::<f32>().unwrap());
+    v
+}
+
+#[test]
+fn summed_losses_take_the_steps_of_averaged_losses_at_k_times_the_rate() {
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    // k = 3 (sandwich), SGD with momentum and weight decay, in-place distillation on.
+    let base = TINY_MLP
+        .replace("[optimizer.adam]", "[optimizer.sgd]\nmomentum = 0.9\nnesterov = true")
+        .replace("steps = 40", "steps = 6\ndistill = 0.5");
+    let sum = base
+        .replace("nesterov = true", "nesterov = true\nweight_decay = 3e-3")
+        .replace("distill = 0.5", "distill = 0.5\nloss_reduction = \"sum\"");
+    let mean =
+        base.replace("base = 1e-2", "base = 3e-2").replace("nesterov = true", "nesterov = true\nweight_decay = 1e-3");
+    let config = |name: &str, text: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        write_config(&d, text)
     };
-    assert_eq!(weights(&straight), weights(&resumed), "resumed weights differ from the uninterrupted run");
+    let (a, b) = (dir.path().join("sum"), dir.path().join("mean"));
+    train(&config("s", &sum), &a, None);
+    train(&config("m", &mean), &b, None);
+    let (wa, wb) = (mlp_weights(&a), mlp_weights(&b));
+    let max_diff = wa.iter().zip(&wb).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(max_diff < 1e-5, "sum at lr 0.01 and mean at lr 0.03 differ by {max_diff}");
+    // Not trivially equal to the initial weights: training moved them.
+    let c = dir.path().join("slow");
+    train(&config("x", &mean.replace("base = 3e-2", "base = 1e-2")), &c, None);
+    let moved = wa.iter().zip(&mlp_weights(&c)).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(moved > 1e-3, "a third of the rate should land elsewhere ({moved})");
 }
 
 #[test]
