@@ -165,12 +165,12 @@ pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Expe
     c.name = format!("{}-alone-{sub}", c.name);
     // The active blocks in forward order, each with its width: the first `d` blocks, or for a
     // ResNet with blocks per stage, the first blocks of each stage.
-    let mut widths: Vec<(usize, usize)> = sub.widths().iter().copied().enumerate().collect();
-    if let ModelConfig::Resnet(o) = &c.model {
-        let order = sorted_zoo::activation_order(&o.blocks_per_stage, o.depth_order);
-        widths = sub.widths().iter().enumerate().map(|(r, &w)| (order[r], w)).collect();
-        widths.sort_unstable();
-    }
+    let block_of = match &c.model {
+        ModelConfig::Resnet(o) => sorted_zoo::activation_order(&o.blocks_per_stage, o.depth_order),
+        _ => (0..d).collect(),
+    };
+    let mut widths: Vec<(usize, usize)> = sub.widths().iter().enumerate().map(|(r, &w)| (block_of[r], w)).collect();
+    widths.sort_unstable();
     c.space = NestingSpaceConfig {
         depths: vec![d],
         widths: None,
@@ -199,9 +199,7 @@ pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Expe
                 }
                 blocks.push(active);
             }
-            let mut strides = o.strides.clone();
-            strides.truncate(blocks.len());
-            o.strides = strides;
+            o.strides.truncate(blocks.len());
             o.blocks_per_stage = blocks;
             o.batch_norm = BatchNormStats::Recalibrate;
             o.depth_order = sorted_zoo::DepthOrder::Flat;

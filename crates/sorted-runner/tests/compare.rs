@@ -81,44 +81,25 @@ fn compare_trains_the_sample_alone_and_slices_the_alone_full_model() {
     assert!(err.contains("--sorted"), "{err}");
 }
 
-/// Blocks per stage: depth 2 runs block 0 and block 2 (the first block of each stage), so the
-/// space lists blocks 0, 2, 1; trained with the sandwich rule and in-place distillation.
-const TINY_PER_STAGE_RESNET: &str = r#"
-name = "tiny-per-stage"
-seed = 5
-[data]
-source = "embedded"
-batch_size = 16
-train_limit = 160
-test_limit = 64
-[model.resnet]
-blocks_per_stage = [2, 1]
-strides = [2, 2]
-depth_order = "per_stage"
-[space]
-depths = [1, 2, 3]
-tie_widths = true
-block_widths = [[2, 4], [4, 8], [2, 4]]
-[sampler.sandwich]
-k = 3
-[optimizer.sgd]
-momentum = 0.9
-[lr]
-base = 0.05
-[train]
-steps = 3
-threads = 2
-distill = 0.5
-[eval]
-calibration_samples = 32
-batch_size = 32
-"#;
+/// [`TINY_RESNET`] with blocks per stage: depth 2 runs block 0 and block 2 (the first block of
+/// each stage), so the space lists blocks 0, 2, 1; trained with the sandwich rule and in-place
+/// distillation.
+fn tiny_per_stage_resnet() -> String {
+    TINY_RESNET
+        .replace("name = \"tiny-resnet\"", "name = \"tiny-per-stage\"")
+        .replace("strides = [2, 2]", "strides = [2, 2]\ndepth_order = \"per_stage\"")
+        .replace("block_widths = [[2, 4], [2, 4], [4, 8]]", "block_widths = [[2, 4], [4, 8], [2, 4]]")
+        .replace("[sampler.uniform]\nk = 2", "[sampler.sandwich]\nk = 3")
+        .replace("threads = 2", "threads = 2\ndistill = 0.5")
+}
 
 #[test]
 fn compare_trains_per_stage_sub_models_alone_as_their_own_blocks() {
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), TINY_PER_STAGE_RESNET);
+    let text = tiny_per_stage_resnet();
+    assert!(text.contains("per_stage") && text.contains("[sampler.sandwich]") && text.contains("distill"));
+    let config = write_config(dir.path(), &text);
     let out = dir.path().join("cmp");
     let args = CompareArgs { config, out: Some(out.clone()), sorted: None, alone: 3, steps: None };
     compare(args).unwrap();
