@@ -205,6 +205,12 @@ pub struct CompareArgs {
     /// Override `train.steps` (for every run).
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Train up to this many alone runs at once, each as its own `sorted-runner train` process on
+    /// the same device (config and log beside its folder: `alone-<name>.toml`, `alone-<name>.log`).
+    /// Worth it on a GPU or a many-core machine; the alone runs' wall times then overlap. 1: one
+    /// after another in this process.
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
 }
 
 /// `train`.

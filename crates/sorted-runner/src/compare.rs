@@ -12,8 +12,10 @@
 //! A folder whose `results.json` already exists is reused, so an interrupted comparison picks
 //! up where it stopped.
 
-use std::path::PathBuf;
-use std::time::Instant;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as ProcessCommand, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
@@ -24,6 +26,7 @@ use sorted_sched::{FullSamplerConfig, SamplerConfig};
 use crate::cli::CompareArgs;
 use crate::commands::{Report, RunContext, new_run_dir, train_experiment};
 use crate::config::{BatchNormStats, Experiment, ModelConfig};
+use crate::device::DeviceKind;
 use crate::report::{RunReport, machine, write_file};
 use crate::train::TrainOptions;
 
@@ -157,8 +160,11 @@ pub fn pick_sample(results: &RunReport, n: usize) -> Vec<String> {
 /// The experiment that trains `sub` alone: a dense model of exactly its widths and depth, same
 /// data, seed, optimizer, schedule and steps; BatchNorm statistics recalibrated after training.
 ///
+/// A MobileNetV2 keeps the allocation of its width multiplier and trains only the sub-model's
+/// slice, which is that dense model (see the comment in the body).
+///
 /// # Errors
-/// For MobileNetV2, whose allocation comes from its width multiplier rather than the space.
+/// A config the sub-model's space does not validate against.
 pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Experiment> {
     let mut c = exp.config.clone();
     let d = sub.depth();
@@ -204,12 +210,72 @@ pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Expe
             o.batch_norm = BatchNormStats::Recalibrate;
             o.depth_order = sorted_zoo::DepthOrder::Flat;
         }
-        ModelConfig::MobilenetV2(_) => anyhow::bail!(
-            "`compare` cannot train a MobileNetV2 sub-model alone yet: its layers are allocated from \
-             `model.mobilenet_v2.width_multiplier`, not from `[space]`; use an mlp, cnn or resnet config"
-        ),
+        // The allocation follows `width_multiplier`, so the alone run keeps it and only ever
+        // activates the sub-model's slice: the same function, parameters and gradients as a dense
+        // model of those widths. Only the initial weight scale differs (Kaiming over the
+        // allocated fan-in); every convolution is followed by BatchNorm, which cancels it.
+        ModelConfig::MobilenetV2(o) => o.batch_norm = BatchNormStats::Recalibrate,
     }
     Ok(Experiment::from_config(c, &exp.source)?)
+}
+
+/// One sub-model to train alone, into `dir`.
+struct AloneRun {
+    name: String,
+    exp: Experiment,
+    dir: PathBuf,
+}
+
+/// Trains `runs` as child `sorted-runner train` processes on `device`, at most `jobs` at once.
+/// Each gets its config written beside its folder (`alone-<name>.toml`) and its output logged
+/// there (`alone-<name>.log`).
+///
+/// # Errors
+/// A config or log that cannot be written, a child that cannot start, or children that fail
+/// (named with their logs, after all have ended).
+fn train_in_processes(runs: &[AloneRun], jobs: usize, device: DeviceKind, out: &Path) -> anyhow::Result<()> {
+    let exe = std::env::current_exe().context("finding this runner's executable to start the --jobs processes")?;
+    let mut queue = runs.iter();
+    let mut running: Vec<(&AloneRun, PathBuf, Child)> = Vec::new();
+    let mut failed = Vec::new();
+    loop {
+        while running.len() < jobs {
+            let Some(run) = queue.next() else { break };
+            let config = out.join(format!("alone-{}.toml", run.name));
+            write_file(&config, run.exp.to_toml().as_bytes())?;
+            let log_path = out.join(format!("alone-{}.log", run.name));
+            let log = File::create(&log_path).with_context(|| format!("creating `{}`", log_path.display()))?;
+            let child = ProcessCommand::new(&exe)
+                .args(["--device", device.flag(), "train", "--config"])
+                .arg(&config)
+                .arg("--out")
+                .arg(&run.dir)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().with_context(|| format!("sharing `{}`", log_path.display()))?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting `{} train --config {}`", exe.display(), config.display()))?;
+            running.push((run, log_path, child));
+        }
+        if running.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let mut i = 0;
+        while i < running.len() {
+            match running[i].2.try_wait().context("waiting for an alone run")? {
+                Some(status) => {
+                    let (run, log, _) = running.swap_remove(i);
+                    if !status.success() {
+                        failed.push(format!("`{}` ({status}; see `{}`)", run.name, log.display()));
+                    }
+                }
+                None => i += 1,
+            }
+        }
+    }
+    anyhow::ensure!(failed.is_empty(), "alone runs failed: {}", failed.join(", "));
+    Ok(())
 }
 
 /// `compare`: trains (or reuses) the sorted run, trains the sample alone, evaluates naive
@@ -219,10 +285,12 @@ pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Expe
 /// Config, data, checkpoint or report errors, each naming its file.
 pub fn compare_cmd<B: AutodiffBackend>(
     args: &CompareArgs,
+    device_kind: DeviceKind,
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(args.alone >= 2, "--alone must be at least 2 (the smallest and the full model)");
+    anyhow::ensure!(args.jobs >= 1, "--jobs must be at least 1");
     let mut exp = Experiment::from_file(&args.config)?;
     if let Some(steps) = args.steps {
         anyhow::ensure!(steps > 0, "--steps must be at least 1");
@@ -255,15 +323,24 @@ pub fn compare_cmd<B: AutodiffBackend>(
 
     let sample = pick_sample(&sorted, args.alone);
     let full = exp.space.largest();
-    let mut alone: Vec<(String, RunReport)> = Vec::new();
+    let mut pending = Vec::new();
     for name in &sample {
         let sub = exp.space.parse_sub_model(name).expect("a sub-model of the sorted run's own space");
-        let alone_exp = alone_experiment(&exp, &sub)?;
         let dir = out.join(format!("alone-{name}"));
         if !dir.join("results.json").exists() {
-            train_experiment::<B>(&alone_exp, &dir, &options, device, ctx)?;
+            pending.push(AloneRun { name: name.clone(), exp: alone_experiment(&exp, &sub)?, dir });
         }
-        alone.push((name.clone(), RunReport::read(&dir)?));
+    }
+    if args.jobs > 1 && pending.len() > 1 {
+        train_in_processes(&pending, args.jobs, device_kind, &out)?;
+    } else {
+        for run in &pending {
+            train_experiment::<B>(&run.exp, &run.dir, &options, device, ctx)?;
+        }
+    }
+    let mut alone: Vec<(String, RunReport)> = Vec::new();
+    for name in &sample {
+        alone.push((name.clone(), RunReport::read(&out.join(format!("alone-{name}")))?));
     }
 
     // Naive slicing: the sorted model's allocation, loaded with the alone-trained full model.

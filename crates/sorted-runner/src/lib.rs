@@ -104,7 +104,7 @@ where
         Some(Command::Export(args)) => export_cmd::<B::InnerBackend>(args, &device, ctx).map(|_| ()),
         Some(Command::Profile(args)) => profile_cmd::<B::InnerBackend>(args, cli.device, &device, ctx).map(|_| ()),
         Some(Command::Select(args)) => select_cmd(args, cli.device, ctx).map(|_| ()),
-        Some(Command::Compare(args)) => compare_cmd::<B>(args, &device, ctx).map(|_| ()),
+        Some(Command::Compare(args)) => compare_cmd::<B>(args, cli.device, &device, ctx).map(|_| ()),
         Some(Command::Generate(args)) => llm::generate_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Perplexity(args)) => llm::perplexity_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Soft(args)) => llm::soft_cmd::<B>(args, &device, ctx),

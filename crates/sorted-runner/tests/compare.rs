@@ -43,7 +43,8 @@ fn compare_trains_the_sample_alone_and_slices_the_alone_full_model() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), TINY_RESNET);
     let out = dir.path().join("cmp");
-    let args = || CompareArgs { config: config.clone(), out: Some(out.clone()), sorted: None, alone: 3, steps: None };
+    let args =
+        || CompareArgs { config: config.clone(), out: Some(out.clone()), sorted: None, alone: 3, steps: None, jobs: 1 };
     compare(args()).unwrap();
     let report: CompareReport = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
     let sorted = RunReport::read(&out.join("sorted")).unwrap();
@@ -81,6 +82,49 @@ fn compare_trains_the_sample_alone_and_slices_the_alone_full_model() {
     assert!(err.contains("--sorted"), "{err}");
 }
 
+#[test]
+fn compare_jobs_trains_the_alone_runs_as_processes_with_the_same_results() {
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), TINY_RESNET);
+    let one_by_one = dir.path().join("seq");
+    compare(CompareArgs {
+        config: config.clone(),
+        out: Some(one_by_one.clone()),
+        sorted: None,
+        alone: 3,
+        steps: None,
+        jobs: 1,
+    })
+    .unwrap();
+    // The runner binary itself, reusing the sorted run: three alone runs, two processes at once.
+    let parallel = dir.path().join("par");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_sorted-runner"))
+        .args(["--quiet", "compare", "--alone", "3", "--jobs", "2", "--config"])
+        .arg(&config)
+        .arg("--out")
+        .arg(&parallel)
+        .arg("--sorted")
+        .arg(one_by_one.join("sorted"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let read = |dir: &std::path::Path| -> CompareReport {
+        serde_json::from_slice(&std::fs::read(dir.join("compare.json")).unwrap()).unwrap()
+    };
+    let (a, b) = (read(&one_by_one), read(&parallel));
+    assert_eq!(a.rows.len(), 3);
+    for (x, y) in a.rows.iter().zip(&b.rows) {
+        // Same backend, seed and thread count: the processes train the very same models.
+        assert_eq!((&x.sub_model, x.alone, x.naive, x.sorted), (&y.sub_model, y.alone, y.naive, y.sorted));
+        let log = std::fs::read_to_string(parallel.join(format!("alone-{}.log", x.sub_model))).unwrap();
+        assert!(log.contains("step 3/3"), "{log}");
+        let saved = sorted_runner::config::Experiment::from_file(&parallel.join(format!("alone-{}.toml", x.sub_model)))
+            .unwrap();
+        assert_eq!(saved.space.len(), 1);
+    }
+}
+
 /// [`TINY_RESNET`] with blocks per stage: depth 2 runs block 0 and block 2 (the first block of
 /// each stage), so the space lists blocks 0, 2, 1; trained with the sandwich rule and in-place
 /// distillation.
@@ -101,7 +145,7 @@ fn compare_trains_per_stage_sub_models_alone_as_their_own_blocks() {
     assert!(text.contains("per_stage") && text.contains("[sampler.sandwich]") && text.contains("distill"));
     let config = write_config(dir.path(), &text);
     let out = dir.path().join("cmp");
-    let args = CompareArgs { config, out: Some(out.clone()), sorted: None, alone: 3, steps: None };
+    let args = CompareArgs { config, out: Some(out.clone()), sorted: None, alone: 3, steps: None, jobs: 1 };
     compare(args).unwrap();
     let report: CompareReport = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
     assert_eq!(report.n_sub_models, 6);
@@ -121,12 +165,22 @@ fn compare_trains_per_stage_sub_models_alone_as_their_own_blocks() {
 }
 
 #[test]
-fn compare_refuses_mobilenet_before_training_anything() {
-    let dir = tempfile::tempdir().unwrap();
+fn a_mobilenet_v2_sub_model_alone_is_its_slice_of_the_same_allocation() {
+    use sorted_runner::config::{Experiment, ModelConfig};
     let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/fashion-mobilenetv2.toml");
-    let out = dir.path().join("cmp");
-    let args = CompareArgs { config, out: Some(out.clone()), sorted: None, alone: 5, steps: None };
-    let err = format!("{:#}", compare(args).unwrap_err());
-    assert!(err.contains("MobileNetV2") && err.contains("width_multiplier"), "{err}");
-    assert!(!out.join("sorted").exists(), "nothing was trained");
+    let exp = Experiment::from_file(&config).unwrap();
+    // Depth 13 at the third width option: the middle of the space.
+    let sub = exp.space.iter().find(|s| s.depth() == 13 && s.widths()[0] == 4).unwrap();
+    let alone = sorted_runner::compare::alone_experiment(&exp, &sub).unwrap();
+    assert_eq!(alone.space.len(), 1, "one sub-model");
+    let only = alone.space.largest();
+    assert_eq!((only.depth(), only.widths()), (sub.depth(), sub.widths()));
+    // The same allocation, so the alone model's only sub-model has the sorted one's parameters
+    // and FLOPs; its statistics are recalibrated like every alone run's.
+    let (ModelConfig::MobilenetV2(a), ModelConfig::MobilenetV2(s)) = (&alone.config.model, &exp.config.model) else {
+        panic!("still a MobileNetV2")
+    };
+    assert_eq!((a.width_multiplier, a.scale_last_conv), (s.width_multiplier, s.scale_last_conv));
+    assert_eq!(a.batch_norm, sorted_runner::config::BatchNormStats::Recalibrate);
+    assert_eq!(alone.config.sampler, sorted_sched::SamplerConfig::Full(Default::default()));
 }
