@@ -235,45 +235,72 @@ struct AloneRun {
 /// (named with their logs, after all have ended).
 fn train_in_processes(runs: &[AloneRun], jobs: usize, device: DeviceKind, out: &Path) -> anyhow::Result<()> {
     let exe = std::env::current_exe().context("finding this runner's executable to start the --jobs processes")?;
+    let start = |run: &AloneRun| -> anyhow::Result<(PathBuf, Child)> {
+        let config = out.join(format!("alone-{}.toml", run.name));
+        write_file(&config, run.exp.to_toml().as_bytes())?;
+        let log_path = out.join(format!("alone-{}.log", run.name));
+        let log = File::create(&log_path).with_context(|| format!("creating `{}`", log_path.display()))?;
+        let child = ProcessCommand::new(&exe)
+            .args(["--device", device.flag(), "train", "--config"])
+            .arg(&config)
+            .arg("--out")
+            .arg(&run.dir)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().with_context(|| format!("sharing `{}`", log_path.display()))?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting `{} train --config {}`", exe.display(), config.display()))?;
+        Ok((log_path, child))
+    };
     let mut queue = runs.iter();
     let mut running: Vec<(&AloneRun, PathBuf, Child)> = Vec::new();
     let mut failed = Vec::new();
-    loop {
+    let outcome = loop {
+        let mut started = Ok(());
         while running.len() < jobs {
             let Some(run) = queue.next() else { break };
-            let config = out.join(format!("alone-{}.toml", run.name));
-            write_file(&config, run.exp.to_toml().as_bytes())?;
-            let log_path = out.join(format!("alone-{}.log", run.name));
-            let log = File::create(&log_path).with_context(|| format!("creating `{}`", log_path.display()))?;
-            let child = ProcessCommand::new(&exe)
-                .args(["--device", device.flag(), "train", "--config"])
-                .arg(&config)
-                .arg("--out")
-                .arg(&run.dir)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().with_context(|| format!("sharing `{}`", log_path.display()))?)
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting `{} train --config {}`", exe.display(), config.display()))?;
-            running.push((run, log_path, child));
+            match start(run) {
+                Ok((log, child)) => running.push((run, log, child)),
+                Err(e) => {
+                    started = Err(e);
+                    break;
+                }
+            }
         }
-        if running.is_empty() {
-            break;
+        if started.is_err() || running.is_empty() {
+            break started;
         }
         std::thread::sleep(Duration::from_millis(200));
         let mut i = 0;
         while i < running.len() {
-            match running[i].2.try_wait().context("waiting for an alone run")? {
-                Some(status) => {
+            match running[i].2.try_wait() {
+                Ok(Some(status)) => {
                     let (run, log, _) = running.swap_remove(i);
                     if !status.success() {
                         failed.push(format!("`{}` ({status}; see `{}`)", run.name, log.display()));
                     }
                 }
-                None => i += 1,
+                Ok(None) => i += 1,
+                Err(e) => {
+                    started = Err(
+                        anyhow::Error::new(e).context(format!("waiting for the alone run `{}`", running[i].0.name))
+                    );
+                    break;
+                }
             }
         }
+        if started.is_err() {
+            break started;
+        }
+    };
+    if outcome.is_err() {
+        // No orphans: the runs still going are stopped; a later call trains them again.
+        for (_, _, child) in &mut running {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
+    outcome?;
     anyhow::ensure!(failed.is_empty(), "alone runs failed: {}", failed.join(", "));
     Ok(())
 }
