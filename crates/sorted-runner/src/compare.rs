@@ -252,47 +252,35 @@ fn train_in_processes(runs: &[AloneRun], jobs: usize, device: DeviceKind, out: &
             .with_context(|| format!("starting `{} train --config {}`", exe.display(), config.display()))?;
         Ok((log_path, child))
     };
-    let mut queue = runs.iter();
     let mut running: Vec<(&AloneRun, PathBuf, Child)> = Vec::new();
     let mut failed = Vec::new();
-    let outcome = loop {
-        let mut started = Ok(());
-        while running.len() < jobs {
-            let Some(run) = queue.next() else { break };
-            match start(run) {
-                Ok((log, child)) => running.push((run, log, child)),
-                Err(e) => {
-                    started = Err(e);
-                    break;
-                }
+    let mut queue = runs.iter();
+    let outcome = (|| -> anyhow::Result<()> {
+        loop {
+            while running.len() < jobs {
+                let Some(run) = queue.next() else { break };
+                let (log, child) = start(run)?;
+                running.push((run, log, child));
             }
-        }
-        if started.is_err() || running.is_empty() {
-            break started;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-        let mut i = 0;
-        while i < running.len() {
-            match running[i].2.try_wait() {
-                Ok(Some(status)) => {
-                    let (run, log, _) = running.swap_remove(i);
-                    if !status.success() {
-                        failed.push(format!("`{}` ({status}; see `{}`)", run.name, log.display()));
+            if running.is_empty() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            let mut i = 0;
+            while i < running.len() {
+                let waited = running[i].2.try_wait();
+                match waited.with_context(|| format!("waiting for the alone run `{}`", running[i].0.name))? {
+                    Some(status) => {
+                        let (run, log, _) = running.swap_remove(i);
+                        if !status.success() {
+                            failed.push(format!("`{}` ({status}; see `{}`)", run.name, log.display()));
+                        }
                     }
-                }
-                Ok(None) => i += 1,
-                Err(e) => {
-                    started = Err(
-                        anyhow::Error::new(e).context(format!("waiting for the alone run `{}`", running[i].0.name))
-                    );
-                    break;
+                    None => i += 1,
                 }
             }
         }
-        if started.is_err() {
-            break started;
-        }
-    };
+    })();
     if outcome.is_err() {
         // No orphans: the runs still going are stopped; a later call trains them again.
         for (_, _, child) in &mut running {
@@ -350,10 +338,11 @@ pub fn compare_cmd<B: AutodiffBackend>(
 
     let sample = pick_sample(&sorted, args.alone);
     let full = exp.space.largest();
+    let alone_dir = |name: &str| out.join(format!("alone-{name}"));
     let mut pending = Vec::new();
     for name in &sample {
         let sub = exp.space.parse_sub_model(name).expect("a sub-model of the sorted run's own space");
-        let dir = out.join(format!("alone-{name}"));
+        let dir = alone_dir(name);
         if !dir.join("results.json").exists() {
             pending.push(AloneRun { name: name.clone(), exp: alone_experiment(&exp, &sub)?, dir });
         }
@@ -365,15 +354,15 @@ pub fn compare_cmd<B: AutodiffBackend>(
             train_experiment::<B>(&run.exp, &run.dir, &options, device, ctx)?;
         }
     }
-    let mut alone: Vec<(String, RunReport)> = Vec::new();
-    for name in &sample {
-        alone.push((name.clone(), RunReport::read(&out.join(format!("alone-{name}")))?));
-    }
+    let alone = sample
+        .iter()
+        .map(|name| Ok((name.clone(), RunReport::read(&alone_dir(name))?)))
+        .collect::<anyhow::Result<Vec<(String, RunReport)>>>()?;
 
     // Naive slicing: the sorted model's allocation, loaded with the alone-trained full model.
     let naive_dir = out.join("naive");
     if !naive_dir.join("results.json").exists() {
-        let full_dir = out.join(format!("alone-{full}"));
+        let full_dir = alone_dir(&full.to_string());
         let mut naive_exp = exp.clone();
         naive_exp.config.name = format!("{}-naive", exp.config.name);
         naive_exp.config.model = alone_experiment(&exp, &full)?.config.model;

@@ -33,6 +33,11 @@ calibration_samples = 32
 batch_size = 32
 "#;
 
+/// `compare` of `config` into `out`: 3 sub-models alone, one after another, fresh sorted run.
+fn sample_of_three(config: &std::path::Path, out: &std::path::Path) -> CompareArgs {
+    CompareArgs { config: config.into(), out: Some(out.into()), sorted: None, alone: 3, steps: None, jobs: 1 }
+}
+
 fn compare(args: CompareArgs) -> anyhow::Result<()> {
     run_on::<B>(&cli(Command::Compare(args)), Default::default(), &ctx())
 }
@@ -43,8 +48,7 @@ fn compare_trains_the_sample_alone_and_slices_the_alone_full_model() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), TINY_RESNET);
     let out = dir.path().join("cmp");
-    let args =
-        || CompareArgs { config: config.clone(), out: Some(out.clone()), sorted: None, alone: 3, steps: None, jobs: 1 };
+    let args = || sample_of_three(&config, &out);
     compare(args()).unwrap();
     let report: CompareReport = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
     let sorted = RunReport::read(&out.join("sorted")).unwrap();
@@ -88,15 +92,7 @@ fn compare_jobs_trains_the_alone_runs_as_processes_with_the_same_results() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), TINY_RESNET);
     let one_by_one = dir.path().join("seq");
-    compare(CompareArgs {
-        config: config.clone(),
-        out: Some(one_by_one.clone()),
-        sorted: None,
-        alone: 3,
-        steps: None,
-        jobs: 1,
-    })
-    .unwrap();
+    compare(sample_of_three(&config, &one_by_one)).unwrap();
     // The runner binary itself, reusing the sorted run: three alone runs, two processes at once.
     let parallel = dir.path().join("par");
     let status = std::process::Command::new(env!("CARGO_BIN_EXE_sorted-runner"))
@@ -145,8 +141,7 @@ fn compare_trains_per_stage_sub_models_alone_as_their_own_blocks() {
     assert!(text.contains("per_stage") && text.contains("[sampler.sandwich]") && text.contains("distill"));
     let config = write_config(dir.path(), &text);
     let out = dir.path().join("cmp");
-    let args = CompareArgs { config, out: Some(out.clone()), sorted: None, alone: 3, steps: None, jobs: 1 };
-    compare(args).unwrap();
+    compare(sample_of_three(&config, &out)).unwrap();
     let report: CompareReport = serde_json::from_slice(&std::fs::read(out.join("compare.json")).unwrap()).unwrap();
     assert_eq!(report.n_sub_models, 6);
     let sorted = RunReport::read(&out.join("sorted")).unwrap();
