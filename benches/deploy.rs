@@ -1,12 +1,21 @@
 //! Does serving a sub-model from the sorted weights cost more than serving its exported dense
 //! copy? Forward (inference) latency of sub-models of the default experiment's MLP
 //! (784-[256 x 4]-10, `configs/mnist-mlp.toml`) and of the CNN of `configs/mnist-cnn.toml`
-//! (channels 8/16/24/32, strides 1,2,2,1, recalibrated BatchNorm), sliced from the allocated
-//! weights against the same sub-model extracted into plain burn-nn layers with their own
-//! contiguous weights (what `sorted-runner export` writes).
+//! (channels 8/16/24/32, strides 1,2,2,1, recalibrated BatchNorm), five ways:
 //!
-//! Group `{device}/deploy`; ids `sliced/<model>:<sub-model>_b<batch>` and
-//! `dense/<model>:<sub-model>_b<batch>`; `cargo xtask bench` reports sliced / dense.
+//! - `dense`: the sub-model extracted into plain burn-nn layers with their own contiguous
+//!   weights, in burn-nn's `[d_in, d_out]` layout (what `sorted-runner export` writes and
+//!   `load_export` loads);
+//! - `sliced`: served by a `SortedModel` from its view of the shared weights, which stay in the
+//!   training layout (`WeightLayout::InputMajor`);
+//! - `sliced-output-major` and `dense-output-major`: the same with the linear weights stored
+//!   `[d_out, d_in]` (`WeightLayout::OutputMajor`), the dense copy being what
+//!   `SortedModel::pin` keeps in that layout;
+//! - `per-call`: the sorted model's own forward pass, slicing the weights on every call (as
+//!   training does).
+//!
+//! Group `{device}/deploy`; ids `<way>/<model>:<sub-model>_b<batch>`; `cargo xtask bench`
+//! reports the ratios.
 
 use burn::prelude::*;
 use criterion::{BenchmarkId, Criterion, criterion_main};
@@ -14,11 +23,49 @@ use sorted_bench::{
     Bench, DEPLOY_BATCHES, DEPLOY_CNN_SUB_MODELS, DEPLOY_MLP_SUB_MODELS, assert_same, cnn_space, default_space, device,
     group_name, own_cnn, own_mlp, time_iters,
 };
-use sorted_nn::{NormCalibrator, NormPass};
+use sorted_nn::{NormCalibrator, NormPass, SubModel};
+use sorted_zoo::deploy::{SortedModel, WeightLayout};
 use sorted_zoo::{DenseClassifier, SortedClassifier, SortedCnnConfig, SortedMlpConfig};
 
 fn images(batch: usize, device: &<Bench as burn::tensor::backend::BackendTypes>::Device) -> Tensor<Bench, 4> {
     Tensor::random([batch, 1, 28, 28], burn::tensor::Distribution::Uniform(0.0, 1.0), device)
+}
+
+/// Benches the five ways of serving `sub` of `model` (both handles serve the same weights).
+fn serve<M: SortedClassifier<Bench>>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    id: &str,
+    sub: &SubModel,
+    x: &Tensor<Bench, 4>,
+    export: &M::Dense,
+    input_major: &SortedModel<Bench, M>,
+    output_major: &SortedModel<Bench, M>,
+) {
+    let device = x.device();
+    let dense_output_major = output_major.dense_copy(sub).expect("a servable sub-model");
+    let reference = export.forward(x.clone());
+    assert_same(input_major.forward(x.clone(), sub).expect("servable"), reference.clone());
+    let close = |out: Tensor<Bench, 2>| {
+        out.into_data()
+            .assert_approx_eq::<f32>(&reference.clone().into_data(), burn::tensor::Tolerance::absolute(1e-4));
+    };
+    close(output_major.forward(x.clone(), sub).expect("servable"));
+    close(dense_output_major.forward(x.clone()));
+    group.bench_function(BenchmarkId::new("dense", id), |b| {
+        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || export.forward(x.clone())));
+    });
+    group.bench_function(BenchmarkId::new("sliced", id), |b| {
+        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || input_major.forward(x.clone(), sub)));
+    });
+    group.bench_function(BenchmarkId::new("dense-output-major", id), |b| {
+        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || dense_output_major.forward(x.clone())));
+    });
+    group.bench_function(BenchmarkId::new("sliced-output-major", id), |b| {
+        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || output_major.forward(x.clone(), sub)));
+    });
+    group.bench_function(BenchmarkId::new("per-call", id), |b| {
+        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || input_major.forward_sliced(x.clone(), sub)));
+    });
 }
 
 fn deploy(c: &mut Criterion) {
@@ -27,26 +74,26 @@ fn deploy(c: &mut Criterion) {
 
     let space = default_space();
     let mlp = SortedMlpConfig::for_space(784, 10, &space).init::<Bench>(&device);
+    let input_major = SortedModel::new(mlp.clone(), space.clone()).expect("the MLP fits its space");
+    let output_major = SortedModel::new(mlp.clone(), space.clone())
+        .expect("the MLP fits its space")
+        .with_weight_layout(WeightLayout::OutputMajor);
     for name in DEPLOY_MLP_SUB_MODELS {
         let sub = space.parse_sub_model(name).expect("a sub-model of the default space");
-        let dense = own_mlp(mlp.extract(&sub, None));
+        let export = own_mlp(mlp.extract(&sub, None));
+        assert_same(mlp.forward(images(2, &device), &sub, &mut NormPass::Batch), export.forward(images(2, &device)));
         for batch in DEPLOY_BATCHES {
             let x = images(batch, &device);
-            assert_same(mlp.forward(x.clone(), &sub, &mut NormPass::Batch), dense.forward(x.clone()));
-            let id = format!("mlp:{name}_b{batch}");
-            group.bench_function(BenchmarkId::new("sliced", &id), |b| {
-                b.iter_custom(|iters| {
-                    time_iters::<Bench, _>(&device, iters, || mlp.forward(x.clone(), &sub, &mut NormPass::Batch))
-                });
-            });
-            group.bench_function(BenchmarkId::new("dense", &id), |b| {
-                b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || dense.forward(x.clone())));
-            });
+            serve(&mut group, &format!("mlp:{name}_b{batch}"), &sub, &x, &export, &input_major, &output_major);
         }
     }
 
     let space = cnn_space();
     let cnn = SortedCnnConfig::for_space(1, [28, 28], 10, &space, vec![1, 2, 2, 1]).init::<Bench>(&device);
+    let mut input_major = SortedModel::new(cnn.clone(), space.clone()).expect("the CNN fits its space");
+    let mut output_major = SortedModel::new(cnn.clone(), space.clone())
+        .expect("the CNN fits its space")
+        .with_weight_layout(WeightLayout::OutputMajor);
     for name in DEPLOY_CNN_SUB_MODELS {
         let sub = space.parse_sub_model(name).expect("a sub-model of the CNN space");
         let mut calibrator = NormCalibrator::new();
@@ -54,21 +101,12 @@ fn deploy(c: &mut Criterion) {
         let _ = cnn.forward(images(64, &device), &sub, &mut NormPass::Observe(&mut seen));
         calibrator.add(seen);
         let stats = calibrator.finish().expect("one batch observed");
-        let dense = own_cnn(cnn.extract(&sub, Some(&stats)));
+        let export = own_cnn(cnn.extract(&sub, Some(&stats)));
+        input_major.insert_norm_stats(&sub, stats.clone()).expect("in the space");
+        output_major.insert_norm_stats(&sub, stats).expect("in the space");
         for batch in DEPLOY_BATCHES {
             let x = images(batch, &device);
-            assert_same(cnn.forward(x.clone(), &sub, &mut NormPass::Calibrated(&stats)), dense.forward(x.clone()));
-            let id = format!("cnn:{name}_b{batch}");
-            group.bench_function(BenchmarkId::new("sliced", &id), |b| {
-                b.iter_custom(|iters| {
-                    time_iters::<Bench, _>(&device, iters, || {
-                        cnn.forward(x.clone(), &sub, &mut NormPass::Calibrated(&stats))
-                    })
-                });
-            });
-            group.bench_function(BenchmarkId::new("dense", &id), |b| {
-                b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || dense.forward(x.clone())));
-            });
+            serve(&mut group, &format!("cnn:{name}_b{batch}"), &sub, &x, &export, &input_major, &output_major);
         }
     }
     group.finish();

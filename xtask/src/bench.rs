@@ -273,11 +273,23 @@ struct LayerRow {
     pair: Pair,
 }
 
+/// One sub-model at one batch size of the serving table: criterion means of the five ways of
+/// serving it (`benches/deploy.rs`); `None` where a filtered run skipped one.
+struct DeployRow {
+    model: String,
+    label: String,
+    /// `dense`, `sliced`, `dense-output-major`, `sliced-output-major`, `per-call`.
+    ways: [Option<Estimate>; 5],
+}
+
+/// The ids of [`DeployRow::ways`], in order.
+const DEPLOY_WAYS: [&str; 5] = ["dense", "sliced", "dense-output-major", "sliced-output-major", "per-call"];
+
 /// The measured rows, grouped into the report's sections.
 struct Sections {
     layers: Vec<LayerRow>,
     train: Vec<(String, Pair)>,
-    deploy: Vec<LayerRow>,
+    deploy: Vec<DeployRow>,
     sampler: Vec<(String, Option<Estimate>)>,
 }
 
@@ -348,16 +360,11 @@ fn measure(estimates: &mut Estimates, backend: &str) -> Result<Sections> {
     for (model, sub) in DEPLOY_SUB_MODELS {
         for batch in DEPLOY_BATCHES {
             let id = format!("{model}:{sub}_b{batch}");
-            let ratio = Ratio {
-                label: format!("{sub}, batch {batch}"),
-                sorted: BenchId::new(&deploy_group, format!("sliced/{id}")),
-                dense: BenchId::new(&deploy_group, format!("dense/{id}")),
-            };
-            deploy.push(LayerRow {
-                case: model.to_string(),
-                active: ratio.label.clone(),
-                pair: pair(estimates, &ratio)?,
-            });
+            let mut ways = [None; 5];
+            for (way, estimate) in DEPLOY_WAYS.iter().zip(&mut ways) {
+                *estimate = estimates.get(&BenchId::new(&deploy_group, format!("{way}/{id}")))?;
+            }
+            deploy.push(DeployRow { model: model.to_string(), label: format!("{sub}, batch {batch}"), ways });
         }
     }
 
@@ -438,13 +445,37 @@ fn render(p: &Provenance, s: &Sections, estimates: &Estimates, root: &Path) -> S
     let _ = writeln!(
         out,
         "MLP: the default experiment's 784-[256 x 4]-10. CNN: `configs/mnist-cnn.toml`'s 8/16/24/32 channels with \
-         recalibrated BatchNorm. Inputs 1x28x28.\n"
+         recalibrated BatchNorm. Inputs 1x28x28. *Export*: the sub-model's own contiguous weights in burn-nn's \
+         `[d_in, d_out]` layout (`export`, `load_export`). *View*: `SortedModel::forward`, a view of the shared \
+         weights built once. *Output-major*: the linear weights stored `[d_out, d_in]` \
+         (`WeightLayout::OutputMajor`), for the view and for a dense copy (`SortedModel::pin`). *Per call*: the \
+         sorted model's forward, slicing on every call.\n"
     );
-    let _ = writeln!(out, "| model | sub-model, batch | sliced | dense | sliced / dense |");
-    let _ = writeln!(out, "|---|---|---:|---:|---:|");
-    for LayerRow { case, active, pair } in &s.deploy {
-        let (sorted, dense, r) = ratio(pair);
-        let _ = writeln!(out, "| {case} | {active} | {sorted} | {dense} | {r} |");
+    let _ = writeln!(
+        out,
+        "| model | sub-model, batch | export | view | view / export | output-major: dense | view | view / dense | \
+         output-major view / export | per call / export |"
+    );
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for DeployRow { model, label, ways } in &s.deploy {
+        let time = |e: &Option<Estimate>| e.map_or_else(|| "not measured".into(), |e| fmt_ns(e.mean));
+        let over = |a: &Option<Estimate>, b: &Option<Estimate>| match (a, b) {
+            (Some(a), Some(b)) => format!("**{:.3}**", a.mean / b.mean),
+            _ => "-".into(),
+        };
+        let [export, view, dense_om, view_om, per_call] = ways;
+        let _ = writeln!(
+            out,
+            "| {model} | {label} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            time(export),
+            time(view),
+            over(view, export),
+            time(dense_om),
+            time(view_om),
+            over(view_om, dense_om),
+            over(view_om, export),
+            over(per_call, export)
+        );
     }
 
     let _ = writeln!(out, "\n## Sampler, default 340-sub-model space (`sampler.rs`)\n");

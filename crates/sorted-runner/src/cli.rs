@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::device::DeviceKind;
 
@@ -270,11 +270,16 @@ pub struct ProfileArgs {
     /// Timed passes per sub-model (the median is reported).
     #[arg(long, default_value_t = 50)]
     pub repeats: usize,
-    /// Also time each sub-model's dense copy (what `export` writes), interleaved with the
-    /// sliced passes, and report sliced / dense.
+    /// Also time each sub-model's dense copy (what `export` writes, in the same weight layout),
+    /// interleaved with the sliced passes, and report sliced / dense.
     #[arg(long)]
     pub compare_dense: bool,
-    /// Output folder (default: `<run>/profile/<device>-b<batch size>`).
+    /// The memory order of the linear weights while serving: `input-major` (the training
+    /// layout, best for batches) or `output-major` (best at batch 1 on CPU).
+    #[arg(long, value_enum, default_value_t = LayoutArg::InputMajor)]
+    pub weight_layout: LayoutArg,
+    /// Output folder (default: `<run>/profile/<device>-b<batch size>`, with `-output-major`
+    /// appended for that layout).
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -298,10 +303,32 @@ pub struct SelectArgs {
     /// The batch size of the latency profile to use.
     #[arg(long, default_value_t = 1)]
     pub batch_size: usize,
-    /// A latency profile folder other than `<run>/profile/<device>-b<batch size>`.
+    /// The weight layout of the latency profile to use.
+    #[arg(long, value_enum, default_value_t = LayoutArg::InputMajor)]
+    pub weight_layout: LayoutArg,
+    /// A latency profile folder other than `profile`'s default for the device, batch size and
+    /// weight layout.
     #[arg(long)]
     pub profile: Option<PathBuf>,
     /// Print the selection as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--weight-layout`: [`sorted_zoo::deploy::WeightLayout`] on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// `[d_in, d_out]` row-major, the training layout.
+    InputMajor,
+    /// `[d_out, d_in]` row-major.
+    OutputMajor,
+}
+
+impl From<LayoutArg> for sorted_zoo::deploy::WeightLayout {
+    fn from(arg: LayoutArg) -> Self {
+        match arg {
+            LayoutArg::InputMajor => Self::InputMajor,
+            LayoutArg::OutputMajor => Self::OutputMajor,
+        }
+    }
 }

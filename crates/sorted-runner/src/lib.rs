@@ -18,8 +18,8 @@ pub mod text;
 mod train;
 
 pub use cli::{
-    Cli, Command, CompareArgs, EvalArgs, ExportArgs, GenerateArgs, PerplexityArgs, ProfileArgs, SelectArgs, SoftArgs,
-    TrainArgs,
+    Cli, Command, CompareArgs, EvalArgs, ExportArgs, GenerateArgs, LayoutArg, PerplexityArgs, ProfileArgs, SelectArgs,
+    SoftArgs, TrainArgs,
 };
 pub use commands::{RunContext, eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;

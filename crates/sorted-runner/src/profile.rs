@@ -11,7 +11,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use sorted_nn::{SubModel, SubModelNormStats};
 use sorted_zoo::SortedClassifier;
-use sorted_zoo::deploy::{Candidate, CostAxis, Latency, LatencyOptions, SortedModel, pareto_front};
+use sorted_zoo::deploy::{Candidate, CostAxis, Latency, LatencyOptions, SortedModel, WeightLayout, pareto_front};
 
 use crate::cli::ProfileArgs;
 use crate::commands::{ModelVisitor, RunContext, load_run, read_norm_stats, visit_trained};
@@ -32,6 +32,10 @@ pub struct ProfileMeta {
     pub device: String,
     /// Images per forward pass.
     pub batch_size: usize,
+    /// The memory order of the linear weights while serving (absent in profiles written
+    /// before it was an option: those used `input-major`).
+    #[serde(default)]
+    pub weight_layout: WeightLayout,
     /// Warm-up and timed passes per sub-model.
     pub options: LatencyOptions,
     /// What `peak_bytes` measures (or why it is absent).
@@ -211,12 +215,13 @@ impl ProfileReport {
 
     fn headline(&self) -> String {
         format!(
-            "{} sub-models on {} at batch {}: full model {:.4} ms (median of {}); latency vs FLOPs Spearman {:.3}; \
+            "{} sub-models on {} at batch {} ({} weights): full model {:.4} ms (median of {}); latency vs FLOPs Spearman {:.3}; \
              median latency-ratio / FLOPs-ratio {:.2} ({} outside [{:.1}, {:.1}]); fit: {:.4} ms fixed ({:.0}% of the full \
              model) + {:.4} ms per MFLOP (R^2 {:.3}); {} on the latency/accuracy front",
             self.rows.len(),
             self.meta.device,
             self.meta.batch_size,
+            self.meta.weight_layout,
             self.full_latency_ms,
             self.meta.options.repeats,
             self.spearman_latency_flops,
@@ -238,7 +243,7 @@ impl ProfileReport {
         if let Some(r) = &self.sliced_over_dense {
             let _ = writeln!(
                 s,
-                "Sliced / dense-copy latency (interleaved): median {:.3}, p10 {:.3}, p90 {:.3}, max {:.3} ({}); \
+                "Sliced / dense-copy latency (same weight layout, interleaved): median {:.3}, p10 {:.3}, p90 {:.3}, max {:.3} ({}); \
                  {} of {} within 5 %.\n",
                 r.median, r.p10, r.p90, r.max.0, r.max.1, r.within_5_percent, r.n
             );
@@ -250,6 +255,7 @@ impl ProfileReport {
             ("machine", m.machine.clone()),
             ("device", m.device.clone()),
             ("batch size", m.batch_size.to_string()),
+            ("weight layout", m.weight_layout.to_string()),
             ("warm-up / timed passes", format!("{} / {}", m.options.warmup, m.options.repeats)),
             ("memory", m.memory.clone()),
             ("wall time", format!("{:.1} s", m.wall_seconds)),
@@ -324,9 +330,14 @@ impl ProfileReport {
     }
 }
 
-/// The default profile folder of a run for a device and batch size.
-pub fn profile_dir(run: &Path, device: DeviceKind, batch_size: usize) -> PathBuf {
-    run.join("profile").join(format!("{}-b{batch_size}", device.flag()))
+/// The default profile folder of a run for a device, batch size and weight layout:
+/// `<run>/profile/<device>-b<batch size>`, with `-output-major` appended for that layout.
+pub fn profile_dir(run: &Path, device: DeviceKind, batch_size: usize, layout: WeightLayout) -> PathBuf {
+    let suffix = match layout {
+        WeightLayout::InputMajor => String::new(),
+        other => format!("-{other}"),
+    };
+    run.join("profile").join(format!("{}-b{batch_size}{suffix}", device.flag()))
 }
 
 /// Heap usage as the runner binary's counting allocator sees it (`None` when it is not the
@@ -376,11 +387,12 @@ pub fn profile_cmd<E: Backend>(
     };
     if !ctx.quiet {
         eprintln!(
-            "profiling {} sub-models of {} on {} (batch {}, {} warm-up + {} timed passes each)",
+            "profiling {} sub-models of {} on {} (batch {}, {} weights, {} warm-up + {} timed passes each)",
             exp.space.len(),
             args.run.display(),
             device_kind.name(),
             args.batch_size,
+            WeightLayout::from(args.weight_layout),
             args.warmup,
             args.repeats
         );
@@ -397,6 +409,7 @@ pub fn profile_cmd<E: Backend>(
             options,
             measure_memory,
             compare_dense: args.compare_dense,
+            weight_layout: args.weight_layout.into(),
             run: &args.run,
         },
     )?;
@@ -448,6 +461,7 @@ pub fn profile_cmd<E: Backend>(
             run: args.run.display().to_string(),
             device: device_kind.name().to_string(),
             batch_size: args.batch_size,
+            weight_layout: args.weight_layout.into(),
             options,
             memory,
             command: ctx.command.clone(),
@@ -463,7 +477,10 @@ pub fn profile_cmd<E: Backend>(
         sliced_over_dense: RatioSummary::new(&dense_ratios),
         rows,
     };
-    let out = args.out.clone().unwrap_or_else(|| profile_dir(&args.run, device_kind, args.batch_size));
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| profile_dir(&args.run, device_kind, args.batch_size, args.weight_layout.into()));
     report.write(&out)?;
     if !ctx.quiet {
         println!("{}", report.headline());
@@ -488,6 +505,7 @@ struct Measure<'a, E: Backend> {
     options: LatencyOptions,
     measure_memory: bool,
     compare_dense: bool,
+    weight_layout: WeightLayout,
     run: &'a Path,
 }
 
@@ -497,7 +515,7 @@ impl<E: Backend> ModelVisitor<E> for Measure<'_, E> {
     fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<Vec<Measured>> {
         let device = self.images.device();
         let subs: Vec<SubModel> = self.exp.space.iter().collect();
-        let mut serving = SortedModel::new(model, self.exp.space.clone())?;
+        let mut serving = SortedModel::new(model, self.exp.space.clone())?.with_weight_layout(self.weight_layout);
         if serving.model().has_batch_norm() {
             // The statistics `eval` saved; calibrate any that are missing.
             let mut saved = read_norm_stats(self.run)?.unwrap_or_default();

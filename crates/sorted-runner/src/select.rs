@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use serde::Serialize;
-use sorted_zoo::deploy::{Budget, Candidate, select};
+use sorted_zoo::deploy::{Budget, Candidate, WeightLayout, select};
 
 use crate::cli::SelectArgs;
 use crate::commands::RunContext;
@@ -128,25 +128,30 @@ pub fn select_cmd(args: &SelectArgs, device: DeviceKind, ctx: &RunContext) -> an
     })?;
     let full_accuracy = results.full_accuracy;
     let (candidates, latency_source): (Vec<Candidate>, Option<String>) = if args.max_latency_ms.is_some() {
-        let dir: PathBuf = args.profile.clone().unwrap_or_else(|| profile_dir(&args.run, device, args.batch_size));
+        let layout: WeightLayout = args.weight_layout.into();
+        let dir: PathBuf =
+            args.profile.clone().unwrap_or_else(|| profile_dir(&args.run, device, args.batch_size, layout));
         let profile = ProfileReport::read(&dir).with_context(|| {
             format!(
-                "no latency profile for {} at batch {} in `{}`: run `sorted-runner --device {} profile --run {} \
-                 --batch-size {}` first",
+                "no latency profile for {} at batch {} ({} weights) in `{}`: run `sorted-runner --device {} profile \
+                 --run {} --batch-size {} --weight-layout {}` first",
                 device.name(),
                 args.batch_size,
+                layout,
                 dir.display(),
                 device.flag(),
                 args.run.display(),
-                args.batch_size
+                args.batch_size,
+                layout
             )
         })?;
         let m = &profile.meta;
         let source = format!(
-            "median of {} passes on {} at batch {} ({}, commit {})",
+            "median of {} passes on {} at batch {}, {} weights ({}, commit {})",
             m.options.repeats,
             m.device,
             m.batch_size,
+            m.weight_layout,
             dir.display(),
             m.commit
         );

@@ -8,15 +8,29 @@ use sorted_data::{ImageBatcher, Mnist};
 use sorted_nn::{NormPass, SubModelNormStats};
 use sorted_runner::profile::ProfileReport;
 use sorted_runner::report::RunReport;
-use sorted_runner::{Command, ExportArgs, ExportWeights, ProfileArgs, SelectArgs, load_export, run_on, select_cmd};
+use sorted_runner::{
+    Command, ExportArgs, ExportWeights, LayoutArg, ProfileArgs, SelectArgs, load_export, run_on, select_cmd,
+};
 use sorted_zoo::SortedClassifier;
 
 use crate::end_to_end::{B, TINY_MLP, cli, ctx, rng_guard, train, write_config};
 
 fn profile(run: &Path, batch_size: usize) -> ProfileReport {
-    let args = ProfileArgs { run: run.into(), batch_size, warmup: 1, repeats: 5, compare_dense: true, out: None };
+    profile_in(run, batch_size, LayoutArg::InputMajor, "")
+}
+
+fn profile_in(run: &Path, batch_size: usize, weight_layout: LayoutArg, suffix: &str) -> ProfileReport {
+    let args = ProfileArgs {
+        run: run.into(),
+        batch_size,
+        warmup: 1,
+        repeats: 5,
+        compare_dense: true,
+        weight_layout,
+        out: None,
+    };
     run_on::<B>(&cli(Command::Profile(args)), Default::default(), &ctx()).unwrap();
-    ProfileReport::read(&run.join(format!("profile/cpu-b{batch_size}"))).unwrap()
+    ProfileReport::read(&run.join(format!("profile/cpu-b{batch_size}{suffix}"))).unwrap()
 }
 
 fn select_args(run: &Path) -> SelectArgs {
@@ -26,6 +40,7 @@ fn select_args(run: &Path) -> SelectArgs {
         max_params: None,
         max_flops: None,
         batch_size: 1,
+        weight_layout: LayoutArg::InputMajor,
         profile: None,
         json: false,
     }
@@ -118,6 +133,23 @@ fn profile_then_select_picks_the_most_accurate_sub_model_that_fits() {
     let args = SelectArgs { max_latency_ms: Some(1.0), batch_size: 8, ..select_args(&run) };
     let err = format!("{:#}", select_cmd(&args, sorted_runner::DeviceKind::Cpu, &ctx()).unwrap_err());
     assert!(err.contains("profile --run") && err.contains("--batch-size 8"), "{err}");
+    let args = SelectArgs { max_latency_ms: Some(1.0), weight_layout: LayoutArg::OutputMajor, ..select_args(&run) };
+    let err = format!("{:#}", select_cmd(&args, sorted_runner::DeviceKind::Cpu, &ctx()).unwrap_err());
+    assert!(err.contains("--weight-layout output-major"), "{err}");
+
+    // The output-major layout: its own folder, the same sub-models and accuracies, and `select`
+    // reads it when asked for that layout.
+    let output_major = profile_in(&run, 1, LayoutArg::OutputMajor, "-output-major");
+    assert_eq!(output_major.meta.weight_layout, sorted_zoo::deploy::WeightLayout::OutputMajor);
+    assert_eq!(report.meta.weight_layout, sorted_zoo::deploy::WeightLayout::InputMajor);
+    let names = |r: &ProfileReport| r.rows.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect::<Vec<_>>();
+    assert_eq!(names(&output_major), names(&report));
+    let md = std::fs::read_to_string(run.join("profile/cpu-b1-output-major/profile.md")).unwrap();
+    assert!(md.contains("| weight layout | `output-major` |"), "{md}");
+    let budget = output_major.rows.iter().map(|r| r.latency.median_ms).fold(0.0, f64::max);
+    let args = SelectArgs { max_latency_ms: Some(budget), weight_layout: LayoutArg::OutputMajor, ..select_args(&run) };
+    let out = select_cmd(&args, sorted_runner::DeviceKind::Cpu, &ctx()).unwrap();
+    assert!(out.chosen.latency_ms.unwrap() <= budget);
 }
 
 #[test]

@@ -3,7 +3,9 @@
 use burn::backend::Flex;
 use burn::prelude::*;
 use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass};
-use sorted_zoo::deploy::{Budget, Candidate, CostAxis, DeployError, LatencyOptions, SortedModel, pareto_front, select};
+use sorted_zoo::deploy::{
+    Budget, Candidate, CostAxis, DeployError, LatencyOptions, SortedModel, WeightLayout, pareto_front, select,
+};
 use sorted_zoo::{SortedClassifier, SortedCnnConfig, SortedMlpConfig};
 
 fn space(widths: &[usize]) -> NestingSpace {
@@ -148,5 +150,82 @@ fn a_batch_norm_model_serves_only_calibrated_sub_models() {
     served.assert_approx_eq::<f32>(
         &sorted_zoo::DenseClassifier::forward(&dense, images).into_data(),
         burn::tensor::Tolerance::absolute(1e-5),
+    );
+}
+
+/// Start pointer and strides of a Flex tensor's memory.
+fn memory(tensor: Tensor<Flex, 2>) -> (usize, Vec<isize>) {
+    let flex = tensor.into_primitive().tensor();
+    let ptr = flex.storage::<f32>().as_ptr() as usize + 4 * flex.layout().start_offset();
+    (ptr, flex.layout().strides().to_vec())
+}
+
+#[test]
+fn views_and_the_output_major_layout_serve_the_same_logits_without_copying_weights() {
+    let device = Default::default();
+    let space = space(&[4, 8]);
+    let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);
+    let images = Tensor::<Flex, 4>::random([5, 1, 4, 4], burn::tensor::Distribution::Default, &device);
+    let input_major = SortedModel::new(mlp.clone(), space.clone()).unwrap();
+    let mut output_major = SortedModel::new(mlp, space.clone()).unwrap().with_weight_layout(WeightLayout::OutputMajor);
+    assert_eq!(input_major.weight_layout(), WeightLayout::InputMajor);
+    assert_eq!(output_major.weight_layout(), WeightLayout::OutputMajor);
+
+    // The layout is real: the first layer's [16, 8] weight is stored [8, 16] row-major.
+    let (_, strides) = memory(input_major.model().blocks[0].weight.val());
+    assert_eq!(strides, [8, 1]);
+    let (start, strides) = memory(output_major.model().blocks[0].weight.val());
+    assert_eq!(strides, [1, 16]);
+    // A view copies no weight: the narrowest sub-model's first layer starts where the shared
+    // weight does, with the shared weight's strides.
+    let view = output_major.extract(&space.smallest()).unwrap();
+    assert_eq!(memory(view.layers[0].weight.val()), (start, vec![1, 16]));
+
+    for sub in space.iter() {
+        let reference = input_major.forward_sliced(images.clone(), &sub).unwrap().into_data();
+        // Views run the same products on the same memory: bit for bit.
+        assert_eq!(input_major.forward(images.clone(), &sub).unwrap().into_data(), reference, "{sub}");
+        let tolerance = burn::tensor::Tolerance::absolute(1e-5);
+        output_major.forward(images.clone(), &sub).unwrap().into_data().assert_approx_eq::<f32>(&reference, tolerance);
+        output_major
+            .forward_sliced(images.clone(), &sub)
+            .unwrap()
+            .into_data()
+            .assert_approx_eq::<f32>(&reference, tolerance);
+        // A pinned copy keeps the handle's layout and owns its memory.
+        output_major.pin(&sub).unwrap();
+        let dense = output_major.dense_copy(&sub).unwrap();
+        let (ptr, strides) = memory(dense.layers[0].weight.val());
+        assert_ne!(ptr, start);
+        assert_eq!(strides, [1, 16]);
+        output_major.forward(images.clone(), &sub).unwrap().into_data().assert_approx_eq::<f32>(&reference, tolerance);
+    }
+    // Changing the layout back keeps the pinned copies, now in the new layout.
+    let back = output_major.with_weight_layout(WeightLayout::InputMajor);
+    assert!(back.is_pinned(&space.largest()));
+    let (_, strides) = memory(back.dense_copy(&space.largest()).unwrap().layers[0].weight.val());
+    assert_eq!(strides, [8, 1]);
+}
+
+#[test]
+fn a_calibrated_batch_norm_model_serves_the_same_logits_in_either_layout() {
+    let device = Default::default();
+    let space = space(&[2, 4]);
+    let cnn = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1, 2]).init::<Flex>(&device);
+    let images = Tensor::<Flex, 4>::random([6, 1, 8, 8], burn::tensor::Distribution::Default, &device);
+    let sub = space.parse_sub_model("4-2").unwrap();
+    let mut handle = SortedModel::new(cnn, space.clone()).unwrap().with_weight_layout(WeightLayout::OutputMajor);
+    // Uncalibrated sub-models still have no view to serve.
+    let err = handle.forward_view(images.clone(), &sub).unwrap_err().to_string();
+    assert!(err.contains("4-2 has no BatchNorm statistics"), "{err}");
+    handle.calibrate(&sub, std::slice::from_ref(&images)).unwrap();
+    let reference = handle.forward_sliced(images.clone(), &sub).unwrap().into_data();
+    let tolerance = burn::tensor::Tolerance::absolute(1e-5);
+    handle.forward(images.clone(), &sub).unwrap().into_data().assert_approx_eq::<f32>(&reference, tolerance);
+    let handle = handle.with_weight_layout(WeightLayout::InputMajor);
+    handle.forward(images.clone(), &sub).unwrap().into_data().assert_approx_eq::<f32>(&reference, tolerance);
+    assert_eq!(
+        handle.forward(images.clone(), &sub).unwrap().into_data(),
+        handle.forward_sliced(images, &sub).unwrap().into_data()
     );
 }

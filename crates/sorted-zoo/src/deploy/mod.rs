@@ -1,7 +1,8 @@
 //! Serving a sorted model: one weight set, any sub-model per call, latency measured on the
 //! device it runs on, and the best sub-model under a budget.
 //!
-//! - [`SortedModel`]: the handle (runtime switching, BatchNorm statistics per sub-model).
+//! - [`SortedModel`]: the handle (runtime switching, BatchNorm statistics per sub-model), and
+//!   [`WeightLayout`], the memory order it keeps its linear weights in.
 //! - [`LatencyOptions`], [`Latency`], [`time_forward`]: timing forward passes on a backend.
 //! - [`Candidate`], [`Budget`], [`pareto_front`], [`select`]: the accuracy/cost front and
 //!   budget selection.
@@ -10,8 +11,10 @@ mod budget;
 mod error;
 mod latency;
 mod sorted_model;
+mod weight_layout;
 
 pub use budget::{Budget, Candidate, CostAxis, Selection, pareto_front, select};
 pub use error::DeployError;
 pub use latency::{Latency, LatencyOptions, time_forward};
 pub use sorted_model::SortedModel;
+pub use weight_layout::WeightLayout;

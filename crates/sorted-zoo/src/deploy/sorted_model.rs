@@ -6,7 +6,8 @@ use burn::prelude::*;
 use sorted_nn::{NestingSpace, NormCalibrator, NormPass, SubModel, SubModelNormStats};
 
 use super::latency::{sync, time_once};
-use super::{DeployError, Latency, LatencyOptions};
+use super::weight_layout::Relayout;
+use super::{DeployError, Latency, LatencyOptions, WeightLayout};
 use crate::{DenseClassifier, SortedClassifier};
 
 /// A trained sorted classifier ready to serve: one set of weights, its space, and the BatchNorm
@@ -71,28 +72,68 @@ use crate::{DenseClassifier, SortedClassifier};
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
-/// # Pinning
-/// Serving slices the shared weights in place: switching costs nothing and no weight is copied.
-/// A narrow slice of a wide layer is strided in memory, which on CPU backends makes a small
-/// sub-model's forward pass up to ~1.5x slower at batch 1 than the same sub-model stored densely
-/// (`docs/results/deploy-mnist.md`). [`SortedModel::pin`] trades memory for that time: it keeps
-/// a dense copy of a sub-model you serve often, and [`SortedModel::forward`] uses it.
+/// # Views, layout and pinning
+/// Serving never copies a weight. For each sub-model it can serve, the handle keeps a *view*:
+/// the sub-model's layers built once over slices of the shared weights (a few tensor handles,
+/// no weight memory). [`SortedModel::forward`] runs the view, so a call pays no slicing, and
+/// switching sub-models costs nothing.
+///
+/// A narrow slice of a wide layer is still strided in memory. On CPU backends at batch 1 that
+/// made a small sub-model's pass up to ~1.3x slower than the same sub-model stored densely in
+/// the training layout; [`SortedModel::with_weight_layout`] with
+/// [`WeightLayout::OutputMajor`] stores the weights so that those slices read as fast as a
+/// dense copy (`docs/results/deploy-mnist.md`). [`SortedModel::pin`] trades memory for the
+/// rest: it keeps a dense copy of a sub-model you serve often, and `forward` uses it.
 #[derive(Debug)]
 pub struct SortedModel<B: Backend, M: SortedClassifier<B>> {
     model: M,
     space: NestingSpace,
     norm_stats: HashMap<SubModel, SubModelNormStats<B>>,
+    layout: WeightLayout,
+    views: HashMap<SubModel, M::Dense>,
     pinned: HashMap<SubModel, M::Dense>,
 }
 
 impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
-    /// Wraps a trained model and the space it serves.
+    /// Wraps a trained model and the space it serves, its weights in the layout they are in
+    /// (a freshly trained or loaded model: [`WeightLayout::InputMajor`]).
     ///
     /// # Errors
     /// [`DeployError::Spec`] when a sub-model of `space` does not fit the model.
     pub fn new(model: M, space: NestingSpace) -> Result<Self, DeployError> {
         model.check_space(&space)?;
-        Ok(Self { model, space, norm_stats: HashMap::new(), pinned: HashMap::new() })
+        let mut handle = Self {
+            model,
+            space,
+            norm_stats: HashMap::new(),
+            layout: WeightLayout::InputMajor,
+            views: HashMap::new(),
+            pinned: HashMap::new(),
+        };
+        handle.rebuild_views();
+        Ok(handle)
+    }
+
+    /// Stores the weights in `layout` (one copy of the model's linear weights, made once; the
+    /// old memory is freed when nothing else holds it) and rebuilds the views and pinned copies
+    /// over it. Outputs do not change beyond float rounding of the matrix products.
+    pub fn with_weight_layout(mut self, layout: WeightLayout) -> Self {
+        self.views.clear();
+        self.model = self.model.map(&mut Relayout { layout, copy_all: false });
+        self.layout = layout;
+        self.rebuild_views();
+        let pinned: Vec<SubModel> = self.pinned.keys().cloned().collect();
+        for sub in pinned {
+            if let Ok(dense) = self.dense_copy(&sub) {
+                self.pinned.insert(sub, dense);
+            }
+        }
+        self
+    }
+
+    /// The layout the weights are stored in.
+    pub fn weight_layout(&self) -> WeightLayout {
+        self.layout
     }
 
     /// The served space.
@@ -130,6 +171,7 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
         self.check_in_space(sub)?;
         self.norm_stats.insert(sub.clone(), stats);
         self.pinned.remove(sub);
+        self.rebuild_view(sub);
         Ok(())
     }
 
@@ -152,26 +194,34 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
         }
         let stats = calibrator.finish().ok_or_else(|| DeployError::NoCalibrationData { sub_model: sub.to_string() })?;
         self.norm_stats.insert(sub.clone(), stats);
-        // A pinned copy holds the old statistics.
+        // A pinned copy and the view hold the old statistics.
         self.pinned.remove(sub);
+        self.rebuild_view(sub);
         Ok(())
     }
 
     /// Class logits of sub-model `sub`, `[batch, n_classes]`, for images
-    /// `[batch, channels, height, width]`: from its pinned dense copy if it has one, else
-    /// sliced from the shared weights.
+    /// `[batch, channels, height, width]`: from its pinned dense copy if it has one, else from
+    /// its view of the shared weights.
     ///
     /// # Errors
     /// [`DeployError::NotInSpace`], or [`DeployError::MissingNormStats`] for an uncalibrated
     /// sub-model of a BatchNorm model.
     pub fn forward(&self, images: Tensor<B, 4>, sub: &SubModel) -> Result<Tensor<B, 2>, DeployError> {
-        if let Some(dense) = self.pinned.get(sub) {
-            return Ok(dense.forward(images));
-        }
-        self.forward_sliced(images, sub)
+        Ok(self.served(sub)?.forward(images))
     }
 
-    /// Class logits of `sub` sliced from the shared weights, even when it is pinned.
+    /// Class logits of `sub` from its view of the shared weights, even when it is pinned.
+    ///
+    /// # Errors
+    /// As [`SortedModel::forward`].
+    pub fn forward_view(&self, images: Tensor<B, 4>, sub: &SubModel) -> Result<Tensor<B, 2>, DeployError> {
+        Ok(self.view(sub)?.forward(images))
+    }
+
+    /// Class logits of `sub` through the sorted model's own forward pass, which slices the
+    /// shared weights on every call (as training does), even when it is pinned. The reference
+    /// the views and pinned copies are tested against.
     ///
     /// # Errors
     /// As [`SortedModel::forward`].
@@ -186,7 +236,7 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
     /// # Errors
     /// As [`SortedModel::forward`].
     pub fn pin(&mut self, sub: &SubModel) -> Result<(), DeployError> {
-        let dense = self.extract(sub)?.map(&mut Contiguous);
+        let dense = self.dense_copy(sub)?;
         self.pinned.insert(sub.clone(), dense);
         Ok(())
     }
@@ -201,13 +251,23 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
         self.pinned.contains_key(sub)
     }
 
-    /// Copies `sub` into a standalone dense model.
+    /// `sub` as a standalone dense model. Its parameters are views of the shared weights (no
+    /// copy) until something copies them, as `export` does when it writes them out.
     ///
     /// # Errors
     /// As [`SortedModel::forward`].
     pub fn extract(&self, sub: &SubModel) -> Result<M::Dense, DeployError> {
         self.norm_pass(sub)?;
         Ok(self.model.extract(sub, self.norm_stats.get(sub)))
+    }
+
+    /// `sub` copied into fresh memory of its own, its linear weights in this handle's layout:
+    /// what [`SortedModel::pin`] keeps.
+    ///
+    /// # Errors
+    /// As [`SortedModel::forward`].
+    pub fn dense_copy(&self, sub: &SubModel) -> Result<M::Dense, DeployError> {
+        Ok(self.extract(sub)?.map(&mut Relayout { layout: self.layout, copy_all: true }))
     }
 
     /// Measures the latency of each of `subs` on `images`' device, as [`SortedModel::forward`]
@@ -239,22 +299,18 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
             for k in 0..subs.len() {
                 let i = (k + round) % subs.len();
                 let sub = &subs[i];
-                let ms = match self.pinned.get(sub) {
-                    Some(dense) => time_once::<B, 2>(&device, &mut || dense.forward(images.clone()))?,
-                    None => {
-                        let mut pass = self.norm_pass(sub)?;
-                        time_once::<B, 2>(&device, &mut || self.model.forward(images.clone(), sub, &mut pass))?
-                    }
-                };
+                let served = self.served(sub)?;
+                let ms = time_once::<B, 2>(&device, &mut || served.forward(images.clone()))?;
                 samples[i].push(ms);
             }
         }
         Ok(samples.iter().map(|s| Latency::from_samples(s).expect("repeats >= 1")).collect())
     }
 
-    /// Measures each of `subs` twice: sliced from the shared weights, and from a dense copy in
-    /// fresh contiguous memory (what [`SortedModel::pin`] or a loaded export serves). Returns
-    /// `(sliced, dense)` per sub-model: the ratio says what pinning would buy on this device.
+    /// Measures each of `subs` twice: from its view of the shared weights, and from a dense copy
+    /// in fresh memory in the same layout ([`SortedModel::dense_copy`], what
+    /// [`SortedModel::pin`] serves). Returns `(view, dense)` per sub-model: the ratio says what
+    /// slicing costs, and what pinning would buy, on this device.
     ///
     /// Each sub-model is measured on its own, its sliced and dense passes alternating (which
     /// goes first alternates too), so both see equally warm caches and the same machine load.
@@ -274,9 +330,9 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
         let device = images.device();
         let mut out = Vec::with_capacity(subs.len());
         for sub in subs {
-            let dense = self.extract(sub)?.map(&mut Contiguous);
-            let mut pass = self.norm_pass(sub)?;
-            let mut sliced = || self.model.forward(images.clone(), sub, &mut pass);
+            let dense = self.dense_copy(sub)?;
+            let view = self.view(sub)?;
+            let mut sliced = || view.forward(images.clone());
             let mut copied = || dense.forward(images.clone());
             for _ in 0..options.warmup {
                 drop(sliced());
@@ -301,6 +357,39 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
         Ok(out)
     }
 
+    /// What [`SortedModel::forward`] runs for `sub`: its pinned copy, else its view.
+    fn served(&self, sub: &SubModel) -> Result<&M::Dense, DeployError> {
+        match self.pinned.get(sub) {
+            Some(dense) => Ok(dense),
+            None => self.view(sub),
+        }
+    }
+
+    fn view(&self, sub: &SubModel) -> Result<&M::Dense, DeployError> {
+        match self.views.get(sub) {
+            Some(view) => Ok(view),
+            // Every servable sub-model has a view, so this names why `sub` is not servable.
+            None => {
+                Err(self.norm_pass(sub).err().unwrap_or_else(|| DeployError::NotInSpace { sub_model: sub.to_string() }))
+            }
+        }
+    }
+
+    /// Views for every sub-model that can be served now.
+    fn rebuild_views(&mut self) {
+        self.views.clear();
+        let subs: Vec<SubModel> = self.space.iter().collect();
+        for sub in &subs {
+            self.rebuild_view(sub);
+        }
+    }
+
+    fn rebuild_view(&mut self, sub: &SubModel) {
+        if let Ok(view) = self.extract(sub) {
+            self.views.insert(sub.clone(), view);
+        }
+    }
+
     fn check_in_space(&self, sub: &SubModel) -> Result<(), DeployError> {
         if self.space.contains(sub) { Ok(()) } else { Err(DeployError::NotInSpace { sub_model: sub.to_string() }) }
     }
@@ -314,21 +403,5 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
             .get(sub)
             .map(NormPass::Calibrated)
             .ok_or_else(|| DeployError::MissingNormStats { sub_model: sub.to_string() })
-    }
-}
-
-/// Copies every parameter into fresh contiguous storage: an extracted model's weights are
-/// views into the sorted model's (strided for narrow slices); a pinned copy or an export owns
-/// its memory.
-struct Contiguous;
-
-impl<B: Backend> burn::module::ModuleMapper<B> for Contiguous {
-    fn map_float<const D: usize>(
-        &mut self,
-        param: burn::module::Param<Tensor<B, D>>,
-    ) -> burn::module::Param<Tensor<B, D>> {
-        let (id, tensor, mapper) = param.consume();
-        let device = tensor.device();
-        burn::module::Param::from_mapped_value(id, Tensor::from_data(tensor.into_data(), &device), mapper)
     }
 }
