@@ -81,7 +81,8 @@ fn deploy(c: &mut Criterion) {
     for name in DEPLOY_MLP_SUB_MODELS {
         let sub = space.parse_sub_model(name).expect("a sub-model of the default space");
         let export = own_mlp(mlp.extract(&sub, None));
-        assert_same(mlp.forward(images(2, &device), &sub, &mut NormPass::Batch), export.forward(images(2, &device)));
+        let probe = images(2, &device);
+        assert_same(mlp.forward(probe.clone(), &sub, &mut NormPass::Batch), export.forward(probe));
         for batch in DEPLOY_BATCHES {
             let x = images(batch, &device);
             serve(&mut group, &format!("mlp:{name}_b{batch}"), &sub, &x, &export, &input_major, &output_major);
