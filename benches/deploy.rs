@@ -1,19 +1,22 @@
 //! Does serving a sub-model from the sorted weights cost more than serving its exported dense
 //! copy? Forward (inference) latency of sub-models of the default experiment's MLP
 //! (784-[256 x 4]-10, `configs/mnist-mlp.toml`) and of the CNN of `configs/mnist-cnn.toml`
-//! (channels 8/16/24/32, strides 1,2,2,1, recalibrated BatchNorm), five ways:
+//! (channels 8/16/24/32, strides 1,2,2,1, recalibrated BatchNorm). The ways of serving:
 //!
-//! - `dense`: the sub-model extracted into plain burn-nn layers with their own contiguous
+//! - *export*: the sub-model extracted into plain burn-nn layers with their own contiguous
 //!   weights, in burn-nn's `[d_in, d_out]` layout (what `sorted-runner export` writes and
 //!   `load_export` loads);
-//! - `sliced`: served by a `SortedModel` from its view of the shared weights, which stay in the
+//! - *view*: served by a `SortedModel` from its view of the shared weights, which stay in the
 //!   training layout (`WeightLayout::InputMajor`);
-//! - `sliced-output-major` and `dense-output-major`: the same with the linear weights stored
-//!   `[d_out, d_in]` (`WeightLayout::OutputMajor`), the dense copy being what
-//!   `SortedModel::pin` keeps in that layout;
-//! - `per-call`: the sorted model's own forward pass, slicing the weights on every call (as
+//! - *output-major view* and *output-major dense copy*: the same with the linear weights stored
+//!   `[d_out, d_in]` (`WeightLayout::OutputMajor`), the dense copy being what `SortedModel::pin`
+//!   keeps in that layout;
+//! - *per call*: the sorted model's own forward pass, slicing the weights on every call (as
 //!   training does).
 //!
+//! Each comparison is a pair of benches timed interleaved ([`sorted_bench::time_interleaved`]):
+//! `sliced/` (view) with `dense/` (export); `sliced-output-major/` with `dense-output-major/`;
+//! `cross-sliced/` (output-major view) with `cross-dense/` (export). `per-call/` runs alone.
 //! Group `{device}/deploy`; ids `<way>/<model>:<sub-model>_b<batch>`; `cargo xtask bench`
 //! reports the ratios.
 
@@ -21,7 +24,7 @@ use burn::prelude::*;
 use criterion::{BenchmarkId, Criterion, criterion_main};
 use sorted_bench::{
     Bench, DEPLOY_BATCHES, DEPLOY_CNN_SUB_MODELS, DEPLOY_MLP_SUB_MODELS, assert_same, cnn_space, default_space, device,
-    group_name, own_cnn, own_mlp, time_iters,
+    group_name, own_cnn, own_mlp, time_interleaved, time_iters,
 };
 use sorted_nn::{NormCalibrator, NormPass, SubModel};
 use sorted_zoo::deploy::{SortedModel, WeightLayout};
@@ -51,26 +54,42 @@ fn serve<M: SortedClassifier<Bench>>(
     };
     close(output_major.forward(x.clone(), sub).expect("servable"));
     close(dense_output_major.forward(x.clone()));
-    group.bench_function(BenchmarkId::new("dense", id), |b| {
-        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || export.forward(x.clone())));
-    });
-    group.bench_function(BenchmarkId::new("sliced", id), |b| {
-        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || input_major.forward(x.clone(), sub)));
-    });
-    group.bench_function(BenchmarkId::new("dense-output-major", id), |b| {
-        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || dense_output_major.forward(x.clone())));
-    });
-    group.bench_function(BenchmarkId::new("sliced-output-major", id), |b| {
-        b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || output_major.forward(x.clone(), sub)));
-    });
+    let export = || export.forward(x.clone());
+    let view = || input_major.forward(x.clone(), sub);
+    let dense_om = || dense_output_major.forward(x.clone());
+    let view_om = || output_major.forward(x.clone(), sub);
+    pair(group, ("sliced", "dense"), id, &device, view, export);
+    pair(group, ("sliced-output-major", "dense-output-major"), id, &device, view_om, dense_om);
+    pair(group, ("cross-sliced", "cross-dense"), id, &device, view_om, export);
     group.bench_function(BenchmarkId::new("per-call", id), |b| {
         b.iter_custom(|iters| time_iters::<Bench, _>(&device, iters, || input_major.forward_sliced(x.clone(), sub)));
+    });
+}
+
+/// Benches `sorted` and `dense` as `<names.0>/<id>` and `<names.1>/<id>`, each timed with the
+/// other interleaved.
+fn pair<R, P>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    names: (&str, &str),
+    id: &str,
+    device: &<Bench as burn::tensor::backend::BackendTypes>::Device,
+    sorted: impl Fn() -> R,
+    dense: impl Fn() -> P,
+) {
+    group.bench_function(BenchmarkId::new(names.0, id), |b| {
+        b.iter_custom(|iters| time_interleaved::<Bench, _, _>(device, iters, &sorted, &dense));
+    });
+    group.bench_function(BenchmarkId::new(names.1, id), |b| {
+        b.iter_custom(|iters| time_interleaved::<Bench, _, _>(device, iters, &dense, &sorted));
     });
 }
 
 fn deploy(c: &mut Criterion) {
     let device = device();
     let mut group = c.benchmark_group(group_name("deploy"));
+    // Each paired bench also runs its partner: shorter windows keep the group's wall time near
+    // the other groups'.
+    group.measurement_time(std::time::Duration::from_secs(2));
 
     let space = default_space();
     let mlp = SortedMlpConfig::for_space(784, 10, &space).init::<Bench>(&device);

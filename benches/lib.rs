@@ -179,6 +179,36 @@ pub fn time_iters<B: Backend, R>(device: &B::Device, iters: u64, mut f: impl FnM
     start.elapsed()
 }
 
+/// Like [`time_iters`], but runs `partner` once between consecutive calls of `target` (before
+/// it on even iterations, after it on odd ones) and returns the time of the `target` calls only.
+///
+/// Two benches that time each side of a comparison this way see the same cache contents and
+/// the same machine load, call by call, as `SortedModel::compare_with_dense` does: on a shared
+/// VM, two sequential criterion windows drift apart by more than the few percent being
+/// compared.
+pub fn time_interleaved<B: Backend, R, P>(
+    device: &B::Device,
+    iters: u64,
+    mut target: impl FnMut() -> R,
+    mut partner: impl FnMut() -> P,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for i in 0..iters {
+        if i % 2 == 0 {
+            black_box(partner());
+        }
+        sync::<B>(device);
+        let start = Instant::now();
+        black_box(target());
+        sync::<B>(device);
+        total += start.elapsed();
+        if i % 2 == 1 {
+            black_box(partner());
+        }
+    }
+    total
+}
+
 /// The default experiment's nesting space (`configs/mnist-mlp.toml`): depth 1-4, each block
 /// 32/64/128/256 units wide, untied: 4 + 16 + 64 + 256 = 340 sub-models.
 pub fn default_space() -> NestingSpace {
