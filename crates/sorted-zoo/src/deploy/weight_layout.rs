@@ -9,11 +9,12 @@ use serde::{Deserialize, Serialize};
 /// by); only the order of the floats in memory differs, and with it how fast a sub-model's
 /// slice is read.
 ///
-/// Measured on 2 CPU cores with Flex (`docs/results/deploy-mnist.md`): at batch 1,
-/// [`WeightLayout::OutputMajor`] serves the default MLP's narrow sub-models up to 1.8x faster
-/// than [`WeightLayout::InputMajor`] (the widest about as fast), and a slice reads as fast as a
-/// dense copy; at batch 64 it is 1.05-1.25x slower, because the matrix product then reads a
-/// transposed operand.
+/// Measured on 2 CPU cores with Flex on the default MNIST MLP's 340 sub-models
+/// (`docs/results/deploy-mnist.md`): at batch 1, [`WeightLayout::OutputMajor`] serves them in
+/// 0.78x the time of [`WeightLayout::InputMajor`] (median; 0.43x for the narrowest), and within
+/// 5 % of their exported dense models for 335 of 340. At batch 64 it is no better overall
+/// (0.5x-2.5x, median 0.99; the full model 1.46x slower), because the matrix product then reads a
+/// transposed operand: serve batches in the training layout.
 ///
 /// # Example
 /// ```
