@@ -222,10 +222,17 @@ fn a_calibrated_batch_norm_model_serves_the_same_logits_in_either_layout() {
     let reference = handle.forward_sliced(images.clone(), &sub).unwrap().into_data();
     let tolerance = burn::tensor::Tolerance::absolute(1e-5);
     handle.forward(images.clone(), &sub).unwrap().into_data().assert_approx_eq::<f32>(&reference, tolerance);
-    let handle = handle.with_weight_layout(WeightLayout::InputMajor);
+    let mut handle = handle.with_weight_layout(WeightLayout::InputMajor);
     handle.forward(images.clone(), &sub).unwrap().into_data().assert_approx_eq::<f32>(&reference, tolerance);
     assert_eq!(
         handle.forward(images.clone(), &sub).unwrap().into_data(),
-        handle.forward_sliced(images, &sub).unwrap().into_data()
+        handle.forward_sliced(images.clone(), &sub).unwrap().into_data()
     );
+
+    // New statistics replace the view built with the old ones.
+    let shifted = images.clone().mul_scalar(3.0).add_scalar(1.0);
+    handle.calibrate(&sub, std::slice::from_ref(&shifted)).unwrap();
+    let served = handle.forward(images.clone(), &sub).unwrap().into_data();
+    assert_eq!(served, handle.forward_sliced(images, &sub).unwrap().into_data());
+    assert_ne!(served.to_vec::<f32>().unwrap(), reference.to_vec::<f32>().unwrap());
 }

@@ -1,6 +1,7 @@
 //! [`SortedModel`]: one weight set serving any sub-model per call.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use burn::prelude::*;
 use sorted_nn::{NestingSpace, NormCalibrator, NormPass, SubModel, SubModelNormStats};
@@ -73,10 +74,10 @@ use crate::{DenseClassifier, SortedClassifier};
 /// ```
 ///
 /// # Views, layout and pinning
-/// Serving never copies a weight. For each sub-model it can serve, the handle keeps a *view*:
-/// the sub-model's layers built once over slices of the shared weights (a few tensor handles,
-/// no weight memory). [`SortedModel::forward`] runs the view, so a call pays no slicing, and
-/// switching sub-models costs nothing.
+/// Serving never copies a weight. For each sub-model it serves, the handle keeps a *view*: the
+/// sub-model's layers built over slices of the shared weights on its first call (a few tensor
+/// handles, no weight memory). [`SortedModel::forward`] runs the view, so later calls pay no
+/// slicing, and switching sub-models costs nothing.
 ///
 /// A narrow slice of a wide layer is still strided in memory. On CPU backends at batch 1 that
 /// makes a small sub-model's pass up to ~1.5x slower (median 1.13x) than the same sub-model
@@ -92,7 +93,8 @@ pub struct SortedModel<B: Backend, M: SortedClassifier<B>> {
     space: NestingSpace,
     norm_stats: HashMap<SubModel, SubModelNormStats<B>>,
     layout: WeightLayout,
-    views: HashMap<SubModel, M::Dense>,
+    /// One cell per sub-model of the space, filled on its first call.
+    views: HashMap<SubModel, OnceLock<M::Dense>>,
     pinned: HashMap<SubModel, M::Dense>,
 }
 
@@ -112,7 +114,7 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
             views: HashMap::new(),
             pinned: HashMap::new(),
         };
-        handle.rebuild_views();
+        handle.views = handle.space.iter().map(|sub| (sub, OnceLock::new())).collect();
         Ok(handle)
     }
 
@@ -120,10 +122,11 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
     /// old memory is freed when nothing else holds it) and rebuilds the views and pinned copies
     /// over it. Outputs do not change beyond float rounding of the matrix products.
     pub fn with_weight_layout(mut self, layout: WeightLayout) -> Self {
-        self.views.clear();
         self.model = self.model.map(&mut Relayout { layout, copy_all: false });
         self.layout = layout;
-        self.rebuild_views();
+        for cell in self.views.values_mut() {
+            cell.take();
+        }
         let pinned: Vec<SubModel> = self.pinned.keys().cloned().collect();
         for sub in pinned {
             if let Ok(dense) = self.dense_copy(&sub) {
@@ -173,7 +176,7 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
         self.check_in_space(sub)?;
         self.norm_stats.insert(sub.clone(), stats);
         self.pinned.remove(sub);
-        self.rebuild_view(sub);
+        self.forget_view(sub);
         Ok(())
     }
 
@@ -198,7 +201,7 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
         self.norm_stats.insert(sub.clone(), stats);
         // A pinned copy and the view hold the old statistics.
         self.pinned.remove(sub);
-        self.rebuild_view(sub);
+        self.forget_view(sub);
         Ok(())
     }
 
@@ -367,28 +370,17 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
         }
     }
 
+    /// The view of `sub`, built on its first call.
     fn view(&self, sub: &SubModel) -> Result<&M::Dense, DeployError> {
-        match self.views.get(sub) {
-            Some(view) => Ok(view),
-            // Every servable sub-model has a view, so this names why `sub` is not servable.
-            None => {
-                Err(self.norm_pass(sub).err().unwrap_or_else(|| DeployError::NotInSpace { sub_model: sub.to_string() }))
-            }
-        }
+        self.norm_pass(sub)?;
+        let cell = self.views.get(sub).ok_or_else(|| DeployError::NotInSpace { sub_model: sub.to_string() })?;
+        Ok(cell.get_or_init(|| self.model.extract(sub, self.norm_stats.get(sub))))
     }
 
-    /// Views for every sub-model that can be served now.
-    fn rebuild_views(&mut self) {
-        self.views.clear();
-        let subs: Vec<SubModel> = self.space.iter().collect();
-        for sub in &subs {
-            self.rebuild_view(sub);
-        }
-    }
-
-    fn rebuild_view(&mut self, sub: &SubModel) {
-        if let Ok(view) = self.extract(sub) {
-            self.views.insert(sub.clone(), view);
+    /// Drops the view of `sub` (its statistics changed); the next call builds a new one.
+    fn forget_view(&mut self, sub: &SubModel) {
+        if let Some(cell) = self.views.get_mut(sub) {
+            cell.take();
         }
     }
 
