@@ -6,7 +6,7 @@ use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass};
 use sorted_zoo::deploy::{
     Budget, Candidate, CostAxis, DeployError, LatencyOptions, SortedModel, WeightLayout, pareto_front, select,
 };
-use sorted_zoo::{SortedClassifier, SortedCnnConfig, SortedMlpConfig};
+use sorted_zoo::{SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig};
 
 fn space(widths: &[usize]) -> NestingSpace {
     NestingSpace::new(NestingSpaceConfig {
@@ -16,6 +16,24 @@ fn space(widths: &[usize]) -> NestingSpace {
         tie_widths: false,
     })
     .unwrap()
+}
+
+/// A 16-input MLP with widths 4 and 8 at depths 1-2, and 5 random 4x4 images.
+fn tiny_mlp() -> (NestingSpace, SortedMlp<Flex>, Tensor<Flex, 4>) {
+    let device = Default::default();
+    let space = space(&[4, 8]);
+    let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);
+    let images = Tensor::<Flex, 4>::random([5, 1, 4, 4], burn::tensor::Distribution::Default, &device);
+    (space, mlp, images)
+}
+
+/// A BatchNorm CNN on 8x8 images with widths 2 and 4 at depths 1-2, and 6 random images.
+fn tiny_cnn() -> (NestingSpace, SortedCnn<Flex>, Tensor<Flex, 4>) {
+    let device = Default::default();
+    let space = space(&[2, 4]);
+    let cnn = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1, 2]).init::<Flex>(&device);
+    let images = Tensor::<Flex, 4>::random([6, 1, 8, 8], burn::tensor::Distribution::Default, &device);
+    (space, cnn, images)
 }
 
 fn cand(name: &str, accuracy: f64, ms: f64, params: u64) -> Candidate {
@@ -86,10 +104,7 @@ fn bad_candidates_and_impossible_budgets_are_clear_errors() {
 
 #[test]
 fn the_handle_serves_every_sub_model_like_the_model_itself() {
-    let device = Default::default();
-    let space = space(&[4, 8]);
-    let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);
-    let images = Tensor::<Flex, 4>::random([5, 1, 4, 4], burn::tensor::Distribution::Default, &device);
+    let (space, mlp, images) = tiny_mlp();
     let expected: Vec<_> =
         space.iter().map(|sub| mlp.forward(images.clone(), &sub, &mut NormPass::Batch).into_data()).collect();
     let handle = SortedModel::new(mlp, space.clone()).unwrap();
@@ -111,16 +126,13 @@ fn the_handle_serves_every_sub_model_like_the_model_itself() {
     let other = self::space(&[2, 8]);
     let err = handle.forward(images.clone(), &other.smallest()).unwrap_err().to_string();
     assert!(err.contains("2 is not in the model's space"), "{err}");
-    let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);
+    let (_, mlp, _) = tiny_mlp();
     assert!(SortedModel::new(mlp, self::space(&[4, 16])).is_err());
 }
 
 #[test]
 fn a_batch_norm_model_serves_only_calibrated_sub_models() {
-    let device = Default::default();
-    let space = space(&[2, 4]);
-    let cnn = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1, 2]).init::<Flex>(&device);
-    let images = Tensor::<Flex, 4>::random([6, 1, 8, 8], burn::tensor::Distribution::Default, &device);
+    let (space, cnn, images) = tiny_cnn();
     let mut handle = SortedModel::new(cnn, space.clone()).unwrap();
     let sub = space.parse_sub_model("4-2").unwrap();
     assert!(!handle.is_ready(&sub));
@@ -162,10 +174,7 @@ fn memory(tensor: Tensor<Flex, 2>) -> (usize, Vec<isize>) {
 
 #[test]
 fn views_and_the_output_major_layout_serve_the_same_logits_without_copying_weights() {
-    let device = Default::default();
-    let space = space(&[4, 8]);
-    let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);
-    let images = Tensor::<Flex, 4>::random([5, 1, 4, 4], burn::tensor::Distribution::Default, &device);
+    let (space, mlp, images) = tiny_mlp();
     let input_major = SortedModel::new(mlp.clone(), space.clone()).unwrap();
     let mut output_major = SortedModel::new(mlp, space.clone()).unwrap().with_weight_layout(WeightLayout::OutputMajor);
     assert_eq!(input_major.weight_layout(), WeightLayout::InputMajor);
@@ -209,10 +218,7 @@ fn views_and_the_output_major_layout_serve_the_same_logits_without_copying_weigh
 
 #[test]
 fn a_calibrated_batch_norm_model_serves_the_same_logits_in_either_layout() {
-    let device = Default::default();
-    let space = space(&[2, 4]);
-    let cnn = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1, 2]).init::<Flex>(&device);
-    let images = Tensor::<Flex, 4>::random([6, 1, 8, 8], burn::tensor::Distribution::Default, &device);
+    let (space, cnn, images) = tiny_cnn();
     let sub = space.parse_sub_model("4-2").unwrap();
     let mut handle = SortedModel::new(cnn, space.clone()).unwrap().with_weight_layout(WeightLayout::OutputMajor);
     // Uncalibrated sub-models still have no view to serve.

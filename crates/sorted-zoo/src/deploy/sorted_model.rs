@@ -106,22 +106,25 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
     /// [`DeployError::Spec`] when a sub-model of `space` does not fit the model.
     pub fn new(model: M, space: NestingSpace) -> Result<Self, DeployError> {
         model.check_space(&space)?;
-        let mut handle = Self {
+        let views = space.iter().map(|sub| (sub, OnceLock::new())).collect();
+        Ok(Self {
             model,
             space,
             norm_stats: HashMap::new(),
             layout: WeightLayout::InputMajor,
-            views: HashMap::new(),
+            views,
             pinned: HashMap::new(),
-        };
-        handle.views = handle.space.iter().map(|sub| (sub, OnceLock::new())).collect();
-        Ok(handle)
+        })
     }
 
     /// Stores the weights in `layout` (one copy of the model's linear weights, made once; the
     /// old memory is freed when nothing else holds it) and rebuilds the views and pinned copies
-    /// over it. Outputs do not change beyond float rounding of the matrix products.
+    /// over it. Outputs do not change beyond float rounding of the matrix products. A no-op when
+    /// the handle is in `layout` already.
     pub fn with_weight_layout(mut self, layout: WeightLayout) -> Self {
+        if layout == self.layout {
+            return self;
+        }
         self.model = self.model.map(&mut Relayout { layout, copy_all: false });
         self.layout = layout;
         for cell in self.views.values_mut() {
@@ -372,8 +375,12 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
 
     /// The view of `sub`, built on its first call.
     fn view(&self, sub: &SubModel) -> Result<&M::Dense, DeployError> {
-        self.norm_pass(sub)?;
+        // The cells are exactly the space's sub-models, and a built view had its statistics.
         let cell = self.views.get(sub).ok_or_else(|| DeployError::NotInSpace { sub_model: sub.to_string() })?;
+        if let Some(view) = cell.get() {
+            return Ok(view);
+        }
+        self.norm_pass(sub)?;
         Ok(cell.get_or_init(|| self.model.extract(sub, self.norm_stats.get(sub))))
     }
 
