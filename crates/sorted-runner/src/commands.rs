@@ -95,6 +95,7 @@ pub fn mobilenet_v2_for<B: Backend>(
     let mut config = SortedMobileNetV2Config::cifar(opts.width_multiplier)
         .with_input(c, [h, w], n_classes)
         .with_scale_last_conv(opts.scale_last_conv);
+    config.stem_stride = opts.stem_stride;
     if opts.batch_norm == BatchNormStats::Switchable {
         config = config.with_switchable_bn(&exp.space);
     }
