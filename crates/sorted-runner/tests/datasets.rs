@@ -147,8 +147,9 @@ fn a_resnet_and_a_mobilenet_v2_train_export_and_load_back() {
     let _guard = rng_guard();
     for (kind, model) in [
         ("resnet", "[model.resnet]\nblocks_per_stage = [1, 1]\nstrides = [2, 2]"),
-        // MobileNetV2 trains slowly on Flex (depthwise convolutions): one step, narrow last conv.
-        ("mobilenet_v2", "[model.mobilenet_v2]\nwidth_multiplier = 0.5\nscale_last_conv = true"),
+        // MobileNetV2 trains slowly on Flex (depthwise convolutions): one step, narrow last conv,
+        // a strided stem (the export must rebuild it from the config).
+        ("mobilenet_v2", "[model.mobilenet_v2]\nwidth_multiplier = 0.5\nscale_last_conv = true\nstem_stride = 2"),
     ] {
         let dir = tempfile::tempdir().unwrap();
         cifar10_fixture(dir.path(), 4);
@@ -193,4 +194,7 @@ fn model_options_that_do_not_fit_the_space_are_rejected_naming_the_key() {
         config("cifar10", dir.path(), "[model.mobilenet_v2]\nwidth_multiplier = 0.25").replace("[2, 4]", "[2, 400]");
     let err = sorted_runner::config::Experiment::from_toml(&text, Path::new("x.toml")).unwrap_err().to_string();
     assert!(err.contains("space block") && err.contains("mobilenet_v2"), "{err}");
+    let text = config("cifar10", dir.path(), "[model.mobilenet_v2]\nstem_stride = 0");
+    let err = sorted_runner::config::Experiment::from_toml(&text, Path::new("x.toml")).unwrap_err().to_string();
+    assert!(err.contains("model.mobilenet_v2.stem_stride") && err.contains("1..=4"), "{err}");
 }
