@@ -165,8 +165,8 @@ pub struct ResNetOptions {
     pub depth_order: sorted_zoo::DepthOrder,
 }
 
-/// `[model.mobilenet_v2]`: a sorted MobileNetV2 (CIFAR-style strides), its 17 inverted
-/// residual blocks the blocks of `[space]`.
+/// `[model.mobilenet_v2]`: a sorted MobileNetV2 (CIFAR-style strides unless `stem_stride` says
+/// otherwise), its 17 inverted residual blocks the blocks of `[space]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MobileNetV2Options {
