@@ -182,11 +182,11 @@ pub struct MobileNetV2Options {
     pub batch_norm: BatchNormStats,
     /// Stride of the stem convolution (default 1, CIFAR-style). 2 halves every feature map,
     /// which cuts a step's cost about 4x on 28x28 inputs.
-    #[serde(default = "one_usize")]
+    #[serde(default = "default_stem_stride")]
     pub stem_stride: usize,
 }
 
-fn one_usize() -> usize {
+fn default_stem_stride() -> usize {
     1
 }
 

@@ -84,7 +84,8 @@ use crate::{DenseClassifier, SortedClassifier};
 /// stored densely in the training layout. [`SortedModel::with_weight_layout`] with
 /// [`WeightLayout::OutputMajor`] stores the weights so that the first layer's slices are
 /// contiguous: at batch 1 the views then run within 5 % of the exported dense models, or faster,
-/// for 335 of the default MLP's 340 sub-models (`docs/results/deploy-mnist.md`).
+/// for 334 of the default MLP's 340 sub-models (each one's median over four profiling rounds;
+/// `docs/results/deploy-mnist.md`).
 /// [`SortedModel::pin`] trades memory for the rest: it keeps a dense copy of a sub-model you
 /// serve often, and `forward` uses it.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 /// Measured on 2 CPU cores with Flex on the default MNIST MLP's 340 sub-models
 /// (`docs/results/deploy-mnist.md`): at batch 1, [`WeightLayout::OutputMajor`] serves them in
 /// 0.78x the time of [`WeightLayout::InputMajor`] (median; 0.43x for the narrowest), and within
-/// 5 % of their exported dense models for 335 of 340. At batch 64 it is no better overall
+/// 5 % of their exported dense models for 334 of 340 (median of four profiling rounds). At batch 64 it is no better overall
 /// (0.5x-2.5x, median 0.99; the full model 1.46x slower), because the matrix product then reads a
 /// transposed operand: serve batches in the training layout.
 ///
