@@ -94,7 +94,8 @@ pub fn mobilenet_v2_for<B: Backend>(
     let ModelConfig::MobilenetV2(opts) = &exp.config.model else { panic!("not a MobileNetV2 experiment") };
     let mut config = SortedMobileNetV2Config::cifar(opts.width_multiplier)
         .with_input(c, [h, w], n_classes)
-        .with_scale_last_conv(opts.scale_last_conv);
+        .with_scale_last_conv(opts.scale_last_conv)
+        .with_depth_order(opts.depth_order);
     config.stem_stride = opts.stem_stride;
     if opts.batch_norm == BatchNormStats::Switchable {
         config = config.with_switchable_bn(&exp.space);

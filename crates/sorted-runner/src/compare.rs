@@ -170,7 +170,8 @@ pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Expe
     let d = sub.depth();
     c.name = format!("{}-alone-{sub}", c.name);
     // The active blocks in forward order, each with its width: the first `d` blocks, or for a
-    // ResNet with blocks per stage, the first blocks of each stage.
+    // ResNet with blocks per stage, the first blocks of each stage. A MobileNetV2 keeps its
+    // allocation and its depth order, so its alone space lists the blocks as the sorted one does.
     let block_of = match &c.model {
         ModelConfig::Resnet(o) => sorted_zoo::activation_order(&o.blocks_per_stage, o.depth_order),
         _ => (0..d).collect(),

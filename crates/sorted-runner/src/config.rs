@@ -184,6 +184,12 @@ pub struct MobileNetV2Options {
     /// which cuts a step's cost about 4x on 28x28 inputs.
     #[serde(default = "default_stem_stride")]
     pub stem_stride: usize,
+    /// Which blocks depth `d` runs: `"flat"` (default; the first `d` blocks across stages) or
+    /// `"per_stage"` (the first block of each of the 7 stages, then the second of each stage
+    /// that has one, ...: elastic depth as in Once-for-All). The space lists blocks in that
+    /// order.
+    #[serde(default)]
+    pub depth_order: sorted_zoo::DepthOrder,
 }
 
 fn default_stem_stride() -> usize {
@@ -525,7 +531,9 @@ impl Experiment {
                     m.stem_stride.to_string(),
                 ));
             }
-            let allocated = sorted_zoo::SortedMobileNetV2Config::cifar(m.width_multiplier).allocated_widths();
+            let allocated = sorted_zoo::SortedMobileNetV2Config::cifar(m.width_multiplier)
+                .with_depth_order(m.depth_order)
+                .allocated_widths();
             if space.n_blocks() > allocated.len() {
                 return Err(invalid(
                     "space.depths".into(),

@@ -6,6 +6,7 @@ mod classifier;
 mod cnn;
 mod conv_norm;
 pub mod deploy;
+mod depth_order;
 pub mod llama;
 mod mlp;
 mod mobilenet_v2;
@@ -17,12 +18,10 @@ pub use bert::{Pooling, SortedBert, SortedBertConfig, SortedBertLayer, WeightsEr
 pub use classifier::{DenseClassifier, SortedClassifier};
 pub use cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use conv_norm::{DenseConvNorm, SortedConvNorm};
+pub use depth_order::{DepthOrder, activation_order};
 pub use mlp::{DenseMlp, SortedMlp, SortedMlpConfig};
 pub use mobilenet_v2::{
     DenseInvertedResidual, DenseMobileNetV2, MobileNetV2Stage, SortedInvertedResidual, SortedMobileNetV2,
     SortedMobileNetV2Config,
 };
-pub use resnet::{
-    DenseBasicBlock, DenseResNet, DepthOrder, ResNetStage, SortedBasicBlock, SortedResNet, SortedResNetConfig,
-    activation_order,
-};
+pub use resnet::{DenseBasicBlock, DenseResNet, ResNetStage, SortedBasicBlock, SortedResNet, SortedResNetConfig};

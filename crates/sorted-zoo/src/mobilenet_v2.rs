@@ -10,6 +10,7 @@ use sorted_nn::{
 
 use crate::classifier::{DenseClassifier, SortedClassifier, check_widths};
 use crate::conv_norm::{DenseConvNorm, SortedConvNorm};
+use crate::depth_order::{DepthOrder, activation_order};
 use crate::residual::add_prefix;
 use crate::scaling::{proportional, scaled_space};
 
@@ -36,8 +37,11 @@ pub struct MobileNetV2Stage {
 /// Configuration of a [`SortedMobileNetV2`]: the geometry, the `(t, c, n, s)` table with
 /// allocated channels, and the last 1x1 convolution.
 ///
-/// Blocks are numbered in flat order across the stages; block `b` of the model is block `b` of
-/// the [`NestingSpace`].
+/// Blocks are numbered in flat order across the stages. Which of them a sub-model of depth `d`
+/// runs is set by [`DepthOrder`]: by default ([`DepthOrder::Flat`]) the first `d`, and block `b`
+/// of the model is block `b` of the [`NestingSpace`]; with [`DepthOrder::PerStage`] (elastic
+/// depth as in Once-for-All) the first `j` blocks of every stage, and the space lists blocks in
+/// that activation order.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SortedMobileNetV2Config {
@@ -69,6 +73,9 @@ pub struct SortedMobileNetV2Config {
     /// the last convolution's follow as well.
     #[serde(default)]
     pub switchable_widths: Vec<Vec<usize>>,
+    /// Which blocks a sub-model of depth `d` runs (default: the first `d` in flat order).
+    #[serde(default)]
+    pub depth_order: DepthOrder,
 }
 
 /// `v` rounded to a multiple of 8, at least 8 and not below 90% of `v` (MobileNetV2's rule).
@@ -124,6 +131,7 @@ impl SortedMobileNetV2Config {
             last_channels: make_divisible(1280.0 * width_multiplier.max(1.0)),
             scale_last_conv: false,
             switchable_widths: Vec::new(),
+            depth_order: DepthOrder::Flat,
         }
     }
 
@@ -144,6 +152,7 @@ impl SortedMobileNetV2Config {
             last_channels: 8,
             scale_last_conv: false,
             switchable_widths: Vec::new(),
+            depth_order: DepthOrder::Flat,
         }
     }
 
@@ -161,10 +170,37 @@ impl SortedMobileNetV2Config {
         self
     }
 
-    /// Gives every BatchNorm private statistics for each channel option of `space`.
-    pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
-        self.switchable_widths = (0..space.n_blocks()).map(|b| space.block_widths(b).to_vec()).collect();
+    /// Sets [`SortedMobileNetV2Config::depth_order`].
+    pub fn with_depth_order(mut self, order: DepthOrder) -> Self {
+        self.depth_order = order;
         self
+    }
+
+    /// Gives every BatchNorm private statistics for each channel option of `space` (which
+    /// numbers blocks in the activation order).
+    pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
+        let order = self.activation_order();
+        let mut widths = vec![Vec::new(); order.len()];
+        for (r, &b) in order.iter().enumerate().take(space.n_blocks()) {
+            widths[b] = space.block_widths(r).to_vec();
+        }
+        // Blocks the space never runs keep no private statistics; trailing ones can be dropped.
+        while widths.last().is_some_and(Vec::is_empty) {
+            widths.pop();
+        }
+        self.switchable_widths = widths;
+        self
+    }
+
+    /// The blocks per stage.
+    pub fn blocks_per_stage(&self) -> Vec<usize> {
+        self.stages.iter().map(|s| s.blocks).collect()
+    }
+
+    /// Entry `r` is the flat index of the `r`-th block a deeper sub-model adds (see
+    /// [`activation_order`]).
+    pub fn activation_order(&self) -> Vec<usize> {
+        activation_order(&self.blocks_per_stage(), self.depth_order)
     }
 
     /// The number of blocks (the largest depth a space may have).
@@ -172,14 +208,17 @@ impl SortedMobileNetV2Config {
         self.stages.iter().map(|s| s.blocks).sum()
     }
 
-    /// The allocated output channels of every block, in flat order.
+    /// The allocated output channels of every block, in activation order (the order of the
+    /// space's blocks; flat order by default).
     pub fn allocated_widths(&self) -> Vec<usize> {
-        self.stages.iter().flat_map(|s| std::iter::repeat_n(s.channels, s.blocks)).collect()
+        let flat: Vec<usize> = self.stages.iter().flat_map(|s| std::iter::repeat_n(s.channels, s.blocks)).collect();
+        self.activation_order().into_iter().map(|b| flat[b]).collect()
     }
 
     /// The space of `depths` (ascending numbers of active blocks) times `n_widths` width options
     /// per block, `ceil(c * k / n_widths)` for `k = 1..=n_widths` of each block's allocation
-    /// `c`; with `tie_widths`, option `k` means the same fraction in every block.
+    /// `c` (blocks in activation order); with `tie_widths`, option `k` means the same fraction
+    /// in every block.
     ///
     /// # Errors
     /// [`SpecError`] when the deepest option exceeds [`SortedMobileNetV2Config::n_blocks`],
@@ -266,7 +305,15 @@ impl SortedMobileNetV2Config {
         let mut blocks = Vec::with_capacity(self.n_blocks());
         let mut last_widths = Vec::new();
         let mut c_in = self.stem_channels;
-        for stage in &self.stages {
+        for (s, stage) in self.stages.iter().enumerate() {
+            if self.depth_order == DepthOrder::PerStage && s > 0 {
+                // The stage's first block may follow any active block of the previous stage.
+                let previous = blocks.len() - self.stages[s - 1].blocks;
+                let mut union: Vec<usize> = (previous..blocks.len()).flat_map(switchable).collect();
+                union.sort_unstable();
+                union.dedup();
+                in_widths = union;
+            }
             for i in 0..stage.blocks {
                 let (t, c, widths) = (stage.expansion, stage.channels, switchable(blocks.len()));
                 let stride = if i == 0 { stage.stride } else { 1 };
@@ -298,6 +345,7 @@ impl SortedMobileNetV2Config {
             head: SortedLinearConfig::new(self.last_channels, self.n_classes).init(device),
             scale_last_conv: self.scale_last_conv,
             input_hw: self.input_hw,
+            order: self.activation_order(),
         }
     }
 }
@@ -403,10 +451,10 @@ impl<B: Backend> SortedInvertedResidual<B> {
 /// ([`SortedInvertedResidual`]), a last 1x1 conv-BN-ReLU6, global average pooling and one
 /// linear head shared by every sub-model.
 ///
-/// A sub-model runs the first `depth` blocks (in flat order across the table's stages), each at
-/// its own active output width; the stem's width follows the first block's, each hidden width is
-/// `t` times the block's active input, and the last convolution reads the last active block's
-/// active channels (its output width: see [`SortedMobileNetV2Config::scale_last_conv`]).
+/// A sub-model runs the first `depth` blocks of the activation order ([`DepthOrder`]; by default
+/// flat order across the table's stages), in flat order, each at its own active output width;
+/// the stem's width follows the first block's, each hidden width is `t` times the block's active
+/// input, and the last convolution reads the last active block's active channels (its output width: see [`SortedMobileNetV2Config::scale_last_conv`]).
 /// BatchNorm statistics are chosen per call through [`NormPass`], with the layers numbered in
 /// forward order: the stem, per block the expansion, depthwise and projection norms, then the
 /// last convolution's.
@@ -450,9 +498,21 @@ pub struct SortedMobileNetV2<B: Backend> {
     pub scale_last_conv: bool,
     /// Input height and width (for FLOP counts).
     pub input_hw: [usize; 2],
+    /// The activation order (entry `r`: flat index of the space's block `r`); part of the
+    /// architecture, set by [`SortedMobileNetV2Config::init`], not saved in records.
+    #[module(skip)]
+    order: Vec<usize>,
 }
 
 impl<B: Backend> SortedMobileNetV2<B> {
+    /// The blocks `sub` runs, in forward (flat) order, each with its active width.
+    fn active_blocks(&self, sub: &SubModel) -> Vec<(&SortedInvertedResidual<B>, usize)> {
+        self.check_depth(sub);
+        let mut active: Vec<(usize, usize)> = self.order.iter().copied().zip(sub.widths().iter().copied()).collect();
+        active.sort_unstable_by_key(|&(b, _)| b);
+        active.into_iter().map(|(b, c)| (&self.blocks[b], c)).collect()
+    }
+
     /// The stem's active width for a first block of active width `w0`.
     pub fn stem_width(&self, w0: usize) -> usize {
         proportional(w0, self.blocks[0].project.conv.c_out_max(), self.stem.conv.c_out_max())
@@ -462,7 +522,8 @@ impl<B: Backend> SortedMobileNetV2<B> {
     pub fn last_width(&self, sub: &SubModel) -> usize {
         let all = self.last.conv.c_out_max();
         if self.scale_last_conv {
-            proportional(sub.last_width(), self.blocks[sub.depth() - 1].project.conv.c_out_max(), all)
+            let (block, width) = *self.active_blocks(sub).last().expect("a sub-model has a block");
+            proportional(width, block.project.conv.c_out_max(), all)
         } else {
             all
         }
@@ -473,7 +534,7 @@ impl<B: Backend> SortedMobileNetV2<B> {
     /// # Panics
     /// If `sub` is deeper than the model.
     pub fn n_norm_layers(&self, sub: &SubModel) -> usize {
-        2 + self.blocks[..sub.depth()].iter().map(SortedInvertedResidual::n_norm_layers).sum::<usize>()
+        2 + self.active_blocks(sub).iter().map(|(b, _)| b.n_norm_layers()).sum::<usize>()
     }
 
     fn check_depth(&self, sub: &SubModel) {
@@ -493,7 +554,7 @@ impl<B: Backend> SortedClassifier<B> for SortedMobileNetV2<B> {
         self.check_depth(sub);
         let mut x = relu6(self.stem.forward(images, self.stem_width(sub.widths()[0]), norm, 0));
         let mut index = 1;
-        for (block, &c) in self.blocks.iter().zip(sub.widths()) {
+        for (block, c) in self.active_blocks(sub) {
             x = block.forward(x, c, norm, index);
             index += block.n_norm_layers();
         }
@@ -508,7 +569,7 @@ impl<B: Backend> SortedClassifier<B> for SortedMobileNetV2<B> {
         let mut cost = self.stem.cost(self.stem.conv.c_in_max(), stem_width, self.input_hw);
         let mut hw = self.stem.conv.output_size(self.input_hw);
         let mut c_in = stem_width;
-        for (block, &c) in self.blocks.iter().zip(sub.widths()) {
+        for (block, c) in self.active_blocks(sub) {
             let (block_cost, out_hw) = block.cost(c_in, c, hw);
             cost += block_cost;
             (hw, c_in) = (out_hw, c);
@@ -522,7 +583,7 @@ impl<B: Backend> SortedClassifier<B> for SortedMobileNetV2<B> {
     }
 
     fn check_space(&self, space: &NestingSpace) -> Result<(), SpecError> {
-        let allocated: Vec<usize> = self.blocks.iter().map(|b| b.project.conv.c_out_max()).collect();
+        let allocated: Vec<usize> = self.order.iter().map(|&b| self.blocks[b].project.conv.c_out_max()).collect();
         check_widths(space, &allocated)
     }
 
@@ -539,7 +600,7 @@ impl<B: Backend> SortedClassifier<B> for SortedMobileNetV2<B> {
         let mut c_in = stem_width;
         let mut index = 1;
         let mut blocks = Vec::with_capacity(sub.depth());
-        for (block, &c) in self.blocks.iter().zip(sub.widths()) {
+        for (block, c) in self.active_blocks(sub) {
             blocks.push(block.to_dense(c_in, c, &stats.layers[index..]));
             index += block.n_norm_layers();
             c_in = c;

@@ -7,7 +7,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use sorted_nn::test_util::{assert_matches_dense, assert_no_grad, assert_zero_grad_outside};
 use sorted_nn::{NestingSpace, NormPass, SortedBatchNorm, SortedConv2d, SubModel};
-use sorted_zoo::{SortedClassifier, SortedMobileNetV2, SortedMobileNetV2Config};
+use sorted_zoo::{DepthOrder, SortedClassifier, SortedMobileNetV2, SortedMobileNetV2Config};
 
 use crate::checks::{
     assert_every_sub_model_matches_dense, assert_only_used_stats_changed, images, mask, mixed_space, running_stats,
@@ -36,19 +36,32 @@ const ALLOCATED: [usize; 4] = [3, 4, 4, 6];
 /// The tiny preset's expansion factors.
 const EXPANSION: [usize; 4] = [1, 2, 2, 2];
 
-fn stem_width(sub: &SubModel) -> usize {
-    (4 * sub.widths()[0]).div_ceil(3)
+/// The active blocks of `sub` in flat order, `(flat index, width)`, for the flat depth order.
+fn flat_blocks(sub: &SubModel) -> Vec<(usize, usize)> {
+    sub.widths().iter().copied().enumerate().collect()
 }
 
-fn last_width(sub: &SubModel, scale: bool) -> usize {
-    if scale { (8 * sub.last_width()).div_ceil(ALLOCATED[sub.depth() - 1]) } else { 8 }
+/// The same for [`DepthOrder::PerStage`] on the tiny preset (activation order 0, 1, 3, 2).
+fn per_stage_blocks(sub: &SubModel) -> Vec<(usize, usize)> {
+    let mut active: Vec<(usize, usize)> = [0, 1, 3, 2].into_iter().zip(sub.widths().iter().copied()).collect();
+    active.sort_unstable();
+    active
 }
 
-/// The BatchNorm widths a sub-model runs, in forward order.
-fn norm_widths(sub: &SubModel, scale: bool) -> Vec<usize> {
-    let mut widths = vec![stem_width(sub)];
-    let mut c_in = stem_width(sub);
-    for (b, &w) in sub.widths().iter().enumerate() {
+fn stem_width(active: &[(usize, usize)]) -> usize {
+    (4 * active[0].1).div_ceil(3)
+}
+
+fn last_width(active: &[(usize, usize)], scale: bool) -> usize {
+    let &(b, w) = active.last().unwrap();
+    if scale { (8 * w).div_ceil(ALLOCATED[b]) } else { 8 }
+}
+
+/// The BatchNorm widths of the active blocks `active` (flat order), in forward order.
+fn norm_widths_of(active: &[(usize, usize)], scale: bool) -> Vec<usize> {
+    let mut widths = vec![stem_width(active)];
+    let mut c_in = stem_width(active);
+    for &(b, w) in active {
         let hidden = EXPANSION[b] * c_in;
         if EXPANSION[b] != 1 {
             widths.push(hidden);
@@ -56,8 +69,13 @@ fn norm_widths(sub: &SubModel, scale: bool) -> Vec<usize> {
         widths.extend([hidden, w]);
         c_in = w;
     }
-    widths.push(last_width(sub, scale));
+    widths.push(last_width(active, scale));
     widths
+}
+
+/// The BatchNorm widths a sub-model runs, in forward order.
+fn norm_widths(sub: &SubModel, scale: bool) -> Vec<usize> {
+    norm_widths_of(&flat_blocks(sub), scale)
 }
 
 #[test]
@@ -74,12 +92,22 @@ fn mobilenet_every_sub_model_of_a_mixed_space_equals_dense() {
 /// The sub-model computed the long way: every layer at its full allocated width, with the
 /// channels beyond the active widths set to zero after each layer.
 fn masked_reference(model: &SortedMobileNetV2<Flex>, x: Tensor<Flex, 4>, sub: &SubModel) -> Tensor<Flex, 2> {
+    masked_reference_of_blocks(model, x, &flat_blocks(sub))
+}
+
+/// [`masked_reference`] over the blocks `active` (`(flat index, width)`, flat order).
+fn masked_reference_of_blocks(
+    model: &SortedMobileNetV2<Flex>,
+    x: Tensor<Flex, 4>,
+    active: &[(usize, usize)],
+) -> Tensor<Flex, 2> {
     let bn = |n: &SortedBatchNorm<Flex>, y: Tensor<Flex, 4>| n.forward_batch(y).0;
     let full = |c: &SortedConv2d<Flex>, y: Tensor<Flex, 4>| c.forward(y, c.c_out_max());
     let relu6 = |y: Tensor<Flex, 4>| y.clamp(0.0, 6.0);
-    let mut h = mask(relu6(bn(&model.stem.norm, full(&model.stem.conv, x))), stem_width(sub));
-    let mut c_in = stem_width(sub);
-    for (b, (block, &w)) in model.blocks.iter().zip(sub.widths()).enumerate() {
+    let mut h = mask(relu6(bn(&model.stem.norm, full(&model.stem.conv, x))), stem_width(active));
+    let mut c_in = stem_width(active);
+    for &(b, w) in active {
+        let block = &model.blocks[b];
         let hidden = EXPANSION[b] * c_in;
         let e = match &block.expand {
             Some(e) => mask(relu6(bn(&e.norm, full(&e.conv, h.clone()))), hidden),
@@ -91,7 +119,7 @@ fn masked_reference(model: &SortedMobileNetV2<Flex>, x: Tensor<Flex, 4>, sub: &S
         h = if block.residual { mask(out + h, w) } else { out };
         c_in = w;
     }
-    let h = mask(relu6(bn(&model.last.norm, full(&model.last.conv, h))), last_width(sub, model.scale_last_conv));
+    let h = mask(relu6(bn(&model.last.norm, full(&model.last.conv, h))), last_width(active, model.scale_last_conv));
     let pooled: Tensor<Flex, 2> = h.mean_dim(3).mean_dim(2).flatten(1, 3);
     model.head.forward(pooled, model.head.d_output_max())
 }
@@ -224,4 +252,88 @@ fn mobilenet_presets_costs_and_config_files() {
     let mut bad = SortedMobileNetV2Config::tiny();
     bad.stages[2].expansion = 0;
     assert!(bad.validate().unwrap_err().to_string().contains("stages[2].expansion"));
+}
+
+/// The tiny preset with depth per stage: activation order 0, 1, 3, 2 (the first block of each of
+/// the three stages, then stage 2's residual block). The space lists blocks in that order.
+fn per_stage(scale_last_conv: bool) -> (SortedMobileNetV2Config, NestingSpace) {
+    let config = config(scale_last_conv).with_depth_order(DepthOrder::PerStage);
+    (config, mixed_space(&[&[2, 3], &[2, 4], &[4, 6], &[3, 4]]))
+}
+
+#[test]
+fn mobilenet_per_stage_order_and_config_file() {
+    let (config, space) = per_stage(false);
+    assert_eq!(config.activation_order(), [0, 1, 3, 2]);
+    assert_eq!(config.allocated_widths(), [3, 4, 6, 4]);
+    assert_eq!(space.allocated_widths(), [3, 4, 6, 4]);
+    let text = toml::to_string(&config).unwrap();
+    assert!(text.contains("depth_order = \"per_stage\""), "{text}");
+    assert_eq!(toml::from_str::<SortedMobileNetV2Config>(&text).unwrap(), config);
+    // The full MobileNetV2 table: one block of each of the 7 stages first.
+    let cifar = SortedMobileNetV2Config::cifar(0.5).with_depth_order(DepthOrder::PerStage);
+    assert_eq!(cifar.activation_order(), [0, 1, 3, 6, 10, 13, 16, 2, 4, 7, 11, 14, 5, 8, 12, 15, 9]);
+    assert_eq!(cifar.allocated_widths()[..8], [8, 16, 16, 32, 48, 80, 160, 16]);
+}
+
+#[test]
+fn mobilenet_per_stage_depth_skips_blocks_and_matches_dense() {
+    let device = Default::default();
+    for scale in [false, true] {
+        let (config, space) = per_stage(scale);
+        Flex::seed(&device, 7);
+        let model = config.init::<Flex>(&device);
+        model.check_space(&space).unwrap();
+        assert_every_sub_model_matches_dense(&model, &space, [1, 8, 8], |sub| {
+            norm_widths_of(&per_stage_blocks(sub), scale)
+        });
+        // Depth 3 runs blocks 0, 1 and 3 (block 3 reads block 1's output: the residual block 2 is
+        // skipped); depth 4 adds block 2 back between them.
+        let x = images::<Flex>(5, [1, 8, 8], &device);
+        for text in ["2-2-4", "3-4-6", "2-4-6-3", "3-2-4-4"] {
+            let sub = space.parse_sub_model(text).unwrap();
+            let sliced = model.forward(x.clone(), &sub, &mut NormPass::Batch);
+            let reference = masked_reference_of_blocks(&model, x.clone(), &per_stage_blocks(&sub));
+            assert_matches_dense(sliced, reference, 1e-4);
+        }
+        // Block 2 costs nothing until depth 4.
+        let three = model.cost(&space.parse_sub_model("3-4-6").unwrap());
+        let four = model.cost(&space.parse_sub_model("3-4-6-4").unwrap());
+        assert_eq!(four.flops, three.flops + model.blocks[2].cost(4, 4, [4, 4]).0.flops);
+    }
+}
+
+#[test]
+fn mobilenet_per_stage_gradients_skip_inactive_blocks() {
+    let device = Default::default();
+    let (config, space) = per_stage(false);
+    A::seed(&device, 7);
+    let model = config.init::<A>(&device);
+    let sub = space.parse_sub_model("2-2-4").unwrap();
+    let x = images::<A>(4, [1, 8, 8], &device);
+    let grads = model.forward(x, &sub, &mut NormPass::Batch).powi_scalar(2).sum().backward();
+    let b2 = &model.blocks[2];
+    assert_no_grad("b2.expand", &b2.expand.as_ref().unwrap().conv.weight, &grads);
+    assert_no_grad("b2.project.gamma", &b2.project.norm.gamma, &grads);
+    // Block 3 reads block 1's 2 active channels (hidden 2 * 2 of 2 * 4).
+    let e3 = model.blocks[3].expand.as_ref().unwrap();
+    assert_zero_grad_outside("b3.expand", &e3.conv.weight, &grads, [0..4, 0..2, 0..1, 0..1]);
+    assert_zero_grad_outside("b3.project", &model.blocks[3].project.conv.weight, &grads, [0..4, 0..4, 0..1, 0..1]);
+    assert_zero_grad_outside("last.conv", &model.last.conv.weight, &grads, [0..8, 0..4, 0..1, 0..1]);
+}
+
+#[test]
+fn mobilenet_per_stage_switchable_statistics_follow_the_activation_order() {
+    let device = Default::default();
+    let (config, space) = per_stage(false);
+    let config = config.with_switchable_bn(&space);
+    // Flat block 2 is the space's block 3, flat block 3 its block 2.
+    assert_eq!(config.switchable_widths, [vec![2, 3], vec![2, 4], vec![3, 4], vec![4, 6]]);
+    // Block 3's expansion follows whichever of blocks 1 and 2 ran last: 2 * {2, 3, 4}.
+    let model = config.init::<A>(&device);
+    let x = images::<A>(8, [1, 8, 8], &device);
+    for sub in space.iter() {
+        let _ = model.forward(x.clone(), &sub, &mut NormPass::Batch);
+        let _ = model.valid().forward(images::<Flex>(2, [1, 8, 8], &device), &sub, &mut NormPass::Switchable);
+    }
 }
