@@ -179,3 +179,31 @@ fn a_mobilenet_v2_sub_model_alone_is_its_slice_of_the_same_allocation() {
     assert_eq!(a.batch_norm, sorted_runner::config::BatchNormStats::Recalibrate);
     assert_eq!(alone.config.sampler, sorted_sched::SamplerConfig::Full(Default::default()));
 }
+
+#[test]
+fn a_per_stage_mobilenet_v2_sub_model_alone_runs_the_same_blocks() {
+    use sorted_runner::config::{Experiment, ModelConfig};
+    use sorted_zoo::{DepthOrder, SortedClassifier, SortedMobileNetV2Config};
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/fashion-mobilenetv2-per-stage.toml");
+    let exp = Experiment::from_file(&config).unwrap();
+    let model_of = |exp: &Experiment| {
+        let ModelConfig::MobilenetV2(o) = &exp.config.model else { panic!("a MobileNetV2 config") };
+        assert_eq!(o.depth_order, DepthOrder::PerStage);
+        let mut config = SortedMobileNetV2Config::cifar(o.width_multiplier)
+            .with_input(1, [28, 28], 10)
+            .with_depth_order(o.depth_order);
+        config.stem_stride = o.stem_stride;
+        config.init::<burn::backend::Flex>(&Default::default())
+    };
+    let sorted = model_of(&exp);
+    // Depth 9 (one block per stage, plus the second blocks of stages 2 and 3) and the full depth.
+    for sub in exp.space.iter().filter(|s| s.depth() == 9 || s.depth() == 17) {
+        let alone = sorted_runner::compare::alone_experiment(&exp, &sub).unwrap();
+        let only = alone.space.largest();
+        assert_eq!((only.depth(), only.widths()), (sub.depth(), sub.widths()), "{sub}");
+        // The alone model keeps the depth order, so its only sub-model is the same blocks at the
+        // same widths: the same parameters and FLOPs.
+        assert_eq!(model_of(&alone).cost(&only), sorted.cost(&sub), "{sub}");
+    }
+}
