@@ -53,3 +53,21 @@ pub fn activation_order(blocks_per_stage: &[usize], order: DepthOrder) -> Vec<us
         }
     }
 }
+
+/// The blocks a sub-model of `widths` (one per active block, in activation order) runs under
+/// `order` (see [`activation_order`]): `(flat index, active width)` pairs in flat (forward) order.
+pub(crate) fn active_in_flat_order(order: &[usize], widths: &[usize]) -> Vec<(usize, usize)> {
+    let mut active: Vec<(usize, usize)> = order.iter().copied().zip(widths.iter().copied()).collect();
+    active.sort_unstable_by_key(|&(b, _)| b);
+    active
+}
+
+/// Per block in flat order, the width options `space` (which numbers blocks in `order`) gives
+/// it; empty for blocks the space never runs.
+pub(crate) fn widths_in_flat_order(order: &[usize], space: &sorted_nn::NestingSpace) -> Vec<Vec<usize>> {
+    let mut widths = vec![Vec::new(); order.len()];
+    for (r, &b) in order.iter().enumerate().take(space.n_blocks()) {
+        widths[b] = space.block_widths(r).to_vec();
+    }
+    widths
+}

@@ -10,7 +10,7 @@ use sorted_nn::{
 
 use crate::classifier::{DenseClassifier, SortedClassifier, check_widths};
 use crate::conv_norm::{DenseConvNorm, SortedConvNorm};
-use crate::depth_order::{DepthOrder, activation_order};
+use crate::depth_order::{DepthOrder, activation_order, active_in_flat_order, widths_in_flat_order};
 use crate::residual::add_prefix;
 use crate::scaling::{proportional, scaled_space};
 
@@ -179,16 +179,7 @@ impl SortedMobileNetV2Config {
     /// Gives every BatchNorm private statistics for each channel option of `space` (which
     /// numbers blocks in the activation order).
     pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
-        let order = self.activation_order();
-        let mut widths = vec![Vec::new(); order.len()];
-        for (r, &b) in order.iter().enumerate().take(space.n_blocks()) {
-            widths[b] = space.block_widths(r).to_vec();
-        }
-        // Blocks the space never runs keep no private statistics; trailing ones can be dropped.
-        while widths.last().is_some_and(Vec::is_empty) {
-            widths.pop();
-        }
-        self.switchable_widths = widths;
+        self.switchable_widths = widths_in_flat_order(&self.activation_order(), space);
         self
     }
 
@@ -454,7 +445,8 @@ impl<B: Backend> SortedInvertedResidual<B> {
 /// A sub-model runs the first `depth` blocks of the activation order ([`DepthOrder`]; by default
 /// flat order across the table's stages), in flat order, each at its own active output width;
 /// the stem's width follows the first block's, each hidden width is `t` times the block's active
-/// input, and the last convolution reads the last active block's active channels (its output width: see [`SortedMobileNetV2Config::scale_last_conv`]).
+/// input, and the last convolution reads the last active block's active channels (its output
+/// width: see [`SortedMobileNetV2Config::scale_last_conv`]).
 /// BatchNorm statistics are chosen per call through [`NormPass`], with the layers numbered in
 /// forward order: the stem, per block the expansion, depthwise and projection norms, then the
 /// last convolution's.
@@ -508,9 +500,7 @@ impl<B: Backend> SortedMobileNetV2<B> {
     /// The blocks `sub` runs, in forward (flat) order, each with its active width.
     fn active_blocks(&self, sub: &SubModel) -> Vec<(&SortedInvertedResidual<B>, usize)> {
         self.check_depth(sub);
-        let mut active: Vec<(usize, usize)> = self.order.iter().copied().zip(sub.widths().iter().copied()).collect();
-        active.sort_unstable_by_key(|&(b, _)| b);
-        active.into_iter().map(|(b, c)| (&self.blocks[b], c)).collect()
+        active_in_flat_order(&self.order, sub.widths()).into_iter().map(|(b, c)| (&self.blocks[b], c)).collect()
     }
 
     /// The stem's active width for a first block of active width `w0`.

@@ -12,7 +12,7 @@ use sorted_nn::{
 
 use crate::classifier::{DenseClassifier, SortedClassifier, check_widths};
 use crate::conv_norm::{DenseConvNorm, SortedConvNorm};
-use crate::depth_order::{DepthOrder, activation_order};
+use crate::depth_order::{DepthOrder, activation_order, active_in_flat_order, widths_in_flat_order};
 use crate::residual::add_prefix;
 use crate::scaling::{proportional, scaled_space};
 
@@ -257,12 +257,7 @@ impl SortedResNetConfig {
     /// Gives every BatchNorm private statistics for each channel option of `space` (the stem's
     /// follow the first block's options). `space` numbers blocks in the activation order.
     pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
-        let order = self.activation_order();
-        let mut widths = vec![Vec::new(); order.len()];
-        for (r, &b) in order.iter().enumerate().take(space.n_blocks()) {
-            widths[b] = space.block_widths(r).to_vec();
-        }
-        self.switchable_widths = widths;
+        self.switchable_widths = widths_in_flat_order(&self.activation_order(), space);
         self
     }
 
@@ -533,9 +528,7 @@ impl<B: Backend> SortedResNet<B> {
     /// The blocks `sub` runs, in forward (flat) order, each with its active width.
     fn active_blocks(&self, sub: &SubModel) -> Vec<(&SortedBasicBlock<B>, usize)> {
         self.check_depth(sub);
-        let mut active: Vec<(usize, usize)> = self.order.iter().copied().zip(sub.widths().iter().copied()).collect();
-        active.sort_unstable_by_key(|&(b, _)| b);
-        active.into_iter().map(|(b, c)| (&self.blocks[b], c)).collect()
+        active_in_flat_order(&self.order, sub.widths()).into_iter().map(|(b, c)| (&self.blocks[b], c)).collect()
     }
 
     /// The stem's active width for a first block of active width `w0`.
