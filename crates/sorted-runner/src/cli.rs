@@ -84,6 +84,12 @@ pub struct SoftArgs {
     /// then adapt only their layers); default: from every exit, as in Sorted LLaMA.
     #[arg(long)]
     pub head_from_full_only: bool,
+    /// Self-distillation weight `a` in [0, 1]: every exit below the full model minimises
+    /// `(1 - a) * cross-entropy + a * KL(full model || exit)`, the full model's distribution
+    /// detached (a fixed target each step), which trains the exits to agree with the full model
+    /// as a speculative drafter must. 0: the text only (Sorted LLaMA).
+    #[arg(long, default_value_t = 0.0)]
+    pub distill: f64,
     /// Before training, print (and record in `soft.json`) each term's gradient norm on the
     /// first batch over the layers every exit shares and over the final norm + head: how
     /// strongly each exit pulls on the shared weights (one extra forward/backward per term).

@@ -12,7 +12,7 @@ use serde::Serialize;
 use sorted_data::{BpePreTokenizer, ByteLevelBpe, LmChunks, Shakespeare, chatml_prompt};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_zoo::llama::{
-    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, HeadGradient, LlamaDecoder, SoftTerm, SortedLlama,
+    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, HeadGradient, LlamaDecoder, SoftOptions, SoftTerm, SortedLlama,
     SpeculativeConfig, soft_loss_with,
 };
 
@@ -431,26 +431,63 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
     );
     let started = Instant::now();
     let mut nll = vec![vec![0.0f64; exits.len()]; widths.len()];
+    // Positions where each exit's most likely next token is the full model's: the rate at which
+    // greedy self-speculative decoding would accept that exit's drafts on this text.
+    let mut agree = vec![vec![0usize; exits.len()]; widths.len()];
     let mut count = 0usize;
+    let full = (lm.n_layers, lm.full.ffn);
     for i in 0..chunks.len() {
         let batch = chunks.batch::<B>(&[i], device);
         let [_, s] = batch.targets.dims();
         let targets = batch.targets.clone().reshape([s, 1]);
+        let mut full_top: Option<Tensor<B, 2, Int>> = None;
+        let mut tops = Vec::with_capacity(widths.len());
         for (w, &ffn) in widths.iter().enumerate() {
-            let logits = lm.model.forward_exits(batch.inputs.clone(), &exits, ffn);
-            for (e, l) in logits.into_iter().enumerate() {
+            // The full-width pass also runs to the last layer, for the full model's choices.
+            let mut depths = exits.clone();
+            if ffn == full.1 && !depths.contains(&full.0) {
+                depths.push(full.0);
+            }
+            let logits = lm.model.forward_exits(batch.inputs.clone(), &depths, ffn);
+            let mut top = Vec::with_capacity(exits.len());
+            for (&depth, l) in depths.iter().zip(logits) {
                 let [_, _, v] = l.dims();
-                let logp = log_softmax(l.reshape([s, v]), 1);
-                nll[w][e] -= logp.gather(1, targets.clone()).sum().into_scalar().elem::<f64>();
+                let l = l.reshape([s, v]);
+                let argmax = l.clone().argmax(1);
+                if (depth, ffn) == full {
+                    full_top = Some(argmax.clone());
+                }
+                if let Some(e) = exits.iter().position(|&x| x == depth) {
+                    let logp = log_softmax(l, 1);
+                    nll[w][e] -= logp.gather(1, targets.clone()).sum().into_scalar().elem::<f64>();
+                    top.push(argmax);
+                }
+            }
+            tops.push(top);
+        }
+        let full_top = match full_top {
+            Some(t) => t,
+            None => {
+                let l = lm.model.forward_exits(batch.inputs.clone(), &[full.0], full.1).remove(0);
+                let v = l.dims()[2];
+                l.reshape([s, v]).argmax(1)
+            }
+        };
+        for (w, top) in tops.into_iter().enumerate() {
+            for (e, t) in top.into_iter().enumerate() {
+                agree[w][e] += t.equal(full_top.clone()).int().sum().into_scalar().elem::<i64>() as usize;
             }
         }
         count += s;
     }
-    let mut table = String::from("| exit (layers) | FFN width | perplexity | NLL/token |\n|---:|---:|---:|---:|\n");
+    let mut table = String::from(
+        "| exit (layers) | FFN width | perplexity | NLL/token | top-1 agrees with the full model |\n|---:|---:|---:|---:|---:|\n",
+    );
     for (w, &ffn) in widths.iter().enumerate() {
         for (e, &depth) in exits.iter().enumerate() {
             let mean = nll[w][e] / count as f64;
-            let _ = writeln!(table, "| {depth} | {ffn} | {:.2} | {mean:.4} |", mean.exp());
+            let agreed = 100.0 * agree[w][e] as f64 / count as f64;
+            let _ = writeln!(table, "| {depth} | {ffn} | {:.2} | {mean:.4} | {agreed:.1} % |", mean.exp());
         }
     }
     if !ctx.quiet {
@@ -501,6 +538,8 @@ pub struct SoftReport {
     pub samples: Option<usize>,
     /// Whether only the full-depth exit trained the final norm and head.
     pub head_from_full_only: bool,
+    /// Self-distillation weight (`--distill`; 0: none).
+    pub distill: f64,
     /// `--probe-gradients`: each term's gradient norms on the first batch, before training.
     pub gradient_probe: Vec<GradientProbe>,
     /// Each step's sub-models and their own losses.
@@ -528,8 +567,11 @@ pub struct TermLoss {
     pub depth: usize,
     /// SwiGLU width.
     pub ffn: usize,
-    /// Its cross-entropy.
+    /// Its cross-entropy on the text.
     pub loss: f64,
+    /// Its KL divergence from the full model (`--distill`; absent for the full model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
 }
 
 /// One term's gradient on the first batch (`soft --probe-gradients`): how hard it pulls on the
@@ -556,7 +598,7 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
     model: &SortedLlama<B>,
     batch: &sorted_data::LmBatch<B>,
     terms: &[SoftTerm],
-    head_gradient: HeadGradient,
+    options: SoftOptions,
 ) -> Vec<GradientProbe> {
     use burn::module::Param;
     let shared = terms.iter().map(|t| t.depth).min().unwrap_or(0);
@@ -566,13 +608,8 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
     terms
         .iter()
         .map(|term| {
-            let loss = soft_loss_with(
-                model,
-                batch.inputs.clone(),
-                batch.targets.clone(),
-                std::slice::from_ref(term),
-                head_gradient,
-            );
+            let loss =
+                soft_loss_with(model, batch.inputs.clone(), batch.targets.clone(), std::slice::from_ref(term), options);
             let value = loss.total.clone().into_scalar().elem::<f64>();
             let grads = loss.total.backward();
             let mut layers = 0.0;
@@ -611,7 +648,7 @@ struct SoftPlan {
     full_ffn: usize,
     space: Option<TransformerSpace>,
     sampler: Option<Box<dyn sorted_sched::Sampler<TransformerSubModel>>>,
-    head_gradient: HeadGradient,
+    options: SoftOptions,
 }
 
 impl SoftPlan {
@@ -669,7 +706,13 @@ impl SoftPlan {
             (Some(space), Some(sampler))
         };
         let head_gradient = if args.head_from_full_only { HeadGradient::FullDepthOnly } else { HeadGradient::AllExits };
-        Ok(Self { exits, weights, full_ffn, space, sampler, head_gradient })
+        anyhow::ensure!(
+            (0.0..=1.0).contains(&args.distill),
+            "--distill {}: expected a weight in [0, 1] (0: no distillation)",
+            args.distill
+        );
+        let options = SoftOptions { head_gradient, distill: args.distill };
+        Ok(Self { exits, weights, full_ffn, space, sampler, options })
     }
 
     fn weight_of(&self, depth: usize) -> f64 {
@@ -732,7 +775,7 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
     let mut model = lm.model;
     let probe = if args.probe_gradients {
         let batch = chunks.batch::<B>(&order.batch_indices(0), device);
-        let probe = probe_gradients(&model, &batch, &plan.terms(0), plan.head_gradient);
+        let probe = probe_gradients(&model, &batch, &plan.terms(0), plan.options);
         if !ctx.quiet {
             for p in &probe {
                 eprintln!(
@@ -752,13 +795,18 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
     for step in 0..args.steps {
         let batch = chunks.batch::<B>(&order.batch_indices(step as u64), device);
         let terms = plan.terms(step as u64);
-        let loss = soft_loss_with(&model, batch.inputs, batch.targets, &terms, plan.head_gradient);
+        let loss = soft_loss_with(&model, batch.inputs, batch.targets, &terms, plan.options);
         let value = loss.total.clone().into_scalar().elem::<f64>();
         anyhow::ensure!(value.is_finite(), "the loss became {value} at step {step}; lower --lr");
         let logged: Vec<TermLoss> = terms
             .iter()
-            .zip(&loss.terms)
-            .map(|(t, l)| TermLoss { depth: t.depth, ffn: t.ffn, loss: l.clone().into_scalar().elem::<f64>() })
+            .zip(loss.terms.iter().zip(&loss.distill_terms))
+            .map(|(t, (l, kl))| TermLoss {
+                depth: t.depth,
+                ffn: t.ffn,
+                loss: l.clone().into_scalar().elem::<f64>(),
+                kl: kl.as_ref().map(|kl| kl.clone().into_scalar().elem::<f64>()),
+            })
             .collect();
         let grads = GradientsParams::from_grads(loss.total.backward(), &model);
         let lr = if step < warmup {
@@ -769,7 +817,13 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         model = optim.step(lr, model, grads);
         losses.push(value);
         if !ctx.quiet {
-            let per: Vec<String> = logged.iter().map(|t| format!("L{}-F{} {:.3}", t.depth, t.ffn, t.loss)).collect();
+            let per: Vec<String> = logged
+                .iter()
+                .map(|t| match t.kl {
+                    Some(kl) => format!("L{}-F{} {:.3} (KL {kl:.3})", t.depth, t.ffn, t.loss),
+                    None => format!("L{}-F{} {:.3}", t.depth, t.ffn, t.loss),
+                })
+                .collect();
             eprintln!(
                 "step {}/{} loss {value:.4} [{}] lr {lr:.2e} ({:.1} s)",
                 step + 1,
@@ -799,6 +853,7 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         exit_weights: plan.weights.clone(),
         sampled_ffn: plan.sampled_ffn(),
         head_from_full_only: args.head_from_full_only,
+        distill: args.distill,
         gradient_probe: probe,
         samples: plan.sampler.as_ref().map(|s| s.k()),
         term_losses,
@@ -884,5 +939,8 @@ mod tests {
         assert!(err(&["--exits", "10,10"]).contains("repeated"));
         assert!(err(&["--exits", "10,30", "--ffn", "768,2000"]).contains("--ffn"));
         assert!(err(&["--exits", "10,30", "--ffn", "768", "--samples", "0"]).contains("--samples"));
+        assert!(err(&["--exits", "10,30", "--distill", "1.5"]).contains("--distill"));
+        assert!(err(&["--exits", "10,30", "--distill", "-0.1"]).contains("--distill"));
+        assert_eq!(plan(&["--exits", "10,30", "--distill", "0.5"]).unwrap().options.distill, 0.5);
     }
 }

@@ -471,24 +471,72 @@ fn a_soft_loss_of_narrow_shallow_terms_leaves_the_rest_untouched() {
 
 #[test]
 fn with_the_head_trained_by_the_full_depth_only_shallow_exits_leave_norm_and_head_alone() {
-    use sorted_zoo::llama::{HeadGradient, SoftTerm, soft_loss, soft_loss_with};
+    use sorted_zoo::llama::{HeadGradient, SoftOptions, SoftTerm, soft_loss, soft_loss_with};
     type B = Autodiff<Flex>;
     let device = Default::default();
     B::seed(&device, 9);
+    let full_depth_only = SoftOptions { head_gradient: HeadGradient::FullDepthOnly, ..SoftOptions::default() };
     let m = SortedLlamaConfig::tiny().init::<B>(&device);
     let x = |v: &[i32]| Tensor::<B, 1, Int>::from_ints(v, &device).reshape([1, v.len()]);
     let shallow = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }];
-    let grads =
-        soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &shallow, HeadGradient::FullDepthOnly).total.backward();
+    let grads = soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &shallow, full_depth_only).total.backward();
     assert_no_grad("final norm", &m.norm.weight, &grads);
     assert_zero_grad_outside("layer 1 gate", &m.layers[0].gate.weight, &grads, [0..16, 0..24]);
     // The loss values are the same either way; with the full depth included, its term trains
     // the head.
     let both = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, ffn: 24, weight: 1.0 }];
-    let a = soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both, HeadGradient::FullDepthOnly);
+    let a = soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both, full_depth_only);
     let b = soft_loss(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both);
     let (va, vb) = (a.total.clone().into_scalar().elem::<f64>(), b.total.into_scalar().elem::<f64>());
     assert!((va - vb).abs() < 1e-6, "{va} vs {vb}");
     let grads = a.total.backward();
     assert_zero_grad_outside("final norm", &m.norm.weight, &grads, [0..16]);
+}
+
+#[test]
+fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_model() {
+    use burn::tensor::activation::log_softmax;
+    use sorted_zoo::llama::{SoftOptions, SoftTerm, soft_loss, soft_loss_with};
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 11);
+    let m = SortedLlamaConfig::tiny().init::<B>(&device);
+    let x = |v: &[i32]| Tensor::<B, 1, Int>::from_ints(v, &device).reshape([1, v.len()]);
+    let (inputs, targets) = (x(&TOKENS[..6]), x(&TOKENS[1..]));
+    let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f64>();
+    let distill = |a: f64| SoftOptions { distill: a, ..SoftOptions::default() };
+    let terms = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, ffn: 24, weight: 3.0 }];
+    // The KL of exit 2 from the full model, by hand from the two exits' logits.
+    let logits = m.forward_exits(inputs.clone(), &[2, 4], 24);
+    let lp = |l: &Tensor<B, 3>| log_softmax(l.clone().reshape([6, 50]), 1);
+    let (student, teacher) = (lp(&logits[0]), lp(&logits[1]));
+    let kl = scalar((teacher.clone().exp() * (teacher - student)).sum_dim(1).mean());
+    assert!(kl > 1e-4, "a random exit 2 disagrees with the full model: {kl}");
+    let plain = soft_loss(&m, inputs.clone(), targets.clone(), &terms);
+    let (ce2, ce4) = (scalar(plain.terms[0].clone()), scalar(plain.terms[1].clone()));
+    assert!(plain.distill_terms.iter().all(Option::is_none));
+    for a in [0.0, 0.3, 1.0] {
+        let loss = soft_loss_with(&m, inputs.clone(), targets.clone(), &terms, distill(a));
+        let want = ((1.0 - a) * ce2 + a * kl + 3.0 * ce4) / 4.0;
+        let got = scalar(loss.total.clone());
+        assert!((got - want).abs() < 1e-5, "distill {a}: {got} vs {want}");
+        // The reported terms stay the cross-entropies on the text; the full model has no KL.
+        assert!((scalar(loss.terms[0].clone()) - ce2).abs() < 1e-5);
+        assert!(loss.distill_terms[1].is_none());
+        assert_eq!(loss.distill_terms[0].is_some(), a > 0.0);
+    }
+    // The full model is a fixed target: exit 2 distilled alone (the teacher from an extra
+    // pass) gives its layers 3-4 no gradient, and the KL matches the hand-computed one.
+    let shallow = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }];
+    let alone = soft_loss_with(&m, inputs.clone(), targets.clone(), &shallow, distill(1.0));
+    let got = scalar(alone.total.clone());
+    assert!((got - kl).abs() < 1e-5, "{got} vs {kl}");
+    let grads = alone.total.backward();
+    assert_no_grad("layer 3 gate", &m.layers[2].gate.weight, &grads);
+    assert_no_grad("layer 4 query", &m.layers[3].query.weight, &grads);
+    assert_zero_grad_outside("layer 1 gate", &m.layers[0].gate.weight, &grads, [0..16, 0..24]);
+    // A narrower full-depth term is not the full model: it is distilled too.
+    let narrow = [SoftTerm { depth: 4, ffn: 8, weight: 1.0 }];
+    let loss = soft_loss_with(&m, inputs, targets, &narrow, distill(0.5));
+    assert!(loss.distill_terms[0].is_some());
 }

@@ -17,4 +17,4 @@ pub use model::{
     DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, RmsNorm, SortedLlama, SortedLlamaConfig, SortedLlamaLayer,
     rope,
 };
-pub use soft::{HeadGradient, SoftLoss, SoftTerm, soft_loss, soft_loss_with};
+pub use soft::{HeadGradient, SoftLoss, SoftOptions, SoftTerm, soft_loss, soft_loss_with};

@@ -1,8 +1,9 @@
 //! The sorted fine-tuning (SoFT) objective: a weighted mean of the next-token cross-entropies
-//! of several sub-models (exit depth x FFN width), sharing one forward pass per FFN width.
+//! of several sub-models (exit depth x FFN width), sharing one forward pass per FFN width, with
+//! optional self-distillation of the sub-models from the full model.
 
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 
 use super::model::SortedLlama;
 
@@ -20,10 +21,15 @@ pub struct SoftTerm {
 /// A SoFT loss: the weighted mean and each term's own cross-entropy (same order as the terms).
 #[derive(Clone, Debug)]
 pub struct SoftLoss<B: Backend> {
-    /// `sum(weight_i * loss_i) / sum(weight_i)`, the value to differentiate.
+    /// `sum(weight_i * loss_i) / sum(weight_i)`, the value to differentiate, where `loss_i` is
+    /// the term's cross-entropy, or with [`SoftOptions::distill`] `a > 0` and a term other than
+    /// the full model, `(1 - a) * cross-entropy + a * KL(full model || term)`.
     pub total: Tensor<B, 1>,
-    /// The cross-entropy of each term.
+    /// The cross-entropy of each term on the text (same order as the terms).
     pub terms: Vec<Tensor<B, 1>>,
+    /// With distillation, each term's KL divergence from the full model's next-token
+    /// distribution (`None` for the full model itself, and for every term without it).
+    pub distill_terms: Vec<Option<Tensor<B, 1>>>,
 }
 
 /// The SoFT loss of `terms` on next-token prediction: `inputs` and `targets` are `[batch, seq]`
@@ -57,7 +63,7 @@ pub fn soft_loss<B: Backend>(
     targets: Tensor<B, 2, Int>,
     terms: &[SoftTerm],
 ) -> SoftLoss<B> {
-    soft_loss_with(model, inputs, targets, terms, HeadGradient::AllExits)
+    soft_loss_with(model, inputs, targets, terms, SoftOptions::default())
 }
 
 /// Which terms of a SoFT loss train the shared final RMSNorm and the tied head/embedding.
@@ -72,26 +78,47 @@ pub enum HeadGradient {
     FullDepthOnly,
 }
 
-/// [`soft_loss`] with a choice of which exits train the shared norm and head.
+/// What a SoFT loss does besides the weighted cross-entropies; the default is the Sorted LLaMA
+/// recipe (every exit trains the head, no distillation).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct SoftOptions {
+    /// Which terms train the shared final norm and head.
+    pub head_gradient: HeadGradient,
+    /// Self-distillation weight `a` in `[0, 1]`: every term other than the full model (all
+    /// layers, full SwiGLU width) minimises `(1 - a) * cross-entropy + a * KL(p_full || p_term)`,
+    /// with the full model's next-token distribution `p_full` detached, so it is a fixed target
+    /// that only the full model's own term moves. The full model comes from the same pass when
+    /// it is a term and from one extra forward pass otherwise. A drafter for greedy
+    /// self-speculative decoding is accepted when it agrees with the full model, which is what
+    /// this term trains. 0 (the default): the text only.
+    pub distill: f64,
+}
+
+/// [`soft_loss`] with [`SoftOptions`]: which exits train the shared norm and head, and
+/// self-distillation from the full model.
 ///
 /// # Panics
-/// As [`soft_loss`].
+/// As [`soft_loss`], and if `options.distill` is outside `[0, 1]`.
 pub fn soft_loss_with<B: Backend>(
     model: &SortedLlama<B>,
     inputs: Tensor<B, 2, Int>,
     targets: Tensor<B, 2, Int>,
     terms: &[SoftTerm],
-    head_gradient: HeadGradient,
+    options: SoftOptions,
 ) -> SoftLoss<B> {
     assert!(!terms.is_empty(), "soft_loss: no terms");
     assert!(
         terms.iter().all(|t| t.weight.is_finite() && t.weight > 0.0),
         "soft_loss: weights must be positive and finite: {terms:?}"
     );
+    let distill = options.distill;
+    assert!((0.0..=1.0).contains(&distill), "soft_loss: distill must be in [0, 1], got {distill}");
     let [n, s] = targets.dims();
-    let targets = targets.reshape([n * s]);
-    let loss_fn = CrossEntropyLossConfig::new().init(&inputs.device());
-    let mut per_term: Vec<Option<Tensor<B, 1>>> = vec![None; terms.len()];
+    let targets = targets.reshape([n * s, 1]);
+    let full_depth = model.layers.len();
+    let full_ffn = model.layers[0].gate.d_output_max();
+    let is_full = |t: &SoftTerm| t.depth == full_depth && t.ffn == full_ffn;
+    let mut logp: Vec<Option<Tensor<B, 2>>> = vec![None; terms.len()];
     let mut widths: Vec<usize> = terms.iter().map(|t| t.ffn).collect();
     widths.sort_unstable();
     widths.dedup();
@@ -100,9 +127,8 @@ pub fn soft_loss_with<B: Backend>(
         depths.sort_unstable();
         depths.dedup();
         // With `FullDepthOnly`, the exits below the full depth see the norm and head detached.
-        let full = model.layers.len();
         let exits = model.forward_exits_with(inputs.clone(), &depths, ffn, |depth, x| {
-            if head_gradient == HeadGradient::AllExits || depth == full {
+            if options.head_gradient == HeadGradient::AllExits || depth == full_depth {
                 model.head(x)
             } else {
                 model.head_with(x, model.norm.weight.val().detach(), model.embedding.val().detach())
@@ -110,21 +136,44 @@ pub fn soft_loss_with<B: Backend>(
         });
         for (depth, logits) in depths.iter().zip(exits) {
             let v = logits.dims()[2];
-            let loss = loss_fn.forward(logits.reshape([n * s, v]), targets.clone());
-            for (slot, term) in per_term.iter_mut().zip(terms) {
+            let lp = log_softmax(logits.reshape([n * s, v]), 1);
+            for (slot, term) in logp.iter_mut().zip(terms) {
                 if term.ffn == ffn && term.depth == *depth {
-                    *slot = Some(loss.clone());
+                    *slot = Some(lp.clone());
                 }
             }
         }
     }
-    let terms_loss: Vec<Tensor<B, 1>> = per_term.into_iter().map(|t| t.expect("every term computed")).collect();
-    let weight_sum: f64 = terms.iter().map(|t| t.weight).sum();
-    let total = terms_loss
+    let logp: Vec<Tensor<B, 2>> = logp.into_iter().map(|t| t.expect("every term computed")).collect();
+    let ce: Vec<Tensor<B, 1>> = logp.iter().map(|lp| lp.clone().gather(1, targets.clone()).mean().neg()).collect();
+    let teacher: Option<Tensor<B, 2>> = (distill > 0.0 && terms.iter().any(|t| !is_full(t))).then(|| {
+        let full = terms.iter().position(is_full).map(|i| logp[i].clone()).unwrap_or_else(|| {
+            let logits = model.forward_exits(inputs.clone(), &[full_depth], full_ffn).remove(0);
+            let v = logits.dims()[2];
+            log_softmax(logits.reshape([n * s, v]), 1)
+        });
+        full.detach()
+    });
+    let kl: Vec<Option<Tensor<B, 1>>> = terms
         .iter()
-        .zip(terms)
-        .map(|(l, t)| l.clone().mul_scalar(t.weight / weight_sum))
+        .zip(&logp)
+        .map(|(t, lp)| {
+            let teacher = teacher.as_ref().filter(|_| !is_full(t))?;
+            Some((teacher.clone().exp() * (teacher.clone() - lp.clone())).sum_dim(1).mean())
+        })
+        .collect();
+    let weight_sum: f64 = terms.iter().map(|t| t.weight).sum();
+    let total = terms
+        .iter()
+        .zip(ce.iter().zip(&kl))
+        .map(|(t, (ce, kl))| {
+            let loss = match kl {
+                Some(kl) => ce.clone().mul_scalar(1.0 - distill) + kl.clone().mul_scalar(distill),
+                None => ce.clone(),
+            };
+            loss.mul_scalar(t.weight / weight_sum)
+        })
         .reduce(|a, b| a + b)
         .expect("at least one term");
-    SoftLoss { total, terms: terms_loss }
+    SoftLoss { total, terms: ce, distill_terms: kl }
 }
