@@ -940,7 +940,8 @@ mod tests {
         assert!(err(&["--exits", "10,30", "--ffn", "768,2000"]).contains("--ffn"));
         assert!(err(&["--exits", "10,30", "--ffn", "768", "--samples", "0"]).contains("--samples"));
         assert!(err(&["--exits", "10,30", "--distill", "1.5"]).contains("--distill"));
-        assert!(err(&["--exits", "10,30", "--distill", "-0.1"]).contains("--distill"));
+        assert!(err(&["--exits", "10,30", "--distill=-0.1"]).contains("--distill"));
+        assert!(err(&["--exits", "10,30", "--distill", "NaN"]).contains("--distill"));
         assert_eq!(plan(&["--exits", "10,30", "--distill", "0.5"]).unwrap().options.distill, 0.5);
     }
 }
