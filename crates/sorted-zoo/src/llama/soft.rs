@@ -146,20 +146,23 @@ pub fn soft_loss_with<B: Backend>(
     }
     let logp: Vec<Tensor<B, 2>> = logp.into_iter().map(|t| t.expect("every term computed")).collect();
     let ce: Vec<Tensor<B, 1>> = logp.iter().map(|lp| lp.clone().gather(1, targets.clone()).mean().neg()).collect();
-    let teacher: Option<Tensor<B, 2>> = (distill > 0.0 && terms.iter().any(|t| !is_full(t))).then(|| {
-        let full = terms.iter().position(is_full).map(|i| logp[i].clone()).unwrap_or_else(|| {
-            let logits = model.forward_exits(inputs.clone(), &[full_depth], full_ffn).remove(0);
-            let v = logits.dims()[2];
-            log_softmax(logits.reshape([n * s, v]), 1)
+    let teacher: Option<(Tensor<B, 2>, Tensor<B, 2>)> =
+        (distill > 0.0 && terms.iter().any(|t| !is_full(t))).then(|| {
+            let full = terms.iter().position(is_full).map(|i| logp[i].clone()).unwrap_or_else(|| {
+                let logits = model.forward_exits(inputs.clone(), &[full_depth], full_ffn).remove(0);
+                let v = logits.dims()[2];
+                log_softmax(logits.reshape([n * s, v]), 1)
+            });
+            let full = full.detach();
+            // The full model's probabilities, once for every distilled term.
+            (full.clone().exp(), full)
         });
-        full.detach()
-    });
     let kl: Vec<Option<Tensor<B, 1>>> = terms
         .iter()
         .zip(&logp)
         .map(|(t, lp)| {
-            let teacher = teacher.as_ref().filter(|_| !is_full(t))?;
-            Some((teacher.clone().exp() * (teacher.clone() - lp.clone())).sum_dim(1).mean())
+            let (p, logp_full) = teacher.as_ref().filter(|_| !is_full(t))?;
+            Some((p.clone() * (logp_full.clone() - lp.clone())).sum_dim(1).mean())
         })
         .collect();
     let weight_sum: f64 = terms.iter().map(|t| t.weight).sum();
