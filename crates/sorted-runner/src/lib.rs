@@ -41,7 +41,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = RunContext {
         device_name: cli.device.name().to_string(),
         quiet: cli.quiet,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: report::command_line(std::env::args()),
         commit: report::git_commit(),
     };
     match cli.device {
