@@ -27,6 +27,33 @@ fn every_config_in_configs_parses_and_validates() {
     assert!(n >= 3, "expected the configs/ folder to hold the example configs, found {n}");
 }
 
+/// The configs the result pages link (ablations, baselines, resolved run configs) still parse and
+/// validate, so a page's command still runs.
+#[test]
+fn every_config_under_docs_results_parses_and_validates() {
+    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    walk(&configs_dir().join("../docs/results"), &mut paths);
+    for path in &paths {
+        let text = std::fs::read_to_string(path).unwrap();
+        if sorted_runner::text::is_text_experiment(&text) {
+            check_text_config(path, &text);
+        } else {
+            Experiment::from_file(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+        }
+    }
+    assert!(paths.len() >= 10, "expected the result pages' configs, found {}", paths.len());
+}
+
 /// A text experiment always parses; it validates in full (sizes from the pretrained
 /// `config.json`, space against them) where `cargo xtask data minilm` has been run.
 fn check_text_config(path: &Path, text: &str) {
