@@ -31,18 +31,8 @@ fn every_config_in_configs_parses_and_validates() {
 /// validate, so a page's command still runs.
 #[test]
 fn every_config_under_docs_results_parses_and_validates() {
-    fn walk(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                walk(&path, out);
-            } else if path.extension().is_some_and(|e| e == "toml") {
-                out.push(path);
-            }
-        }
-    }
     let mut paths = Vec::new();
-    walk(&configs_dir().join("../docs/results"), &mut paths);
+    crate::tidy::files_with_extension(&configs_dir().join("../docs/results"), "toml", &mut paths);
     for path in &paths {
         let text = std::fs::read_to_string(path).unwrap();
         if sorted_runner::text::is_text_experiment(&text) {

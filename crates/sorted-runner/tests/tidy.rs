@@ -6,12 +6,13 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every file under `dir` (recursively) whose extension is `ext`, appended to `out`.
+pub(crate) fn files_with_extension(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         if path.is_dir() {
-            rust_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "rs") {
+            files_with_extension(&path, ext, out);
+        } else if path.extension().is_some_and(|e| e == ext) {
             out.push(path);
         }
     }
@@ -39,7 +40,7 @@ fn every_crate_has_a_readme_used_as_its_crate_docs() {
 #[test]
 fn no_grab_bag_modules() {
     let mut files = Vec::new();
-    rust_files(&root().join("crates"), &mut files);
+    files_with_extension(&root().join("crates"), "rs", &mut files);
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy();
         assert!(
