@@ -2,15 +2,18 @@
 //! contiguous `[out, in]` matrix) make decoding steps faster than the training layout? The 30
 //! layers of a SmolLM2-135M-shaped decoder (random weights: the cost does not depend on the
 //! values) after 100 cached positions, on 1 new position (a greedy step) and on 3 and 6 (a
-//! speculative verification pass), in both layouts.
+//! speculative verification pass), in both layouts; and a greedy step of the sub-models that
+//! keep 2 or 1 of the 3 query heads per KV group (6 or 3 of 9 heads, nested per group), in the
+//! decoding layout.
 //!
-//! Group `{device}/decode`; ids `model_layout/s<positions>` and `decode_layout/s<positions>`.
+//! Group `{device}/decode`; ids `model_layout/s<positions>`, `decode_layout/s<positions>` and
+//! `decode_layout_heads<h>/s1`.
 //! Not part of `cargo xtask bench`'s report; run `cargo bench -p sorted-bench --bench decode`.
 
 use burn::prelude::*;
 use criterion::{BenchmarkId, Criterion, criterion_main};
 use sorted_bench::{Bench, assert_same, device, group_name, time_iters};
-use sorted_zoo::llama::{KvCache, SortedLlamaConfig};
+use sorted_zoo::llama::{KvCache, LlamaWidth, SortedLlamaConfig};
 
 fn decode(c: &mut Criterion) {
     let device = device();
@@ -18,28 +21,39 @@ fn decode(c: &mut Criterion) {
     group.sample_size(10);
     let model = SortedLlamaConfig::smollm2_135m().init::<Bench>(&device);
     let weights = model.decode_weights();
-    let (depth, ffn) = (30, 1536);
+    let (depth, width) = (30, model.full_width());
     let prompt = Tensor::<Bench, 3>::random([1, 100, 576], burn::tensor::Distribution::Default, &device);
     let mut cache = KvCache::new();
-    let _ = model.run_layers(prompt, 0, depth, ffn, &mut cache);
+    let _ = model.run_layers(prompt, 0, depth, width, &mut cache);
     for positions in [1usize, 3, 6] {
         let x = Tensor::<Bench, 3>::random([1, positions, 576], burn::tensor::Distribution::Default, &device);
         assert_same(
-            model.run_layers(x.clone(), 0, depth, ffn, &mut cache.clone()),
-            model.run_layers_with(x.clone(), 0, depth, ffn, &mut cache.clone(), Some(&weights)),
+            model.run_layers(x.clone(), 0, depth, width, &mut cache.clone()),
+            model.run_layers_with(x.clone(), 0, depth, width, &mut cache.clone(), Some(&weights)),
         );
         let id = format!("s{positions}");
         group.bench_function(BenchmarkId::new("model_layout", &id), |b| {
             b.iter_custom(|iters| {
                 time_iters::<Bench, _>(&device, iters, || {
-                    model.run_layers(x.clone(), 0, depth, ffn, &mut cache.clone())
+                    model.run_layers(x.clone(), 0, depth, width, &mut cache.clone())
                 })
             });
         });
         group.bench_function(BenchmarkId::new("decode_layout", &id), |b| {
             b.iter_custom(|iters| {
                 time_iters::<Bench, _>(&device, iters, || {
-                    model.run_layers_with(x.clone(), 0, depth, ffn, &mut cache.clone(), Some(&weights))
+                    model.run_layers_with(x.clone(), 0, depth, width, &mut cache.clone(), Some(&weights))
+                })
+            });
+        });
+    }
+    let x = Tensor::<Bench, 3>::random([1, 1, 576], burn::tensor::Distribution::Default, &device);
+    for heads in [6usize, 3] {
+        let narrow = LlamaWidth { heads, ..width };
+        group.bench_function(BenchmarkId::new(format!("decode_layout_heads{heads}"), "s1"), |b| {
+            b.iter_custom(|iters| {
+                time_iters::<Bench, _>(&device, iters, || {
+                    model.run_layers_with(x.clone(), 0, depth, narrow, &mut cache.clone(), Some(&weights))
                 })
             });
         });

@@ -74,7 +74,12 @@ pub struct SoftArgs {
     /// these widths, instead of every exit at full width.
     #[arg(long, value_delimiter = ',')]
     pub ffn: Vec<usize>,
-    /// Sub-models per step when sampling (`--ffn`).
+    /// SortedNet sampling over query heads: the head counts to sample (comma-separated
+    /// multiples of the KV heads, e.g. `3,6,9` for SmolLM2's 9 query / 3 KV heads); each keeps
+    /// the first heads of every KV group. Combines with `--ffn`.
+    #[arg(long, value_delimiter = ',')]
+    pub heads: Vec<usize>,
+    /// Sub-models per step when sampling (`--ffn`, `--heads`).
     #[arg(long, default_value_t = 3)]
     pub samples: usize,
     /// When sampling, always train the full model as one of the `--samples`.
@@ -183,6 +188,11 @@ pub struct PerplexityArgs {
     /// SwiGLU widths to score each exit at (comma-separated; default the full width).
     #[arg(long, value_delimiter = ',')]
     pub ffn: Vec<usize>,
+    /// Query heads to score each exit at (comma-separated multiples of the KV heads; the first
+    /// heads of every KV group are kept; default every head). Every combination with `--ffn`
+    /// is scored.
+    #[arg(long, value_delimiter = ',')]
+    pub heads: Vec<usize>,
     /// Also write the table (with provenance) to this Markdown file.
     #[arg(long)]
     pub out: Option<PathBuf>,

@@ -12,8 +12,8 @@ use serde::Serialize;
 use sorted_data::{BpePreTokenizer, ByteLevelBpe, LmChunks, Shakespeare, chatml_prompt};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_zoo::llama::{
-    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, HeadGradient, LlamaDecoder, SoftOptions, SoftTerm, SortedLlama,
-    SpeculativeConfig, soft_loss_with,
+    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, HeadGradient, LlamaDecoder, LlamaWidth, SoftOptions, SoftTerm,
+    SortedLlama, SpeculativeConfig, soft_loss_with,
 };
 
 use crate::cli::{GenerateArgs, PerplexityArgs};
@@ -396,6 +396,25 @@ fn decode_table(rows: &[DecodeRow]) -> String {
     s
 }
 
+/// The query-head options `--heads` asks for (default: every head), checked against the model:
+/// each a multiple of its KV heads (query heads are nested per KV group), at most its heads.
+///
+/// # Errors
+/// An option that does not fit, naming `--heads` and what fits.
+fn query_head_options<B: Backend>(requested: &[usize], lm: &Lm<B>) -> anyhow::Result<Vec<usize>> {
+    let l0 = &lm.model.layers[0];
+    let (nh, nkv) = (l0.num_heads, l0.num_kv_heads);
+    let mut heads = if requested.is_empty() { vec![nh] } else { requested.to_vec() };
+    heads.sort_unstable();
+    heads.dedup();
+    anyhow::ensure!(
+        heads.iter().all(|&h| h >= nkv && h <= nh && h.is_multiple_of(nkv)),
+        "--heads {requested:?}: this model has {nh} query heads over {nkv} KV heads, and query heads are \
+         nested per KV group, so expected multiples of {nkv} up to {nh}"
+    );
+    Ok(heads)
+}
+
 /// `perplexity`: per-exit perplexity (through the shared final norm and head) on the
 /// held-out Shakespeare works, from one forward pass per window.
 ///
@@ -421,40 +440,43 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
         "--exits {exits:?}: expected depths in 1..={}",
         lm.n_layers
     );
-    let mut widths = if args.ffn.is_empty() { vec![lm.full.ffn] } else { args.ffn.clone() };
-    widths.sort_unstable();
-    widths.dedup();
+    let mut ffn_widths = if args.ffn.is_empty() { vec![lm.full.ffn] } else { args.ffn.clone() };
+    ffn_widths.sort_unstable();
+    ffn_widths.dedup();
     anyhow::ensure!(
-        widths.iter().all(|&f| (1..=lm.full.ffn).contains(&f)),
-        "--ffn {widths:?}: expected SwiGLU widths in 1..={}",
+        ffn_widths.iter().all(|&f| (1..=lm.full.ffn).contains(&f)),
+        "--ffn {ffn_widths:?}: expected SwiGLU widths in 1..={}",
         lm.full.ffn
     );
+    let heads = query_head_options(&args.heads, &lm)?;
+    let widths: Vec<LlamaWidth> =
+        heads.iter().flat_map(|&heads| ffn_widths.iter().map(move |&ffn| LlamaWidth { heads, ffn })).collect();
     let started = Instant::now();
     let mut nll = vec![vec![0.0f64; exits.len()]; widths.len()];
     // Positions where each exit's most likely next token is the full model's: the rate at which
     // greedy self-speculative decoding would accept that exit's drafts on this text.
     let mut agree = vec![vec![0usize; exits.len()]; widths.len()];
     let mut count = 0usize;
-    let full = (lm.n_layers, lm.full.ffn);
+    let full = (lm.n_layers, lm.model.full_width());
     for i in 0..chunks.len() {
         let batch = chunks.batch::<B>(&[i], device);
         let [_, s] = batch.targets.dims();
         let targets = batch.targets.clone().reshape([s, 1]);
         let mut full_top: Option<Tensor<B, 2, Int>> = None;
         let mut tops = Vec::with_capacity(widths.len());
-        for (w, &ffn) in widths.iter().enumerate() {
+        for (w, &width) in widths.iter().enumerate() {
             // The full-width pass also runs to the last layer, for the full model's choices.
             let mut depths = exits.clone();
-            if ffn == full.1 && !depths.contains(&full.0) {
+            if width == full.1 && !depths.contains(&full.0) {
                 depths.push(full.0);
             }
-            let logits = lm.model.forward_exits(batch.inputs.clone(), &depths, ffn);
+            let logits = lm.model.forward_exits(batch.inputs.clone(), &depths, width);
             let mut top = Vec::with_capacity(exits.len());
             for (&depth, l) in depths.iter().zip(logits) {
                 let [_, _, v] = l.dims();
                 let l = l.reshape([s, v]);
                 let argmax = l.clone().argmax(1);
-                if (depth, ffn) == full {
+                if (depth, width) == full {
                     full_top = Some(argmax.clone());
                 }
                 if let Some(e) = exits.iter().position(|&x| x == depth) {
@@ -480,14 +502,20 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
         }
         count += s;
     }
-    let mut table = String::from(
-        "| exit (layers) | FFN width | perplexity | NLL/token | top-1 agrees with the full model |\n|---:|---:|---:|---:|---:|\n",
-    );
-    for (w, &ffn) in widths.iter().enumerate() {
+    // The query-heads column only when heads were narrowed (earlier reports have none).
+    let with_heads = widths.iter().any(|w| w.heads != full.1.heads);
+    let mut table = String::from(if with_heads {
+        "| exit (layers) | query heads | FFN width | perplexity | NLL/token | top-1 agrees with the full model |\n|---:|---:|---:|---:|---:|---:|\n"
+    } else {
+        "| exit (layers) | FFN width | perplexity | NLL/token | top-1 agrees with the full model |\n|---:|---:|---:|---:|---:|\n"
+    });
+    for (w, width) in widths.iter().enumerate() {
         for (e, &depth) in exits.iter().enumerate() {
             let mean = nll[w][e] / count as f64;
             let agreed = 100.0 * agree[w][e] as f64 / count as f64;
-            let _ = writeln!(table, "| {depth} | {ffn} | {:.2} | {mean:.4} | {agreed:.1} % |", mean.exp());
+            let heads = if with_heads { format!(" {} |", width.heads) } else { String::new() };
+            let _ =
+                writeln!(table, "| {depth} |{heads} {} | {:.2} | {mean:.4} | {agreed:.1} % |", width.ffn, mean.exp());
         }
     }
     if !ctx.quiet {
@@ -531,9 +559,11 @@ pub struct SoftReport {
     pub exits: Vec<usize>,
     /// Loss weight of each exit (same order).
     pub exit_weights: Vec<f64>,
-    /// SwiGLU widths sampled (SortedNet sampling over depth x FFN); empty: every exit at full
-    /// width every step.
+    /// SwiGLU widths sampled (SortedNet sampling over depth x heads x FFN); empty: every exit
+    /// at full width every step.
     pub sampled_ffn: Vec<usize>,
+    /// Query-head options sampled (multiples of the KV heads); empty: no sampling.
+    pub sampled_heads: Vec<usize>,
     /// Sub-models per step when sampling.
     pub samples: Option<usize>,
     /// Whether only the full-depth exit trained the final norm and head.
@@ -565,6 +595,8 @@ pub struct SoftReport {
 pub struct TermLoss {
     /// Exit depth.
     pub depth: usize,
+    /// Query heads.
+    pub heads: usize,
     /// SwiGLU width.
     pub ffn: usize,
     /// Its cross-entropy on the text.
@@ -580,6 +612,8 @@ pub struct TermLoss {
 pub struct GradientProbe {
     /// Exit depth.
     pub depth: usize,
+    /// Query heads.
+    pub heads: usize,
     /// SwiGLU width.
     pub ffn: usize,
     /// Its cross-entropy.
@@ -630,6 +664,7 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
             let head = sq(&model.embedding, &grads) + sq(&model.norm.weight, &grads);
             GradientProbe {
                 depth: term.depth,
+                heads: term.heads,
                 ffn: term.ffn,
                 loss: value,
                 shared_layers: shared,
@@ -640,23 +675,26 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
         .collect()
 }
 
-/// What each `soft` step trains: every exit at full width with its weight, or (with `--ffn`)
-/// sub-models sampled over exits x widths, each weighted by its exit's weight.
+/// What each `soft` step trains: every exit at full width with its weight, or (with `--ffn`
+/// and/or `--heads`) sub-models sampled over exits x query heads x SwiGLU widths, each weighted
+/// by its exit's weight.
 struct SoftPlan {
     exits: Vec<usize>,
     weights: Vec<f64>,
-    full_ffn: usize,
+    full: LlamaWidth,
     space: Option<TransformerSpace>,
     sampler: Option<Box<dyn sorted_sched::Sampler<TransformerSubModel>>>,
     options: SoftOptions,
 }
 
 impl SoftPlan {
+    /// `full`: the model's widths; `kv_heads`: its KV heads (query-head options must be
+    /// multiples); `d`: its hidden width.
     fn new(
         args: &crate::cli::SoftArgs,
         n_layers: usize,
-        full_ffn: usize,
-        heads: usize,
+        full: LlamaWidth,
+        kv_heads: usize,
         d: usize,
     ) -> anyhow::Result<Self> {
         use sorted_sched::{SamplerConfig, UniformOver, UniformSamplerConfig};
@@ -682,20 +720,29 @@ impl SoftPlan {
         pairs.sort_by_key(|p| p.0);
         anyhow::ensure!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "--exits {:?}: an exit is repeated", args.exits);
         let (exits, weights): (Vec<usize>, Vec<f64>) = pairs.into_iter().unzip();
-        let (space, sampler) = if args.ffn.is_empty() {
+        let full_ffn = full.ffn;
+        let (space, sampler) = if args.ffn.is_empty() && args.heads.is_empty() {
             (None, None)
         } else {
-            let mut ffn = args.ffn.clone();
+            let mut ffn = if args.ffn.is_empty() { vec![full_ffn] } else { args.ffn.clone() };
             ffn.sort_unstable();
             anyhow::ensure!(
                 ffn.windows(2).all(|w| w[0] < w[1]) && ffn.iter().all(|&f| (1..=full_ffn).contains(&f)),
                 "--ffn {:?}: expected distinct SwiGLU widths in 1..={full_ffn}",
                 args.ffn
             );
-            let space = TransformerSpace::new(
-                TransformerSpaceConfig { depths: exits.clone(), heads: vec![heads], ffn, hidden: None },
-                d,
-            )?;
+            let mut heads = if args.heads.is_empty() { vec![full.heads] } else { args.heads.clone() };
+            heads.sort_unstable();
+            anyhow::ensure!(
+                heads.windows(2).all(|w| w[0] < w[1])
+                    && heads.iter().all(|&h| h >= kv_heads && h <= full.heads && h.is_multiple_of(kv_heads)),
+                "--heads {:?}: expected distinct multiples of the {kv_heads} KV heads up to {} (query heads are \
+                 nested per KV group)",
+                args.heads,
+                full.heads
+            );
+            let space =
+                TransformerSpace::new(TransformerSpaceConfig { depths: exits.clone(), heads, ffn, hidden: None }, d)?;
             let sampler = SamplerConfig::Uniform(UniformSamplerConfig {
                 k: args.samples,
                 include_full: args.include_full,
@@ -712,7 +759,7 @@ impl SoftPlan {
             args.distill
         );
         let options = SoftOptions { head_gradient, distill: args.distill };
-        Ok(Self { exits, weights, full_ffn, space, sampler, options })
+        Ok(Self { exits, weights, full, space, sampler, options })
     }
 
     fn weight_of(&self, depth: usize) -> f64 {
@@ -725,12 +772,17 @@ impl SoftPlan {
                 .exits
                 .iter()
                 .zip(&self.weights)
-                .map(|(&depth, &weight)| SoftTerm { depth, ffn: self.full_ffn, weight })
+                .map(|(&depth, &weight)| SoftTerm { depth, heads: self.full.heads, ffn: self.full.ffn, weight })
                 .collect(),
             Some(sampler) => sampler
                 .sample(step)
                 .into_iter()
-                .map(|sub| SoftTerm { depth: sub.depth, ffn: sub.ffn, weight: self.weight_of(sub.depth) })
+                .map(|sub| SoftTerm {
+                    depth: sub.depth,
+                    heads: sub.heads,
+                    ffn: sub.ffn,
+                    weight: self.weight_of(sub.depth),
+                })
                 .collect(),
         }
     }
@@ -738,13 +790,17 @@ impl SoftPlan {
     fn sampled_ffn(&self) -> Vec<usize> {
         self.space.as_ref().map_or_else(Vec::new, |s| s.ffn().to_vec())
     }
+
+    fn sampled_heads(&self) -> Vec<usize> {
+        self.space.as_ref().map_or_else(Vec::new, |s| s.heads().to_vec())
+    }
 }
 
 /// `soft`: sorted fine-tuning (SoFT) of a GGUF decoder on the Shakespeare training works: every
 /// step one forward pass gives the logits of every exit through the shared final norm and
 /// head, the loss is the (`--exit-weights`-weighted) mean of their cross-entropies, and AdamW
-/// updates the shared weights. With `--ffn` each step instead trains `--samples` sub-models
-/// drawn over exits x SwiGLU widths (SortedNet sampling). With `--exits 30` alone it is plain
+/// updates the shared weights. With `--ffn` and/or `--heads` each step instead trains
+/// `--samples` sub-models drawn over exits x query heads x SwiGLU widths (SortedNet sampling). With `--exits 30` alone it is plain
 /// fine-tuning, the baseline. Writes `model.mpk` (full
 /// precision; `generate --weights` and `perplexity --weights` read it) and `soft.json`.
 ///
@@ -762,8 +818,13 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
 
     B::seed(device, args.seed);
     let lm = load_lm::<B>(&args.gguf, device)?;
-    let plan =
-        SoftPlan::new(args, lm.n_layers, lm.full.ffn, lm.model.layers[0].num_heads, lm.model.embedding.dims()[1])?;
+    let plan = SoftPlan::new(
+        args,
+        lm.n_layers,
+        lm.model.full_width(),
+        lm.model.layers[0].num_kv_heads,
+        lm.model.embedding.dims()[1],
+    )?;
     let corpus = Shakespeare::from_dir(&args.shakespeare)
         .with_context(|| "`cargo xtask data shakespeare` fetches the corpus")?;
     let chunks = LmChunks::new(lm.bpe.encode(&corpus.train_text()), args.seq_len);
@@ -779,8 +840,8 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         if !ctx.quiet {
             for p in &probe {
                 eprintln!(
-                    "gradient norm of L{}-F{} (loss {:.3}): layers 1-{} (shared by every exit) {:.4e}, final norm + embedding {:.4e}",
-                    p.depth, p.ffn, p.loss, p.shared_layers, p.shared_layers_norm, p.head_norm
+                    "gradient norm of L{}-H{}-F{} (loss {:.3}): layers 1-{} (shared by every exit) {:.4e}, final norm + embedding {:.4e}",
+                    p.depth, p.heads, p.ffn, p.loss, p.shared_layers, p.shared_layers_norm, p.head_norm
                 );
             }
         }
@@ -803,6 +864,7 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
             .zip(loss.terms.iter().zip(&loss.distill_terms))
             .map(|(t, (l, kl))| TermLoss {
                 depth: t.depth,
+                heads: t.heads,
                 ffn: t.ffn,
                 loss: l.clone().into_scalar().elem::<f64>(),
                 kl: kl.as_ref().map(|kl| kl.clone().into_scalar().elem::<f64>()),
@@ -820,8 +882,8 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
             let per: Vec<String> = logged
                 .iter()
                 .map(|t| match t.kl {
-                    Some(kl) => format!("L{}-F{} {:.3} (KL {kl:.3})", t.depth, t.ffn, t.loss),
-                    None => format!("L{}-F{} {:.3}", t.depth, t.ffn, t.loss),
+                    Some(kl) => format!("L{}-H{}-F{} {:.3} (KL {kl:.3})", t.depth, t.heads, t.ffn, t.loss),
+                    None => format!("L{}-H{}-F{} {:.3}", t.depth, t.heads, t.ffn, t.loss),
                 })
                 .collect();
             eprintln!(
@@ -852,6 +914,7 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         exits: plan.exits.clone(),
         exit_weights: plan.weights.clone(),
         sampled_ffn: plan.sampled_ffn(),
+        sampled_heads: plan.sampled_heads(),
         head_from_full_only: args.head_from_full_only,
         distill: args.distill,
         gradient_probe: probe,
@@ -881,6 +944,8 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
 mod tests {
     use clap::Parser;
 
+    use sorted_zoo::llama::LlamaWidth;
+
     use super::SoftPlan;
     use crate::cli::{Cli, Command, SoftArgs};
 
@@ -894,15 +959,16 @@ mod tests {
     }
 
     fn plan(extra: &[&str]) -> anyhow::Result<SoftPlan> {
-        SoftPlan::new(&soft_args(extra), 30, 1536, 9, 576)
+        SoftPlan::new(&soft_args(extra), 30, LlamaWidth { heads: 9, ffn: 1536 }, 3, 576)
     }
 
     #[test]
     fn soft_trains_every_exit_at_full_width_with_its_weight() {
         let p = plan(&["--exits", "30,10,20", "--exit-weights", "4,1,2"]).unwrap();
-        let terms: Vec<(usize, usize, f64)> = p.terms(0).iter().map(|t| (t.depth, t.ffn, t.weight)).collect();
+        let terms: Vec<(usize, usize, usize, f64)> =
+            p.terms(0).iter().map(|t| (t.depth, t.heads, t.ffn, t.weight)).collect();
         // Sorted by depth, each weight staying with its exit.
-        assert_eq!(terms, [(10, 1536, 1.0), (20, 1536, 2.0), (30, 1536, 4.0)]);
+        assert_eq!(terms, [(10, 9, 1536, 1.0), (20, 9, 1536, 2.0), (30, 9, 1536, 4.0)]);
         assert_eq!(p.terms(7).len(), 3);
         let equal = plan(&["--exits", "10,30"]).unwrap();
         assert!(equal.terms(0).iter().all(|t| t.weight == 1.0));
@@ -928,6 +994,21 @@ mod tests {
         let drawn: std::collections::BTreeSet<(usize, usize)> =
             (0..50).flat_map(|s| plan(&args).unwrap().terms(s)).map(|t| (t.depth, t.ffn)).collect();
         assert_eq!(drawn.len(), 6, "every exit x width is drawn sometime: {drawn:?}");
+        assert!(p.sampled_heads() == [9] && (0..20).flat_map(|s| p.terms(s)).all(|t| t.heads == 9));
+    }
+
+    #[test]
+    fn soft_sampling_over_query_heads_draws_multiples_of_the_kv_heads() {
+        let args = ["--exits", "15,30", "--heads", "3,6,9", "--samples", "2", "--include-full"];
+        let p = plan(&args).unwrap();
+        assert_eq!(p.sampled_heads(), [3, 6, 9]);
+        assert_eq!(p.sampled_ffn(), [1536], "--heads alone keeps the full SwiGLU width");
+        let drawn: std::collections::BTreeSet<(usize, usize)> =
+            (0..60).flat_map(|s| p.terms(s)).map(|t| (t.depth, t.heads)).collect();
+        assert_eq!(drawn.len(), 6, "every exit x head count is drawn sometime: {drawn:?}");
+        for step in 0..20 {
+            assert!(p.terms(step).iter().any(|t| (t.depth, t.heads, t.ffn) == (30, 9, 1536)), "step {step}");
+        }
     }
 
     #[test]
@@ -939,6 +1020,10 @@ mod tests {
         assert!(err(&["--exits", "10,10"]).contains("repeated"));
         assert!(err(&["--exits", "10,30", "--ffn", "768,2000"]).contains("--ffn"));
         assert!(err(&["--exits", "10,30", "--ffn", "768", "--samples", "0"]).contains("--samples"));
+        // Query heads are nested per KV group: 4 does not spread over 3 groups; 12 > 9.
+        assert!(err(&["--exits", "10,30", "--heads", "4,9"]).contains("--heads"));
+        assert!(err(&["--exits", "10,30", "--heads", "3,12"]).contains("--heads"));
+        assert!(err(&["--exits", "10,30", "--heads", "6,6"]).contains("--heads"));
         assert!(err(&["--exits", "10,30", "--distill", "1.5"]).contains("--distill"));
         assert!(err(&["--exits", "10,30", "--distill=-0.1"]).contains("--distill"));
         assert!(err(&["--exits", "10,30", "--distill", "NaN"]).contains("--distill"));

@@ -3,13 +3,14 @@ use burn::module::Param;
 use burn::prelude::*;
 use sorted_nn::test_util::{assert_matches_dense, assert_no_grad, assert_zero_grad_outside};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
-use sorted_zoo::llama::{KvCache, SortedLlama, SortedLlamaConfig, rope};
+use sorted_zoo::llama::{KvCache, LlamaWidth, SortedLlama, SortedLlamaConfig, rope};
 
 type F = Flex;
 
+/// 1, 2 or 4 layers; 1 or 2 query heads per KV group (2 KV heads); 8 or 24 SwiGLU units.
 fn space() -> TransformerSpace {
     TransformerSpace::new(
-        TransformerSpaceConfig { depths: vec![1, 2, 4], heads: vec![4], ffn: vec![8, 24], hidden: None },
+        TransformerSpaceConfig { depths: vec![1, 2, 4], heads: vec![2, 4], ffn: vec![8, 24], hidden: None },
         16,
     )
     .unwrap()
@@ -107,10 +108,12 @@ fn grouped_query_attention_equals_attention_with_duplicated_kv_heads() {
 #[test]
 fn one_pass_gives_every_exit_as_its_own_forward_would() {
     let m = model(4);
-    let exits = m.forward_exits(ids(&TOKENS), &[1, 2, 4], 24);
-    for (logits, depth) in exits.into_iter().zip([1, 2, 4]) {
-        let sub = space().parse_sub_model(&format!("L{depth}-F24")).unwrap();
-        assert_matches_dense(logits, m.forward(ids(&TOKENS), &sub, &mut KvCache::new()), 1e-6);
+    for heads in [2, 4] {
+        let exits = m.forward_exits(ids(&TOKENS), &[1, 2, 4], LlamaWidth { heads, ffn: 24 });
+        for (logits, depth) in exits.into_iter().zip([1, 2, 4]) {
+            let sub = space().parse_sub_model(&format!("L{depth}-H{heads}-F24")).unwrap();
+            assert_matches_dense(logits, m.forward(ids(&TOKENS), &sub, &mut KvCache::new()), 1e-6);
+        }
     }
 }
 
@@ -134,14 +137,101 @@ fn gradients_stay_in_the_active_ffn_slice_and_depth() {
 }
 
 #[test]
-fn spaces_that_nest_heads_or_hidden_width_are_refused() {
-    let m = model(6);
-    let bad = TransformerSpace::new(
-        TransformerSpaceConfig { depths: vec![2], heads: vec![2, 4], ffn: vec![24], hidden: None },
+fn narrow_query_heads_equal_a_dense_model_holding_only_those_heads() {
+    // The tiny model has 4 query heads of 4 features over 2 KV heads: heads 0, 1 read KV head
+    // 0 and heads 2, 3 read KV head 1. One head per group keeps heads 0 and 2 (not 0 and 1,
+    // which would leave KV head 1 unread).
+    let m = model(21);
+    let device = Default::default();
+    let mut config = SortedLlamaConfig::tiny();
+    config.num_heads = 2;
+    let mut dense = config.init::<F>(&device);
+    dense.embedding = m.embedding.clone();
+    dense.norm = m.norm.clone();
+    let hd = 4;
+    let kept = [0usize, 2];
+    for (a, b) in dense.layers.iter_mut().zip(&m.layers) {
+        let q = b.query.weight.val();
+        let o = b.output.weight.val();
+        let q_cols = kept.iter().map(|&h| q.clone().slice(s![.., h * hd..(h + 1) * hd])).collect();
+        let o_rows = kept.iter().map(|&h| o.clone().slice(s![h * hd..(h + 1) * hd, ..])).collect();
+        a.query.weight = Param::from_tensor(Tensor::cat(q_cols, 1));
+        a.output.weight = Param::from_tensor(Tensor::cat(o_rows, 0));
+        a.attention_norm = b.attention_norm.clone();
+        a.key = b.key.clone();
+        a.value = b.value.clone();
+        a.ffn_norm = b.ffn_norm.clone();
+        a.gate = b.gate.clone();
+        a.up = b.up.clone();
+        a.down = b.down.clone();
+    }
+    let dense_space = TransformerSpace::new(
+        TransformerSpaceConfig { depths: vec![1, 2, 4], heads: vec![2], ffn: vec![8, 24], hidden: None },
         16,
     )
     .unwrap();
-    assert!(m.check_space(&bad).unwrap_err().to_string().contains("heads"));
+    let weights = m.decode_weights();
+    for name in ["L1-H2-F24", "L2-H2-F8", "L4-H2-F24"] {
+        let sub = space().parse_sub_model(name).unwrap();
+        let want = dense.forward(ids(&TOKENS), &dense_space.parse_sub_model(name).unwrap(), &mut KvCache::new());
+        assert_matches_dense(m.forward(ids(&TOKENS), &sub, &mut KvCache::new()), want.clone(), 1e-5);
+        // The decoding layout selects the same heads.
+        let x = burn::tensor::module::embedding(m.embedding.val(), ids(&TOKENS));
+        let h = m.run_layers_with(x, 0, sub.depth, (&sub).into(), &mut KvCache::new(), Some(&weights));
+        assert_matches_dense(m.head(h), want, 1e-5);
+    }
+    // Fewer heads is a different function (the test above is not vacuous).
+    let full = m.forward(ids(&TOKENS), &space().parse_sub_model("L4-F24").unwrap(), &mut KvCache::new());
+    let narrow = m.forward(ids(&TOKENS), &space().parse_sub_model("L4-H2-F24").unwrap(), &mut KvCache::new());
+    assert!((full - narrow).abs().max().into_scalar().elem::<f32>() > 1e-4);
+}
+
+#[test]
+fn gradients_stay_in_the_active_query_heads_of_every_kv_group() {
+    type B = Autodiff<Flex>;
+    let device = Default::default();
+    B::seed(&device, 22);
+    let m = SortedLlamaConfig::tiny().init::<B>(&device);
+    let sub = space().parse_sub_model("L4-H2-F24").unwrap();
+    let x = Tensor::<B, 1, Int>::from_ints(TOKENS, &device).reshape([1, TOKENS.len()]);
+    let grads = m.forward(x, &sub, &mut KvCache::new()).powi_scalar(2).sum().backward();
+    let mass = |g: &Tensor<Flex, 2>, rows: std::ops::Range<usize>, cols: std::ops::Range<usize>| {
+        g.clone().slice([rows, cols]).abs().sum().into_scalar().elem::<f32>()
+    };
+    for (i, layer) in m.layers.iter().enumerate() {
+        // Query columns and output rows of head h are h * 4..(h + 1) * 4; heads 0 and 2 are on.
+        let q = layer.query.weight.grad(&grads).expect("query gradient");
+        let o = layer.output.weight.grad(&grads).expect("output gradient");
+        for h in [1, 3] {
+            assert_eq!(mass(&q, 0..16, h * 4..h * 4 + 4), 0.0, "layer {i}: query of inactive head {h}");
+            assert_eq!(mass(&o, h * 4..h * 4 + 4, 0..16), 0.0, "layer {i}: output of inactive head {h}");
+        }
+        for h in [0, 2] {
+            assert!(mass(&q, 0..16, h * 4..h * 4 + 4) > 0.0, "layer {i}: query of active head {h}");
+            assert!(mass(&o, h * 4..h * 4 + 4, 0..16) > 0.0, "layer {i}: output of active head {h}");
+        }
+        // Both KV heads are still read.
+        let k = layer.key.weight.grad(&grads).expect("key gradient");
+        for g in 0..2 {
+            assert!(mass(&k, 0..16, g * 4..g * 4 + 4) > 0.0, "layer {i}: KV head {g}");
+        }
+    }
+}
+
+#[test]
+fn spaces_the_model_cannot_hold_are_refused() {
+    let m = model(6);
+    let space_of = |depths: Vec<usize>, heads: Vec<usize>, hidden: Option<Vec<usize>>| {
+        TransformerSpace::new(TransformerSpaceConfig { depths, heads, ffn: vec![24], hidden }, 16).unwrap()
+    };
+    m.check_space(&space()).unwrap();
+    // 3 query heads cannot keep the same number in each of the 2 KV groups; 8 is over 4.
+    for heads in [vec![3, 4], vec![2, 8]] {
+        let err = m.check_space(&space_of(vec![2], heads.clone(), None)).unwrap_err().to_string();
+        assert!(err.contains("heads"), "{heads:?}: {err}");
+    }
+    let err = m.check_space(&space_of(vec![2], vec![4], Some(vec![8, 16]))).unwrap_err().to_string();
+    assert!(err.contains("hidden"), "{err}");
     let deep = TransformerSpace::new(
         TransformerSpaceConfig { depths: vec![5], heads: vec![4], ffn: vec![24], hidden: None },
         16,
@@ -221,22 +311,26 @@ mod decoding {
         for sub in space().iter() {
             let x = burn::tensor::module::embedding(m.embedding.val(), ids(&TOKENS));
             let (mut a, mut b) = (KvCache::new(), KvCache::new());
-            let plain = m.run_layers(x.clone(), 0, sub.depth, sub.ffn, &mut a);
-            let fast = m.run_layers_with(x, 0, sub.depth, sub.ffn, &mut b, Some(&weights));
+            let plain = m.run_layers(x.clone(), 0, sub.depth, (&sub).into(), &mut a);
+            let fast = m.run_layers_with(x, 0, sub.depth, (&sub).into(), &mut b, Some(&weights));
             assert_matches_dense(fast, plain, 1e-5);
             let step = burn::tensor::module::embedding(m.embedding.val(), ids(&[4]));
-            let plain = m.run_layers(step.clone(), 0, sub.depth, sub.ffn, &mut a);
-            let fast = m.run_layers_with(step, 0, sub.depth, sub.ffn, &mut b, Some(&weights));
+            let plain = m.run_layers(step.clone(), 0, sub.depth, (&sub).into(), &mut a);
+            let fast = m.run_layers_with(step, 0, sub.depth, (&sub).into(), &mut b, Some(&weights));
             assert_matches_dense(fast, plain, 1e-5);
         }
-        let full = space().largest();
         let decoder = LlamaDecoder::with_decode_layout(&m);
         let config =
             SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 6, adaptive: true, draft_vocab: None };
-        for prompt in prompts() {
-            let (plain, _) = greedy(&m, &full, &prompt, 10, None);
-            assert_eq!(decoder.greedy(&full, &prompt, 10, None).0, plain, "prompt {prompt:?}");
-            assert_eq!(decoder.speculative_greedy(&full, &config, &prompt, 10, None).0, plain, "prompt {prompt:?}");
+        // The whole model, and a sub-model with one query head per KV group decoded as its own
+        // "full" model (drafted by its first 2 layers at the same widths).
+        for full in [space().largest(), space().parse_sub_model("L4-H2-F24").unwrap()] {
+            for prompt in prompts() {
+                let (plain, _) = greedy(&m, &full, &prompt, 10, None);
+                let spec = decoder.speculative_greedy(&full, &config, &prompt, 10, None).0;
+                assert_eq!(decoder.greedy(&full, &prompt, 10, None).0, plain, "{full:?}, prompt {prompt:?}");
+                assert_eq!(spec, plain, "{full:?}, prompt {prompt:?}");
+            }
         }
     }
 
@@ -430,23 +524,25 @@ fn the_soft_loss_is_the_weighted_mean_of_each_sub_models_own_loss() {
     let inputs = ids(&TOKENS[..6]);
     let targets = ids(&TOKENS[1..]);
     let terms = [
-        SoftTerm { depth: 4, ffn: 24, weight: 3.0 },
-        SoftTerm { depth: 1, ffn: 8, weight: 1.0 },
-        SoftTerm { depth: 2, ffn: 24, weight: 0.5 },
-        SoftTerm { depth: 4, ffn: 8, weight: 1.5 },
+        SoftTerm { depth: 4, heads: 4, ffn: 24, weight: 3.0 },
+        SoftTerm { depth: 1, heads: 4, ffn: 8, weight: 1.0 },
+        SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 0.5 },
+        SoftTerm { depth: 4, heads: 4, ffn: 8, weight: 1.5 },
+        SoftTerm { depth: 2, heads: 2, ffn: 24, weight: 2.0 },
+        SoftTerm { depth: 4, heads: 2, ffn: 8, weight: 1.0 },
     ];
     let loss = soft_loss(&m, inputs.clone(), targets.clone(), &terms);
     let ce = CrossEntropyLossConfig::new().init(&Default::default());
     let mut want = 0.0;
     for (term, got) in terms.iter().zip(&loss.terms) {
-        let sub = space().parse_sub_model(&format!("L{}-F{}", term.depth, term.ffn)).unwrap();
+        let sub = space().parse_sub_model(&format!("L{}-H{}-F{}", term.depth, term.heads, term.ffn)).unwrap();
         let logits = m.forward(inputs.clone(), &sub, &mut KvCache::new()).reshape([6, 50]);
         let own = ce.forward(logits, targets.clone().reshape([6])).into_scalar().elem::<f64>();
         let got = got.clone().into_scalar().elem::<f64>();
         assert!((own - got).abs() < 1e-5, "{term:?}: {got} vs its own forward's {own}");
         want += term.weight * own;
     }
-    want /= 6.0;
+    want /= 9.0;
     let total = loss.total.into_scalar().elem::<f64>();
     assert!((total - want).abs() < 1e-5, "total {total} vs weighted mean {want}");
 }
@@ -459,7 +555,8 @@ fn a_soft_loss_of_narrow_shallow_terms_leaves_the_rest_untouched() {
     B::seed(&device, 8);
     let m = SortedLlamaConfig::tiny().init::<B>(&device);
     let x = |v: &[i32]| Tensor::<B, 1, Int>::from_ints(v, &device).reshape([1, v.len()]);
-    let terms = [SoftTerm { depth: 1, ffn: 8, weight: 1.0 }, SoftTerm { depth: 2, ffn: 8, weight: 2.0 }];
+    let terms =
+        [SoftTerm { depth: 1, heads: 4, ffn: 8, weight: 1.0 }, SoftTerm { depth: 2, heads: 4, ffn: 8, weight: 2.0 }];
     let grads = soft_loss(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &terms).total.backward();
     for layer in &m.layers[..2] {
         assert_zero_grad_outside("gate", &layer.gate.weight, &grads, [0..16, 0..8]);
@@ -478,13 +575,14 @@ fn with_the_head_trained_by_the_full_depth_only_shallow_exits_leave_norm_and_hea
     let full_depth_only = SoftOptions { head_gradient: HeadGradient::FullDepthOnly, ..SoftOptions::default() };
     let m = SortedLlamaConfig::tiny().init::<B>(&device);
     let x = |v: &[i32]| Tensor::<B, 1, Int>::from_ints(v, &device).reshape([1, v.len()]);
-    let shallow = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }];
+    let shallow = [SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 }];
     let grads = soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &shallow, full_depth_only).total.backward();
     assert_no_grad("final norm", &m.norm.weight, &grads);
     assert_zero_grad_outside("layer 1 gate", &m.layers[0].gate.weight, &grads, [0..16, 0..24]);
     // The loss values are the same either way; with the full depth included, its term trains
     // the head.
-    let both = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, ffn: 24, weight: 1.0 }];
+    let both =
+        [SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, heads: 4, ffn: 24, weight: 1.0 }];
     let a = soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both, full_depth_only);
     let b = soft_loss(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both);
     let (va, vb) = (a.total.clone().into_scalar().elem::<f64>(), b.total.into_scalar().elem::<f64>());
@@ -505,9 +603,10 @@ fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_mode
     let (inputs, targets) = (x(&TOKENS[..6]), x(&TOKENS[1..]));
     let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f64>();
     let distill = |a: f64| SoftOptions { distill: a, ..SoftOptions::default() };
-    let terms = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, ffn: 24, weight: 3.0 }];
+    let terms =
+        [SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, heads: 4, ffn: 24, weight: 3.0 }];
     // The KL of exit 2 from the full model, by hand from the two exits' logits.
-    let logits = m.forward_exits(inputs.clone(), &[2, 4], 24);
+    let logits = m.forward_exits(inputs.clone(), &[2, 4], m.full_width());
     let lp = |l: &Tensor<B, 3>| log_softmax(l.clone().reshape([6, 50]), 1);
     let (student, teacher) = (lp(&logits[0]), lp(&logits[1]));
     let kl = scalar((teacher.clone().exp() * (teacher - student)).sum_dim(1).mean());
@@ -527,7 +626,7 @@ fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_mode
     }
     // The full model is a fixed target: exit 2 distilled alone (the teacher from an extra
     // pass) gives its layers 3-4 no gradient, and the KL matches the hand-computed one.
-    let shallow = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }];
+    let shallow = [SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 }];
     let alone = soft_loss_with(&m, inputs.clone(), targets.clone(), &shallow, distill(1.0));
     let got = scalar(alone.total.clone());
     assert!((got - kl).abs() < 1e-5, "{got} vs {kl}");
@@ -536,7 +635,7 @@ fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_mode
     assert_no_grad("layer 4 query", &m.layers[3].query.weight, &grads);
     assert_zero_grad_outside("layer 1 gate", &m.layers[0].gate.weight, &grads, [0..16, 0..24]);
     // A narrower full-depth term is not the full model: it is distilled too.
-    let narrow = [SoftTerm { depth: 4, ffn: 8, weight: 1.0 }];
+    let narrow = [SoftTerm { depth: 4, heads: 4, ffn: 8, weight: 1.0 }];
     let loss = soft_loss_with(&m, inputs, targets, &narrow, distill(0.5));
     assert!(loss.distill_terms[0].is_some());
 }

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use sorted_nn::TransformerSubModel;
 
-use super::model::{DecodeWeights, KvCache, SortedLlama};
+use super::model::{DecodeWeights, KvCache, LlamaWidth, SortedLlama};
 
 /// What a decoding call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -102,13 +102,20 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         self.model
     }
 
-    fn run_layers(&self, x: Tensor<B, 3>, from: usize, to: usize, ffn: usize, cache: &mut KvCache<B>) -> Tensor<B, 3> {
-        self.model.run_layers_with(x, from, to, ffn, cache, self.weights.as_ref())
+    fn run_layers(
+        &self,
+        x: Tensor<B, 3>,
+        from: usize,
+        to: usize,
+        width: LlamaWidth,
+        cache: &mut KvCache<B>,
+    ) -> Tensor<B, 3> {
+        self.model.run_layers_with(x, from, to, width, cache, self.weights.as_ref())
     }
 
     fn forward(&self, ids: Tensor<B, 2, Int>, sub: &TransformerSubModel, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         let x = burn::tensor::module::embedding(self.model.embedding.val(), ids);
-        self.model.head(self.run_layers(x, 0, sub.depth, sub.ffn, cache))
+        self.model.head(self.run_layers(x, 0, sub.depth, sub.into(), cache))
     }
 
     /// Greedy decoding of sub-model `sub`: feeds `prompt` (at least one token) once, then one
@@ -146,8 +153,9 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         (out, stats)
     }
 
-    /// Self-speculative greedy decoding of `full`: the first `draft_depth` layers (through the
-    /// shared final norm and head) propose up to `n` tokens one at a time; the full model's
+    /// Self-speculative greedy decoding of `full` (usually the whole model; any sub-model works,
+    /// its drafter then being its own first layers at its widths): the first `draft_depth`
+    /// layers (through the shared final norm and head) propose up to `n` tokens one at a time; the full model's
     /// remaining layers then check all of them in one pass, starting from the draft's hidden
     /// states (the shared layers are computed once and their KV cache is the full model's). The
     /// longest agreeing prefix is kept plus the full model's own next token, so the output is
@@ -155,8 +163,8 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
     /// batched and a one-token pass). Rejected positions are dropped from the cache.
     ///
     /// # Panics
-    /// If `prompt` is empty, `draft_depth` is not below `full.depth`, or `full.ffn` is not the
-    /// allocated width.
+    /// If `prompt` is empty, `draft_depth` is not below `full.depth`, or `full`'s widths do not
+    /// fit the model.
     pub fn speculative_greedy(
         &self,
         full: &TransformerSubModel,
@@ -166,7 +174,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         stop: Option<u32>,
     ) -> (Vec<u32>, DecodeStats) {
         assert!(!prompt.is_empty(), "speculative_greedy: empty prompt");
-        let (d, depth, ffn) = (config.draft_depth, full.depth, full.ffn);
+        let (d, depth, width) = (config.draft_depth, full.depth, LlamaWidth::from(full));
         assert!(d >= 1 && d < depth, "speculative_greedy: draft depth {d} must be in 1..{depth}");
         let device = self.model.embedding.device();
         let mut cache = KvCache::new();
@@ -178,7 +186,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         let embed =
             |tokens: &[u32]| burn::tensor::module::embedding(self.model.embedding.val(), ids::<B>(tokens, &device));
         // The prompt through every layer; the full model's prediction is the first token.
-        let h = self.run_layers(embed(prompt), 0, depth, ffn, &mut cache);
+        let h = self.run_layers(embed(prompt), 0, depth, width, &mut cache);
         let mut pending = last_argmax(self.model.head(h));
         stats.full_passes += 1;
         out.push(pending);
@@ -192,7 +200,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
             let mut drafted = Vec::with_capacity(n_now);
             let drafting = std::time::Instant::now();
             for i in 0..n_now {
-                let h = self.run_layers(embed(&inputs[i..i + 1]), 0, d, ffn, &mut cache);
+                let h = self.run_layers(embed(&inputs[i..i + 1]), 0, d, width, &mut cache);
                 let logits = match config.draft_vocab {
                     Some(n) => self.model.head_prefix(h.clone(), n),
                     None => self.model.head(h.clone()),
@@ -208,7 +216,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
             stats.draft_time += drafting.elapsed();
             // Verify: the remaining layers on the draft's hidden states, all positions at once.
             let verifying = std::time::Instant::now();
-            let h = self.run_layers(Tensor::cat(hidden, 1), d, depth, ffn, &mut cache);
+            let h = self.run_layers(Tensor::cat(hidden, 1), d, depth, width, &mut cache);
             let verified = argmax_all(self.model.head(h));
             stats.verify_time += verifying.elapsed();
             stats.full_passes += 1;
@@ -265,7 +273,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
             full.depth
         );
         let device = self.model.embedding.device();
-        let (depth, ffn) = (full.depth, full.ffn);
+        let (depth, width) = (full.depth, LlamaWidth::from(full));
         let mut cache = KvCache::new();
         let mut stats = EarlyExitStats { emitted_at: vec![0; config.exits.len() + 1], ..Default::default() };
         let mut out = Vec::with_capacity(max_new);
@@ -283,7 +291,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
             let mut done = 0;
             let mut chosen = None;
             for (e, (&exit, &threshold)) in config.exits.iter().zip(&config.thresholds).enumerate() {
-                x = self.run_layers(x, done, exit, ffn, &mut cache);
+                x = self.run_layers(x, done, exit, width, &mut cache);
                 stats.layers_run += exit - done;
                 done = exit;
                 let logits = self.model.head(x.clone());
@@ -310,7 +318,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
                     token
                 }
                 None => {
-                    let h = self.run_layers(x, done, depth, ffn, &mut cache);
+                    let h = self.run_layers(x, done, depth, width, &mut cache);
                     stats.layers_run += depth - done;
                     stats.emitted_at[config.exits.len()] += 1;
                     last_argmax(self.model.head(h))

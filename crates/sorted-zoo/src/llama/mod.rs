@@ -1,5 +1,5 @@
 //! LLaMA-family decoders (SmolLM2): GGUF weights, a nested decoder with exits sharing the final
-//! norm and LM head, and KV-cached decoding.
+//! norm and LM head, nested FFN width and query heads, and KV-cached decoding.
 
 mod decode;
 mod gguf;
@@ -14,7 +14,7 @@ pub use decode::{
     speculative_greedy,
 };
 pub use model::{
-    DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, RmsNorm, SortedLlama, SortedLlamaConfig, SortedLlamaLayer,
-    rope,
+    DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, LlamaWidth, RmsNorm, SortedLlama, SortedLlamaConfig,
+    SortedLlamaLayer, rope,
 };
 pub use soft::{HeadGradient, SoftLoss, SoftOptions, SoftTerm, soft_loss, soft_loss_with};

@@ -1,6 +1,6 @@
 //! The sorted LLaMA decoder: RMSNorm, RoPE on adjacent pairs, grouped-query attention, SwiGLU,
-//! tied embeddings, a KV cache; nested depth (exits sharing the final norm and LM head) and
-//! nested FFN width.
+//! tied embeddings, a KV cache; nested depth (exits sharing the final norm and LM head), nested
+//! FFN width and nested query heads per KV group.
 
 use burn::config::Config;
 use burn::module::{Initializer, Param};
@@ -114,6 +114,29 @@ impl SortedLlamaConfig {
         };
         let _ = model.devices();
         model
+    }
+}
+
+/// The active widths of every layer of a [`SortedLlama`] sub-model (its depth is passed
+/// separately, as the layers to run).
+///
+/// Query heads are nested **per KV group**: with `g` KV heads and `heads = k * g`, every group
+/// keeps its first `k` query heads, so each KV head is still read and a narrower sub-model's
+/// heads are a subset of a wider one's. In the allocated layout (GGUF's: head `h` reads KV head
+/// `h / (num_heads / num_kv_heads)`) those heads are not one prefix of the query projection's
+/// columns but the first `k * head_dim` columns of every group's block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LlamaWidth {
+    /// Active query heads in each layer: a multiple of the KV heads, at most the allocated
+    /// heads.
+    pub heads: usize,
+    /// Active SwiGLU units in each layer.
+    pub ffn: usize,
+}
+
+impl From<&TransformerSubModel> for LlamaWidth {
+    fn from(sub: &TransformerSubModel) -> Self {
+        Self { heads: sub.heads, ffn: sub.ffn }
     }
 }
 
@@ -263,19 +286,59 @@ fn project_transposed<B: Backend>(x: Tensor<B, 3>, weight_t: &Tensor<B, 2>, out:
     w.matmul(x.reshape([b * s, i]).transpose()).transpose().reshape([b, s, out])
 }
 
+/// The rows of `w` (`[groups * block, c]`) holding the first `keep` rows of each of the
+/// `groups` equal blocks, in order: the weights of the first query heads of every KV group
+/// when the rows are heads.
+fn group_rows<B: Backend>(w: Tensor<B, 2>, groups: usize, keep: usize) -> Tensor<B, 2> {
+    let [r, c] = w.dims();
+    w.reshape([groups, r / groups, c]).slice([0..groups, 0..keep, 0..c]).reshape([groups * keep, c])
+}
+
+/// [`group_rows`] over the columns of `w` (`[r, groups * block]`).
+fn group_cols<B: Backend>(w: Tensor<B, 2>, groups: usize, keep: usize) -> Tensor<B, 2> {
+    let [r, c] = w.dims();
+    w.reshape([r, groups, c / groups]).slice([0..r, 0..groups, 0..keep]).reshape([r, groups * keep])
+}
+
+/// `x @ w` for `x` `[b, s, i]` and `w` `[i, o]`.
+fn matmul3<B: Backend>(x: Tensor<B, 3>, w: Tensor<B, 2>) -> Tensor<B, 3> {
+    let [b, s, i] = x.dims();
+    let o = w.dims()[1];
+    x.reshape([b * s, i]).matmul(w).reshape([b, s, o])
+}
+
 impl<B: Backend> SortedLlamaLayer<B> {
+    /// Checks that `width` fits this layer.
+    ///
+    /// # Panics
+    /// If `width.heads` is not a positive multiple of the KV heads up to the allocated heads,
+    /// or `width.ffn` is 0 or above the allocated SwiGLU width.
+    fn check_width(&self, width: LlamaWidth) {
+        let (nh, nkv) = (self.num_heads, self.num_kv_heads);
+        assert!(
+            width.heads >= nkv && width.heads <= nh && width.heads.is_multiple_of(nkv),
+            "LLaMA layer: {} query heads are not a multiple of {nkv} KV heads in {nkv}..={nh}",
+            width.heads
+        );
+        let f = self.gate.d_output_max();
+        assert!(width.ffn >= 1 && width.ffn <= f, "LLaMA layer: SwiGLU width {} outside 1..={f}", width.ffn);
+    }
+
     /// One layer on `[batch, seq, d]` for positions `start..start + seq`, attending to the
     /// cached positions and causally to the new ones; appends the new keys and values to
     /// `cache`.
+    ///
+    /// # Panics
+    /// If `width` does not fit the layer (see [`SortedLlama::check_space`]).
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        ffn: usize,
+        width: LlamaWidth,
         start: usize,
         theta: f64,
         cache: &mut Option<LayerCache<B>>,
     ) -> Tensor<B, 3> {
-        self.forward_with(x, ffn, start, theta, cache, None)
+        self.forward_with(x, width, start, theta, cache, None)
     }
 
     /// [`SortedLlamaLayer::forward`], with the projections taken from `weights` (the decoding
@@ -283,24 +346,33 @@ impl<B: Backend> SortedLlamaLayer<B> {
     pub fn forward_with(
         &self,
         x: Tensor<B, 3>,
-        ffn: usize,
+        width: LlamaWidth,
         start: usize,
         theta: f64,
         cache: &mut Option<LayerCache<B>>,
         weights: Option<&DecodeLayerWeights<B>>,
     ) -> Tensor<B, 3> {
+        self.check_width(width);
         let [b, s, d] = x.dims();
-        let (nh, nkv, hd) = (self.num_heads, self.num_kv_heads, self.head_dim);
+        let (nkv, hd) = (self.num_kv_heads, self.head_dim);
+        let (nh, ffn) = (width.heads, width.ffn);
+        // Active query heads per KV group, and whether some are inactive.
+        let per_group = nh / nkv;
+        let narrow = nh < self.num_heads;
         let project = |which: &SortedLinear<B>, t: Option<&Tensor<B, 2>>, x: Tensor<B, 3>, out: usize| match t {
             Some(t) => project_transposed(x, t, out),
             None => which.forward(x, out),
         };
         let h = self.attention_norm.forward(x.clone());
-        let q = rope(
-            project(&self.query, weights.map(|w| &w.query), h.clone(), nh * hd).reshape([b, s, nh, hd]).swap_dims(1, 2),
-            start,
-            theta,
-        );
+        let q = match (narrow, weights) {
+            (false, _) => project(&self.query, weights.map(|w| &w.query), h.clone(), nh * hd),
+            (true, None) => matmul3(h.clone(), group_cols(self.query.weight.val(), nkv, per_group * hd)),
+            (true, Some(w)) => {
+                let rows = group_rows(w.query.clone(), nkv, per_group * hd);
+                project_transposed(h.clone(), &rows, nh * hd)
+            }
+        };
+        let q = rope(q.reshape([b, s, nh, hd]).swap_dims(1, 2), start, theta);
         let (k, v) = self.append_kv_projected(
             project(&self.key, weights.map(|w| &w.key), h.clone(), nkv * hd),
             project(&self.value, weights.map(|w| &w.value), h, nkv * hd),
@@ -309,10 +381,9 @@ impl<B: Backend> SortedLlamaLayer<B> {
             cache,
         );
         let t = k.dims()[2];
-        // Query head i reads KV head i / (nh / nkv).
-        let rep = nh / nkv;
+        // Active query head i (group-major) reads KV head i / per_group.
         let expand = |t4: Tensor<B, 4>| {
-            if rep == 1 { t4 } else { t4.unsqueeze_dim::<5>(2).repeat_dim(2, rep).reshape([b, nh, t, hd]) }
+            if per_group == 1 { t4 } else { t4.unsqueeze_dim::<5>(2).repeat_dim(2, per_group).reshape([b, nh, t, hd]) }
         };
         let (k, v) = (expand(k), expand(v));
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt());
@@ -320,7 +391,15 @@ impl<B: Backend> SortedLlamaLayer<B> {
             scores = scores.add(causal_bias::<B>(s, t, &x.device()));
         }
         let attended = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, s, nh * hd]);
-        let x = x.add(project(&self.output, weights.map(|w| &w.output), attended, d));
+        let attended = match (narrow, weights) {
+            (false, _) => project(&self.output, weights.map(|w| &w.output), attended, d),
+            (true, None) => matmul3(attended, group_rows(self.output.weight.val(), nkv, per_group * hd)),
+            (true, Some(w)) => {
+                let cols = group_cols(w.output.clone(), nkv, per_group * hd);
+                project_transposed(attended, &cols, d)
+            }
+        };
+        let x = x.add(attended);
         let h = self.ffn_norm.forward(x.clone());
         let act = silu(project(&self.gate, weights.map(|w| &w.gate), h.clone(), ffn)).mul(project(
             &self.up,
@@ -406,8 +485,9 @@ fn causal_bias<B: Backend>(s: usize, t: usize, device: &B::Device) -> Tensor<B, 
 }
 
 /// A LLaMA decoder whose sub-models are a prefix of its layers (exits through the shared final
-/// RMSNorm and the tied LM head), each using its first `f` SwiGLU units
-/// ([`TransformerSubModel`]: `depth` and `ffn`; heads and hidden width are not nested here).
+/// RMSNorm and the tied LM head), each using its first `f` SwiGLU units and the first `k` query
+/// heads of every KV group ([`TransformerSubModel`]: `depth`, `ffn` and `heads = k *
+/// num_kv_heads`, see [`LlamaWidth`]; the hidden width is not nested here).
 ///
 /// # Example
 /// ```
@@ -419,8 +499,9 @@ fn causal_bias<B: Backend>(s: usize, t: usize, device: &B::Device) -> Tensor<B, 
 /// let device = Default::default();
 /// let config = SortedLlamaConfig::tiny();
 /// let model = config.init::<Flex>(&device);
+/// // 2 or 4 layers, 1 or 2 query heads per KV group (2 KV heads), 12 or 24 SwiGLU units.
 /// let space = TransformerSpace::new(
-///     TransformerSpaceConfig { depths: vec![2, 4], heads: vec![4], ffn: vec![12, 24], hidden: None },
+///     TransformerSpaceConfig { depths: vec![2, 4], heads: vec![2, 4], ffn: vec![12, 24], hidden: None },
 ///     16,
 /// )?;
 /// model.check_space(&space)?;
@@ -444,8 +525,9 @@ pub struct SortedLlama<B: Backend> {
 }
 
 impl<B: Backend> SortedLlama<B> {
-    /// Checks that every sub-model of `space` fits: depth, FFN width; heads and hidden width
-    /// must be the allocated ones.
+    /// Checks that every sub-model of `space` fits: depth, FFN width, and query heads that are
+    /// multiples of the KV heads up to the allocated heads; the hidden width must be the
+    /// allocated one.
     ///
     /// # Errors
     /// [`SpecError::Allocation`] naming the axis.
@@ -467,12 +549,18 @@ impl<B: Backend> SortedLlama<B> {
                 needed: full.ffn,
             });
         }
-        if space.heads() != [l0.num_heads] {
-            return Err(SpecError::Allocation {
-                what: "heads (not nested in LLaMA)".into(),
-                allocated: l0.num_heads,
-                needed: space.heads()[0],
+        let nkv = l0.num_kv_heads;
+        if let Some(&bad) = space.heads().iter().find(|h| !h.is_multiple_of(nkv)) {
+            return Err(SpecError::Conflict {
+                keys: "heads".into(),
+                why: format!(
+                    "{bad} query heads cannot be spread over {nkv} KV groups: LLaMA nests query heads per KV \
+                     group, so every option must be a multiple of {nkv}"
+                ),
             });
+        }
+        if let Some(&max) = space.heads().iter().max().filter(|&&h| h > l0.num_heads) {
+            return Err(SpecError::Allocation { what: "heads".into(), allocated: l0.num_heads, needed: max });
         }
         if space.hidden() != [d] {
             return Err(SpecError::Allocation {
@@ -488,7 +576,13 @@ impl<B: Backend> SortedLlama<B> {
     /// at positions `cache.len_of(0)..`, updating the cache of those layers.
     pub fn hidden(&self, ids: Tensor<B, 2, Int>, sub: &TransformerSubModel, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         let x = burn::tensor::module::embedding(self.embedding.val(), ids);
-        self.run_layers(x, 0, sub.depth, sub.ffn, cache)
+        self.run_layers(x, 0, sub.depth, sub.into(), cache)
+    }
+
+    /// Every allocated query head and SwiGLU unit: the full model's width.
+    pub fn full_width(&self) -> LlamaWidth {
+        let l0 = &self.layers[0];
+        LlamaWidth { heads: l0.num_heads, ffn: l0.gate.d_output_max() }
     }
 
     /// Runs layers `from..to` on hidden states `x` whose first position is the cache length of
@@ -498,10 +592,10 @@ impl<B: Backend> SortedLlama<B> {
         x: Tensor<B, 3>,
         from: usize,
         to: usize,
-        ffn: usize,
+        width: LlamaWidth,
         cache: &mut KvCache<B>,
     ) -> Tensor<B, 3> {
-        self.run_layers_with(x, from, to, ffn, cache, None)
+        self.run_layers_with(x, from, to, width, cache, None)
     }
 
     /// [`SortedLlama::run_layers`], with the projections in the decoding layout when `weights`
@@ -511,7 +605,7 @@ impl<B: Backend> SortedLlama<B> {
         mut x: Tensor<B, 3>,
         from: usize,
         to: usize,
-        ffn: usize,
+        width: LlamaWidth,
         cache: &mut KvCache<B>,
         weights: Option<&DecodeWeights<B>>,
     ) -> Tensor<B, 3> {
@@ -521,7 +615,7 @@ impl<B: Backend> SortedLlama<B> {
         for (i, layer) in self.layers.iter().enumerate().take(to).skip(from) {
             let start = cache.len_of(i);
             let w = weights.map(|w| &w.layers[i]);
-            x = layer.forward_with(x, ffn, start, self.rope_theta, &mut cache.layers[i], w);
+            x = layer.forward_with(x, width, start, self.rope_theta, &mut cache.layers[i], w);
         }
         x
     }
@@ -567,9 +661,9 @@ impl<B: Backend> SortedLlama<B> {
     }
 
     /// The logits of every exit in `depths` (ascending) from one forward pass, through the
-    /// shared norm and head: what SoFT's multi-exit loss needs.
-    pub fn forward_exits(&self, ids: Tensor<B, 2, Int>, depths: &[usize], ffn: usize) -> Vec<Tensor<B, 3>> {
-        self.forward_exits_with(ids, depths, ffn, |_, x| self.head(x))
+    /// shared norm and head, every layer at `width`: what SoFT's multi-exit loss needs.
+    pub fn forward_exits(&self, ids: Tensor<B, 2, Int>, depths: &[usize], width: LlamaWidth) -> Vec<Tensor<B, 3>> {
+        self.forward_exits_with(ids, depths, width, |_, x| self.head(x))
     }
 
     /// [`SortedLlama::forward_exits`] with `head(depth, hidden)` turning each exit's hidden
@@ -578,7 +672,7 @@ impl<B: Backend> SortedLlama<B> {
         &self,
         ids: Tensor<B, 2, Int>,
         depths: &[usize],
-        ffn: usize,
+        width: LlamaWidth,
         head: impl Fn(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Vec<Tensor<B, 3>> {
         let mut cache = KvCache::new();
@@ -586,7 +680,7 @@ impl<B: Backend> SortedLlama<B> {
         let mut done = 0;
         let mut out = Vec::with_capacity(depths.len());
         for &depth in depths {
-            x = self.run_layers(x, done, depth, ffn, &mut cache);
+            x = self.run_layers(x, done, depth, width, &mut cache);
             done = depth;
             out.push(head(depth, x.clone()));
         }

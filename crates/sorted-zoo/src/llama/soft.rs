@@ -1,17 +1,22 @@
 //! The sorted fine-tuning (SoFT) objective: a weighted mean of the next-token cross-entropies
-//! of several sub-models (exit depth x FFN width), sharing one forward pass per FFN width, with
+//! of several sub-models (exit depth x query heads x FFN width), sharing one forward pass per
+//! width, with
 //! optional self-distillation of the sub-models from the full model.
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 
-use super::model::SortedLlama;
+use super::model::{LlamaWidth, SortedLlama};
 
-/// One sub-model in a SoFT loss: its exit depth, its SwiGLU width and its weight.
+/// One sub-model in a SoFT loss: its exit depth, its query heads and SwiGLU width, and its
+/// weight.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SoftTerm {
     /// Layers run before the exit (through the shared final norm and head).
     pub depth: usize,
+    /// Query heads used in every layer (the first `heads / num_kv_heads` of each KV group; see
+    /// [`LlamaWidth`]).
+    pub heads: usize,
     /// SwiGLU units used in every layer.
     pub ffn: usize,
     /// Weight in the mean (positive).
@@ -33,10 +38,10 @@ pub struct SoftLoss<B: Backend> {
 }
 
 /// The SoFT loss of `terms` on next-token prediction: `inputs` and `targets` are `[batch, seq]`
-/// (targets are the inputs shifted by one). Terms with the same FFN width share one forward
-/// pass ([`SortedLlama::forward_exits`]), so equal-width SoFT (the Sorted LLaMA recipe: every
-/// exit at full width) costs one pass plus one head per exit; SortedNet sampling over depth x
-/// FFN width costs one pass per distinct width.
+/// (targets are the inputs shifted by one). Terms with the same widths (query heads and FFN)
+/// share one forward pass ([`SortedLlama::forward_exits`]), so equal-width SoFT (the Sorted
+/// LLaMA recipe: every exit at full width) costs one pass plus one head per exit; SortedNet
+/// sampling over depth x heads x FFN width costs one pass per distinct pair of widths.
 ///
 /// # Panics
 /// If `terms` is empty, a weight is not positive and finite, or a depth or width does not fit
@@ -52,8 +57,11 @@ pub struct SoftLoss<B: Backend> {
 /// let model = SortedLlamaConfig::tiny().init::<Flex>(&device);
 /// let inputs = Tensor::<Flex, 2, Int>::from_ints([[1, 5, 9, 3]], &device);
 /// let targets = Tensor::<Flex, 2, Int>::from_ints([[5, 9, 3, 7]], &device);
-/// // Exits after 2 and 4 layers, the last weighted 3x, full SwiGLU width (24).
-/// let terms = [SoftTerm { depth: 2, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, ffn: 24, weight: 3.0 }];
+/// // Exits after 2 and 4 layers, the last weighted 3x, all 4 query heads, full SwiGLU width.
+/// let terms = [
+///     SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 },
+///     SoftTerm { depth: 4, heads: 4, ffn: 24, weight: 3.0 },
+/// ];
 /// let loss = soft_loss(&model, inputs, targets, &terms);
 /// assert_eq!(loss.terms.len(), 2);
 /// ```
@@ -85,7 +93,7 @@ pub struct SoftOptions {
     /// Which terms train the shared final norm and head.
     pub head_gradient: HeadGradient,
     /// Self-distillation weight `a` in `[0, 1]`: every term other than the full model (all
-    /// layers, full SwiGLU width) minimises `(1 - a) * cross-entropy + a * KL(p_full || p_term)`,
+    /// layers, every query head, full SwiGLU width) minimises `(1 - a) * cross-entropy + a * KL(p_full || p_term)`,
     /// with the full model's next-token distribution `p_full` detached, so it is a fixed target
     /// that only the full model's own term moves. The full model comes from the same pass when
     /// it is a term and from one extra forward pass otherwise. A drafter for greedy
@@ -116,18 +124,20 @@ pub fn soft_loss_with<B: Backend>(
     let [n, s] = targets.dims();
     let targets = targets.reshape([n * s, 1]);
     let full_depth = model.layers.len();
-    let full_ffn = model.layers[0].gate.d_output_max();
-    let is_full = |t: &SoftTerm| t.depth == full_depth && t.ffn == full_ffn;
+    let full_width = model.full_width();
+    let width_of = |t: &SoftTerm| LlamaWidth { heads: t.heads, ffn: t.ffn };
+    let is_full = |t: &SoftTerm| t.depth == full_depth && width_of(t) == full_width;
     let mut logp: Vec<Option<Tensor<B, 2>>> = vec![None; terms.len()];
-    let mut widths: Vec<usize> = terms.iter().map(|t| t.ffn).collect();
+    let mut widths: Vec<(usize, usize)> = terms.iter().map(|t| (t.heads, t.ffn)).collect();
     widths.sort_unstable();
     widths.dedup();
-    for ffn in widths {
-        let mut depths: Vec<usize> = terms.iter().filter(|t| t.ffn == ffn).map(|t| t.depth).collect();
+    for (heads, ffn) in widths {
+        let width = LlamaWidth { heads, ffn };
+        let mut depths: Vec<usize> = terms.iter().filter(|t| width_of(t) == width).map(|t| t.depth).collect();
         depths.sort_unstable();
         depths.dedup();
         // With `FullDepthOnly`, the exits below the full depth see the norm and head detached.
-        let exits = model.forward_exits_with(inputs.clone(), &depths, ffn, |depth, x| {
+        let exits = model.forward_exits_with(inputs.clone(), &depths, width, |depth, x| {
             if options.head_gradient == HeadGradient::AllExits || depth == full_depth {
                 model.head(x)
             } else {
@@ -138,7 +148,7 @@ pub fn soft_loss_with<B: Backend>(
             let v = logits.dims()[2];
             let lp = log_softmax(logits.reshape([n * s, v]), 1);
             for (slot, term) in logp.iter_mut().zip(terms) {
-                if term.ffn == ffn && term.depth == *depth {
+                if width_of(term) == width && term.depth == *depth {
                     *slot = Some(lp.clone());
                 }
             }
@@ -149,7 +159,7 @@ pub fn soft_loss_with<B: Backend>(
     let teacher: Option<(Tensor<B, 2>, Tensor<B, 2>)> =
         (distill > 0.0 && terms.iter().any(|t| !is_full(t))).then(|| {
             let full = terms.iter().position(is_full).map(|i| logp[i].clone()).unwrap_or_else(|| {
-                let logits = model.forward_exits(inputs.clone(), &[full_depth], full_ffn).remove(0);
+                let logits = model.forward_exits(inputs.clone(), &[full_depth], full_width).remove(0);
                 let v = logits.dims()[2];
                 log_softmax(logits.reshape([n * s, v]), 1)
             });
