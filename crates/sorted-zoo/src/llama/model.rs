@@ -259,8 +259,11 @@ pub struct SortedLlamaLayer<B: Backend> {
 
 /// The projection weights of one layer transposed to `[out, in]` and made contiguous: the
 /// layout in which Flex's gemm multiplies the few rows of a decoding step (1-8 new tokens)
-/// fastest. Build them with [`SortedLlama::decode_weights`] after training; they are a copy,
-/// not a view, so they go stale if the model changes.
+/// fastest. The query heads are also reordered **head-major** (the first head of every KV
+/// group, then the second of every group, ...), in the query's rows and the output's columns,
+/// so that a sub-model keeping the first `k` heads per group uses a prefix of both instead of
+/// a gathered copy. Build them with [`SortedLlama::decode_weights`] after training; they are a
+/// copy, not a view, so they go stale if the model changes.
 #[derive(Clone, Debug)]
 pub struct DecodeLayerWeights<B: Backend> {
     query: Tensor<B, 2>,
@@ -364,13 +367,13 @@ impl<B: Backend> SortedLlamaLayer<B> {
             None => which.forward(x, out),
         };
         let h = self.attention_norm.forward(x.clone());
+        // The decoding layout orders the heads head-major (see `DecodeLayerWeights`): the active
+        // heads are a prefix. The model's own layout is group-major, so a narrow sub-model
+        // gathers each group's first heads.
         let q = match (narrow, weights) {
-            (false, _) => project(&self.query, weights.map(|w| &w.query), h.clone(), nh * hd),
+            (_, Some(w)) => project_transposed(h.clone(), &w.query, nh * hd),
+            (false, None) => self.query.forward(h.clone(), nh * hd),
             (true, None) => matmul3(h.clone(), group_cols(self.query.weight.val(), nkv, per_group * hd)),
-            (true, Some(w)) => {
-                let rows = group_rows(w.query.clone(), nkv, per_group * hd);
-                project_transposed(h.clone(), &rows, nh * hd)
-            }
         };
         let q = rope(q.reshape([b, s, nh, hd]).swap_dims(1, 2), start, theta);
         let (k, v) = self.append_kv_projected(
@@ -381,9 +384,12 @@ impl<B: Backend> SortedLlamaLayer<B> {
             cache,
         );
         let t = k.dims()[2];
-        // Active query head i (group-major) reads KV head i / per_group.
-        let expand = |t4: Tensor<B, 4>| {
-            if per_group == 1 { t4 } else { t4.unsqueeze_dim::<5>(2).repeat_dim(2, per_group).reshape([b, nh, t, hd]) }
+        // Group-major: active query head i reads KV head i / per_group; head-major (the decoding
+        // layout): KV head i % nkv.
+        let expand = |t4: Tensor<B, 4>| match (per_group, weights) {
+            (1, _) => t4,
+            (_, Some(_)) => t4.repeat_dim(1, per_group),
+            (_, None) => t4.unsqueeze_dim::<5>(2).repeat_dim(2, per_group).reshape([b, nh, t, hd]),
         };
         let (k, v) = (expand(k), expand(v));
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt());
@@ -392,12 +398,9 @@ impl<B: Backend> SortedLlamaLayer<B> {
         }
         let attended = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, s, nh * hd]);
         let attended = match (narrow, weights) {
-            (false, _) => project(&self.output, weights.map(|w| &w.output), attended, d),
+            (_, Some(w)) => project_transposed(attended, &w.output, d),
+            (false, None) => self.output.forward(attended, d),
             (true, None) => matmul3(attended, group_rows(self.output.weight.val(), nkv, per_group * hd)),
-            (true, Some(w)) => {
-                let cols = group_cols(w.output.clone(), nkv, per_group * hd);
-                project_transposed(attended, &cols, d)
-            }
         };
         let x = x.add(attended);
         let h = self.ffn_norm.forward(x.clone());
@@ -412,16 +415,22 @@ impl<B: Backend> SortedLlamaLayer<B> {
 
     /// This layer's projections in the decoding layout.
     pub fn decode_weights(&self) -> DecodeLayerWeights<B> {
-        let t = |l: &SortedLinear<B>| {
-            let w = l.weight.val().transpose();
+        let contiguous = |w: Tensor<B, 2>| {
             let device = w.device();
             Tensor::from_data(w.into_data(), &device)
         };
+        let t = |l: &SortedLinear<B>| contiguous(l.weight.val().transpose());
+        let (nkv, hd) = (self.num_kv_heads, self.head_dim);
+        let rep = self.num_heads / nkv;
+        let d = self.query.d_input_max();
+        // Query rows (group g, head j) -> position j * nkv + g; the output's columns likewise.
+        let query = self.query.weight.val().transpose().reshape([nkv, rep, hd, d]).swap_dims(0, 1);
+        let output = self.output.weight.val().transpose().reshape([d, nkv, rep, hd]).swap_dims(1, 2);
         DecodeLayerWeights {
-            query: t(&self.query),
+            query: contiguous(query.reshape([nkv * rep * hd, d])),
             key: t(&self.key),
             value: t(&self.value),
-            output: t(&self.output),
+            output: contiguous(output.reshape([d, nkv * rep * hd])),
             gate: t(&self.gate),
             up: t(&self.up),
             down: t(&self.down),
