@@ -161,6 +161,13 @@ pub struct GenerateArgs {
     /// Fine-tuned weights (`model.mpk` written by `soft`) replacing the GGUF's.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// Decode this sub-model instead of the full model, e.g. `L20-H6-F768`: its first L layers,
+    /// H query heads (a multiple of the KV heads: the first heads of every KV group) and F
+    /// SwiGLU units; an axis left out stays full. Drafts and early exits then come from its own
+    /// first layers at the same widths. With `--bench`, the full model's greedy decoding is
+    /// timed too, for comparison.
+    #[arg(long)]
+    pub sub_model: Option<String>,
     /// Also decode with confidence-based early exit (lossy, reported separately): exits and
     /// their top-probability thresholds, e.g. `20:0.9,25:0.8`.
     #[arg(long, value_delimiter = ',')]

@@ -114,6 +114,9 @@ pub struct DecodeRow {
     pub tokens_per_full_pass: f64,
     /// Whether every output equals plain greedy's token for token.
     pub identical: bool,
+    /// A row of another model, timed for comparison (the full model when `--sub-model` picks
+    /// a smaller one): its outputs are not expected to equal greedy's.
+    pub reference: bool,
     /// Mean milliseconds per drafted token (speculative only; 0 otherwise).
     pub ms_per_draft_token: f64,
     /// Mean milliseconds per verification pass (speculative only; 0 otherwise).
@@ -143,6 +146,7 @@ impl DecodeRow {
             acceptance_rate: 0.0,
             tokens_per_full_pass,
             identical,
+            reference: false,
             ms_per_draft_token: 0.0,
             ms_per_verification: 0.0,
             drafted_per_verification: 0.0,
@@ -157,19 +161,26 @@ struct BenchReport {
     machine: String,
     device: String,
     model: String,
+    /// The decoded sub-model (`L30-H9-F1536`: SmolLM2's full model).
+    sub_model: String,
     prompts: Vec<String>,
     max_new: usize,
     rows: Vec<DecodeRow>,
 }
 
-/// `generate`: greedy decoding of the prompts, and self-speculative decoding with each
-/// `--draft-depth`, checked token for token against greedy; with `--bench DIR`, a timing
-/// report (`decode.json`, `decode.md`).
+/// `generate`: greedy decoding of the prompts by the full model (or the `--sub-model`), and
+/// self-speculative decoding with each `--draft-depth`, checked token for token against greedy;
+/// with `--bench DIR`, a timing report (`decode.json`, `decode.md`).
 ///
 /// # Errors
 /// A missing or malformed model file, or a speculative output that differs from greedy.
 pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
     let lm = load_lm_with::<B>(&args.gguf, args.weights.as_deref(), device)?;
+    let l0 = &lm.model.layers[0];
+    let target = match &args.sub_model {
+        None => lm.full,
+        Some(text) => decode_target(text, lm.n_layers, lm.model.full_width(), l0.num_kv_heads, lm.full.hidden)?,
+    };
     let prompts: Vec<String> = if args.prompt.is_empty() {
         BENCH_PROMPTS.iter().map(|p| p.to_string()).collect()
     } else {
@@ -177,10 +188,10 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     };
     for &d in &args.draft_depth {
         anyhow::ensure!(
-            d >= 1 && d < lm.n_layers,
-            "--draft-depth {d}: expected 1..{} (the model has {} layers)",
-            lm.n_layers,
-            lm.n_layers
+            d >= 1 && d < target.depth,
+            "--draft-depth {d}: expected 1..{} (the decoded model, {target}, has {} layers)",
+            target.depth,
+            target.depth
         );
     }
     let vocab = lm.model.embedding.dims()[0];
@@ -195,35 +206,38 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     let fast = LlamaDecoder::with_decode_layout(&lm.model);
     let own = LlamaDecoder::new(&lm.model);
     let decoder = if args.model_layout { &own } else { &fast };
-    let run_with = |decoder: &LlamaDecoder<B>, draft: Option<usize>, vocab: Option<usize>| {
-        let mut outputs = Vec::new();
-        let mut total = DecodeStats::default();
-        let started = Instant::now();
-        for ids in &encoded {
-            let (out, stats) = match draft {
-                None => decoder.greedy(&lm.full, ids, args.max_new, stop),
-                Some(d) => {
-                    let config = SpeculativeConfig {
-                        draft_depth: d,
-                        initial_draft: args.draft_len,
-                        max_draft: args.max_draft,
-                        adaptive: !args.fixed_draft,
-                        draft_vocab: vocab,
-                    };
-                    decoder.speculative_greedy(&lm.full, &config, ids, args.max_new, stop)
-                }
-            };
-            total.generated += stats.generated;
-            total.proposed += stats.proposed;
-            total.accepted += stats.accepted;
-            total.full_passes += stats.full_passes;
-            total.draft_passes += stats.draft_passes;
-            total.draft_time += stats.draft_time;
-            total.verify_time += stats.verify_time;
-            outputs.push(out);
-        }
-        (outputs, total, started.elapsed().as_secs_f64())
-    };
+    let run_on =
+        |target: &TransformerSubModel, decoder: &LlamaDecoder<B>, draft: Option<usize>, vocab: Option<usize>| {
+            let mut outputs = Vec::new();
+            let mut total = DecodeStats::default();
+            let started = Instant::now();
+            for ids in &encoded {
+                let (out, stats) = match draft {
+                    None => decoder.greedy(target, ids, args.max_new, stop),
+                    Some(d) => {
+                        let config = SpeculativeConfig {
+                            draft_depth: d,
+                            initial_draft: args.draft_len,
+                            max_draft: args.max_draft,
+                            adaptive: !args.fixed_draft,
+                            draft_vocab: vocab,
+                        };
+                        decoder.speculative_greedy(target, &config, ids, args.max_new, stop)
+                    }
+                };
+                total.generated += stats.generated;
+                total.proposed += stats.proposed;
+                total.accepted += stats.accepted;
+                total.full_passes += stats.full_passes;
+                total.draft_passes += stats.draft_passes;
+                total.draft_time += stats.draft_time;
+                total.verify_time += stats.verify_time;
+                outputs.push(out);
+            }
+            (outputs, total, started.elapsed().as_secs_f64())
+        };
+    let run_with =
+        |decoder: &LlamaDecoder<B>, draft: Option<usize>, vocab: Option<usize>| run_on(&target, decoder, draft, vocab);
     let run_mode = |draft: Option<usize>, vocab: Option<usize>| run_with(decoder, draft, vocab);
     let (plain, plain_stats, plain_seconds) = run_mode(None, None);
     if !ctx.quiet {
@@ -233,13 +247,27 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     }
     let plain_tps = plain_stats.generated as f64 / plain_seconds.max(1e-9);
     let mut rows = vec![DecodeRow::undrafted(
-        "greedy".into(),
+        if target == lm.full { "greedy".into() } else { format!("greedy ({target})") },
         plain_stats.generated,
         plain_seconds,
         plain_tps,
         plain_stats.tokens_per_pass(),
         true,
     )];
+    if args.bench.is_some() && target != lm.full {
+        // The full model's own greedy decoding: what the sub-model saves.
+        let (outputs, stats, seconds) = run_on(&lm.full, decoder, None, None);
+        let mut row = DecodeRow::undrafted(
+            format!("greedy, full model {} (reference)", lm.full),
+            stats.generated,
+            seconds,
+            plain_tps,
+            stats.tokens_per_pass(),
+            outputs == plain,
+        );
+        row.reference = true;
+        rows.push(row);
+    }
     if args.bench.is_some() && !args.model_layout {
         // The same greedy decoding with the model's own (training) layout, for the layout's gain.
         let (outputs, stats, seconds) = run_with(&own, None, None);
@@ -273,18 +301,19 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             acceptance_rate: stats.acceptance_rate(),
             tokens_per_full_pass: stats.tokens_per_pass(),
             identical,
+            reference: false,
             ms_per_draft_token: 1e3 * stats.draft_time.as_secs_f64() / stats.draft_passes.max(1) as f64,
             ms_per_verification: 1e3 * stats.verify_time.as_secs_f64() / verifications.max(1) as f64,
             drafted_per_verification: stats.proposed as f64 / verifications.max(1) as f64,
         });
     }
     if !args.early_exit.is_empty() {
-        let config = parse_early_exit(&args.early_exit, lm.n_layers)?;
+        let config = parse_early_exit(&args.early_exit, target.depth)?;
         let started = Instant::now();
         let (mut generated, mut same, mut layers) = (0usize, 0usize, 0usize);
         let mut identical = true;
         for (ids, reference) in encoded.iter().zip(&plain) {
-            let (out, stats) = decoder.early_exit_greedy(&lm.full, &config, ids, args.max_new, stop);
+            let (out, stats) = decoder.early_exit_greedy(&target, &config, ids, args.max_new, stop);
             generated += stats.generated;
             layers += stats.layers_run;
             same += out.iter().zip(reference).take_while(|(a, b)| a == b).count();
@@ -292,7 +321,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         }
         let seconds = started.elapsed().as_secs_f64();
         let tps = generated as f64 / seconds.max(1e-9);
-        let full_layers = generated.saturating_sub(encoded.len()) * lm.n_layers;
+        let full_layers = generated.saturating_sub(encoded.len()) * target.depth;
         if !ctx.quiet {
             println!(
                 "early exit {:?} (lossy): {tps:.2} tokens/s ({:.2}x greedy), {:.0}% of the full model's layers run, \
@@ -324,18 +353,20 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             machine: machine(),
             device: ctx.device_name.clone(),
             model: args.gguf.display().to_string(),
+            sub_model: target.to_string(),
             prompts: prompts.clone(),
             max_new: args.max_new,
             rows: rows.clone(),
         };
         write_file(&dir.join("decode.json"), &serde_json::to_vec_pretty(&report).expect("serialises"))?;
         let md = format!(
-            "# Decoding benchmark\n\n| | |\n|---|---|\n| command | `{}` |\n| commit | `{}` |\n| machine | `{}` |\n| device | `{}` |\n| model | `{}` |\n| prompts | {} (max {} new tokens each) |\n\n{table}\n",
+            "# Decoding benchmark\n\n| | |\n|---|---|\n| command | `{}` |\n| commit | `{}` |\n| machine | `{}` |\n| device | `{}` |\n| model | `{}` |\n| decoded sub-model | `{}` |\n| prompts | {} (max {} new tokens each) |\n\n{table}\n",
             report.command,
             report.commit,
             report.machine,
             report.device,
             report.model,
+            report.sub_model,
             prompts.len(),
             args.max_new
         );
@@ -344,10 +375,56 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             println!("wrote {}/{{decode.json, decode.md}}", dir.display());
         }
     }
-    if let Some(row) = rows.iter().find(|r| !r.identical && !r.mode.contains("lossy")) {
+    if let Some(row) = rows.iter().find(|r| !r.identical && !r.reference && !r.mode.contains("lossy")) {
         anyhow::bail!("{}: the output differs from plain greedy decoding (a bug: it must be lossless)", row.mode);
     }
     Ok(())
+}
+
+/// `--sub-model` text (`L<layers>-H<query heads>-F<SwiGLU units>`, an axis left out staying
+/// full) → the sub-model of a decoder with `n_layers` layers, `full` widths and `kv_heads` KV
+/// heads (query heads must be a multiple of them).
+///
+/// # Errors
+/// Unreadable text or a size the model cannot run, naming `--sub-model` and what fits.
+fn decode_target(
+    text: &str,
+    n_layers: usize,
+    full: LlamaWidth,
+    kv_heads: usize,
+    hidden: usize,
+) -> anyhow::Result<TransformerSubModel> {
+    let heads: Vec<usize> = (1..=full.heads / kv_heads).map(|k| k * kv_heads).collect();
+    let fits = format!(
+        "this model runs 1..={n_layers} layers, query heads {heads:?} (multiples of its {kv_heads} KV heads) and \
+         1..={} SwiGLU units",
+        full.ffn
+    );
+    let (mut depth, mut h, mut ffn) = (n_layers, full.heads, full.ffn);
+    if !matches!(text.trim(), "full" | "largest") {
+        for part in text.trim().split('-') {
+            let mut chars = part.trim().chars();
+            let key = chars.next().map(|c| c.to_ascii_uppercase());
+            let value: Option<usize> = chars.as_str().parse().ok();
+            match (key, value) {
+                (Some('L'), Some(v)) => depth = v,
+                (Some('H'), Some(v)) => h = v,
+                (Some('F'), Some(v)) => ffn = v,
+                _ => anyhow::bail!(
+                    "--sub-model `{text}`: expected `L<layers>-H<query heads>-F<SwiGLU units>` (any axis may be left out), e.g. L20-H6-F768"
+                ),
+            }
+        }
+    }
+    anyhow::ensure!(
+        (1..=n_layers).contains(&depth) && heads.contains(&h) && (1..=full.ffn).contains(&ffn),
+        "--sub-model `{text}`: {fits}"
+    );
+    let space = TransformerSpace::new(
+        TransformerSpaceConfig { depths: vec![depth], heads: vec![h], ffn: vec![ffn], hidden: None },
+        hidden,
+    )?;
+    Ok(space.largest())
 }
 
 /// `--early-exit 20:0.9,25:0.8` → exits and thresholds, checked against the model's depth.
@@ -390,7 +467,11 @@ fn decode_table(rows: &[DecodeRow]) -> String {
             cell(format!("{:.2}", r.drafted_per_verification)),
             cell(format!("{:.1}", r.ms_per_draft_token)),
             cell(format!("{:.1}", r.ms_per_verification)),
-            if r.identical { "yes" } else { "NO" }
+            match (r.reference, r.identical) {
+                (true, _) => "– (another model)",
+                (false, true) => "yes",
+                (false, false) => "NO",
+            }
         );
     }
     s
@@ -1008,6 +1089,21 @@ mod tests {
         assert_eq!(drawn.len(), 6, "every exit x head count is drawn sometime: {drawn:?}");
         for step in 0..20 {
             assert!(p.terms(step).iter().any(|t| (t.depth, t.heads, t.ffn) == (30, 9, 1536)), "step {step}");
+        }
+    }
+
+    #[test]
+    fn generate_sub_models_parse_with_full_axes_by_default_and_refuse_what_does_not_fit() {
+        let full = LlamaWidth { heads: 9, ffn: 1536 };
+        let parse = |text: &str| super::decode_target(text, 30, full, 3, 576);
+        let sub = parse("L20-H6-F768").unwrap();
+        assert_eq!((sub.depth, sub.heads, sub.ffn, sub.hidden), (20, 6, 768, 576));
+        let sub = parse("L12").unwrap();
+        assert_eq!((sub.depth, sub.heads, sub.ffn), (12, 9, 1536), "left-out axes stay full");
+        assert_eq!(parse("full").unwrap(), parse("L30-H9-F1536").unwrap());
+        for bad in ["L31", "L20-H4", "L20-H12", "F2000", "L0", "twenty"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("--sub-model") && err.contains(bad), "{bad}: {err}");
         }
     }
 
