@@ -400,31 +400,24 @@ fn decode_target(
          1..={} SwiGLU units",
         full.ffn
     );
-    let (mut depth, mut h, mut ffn) = (n_layers, full.heads, full.ffn);
-    if !matches!(text.trim(), "full" | "largest") {
-        for part in text.trim().split('-') {
-            let mut chars = part.trim().chars();
-            let key = chars.next().map(|c| c.to_ascii_uppercase());
-            let value: Option<usize> = chars.as_str().parse().ok();
-            match (key, value) {
-                (Some('L'), Some(v)) => depth = v,
-                (Some('H'), Some(v)) => h = v,
-                (Some('F'), Some(v)) => ffn = v,
-                _ => anyhow::bail!(
-                    "--sub-model `{text}`: expected `L<layers>-H<query heads>-F<SwiGLU units>` (any axis may be left out), e.g. L20-H6-F768"
-                ),
-            }
-        }
-    }
-    anyhow::ensure!(
-        (1..=n_layers).contains(&depth) && heads.contains(&h) && (1..=full.ffn).contains(&ffn),
-        "--sub-model `{text}`: {fits}"
-    );
+    // The space's own parser reads the text; its error would list every SwiGLU width, so a
+    // refusal says what fits instead.
     let space = TransformerSpace::new(
-        TransformerSpaceConfig { depths: vec![depth], heads: vec![h], ffn: vec![ffn], hidden: None },
+        TransformerSpaceConfig {
+            depths: (1..=n_layers).collect(),
+            heads: heads.clone(),
+            ffn: (1..=full.ffn).collect(),
+            hidden: None,
+        },
         hidden,
     )?;
-    Ok(space.largest())
+    space.parse_sub_model(text).map_err(|e| match e {
+        sorted_nn::SpecError::Parse { .. } => anyhow::anyhow!(
+            "--sub-model `{text}`: expected `L<layers>-H<query heads>-F<SwiGLU units>` (any axis may be left out), \
+             e.g. L20-H6-F768"
+        ),
+        _ => anyhow::anyhow!("--sub-model `{text}`: {fits}"),
+    })
 }
 
 /// `--early-exit 20:0.9,25:0.8` → exits and thresholds, checked against the model's depth.
