@@ -155,6 +155,16 @@ pub struct GenerateArgs {
     /// Keep the draft length fixed instead of adapting it to the acceptance.
     #[arg(long)]
     pub fixed_draft: bool,
+    /// Also verify the last drafted token, so a fully accepted draft ends with the full
+    /// model's own next token (every cycle emits accepted + 1 tokens, for one more pass of the
+    /// draft's layers); `both` decodes every drafter both ways, for `--bench`.
+    #[arg(long, value_enum, default_value_t = BonusTokenArg::Off)]
+    pub bonus_token: BonusTokenArg,
+    /// Fall back to plain greedy steps while they are measured faster per token than the
+    /// drafter's cycles, trying the slower mode once after every N of the faster (repeat to
+    /// compare; 0 = never fall back). Default: 0.
+    #[arg(long)]
+    pub fallback_probe: Vec<usize>,
     /// Write `decode.json` and `decode.md` (tokens/s, acceptance, speed-up) into this folder.
     #[arg(long)]
     pub bench: Option<PathBuf>,
@@ -336,6 +346,29 @@ pub struct SelectArgs {
     /// Print the selection as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `generate --bonus-token`: [`sorted_zoo::llama::SpeculativeConfig::bonus_token`] on the
+/// command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BonusTokenArg {
+    /// Verify only the positions whose next token was drafted.
+    Off,
+    /// Also verify the last drafted token.
+    On,
+    /// Decode every drafter both ways.
+    Both,
+}
+
+impl BonusTokenArg {
+    /// The `bonus_token` settings to decode with.
+    pub fn settings(self) -> &'static [bool] {
+        match self {
+            Self::Off => &[false],
+            Self::On => &[true],
+            Self::Both => &[false, true],
+        }
+    }
 }
 
 /// `--weight-layout`: [`sorted_zoo::deploy::WeightLayout`] on the command line.

@@ -123,6 +123,9 @@ pub struct DecodeRow {
     pub ms_per_verification: f64,
     /// Mean drafted tokens per verification pass (speculative only; 0 otherwise).
     pub drafted_per_verification: f64,
+    /// Plain full-model steps the greedy fallback took instead of speculative cycles
+    /// (speculative with `--fallback-probe` only; 0 otherwise).
+    pub greedy_steps: usize,
 }
 
 impl DecodeRow {
@@ -150,6 +153,7 @@ impl DecodeRow {
             ms_per_draft_token: 0.0,
             ms_per_verification: 0.0,
             drafted_per_verification: 0.0,
+            greedy_steps: 0,
         }
     }
 }
@@ -206,40 +210,44 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     let fast = LlamaDecoder::with_decode_layout(&lm.model);
     let own = LlamaDecoder::new(&lm.model);
     let decoder = if args.model_layout { &own } else { &fast };
-    let run_on =
-        |target: &TransformerSubModel, decoder: &LlamaDecoder<B>, draft: Option<usize>, vocab: Option<usize>| {
-            let mut outputs = Vec::new();
-            let mut total = DecodeStats::default();
-            let started = Instant::now();
-            for ids in &encoded {
-                let (out, stats) = match draft {
-                    None => decoder.greedy(target, ids, args.max_new, stop),
-                    Some(d) => {
-                        let config = SpeculativeConfig {
-                            draft_depth: d,
-                            initial_draft: args.draft_len,
-                            max_draft: args.max_draft,
-                            adaptive: !args.fixed_draft,
-                            draft_vocab: vocab,
-                        };
-                        decoder.speculative_greedy(target, &config, ids, args.max_new, stop)
-                    }
-                };
-                total.generated += stats.generated;
-                total.proposed += stats.proposed;
-                total.accepted += stats.accepted;
-                total.full_passes += stats.full_passes;
-                total.draft_passes += stats.draft_passes;
-                total.draft_time += stats.draft_time;
-                total.verify_time += stats.verify_time;
-                outputs.push(out);
-            }
-            (outputs, total, started.elapsed().as_secs_f64())
-        };
-    let run_with =
-        |decoder: &LlamaDecoder<B>, draft: Option<usize>, vocab: Option<usize>| run_on(&target, decoder, draft, vocab);
-    let run_mode = |draft: Option<usize>, vocab: Option<usize>| run_with(decoder, draft, vocab);
-    let (plain, plain_stats, plain_seconds) = run_mode(None, None);
+    let run_on = |target: &TransformerSubModel,
+                  decoder: &LlamaDecoder<B>,
+                  draft: Option<usize>,
+                  vocab: Option<usize>,
+                  bonus_token: bool,
+                  fallback_probe: Option<usize>| {
+        let mut outputs = Vec::new();
+        let mut total = DecodeStats::default();
+        let started = Instant::now();
+        for ids in &encoded {
+            let (out, stats) = match draft {
+                None => decoder.greedy(target, ids, args.max_new, stop),
+                Some(d) => {
+                    let config = SpeculativeConfig {
+                        draft_depth: d,
+                        initial_draft: args.draft_len,
+                        max_draft: args.max_draft,
+                        adaptive: !args.fixed_draft,
+                        draft_vocab: vocab,
+                        bonus_token,
+                        fallback_probe,
+                    };
+                    decoder.speculative_greedy(target, &config, ids, args.max_new, stop)
+                }
+            };
+            total.generated += stats.generated;
+            total.proposed += stats.proposed;
+            total.accepted += stats.accepted;
+            total.full_passes += stats.full_passes;
+            total.draft_passes += stats.draft_passes;
+            total.greedy_steps += stats.greedy_steps;
+            total.draft_time += stats.draft_time;
+            total.verify_time += stats.verify_time;
+            outputs.push(out);
+        }
+        (outputs, total, started.elapsed().as_secs_f64())
+    };
+    let (plain, plain_stats, plain_seconds) = run_on(&target, decoder, None, None, false, None);
     if !ctx.quiet {
         for (prompt, out) in prompts.iter().zip(&plain) {
             println!("> {prompt}\n{}\n", lm.bpe.decode(out).trim_end_matches("<|im_end|>"));
@@ -256,7 +264,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     )];
     if args.bench.is_some() && target != lm.full {
         // The full model's own greedy decoding: what the sub-model saves.
-        let (outputs, stats, seconds) = run_on(&lm.full, decoder, None, None);
+        let (outputs, stats, seconds) = run_on(&lm.full, decoder, None, None, false, None);
         let mut row = DecodeRow::undrafted(
             format!("greedy, full model {} (reference)", lm.full),
             stats.generated,
@@ -270,7 +278,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     }
     if args.bench.is_some() && !args.model_layout {
         // The same greedy decoding with the model's own (training) layout, for the layout's gain.
-        let (outputs, stats, seconds) = run_with(&own, None, None);
+        let (outputs, stats, seconds) = run_on(&target, &own, None, None, false, None);
         rows.push(DecodeRow::undrafted(
             "greedy (model layout)".into(),
             stats.generated,
@@ -282,17 +290,35 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     }
     let vocabularies: Vec<Option<usize>> =
         std::iter::once(None).chain(args.draft_vocab.iter().map(|&n| Some(n))).collect();
-    for (&d, &vocab) in args.draft_depth.iter().flat_map(|d| vocabularies.iter().map(move |v| (d, v))) {
-        let (outputs, stats, seconds) = run_mode(Some(d), vocab);
+    let probes: Vec<Option<usize>> = if args.fallback_probe.is_empty() {
+        vec![None]
+    } else {
+        args.fallback_probe.iter().map(|&k| (k > 0).then_some(k)).collect()
+    };
+    let mut drafters = Vec::new();
+    for &d in &args.draft_depth {
+        for &vocab in &vocabularies {
+            for &bonus in args.bonus_token.settings() {
+                for &probe in &probes {
+                    drafters.push((d, vocab, bonus, probe));
+                }
+            }
+        }
+    }
+    for (d, vocab, bonus_token, fallback_probe) in drafters {
+        let (outputs, stats, seconds) = run_on(&target, decoder, Some(d), vocab, bonus_token, fallback_probe);
         let identical = outputs == plain;
         let tps = stats.generated as f64 / seconds.max(1e-9);
-        // Every prompt's first pass runs the whole model on the prompt; the rest verify.
-        let verifications = stats.full_passes.saturating_sub(encoded.len());
+        // Every prompt's first pass runs the whole model on the prompt; the rest verify, or are
+        // the greedy fallback's steps.
+        let verifications = stats.full_passes.saturating_sub(encoded.len() + stats.greedy_steps);
         rows.push(DecodeRow {
-            mode: match vocab {
-                None => format!("speculative (draft depth {d})"),
-                Some(n) => format!("speculative (draft depth {d}, draft vocabulary {n})"),
-            },
+            mode: format!(
+                "speculative (draft depth {d}{}{}{})",
+                vocab.map_or(String::new(), |n| format!(", draft vocabulary {n}")),
+                if bonus_token { ", bonus token" } else { "" },
+                fallback_probe.map_or(String::new(), |k| format!(", greedy fallback (probe {k})"))
+            ),
             draft_depth: d,
             tokens: stats.generated,
             seconds,
@@ -305,6 +331,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             ms_per_draft_token: 1e3 * stats.draft_time.as_secs_f64() / stats.draft_passes.max(1) as f64,
             ms_per_verification: 1e3 * stats.verify_time.as_secs_f64() / verifications.max(1) as f64,
             drafted_per_verification: stats.proposed as f64 / verifications.max(1) as f64,
+            greedy_steps: stats.greedy_steps,
         });
     }
     if !args.early_exit.is_empty() {
@@ -443,14 +470,14 @@ fn parse_early_exit(specs: &[String], n_layers: usize) -> anyhow::Result<EarlyEx
 
 fn decode_table(rows: &[DecodeRow]) -> String {
     let mut s = String::from(
-        "| mode | tokens | tokens/s | speed-up | acceptance | tokens per full pass | drafted per verification | ms per drafted token | ms per verification | identical to greedy |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+        "| mode | tokens | tokens/s | speed-up | acceptance | tokens per full pass | drafted per verification | ms per drafted token | ms per verification | fallback greedy steps | identical to greedy |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let spec = r.draft_depth > 0;
         let cell = |v: String| if spec { v } else { "–".to_string() };
         let _ = writeln!(
             s,
-            "| {} | {} | {:.2} | {:.2}x | {} | {:.2} | {} | {} | {} | {} |",
+            "| {} | {} | {:.2} | {:.2}x | {} | {:.2} | {} | {} | {} | {} | {} |",
             r.mode,
             r.tokens,
             r.tokens_per_second,
@@ -460,6 +487,7 @@ fn decode_table(rows: &[DecodeRow]) -> String {
             cell(format!("{:.2}", r.drafted_per_verification)),
             cell(format!("{:.1}", r.ms_per_draft_token)),
             cell(format!("{:.1}", r.ms_per_verification)),
+            cell(r.greedy_steps.to_string()),
             match (r.reference, r.identical) {
                 (true, _) => "– (another model)",
                 (false, true) => "yes",

@@ -254,23 +254,52 @@ mod decoding {
         let full = space().largest();
         for depth in [1, 2] {
             for adaptive in [false, true] {
-                let config = SpeculativeConfig {
-                    draft_depth: depth,
-                    initial_draft: 3,
-                    max_draft: 6,
-                    adaptive,
-                    draft_vocab: None,
-                };
-                let mut proposed = 0;
-                for prompt in prompts() {
-                    let (plain, _) = greedy(&m, &full, &prompt, 12, None);
-                    let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 12, None);
-                    assert_eq!(spec, plain, "prompt {prompt:?}, draft depth {depth}, adaptive {adaptive}");
-                    assert_eq!(stats.generated, 12);
-                    assert!(stats.accepted <= stats.proposed);
-                    proposed += stats.proposed;
+                for bonus_token in [false, true] {
+                    let config = SpeculativeConfig {
+                        draft_depth: depth,
+                        initial_draft: 3,
+                        max_draft: 6,
+                        adaptive,
+                        draft_vocab: None,
+                        bonus_token,
+                        fallback_probe: None,
+                    };
+                    let mut proposed = 0;
+                    for prompt in prompts() {
+                        let (plain, _) = greedy(&m, &full, &prompt, 12, None);
+                        let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 12, None);
+                        assert_eq!(spec, plain, "prompt {prompt:?}, {config:?}");
+                        assert_eq!(stats.generated, 12);
+                        assert!(stats.accepted <= stats.proposed);
+                        proposed += stats.proposed;
+                    }
+                    assert!(proposed > 0);
                 }
-                assert!(proposed > 0);
+            }
+        }
+    }
+
+    #[test]
+    fn falling_back_to_greedy_steps_stays_lossless() {
+        // Probing after every cycle makes both modes run whatever the timings are.
+        let m = model(7);
+        let full = space().largest();
+        for bonus_token in [false, true] {
+            let config = SpeculativeConfig {
+                draft_depth: 2,
+                initial_draft: 3,
+                max_draft: 6,
+                adaptive: true,
+                draft_vocab: None,
+                bonus_token,
+                fallback_probe: Some(1),
+            };
+            for prompt in prompts() {
+                let (plain, _) = greedy(&m, &full, &prompt, 12, None);
+                let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 12, None);
+                assert_eq!(spec, plain, "prompt {prompt:?}, {config:?}");
+                assert!(stats.greedy_steps >= 1 && stats.proposed >= 1, "{stats:?}");
+                assert!(stats.full_passes > stats.greedy_steps);
             }
         }
     }
@@ -287,6 +316,8 @@ mod decoding {
                 max_draft: 6,
                 adaptive: true,
                 draft_vocab: Some(draft_vocab),
+                bonus_token: draft_vocab == 20,
+                fallback_probe: None,
             };
             for prompt in prompts() {
                 let (plain, _) = greedy(&m, &full, &prompt, 10, None);
@@ -320,16 +351,25 @@ mod decoding {
             assert_matches_dense(fast, plain, 1e-5);
         }
         let decoder = LlamaDecoder::with_decode_layout(&m);
-        let config =
-            SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 6, adaptive: true, draft_vocab: None };
         // The whole model, and a sub-model with one query head per KV group decoded as its own
         // "full" model (drafted by its first 2 layers at the same widths).
         for full in [space().largest(), space().parse_sub_model("L4-H2-F24").unwrap()] {
-            for prompt in prompts() {
-                let (plain, _) = greedy(&m, &full, &prompt, 10, None);
-                let spec = decoder.speculative_greedy(&full, &config, &prompt, 10, None).0;
-                assert_eq!(decoder.greedy(&full, &prompt, 10, None).0, plain, "{full:?}, prompt {prompt:?}");
-                assert_eq!(spec, plain, "{full:?}, prompt {prompt:?}");
+            for bonus_token in [false, true] {
+                let config = SpeculativeConfig {
+                    draft_depth: 2,
+                    initial_draft: 3,
+                    max_draft: 6,
+                    adaptive: true,
+                    draft_vocab: None,
+                    bonus_token,
+                    fallback_probe: None,
+                };
+                for prompt in prompts() {
+                    let (plain, _) = greedy(&m, &full, &prompt, 10, None);
+                    let spec = decoder.speculative_greedy(&full, &config, &prompt, 10, None).0;
+                    assert_eq!(decoder.greedy(&full, &prompt, 10, None).0, plain, "{full:?}, prompt {prompt:?}");
+                    assert_eq!(spec, plain, "{full:?}, prompt {prompt:?}, bonus token {bonus_token}");
+                }
             }
         }
     }
@@ -351,8 +391,15 @@ mod decoding {
         last.output.weight = Param::from_tensor(last.output.weight.val().zeros_like());
         last.down.weight = Param::from_tensor(last.down.weight.val().zeros_like());
         let full = space().largest();
-        let config =
-            SpeculativeConfig { draft_depth: 3, initial_draft: 4, max_draft: 4, adaptive: false, draft_vocab: None };
+        let mut config = SpeculativeConfig {
+            draft_depth: 3,
+            initial_draft: 4,
+            max_draft: 4,
+            adaptive: false,
+            draft_vocab: None,
+            bonus_token: false,
+            fallback_probe: None,
+        };
         let prompt = [5u32, 9, 2];
         let (plain, plain_stats) = greedy(&m, &full, &prompt, 13, None);
         let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 13, None);
@@ -360,6 +407,17 @@ mod decoding {
         assert_eq!(stats.acceptance_rate(), 1.0);
         // 1 prompt pass + 3 verification passes of 4 tokens, against 13 one-token passes.
         assert_eq!((stats.full_passes, plain_stats.full_passes), (4, 13));
+        // With the bonus token each fully accepted draft of 4 also yields the full model's
+        // next token: 1 prompt pass + 3 passes of 4 drafted + 1, 16 tokens in 4 passes.
+        config.bonus_token = true;
+        let (plain, _) = greedy(&m, &full, &prompt, 16, None);
+        let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 16, None);
+        assert_eq!(spec, plain);
+        assert_eq!((stats.full_passes, stats.proposed, stats.accepted), (4, 12, 12));
+        // A budget that ends inside a cycle drafts only what it can still emit.
+        let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 13, None);
+        assert_eq!(spec, plain[..13]);
+        assert_eq!((stats.full_passes, stats.proposed), (4, 9));
     }
 
     #[test]
@@ -396,10 +454,19 @@ mod decoding {
         let first = plain.iter().position(|&t| t == stop).unwrap();
         let (stopped, _) = greedy(&m, &full, &[1, 2, 3], 10, Some(stop));
         assert_eq!(stopped, plain[..=first]);
-        let config =
-            SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 5, adaptive: true, draft_vocab: None };
-        let (spec, _) = speculative_greedy(&m, &full, &config, &[1, 2, 3], 10, Some(stop));
-        assert_eq!(spec, stopped);
+        for bonus_token in [false, true] {
+            let config = SpeculativeConfig {
+                draft_depth: 2,
+                initial_draft: 3,
+                max_draft: 5,
+                adaptive: true,
+                draft_vocab: None,
+                bonus_token,
+                fallback_probe: None,
+            };
+            let (spec, _) = speculative_greedy(&m, &full, &config, &[1, 2, 3], 10, Some(stop));
+            assert_eq!(spec, stopped, "bonus token {bonus_token}");
+        }
     }
 }
 
@@ -495,12 +562,17 @@ mod smollm2 {
         let stop = bpe.token_id("<|im_end|>");
         let plain = LlamaDecoder::new(&model);
         let fast = LlamaDecoder::with_decode_layout(&model);
-        let configs = [(10, None), (20, Some(4096))].map(|(draft_depth, draft_vocab)| SpeculativeConfig {
-            draft_depth,
-            initial_draft: 3,
-            max_draft: 6,
-            adaptive: true,
-            draft_vocab,
+        // The second drafter also verifies its last token and falls back to greedy steps.
+        let configs = [(10, None, false), (20, Some(4096), true)].map(|(draft_depth, draft_vocab, bonus_token)| {
+            SpeculativeConfig {
+                draft_depth,
+                initial_draft: 3,
+                max_draft: 6,
+                adaptive: true,
+                draft_vocab,
+                bonus_token,
+                fallback_probe: bonus_token.then_some(2),
+            }
         });
         let mut accepted = 0;
         for prompt in prompts {

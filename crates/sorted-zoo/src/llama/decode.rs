@@ -20,7 +20,11 @@ pub struct DecodeStats {
     pub full_passes: usize,
     /// Single-token passes of the draft.
     pub draft_passes: usize,
-    /// Wall time spent drafting (speculative decoding only).
+    /// Plain full-model steps taken instead of a speculative cycle (speculative decoding with
+    /// [`SpeculativeConfig::fallback_probe`] only; also counted in `full_passes`).
+    pub greedy_steps: usize,
+    /// Wall time spent drafting, the bonus token's pass of the draft layers included
+    /// (speculative decoding only).
     pub draft_time: std::time::Duration,
     /// Wall time spent in verification passes (speculative decoding only).
     pub verify_time: std::time::Duration,
@@ -74,7 +78,15 @@ fn ids<B: Backend>(tokens: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
 /// let full = space.largest();
 /// let decoder = LlamaDecoder::with_decode_layout(&model);
 /// let (plain, _) = decoder.greedy(&full, &[1, 2, 3], 8, None);
-/// let config = SpeculativeConfig { draft_depth: 2, initial_draft: 3, max_draft: 6, adaptive: true, draft_vocab: None };
+/// let config = SpeculativeConfig {
+///     draft_depth: 2,
+///     initial_draft: 3,
+///     max_draft: 6,
+///     adaptive: true,
+///     draft_vocab: None,
+///     bonus_token: true,
+///     fallback_probe: None,
+/// };
 /// let (fast, stats) = decoder.speculative_greedy(&full, &config, &[1, 2, 3], 8, None);
 /// assert_eq!(fast, plain);
 /// assert!(stats.accepted <= stats.proposed);
@@ -191,12 +203,26 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         stats.full_passes += 1;
         out.push(pending);
         let mut n = config.initial_draft.clamp(1, config.max_draft.max(1));
+        let mut clock = ModeClock::default();
         while out.len() < max_new && Some(pending) != stop {
-            let n_now = n.min(max_new - out.len());
+            let cycle = std::time::Instant::now();
+            if config.fallback_probe.is_some_and(|probe| clock.next_is_greedy(probe)) {
+                let h = self.run_layers(embed(&[pending]), 0, depth, width, &mut cache);
+                pending = last_argmax(self.model.head(h));
+                out.push(pending);
+                stats.full_passes += 1;
+                stats.greedy_steps += 1;
+                clock.record(true, cycle.elapsed(), 1);
+                continue;
+            }
+            // With the bonus token a cycle can emit one token more than it drafts.
+            let bonus = usize::from(config.bonus_token);
+            let n_now = n.min((max_new - out.len()).saturating_sub(bonus).max(1));
             let start = cache.len_of(0);
-            // Draft: feed `pending`, then each drafted token, through the shared layers.
+            // Draft: feed `pending`, then each drafted token, through the shared layers; with the
+            // bonus token the last drafted one too (without the head: nothing is drafted from it).
             let mut inputs = vec![pending];
-            let mut hidden = Vec::with_capacity(n_now);
+            let mut hidden = Vec::with_capacity(n_now + bonus);
             let mut drafted = Vec::with_capacity(n_now);
             let drafting = std::time::Instant::now();
             for i in 0..n_now {
@@ -209,12 +235,14 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
                 stats.draft_passes += 1;
                 hidden.push(h);
                 drafted.push(token);
-                if i + 1 < n_now {
-                    inputs.push(token);
-                }
+                inputs.push(token);
+            }
+            if config.bonus_token {
+                hidden.push(self.run_layers(embed(&inputs[n_now..]), 0, d, width, &mut cache));
             }
             stats.draft_time += drafting.elapsed();
             // Verify: the remaining layers on the draft's hidden states, all positions at once.
+            // `verified[i]` is the full model's token after input `i`.
             let verifying = std::time::Instant::now();
             let h = self.run_layers(Tensor::cat(hidden, 1), d, depth, width, &mut cache);
             let verified = argmax_all(self.model.head(h));
@@ -224,11 +252,14 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
             let agree = drafted.iter().zip(&verified).take_while(|(a, b)| a == b).count();
             stats.accepted += agree;
             let mut emitted: Vec<u32> = drafted[..agree].to_vec();
-            if agree < n_now {
-                emitted.push(verified[agree]);
+            // The full model's own token after the agreeing prefix: the correction after a
+            // rejection, or (bonus token) the token after a fully accepted draft.
+            if let Some(&next) = verified.get(agree) {
+                emitted.push(next);
             }
             // Inputs `start..start + agree + 1` were correct tokens; the rest are dropped.
-            cache.truncate(start + (agree + 1).min(n_now));
+            cache.truncate(start + (agree + 1).min(n_now + bonus));
+            let before = out.len();
             for &token in &emitted {
                 if out.len() == max_new {
                     break;
@@ -239,6 +270,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
                     break;
                 }
             }
+            clock.record(false, cycle.elapsed(), out.len() - before);
             if config.adaptive {
                 n = if agree == n_now { (n + 1).min(config.max_draft.max(1)) } else { n.saturating_sub(1).max(1) };
             }
@@ -363,6 +395,58 @@ pub struct SpeculativeConfig {
     /// cheaper. Still lossless: the verifier scores the whole vocabulary. `None`: the whole
     /// vocabulary.
     pub draft_vocab: Option<usize>,
+    /// Also feed the last drafted token through the draft's layers (without the head) and
+    /// verify it, so that a fully accepted draft still ends with the full model's own next
+    /// token: every cycle then emits `accepted + 1` tokens (the usual speculative step) instead
+    /// of `accepted` after a full acceptance. It costs one more pass of the draft's layers per
+    /// cycle and one more verified position; whether that pays depends on the acceptance rate
+    /// and on how the backend's cost grows with the verified positions.
+    pub bonus_token: bool,
+    /// `Some(k)`: take plain full-model steps instead of speculative cycles while they are
+    /// measured faster per token (wall time, exponential moving averages of both modes), and
+    /// try the slower mode once after every `k` (at least 1) cycles or steps of the faster
+    /// one, so a change in acceptance is noticed. A drafter that does not pay then costs
+    /// little more than greedy decoding. The tokens are the full model's greedy tokens either
+    /// way; only which mode produces each of them depends on the timings. `None`: always
+    /// speculate.
+    pub fallback_probe: Option<usize>,
+}
+
+/// Milliseconds per token of the two modes of [`SpeculativeConfig::fallback_probe`], and how
+/// many cycles the current one has run since the other was last tried.
+#[derive(Debug, Default)]
+struct ModeClock {
+    /// Per mode (0: speculative, 1: greedy), the moving average of ms per token.
+    ms_per_token: [Option<f64>; 2],
+    /// The mode of the last cycle, and how many cycles in a row it has run.
+    last: bool,
+    streak: usize,
+}
+
+impl ModeClock {
+    /// Weight of the newest cycle in the moving averages.
+    const NEWEST: f64 = 0.3;
+
+    /// Whether the next cycle should be a plain greedy step: speculate until both modes are
+    /// timed (speculative first), then the faster one, except that after `probe` cycles of one
+    /// mode in a row the other is tried once.
+    fn next_is_greedy(&self, probe: usize) -> bool {
+        let best = match self.ms_per_token {
+            [None, _] => false,
+            [Some(_), None] => true,
+            [Some(spec), Some(greedy)] => greedy < spec,
+        };
+        if self.streak >= probe.max(1) && self.last == best { !best } else { best }
+    }
+
+    /// Times one cycle of mode `greedy` that emitted `tokens` tokens.
+    fn record(&mut self, greedy: bool, took: std::time::Duration, tokens: usize) {
+        let ms = 1e3 * took.as_secs_f64() / tokens.max(1) as f64;
+        let slot = &mut self.ms_per_token[usize::from(greedy)];
+        *slot = Some(slot.map_or(ms, |old| old + Self::NEWEST * (ms - old)));
+        self.streak = if self.last == greedy { self.streak + 1 } else { 1 };
+        self.last = greedy;
+    }
 }
 
 /// Self-speculative greedy decoding with the model's own layout: see
@@ -417,4 +501,39 @@ pub fn early_exit_greedy<B: Backend>(
     stop: Option<u32>,
 ) -> (Vec<u32>, EarlyExitStats) {
     LlamaDecoder::new(model).early_exit_greedy(full, config, prompt, max_new, stop)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ModeClock;
+    use std::time::Duration;
+
+    #[test]
+    fn the_mode_clock_times_both_modes_then_keeps_the_faster_and_probes_the_other() {
+        let ms = Duration::from_millis;
+        let mut clock = ModeClock::default();
+        // Speculative first, then one greedy step to time it.
+        assert!(!clock.next_is_greedy(3));
+        clock.record(false, ms(90), 1);
+        assert!(clock.next_is_greedy(3));
+        clock.record(true, ms(60), 1);
+        // Greedy is faster per token: 3 greedy steps, then one speculative probe.
+        let mut modes = Vec::new();
+        for _ in 0..8 {
+            let greedy = clock.next_is_greedy(3);
+            modes.push(greedy);
+            clock.record(greedy, if greedy { ms(60) } else { ms(90) }, 1);
+        }
+        assert_eq!(modes, [true, true, false, true, true, true, false, true]);
+        // The drafter gets better (3 tokens per 90 ms cycle): the first probe moves its average
+        // from 90 to 72 ms per token, the second to 59.4, below greedy's 60, and it takes over;
+        // greedy is then probed after every 3 speculative cycles.
+        let mut modes = Vec::new();
+        for _ in 0..12 {
+            let greedy = clock.next_is_greedy(3);
+            modes.push(greedy);
+            clock.record(greedy, if greedy { ms(60) } else { ms(90) }, if greedy { 1 } else { 3 });
+        }
+        assert_eq!(modes, [true, true, false, true, true, true, false, false, false, true, false, false]);
+    }
 }
