@@ -517,7 +517,8 @@ mod tests {
         clock.record(false, ms(90), 1);
         assert!(clock.next_is_greedy(3));
         clock.record(true, ms(60), 1);
-        // Greedy is faster per token: 3 greedy steps, then one speculative probe.
+        // Greedy is faster per token: 3 greedy steps in a row (the timing step above counts),
+        // then one speculative probe.
         let mut modes = Vec::new();
         for _ in 0..8 {
             let greedy = clock.next_is_greedy(3);
