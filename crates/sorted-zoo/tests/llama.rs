@@ -244,6 +244,20 @@ mod decoding {
     use super::*;
     use sorted_zoo::llama::{SpeculativeConfig, greedy, speculative_greedy};
 
+    /// Drafted by the first `draft_depth` layers: first draft 3, at most 6, adaptive, whole
+    /// vocabulary, no greedy fallback.
+    fn drafted_by(draft_depth: usize, bonus_token: bool) -> SpeculativeConfig {
+        SpeculativeConfig {
+            draft_depth,
+            initial_draft: 3,
+            max_draft: 6,
+            adaptive: true,
+            draft_vocab: None,
+            bonus_token,
+            fallback_probe: None,
+        }
+    }
+
     fn prompts() -> Vec<Vec<u32>> {
         (0..20u32).map(|i| (0..1 + i % 5).map(|j| (i * 7 + j * 13 + 1) % 50).collect()).collect()
     }
@@ -255,15 +269,7 @@ mod decoding {
         for depth in [1, 2] {
             for adaptive in [false, true] {
                 for bonus_token in [false, true] {
-                    let config = SpeculativeConfig {
-                        draft_depth: depth,
-                        initial_draft: 3,
-                        max_draft: 6,
-                        adaptive,
-                        draft_vocab: None,
-                        bonus_token,
-                        fallback_probe: None,
-                    };
+                    let config = SpeculativeConfig { adaptive, ..drafted_by(depth, bonus_token) };
                     let mut proposed = 0;
                     for prompt in prompts() {
                         let (plain, _) = greedy(&m, &full, &prompt, 12, None);
@@ -285,15 +291,7 @@ mod decoding {
         let m = model(7);
         let full = space().largest();
         for bonus_token in [false, true] {
-            let config = SpeculativeConfig {
-                draft_depth: 2,
-                initial_draft: 3,
-                max_draft: 6,
-                adaptive: true,
-                draft_vocab: None,
-                bonus_token,
-                fallback_probe: Some(1),
-            };
+            let config = SpeculativeConfig { fallback_probe: Some(1), ..drafted_by(2, bonus_token) };
             for prompt in prompts() {
                 let (plain, _) = greedy(&m, &full, &prompt, 12, None);
                 let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 12, None);
@@ -310,15 +308,7 @@ mod decoding {
         let full = space().largest();
         let mut rejected_outside = 0;
         for draft_vocab in [1, 20, 50] {
-            let config = SpeculativeConfig {
-                draft_depth: 2,
-                initial_draft: 3,
-                max_draft: 6,
-                adaptive: true,
-                draft_vocab: Some(draft_vocab),
-                bonus_token: draft_vocab == 20,
-                fallback_probe: None,
-            };
+            let config = SpeculativeConfig { draft_vocab: Some(draft_vocab), ..drafted_by(2, draft_vocab == 20) };
             for prompt in prompts() {
                 let (plain, _) = greedy(&m, &full, &prompt, 10, None);
                 let (spec, stats) = speculative_greedy(&m, &full, &config, &prompt, 10, None);
@@ -355,15 +345,7 @@ mod decoding {
         // "full" model (drafted by its first 2 layers at the same widths).
         for full in [space().largest(), space().parse_sub_model("L4-H2-F24").unwrap()] {
             for bonus_token in [false, true] {
-                let config = SpeculativeConfig {
-                    draft_depth: 2,
-                    initial_draft: 3,
-                    max_draft: 6,
-                    adaptive: true,
-                    draft_vocab: None,
-                    bonus_token,
-                    fallback_probe: None,
-                };
+                let config = drafted_by(2, bonus_token);
                 for prompt in prompts() {
                     let (plain, _) = greedy(&m, &full, &prompt, 10, None);
                     let spec = decoder.speculative_greedy(&full, &config, &prompt, 10, None).0;
@@ -455,15 +437,7 @@ mod decoding {
         let (stopped, _) = greedy(&m, &full, &[1, 2, 3], 10, Some(stop));
         assert_eq!(stopped, plain[..=first]);
         for bonus_token in [false, true] {
-            let config = SpeculativeConfig {
-                draft_depth: 2,
-                initial_draft: 3,
-                max_draft: 5,
-                adaptive: true,
-                draft_vocab: None,
-                bonus_token,
-                fallback_probe: None,
-            };
+            let config = SpeculativeConfig { max_draft: 5, ..drafted_by(2, bonus_token) };
             let (spec, _) = speculative_greedy(&m, &full, &config, &[1, 2, 3], 10, Some(stop));
             assert_eq!(spec, stopped, "bonus token {bonus_token}");
         }

@@ -207,8 +207,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         while out.len() < max_new && Some(pending) != stop {
             let cycle = std::time::Instant::now();
             if config.fallback_probe.is_some_and(|probe| clock.next_is_greedy(probe)) {
-                let h = self.run_layers(embed(&[pending]), 0, depth, width, &mut cache);
-                pending = last_argmax(self.model.head(h));
+                pending = last_argmax(self.forward(ids::<B>(&[pending], &device), full, &mut cache));
                 out.push(pending);
                 stats.full_passes += 1;
                 stats.greedy_steps += 1;
