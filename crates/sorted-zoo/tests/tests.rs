@@ -10,3 +10,4 @@ mod llama;
 mod mobilenet_v2;
 mod models;
 mod resnet;
+mod row_product;

@@ -4,6 +4,7 @@
 mod decode;
 mod gguf;
 mod model;
+mod row_product;
 mod soft;
 mod weights;
 
@@ -17,4 +18,5 @@ pub use model::{
     DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, LlamaWidth, RmsNorm, SortedLlama, SortedLlamaConfig,
     SortedLlamaLayer, rope,
 };
+pub use row_product::{FEW_ROWS_MAX, SINGLE_ROW_MIN_ELEMENTS, few_row_product, matmul_by_transposed};
 pub use soft::{HeadGradient, SoftLoss, SoftOptions, SoftTerm, soft_loss, soft_loss_with};

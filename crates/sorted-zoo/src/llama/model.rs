@@ -8,6 +8,8 @@ use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 use sorted_nn::{SortedLinear, SortedLinearConfig, SpecError, TransformerSpace, TransformerSubModel};
 
+use super::row_product::matmul_by_transposed;
+
 /// Configuration of a [`SortedLlama`]: the allocated sizes.
 #[derive(Config, Debug)]
 pub struct SortedLlamaConfig {
@@ -286,7 +288,7 @@ pub struct DecodeWeights<B: Backend> {
 fn project_transposed<B: Backend>(x: Tensor<B, 3>, weight_t: &Tensor<B, 2>, out: usize) -> Tensor<B, 3> {
     let [b, s, i] = x.dims();
     let w = weight_t.clone().slice([0..out, 0..i]);
-    w.matmul(x.reshape([b * s, i]).transpose()).transpose().reshape([b, s, out])
+    matmul_by_transposed(x.reshape([b * s, i]), w).reshape([b, s, out])
 }
 
 /// The rows of `w` (`[groups * block, c]`) holding the first `keep` rows of each of the
@@ -384,19 +386,25 @@ impl<B: Backend> SortedLlamaLayer<B> {
             cache,
         );
         let t = k.dims()[2];
-        // Group-major: active query head i reads KV head i / per_group; head-major (the decoding
-        // layout): KV head i % nkv.
-        let expand = |t4: Tensor<B, 4>| match (per_group, weights) {
-            (1, _) => t4,
-            (_, Some(_)) => t4.repeat_dim(1, per_group),
-            (_, None) => t4.unsqueeze_dim::<5>(2).repeat_dim(2, per_group).reshape([b, nh, t, hd]),
+        // Grouped-query attention without copying keys and values: the queries of each KV
+        // group's heads are stacked as `per_group * s` rows against that group's keys. Group-major
+        // (the model's layout): active query head i reads KV head i / per_group, so a group's
+        // heads are consecutive; head-major (the decoding layout): KV head i % nkv, so head i is
+        // row group i / nkv of group i % nkv.
+        let head_major = weights.is_some() && per_group > 1;
+        let q = if head_major {
+            q.reshape([b, per_group, nkv, s, hd]).swap_dims(1, 2)
+        } else {
+            q.reshape([b, nkv, per_group, s, hd])
         };
-        let (k, v) = (expand(k), expand(v));
+        let q = q.reshape([b, nkv, per_group * s, hd]);
         let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(1.0 / (hd as f64).sqrt());
         if s > 1 {
-            scores = scores.add(causal_bias::<B>(s, t, &x.device()));
+            scores = scores.add(causal_bias::<B>(s, t, per_group, &x.device()));
         }
-        let attended = softmax(scores, 3).matmul(v).swap_dims(1, 2).reshape([b, s, nh * hd]);
+        let attended = softmax(scores, 3).matmul(v).reshape([b, nkv, per_group, s, hd]);
+        let attended = if head_major { attended.swap_dims(1, 2) } else { attended };
+        let attended = attended.reshape([b, nh, s, hd]).swap_dims(1, 2).reshape([b, s, nh * hd]);
         let attended = match (narrow, weights) {
             (_, Some(w)) => project_transposed(attended, &w.output, d),
             (false, None) => self.output.forward(attended, d),
@@ -485,12 +493,13 @@ impl<B: Backend> SortedLlamaLayer<B> {
     }
 }
 
-/// `[1, 1, s, t]`: 0 where new position `i` (absolute `t - s + i`) may see key `j`, `-1e9`
-/// after it.
-fn causal_bias<B: Backend>(s: usize, t: usize, device: &B::Device) -> Tensor<B, 4> {
+/// `[1, 1, groups * s, t]`: `groups` copies of the `s` rows where 0 marks the keys `j` new
+/// position `i` (absolute `t - s + i`) may see and `-1e9` those after it.
+fn causal_bias<B: Backend>(s: usize, t: usize, groups: usize, device: &B::Device) -> Tensor<B, 4> {
     let offset = t - s;
-    let values: Vec<f32> = (0..s).flat_map(|i| (0..t).map(move |j| if j > offset + i { -1e9 } else { 0.0 })).collect();
-    Tensor::<B, 1>::from_floats(values.as_slice(), device).reshape([1, 1, s, t])
+    let values: Vec<f32> =
+        (0..groups * s).flat_map(|row| (0..t).map(move |j| if j > offset + row % s { -1e9 } else { 0.0 })).collect();
+    Tensor::<B, 1>::from_floats(values.as_slice(), device).reshape([1, 1, groups * s, t])
 }
 
 /// A LLaMA decoder whose sub-models are a prefix of its layers (exits through the shared final
@@ -660,7 +669,7 @@ impl<B: Backend> SortedLlama<B> {
         let [b, s, d] = hidden.dims();
         let h = self.norm.forward_with(hidden, norm).reshape([b * s, d]);
         let v = embedding.dims()[0];
-        h.matmul(embedding.transpose()).reshape([b, s, v])
+        matmul_by_transposed(h, embedding).reshape([b, s, v])
     }
 
     /// Logits of sub-model `sub` for `ids`, continuing from `cache` (empty: from position 0).

@@ -1,0 +1,85 @@
+//! The few-row kernel against a plain triple loop, compiled as one integration binary.
+
+use sorted_kernels::{FEW_ROWS_MAX, PARALLEL_MIN_ELEMENTS, RowMatrix, few_rows_times_transposed};
+
+/// Deterministic values in [-1, 1) (a linear congruential sequence).
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+    (0..len)
+        .map(|_| {
+            s = s.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// `x · wᵀ` by the definition, in f64.
+fn naive(x: &[f32], m: usize, w: &[f32], n: usize, k: usize, stride: usize) -> Vec<f32> {
+    let mut out = vec![0.0; m * n];
+    for r in 0..m {
+        for o in 0..n {
+            let dot: f64 = (0..k).map(|i| x[r * k + i] as f64 * w[o * stride + i] as f64).sum();
+            out[r * n + o] = dot as f32;
+        }
+    }
+    out
+}
+
+#[track_caller]
+fn assert_close(got: &[f32], want: &[f32]) {
+    assert_eq!(got.len(), want.len());
+    for (i, (a, b)) in got.iter().zip(want).enumerate() {
+        assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "element {i}: {a} vs {b}");
+    }
+}
+
+#[test]
+fn every_row_count_and_odd_widths_equal_the_definition() {
+    // Widths below, at and across every SIMD width (4, 8, 16 lanes), plus a ragged tail.
+    for k in [1, 3, 4, 8, 15, 16, 17, 37, 64, 100] {
+        for n in [1, 2, 7, 33] {
+            let w = values(n * k, (n * 1000 + k) as u64);
+            for m in 1..=FEW_ROWS_MAX {
+                let x = values(m * k, m as u64);
+                let got = few_rows_times_transposed(&x, m, RowMatrix::contiguous(&w, n, k));
+                assert_close(&got, &naive(&x, m, &w, n, k, k));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_strided_view_reads_only_its_rows_and_columns() {
+    // The first 9 rows and 13 columns of a 12 x 20 matrix; the rest would change the result.
+    let (n, k, stride) = (9, 13, 20);
+    let full = values(12 * stride, 7);
+    let x = values(3 * k, 8);
+    let got = few_rows_times_transposed(&x, 3, RowMatrix::new(&full, n, k, stride));
+    assert_close(&got, &naive(&x, 3, &full, n, k, stride));
+}
+
+#[test]
+fn large_matrices_split_over_two_threads_give_the_same_result() {
+    // An odd row count, so the two halves differ in size.
+    let (n, k) = (PARALLEL_MIN_ELEMENTS / 64 + 1, 64);
+    let w = values(n * k, 9);
+    for m in [1, 5] {
+        let x = values(m * k, 10 + m as u64);
+        let got = few_rows_times_transposed(&x, m, RowMatrix::contiguous(&w, n, k));
+        assert_close(&got, &naive(&x, m, &w, n, k, k));
+    }
+}
+
+#[test]
+#[should_panic(expected = "9 rows, expected 1 to 8")]
+fn more_rows_than_the_kernel_takes_are_refused() {
+    let w = values(4, 1);
+    few_rows_times_transposed(&values(18, 2), 9, RowMatrix::contiguous(&w, 2, 2));
+}
+
+#[test]
+#[should_panic(expected = "need 25 elements, the slice has 24")]
+fn a_view_past_the_end_of_its_slice_is_refused() {
+    let data = values(24, 1);
+    RowMatrix::new(&data, 3, 5, 10);
+}
