@@ -7,7 +7,7 @@ pub const FEW_ROWS_MAX: usize = 8;
 
 /// Matrices `w` with at least this many elements are split between two threads: below it the
 /// work is too short to pay for the hand-over (measured on a 2-core AMD EPYC: a `576 x 576`
-/// product is as fast on one thread, a `1536 x 576` one 1.2-1.4x faster on two).
+/// product is about as fast on one thread, a `1536 x 576` one 1.1-1.5x faster on two).
 pub const PARALLEL_MIN_ELEMENTS: usize = 600_000;
 
 /// A read-only row-major matrix whose rows may be strided: row `i` is

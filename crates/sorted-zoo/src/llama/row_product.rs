@@ -5,8 +5,8 @@
 //! single row and from two rows on runs packed kernels whose cost barely changes from 2 to 6
 //! rows: verifying 3 drafted tokens cost 2.1x one greedy step. [`matmul_by_transposed`] hands
 //! such products to `sorted_kernels::few_rows_times_transposed`, which streams each weight row
-//! once against all the rows of `x`, so a few rows cost about what one does. Measured on a 2-core AMD EPYC (Zen 3):
-//! `docs/results/smollm2-soft.md`, "Few-row products".
+//! once against all the rows of `x`, so a few rows cost about what one does. Measured on a
+//! 2-core AMD EPYC (Zen 3): `docs/results/smollm2-soft.md`, "Few-row products".
 //!
 //! Every other backend, and Flex outside the few-row case, uses burn's matmul: the result is
 //! the same product either way (up to float summation order).
@@ -18,8 +18,9 @@ pub const FEW_ROWS_MAX: usize = 8;
 
 /// A single row takes the kernel only for matrices of at least this many elements (4 Mi: the
 /// tied head, not the layers): there the product is bound by memory bandwidth and the
-/// kernel's two threads help (7.6 against 4.5 ms for SmolLM2's head); smaller single-row
-/// products are faster in `gemm`'s matrix-vector path (0.022 against 0.030 ms at `576 x 576`).
+/// kernel's two threads help (6.4 against 4.5 ms for SmolLM2's head, criterion). Single rows
+/// of the layer matrices were faster in `gemm`'s matrix-vector path, both alone (0.022 against
+/// 0.030 ms at `576 x 576`) and over 30 streamed layers (35-36 against 39-44 ms per step).
 pub const SINGLE_ROW_MIN_ELEMENTS: usize = 1 << 22;
 
 /// `x · wᵀ` (`[m, n]`) for `x` `[m, k]` and `w` `[n, k]`, e.g. hidden states times a weight
@@ -56,10 +57,9 @@ pub fn matmul_by_transposed<B: Backend>(x: Tensor<B, 2>, w: Tensor<B, 2>) -> Ten
 }
 
 /// The few-row kernel of [`matmul_by_transposed`] alone: `Some(x · wᵀ)` when it applies
-/// (Flex, f32, 2 to [`FEW_ROWS_MAX`] rows, or one row of a matrix of at least
-/// [`SINGLE_ROW_MIN_ELEMENTS`],
-/// `w`'s rows each contiguous in memory), `None` otherwise (then use burn's matmul), and
-/// always `None` without the `flex` feature.
+/// (Flex, f32, 2 to [`FEW_ROWS_MAX`] rows or one row of a matrix of at least
+/// [`SINGLE_ROW_MIN_ELEMENTS`], each row of `w` contiguous in memory), `None` otherwise (then
+/// use burn's matmul), and always `None` without the `flex` feature.
 ///
 /// # Example
 ///
