@@ -22,7 +22,7 @@ fn assert_close(got: Tensor<F, 2>, want: Tensor<F, 2>) {
 
 #[test]
 fn the_few_row_kernel_equals_burns_matmul_for_every_row_count_and_odd_shapes() {
-    // k = 5 and 19 are shorter than or not a multiple of any SIMD width; 37 and 64 cross it.
+    // k = 5, 19 and 37 leave a tail after the SIMD lanes (4, 8 or 16 wide); 64 leaves none.
     for (n, k) in [(3, 5), (130, 37), (64, 64), (257, 19)] {
         let w = random([n, k], n as u64);
         for m in 1..=FEW_ROWS_MAX + 1 {
