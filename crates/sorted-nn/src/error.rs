@@ -28,6 +28,16 @@ pub enum SpecError {
         /// The offending option.
         got: usize,
     },
+    /// An option beyond the sizes a space supports.
+    #[error("`{key}` holds {got}, more than the supported maximum of {max}")]
+    TooLarge {
+        /// The key path.
+        key: String,
+        /// The largest supported value.
+        max: usize,
+        /// The offending value.
+        got: usize,
+    },
     /// A required key is missing.
     #[error("missing `{key}`")]
     Missing {

@@ -23,5 +23,5 @@ pub use norm::{
     BatchStatistics, NormCalibrator, NormPass, SortedBatchNorm, SortedBatchNormConfig, SortedLayerNorm,
     SortedLayerNormConfig, SubModelNormStats, dense_batch_norm_forward,
 };
-pub use spec::{NestingSpace, NestingSpaceConfig, SubModel};
+pub use spec::{MAX_BLOCKS, MAX_WIDTH, NestingSpace, NestingSpaceConfig, SubModel};
 pub use transformer_space::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};

@@ -124,6 +124,14 @@ pub(crate) fn check_ascending(key: &str, values: &[usize]) -> Result<(), SpecErr
     Ok(())
 }
 
+/// The most blocks a space may allocate: far beyond any real network, small enough that a
+/// mistyped depth is an error instead of an allocation that aborts.
+pub const MAX_BLOCKS: usize = 4096;
+
+/// The widest option a space may give a block (units, channels or FFN width); whether the whole
+/// model fits in memory is checked where the model's shape is known.
+pub const MAX_WIDTH: usize = 1 << 24;
+
 impl TryFrom<NestingSpaceConfig> for NestingSpace {
     type Error = SpecError;
 
@@ -143,6 +151,18 @@ impl NestingSpace {
     pub fn new(config: NestingSpaceConfig) -> Result<Self, SpecError> {
         check_ascending("depths", &config.depths)?;
         let n_blocks = *config.depths.last().expect("checked non-empty");
+        if n_blocks > MAX_BLOCKS {
+            return Err(SpecError::TooLarge {
+                key: format!("depths[{}]", config.depths.len() - 1),
+                max: MAX_BLOCKS,
+                got: n_blocks,
+            });
+        }
+        let all_widths = config.widths.iter().chain(config.block_widths.iter().flatten());
+        if let Some(&w) = all_widths.flatten().find(|&&w| w > MAX_WIDTH) {
+            let key = if config.widths.is_some() { "widths" } else { "block_widths" };
+            return Err(SpecError::TooLarge { key: key.into(), max: MAX_WIDTH, got: w });
+        }
         let block_widths = match (config.widths, config.block_widths) {
             (Some(_), Some(_)) => {
                 return Err(SpecError::Conflict {
@@ -234,13 +254,14 @@ impl NestingSpace {
         if self.tie_widths {
             self.block_widths[0].len()
         } else {
-            self.block_widths[..depth].iter().map(Vec::len).product()
+            self.block_widths[..depth].iter().map(Vec::len).fold(1usize, usize::saturating_mul)
         }
     }
 
-    /// The number of sub-models in the space.
+    /// The number of sub-models in the space (saturating at `usize::MAX` for astronomically
+    /// large per-block spaces).
     pub fn len(&self) -> usize {
-        self.depths.iter().map(|&d| self.len_at_depth(d)).sum()
+        self.depths.iter().map(|&d| self.len_at_depth(d)).fold(0usize, usize::saturating_add)
     }
 
     /// Always false: a validated space holds at least one sub-model.

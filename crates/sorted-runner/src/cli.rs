@@ -264,6 +264,9 @@ pub struct TrainArgs {
     /// Stop after this many steps in total, with a checkpoint, as if interrupted.
     #[arg(long)]
     pub stop_after: Option<u64>,
+    /// Replace the run already in `--out` (its checkpoints are deleted first).
+    #[arg(long, conflicts_with = "resume")]
+    pub force: bool,
 }
 
 /// `eval`.

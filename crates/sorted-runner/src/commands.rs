@@ -8,7 +8,7 @@ use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_sched::{load_model, read_config, read_state};
+use sorted_sched::{TrainState, load_model, read_state};
 use sorted_zoo::{
     SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig, SortedMobileNetV2,
     SortedMobileNetV2Config, SortedResNet, SortedResNetConfig,
@@ -18,6 +18,7 @@ use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::{BatchNormStats, Experiment, ModelConfig};
 use crate::eval::{NormStatsFile, evaluate};
 use crate::report::{RunMeta, RunReport, machine, write_file};
+use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
 use crate::train::{TrainOptions, train};
 
 /// Builds the MLP of an experiment.
@@ -203,19 +204,17 @@ pub fn train_cmd<B: AutodiffBackend>(
                 anyhow::ensure!(steps > 0, "--steps must be at least 1");
                 exp.config.train.steps = steps;
             }
-            return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), device, ctx);
+            return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), args.force, device, ctx);
         }
     }
-    if let Some(dir) = &args.resume {
+    let (exp, run_dir) = if let Some(dir) = &args.resume {
+        let checkpoint = open_checkpoint(dir)?;
         anyhow::ensure!(
-            !crate::text::is_text_experiment(&read_config(dir)?),
+            !crate::text::is_text_experiment(checkpoint.config_toml()),
             "`{}` is a text ([model.bert]) run: resuming those is not supported yet",
             dir.display()
         );
-    }
-    let (exp, run_dir) = if let Some(dir) = &args.resume {
-        let text = read_config(dir)?;
-        let exp = Experiment::from_toml(&text, &dir.join("checkpoint/config.toml"))?;
+        let exp = Experiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
         (exp, dir.clone())
     } else {
         let mut exp = match &args.config {
@@ -229,16 +228,22 @@ pub fn train_cmd<B: AutodiffBackend>(
         let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
         (exp, dir)
     };
-    let options = TrainOptions { resume: args.resume.is_some(), stop_after: args.stop_after, quiet: ctx.quiet };
+    let options = TrainOptions {
+        resume: args.resume.is_some(),
+        stop_after: args.stop_after,
+        quiet: ctx.quiet,
+        force: args.force,
+    };
     train_experiment::<B>(&exp, &run_dir, &options, device, ctx)?;
     Ok(run_dir)
 }
 
 /// Trains an in-memory experiment into `run_dir` (created), then evaluates every sub-model and
-/// writes the reports, as `train` does.
+/// writes the reports, as `train` does. The folder is locked for the whole call; a new run
+/// refuses a folder that already holds one unless `options.force`.
 ///
 /// # Errors
-/// Data, checkpoint or report errors, each naming its file.
+/// Data, checkpoint or report errors, each naming its file; a folder in use or already used.
 pub fn train_experiment<B: AutodiffBackend>(
     exp: &Experiment,
     run_dir: &Path,
@@ -246,7 +251,7 @@ pub fn train_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(run_dir).with_context(|| format!("creating the run folder `{}`", run_dir.display()))?;
+    let _folder = if options.resume { RunFolder::open(run_dir)? } else { RunFolder::create(run_dir, options.force)? };
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
     let data = crate::data::load(&exp.config.data)?;
     if !ctx.quiet {
@@ -261,6 +266,14 @@ pub fn train_experiment<B: AutodiffBackend>(
             data.train.len(),
             data.test.len(),
             run_dir.display()
+        );
+    }
+    if exp.k > exp.space.len() {
+        eprintln!(
+            "warning: {}: the sampler draws k = {} sub-models per step from a space of {}: every step repeats some",
+            exp.source.display(),
+            exp.k,
+            exp.space.len()
         );
     }
     B::seed(device, exp.config.seed);
@@ -313,18 +326,21 @@ where
         return Ok(());
     }
     let inner = outcome.model.valid();
-    report(exp, data, &inner, device, run_dir, outcome.state.train_seconds, ctx)
+    report(exp, data, &inner, device, run_dir, &outcome.state, None, ctx)
 }
 
 /// Evaluates every sub-model and writes `results.json`, `results.csv`, `summary.md`,
-/// `plot.svg` and (for BatchNorm models) `norm_stats.json`; prints the table.
+/// `plot.svg` and (for BatchNorm models) `norm_stats.json`; prints the table. `state` is where
+/// the evaluated weights stand; `status` says when that is not a finished run.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
     exp: &Experiment,
     data: &RunData,
     model: &M,
     device: &E::Device,
     run_dir: &Path,
-    train_seconds: f64,
+    state: &TrainState,
+    status: Option<String>,
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -340,10 +356,11 @@ pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
         seed: cfg.seed,
         sampler: cfg.sampler.kind().into(),
         k: exp.k,
-        steps: cfg.train.steps,
-        train_seconds,
+        steps: state.step,
+        train_seconds: state.train_seconds,
         eval_seconds: started.elapsed().as_secs_f64(),
         data: format!("{} ({} train / {} test images)", cfg.data.source, data.train.len(), data.test.len()),
+        status,
     };
     let report = RunReport::new(meta, cfg.eval.threshold, rows);
     if !norm_stats.is_empty() {
@@ -374,15 +391,15 @@ pub fn read_norm_stats(run_dir: &Path) -> anyhow::Result<Option<NormStatsFile>> 
 /// # Errors
 /// When the run has no checkpoint or its config is invalid.
 pub fn load_run(run_dir: &Path) -> anyhow::Result<Experiment> {
-    let text = read_config(run_dir)
-        .with_context(|| format!("`{}` is not a finished or checkpointed run", run_dir.display()))?;
+    let checkpoint = open_checkpoint(run_dir)?;
+    let text = checkpoint.config_toml();
     anyhow::ensure!(
-        !crate::text::is_text_experiment(&text),
+        !crate::text::is_text_experiment(text),
         "`{}` is a text ([model.bert]) run: eval, export, profile and select support image runs only so far \
          (its report is already in results.json)",
         run_dir.display()
     );
-    Ok(Experiment::from_toml(&text, &run_dir.join("checkpoint/config.toml"))?)
+    Ok(Experiment::from_toml(text, &checkpoint.config_path())?)
 }
 
 /// `eval`: re-evaluates a run's checkpoint and rewrites its reports.
@@ -390,10 +407,15 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<Experiment> {
 /// # Errors
 /// Checkpoint, data or report errors.
 pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContext) -> anyhow::Result<()> {
+    let _folder = RunFolder::open(&args.run)?;
     let exp = load_run(&args.run)?;
     let state = read_state(&args.run)?;
+    let status = run_status(&state, read_failure(&args.run)?.as_ref());
+    if let Some(status) = &status {
+        eprintln!("warning: `{}`: {status}", args.run.display());
+    }
     let data = crate::data::load(&exp.config.data)?;
-    let visitor = Report { exp: &exp, data: &data, device, out: &args.run, train_seconds: state.train_seconds, ctx };
+    let visitor = Report { exp: &exp, data: &data, device, out: &args.run, state: &state, status, ctx };
     visit_trained::<E, _>(&exp, &data, &args.run, device, visitor)
 }
 
@@ -403,13 +425,14 @@ pub(crate) struct Report<'a, E: Backend> {
     pub(crate) data: &'a RunData,
     pub(crate) device: &'a E::Device,
     pub(crate) out: &'a Path,
-    pub(crate) train_seconds: f64,
+    pub(crate) state: &'a TrainState,
+    pub(crate) status: Option<String>,
     pub(crate) ctx: &'a RunContext,
 }
 
 impl<E: Backend> ModelVisitor<E> for Report<'_, E> {
     type Output = ();
     fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
-        report(self.exp, self.data, &model, self.device, self.out, self.train_seconds, self.ctx)
+        report(self.exp, self.data, &model, self.device, self.out, self.state, self.status, self.ctx)
     }
 }

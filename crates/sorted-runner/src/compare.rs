@@ -246,6 +246,8 @@ fn train_in_processes(runs: &[AloneRun], jobs: usize, device: DeviceKind, out: &
             .arg(&config)
             .arg("--out")
             .arg(&run.dir)
+            // An alone run without results was interrupted: compare trains it again.
+            .arg("--force")
             .stdin(Stdio::null())
             .stdout(log.try_clone().with_context(|| format!("sharing `{}`", log_path.display()))?)
             .stderr(log)
@@ -316,7 +318,8 @@ pub fn compare_cmd<B: AutodiffBackend>(
     alone_experiment(&exp, &exp.space.largest())?;
     let out = args.out.clone().unwrap_or_else(|| new_run_dir(&format!("{}-compare", exp.config.name)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
-    let options = TrainOptions { resume: false, stop_after: None, quiet: ctx.quiet };
+    // compare's own folders without results were interrupted: they are trained again.
+    let options = TrainOptions { resume: false, stop_after: None, quiet: ctx.quiet, force: true };
 
     let sorted_dir = match &args.sorted {
         Some(dir) => {
@@ -333,6 +336,8 @@ pub fn compare_cmd<B: AutodiffBackend>(
         None => out.join("sorted"),
     };
     if !sorted_dir.join("results.json").exists() {
+        // A `--sorted` folder is the user's: never replaced.
+        let options = TrainOptions { force: args.sorted.is_none(), ..options.clone() };
         train_experiment::<B>(&exp, &sorted_dir, &options, device, ctx)?;
     }
     let sorted = RunReport::read(&sorted_dir)?;
@@ -382,7 +387,9 @@ pub fn compare_cmd<B: AutodiffBackend>(
             data: &data,
             device,
             out: &naive_dir,
-            train_seconds: 0.0,
+            // Naive slicing trains nothing: its own training time is 0.
+            state: &sorted_sched::TrainState { train_seconds: 0.0, ..sorted_sched::read_state(&full_dir)? },
+            status: None,
             ctx,
         };
         crate::commands::visit_trained::<B::InnerBackend, _>(&naive_exp, &data, &full_dir, device, visitor)?;

@@ -258,6 +258,10 @@ pub struct TrainConfig {
     /// Save a checkpoint every this many steps (0 = only at the end).
     #[serde(default)]
     pub checkpoint_every: u64,
+    /// How many checkpoint generations to keep (at least 1; default 2, so that a damaged
+    /// newest one leaves one to fall back to).
+    #[serde(default = "default_keep_checkpoints", skip_serializing_if = "is_default_keep_checkpoints")]
+    pub keep_checkpoints: usize,
     /// Worker threads over which the `k` sub-models of a step are spread
     /// ([`sorted_sched::accumulate_parallel`]); 1 = one after another. On the Flex CPU backend a
     /// small convolution runs on one core, so 2 threads make CNN steps up to 2x faster on 2
@@ -297,6 +301,14 @@ impl LossReduction {
 
 fn default_threads() -> usize {
     1
+}
+
+fn default_keep_checkpoints() -> usize {
+    sorted_sched::DEFAULT_KEEP
+}
+
+fn is_default_keep_checkpoints(keep: &usize) -> bool {
+    *keep == sorted_sched::DEFAULT_KEEP
 }
 
 /// `[eval]`.
@@ -389,6 +401,7 @@ pub(crate) fn validate_train_eval(
     for (key, v) in [
         ("train.steps", train.steps),
         ("train.threads", train.threads as u64),
+        ("train.keep_checkpoints", train.keep_checkpoints as u64),
         ("eval.batch_size", eval.batch_size as u64),
     ] {
         if v == 0 {
@@ -476,6 +489,9 @@ impl Experiment {
     pub fn from_config(config: ExperimentConfig, path: &Path) -> Result<Self, ConfigError> {
         let invalid =
             |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
+        crate::run_folder::check_run_name(&config.name).map_err(|got| {
+            invalid("name".into(), "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
+        })?;
         let space = NestingSpace::new(config.space.clone())
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
         let k = config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
@@ -568,6 +584,22 @@ impl Experiment {
                 ));
             }
         }
+        let widths: Vec<usize> =
+            (0..space.n_blocks()).map(|b| *space.block_widths(b).last().expect("validated")).collect();
+        let (channels, pixels, n_classes) = match config.data.dataset {
+            DatasetKind::Mnist | DatasetKind::FashionMnist => (1, 28 * 28, 10),
+            DatasetKind::Cifar10 => (3, 32 * 32, 10),
+            DatasetKind::Cifar100 => (3, 32 * 32, 100),
+        };
+        let params = match &config.model {
+            ModelConfig::Mlp(_) => crate::memory_budget::chain_params(channels * pixels, &widths, n_classes, 1),
+            ModelConfig::Cnn(_) => crate::memory_budget::chain_params(channels, &widths, n_classes, 9),
+            ModelConfig::Resnet(_) => crate::memory_budget::chain_params(channels, &widths, n_classes, 18),
+            // Bounded above by the allocation check (widths at most the multiplier's channels).
+            ModelConfig::MobilenetV2(_) => 0,
+        };
+        crate::memory_budget::check_fits(params, crate::memory_budget::available_bytes())
+            .map_err(|got| invalid("space.widths".into(), "a model that fits in this machine's memory".into(), got))?;
         Ok(Self { config, space, source: path.into(), k })
     }
 

@@ -96,7 +96,24 @@ pub fn load(config: &DataConfig) -> anyhow::Result<RunData> {
     let mut data = RunData { train: dataset.train, test: dataset.test, class_names: dataset.class_names, batcher };
     limit(&mut data.train, config.train_limit);
     limit(&mut data.test, config.test_limit);
+    check_splits(config, data.train.len(), data.test.len())?;
     Ok(data)
+}
+
+/// Empty splits and a batch larger than the training split are errors: either would give a
+/// report of 0 % or of nothing, not a result.
+fn check_splits(config: &DataConfig, n_train: usize, n_test: usize) -> anyhow::Result<()> {
+    for (split, n) in [("training", n_train), ("test", n_test)] {
+        anyhow::ensure!(n > 0, "the {split} split of data.source = {:?} holds no images", config.source);
+    }
+    anyhow::ensure!(
+        config.batch_size <= n_train,
+        "data.batch_size = {} is larger than the {n_train} training images of data.source = {:?}{}",
+        config.batch_size,
+        config.source,
+        if config.train_limit > 0 { format!(" (data.train_limit = {})", config.train_limit) } else { String::new() }
+    );
+    Ok(())
 }
 
 fn limit(set: &mut ImageSet, n: usize) {

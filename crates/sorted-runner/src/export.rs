@@ -7,9 +7,8 @@ use burn::prelude::*;
 use burn::record::DefaultRecorder;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use sorted_nn::{NormPass, SubModel, SubModelNormStats};
-use sorted_sched::{checkpoint_dir, read_state};
+use sorted_sched::Checkpoint;
 use sorted_zoo::{DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier};
 
 use crate::cli::ExportArgs;
@@ -108,6 +107,7 @@ pub struct ExportManifest {
 /// # Errors
 /// When the run, the sub-model or an output file is invalid.
 pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunContext) -> anyhow::Result<PathBuf> {
+    let _folder = crate::run_folder::RunFolder::open(&args.run)?;
     let exp = load_run(&args.run)?;
     let sub =
         exp.space.parse_sub_model(&args.sub_model).with_context(|| format!("--sub-model `{}`", args.sub_model))?;
@@ -178,9 +178,9 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     let diff = (dense.forward(batch.images) - sliced).abs().max().into_scalar().elem::<f64>();
     anyhow::ensure!(diff < 1e-3, "the exported model differs from the sliced sub-model by {diff} (a bug)");
 
-    let parent_model = checkpoint_dir(run).join("model.mpk");
-    let parent_bytes = std::fs::read(&parent_model).with_context(|| format!("reading `{}`", parent_model.display()))?;
-    let state = read_state(run)?;
+    let checkpoint = Checkpoint::latest(run)?;
+    let parent_digest = checkpoint.model_digest()?;
+    let state = checkpoint.state().clone();
     let metrics =
         RunReport::read(run).ok().and_then(|r| r.results.into_iter().find(|row| row.sub_model == sub.to_string()));
     let cost = model.cost(sub);
@@ -195,7 +195,7 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         params: cost.params,
         flops: cost.flops,
         parent_run: run.display().to_string(),
-        parent_checkpoint_sha256: hex(&Sha256::digest(&parent_bytes)),
+        parent_checkpoint_sha256: parent_digest.sha256,
         parent_step: state.step,
         config: exp.config.clone(),
         metrics,
@@ -239,10 +239,6 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     }
     std::fs::rename(&tmp, out).with_context(|| format!("moving the export into `{}`", out.display()))?;
     Ok(out.to_path_buf())
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A loaded export: the dense model of its family.

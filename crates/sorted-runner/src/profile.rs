@@ -360,6 +360,7 @@ pub fn profile_cmd<E: Backend>(
     let started = Instant::now();
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
+    let _folder = crate::run_folder::RunFolder::open(&args.run)?;
     let exp = load_run(&args.run)?;
     let results = RunReport::read(&args.run).with_context(|| {
         format!("`profile` needs the accuracies of `{0}`: run `sorted-runner eval --run {0}` first", args.run.display())

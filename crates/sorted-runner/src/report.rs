@@ -38,6 +38,10 @@ pub struct RunMeta {
     pub eval_seconds: f64,
     /// Training / test images.
     pub data: String,
+    /// Set when the evaluated weights are not those of a finished run: unfinished, or failed
+    /// (with the step and the reason).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
 }
 
 /// Everything `results.json` holds.
@@ -168,6 +172,9 @@ impl RunReport {
     fn markdown(&self) -> String {
         let m = &self.meta;
         let mut s = format!("# {} \n\n{}\n\n", m.name, self.headline());
+        if let Some(status) = &m.status {
+            let _ = writeln!(s, "**{status}**\n");
+        }
         let _ = writeln!(s, "| | |\n|---|---|");
         for (k, v) in [
             ("command", m.command.clone()),

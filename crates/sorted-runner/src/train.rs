@@ -16,11 +16,13 @@ use sorted_data::{EpochOrder, ImageBatch};
 use crate::data::RunData;
 use sorted_nn::NormPass;
 use sorted_sched::{
-    SortedOptimizer, TrainState, accumulate_parallel, distillation_loss, load_checkpoint, save_checkpoint,
+    CheckpointError, SortedOptimizer, TrainState, accumulate_parallel, distillation_loss, generations, load_checkpoint,
+    save_checkpoint,
 };
 use sorted_zoo::SortedClassifier;
 
 use crate::config::Experiment;
+use crate::run_folder::{TrainingFailure, clear_failure, mark_failed};
 
 /// The data order's seed is derived from the run seed so that it never shares ChaCha streams
 /// with the sampler (which uses the run seed itself).
@@ -47,6 +49,8 @@ pub struct TrainOptions {
     pub stop_after: Option<u64>,
     /// No progress bar or log lines.
     pub quiet: bool,
+    /// Replace a run already in the output folder (its checkpoints are deleted first).
+    pub force: bool,
 }
 
 /// Trains `model` for the experiment's steps, checkpointing into `run_dir`.
@@ -140,20 +144,87 @@ where
         });
         // The losses were scaled by `reduction` for the gradient; report the weighted mean.
         let loss = acc.mean_loss(&cfg.train.loss_weights) / reduction;
-        anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {step}; lower lr.base in the config");
+        check_finite_losses(run_dir, step, &acc.losses, &subs)?;
         let lr = cfg.lr.lr(step, total);
         model = optim.step(lr, model, acc.grads);
         state.step += 1;
         progress.step(state.step, end, loss, lr);
         if checkpoint_due(state.step, end, cfg.train.checkpoint_every) {
             state.train_seconds = seconds_before + progress.seconds();
-            save_checkpoint(run_dir, &model, &optim, &state, &config_toml)
-                .with_context(|| format!("writing a checkpoint into `{}`", run_dir.display()))?;
+            save_or_fail(run_dir, &model, &optim, &state, &config_toml, cfg.train.keep_checkpoints)?;
         }
     }
     progress.finish();
+    // `--stop-after` at or before the first step: the run still gets its first checkpoint, so
+    // that `--resume` works as the message says.
+    if generations(run_dir)?.is_empty() {
+        state.train_seconds = seconds_before + progress.seconds();
+        save_or_fail(run_dir, &model, &optim, &state, &config_toml, cfg.train.keep_checkpoints)?;
+    }
+    if state.step == total {
+        clear_failure(run_dir);
+    }
     state.train_seconds = seconds_before + progress.seconds();
     Ok(TrainOutcome { model, state })
+}
+
+/// Stops a diverged run: when a sampled sub-model's loss is NaN or infinite, marks the run
+/// failed (`failed.json`: the step and the sub-model) and returns the error. The checkpoints
+/// already written are kept; none is written from the diverged weights.
+///
+/// # Errors
+/// The divergence, naming the step and the sub-model.
+pub(crate) fn check_finite_losses(
+    run_dir: &Path,
+    step: u64,
+    losses: &[f64],
+    subs: &[impl std::fmt::Display],
+) -> anyhow::Result<()> {
+    let Some(i) = losses.iter().position(|l| !l.is_finite()) else { return Ok(()) };
+    let failure = TrainingFailure {
+        step,
+        sub_model: subs.get(i).map(ToString::to_string),
+        message: format!("the loss became {}", losses[i]),
+    };
+    mark_failed(run_dir, &failure)?;
+    anyhow::bail!(
+        "training diverged at step {step}: the loss of sub-model {} became {}; the run is marked failed \
+         (`{}`) and keeps its last good checkpoint; lower lr.base in the config",
+        failure.sub_model.as_deref().unwrap_or("?"),
+        losses[i],
+        run_dir.join(crate::run_folder::FAILED_FILE).display()
+    )
+}
+
+/// Saves a checkpoint generation; weights that hold NaN or infinity mark the run failed
+/// instead (the previous generation stays the checkpoint).
+///
+/// # Errors
+/// The divergence, or the checkpoint error naming its file.
+pub(crate) fn save_or_fail<B: AutodiffBackend, M: AutodiffModule<B>>(
+    run_dir: &Path,
+    model: &M,
+    optim: &SortedOptimizer<M, B>,
+    state: &TrainState,
+    config_toml: &str,
+    keep: usize,
+) -> anyhow::Result<()> {
+    match save_checkpoint(run_dir, model, optim, state, config_toml, keep) {
+        Ok(_) => Ok(()),
+        Err(CheckpointError::NonFinite { step, param }) => {
+            let message = format!("the weights hold NaN or infinity after step {step} (parameter `{param}`)");
+            mark_failed(
+                run_dir,
+                &TrainingFailure { step: step.saturating_sub(1), sub_model: None, message: message.clone() },
+            )?;
+            anyhow::bail!(
+                "training diverged: {message}; the run is marked failed (`{}`) and keeps its last good \
+                 checkpoint; lower lr.base in the config",
+                run_dir.join(crate::run_folder::FAILED_FILE).display()
+            )
+        }
+        Err(e) => Err(e).with_context(|| format!("writing a checkpoint into `{}`", run_dir.display())),
+    }
 }
 
 /// The progress of a training loop: the bar, a smoothed loss, and a log line every tenth of

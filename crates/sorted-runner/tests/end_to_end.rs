@@ -96,10 +96,11 @@ fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
         "results.csv",
         "summary.md",
         "plot.svg",
-        "checkpoint/model.mpk",
-        "checkpoint/optim.mpk",
-        "checkpoint/state.json",
-        "checkpoint/config.toml",
+        "checkpoint/step-000000040/model.mpk",
+        "checkpoint/step-000000040/optim.mpk",
+        "checkpoint/step-000000040/state.json",
+        "checkpoint/step-000000040/config.toml",
+        "checkpoint/step-000000040/manifest.json",
     ] {
         assert!(run.join(file).is_file(), "missing {file}");
     }

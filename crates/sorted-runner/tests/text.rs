@@ -70,7 +70,7 @@ fn a_tiny_bert_trains_and_reports_every_sub_model() {
     assert_eq!(exp.space.len(), 8);
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    train_text_experiment::<Autodiff<Flex>>(&exp, Some(&run), &Default::default(), &ctx()).unwrap();
+    train_text_experiment::<Autodiff<Flex>>(&exp, Some(&run), false, &Default::default(), &ctx()).unwrap();
     let report = RunReport::read(&run).unwrap();
     assert_eq!(report.n_sub_models, 8);
     let full = report.results.iter().find(|r| r.sub_model == "L2-H4-F32").unwrap();
@@ -91,7 +91,7 @@ fn a_fixed_run_trains_and_evaluates_only_its_sub_model() {
         TextExperiment::from_toml(&config("[sampler.fixed]\nsub_model = \"L1-H2\""), Path::new("x.toml")).unwrap();
     assert_eq!(exp.k, 1);
     let dir = tempfile::tempdir().unwrap();
-    train_text_experiment::<Autodiff<Flex>>(&exp, Some(dir.path()), &Default::default(), &ctx()).unwrap();
+    train_text_experiment::<Autodiff<Flex>>(&exp, Some(dir.path()), false, &Default::default(), &ctx()).unwrap();
     let report = RunReport::read(dir.path()).unwrap();
     let names: Vec<_> = report.results.iter().map(|r| r.sub_model.as_str()).collect();
     assert_eq!(names, ["L1-H2-F32"]);

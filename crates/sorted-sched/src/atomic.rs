@@ -28,3 +28,27 @@ pub(crate) fn temp_sibling(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
 }
+
+/// Creates `path` (which must not exist), writes `bytes` and flushes them to the disk. For files
+/// inside a folder that is itself renamed into place once complete.
+///
+/// # Errors
+/// The I/O error of creating, writing or syncing the file (e.g. "No space left on device").
+pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Flushes a folder's entries (new names, renames) to the disk. A no-op where folders cannot be
+/// opened as files (Windows).
+///
+/// # Errors
+/// The I/O error of syncing the folder.
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(dir) {
+        Ok(handle) => handle.sync_all().or_else(|e| if cfg!(windows) { Ok(()) } else { Err(e) }),
+        Err(_) if cfg!(windows) => Ok(()),
+        Err(e) => Err(e),
+    }
+}

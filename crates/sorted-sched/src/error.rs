@@ -56,8 +56,49 @@ pub enum CheckpointError {
         #[source]
         source: serde_json::Error,
     },
+    /// A file of a checkpoint is missing, unreadable or differs from its manifest.
+    #[error("checkpoint file `{file}` is damaged: {reason}{}", fallback_hint(file, previous.as_deref()))]
+    Damaged {
+        /// The damaged file.
+        file: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+        /// An older generation of the same run that verifies, if any.
+        previous: Option<PathBuf>,
+    },
+    /// The weights do not fit the model built from the config.
+    #[error(
+        "`{path}`: parameter `{param}` has shape {found:?}, the model built from the config has {expected:?} \
+         (the config does not match these weights)"
+    )]
+    Shape {
+        /// The model file.
+        path: PathBuf,
+        /// The parameter's path in the model.
+        param: String,
+        /// The shape the config gives.
+        expected: Vec<usize>,
+        /// The shape in the file.
+        found: Vec<usize>,
+    },
+    /// The weights to save hold NaN or infinity (training diverged).
+    #[error("the weights hold NaN or infinity at step {step} (parameter `{param}`): not saved as a checkpoint")]
+    NonFinite {
+        /// The step the weights are from.
+        step: u64,
+        /// The first parameter found with a non-finite value.
+        param: String,
+    },
+    /// Another process holds the run folder.
+    #[error("the run folder `{dir}` is in use by another process{}", holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked {
+        /// The run folder.
+        dir: PathBuf,
+        /// The holder's process id, as it wrote it into the lock file.
+        holder: Option<u32>,
+    },
     /// No checkpoint in the folder.
-    #[error("no checkpoint in `{dir}` (expected `{dir}/checkpoint/state.json`)")]
+    #[error("no checkpoint in `{dir}` (expected `{dir}/checkpoint/step-*/`)")]
     Missing {
         /// The folder searched.
         dir: PathBuf,
@@ -72,4 +113,15 @@ pub enum CheckpointError {
         /// The saved optimizer.
         found: String,
     },
+}
+
+fn fallback_hint(file: &std::path::Path, previous: Option<&std::path::Path>) -> String {
+    match (previous, file.parent()) {
+        (Some(previous), Some(generation)) => format!(
+            "; the older checkpoint `{}` is intact: move `{}` out of the checkpoint folder to use it",
+            previous.display(),
+            generation.display()
+        ),
+        _ => String::new(),
+    }
 }

@@ -6,22 +6,27 @@ mod atomic;
 mod checkpoint;
 mod distill;
 mod error;
+mod manifest;
 mod optimizer;
 mod parallel;
+mod run_lock;
 mod sampler;
 mod schedule;
 
 pub use accumulate::{Accumulated, accumulate, normalised_weights};
 pub use atomic::write_atomic;
 pub use checkpoint::{
-    TrainState, checkpoint_dir, load_checkpoint, load_model, read_config, read_state, save_checkpoint,
+    Checkpoint, DEFAULT_KEEP, TrainState, checkpoint_dir, first_non_finite_parameter, generations, load_checkpoint,
+    load_model, read_config, read_state, save_checkpoint,
 };
 pub use distill::distillation_loss;
 pub use error::{CheckpointError, ConfigError};
+pub use manifest::{CheckpointManifest, FileDigest, MANIFEST_FILE, MANIFEST_FORMAT, digest_file};
 pub use optimizer::{AdamOptions, OptimizerConfig, SgdOptions, SortedOptimizer};
 pub use parallel::accumulate_parallel;
+pub use run_lock::{LOCK_FILE, RunLock};
 pub use sampler::{
-    AllSampler, AllSamplerConfig, FixedSampler, FixedSamplerConfig, FullSampler, FullSamplerConfig, Sampler,
+    AllSampler, AllSamplerConfig, FixedSampler, FixedSamplerConfig, FullSampler, FullSamplerConfig, MAX_K, Sampler,
     SamplerConfig, SandwichSampler, SandwichSamplerConfig, SubModelSpace, UniformOver, UniformSampler,
     UniformSamplerConfig, WeightedSampler, WeightedSamplerConfig,
 };

@@ -1,17 +1,18 @@
 //! Optimizer configuration and the optimizer of a sorted run.
 
-use std::path::Path;
-
 use burn::module::AutodiffModule;
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{Adam, AdamConfig, AdamW, AdamWConfig, GradientsParams, Optimizer, Sgd, SgdConfig};
-use burn::record::{DefaultRecorder, Recorder};
+use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder, RecorderError};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use crate::{CheckpointError, ConfigError};
+use crate::ConfigError;
+
+/// Checkpoints record at full precision: half precision wrecks Adam's second moments.
+pub(crate) type StateRecorder = NamedMpkBytesRecorder<FullPrecisionSettings>;
 
 /// `[optimizer.sgd]`. Defaults follow PyTorch (burn's own default dampening is 0.1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -180,40 +181,33 @@ impl<M: AutodiffModule<B>, B: AutodiffBackend> SortedOptimizer<M, B> {
         }
     }
 
-    /// Saves the optimizer state at full precision to `path` (burn adds `.mpk`).
+    /// The optimizer state at full precision, as named MessagePack (the bytes burn's
+    /// `DefaultRecorder` would write to a `.mpk` file).
     ///
     /// # Errors
-    /// [`CheckpointError::Record`] when burn cannot write the record.
-    pub fn save(&self, path: &Path) -> Result<(), CheckpointError> {
-        let rec = DefaultRecorder::new();
-        let err =
-            |source| CheckpointError::Record { action: "writing optimizer state", path: path.to_path_buf(), source };
+    /// The recorder's error when the state cannot be encoded.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, RecorderError> {
+        let rec = StateRecorder::default();
         match self {
-            SortedOptimizer::Sgd(o) => Recorder::<B>::record(&rec, o.to_record(), path.to_path_buf()).map_err(err)?,
-            SortedOptimizer::Adam(o) => Recorder::<B>::record(&rec, o.to_record(), path.to_path_buf()).map_err(err)?,
-            SortedOptimizer::AdamW(o) => Recorder::<B>::record(&rec, o.to_record(), path.to_path_buf()).map_err(err)?,
-        };
-        Ok(())
+            SortedOptimizer::Sgd(o) => Recorder::<B>::record(&rec, o.to_record(), ()),
+            SortedOptimizer::Adam(o) => Recorder::<B>::record(&rec, o.to_record(), ()),
+            SortedOptimizer::AdamW(o) => Recorder::<B>::record(&rec, o.to_record(), ()),
+        }
     }
 
-    /// Loads optimizer state saved by [`SortedOptimizer::save`] into this (fresh) optimizer.
+    /// Loads optimizer state written by [`SortedOptimizer::to_bytes`] into this (fresh)
+    /// optimizer.
     ///
     /// # Errors
-    /// [`CheckpointError::Record`] when the file is missing or holds another optimizer's state.
-    pub fn load(self, path: &Path, device: &B::Device) -> Result<Self, CheckpointError> {
-        let rec = DefaultRecorder::new();
-        let err =
-            |source| CheckpointError::Record { action: "reading optimizer state", path: path.to_path_buf(), source };
+    /// The recorder's error when the bytes are not the state of this optimizer kind.
+    pub fn load_bytes(self, bytes: Vec<u8>, device: &B::Device) -> Result<Self, RecorderError> {
+        let rec = StateRecorder::default();
         Ok(match self {
-            SortedOptimizer::Sgd(o) => {
-                SortedOptimizer::Sgd(o.load_record(Recorder::<B>::load(&rec, path.to_path_buf(), device).map_err(err)?))
+            SortedOptimizer::Sgd(o) => SortedOptimizer::Sgd(o.load_record(Recorder::<B>::load(&rec, bytes, device)?)),
+            SortedOptimizer::Adam(o) => SortedOptimizer::Adam(o.load_record(Recorder::<B>::load(&rec, bytes, device)?)),
+            SortedOptimizer::AdamW(o) => {
+                SortedOptimizer::AdamW(o.load_record(Recorder::<B>::load(&rec, bytes, device)?))
             }
-            SortedOptimizer::Adam(o) => SortedOptimizer::Adam(
-                o.load_record(Recorder::<B>::load(&rec, path.to_path_buf(), device).map_err(err)?),
-            ),
-            SortedOptimizer::AdamW(o) => SortedOptimizer::AdamW(
-                o.load_record(Recorder::<B>::load(&rec, path.to_path_buf(), device).map_err(err)?),
-            ),
         })
     }
 }

@@ -227,7 +227,7 @@ impl SamplerConfig {
     ///
     /// # Errors
     /// [`ConfigError`] naming the key (`sampler.uniform.k`, `sampler.weighted.depth_weights`, ...)
-    /// when `k` is 0 (or below 2 for sandwich), or weights have the wrong length, are negative,
+    /// when `k` is 0 (or below 2 for sandwich) or above [`MAX_K`], or weights have the wrong length, are negative,
     /// or sum to zero.
     pub fn build(&self, space: &NestingSpace, seed: u64) -> Result<Box<dyn Sampler>, ConfigError> {
         let SamplerConfig::Weighted(c) = self else {
@@ -300,8 +300,20 @@ impl SamplerConfig {
     }
 }
 
+/// The most sub-models a step may sample: a step runs one forward and backward pass per sampled
+/// sub-model, so more is never useful, and an unbounded `k` would allocate without limit.
+pub const MAX_K: usize = 1024;
+
+/// `k` must be in `min..=MAX_K`. A `k` above the space's number of sub-models is allowed (the
+/// samplers draw with replacement); the runner warns about it.
 fn check_k(key: &str, k: usize, min: usize) -> Result<(), ConfigError> {
-    if k < min { Err(ConfigError::new(key, format!("at least {min}"), k)) } else { Ok(()) }
+    if k < min {
+        Err(ConfigError::new(key, format!("at least {min}"), k))
+    } else if k > MAX_K {
+        Err(ConfigError::new(key, format!("at most {MAX_K} (one forward and backward pass each per step)"), k))
+    } else {
+        Ok(())
+    }
 }
 
 fn check_weights(key: &str, weights: &[f64], n: usize) -> Result<(), ConfigError> {

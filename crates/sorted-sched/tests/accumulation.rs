@@ -119,9 +119,9 @@ fn resume_after_a_stop_equals_an_uninterrupted_run() {
     let (m, mut o) = fresh(9);
     let m = train(m, &mut o, 9, 0, 3);
     let state = TrainState { step: 3, total_steps: 6, seed: 9, optimizer: o.kind().into(), train_seconds: 0.0 };
-    save_checkpoint(dir.path(), &m, &o, &state, "# config").unwrap();
+    save_checkpoint(dir.path(), &m, &o, &state, "# config", 2).unwrap();
     // Saving again over an existing checkpoint replaces it.
-    save_checkpoint(dir.path(), &m, &o, &state, "# config").unwrap();
+    save_checkpoint(dir.path(), &m, &o, &state, "# config", 2).unwrap();
     drop((m, o));
 
     // A new "process": a fresh model with other random weights, then the checkpoint.
@@ -139,7 +139,7 @@ fn loading_a_checkpoint_with_another_optimizer_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let (m, o) = fresh(1);
     let state = TrainState { step: 0, total_steps: 1, seed: 1, optimizer: o.kind().into(), train_seconds: 0.0 };
-    save_checkpoint(dir.path(), &m, &o, &state, "").unwrap();
+    save_checkpoint(dir.path(), &m, &o, &state, "", 2).unwrap();
     let sgd = OptimizerConfig::Sgd(sorted_sched::SgdOptions {
         momentum: 0.9,
         dampening: 0.0,

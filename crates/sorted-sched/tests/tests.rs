@@ -1,6 +1,7 @@
 //! Scheduler invariants, compiled as one integration binary.
 
 mod accumulation;
+mod checkpoints;
 mod configs;
 mod distill;
 mod samplers;

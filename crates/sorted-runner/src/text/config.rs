@@ -246,6 +246,9 @@ impl TextExperiment {
             return Err(invalid("data.batch_size", "a value >= 1".into(), "0".into()));
         }
         let invalid_owned = |key: String, expected: String, got: String| invalid(&key, expected, got);
+        crate::run_folder::check_run_name(&config.name).map_err(|got| {
+            invalid("name", "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
+        })?;
         validate_train_eval(&config.train, &config.eval, k, &invalid_owned)?;
         if config.train.distill != 0.0 {
             return Err(invalid(

@@ -45,7 +45,20 @@ impl TextData {
         };
         let train = tokenize(&corpus.train, cfg.train_limit);
         let eval = tokenize(eval, cfg.eval_limit);
-        anyhow::ensure!(!train.is_empty() && !eval.is_empty(), "no sentences to train on or to evaluate");
+        anyhow::ensure!(
+            !train.is_empty() && !eval.is_empty(),
+            "`{}`: no sentences to train on ({}) or to evaluate ({})",
+            exp.source.display(),
+            train.len(),
+            eval.len()
+        );
+        anyhow::ensure!(
+            cfg.batch_size <= train.len(),
+            "`{}`: data.batch_size = {} is larger than the {} training sentences",
+            exp.source.display(),
+            cfg.batch_size,
+            train.len()
+        );
         Ok(Self { train, eval, eval_split_name, vocab_size: tokenizer.vocab_size() })
     }
 }

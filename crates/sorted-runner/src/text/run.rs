@@ -3,14 +3,13 @@
 use std::path::Path;
 use std::time::Instant;
 
-use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_data::{EpochOrder, TextBatch, TextBatcher, TokenizedDataset};
 use sorted_nn::TransformerSubModel;
-use sorted_sched::{SamplerConfig, SortedOptimizer, TrainState, accumulate_parallel, save_checkpoint};
+use sorted_sched::{SamplerConfig, SortedOptimizer, TrainState, accumulate_parallel};
 use sorted_zoo::SortedBert;
 
 use super::config::TextExperiment;
@@ -18,7 +17,8 @@ use super::data::TextData;
 use crate::commands::{RunContext, new_run_dir};
 use crate::eval::SubModelResult;
 use crate::report::{RunMeta, RunReport, machine, write_file};
-use crate::train::{DATA_SEED_SALT, TrainProgress, checkpoint_due};
+use crate::run_folder::RunFolder;
+use crate::train::{DATA_SEED_SALT, TrainProgress, check_finite_losses, checkpoint_due, save_or_fail};
 
 /// Trains the text experiment `exp` into `run_dir` (created), then evaluates every sub-model
 /// and writes `results.json`, `results.csv`, `summary.md`, `plot.svg`.
@@ -28,11 +28,12 @@ use crate::train::{DATA_SEED_SALT, TrainProgress, checkpoint_due};
 pub fn train_text_experiment<B: AutodiffBackend>(
     exp: &TextExperiment,
     run_dir: Option<&Path>,
+    force: bool,
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
     let run_dir = run_dir.map_or_else(|| new_run_dir(&exp.config.name), Path::to_path_buf);
-    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating the run folder `{}`", run_dir.display()))?;
+    let _folder = RunFolder::create(&run_dir, force)?;
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
     let data = TextData::load(exp)?;
     let mut bert = exp.bert.clone();
@@ -82,7 +83,7 @@ pub fn train_text_experiment<B: AutodiffBackend>(
         seed: cfg.seed,
         sampler: cfg.sampler.kind().into(),
         k: exp.k,
-        steps: cfg.train.steps,
+        steps: state.step,
         train_seconds: state.train_seconds,
         eval_seconds: started.elapsed().as_secs_f64(),
         data: format!(
@@ -93,6 +94,7 @@ pub fn train_text_experiment<B: AutodiffBackend>(
             data.eval_split_name,
             (cfg.train.steps as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
         ),
+        status: None,
     };
     RunReport::new(meta, cfg.eval.threshold, rows).publish(&run_dir, ctx.quiet, "")?;
     Ok(run_dir)
@@ -135,15 +137,14 @@ fn train_bert<B: AutodiffBackend>(
         });
         // The losses were scaled by `reduction` for the gradient; report the weighted mean.
         let loss = acc.mean_loss(&cfg.train.loss_weights) / reduction;
-        anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {step}; lower lr.base in the config");
+        check_finite_losses(run_dir, step, &acc.losses, &subs)?;
         let lr = cfg.lr.lr(step, total);
         model = optim.step(lr, model, acc.grads);
         state.step += 1;
         progress.step(state.step, total, loss, lr);
         if checkpoint_due(state.step, total, cfg.train.checkpoint_every) {
             state.train_seconds = progress.seconds();
-            save_checkpoint(run_dir, &model, &optim, &state, &config_toml)
-                .with_context(|| format!("writing a checkpoint into `{}`", run_dir.display()))?;
+            save_or_fail(run_dir, &model, &optim, &state, &config_toml, cfg.train.keep_checkpoints)?;
         }
     }
     progress.finish();
