@@ -101,16 +101,16 @@ pub struct SoftArgs {
     #[arg(long)]
     pub probe_gradients: bool,
     /// Optimizer steps.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 60, value_parser = at_least_one)]
     pub steps: usize,
     /// Windows per step.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     pub batch_size: usize,
     /// Tokens per window.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
     pub seq_len: usize,
     /// Peak learning rate (AdamW; warm-up over 10% of the steps, then linear decay).
-    #[arg(long, default_value_t = 1e-4)]
+    #[arg(long, default_value_t = 1e-4, value_parser = positive_finite)]
     pub lr: f64,
     /// Seed of the data order.
     #[arg(long, default_value_t = 42)]
@@ -133,16 +133,16 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub raw: bool,
     /// Tokens to generate per prompt at most (generation also stops at `<|im_end|>`).
-    #[arg(long, default_value_t = 48)]
+    #[arg(long, default_value_t = 48, value_parser = at_least_one)]
     pub max_new: usize,
     /// Self-speculative decoding drafted by the first N layers (repeat to compare depths).
     #[arg(long)]
     pub draft_depth: Vec<usize>,
     /// First draft length.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
     pub draft_len: usize,
     /// Longest draft.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
     pub max_draft: usize,
     /// Also draft over only the first N tokens of the vocabulary (a nested vocabulary; repeat
     /// to compare sizes): each drafted token's head costs N/vocab, verification stays exact.
@@ -194,10 +194,10 @@ pub struct PerplexityArgs {
     #[arg(long, default_value = "data/shakespeare")]
     pub shakespeare: PathBuf,
     /// Held-out tokens to score.
-    #[arg(long, default_value_t = 8192)]
+    #[arg(long, default_value_t = 8192, value_parser = at_least_one)]
     pub tokens: usize,
     /// Window length.
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, value_parser = at_least_one)]
     pub seq_len: usize,
     /// Exit depths (comma-separated; default every 6th layer and the last).
     #[arg(long, value_delimiter = ',')]
@@ -298,13 +298,13 @@ pub struct ProfileArgs {
     #[arg(long)]
     pub run: PathBuf,
     /// Images per forward pass (1 for per-request latency).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub batch_size: usize,
     /// Untimed passes per sub-model before timing.
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// Timed passes per sub-model (the median is reported).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, default_value_t = 50, value_parser = at_least_one)]
     pub repeats: usize,
     /// Also time each sub-model's dense copy (what `export` writes, in the same weight layout),
     /// interleaved with the sliced passes, and report sliced / dense.
@@ -389,5 +389,23 @@ impl From<LayoutArg> for sorted_zoo::deploy::WeightLayout {
             LayoutArg::InputMajor => Self::InputMajor,
             LayoutArg::OutputMajor => Self::OutputMajor,
         }
+    }
+}
+
+/// A count flag that must be at least 1 (a usage error, exit code 2, otherwise).
+fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("expected at least 1, got 0".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("expected a whole number >= 1 ({e})")),
+    }
+}
+
+/// A rate that must be finite and positive.
+fn positive_finite(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        Ok(v) => Err(format!("expected a finite value > 0, got {v}")),
+        Err(e) => Err(format!("expected a number ({e})")),
     }
 }

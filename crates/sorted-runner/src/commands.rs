@@ -207,7 +207,9 @@ pub fn train_cmd<B: AutodiffBackend>(
             return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), args.force, device, ctx);
         }
     }
-    let (exp, run_dir) = if let Some(dir) = &args.resume {
+    let (exp, run_dir, folder) = if let Some(dir) = &args.resume {
+        // The folder is taken before its checkpoint is read: another writer may be saving it.
+        let folder = RunFolder::open(dir)?;
         let checkpoint = open_checkpoint(dir)?;
         anyhow::ensure!(
             !crate::text::is_text_experiment(checkpoint.config_toml()),
@@ -215,7 +217,7 @@ pub fn train_cmd<B: AutodiffBackend>(
             dir.display()
         );
         let exp = Experiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
-        (exp, dir.clone())
+        (exp, dir.clone(), Some(folder))
     } else {
         let mut exp = match &args.config {
             Some(path) => Experiment::from_file(path)?,
@@ -226,7 +228,7 @@ pub fn train_cmd<B: AutodiffBackend>(
             exp.config.train.steps = steps;
         }
         let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
-        (exp, dir)
+        (exp, dir, None)
     };
     let options = TrainOptions {
         resume: args.resume.is_some(),
@@ -234,7 +236,11 @@ pub fn train_cmd<B: AutodiffBackend>(
         quiet: ctx.quiet,
         force: args.force,
     };
-    train_experiment::<B>(&exp, &run_dir, &options, device, ctx)?;
+    let folder = match folder {
+        Some(folder) => folder,
+        None => RunFolder::create(&run_dir, options.force)?,
+    };
+    train_in_folder::<B>(&exp, folder, &options, device, ctx)?;
     Ok(run_dir)
 }
 
@@ -251,9 +257,22 @@ pub fn train_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
-    let _folder = if options.resume { RunFolder::open(run_dir)? } else { RunFolder::create(run_dir, options.force)? };
+    let folder = if options.resume { RunFolder::open(run_dir)? } else { RunFolder::create(run_dir, options.force)? };
+    train_in_folder::<B>(exp, folder, options, device, ctx)
+}
+
+/// [`train_experiment`] in a folder this process already holds.
+fn train_in_folder<B: AutodiffBackend>(
+    exp: &Experiment,
+    folder: RunFolder,
+    options: &TrainOptions,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    let run_dir = folder.dir();
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
-    let data = crate::data::load(&exp.config.data)?;
+    let data = crate::data::load(&exp.config.data)
+        .with_context(|| format!("loading the data of `{}`", exp.source.display()))?;
     if !ctx.quiet {
         eprintln!(
             "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} train / {} test images) -> {}",

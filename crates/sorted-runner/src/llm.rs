@@ -57,16 +57,23 @@ fn load_lm<B: Backend>(path: &Path, device: &B::Device) -> anyhow::Result<Lm<B>>
 /// The GGUF's decoder and tokenizer, with the parameters of `weights` (a `soft` output) when
 /// given.
 fn load_lm_with<B: Backend>(path: &Path, weights: Option<&Path>, device: &B::Device) -> anyhow::Result<Lm<B>> {
-    use burn::module::Module;
     use burn::record::{DefaultRecorder, Recorder};
     let file = GgufFile::read(path).with_context(|| "`cargo xtask data smollm2` fetches SmolLM2-135M-Instruct")?;
     let bpe = tokenizer_from_gguf(&file)?;
     let mut model = SortedLlama::<B>::from_gguf(&file, device)?;
+    let rows = model.embedding.dims()[0];
+    anyhow::ensure!(
+        bpe.vocab_size() == rows,
+        "`{}`: the tokenizer has {} tokens (tokenizer.ggml.tokens) but the model's embedding has {rows} rows \
+         (llama.vocab_size): the file is inconsistent, its output could not be decoded",
+        path.display(),
+        bpe.vocab_size()
+    );
     if let Some(w) = weights {
         let record = DefaultRecorder::new()
             .load(w.to_path_buf(), device)
             .with_context(|| format!("reading fine-tuned weights `{}`", w.display()))?;
-        model = model.load_record(record);
+        model = sorted_sched::load_record_checked(model, record, w)?;
     }
     let n_layers = model.layers.len();
     let space = TransformerSpace::new(
@@ -179,6 +186,9 @@ struct BenchReport {
 /// # Errors
 /// A missing or malformed model file, or a speculative output that differs from greedy.
 pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
+    if let Some(i) = args.prompt.iter().position(|p| p.trim().is_empty()) {
+        anyhow::bail!("--prompt number {} is empty: give it some text", i + 1);
+    }
     let lm = load_lm_with::<B>(&args.gguf, args.weights.as_deref(), device)?;
     let l0 = &lm.model.layers[0];
     let target = match &args.sub_model {
@@ -207,6 +217,9 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         .iter()
         .map(|p| if args.raw { lm.bpe.encode(p) } else { lm.bpe.encode(&chatml_prompt(&[("user", p.as_str())], true)) })
         .collect();
+    if let Some(i) = encoded.iter().position(Vec::is_empty) {
+        anyhow::bail!("--prompt number {} is empty: with --raw it is fed as is, so give it some text", i + 1);
+    }
     let fast = LlamaDecoder::with_decode_layout(&lm.model);
     let own = LlamaDecoder::new(&lm.model);
     let decoder = if args.model_layout { &own } else { &fast };

@@ -159,7 +159,7 @@ fn resume_after_a_stop_equals_an_uninterrupted_run() {
 }
 
 /// Every weight matrix of the MLP checkpointed in `run`, flattened.
-fn mlp_weights(run: &Path) -> Vec<f32> {
+pub(crate) fn mlp_weights(run: &Path) -> Vec<f32> {
     let exp = sorted_runner::config::Experiment::from_file(&run.join("config.toml")).unwrap();
     let device = Default::default();
     let model = sorted_zoo::SortedMlpConfig::for_space(784, 10, &exp.space).init::<Flex>(&device);

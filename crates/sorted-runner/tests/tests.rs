@@ -11,5 +11,7 @@ mod deploy;
 #[cfg(feature = "flex")]
 mod end_to_end;
 #[cfg(feature = "flex")]
+mod faults;
+#[cfg(feature = "flex")]
 mod text;
 mod tidy;

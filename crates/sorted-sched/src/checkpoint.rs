@@ -347,15 +347,9 @@ impl Checkpoint {
     pub fn load_model<B: Backend, M: Module<B>>(&self, model: M, device: &B::Device) -> Result<M, CheckpointError> {
         let path = self.dir.join(MODEL_FILE);
         let bytes = self.read(MODEL_FILE)?;
-        let expected = ParamShapes::of(&model);
         let record = Recorder::<B>::load(&StateRecorder::default(), bytes, device)
             .map_err(|source| CheckpointError::Record { action: "decoding model", path: path.clone(), source })?;
-        let model = model.load_record(record);
-        let found = ParamShapes::of(&model);
-        if let Some((param, want, got)) = first_difference(&expected, &found) {
-            return Err(CheckpointError::Shape { path, param, expected: want, found: got });
-        }
-        Ok(model)
+        load_record_checked(model, record, &path)
     }
 
     /// Loads the optimizer state into `optim` (fresh, of the kind the config asks for).
@@ -386,6 +380,28 @@ impl Checkpoint {
             path,
             source,
         })
+    }
+}
+
+/// Loads `record` (read from `path`) into `model`, refusing parameters whose shape differs from
+/// the model's: burn's `load_record` takes any shape, and a mismatch would only surface as a
+/// panic in a later forward pass.
+///
+/// # Errors
+/// [`CheckpointError::Shape`] naming the first parameter of another shape.
+pub fn load_record_checked<B: Backend, M: Module<B>>(
+    model: M,
+    record: M::Record,
+    path: &Path,
+) -> Result<M, CheckpointError> {
+    let expected = ParamShapes::of(&model);
+    let model = model.load_record(record);
+    let found = ParamShapes::of(&model);
+    match first_difference(&expected, &found) {
+        Some((param, want, got)) => {
+            Err(CheckpointError::Shape { path: path.to_path_buf(), param, expected: want, found: got })
+        }
+        None => Ok(model),
     }
 }
 

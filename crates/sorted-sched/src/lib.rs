@@ -17,7 +17,7 @@ pub use accumulate::{Accumulated, accumulate, normalised_weights};
 pub use atomic::write_atomic;
 pub use checkpoint::{
     Checkpoint, DEFAULT_KEEP, TrainState, checkpoint_dir, first_non_finite_parameter, generations, load_checkpoint,
-    load_model, read_config, read_state, save_checkpoint,
+    load_model, load_record_checked, read_config, read_state, save_checkpoint,
 };
 pub use distill::distillation_loss;
 pub use error::{CheckpointError, ConfigError};
