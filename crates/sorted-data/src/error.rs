@@ -366,6 +366,18 @@ pub enum DataError {
         got: String,
     },
 
+    /// Input that would need more memory than the reader allows for it (a gzip stream that
+    /// inflates past [`MAX_DECOMPRESSED_BYTES`](crate::idx::MAX_DECOMPRESSED_BYTES), say).
+    #[error("{}: {what} exceeds the limit of {limit} bytes", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// What is too large.
+        what: &'static str,
+        /// The limit, in bytes.
+        limit: u64,
+    },
+
     /// A vocabulary has more tokens than `u32` ids can number.
     #[error("{}: {n_tokens} tokens do not fit in u32 ids", path.display())]
     VocabTooLarge {

@@ -39,6 +39,11 @@ pub const LABELS_MAGIC: u32 = 0x0000_0801;
 /// The first two bytes of every gzip stream.
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
+/// The most bytes [`decompress_if_gzip`] inflates a file to: 1 GiB, twenty times the largest
+/// IDX file this project reads (MNIST's training images, 47 MB). A gzip stream can expand
+/// about a thousandfold, so without a bound a small file could demand any amount of memory.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 1 << 30;
+
 /// Header length of an images file: magic, count, rows, cols.
 const IMAGES_HEADER: usize = 16;
 /// Header length of a labels file: magic, count.
@@ -49,16 +54,28 @@ const LABELS_HEADER: usize = 8;
 /// `name` is the file name used in errors.
 ///
 /// # Errors
-/// [`DataError::Gzip`] if the data starts like gzip but does not decompress.
+/// - [`DataError::Gzip`] if the data starts like gzip but does not decompress;
+/// - [`DataError::TooLarge`] if it inflates to more than [`MAX_DECOMPRESSED_BYTES`] (a
+///   decompression bomb, or not an IDX file), found without holding more than that in memory.
 pub fn decompress_if_gzip<'a>(bytes: &'a [u8], name: impl AsRef<Path>) -> Result<Cow<'a, [u8]>, DataError> {
     if !bytes.starts_with(&GZIP_MAGIC) {
         return Ok(Cow::Borrowed(bytes));
     }
+    inflate(bytes, name.as_ref(), MAX_DECOMPRESSED_BYTES).map(Cow::Owned)
+}
+
+/// The gzip stream `bytes` inflated, or [`DataError::TooLarge`] past `limit` bytes.
+fn inflate(bytes: &[u8], path: &Path, limit: u64) -> Result<Vec<u8>, DataError> {
     let mut out = Vec::new();
+    // One byte past the limit tells a stream that exceeds it from one that just fits.
     MultiGzDecoder::new(bytes)
+        .take(limit.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|source| DataError::Gzip { path: name.as_ref().to_path_buf(), source })?;
-    Ok(Cow::Owned(out))
+        .map_err(|source| DataError::Gzip { path: path.to_path_buf(), source })?;
+    if out.len() as u64 > limit {
+        return Err(DataError::TooLarge { path: path.to_path_buf(), what: "decompressed gzip data", limit });
+    }
+    Ok(out)
 }
 
 /// Compresses `bytes` into a gzip stream that depends on nothing but the input: modification
@@ -235,6 +252,15 @@ mod tests {
         bytes[11] = 0; // n_rows = 0
         let err = parse_images(&bytes, "flat").unwrap_err();
         assert!(matches!(err, DataError::BadHeader { field: "n_rows", .. }));
+    }
+
+    #[test]
+    fn issue_27_gzip_inflating_past_the_limit_is_refused() {
+        let gz = compress_gzip(&[0; 4096]);
+        assert_eq!(inflate(&gz, Path::new("x"), 4096).unwrap().len(), 4096);
+        let err = inflate(&gz, Path::new("bomb.gz"), 4095).unwrap_err();
+        assert!(matches!(err, DataError::TooLarge { limit: 4095, .. }), "{err}");
+        assert!(err.to_string().contains("bomb.gz"), "{err}");
     }
 
     #[test]

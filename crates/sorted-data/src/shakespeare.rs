@@ -116,7 +116,7 @@ impl Shakespeare {
         for name in names {
             let path = dir.join(format!("{name}{SHAKESPEARE_FILE_SUFFIX}"));
             let bytes = std::fs::read(&path).map_err(io(&path))?;
-            let text = strip_gutenberg(crate::csv::utf8(&bytes, &path)?).to_owned();
+            let text = Self::work_text(&bytes, &path)?.to_owned();
             let split =
                 if SHAKESPEARE_HELDOUT_WORKS.contains(&name.as_str()) { &mut works.heldout } else { &mut works.train };
             split.push(ShakespeareWork { name, text });
@@ -130,6 +130,16 @@ impl Shakespeare {
             });
         }
         Ok(works)
+    }
+
+    /// The text of one work file's bytes, as [`from_dir`](Self::from_dir) keeps it: UTF-8,
+    /// without a Project Gutenberg header and footer and without whitespace at either end.
+    /// `name` names the file in errors.
+    ///
+    /// # Errors
+    /// [`DataError::Utf8`] if the bytes are not UTF-8, naming the line and offset.
+    pub fn work_text(bytes: &[u8], name: impl AsRef<Path>) -> Result<&str, DataError> {
+        Ok(strip_gutenberg(crate::csv::utf8(bytes, name.as_ref())?))
     }
 
     /// The texts of the training works, in order, joined by [`WORK_SEPARATOR`].

@@ -110,8 +110,18 @@ impl WordPieceTokenizer {
     /// [`from_vocab_str`](Self::from_vocab_str) (and [`DataError::Utf8`]), naming the file.
     pub fn from_vocab_file(path: &Path) -> Result<Self, DataError> {
         let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_path_buf(), source })?;
-        let text = crate::csv::utf8(&bytes, path)?;
-        Self::from_vocab_str(text, path)
+        Self::from_vocab_bytes(&bytes, path)
+    }
+
+    /// Builds the tokenizer from the bytes of a `vocab.txt`, which must be UTF-8; `name` names
+    /// it in errors.
+    ///
+    /// # Errors
+    /// [`DataError::Utf8`] if the bytes are not UTF-8, and every error of
+    /// [`from_vocab_str`](Self::from_vocab_str).
+    pub fn from_vocab_bytes(bytes: &[u8], name: impl AsRef<Path>) -> Result<Self, DataError> {
+        let path = name.as_ref();
+        Self::from_vocab_str(crate::csv::utf8(bytes, path)?, path)
     }
 
     /// Builds the tokenizer from the text of a `vocab.txt`; `name` names it in errors.

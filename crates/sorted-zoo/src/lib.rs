@@ -14,7 +14,10 @@ mod residual;
 mod resnet;
 mod scaling;
 
-pub use bert::{Pooling, SortedBert, SortedBertConfig, SortedBertLayer, WeightsError};
+pub use bert::{
+    MAX_BERT_PARAMETER_BYTES, Pooling, SortedBert, SortedBertConfig, SortedBertLayer, WeightsError,
+    safetensors_tensor_names,
+};
 pub use classifier::{DenseClassifier, SortedClassifier};
 pub use cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use conv_norm::{DenseConvNorm, SortedConvNorm};

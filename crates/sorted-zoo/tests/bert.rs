@@ -237,3 +237,55 @@ fn minilm_import_reproduces_the_reference_embeddings() {
         assert!((got - want).abs() < 1e-4, "coordinate {i}: {got} vs {want}");
     }
 }
+
+/// A BERT `config.json` with the given sizes.
+fn hf_config(vocab: u64, hidden: u64, layers: u64) -> String {
+    format!(
+        r#"{{"model_type": "bert", "vocab_size": {vocab}, "hidden_size": {hidden}, "num_hidden_layers": {layers},
+           "num_attention_heads": 4, "intermediate_size": 32, "max_position_embeddings": 32}}"#
+    )
+}
+
+#[test]
+fn issue_27_bert_config_with_huge_sizes_is_refused_naming_the_key() {
+    let ok = SortedBertConfig::from_hf_config_bytes(hf_config(64, 16, 3).as_bytes(), "ok/config.json").unwrap();
+    assert_eq!((ok.vocab_size, ok.hidden_size, ok.num_layers), (64, 16, 3));
+    for (json, key) in [
+        // 2^32 x 2^16 f32 embedding rows: 1 PiB.
+        (hf_config(1 << 32, 1 << 16, 1), "`vocab_size` is 4294967296"),
+        // The product overflows u64.
+        (hf_config(u64::MAX, u64::MAX / 2, 1), "`vocab_size`"),
+        (hf_config(64, 1 << 20, 1), "`hidden_size` is 1048576"),
+        (hf_config(64, 1024, 1 << 20), "`num_hidden_layers` is 1048576"),
+    ] {
+        let err = SortedBertConfig::from_hf_config_bytes(json.as_bytes(), "huge/config.json").unwrap_err().to_string();
+        assert!(err.contains("huge/config.json") && err.contains(key) && err.contains("17179869184"), "{err}");
+    }
+    let err = SortedBertConfig::from_hf_config_bytes(b"{\"vocab_size\": -1}", "neg.json").unwrap_err().to_string();
+    assert!(err.contains("neg.json") && err.contains("not a BERT config"), "{err}");
+}
+
+#[test]
+fn issue_27_safetensors_header_is_checked_against_the_file_and_the_shapes() {
+    let file = |header: &str, data: usize| {
+        let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.resize(bytes.len() + data, 0);
+        bytes
+    };
+    let ok = file(
+        r#"{"__metadata__":{"format":"pt"},"b":{"dtype":"F16","shape":[2],"data_offsets":[8,12]},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}"#,
+        12,
+    );
+    assert_eq!(sorted_zoo::safetensors_tensor_names(&ok, "ok.safetensors").unwrap(), ["a", "b"]);
+    for (bytes, expected) in [
+        (u64::MAX.to_le_bytes().to_vec(), "header length 18446744073709551615 runs past the end"),
+        (file(r#"{"a":{"dtype":"F32","shape":[1073741824],"data_offsets":[0,8]}}"#, 8), "needs 4294967296 bytes"),
+        (file(r#"{"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}}"#, 8), "overflows"),
+        (file(r#"{"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}}"#, 8), "data offsets 8..0"),
+        (file(r#"{"a":[1,2]}"#, 0), "tensor `a`: bad entry"),
+    ] {
+        let err = sorted_zoo::safetensors_tensor_names(&bytes, "bad.safetensors").unwrap_err().to_string();
+        assert!(err.contains("bad.safetensors") && err.contains(expected), "{expected}: {err}");
+    }
+}

@@ -612,3 +612,122 @@ mod llama_weights {
         assert!(err.contains("bad.gguf") && err.contains("blk.1.attn_k.weight"), "{err}");
     }
 }
+
+/// Issue 27: sizes and counts a file claims are checked against what it holds before anything
+/// is allocated for them.
+mod issue_27 {
+    use super::*;
+    use burn::backend::Flex;
+    use sorted_zoo::llama::{SortedLlama, SortedLlamaConfig};
+
+    /// The metadata of a `llama` file with the given sizes (no tensors).
+    fn llama_metadata(w: &mut Writer, vocab: u32, hidden: u32, layers: u32) -> &mut Writer {
+        w.kv("general.architecture", GgufValue::String("llama".into()))
+            .kv("llama.block_count", GgufValue::U32(layers))
+            .kv("llama.embedding_length", GgufValue::U32(hidden))
+            .kv("llama.feed_forward_length", GgufValue::U32(hidden))
+            .kv("llama.attention.head_count", GgufValue::U32(4))
+            .kv("llama.attention.head_count_kv", GgufValue::U32(2))
+            .kv("llama.vocab_size", GgufValue::U32(vocab))
+    }
+
+    #[test]
+    fn issue_27_gguf_tensor_claiming_4_gib_is_refused_against_the_file_length() {
+        let mut w = Writer::new(3);
+        // 2^30 f32 values: 4 GiB of data claimed by a file of under 100 bytes.
+        w.tensor("huge", &[1 << 30], 0, f32_bytes(&[1.0]));
+        let err = GgufFile::parse(w.finish().0, "huge.gguf").unwrap_err();
+        assert!(
+            matches!(&err, GgufError::TensorBounds { tensor, end, .. } if tensor == "huge" && *end > 1 << 32),
+            "{err}"
+        );
+        assert!(err.to_string().contains("huge.gguf"), "{err}");
+        // Dims whose product overflows are refused naming the tensor and the offset.
+        let mut w = Writer::new(3);
+        w.tensor("overflow", &[1 << 32, 1 << 32, 1 << 32], 0, vec![]);
+        let err = GgufFile::parse(w.finish().0, "overflow.gguf").unwrap_err().to_string();
+        assert!(err.contains("overflow.gguf") && err.contains("byte 24") && err.contains("too many elements"), "{err}");
+    }
+
+    #[test]
+    fn issue_27_gguf_counts_and_lengths_beyond_the_file_are_refused_before_allocating() {
+        let header = |n_tensors: u64, n_metadata: u64| {
+            let mut out = b"GGUF".to_vec();
+            out.extend_from_slice(&3u32.to_le_bytes());
+            out.extend_from_slice(&n_tensors.to_le_bytes());
+            out.extend_from_slice(&n_metadata.to_le_bytes());
+            out
+        };
+        for (bytes, what) in [
+            (header(0, 1 << 40), "metadata entries"),
+            (header(1 << 40, 0), "tensor infos"),
+            // A key claiming 2^62 bytes.
+            ([header(0, 1), (1u64 << 62).to_le_bytes().to_vec(), vec![0; 8]].concat(), "the key of metadata entry 0"),
+        ] {
+            let err = GgufFile::parse(bytes, "counts.gguf").unwrap_err();
+            assert!(matches!(err, GgufError::Truncated { .. }), "{what}: {err}");
+            let msg = err.to_string();
+            assert!(msg.contains("counts.gguf") && msg.contains(what) && msg.contains("at byte"), "{msg}");
+        }
+        // A string value and an array claiming more than the file holds.
+        let mut w = Writer::new(3);
+        w.raw_kv("s", 8, &(1u64 << 40).to_le_bytes());
+        let err = GgufFile::parse(w.finish().0, "s.gguf").unwrap_err().to_string();
+        assert!(err.contains("s.gguf") && err.contains("metadata key `s`") && err.contains("1099511627776"), "{err}");
+        let mut w = Writer::new(3);
+        w.raw_kv("a", 9, &[&9u32.to_le_bytes()[..], &(1u64 << 40).to_le_bytes()].concat());
+        let err = GgufFile::parse(w.finish().0, "a.gguf").unwrap_err().to_string();
+        assert!(err.contains("a.gguf") && err.contains("elements of the value of metadata key `a`"), "{err}");
+    }
+
+    #[test]
+    fn issue_27_llama_sizes_in_the_metadata_are_checked_against_the_tensors_before_allocating() {
+        // A vocabulary of 2^24 by a width of 2^20 would be 64 TiB of f32 embedding: the file
+        // holds no such tensor, so loading must fail naming it instead of allocating.
+        let mut w = Writer::new(3);
+        llama_metadata(&mut w, 1 << 24, 1 << 20, 1);
+        w.tensor("token_embd.weight", &[16, 50], 0, f32_bytes(&[0.0; 800]));
+        let file = GgufFile::parse(w.finish().0, "claims.gguf").unwrap();
+        let err = SortedLlama::<Flex>::from_gguf(&file, &Default::default()).unwrap_err();
+        assert!(
+            matches!(&err, GgufError::TensorShape { tensor, expected, .. }
+                if tensor == "token_embd.weight" && expected == &[1 << 24, 1 << 20]),
+            "{err}"
+        );
+        assert!(err.to_string().contains("claims.gguf"), "{err}");
+        // A layer count of 2^32 - 1 fails at the first missing layer tensor.
+        let mut w = Writer::new(3);
+        llama_metadata(&mut w, 50, 16, u32::MAX);
+        w.tensor("token_embd.weight", &[16, 50], 0, f32_bytes(&[0.0; 800]));
+        let file = GgufFile::parse(w.finish().0, "layers.gguf").unwrap();
+        let err = SortedLlama::<Flex>::from_gguf(&file, &Default::default()).unwrap_err();
+        assert!(matches!(&err, GgufError::MissingTensor { tensor, .. } if tensor == "blk.0.attn_norm.weight"), "{err}");
+    }
+
+    #[test]
+    fn issue_27_gguf_tokenizer_with_fewer_tokens_than_vocab_size_is_refused_naming_both() {
+        let tokens = |n: usize| GgufValue::Array {
+            element_type: GgufValueType::String,
+            values: (0..n).map(|i| GgufValue::String(format!("t{i}"))).collect(),
+        };
+        let mut w = Writer::new(3);
+        llama_metadata(&mut w, 50, 16, 4);
+        w.kv("tokenizer.ggml.tokens", tokens(40));
+        let file = GgufFile::parse(w.finish().0, "short-vocab.gguf").unwrap();
+        let err = SortedLlamaConfig::from_gguf(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("short-vocab.gguf")
+                && err.contains("tokenizer.ggml.tokens")
+                && err.contains("40 tokens")
+                && err.contains("llama.vocab_size is 50"),
+            "{err}"
+        );
+        // As many tokens as the vocabulary: accepted; without `llama.vocab_size` the tokens
+        // give it.
+        let mut w = Writer::new(3);
+        llama_metadata(&mut w, 50, 16, 4);
+        w.kv("tokenizer.ggml.tokens", tokens(50));
+        let file = GgufFile::parse(w.finish().0, "ok.gguf").unwrap();
+        assert_eq!(SortedLlamaConfig::from_gguf(&file).unwrap().vocab_size, 50);
+    }
+}

@@ -5,5 +5,5 @@ mod model;
 mod weights;
 
 pub use model::{Pooling, SortedBert, SortedBertConfig, SortedBertLayer};
-pub use weights::WeightsError;
 pub(crate) use weights::transposed;
+pub use weights::{MAX_BERT_PARAMETER_BYTES, WeightsError, safetensors_tensor_names};

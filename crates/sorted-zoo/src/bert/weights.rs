@@ -95,31 +95,7 @@ impl SafeTensors {
     }
 
     fn parse(path: &Path, bytes: Vec<u8>) -> Result<Self, WeightsError> {
-        let format = |why: String| WeightsError::Format { path: path.into(), why };
-        let len_bytes: [u8; 8] = bytes
-            .get(..8)
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| format(format!("{} bytes, shorter than the 8-byte header length", bytes.len())))?;
-        let header_len = u64::from_le_bytes(len_bytes) as usize;
-        let data_start = 8usize.checked_add(header_len).filter(|&e| e <= bytes.len()).ok_or_else(|| {
-            format(format!("header length {header_len} runs past the end of the {}-byte file", bytes.len()))
-        })?;
-        let mut table: HashMap<String, serde_json::Value> = serde_json::from_slice(&bytes[8..data_start])
-            .map_err(|e| format(format!("header is not a JSON object: {e}")))?;
-        table.remove("__metadata__");
-        let data_len = bytes.len() - data_start;
-        let mut tensors = HashMap::with_capacity(table.len());
-        for (name, value) in table {
-            let info: TensorInfo =
-                serde_json::from_value(value).map_err(|e| format(format!("tensor `{name}`: bad entry: {e}")))?;
-            let [start, end] = info.data_offsets;
-            if start > end || end > data_len {
-                return Err(format(format!(
-                    "tensor `{name}`: data offsets {start}..{end} outside the {data_len} data bytes (truncated file?)"
-                )));
-            }
-            tensors.insert(name, info);
-        }
+        let (data_start, tensors) = parse_header(path, &bytes)?;
         Ok(Self { path: path.into(), bytes, data_start, tensors })
     }
 
@@ -159,6 +135,82 @@ impl SafeTensors {
             _ => raw.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
         })
     }
+}
+
+/// The bytes per element of the safetensors dtypes; `None` for a dtype this loader does not
+/// know (its entries are still bounds-checked, only their length is not).
+fn dtype_width(dtype: &str) -> Option<u64> {
+    Some(match dtype {
+        "BOOL" | "U8" | "I8" | "F8_E4M3" | "F8_E5M2" => 1,
+        "U16" | "I16" | "F16" | "BF16" => 2,
+        "U32" | "I32" | "F32" => 4,
+        "U64" | "I64" | "F64" => 8,
+        _ => return None,
+    })
+}
+
+/// Parses and checks the header of a safetensors file: the 8-byte little-endian header
+/// length, the JSON table, and every tensor's data offsets (inside the file, ordered, and as
+/// long as its shape and dtype say). Returns where the data starts and the tensor table.
+/// Nothing is allocated beyond the header itself, whose length is checked against the file's.
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<(usize, HashMap<String, TensorInfo>), WeightsError> {
+    let format = |why: String| WeightsError::Format { path: path.into(), why };
+    let len_bytes: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format(format!("{} bytes, shorter than the 8-byte header length", bytes.len())))?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    let data_start =
+        usize::try_from(header_len).ok().and_then(|n| n.checked_add(8)).filter(|&e| e <= bytes.len()).ok_or_else(
+            || format(format!("header length {header_len} runs past the end of the {}-byte file", bytes.len())),
+        )?;
+    let mut table: HashMap<String, serde_json::Value> = serde_json::from_slice(&bytes[8..data_start])
+        .map_err(|e| format(format!("header is not a JSON object: {e}")))?;
+    table.remove("__metadata__");
+    let data_len = bytes.len() - data_start;
+    let mut tensors = HashMap::with_capacity(table.len());
+    for (name, value) in table {
+        let info: TensorInfo =
+            serde_json::from_value(value).map_err(|e| format(format!("tensor `{name}`: bad entry: {e}")))?;
+        let [start, end] = info.data_offsets;
+        if start > end || end > data_len {
+            return Err(format(format!(
+                "tensor `{name}`: data offsets {start}..{end} outside the {data_len} data bytes (truncated file?)"
+            )));
+        }
+        let numel = info.shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d as u64));
+        let n_bytes = dtype_width(&info.dtype).map(|w| numel.and_then(|n| n.checked_mul(w)));
+        match (numel, n_bytes) {
+            (None, _) => return Err(format(format!("tensor `{name}`: shape {:?} overflows", info.shape))),
+            (_, Some(n)) if n != Some((end - start) as u64) => {
+                return Err(format(format!(
+                    "tensor `{name}`: shape {:?} of {} needs {} bytes, its data offsets {start}..{end} hold {}",
+                    info.shape,
+                    info.dtype,
+                    n.map_or_else(|| "more than 2^64".to_owned(), |n| n.to_string()),
+                    end - start
+                )));
+            }
+            _ => {}
+        }
+        tensors.insert(name, info);
+    }
+    Ok((data_start, tensors))
+}
+
+/// Checks the header of a Hugging Face safetensors file held in memory, as
+/// [`SortedBert::load_hf_safetensors`] does before reading any tensor, and returns the names
+/// of its tensors, sorted. `name` names the file in errors.
+///
+/// # Errors
+/// [`WeightsError::Format`], naming the file and what is wrong: a file shorter than the header
+/// length, a header running past the end, a header that is not a JSON table of tensor entries,
+/// or a tensor whose data offsets lie outside the file or disagree with its shape and dtype.
+pub fn safetensors_tensor_names(bytes: &[u8], name: impl AsRef<Path>) -> Result<Vec<String>, WeightsError> {
+    let (_, tensors) = parse_header(name.as_ref(), bytes)?;
+    let mut names: Vec<String> = tensors.into_keys().collect();
+    names.sort_unstable();
+    Ok(names)
 }
 
 /// IEEE half precision to f32 (subnormals, infinities and NaN included).
@@ -250,6 +302,62 @@ fn default_act() -> String {
     "gelu".into()
 }
 
+/// The most bytes of f32 parameters a BERT `config.json` may imply: 2^34 (16 GiB), forty times
+/// BERT-large's 1.3 GB. A larger config is refused before anything is allocated for it.
+pub const MAX_BERT_PARAMETER_BYTES: u64 = 1 << 34;
+
+/// Checks that the f32 parameters `hf` implies fit in [`MAX_BERT_PARAMETER_BYTES`]. The error
+/// names the key at fault: that of the largest term, and for the layers' term the width
+/// (`hidden_size` or `intermediate_size`) if one layer alone exceeds the limit, the layer count
+/// otherwise. Overflow counts as the largest.
+fn check_parameter_bytes(hf: &HfBertConfig) -> Result<(), String> {
+    let n = |v: usize| v as u64;
+    let (h, f, layers) = (n(hf.hidden_size), n(hf.intermediate_size), n(hf.num_hidden_layers));
+    let table = |rows: usize| n(rows).checked_mul(h);
+    // Per layer: Q, K, V, output and two norms (4 h^2 + 8 h); the FFN (2 h f + f + h).
+    let attention = h.checked_mul(h).and_then(|p| p.checked_mul(4)?.checked_add(h.checked_mul(8)?));
+    let ffn = h.checked_mul(f).and_then(|p| p.checked_mul(2)?.checked_add(f)?.checked_add(h));
+    let per_layer = attention.zip(ffn).and_then(|(a, b)| a.checked_add(b));
+    let terms: [(&str, Option<u64>); 5] = [
+        ("vocab_size", table(hf.vocab_size)),
+        ("max_position_embeddings", table(hf.max_position_embeddings)),
+        ("type_vocab_size", table(hf.type_vocab_size)),
+        ("num_hidden_layers", per_layer.and_then(|p| p.checked_mul(layers))),
+        // The pooler and the embedding norm.
+        ("hidden_size", h.checked_mul(h).and_then(|p| p.checked_add(h.checked_mul(3)?))),
+    ];
+    let bytes = |params: Option<u64>| params.and_then(|p| p.checked_mul(4));
+    let total = bytes(terms.iter().try_fold(0u64, |sum, (_, t)| sum.checked_add((*t)?)));
+    if total.is_some_and(|b| b <= MAX_BERT_PARAMETER_BYTES) {
+        return Ok(());
+    }
+    let largest = terms.iter().rev().max_by_key(|(_, t)| t.unwrap_or(u64::MAX)).map_or("hidden_size", |(k, _)| *k);
+    let fits = |params: Option<u64>| bytes(params).is_some_and(|b| b <= MAX_BERT_PARAMETER_BYTES);
+    let key = match largest {
+        "num_hidden_layers" if !fits(per_layer) => {
+            if attention.unwrap_or(u64::MAX) >= ffn.unwrap_or(u64::MAX) {
+                "hidden_size"
+            } else {
+                "intermediate_size"
+            }
+        }
+        other => other,
+    };
+    let value = match key {
+        "vocab_size" => hf.vocab_size,
+        "max_position_embeddings" => hf.max_position_embeddings,
+        "type_vocab_size" => hf.type_vocab_size,
+        "num_hidden_layers" => hf.num_hidden_layers,
+        "intermediate_size" => hf.intermediate_size,
+        _ => hf.hidden_size,
+    };
+    Err(format!(
+        "`{key}` is {value}: with hidden_size {h}, intermediate_size {f} and num_hidden_layers {layers} the model \
+         would need {} bytes of f32 parameters, more than the limit of {MAX_BERT_PARAMETER_BYTES} bytes",
+        total.map_or_else(|| "more than 2^64".to_owned(), |b| b.to_string()),
+    ))
+}
+
 impl SortedBertConfig {
     /// Reads the sizes from a Hugging Face BERT `config.json` (the head options keep their
     /// defaults: set them with the `with_*` methods).
@@ -258,9 +366,23 @@ impl SortedBertConfig {
     /// [`WeightsError::Read`], or [`WeightsError::Config`] naming the missing or unsupported
     /// key (`model_type` other than `bert`, `hidden_act` other than `gelu`).
     pub fn from_hf_config(path: &Path) -> Result<Self, WeightsError> {
-        let text = std::fs::read_to_string(path).map_err(|source| WeightsError::Read { path: path.into(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| WeightsError::Read { path: path.into(), source })?;
+        Self::from_hf_config_bytes(&bytes, path)
+    }
+
+    /// Reads the sizes from the bytes of a Hugging Face BERT `config.json`, as
+    /// [`from_hf_config`](Self::from_hf_config) does; `name` names the file in errors.
+    ///
+    /// The sizes are bounded before anything is allocated for them: the f32 parameters they
+    /// imply (embeddings, layers, pooler) must fit in [`MAX_BERT_PARAMETER_BYTES`] (16 GiB,
+    /// 40 times BERT-large), or the error names the key of the largest term.
+    ///
+    /// # Errors
+    /// [`WeightsError::Config`] naming the missing, mistyped, unsupported or too large key.
+    pub fn from_hf_config_bytes(bytes: &[u8], name: impl AsRef<Path>) -> Result<Self, WeightsError> {
+        let path = name.as_ref();
         let config = |why: String| WeightsError::Config { path: path.into(), why };
-        let hf: HfBertConfig = serde_json::from_str(&text).map_err(|e| config(format!("not a BERT config: {e}")))?;
+        let hf: HfBertConfig = serde_json::from_slice(bytes).map_err(|e| config(format!("not a BERT config: {e}")))?;
         if let Some(kind) = hf.model_type.as_deref().filter(|k| *k != "bert") {
             return Err(config(format!("`model_type` is \"{kind}\", expected \"bert\"")));
         }
@@ -270,6 +392,7 @@ impl SortedBertConfig {
                 hf.hidden_act
             )));
         }
+        check_parameter_bytes(&hf).map_err(config)?;
         let c = SortedBertConfig::new(
             hf.vocab_size,
             hf.hidden_size,

@@ -32,10 +32,23 @@ impl SortedLlamaConfig {
         let hidden = u("llama.embedding_length")?;
         let heads = u("llama.attention.head_count")?;
         let kv_heads = u("llama.attention.head_count_kv").or_else(|_| u("llama.attention.head_count"))?;
-        let vocab = match u("llama.vocab_size") {
-            Ok(v) => v,
-            Err(_) => file.string_array("tokenizer.ggml.tokens")?.len(),
+        let n_tokens = match file.get("tokenizer.ggml.tokens") {
+            Some(_) => Some(file.string_array("tokenizer.ggml.tokens")?.len()),
+            None => None,
         };
+        let vocab = match n_tokens {
+            Some(n) if file.get("llama.vocab_size").is_none() => n,
+            _ => u("llama.vocab_size")?,
+        };
+        // The tokenizer's ids index the embedding and the LM head's rows name tokens: a
+        // vocabulary of another size makes one of them index past the other.
+        if let Some(n) = n_tokens.filter(|&n| n != vocab) {
+            return Err(wrong(
+                "tokenizer.ggml.tokens",
+                "as many tokens as llama.vocab_size",
+                format!("{n} tokens, but llama.vocab_size is {vocab}"),
+            ));
+        }
         if heads == 0 || !hidden.is_multiple_of(heads) {
             return Err(wrong("llama.attention.head_count", "a divisor of llama.embedding_length", heads.to_string()));
         }
@@ -57,6 +70,57 @@ impl SortedLlamaConfig {
         config.validate().map_err(|e| wrong("llama.*", "consistent sizes", e.to_string()))?;
         Ok(config)
     }
+
+    /// Checks that `file` holds every tensor [`SortedLlama::from_gguf`] reads for this config,
+    /// with the shape the model needs, without allocating anything for them. The sizes in the
+    /// metadata are only trusted once tensors of those shapes back them, and those tensors'
+    /// data lies inside the file ([`GgufFile::parse`] checks it): so the model this config
+    /// allocates is bounded by the file's length.
+    ///
+    /// # Errors
+    /// [`GgufError::MissingTensor`] or [`GgufError::TensorShape`] for the first tensor that is
+    /// missing or mis-shaped, in the order the loader reads them (a layer count far beyond the
+    /// file's tensors fails at the first missing layer).
+    pub fn check_gguf_tensors(&self, file: &GgufFile) -> Result<(), GgufError> {
+        for (name, shape) in expected_tensors(self) {
+            let info = file
+                .tensor_info(&name)
+                .ok_or_else(|| GgufError::MissingTensor { path: file.path().into(), tensor: name.clone() })?;
+            if info.shape() != shape {
+                return Err(GgufError::TensorShape {
+                    path: file.path().into(),
+                    tensor: name,
+                    expected: shape,
+                    got: info.shape(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The tensors [`SortedLlama::from_gguf`] reads for `config`, with their row-major shapes, in
+/// the order it reads them (produced one at a time: the layer count is not trusted yet).
+fn expected_tensors(config: &SortedLlamaConfig) -> impl Iterator<Item = (String, Vec<usize>)> + '_ {
+    let (d, f) = (config.hidden_size, config.intermediate_size);
+    let (q, kv) = (config.num_heads * config.head_dim, config.num_kv_heads * config.head_dim);
+    let layer = move |i: usize| {
+        [
+            ("attn_norm", vec![d]),
+            ("attn_q", vec![q, d]),
+            ("attn_k", vec![kv, d]),
+            ("attn_v", vec![kv, d]),
+            ("attn_output", vec![d, q]),
+            ("ffn_norm", vec![d]),
+            ("ffn_gate", vec![f, d]),
+            ("ffn_up", vec![f, d]),
+            ("ffn_down", vec![d, f]),
+        ]
+        .map(|(part, shape)| (format!("blk.{i}.{part}.weight"), shape))
+    };
+    std::iter::once(("token_embd.weight".to_owned(), vec![config.vocab_size, d]))
+        .chain((0..config.num_layers).flat_map(layer))
+        .chain(std::iter::once(("output_norm.weight".to_owned(), vec![d])))
 }
 
 fn take(file: &GgufFile, name: &str, expected: &[usize]) -> Result<Vec<f32>, GgufError> {
@@ -108,6 +172,7 @@ impl<B: Backend> SortedLlama<B> {
                 got: "a separate output.weight tensor".into(),
             });
         }
+        config.check_gguf_tensors(file)?;
         let mut model = config.init::<B>(device);
         let [v, d] = model.embedding.dims();
         let embedding = take(file, "token_embd.weight", &[v, d])?;
