@@ -72,7 +72,7 @@ impl RunFolder {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainingFailure {
-    /// The step (0-based) whose loss or update was not finite.
+    /// The step (counted from 1) whose loss or update was not finite.
     pub step: u64,
     /// The sub-model whose loss was not finite, if one was.
     pub sub_model: Option<String>,

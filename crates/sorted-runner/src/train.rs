@@ -170,7 +170,8 @@ where
 
 /// Stops a diverged run: when a sampled sub-model's loss is NaN or infinite, marks the run
 /// failed (`failed.json`: the step and the sub-model) and returns the error. The checkpoints
-/// already written are kept; none is written from the diverged weights.
+/// already written are kept; none is written from the diverged weights. `step` is the index
+/// (from 0) of the step whose `losses` these are.
 ///
 /// # Errors
 /// The divergence, naming the step and the sub-model.
@@ -181,6 +182,8 @@ pub(crate) fn check_finite_losses(
     subs: &[impl std::fmt::Display],
 ) -> anyhow::Result<()> {
     let Some(i) = losses.iter().position(|l| !l.is_finite()) else { return Ok(()) };
+    // Steps are counted from 1 in messages and in `failed.json`, as in the progress lines.
+    let step = step + 1;
     let failure = TrainingFailure {
         step,
         sub_model: subs.get(i).map(ToString::to_string),
@@ -213,10 +216,7 @@ pub(crate) fn save_or_fail<B: AutodiffBackend, M: AutodiffModule<B>>(
         Ok(_) => Ok(()),
         Err(CheckpointError::NonFinite { step, param }) => {
             let message = format!("the weights hold NaN or infinity after step {step} (parameter `{param}`)");
-            mark_failed(
-                run_dir,
-                &TrainingFailure { step: step.saturating_sub(1), sub_model: None, message: message.clone() },
-            )?;
+            mark_failed(run_dir, &TrainingFailure { step, sub_model: None, message: message.clone() })?;
             anyhow::bail!(
                 "training diverged: {message}; the run is marked failed (`{}`) and keeps its last good \
                  checkpoint; lower lr.base in the config",
