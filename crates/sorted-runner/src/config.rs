@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sorted_nn::{NestingSpace, NestingSpaceConfig};
+pub use sorted_sched::{LossReduction, TrainConfig};
 use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
 
 /// The default experiment (`configs/mnist-mlp.toml`), compiled in so that
@@ -236,81 +237,6 @@ impl ModelConfig {
     }
 }
 
-/// `[train]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TrainConfig {
-    /// Optimizer steps.
-    pub steps: u64,
-    /// Draw a fresh batch for each sampled sub-model (true) or share one batch across the `k`
-    /// sub-models of a step (false).
-    #[serde(default)]
-    pub fresh_batches: bool,
-    /// Loss weight per sampled sub-model (normalised; empty = mean of the `k` losses).
-    #[serde(default)]
-    pub loss_weights: Vec<f64>,
-    /// How the `k` weighted losses of a step combine: their weighted mean (default) or `k`
-    /// times it, the sum (what US-Nets and slimmable networks do). With SGD, `sum` at learning
-    /// rate `lr` and weight decay `wd` takes the same steps as `mean` at `k * lr` and `wd / k`,
-    /// and a sub-model trained alone (`k = 1`) takes the same steps in both.
-    #[serde(default)]
-    pub loss_reduction: LossReduction,
-    /// Save a checkpoint every this many steps (0 = only at the end).
-    #[serde(default)]
-    pub checkpoint_every: u64,
-    /// How many checkpoint generations to keep (at least 1; default 2, so that a damaged
-    /// newest one leaves one to fall back to).
-    #[serde(default = "default_keep_checkpoints", skip_serializing_if = "is_default_keep_checkpoints")]
-    pub keep_checkpoints: usize,
-    /// Worker threads over which the `k` sub-models of a step are spread
-    /// ([`sorted_sched::accumulate_parallel`]); 1 = one after another. On the Flex CPU backend a
-    /// small convolution runs on one core, so 2 threads make CNN steps up to 2x faster on 2
-    /// cores. Not with switchable BatchNorm (its running statistics are updated in training).
-    #[serde(default = "default_threads")]
-    pub threads: usize,
-    /// In-place distillation weight `a` in `[0, 1]` (US-Nets): every sampled sub-model other
-    /// than the largest minimises `(1 - a) * cross-entropy(labels) + a * KL(teacher || own)`,
-    /// the teacher being the largest sub-model's prediction on the same batch, without
-    /// gradient ([`sorted_sched::distillation_loss`]). The largest keeps the label loss. 0
-    /// (default) = labels only. Costs one extra forward pass of the largest sub-model per step.
-    /// Image experiments only, with one batch shared by the step (`fresh_batches = false`).
-    #[serde(default)]
-    pub distill: f64,
-}
-
-/// `train.loss_reduction`: how the `k` losses of a step combine.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossReduction {
-    /// The weighted mean (weights normalised to sum to 1).
-    #[default]
-    Mean,
-    /// `k` times the weighted mean: with equal weights, the plain sum of the `k` losses.
-    Sum,
-}
-
-impl LossReduction {
-    /// The factor on the weighted mean for `k` sampled sub-models.
-    pub fn scale(self, k: usize) -> f64 {
-        match self {
-            LossReduction::Mean => 1.0,
-            LossReduction::Sum => k as f64,
-        }
-    }
-}
-
-fn default_threads() -> usize {
-    1
-}
-
-fn default_keep_checkpoints() -> usize {
-    sorted_sched::DEFAULT_KEEP
-}
-
-fn is_default_keep_checkpoints(keep: &usize) -> bool {
-    *keep == sorted_sched::DEFAULT_KEEP
-}
-
 /// `[eval]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -398,45 +324,12 @@ pub(crate) fn validate_train_eval(
     k: usize,
     invalid: &dyn Fn(String, String, String) -> ConfigError,
 ) -> Result<(), ConfigError> {
-    for (key, v) in [
-        ("train.steps", train.steps),
-        ("train.threads", train.threads as u64),
-        ("train.keep_checkpoints", train.keep_checkpoints as u64),
-        ("eval.batch_size", eval.batch_size as u64),
-    ] {
-        if v == 0 {
-            return Err(invalid(key.into(), "a value >= 1".into(), "0".into()));
-        }
+    train.validate(k).map_err(|e| invalid(e.key, e.expected, e.got))?;
+    if eval.batch_size == 0 {
+        return Err(invalid("eval.batch_size".into(), "a value >= 1".into(), "0".into()));
     }
     if !(eval.threshold > 0.0 && eval.threshold <= 1.0) {
         return Err(invalid("eval.threshold".into(), "a share in (0, 1]".into(), eval.threshold.to_string()));
-    }
-    if !(0.0..=1.0).contains(&train.distill) {
-        return Err(invalid("train.distill".into(), "a weight in [0, 1]".into(), train.distill.to_string()));
-    }
-    if train.distill > 0.0 && train.fresh_batches {
-        return Err(invalid(
-            "train.distill".into(),
-            "0 with `fresh_batches = true` (the teacher predicts the batch the step shares)".into(),
-            train.distill.to_string(),
-        ));
-    }
-    let weights = &train.loss_weights;
-    if !weights.is_empty() {
-        if weights.len() != k {
-            return Err(invalid(
-                "train.loss_weights".into(),
-                format!("{k} weights (one per sampled sub-model) or none"),
-                format!("{} weights", weights.len()),
-            ));
-        }
-        if weights.iter().any(|w| !w.is_finite() || *w < 0.0) || weights.iter().sum::<f64>() <= 0.0 {
-            return Err(invalid(
-                "train.loss_weights".into(),
-                "finite weights >= 0 with a positive sum".into(),
-                format!("{weights:?}"),
-            ));
-        }
     }
     Ok(())
 }

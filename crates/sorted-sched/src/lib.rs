@@ -12,6 +12,8 @@ mod parallel;
 mod run_lock;
 mod sampler;
 mod schedule;
+mod train_config;
+mod train_loop;
 
 pub use accumulate::{Accumulated, accumulate, normalised_weights};
 pub use atomic::write_atomic;
@@ -31,3 +33,5 @@ pub use sampler::{
     UniformSamplerConfig, WeightedSampler, WeightedSamplerConfig,
 };
 pub use schedule::{Decay, LrSchedule};
+pub use train_config::{LossReduction, TrainConfig};
+pub use train_loop::{LoopOptions, LoopOutcome, TrainError, TrainLoop, TrainObserver, TrainTask, checkpoint_due};

@@ -6,3 +6,4 @@ mod configs;
 mod distill;
 mod samplers;
 mod toy;
+mod train_loop;

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_data::{EpochOrder, TextBatch, TextBatcher, TokenizedDataset};
 use sorted_nn::TransformerSubModel;
-use sorted_sched::{SamplerConfig, SortedOptimizer, TrainState, accumulate_parallel};
+use sorted_sched::{LoopOptions, SamplerConfig, TrainLoop, TrainState, TrainTask};
 use sorted_zoo::SortedBert;
 
 use super::config::TextExperiment;
@@ -18,7 +18,7 @@ use crate::commands::{RunContext, new_run_dir};
 use crate::eval::SubModelResult;
 use crate::report::{RunMeta, RunReport, machine, write_file};
 use crate::run_folder::RunFolder;
-use crate::train::{DATA_SEED_SALT, TrainProgress, check_finite_losses, checkpoint_due, save_or_fail};
+use crate::train::{DATA_SEED_SALT, TrainProgress, stopped};
 
 /// Trains the text experiment `exp` into `run_dir` (created), then evaluates every sub-model
 /// and writes `results.json`, `results.csv`, `summary.md`, `plot.svg`.
@@ -109,47 +109,64 @@ fn train_bert<B: AutodiffBackend>(
     quiet: bool,
 ) -> anyhow::Result<(SortedBert<B>, TrainState)> {
     let cfg = &exp.config;
-    let total = cfg.train.steps;
     let sampler = cfg.sampler.build_for(&exp.space, cfg.seed).expect("validated");
-    let mut optim: SortedOptimizer<SortedBert<B>, B> = cfg.optimizer.init();
-    let mut model = model;
-    let mut state =
-        TrainState { step: 0, total_steps: total, seed: cfg.seed, optimizer: optim.kind().into(), train_seconds: 0.0 };
-    let order = EpochOrder::new(train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT);
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
-    let batcher = TextBatcher::new(cfg.data.max_len);
-    let k = sampler.k() as u64;
+    let task = TextTask {
+        train,
+        order: EpochOrder::new(train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT),
+        batcher: TextBatcher::new(cfg.data.max_len),
+        fresh_batches: cfg.train.fresh_batches,
+        k: sampler.k() as u64,
+        loss_fn: CrossEntropyLossConfig::new().init(device),
+        device,
+    };
     let config_toml = exp.to_toml();
-    let reduction = cfg.train.loss_reduction.scale(k as usize);
-    let mut progress = TrainProgress::new(total, 0, quiet);
-    while state.step < total {
-        let step = state.step;
-        let subs = sampler.sample(step);
-        let batches: Vec<TextBatch<B>> = if cfg.train.fresh_batches {
-            (0..k).map(|i| batcher.batch(train, &order.batch_indices(step * k + i), device)).collect()
-        } else {
-            vec![batcher.batch(train, &order.batch_indices(step), device)]
-        };
-        let acc = accumulate_parallel(&model, &subs, &cfg.train.loss_weights, cfg.train.threads, |m, i, sub| {
-            let b = &batches[i.min(batches.len() - 1)];
-            let logits = m.forward(b.input_ids.clone(), None, b.attention_mask.clone(), sub);
-            loss_fn.forward(logits, b.labels.clone()).mul_scalar(reduction)
-        });
-        // The losses were scaled by `reduction` for the gradient; report the weighted mean.
-        let loss = acc.mean_loss(&cfg.train.loss_weights) / reduction;
-        check_finite_losses(run_dir, step, &acc.losses, &subs)?;
-        let lr = cfg.lr.lr(step, total);
-        model = optim.step(lr, model, acc.grads);
-        state.step += 1;
-        progress.step(state.step, total, loss, lr);
-        if checkpoint_due(state.step, total, cfg.train.checkpoint_every) {
-            state.train_seconds = progress.seconds();
-            save_or_fail(run_dir, &model, &optim, &state, &config_toml, cfg.train.keep_checkpoints)?;
-        }
+    let train_loop = TrainLoop {
+        train: &cfg.train,
+        lr: &cfg.lr,
+        sampler: sampler.as_ref(),
+        seed: cfg.seed,
+        run_dir,
+        config_toml: &config_toml,
+    };
+    let mut progress = TrainProgress::new(quiet);
+    let outcome = train_loop
+        .run(&task, model, cfg.optimizer.init(), device, LoopOptions::default(), &mut progress)
+        .map_err(|e| stopped(run_dir, e))?;
+    Ok((outcome.model, outcome.state))
+}
+
+/// The text experiments' part of the loop: padded sentence batches (one shared, or one per
+/// sub-model) and the classification loss.
+struct TextTask<'a, B: AutodiffBackend> {
+    train: &'a TokenizedDataset,
+    order: EpochOrder,
+    batcher: TextBatcher,
+    fresh_batches: bool,
+    k: u64,
+    loss_fn: burn::nn::loss::CrossEntropyLoss<B>,
+    device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend> TrainTask<B, SortedBert<B>> for TextTask<'_, B> {
+    type Sub = TransformerSubModel;
+    type Step = Vec<TextBatch<B>>;
+
+    fn prepare(&self, _model: &SortedBert<B>, step: u64, _subs: &[TransformerSubModel]) -> Vec<TextBatch<B>> {
+        let batch = |b: u64| self.batcher.batch(self.train, &self.order.batch_indices(b), self.device);
+        if self.fresh_batches { (0..self.k).map(|i| batch(step * self.k + i)).collect() } else { vec![batch(step)] }
     }
-    progress.finish();
-    state.train_seconds = progress.seconds();
-    Ok((model, state))
+
+    fn loss(
+        &self,
+        batches: &Vec<TextBatch<B>>,
+        model: &SortedBert<B>,
+        index: usize,
+        sub: &TransformerSubModel,
+    ) -> Tensor<B, 1> {
+        let b = &batches[index.min(batches.len() - 1)];
+        let logits = model.forward(b.input_ids.clone(), None, b.attention_mask.clone(), sub);
+        self.loss_fn.forward(logits, b.labels.clone())
+    }
 }
 
 /// Accuracy of every sub-model of the space on `set`, with its cost at the set's mean
