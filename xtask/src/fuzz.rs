@@ -3,9 +3,10 @@
 //! - `--replay` runs every seed of `fuzz/seeds/<target>/` through its target's function on
 //!   stable (`cargo test -p sorted-runner --test integration fuzz_replay`), as CI does;
 //! - `--minutes N [TARGET...]` fuzzes each target in turn (all of `fuzz/fuzz_targets/` when
-//!   none is named) for `N` minutes with `cargo +nightly fuzz run`, starting from its seeds,
-//!   with libFuzzer's memory limits at 2 GiB and a 10 s limit per input, and prints a table of
-//!   target, seconds, executions and crashes. Crash inputs land in `fuzz/artifacts/<target>/`:
+//!   none is named) for `N` minutes with `cargo +nightly fuzz run`, starting from its seeds
+//!   (new inputs go to the ignored `fuzz/corpus/<target>/`), with libFuzzer's memory limits
+//!   at 2 GiB and a 10 s limit per input, and prints a table of target, seconds, executions
+//!   and crashes. Crash inputs land in `fuzz/artifacts/<target>/`:
 //!   fix the parser, then copy the input into `fuzz/seeds/<target>/`.
 //!
 //! Fuzzing needs the nightly toolchain and `cargo install cargo-fuzz`.
@@ -93,12 +94,16 @@ fn fuzz_targets(root: &std::path::Path) -> Result<Vec<String>> {
 /// Fuzzes `target` for `minutes`, echoing libFuzzer's output, and reads its final statistics.
 fn fuzz_one(root: &std::path::Path, target: &str, minutes: u64) -> Result<RunStats> {
     let seeds = format!("fuzz/seeds/{target}");
+    // libFuzzer adds the inputs it finds to the first folder: the ignored fuzz/corpus, so
+    // the committed seeds stay as they are.
+    let corpus = format!("fuzz/corpus/{target}");
+    std::fs::create_dir_all(root.join(&corpus)).with_context(|| format!("creating {corpus}"))?;
     let max_time = format!("-max_total_time={}", minutes * 60);
     eprintln!("fuzzing {target} for {minutes} min from {seeds}");
     let start = Instant::now();
     let mut child = Command::new("cargo")
         .current_dir(root)
-        .args(["+nightly", "fuzz", "run", target, &seeds, "--"])
+        .args(["+nightly", "fuzz", "run", target, &corpus, &seeds, "--"])
         .args([&max_time, "-rss_limit_mb=2048", "-malloc_limit_mb=2048", "-timeout=10", "-print_final_stats=1"])
         .stderr(Stdio::piped())
         .spawn()
