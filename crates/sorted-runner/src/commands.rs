@@ -195,27 +195,26 @@ pub fn train_cmd<B: AutodiffBackend>(
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config `{}`", path.display()))?;
         if crate::text::is_text_experiment(&text) {
-            anyhow::ensure!(
-                args.stop_after.is_none(),
-                "--stop-after is not supported for text ([model.bert]) experiments yet"
-            );
             let mut exp = crate::text::TextExperiment::from_toml(&text, path)?;
             if let Some(steps) = args.steps {
                 anyhow::ensure!(steps > 0, "--steps must be at least 1");
                 exp.config.train.steps = steps;
             }
-            return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), args.force, device, ctx);
+            let options =
+                TrainOptions { stop_after: args.stop_after, quiet: ctx.quiet, force: args.force, resume: false };
+            return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), &options, device, ctx);
         }
     }
     let (exp, run_dir, folder) = if let Some(dir) = &args.resume {
         // The folder is taken before its checkpoint is read: another writer may be saving it.
         let folder = RunFolder::open(dir)?;
         let checkpoint = open_checkpoint(dir)?;
-        anyhow::ensure!(
-            !crate::text::is_text_experiment(checkpoint.config_toml()),
-            "`{}` is a text ([model.bert]) run: resuming those is not supported yet",
-            dir.display()
-        );
+        if crate::text::is_text_experiment(checkpoint.config_toml()) {
+            let exp = crate::text::TextExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
+            let options = TrainOptions { resume: true, stop_after: args.stop_after, quiet: ctx.quiet, force: false };
+            crate::text::train_text_in_folder::<B>(&exp, folder, &options, device, ctx)?;
+            return Ok(dir.clone());
+        }
         let exp = Experiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
         (exp, dir.clone(), Some(folder))
     } else {

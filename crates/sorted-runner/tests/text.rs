@@ -70,7 +70,8 @@ fn a_tiny_bert_trains_and_reports_every_sub_model() {
     assert_eq!(exp.space.len(), 8);
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    train_text_experiment::<Autodiff<Flex>>(&exp, Some(&run), false, &Default::default(), &ctx()).unwrap();
+    train_text_experiment::<Autodiff<Flex>>(&exp, Some(&run), &Default::default(), &Default::default(), &ctx())
+        .unwrap();
     let report = RunReport::read(&run).unwrap();
     assert_eq!(report.n_sub_models, 8);
     let full = report.results.iter().find(|r| r.sub_model == "L2-H4-F32").unwrap();
@@ -91,7 +92,8 @@ fn a_fixed_run_trains_and_evaluates_only_its_sub_model() {
         TextExperiment::from_toml(&config("[sampler.fixed]\nsub_model = \"L1-H2\""), Path::new("x.toml")).unwrap();
     assert_eq!(exp.k, 1);
     let dir = tempfile::tempdir().unwrap();
-    train_text_experiment::<Autodiff<Flex>>(&exp, Some(dir.path()), false, &Default::default(), &ctx()).unwrap();
+    train_text_experiment::<Autodiff<Flex>>(&exp, Some(dir.path()), &Default::default(), &Default::default(), &ctx())
+        .unwrap();
     let report = RunReport::read(dir.path()).unwrap();
     let names: Vec<_> = report.results.iter().map(|r| r.sub_model.as_str()).collect();
     assert_eq!(names, ["L1-H2-F32"]);
@@ -117,4 +119,28 @@ fn bad_text_configs_name_the_key() {
     let missing = base.replace(&format!("vocab = \"{}\"", vocab().display()), "pretrained = \"/nonexistent/minilm\"");
     let err = error_of(&missing.replace("[model.bert.random]\nhidden_size = 16\nnum_layers = 2\nnum_heads = 4\nintermediate_size = 32\nmax_position_embeddings = 32\n", ""));
     assert!(err.contains("model.bert.pretrained") && err.contains("/nonexistent/minilm"), "{err}");
+}
+
+#[test]
+fn issue_28_a_text_run_stops_and_resumes_to_the_uninterrupted_result() {
+    use sorted_runner::{Command, TrainArgs, run_on};
+    let _guard = crate::end_to_end::rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rt-tiny.toml");
+    std::fs::write(&path, config(UNIFORM).replace("steps = 3", "steps = 4")).unwrap();
+    let train = |out: &str, stop_after: Option<u64>| {
+        let args =
+            TrainArgs { config: Some(path.clone()), out: Some(dir.path().join(out)), stop_after, ..TrainArgs::default() };
+        run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    };
+    train("whole", None);
+    train("stopped", Some(2));
+    assert!(!dir.path().join("stopped/results.json").exists(), "a stopped run has no report yet");
+    let args = TrainArgs { resume: Some(dir.path().join("stopped")), ..TrainArgs::default() };
+    run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    let accuracies = |run: &str| {
+        let report = RunReport::read(&dir.path().join(run)).unwrap();
+        report.results.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect::<Vec<_>>()
+    };
+    assert_eq!(accuracies("stopped"), accuracies("whole"));
 }

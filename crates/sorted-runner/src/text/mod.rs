@@ -12,3 +12,4 @@ pub use config::{
 };
 pub use data::TextData;
 pub use run::train_text_experiment;
+pub(crate) use run::train_text_in_folder;

@@ -17,23 +17,39 @@ use super::data::TextData;
 use crate::commands::{RunContext, new_run_dir};
 use crate::eval::SubModelResult;
 use crate::report::{RunMeta, RunReport, machine, write_file};
-use crate::run_folder::RunFolder;
-use crate::train::{DATA_SEED_SALT, TrainProgress, stopped};
+use crate::run_folder::{RunFolder, clear_failure};
+use crate::train::{DATA_SEED_SALT, TrainOptions, TrainProgress, stopped};
 
-/// Trains the text experiment `exp` into `run_dir` (created), then evaluates every sub-model
-/// and writes `results.json`, `results.csv`, `summary.md`, `plot.svg`.
+/// Trains the text experiment `exp` into `run_dir` (created; or, with `options.resume`,
+/// continued from its checkpoint), then evaluates every sub-model and writes `results.json`,
+/// `results.csv`, `summary.md`, `plot.svg`. With `options.stop_after` it stops early with a
+/// checkpoint and no report, as image runs do.
 ///
 /// # Errors
-/// Data, weights, checkpoint or report errors, each naming its file.
+/// Data, weights, checkpoint or report errors, each naming its file; a folder in use or
+/// already used (unless `options.force`).
 pub fn train_text_experiment<B: AutodiffBackend>(
     exp: &TextExperiment,
     run_dir: Option<&Path>,
-    force: bool,
+    options: &TrainOptions,
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
     let run_dir = run_dir.map_or_else(|| new_run_dir(&exp.config.name), Path::to_path_buf);
-    let _folder = RunFolder::create(&run_dir, force)?;
+    let folder = if options.resume { RunFolder::open(&run_dir)? } else { RunFolder::create(&run_dir, options.force)? };
+    train_text_in_folder::<B>(exp, folder, options, device, ctx)?;
+    Ok(run_dir)
+}
+
+/// [`train_text_experiment`] in a folder this process already holds.
+pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
+    exp: &TextExperiment,
+    folder: RunFolder,
+    options: &TrainOptions,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    let run_dir = folder.dir().to_path_buf();
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
     let data = TextData::load(exp)?;
     let mut bert = exp.bert.clone();
@@ -68,7 +84,18 @@ pub fn train_text_experiment<B: AutodiffBackend>(
         model = model.load_hf_safetensors(&weights)?;
     }
     model.check_space(&exp.space).map_err(|e| anyhow::anyhow!("{}: [space] {e}", exp.source.display()))?;
-    let (model, state) = train_bert(exp, &data.train, model, device, &run_dir, ctx.quiet)?;
+    let (model, state) = train_bert(exp, &data.train, model, device, &run_dir, options)?;
+    if state.step < state.total_steps {
+        if !ctx.quiet {
+            eprintln!(
+                "stopped at step {}/{}; continue with `sorted-runner train --resume {}`",
+                state.step,
+                state.total_steps,
+                run_dir.display()
+            );
+        }
+        return Ok(());
+    }
     let started = Instant::now();
     let inner = model.valid();
     let rows = evaluate_bert(exp, &inner, &data.eval, device, ctx.quiet);
@@ -97,7 +124,7 @@ pub fn train_text_experiment<B: AutodiffBackend>(
         status: None,
     };
     RunReport::new(meta, cfg.eval.threshold, rows).publish(&run_dir, ctx.quiet, "")?;
-    Ok(run_dir)
+    Ok(())
 }
 
 fn train_bert<B: AutodiffBackend>(
@@ -106,7 +133,7 @@ fn train_bert<B: AutodiffBackend>(
     model: SortedBert<B>,
     device: &B::Device,
     run_dir: &Path,
-    quiet: bool,
+    options: &TrainOptions,
 ) -> anyhow::Result<(SortedBert<B>, TrainState)> {
     let cfg = &exp.config;
     let sampler = cfg.sampler.build_for(&exp.space, cfg.seed).expect("validated");
@@ -128,10 +155,14 @@ fn train_bert<B: AutodiffBackend>(
         run_dir,
         config_toml: &config_toml,
     };
-    let mut progress = TrainProgress::new(quiet);
+    let mut progress = TrainProgress::new(options.quiet);
+    let loop_options = LoopOptions { resume: options.resume, stop_after: options.stop_after };
     let outcome = train_loop
-        .run(&task, model, cfg.optimizer.init(), device, LoopOptions::default(), &mut progress)
+        .run(&task, model, cfg.optimizer.init(), device, loop_options, &mut progress)
         .map_err(|e| stopped(run_dir, e))?;
+    if outcome.state.step == outcome.state.total_steps {
+        clear_failure(run_dir);
+    }
     Ok((outcome.model, outcome.state))
 }
 
