@@ -5,8 +5,7 @@
 use burn::prelude::*;
 use sorted_nn::SubModel;
 use sorted_sched::{
-    AdamOptions, LoopOptions, LrSchedule, OptimizerConfig, SamplerConfig, TrainConfig, TrainError, TrainLoop,
-    TrainTask,
+    AdamOptions, LoopOptions, LrSchedule, OptimizerConfig, SamplerConfig, TrainConfig, TrainError, TrainLoop, TrainTask,
 };
 
 use crate::toy::{AB as B, Toy, data, rng_guard, space, weights};
