@@ -92,14 +92,7 @@ where
         run_dir,
         config_toml: &config_toml,
     };
-    let mut progress = TrainProgress::new(options.quiet);
-    let loop_options = LoopOptions { resume: options.resume, stop_after: options.stop_after };
-    let outcome = train_loop
-        .run(&task, model, cfg.optimizer.init(), device, loop_options, &mut progress)
-        .map_err(|e| stopped(run_dir, e))?;
-    if outcome.state.step == outcome.state.total_steps {
-        clear_failure(run_dir);
-    }
+    let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options)?;
     Ok(TrainOutcome { model: outcome.model, state: outcome.state })
 }
 
@@ -174,6 +167,36 @@ where
             _ => self.loss_fn.forward(logits, batch.labels.clone()),
         }
     }
+}
+
+/// Runs `train_loop` on `task` with the runner's progress display; a divergence marks the run
+/// failed ([`stopped`]), a finished run clears an earlier failure mark.
+///
+/// # Errors
+/// As [`TrainLoop::run`], with the run folder as context.
+pub(crate) fn run_loop<B, M, T>(
+    train_loop: &TrainLoop<'_, T::Sub>,
+    task: &T,
+    model: M,
+    optim: sorted_sched::SortedOptimizer<M, B>,
+    device: &B::Device,
+    options: &TrainOptions,
+) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    M::InnerModule: Send,
+    T: TrainTask<B, M>,
+{
+    let mut progress = TrainProgress::new(options.quiet);
+    let loop_options = LoopOptions { resume: options.resume, stop_after: options.stop_after };
+    let outcome = train_loop
+        .run(task, model, optim, device, loop_options, &mut progress)
+        .map_err(|e| stopped(train_loop.run_dir, e))?;
+    if outcome.state.step == outcome.state.total_steps {
+        clear_failure(train_loop.run_dir);
+    }
+    Ok(outcome)
 }
 
 /// The runner's account of a loop that stopped: a divergence marks the run failed

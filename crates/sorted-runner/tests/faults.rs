@@ -14,30 +14,15 @@ use sorted_sched::{Checkpoint, generations};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sorted-runner");
 
-/// A tiny MLP on the embedded MNIST subset: a checkpoint every step, so that kills land in
-/// checkpoint writes as often as in steps.
-const TINY: &str = r#"
-name = "tiny-faults"
-seed = 7
-[data]
-source = "embedded"
-batch_size = 32
-train_limit = 640
-test_limit = 200
-[model.mlp]
-[space]
-depths = [1, 2]
-widths = [8, 16]
-[sampler.sandwich]
-k = 3
-[optimizer.adam]
-[lr]
-base = 1e-2
-warmup_steps = 2
-[train]
-steps = 60
-checkpoint_every = 1
-"#;
+/// The end-to-end tests' tiny MLP on the embedded MNIST subset, 60 steps with a checkpoint
+/// after every one, so that kills land in checkpoint writes as often as in steps.
+static TINY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let text = crate::end_to_end::TINY_MLP
+        .replace("name = \"tiny-mlp\"", "name = \"tiny-faults\"")
+        .replace("steps = 40\ncheckpoint_every = 16", "steps = 60\ncheckpoint_every = 1");
+    assert!(text.contains("tiny-faults") && text.contains("checkpoint_every = 1"));
+    text
+});
 
 fn runner(args: &[&str], cwd: &Path) -> Output {
     Command::new(BIN).arg("--quiet").args(args).current_dir(cwd).output().expect("the runner starts")

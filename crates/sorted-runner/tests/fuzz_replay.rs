@@ -9,8 +9,11 @@ use std::path::{Path, PathBuf};
 #[path = "../../../fuzz/src/lib.rs"]
 mod targets;
 
+/// A fuzz target's shared function: true when the parser accepted the bytes.
+type Target = fn(&[u8]) -> bool;
+
 /// Every fuzz target, by the name of its file in `fuzz/fuzz_targets/`.
-const TARGETS: [(&str, fn(&[u8]) -> bool); 10] = [
+const TARGETS: [(&str, Target); 10] = [
     ("idx", targets::idx),
     ("cifar", targets::cifar),
     ("csv", targets::csv),

@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_data::{EpochOrder, TextBatch, TextBatcher, TokenizedDataset};
 use sorted_nn::TransformerSubModel;
-use sorted_sched::{LoopOptions, SamplerConfig, TrainLoop, TrainState, TrainTask};
+use sorted_sched::{SamplerConfig, TrainLoop, TrainState, TrainTask};
 use sorted_zoo::SortedBert;
 
 use super::config::TextExperiment;
@@ -17,8 +17,8 @@ use super::data::TextData;
 use crate::commands::{RunContext, new_run_dir};
 use crate::eval::SubModelResult;
 use crate::report::{RunMeta, RunReport, machine, write_file};
-use crate::run_folder::{RunFolder, clear_failure};
-use crate::train::{DATA_SEED_SALT, TrainOptions, TrainProgress, stopped};
+use crate::run_folder::RunFolder;
+use crate::train::{DATA_SEED_SALT, TrainOptions, run_loop};
 
 /// Trains the text experiment `exp` into `run_dir` (created; or, with `options.resume`,
 /// continued from its checkpoint), then evaluates every sub-model and writes `results.json`,
@@ -155,14 +155,7 @@ fn train_bert<B: AutodiffBackend>(
         run_dir,
         config_toml: &config_toml,
     };
-    let mut progress = TrainProgress::new(options.quiet);
-    let loop_options = LoopOptions { resume: options.resume, stop_after: options.stop_after };
-    let outcome = train_loop
-        .run(&task, model, cfg.optimizer.init(), device, loop_options, &mut progress)
-        .map_err(|e| stopped(run_dir, e))?;
-    if outcome.state.step == outcome.state.total_steps {
-        clear_failure(run_dir);
-    }
+    let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options)?;
     Ok((outcome.model, outcome.state))
 }
 
