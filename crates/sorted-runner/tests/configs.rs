@@ -32,7 +32,7 @@ fn every_config_in_configs_parses_and_validates() {
 #[test]
 fn every_config_under_docs_results_parses_and_validates() {
     let mut paths = Vec::new();
-    crate::tidy::files_with_extension(&configs_dir().join("../docs/results"), "toml", &mut paths);
+    files_with_extension(&configs_dir().join("../docs/results"), "toml", &mut paths);
     for path in &paths {
         let text = std::fs::read_to_string(path).unwrap();
         if sorted_runner::text::is_text_experiment(&text) {
@@ -166,4 +166,16 @@ fn the_recommended_mobilenet_v2_config_is_the_measured_k6_ablation() {
     };
     let measured = configs_dir().join("../docs/results/fashion-mobilenetv2/ablation-sandwich-6-lr.toml");
     assert_eq!(read(configs_dir().join("fashion-mobilenetv2-per-stage-k6.toml")), read(measured));
+}
+
+/// Every file under `dir` (recursively) whose extension is `ext`, appended to `out`.
+pub(crate) fn files_with_extension(dir: &std::path::Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files_with_extension(&path, ext, out);
+        } else if path.extension().is_some_and(|e| e == ext) {
+            out.push(path);
+        }
+    }
 }

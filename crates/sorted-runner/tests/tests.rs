@@ -1,5 +1,6 @@
 //! Runner tests: configs, end-to-end runs on the embedded data, resume, export,
-//! profile and select. One binary.
+//! profile and select, the fault battery and the fuzz seeds' replay. One binary. (The
+//! repository's rules are `cargo xtask tidy`, a test of xtask.)
 
 #[cfg(feature = "flex")]
 mod compare;
@@ -15,4 +16,3 @@ mod faults;
 mod fuzz_replay;
 #[cfg(feature = "flex")]
 mod text;
-mod tidy;
