@@ -129,8 +129,12 @@ fn issue_28_a_text_run_stops_and_resumes_to_the_uninterrupted_result() {
     let path = dir.path().join("rt-tiny.toml");
     std::fs::write(&path, config(UNIFORM).replace("steps = 3", "steps = 4")).unwrap();
     let train = |out: &str, stop_after: Option<u64>| {
-        let args =
-            TrainArgs { config: Some(path.clone()), out: Some(dir.path().join(out)), stop_after, ..TrainArgs::default() };
+        let args = TrainArgs {
+            config: Some(path.clone()),
+            out: Some(dir.path().join(out)),
+            stop_after,
+            ..TrainArgs::default()
+        };
         run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
     };
     train("whole", None);
