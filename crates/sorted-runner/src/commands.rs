@@ -9,100 +9,14 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_sched::{TrainState, load_model, read_state};
-use sorted_zoo::{
-    SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig, SortedMobileNetV2,
-    SortedMobileNetV2Config, SortedResNet, SortedResNetConfig,
-};
+use sorted_zoo::{ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor};
 
 use crate::cli::{EvalArgs, TrainArgs};
-use crate::config::{BatchNormStats, Experiment, ModelConfig};
+use crate::config::Experiment;
 use crate::eval::{NormStatsFile, evaluate};
 use crate::report::{RunMeta, RunReport, machine, write_file};
 use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
 use crate::train::{TrainOptions, train};
-
-/// Builds the MLP of an experiment.
-pub fn mlp<B: Backend>(exp: &Experiment, data: &RunData, device: &B::Device) -> SortedMlp<B> {
-    mlp_for(exp, data.image_shape(), data.n_classes(), device)
-}
-
-/// Builds the MLP of an experiment for inputs of `[channels, height, width]`.
-pub fn mlp_for<B: Backend>(
-    exp: &Experiment,
-    [c, h, w]: [usize; 3],
-    n_classes: usize,
-    device: &B::Device,
-) -> SortedMlp<B> {
-    SortedMlpConfig::for_space(c * h * w, n_classes, &exp.space).init(device)
-}
-
-/// Builds the CNN of an experiment (panics if the experiment is not a CNN: a bug).
-pub fn cnn<B: Backend>(exp: &Experiment, data: &RunData, device: &B::Device) -> SortedCnn<B> {
-    cnn_for(exp, data.image_shape(), data.n_classes(), device)
-}
-
-/// Builds the CNN of an experiment for inputs of `[channels, height, width]` (panics if the
-/// experiment is not a CNN: a bug).
-pub fn cnn_for<B: Backend>(
-    exp: &Experiment,
-    [c, h, w]: [usize; 3],
-    n_classes: usize,
-    device: &B::Device,
-) -> SortedCnn<B> {
-    let ModelConfig::Cnn(opts) = &exp.config.model else { panic!("not a CNN experiment") };
-    let mut config = SortedCnnConfig::for_space(c, [h, w], n_classes, &exp.space, opts.strides.clone());
-    if opts.batch_norm == BatchNormStats::Switchable {
-        config = config.with_switchable_bn(&exp.space);
-    }
-    config.init(device)
-}
-
-/// Builds the ResNet of an experiment for inputs of `[channels, height, width]` (panics if the
-/// experiment is not a ResNet: a bug; the config was validated against the space).
-pub fn resnet_for<B: Backend>(
-    exp: &Experiment,
-    [c, h, w]: [usize; 3],
-    n_classes: usize,
-    device: &B::Device,
-) -> SortedResNet<B> {
-    let ModelConfig::Resnet(opts) = &exp.config.model else { panic!("not a ResNet experiment") };
-    let mut config = SortedResNetConfig::for_space_ordered(
-        c,
-        [h, w],
-        n_classes,
-        &exp.space,
-        &opts.blocks_per_stage,
-        opts.depth_order,
-    )
-    .expect("model.resnet was validated against the space");
-    for (stage, &stride) in config.stages.iter_mut().zip(&opts.strides) {
-        stage.stride = stride;
-    }
-    if opts.batch_norm == BatchNormStats::Switchable {
-        config = config.with_switchable_bn(&exp.space);
-    }
-    config.init(device)
-}
-
-/// Builds the MobileNetV2 of an experiment for inputs of `[channels, height, width]` (panics if
-/// the experiment is not a MobileNetV2: a bug).
-pub fn mobilenet_v2_for<B: Backend>(
-    exp: &Experiment,
-    [c, h, w]: [usize; 3],
-    n_classes: usize,
-    device: &B::Device,
-) -> SortedMobileNetV2<B> {
-    let ModelConfig::MobilenetV2(opts) = &exp.config.model else { panic!("not a MobileNetV2 experiment") };
-    let mut config = SortedMobileNetV2Config::cifar(opts.width_multiplier)
-        .with_input(c, [h, w], n_classes)
-        .with_scale_last_conv(opts.scale_last_conv)
-        .with_depth_order(opts.depth_order);
-    config.stem_stride = opts.stem_stride;
-    if opts.batch_norm == BatchNormStats::Switchable {
-        config = config.with_switchable_bn(&exp.space);
-    }
-    config.init(device)
-}
 
 /// Something done with a trained model, whatever its family (the runner's commands are
 /// generic over [`SortedClassifier`]; this picks the concrete model from the config).
@@ -128,18 +42,20 @@ pub fn visit_trained<E: Backend, V: ModelVisitor<E>>(
     device: &E::Device,
     visitor: V,
 ) -> anyhow::Result<V::Output> {
-    match &exp.config.model {
-        ModelConfig::Mlp(_) => visitor.visit(load_model(run, mlp::<E>(exp, data, device), device)?),
-        ModelConfig::Cnn(_) => visitor.visit(load_model(run, cnn::<E>(exp, data, device), device)?),
-        ModelConfig::Resnet(_) => {
-            visitor.visit(load_model(run, resnet_for::<E>(exp, data.image_shape(), data.n_classes(), device), device)?)
-        }
-        ModelConfig::MobilenetV2(_) => visitor.visit(load_model(
-            run,
-            mobilenet_v2_for::<E>(exp, data.image_shape(), data.n_classes(), device),
-            device,
-        )?),
+    /// Loads the checkpoint into the concrete model, then hands it on.
+    struct Loading<'a, E: Backend, V> {
+        run: &'a Path,
+        device: &'a E::Device,
+        visitor: V,
     }
+    impl<E: Backend, V: ModelVisitor<E>> ClassifierVisitor<E> for Loading<'_, E, V> {
+        type Output = anyhow::Result<V::Output>;
+        fn visit<M: SortedClassifier<E>>(self, model: M) -> Self::Output {
+            self.visitor.visit(load_model(self.run, model, self.device)?)
+        }
+    }
+    let model = exp.config.model.init::<E>(&exp.space, data.image_shape(), data.n_classes(), device);
+    model.visit(Loading { run, device, visitor })
 }
 
 /// Context shared by the commands.
@@ -296,24 +212,27 @@ fn train_in_folder<B: AutodiffBackend>(
     }
     B::seed(device, exp.config.seed);
     let (exp, data) = (exp, &data);
-    match &exp.config.model {
-        ModelConfig::Mlp(_) => {
-            let model = mlp::<B>(exp, data, device);
-            train_then_eval(exp, data, model, device, run_dir, options, ctx)?;
-        }
-        ModelConfig::Cnn(_) => {
-            let model = cnn::<B>(exp, data, device);
-            train_then_eval(exp, data, model, device, run_dir, options, ctx)?;
-        }
-        ModelConfig::Resnet(_) => {
-            let model = resnet_for::<B>(exp, data.image_shape(), data.n_classes(), device);
-            train_then_eval(exp, data, model, device, run_dir, options, ctx)?;
-        }
-        ModelConfig::MobilenetV2(_) => {
-            let model = mobilenet_v2_for::<B>(exp, data.image_shape(), data.n_classes(), device);
-            train_then_eval(exp, data, model, device, run_dir, options, ctx)?;
+    /// Trains the concrete model, then evaluates it.
+    struct Training<'a, B: AutodiffBackend> {
+        exp: &'a Experiment,
+        data: &'a RunData,
+        device: &'a B::Device,
+        run_dir: &'a Path,
+        options: &'a TrainOptions,
+        ctx: &'a RunContext,
+    }
+    impl<B: AutodiffBackend> TrainableClassifierVisitor<B> for Training<'_, B> {
+        type Output = anyhow::Result<()>;
+        fn visit<M>(self, model: M) -> anyhow::Result<()>
+        where
+            M: SortedClassifier<B> + AutodiffModule<B>,
+            M::InnerModule: SortedClassifier<B::InnerBackend>,
+        {
+            train_then_eval(self.exp, self.data, model, self.device, self.run_dir, self.options, self.ctx)
         }
     }
+    let model = exp.config.model.init::<B>(&exp.space, data.image_shape(), data.n_classes(), device);
+    model.visit_trainable(Training { exp, data, device, run_dir, options, ctx })?;
     Ok(())
 }
 

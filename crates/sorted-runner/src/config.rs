@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 use sorted_nn::{NestingSpace, NestingSpaceConfig};
 pub use sorted_sched::{LossReduction, TrainConfig};
 use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
+/// `[model.<kind>]`: sorted-zoo's classifier config, under the name the runner's configs use.
+pub use sorted_zoo::{
+    BatchNormStats, ClassifierConfig as ModelConfig, CnnOptions, MlpOptions, MobileNetV2Options, ResNetOptions,
+};
 
 /// The default experiment (`configs/mnist-mlp.toml`), compiled in so that
 /// `cargo run -p sorted-runner --release` works from any folder.
@@ -115,126 +119,6 @@ fn default_source() -> String {
 }
 fn default_batch_size() -> usize {
     128
-}
-
-/// `[model.mlp]`: a sorted MLP; its hidden widths come from `[space]`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MlpOptions {}
-
-/// How a CNN's BatchNorm statistics are kept per sub-model.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchNormStats {
-    /// Recalibrate statistics for each evaluated sub-model after training (the default).
-    #[default]
-    Recalibrate,
-    /// Private running statistics per channel option, updated in training.
-    Switchable,
-}
-
-/// `[model.cnn]`: a sorted CNN; its channels come from `[space]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CnnOptions {
-    /// Stride of each block (one per allocated block).
-    pub strides: Vec<usize>,
-    /// How BatchNorm statistics are kept.
-    #[serde(default)]
-    pub batch_norm: BatchNormStats,
-}
-
-/// `[model.resnet]`: a sorted CIFAR-style ResNet (basic blocks); each block of `[space]` is one
-/// residual block, in flat order across the stages or, with `depth_order = "per_stage"`, in
-/// the order blocks per stage activate (see [`sorted_zoo::DepthOrder`]); each stage is
-/// allocated at the largest width option of its blocks.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResNetOptions {
-    /// Blocks per stage (their sum is the space's number of blocks), e.g. `[5, 5, 5]` for
-    /// ResNet-32.
-    pub blocks_per_stage: Vec<usize>,
-    /// Stride of each stage (default `1, 2, 2, ...`).
-    #[serde(default)]
-    pub strides: Vec<usize>,
-    /// How BatchNorm statistics are kept.
-    #[serde(default)]
-    pub batch_norm: BatchNormStats,
-    /// Which blocks depth `d` runs: `"flat"` (default; the first `d` blocks across stages) or
-    /// `"per_stage"` (one block of every stage first, then the second of every stage, ...).
-    #[serde(default)]
-    pub depth_order: sorted_zoo::DepthOrder,
-}
-
-/// `[model.mobilenet_v2]`: a sorted MobileNetV2 (CIFAR-style strides unless `stem_stride` says
-/// otherwise), its 17 inverted residual blocks the blocks of `[space]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MobileNetV2Options {
-    /// Width multiplier of the allocation (1.0: 16 ... 320 channels, last conv 1280).
-    #[serde(default = "one")]
-    pub width_multiplier: f64,
-    /// Scale the last 1x1 convolution with the last block's width fraction (default: it stays
-    /// full width, as in US-Nets).
-    #[serde(default)]
-    pub scale_last_conv: bool,
-    /// How BatchNorm statistics are kept.
-    #[serde(default)]
-    pub batch_norm: BatchNormStats,
-    /// Stride of the stem convolution (default 1, CIFAR-style). 2 halves every feature map,
-    /// which cuts a step's cost about 4x on 28x28 inputs.
-    #[serde(default = "default_stem_stride")]
-    pub stem_stride: usize,
-    /// Which blocks depth `d` runs: `"flat"` (default; the first `d` blocks across stages) or
-    /// `"per_stage"` (the first block of each of the 7 stages, then the second of each stage
-    /// that has one, ...: elastic depth as in Once-for-All). The space lists blocks in that
-    /// order.
-    #[serde(default)]
-    pub depth_order: sorted_zoo::DepthOrder,
-}
-
-fn default_stem_stride() -> usize {
-    1
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-/// `[model.<kind>]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum ModelConfig {
-    /// A sorted MLP.
-    Mlp(MlpOptions),
-    /// A sorted CNN.
-    Cnn(CnnOptions),
-    /// A sorted ResNet.
-    Resnet(ResNetOptions),
-    /// A sorted MobileNetV2.
-    MobilenetV2(MobileNetV2Options),
-}
-
-impl ModelConfig {
-    /// How the model keeps BatchNorm statistics (`None` for models without BatchNorm).
-    pub fn batch_norm(&self) -> Option<BatchNormStats> {
-        match self {
-            ModelConfig::Mlp(_) => None,
-            ModelConfig::Cnn(o) => Some(o.batch_norm),
-            ModelConfig::Resnet(o) => Some(o.batch_norm),
-            ModelConfig::MobilenetV2(o) => Some(o.batch_norm),
-        }
-    }
-
-    /// The family's name (`mlp`, `cnn`, `resnet`, `mobilenet_v2`), as in configs and exports.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ModelConfig::Mlp(_) => "mlp",
-            ModelConfig::Cnn(_) => "cnn",
-            ModelConfig::Resnet(_) => "resnet",
-            ModelConfig::MobilenetV2(_) => "mobilenet_v2",
-        }
-    }
 }
 
 /// `[eval]`.
@@ -401,98 +285,18 @@ impl Experiment {
                 config.train.threads.to_string(),
             ));
         }
-        if let ModelConfig::Resnet(r) = &config.model {
-            let total: usize = r.blocks_per_stage.iter().sum();
-            if r.blocks_per_stage.is_empty() || r.blocks_per_stage.contains(&0) || total != space.n_blocks() {
-                return Err(invalid(
-                    "model.resnet.blocks_per_stage".into(),
-                    format!("non-zero block counts summing to {} (the space's blocks)", space.n_blocks()),
-                    format!("{:?}", r.blocks_per_stage),
-                ));
-            }
-            if !r.strides.is_empty() && r.strides.len() != r.blocks_per_stage.len() {
-                return Err(invalid(
-                    "model.resnet.strides".into(),
-                    format!("{} strides (one per stage) or none", r.blocks_per_stage.len()),
-                    format!("{}", r.strides.len()),
-                ));
-            }
-            if let Some(i) = r.strides.iter().position(|&s| s == 0 || s > 4) {
-                return Err(invalid(
-                    format!("model.resnet.strides[{i}]"),
-                    "a stride in 1..=4".into(),
-                    r.strides[i].to_string(),
-                ));
-            }
-        }
-        if let ModelConfig::MobilenetV2(m) = &config.model {
-            if !(m.width_multiplier.is_finite() && m.width_multiplier > 0.0 && m.width_multiplier <= 4.0) {
-                return Err(invalid(
-                    "model.mobilenet_v2.width_multiplier".into(),
-                    "a multiplier in (0, 4]".into(),
-                    m.width_multiplier.to_string(),
-                ));
-            }
-            if m.stem_stride == 0 || m.stem_stride > 4 {
-                return Err(invalid(
-                    "model.mobilenet_v2.stem_stride".into(),
-                    "a stride in 1..=4".into(),
-                    m.stem_stride.to_string(),
-                ));
-            }
-            let allocated = sorted_zoo::SortedMobileNetV2Config::cifar(m.width_multiplier)
-                .with_depth_order(m.depth_order)
-                .allocated_widths();
-            if space.n_blocks() > allocated.len() {
-                return Err(invalid(
-                    "space.depths".into(),
-                    format!("at most {} blocks (MobileNetV2's)", allocated.len()),
-                    space.n_blocks().to_string(),
-                ));
-            }
-            for (b, &alloc) in allocated.iter().enumerate().take(space.n_blocks()) {
-                let needed = *space.block_widths(b).last().expect("validated");
-                if needed > alloc {
-                    return Err(invalid(
-                        format!("space block {b} widths"),
-                        format!("at most {alloc} channels (model.mobilenet_v2 at width {})", m.width_multiplier),
-                        needed.to_string(),
-                    ));
-                }
-            }
-        }
-        if let ModelConfig::Cnn(cnn) = &config.model {
-            if cnn.strides.len() != space.n_blocks() {
-                return Err(invalid(
-                    "model.cnn.strides".into(),
-                    format!("{} strides (one per allocated block)", space.n_blocks()),
-                    format!("{}", cnn.strides.len()),
-                ));
-            }
-            if let Some(i) = cnn.strides.iter().position(|&s| s == 0 || s > 4) {
-                return Err(invalid(
-                    format!("model.cnn.strides[{i}]"),
-                    "a stride in 1..=4".into(),
-                    cnn.strides[i].to_string(),
-                ));
-            }
-        }
-        let widths: Vec<usize> =
-            (0..space.n_blocks()).map(|b| *space.block_widths(b).last().expect("validated")).collect();
-        let (channels, pixels, n_classes) = match config.data.dataset {
-            DatasetKind::Mnist | DatasetKind::FashionMnist => (1, 28 * 28, 10),
-            DatasetKind::Cifar10 => (3, 32 * 32, 10),
-            DatasetKind::Cifar100 => (3, 32 * 32, 100),
+        config.model.validate(&space).map_err(|e| invalid(e.key, e.expected, e.got))?;
+        let n_classes = match config.data.dataset {
+            DatasetKind::Cifar100 => 100,
+            _ => 10,
         };
-        let params = match &config.model {
-            ModelConfig::Mlp(_) => crate::memory_budget::chain_params(channels * pixels, &widths, n_classes, 1),
-            ModelConfig::Cnn(_) => crate::memory_budget::chain_params(channels, &widths, n_classes, 9),
-            ModelConfig::Resnet(_) => crate::memory_budget::chain_params(channels, &widths, n_classes, 18),
-            // Bounded above by the allocation check (widths at most the multiplier's channels).
-            ModelConfig::MobilenetV2(_) => 0,
-        };
-        crate::memory_budget::check_fits(params, crate::memory_budget::available_bytes())
-            .map_err(|got| invalid("space.widths".into(), "a model that fits in this machine's memory".into(), got))?;
+        let channels = if matches!(config.data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100) { 3 } else { 1 };
+        let side = if channels == 3 { 32 } else { 28 };
+        if let Some(params) = config.model.estimated_params(&space, [channels, side, side], n_classes) {
+            crate::memory_budget::check_fits(params, crate::memory_budget::available_bytes()).map_err(|got| {
+                invalid("space.widths".into(), "a model that fits in this machine's memory".into(), got)
+            })?;
+        }
         Ok(Self { config, space, source: path.into(), k })
     }
 

@@ -9,13 +9,11 @@ use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, Sa
 use serde::{Deserialize, Serialize};
 use sorted_nn::{NormPass, SubModel, SubModelNormStats};
 use sorted_sched::Checkpoint;
-use sorted_zoo::{DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier};
+use sorted_zoo::{AnyClassifier, DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier};
 
 use crate::cli::ExportArgs;
-use crate::commands::{
-    ModelVisitor, RunContext, cnn_for, load_run, mlp_for, mobilenet_v2_for, read_norm_stats, resnet_for, visit_trained,
-};
-use crate::config::{Experiment, ExperimentConfig, ModelConfig};
+use crate::commands::{ModelVisitor, RunContext, load_run, read_norm_stats, visit_trained};
+use crate::config::{Experiment, ExperimentConfig};
 use crate::data::RunData;
 use crate::eval::{SubModelResult, calibrate, calibration_batches, test_batches};
 use crate::report::{RunReport, write_file};
@@ -307,26 +305,18 @@ pub fn load_export<B: Backend>(
         .parse_sub_model(&manifest.sub_model)
         .with_context(|| format!("`{}`: sub_model `{}`", path.display(), manifest.sub_model))?;
     let shape = manifest.input_shape;
-    let model = match (&exp.config.model, manifest.model.as_str()) {
-        (ModelConfig::Mlp(_), "mlp") => {
-            ExportedModel::Mlp(skeleton(mlp_for::<B>(&exp, shape, manifest.n_classes, device), &sub, shape, device))
-        }
-        (ModelConfig::Cnn(_), "cnn") => {
-            ExportedModel::Cnn(skeleton(cnn_for::<B>(&exp, shape, manifest.n_classes, device), &sub, shape, device))
-        }
-        (ModelConfig::Resnet(_), "resnet") => ExportedModel::ResNet(skeleton(
-            resnet_for::<B>(&exp, shape, manifest.n_classes, device),
-            &sub,
-            shape,
-            device,
-        )),
-        (ModelConfig::MobilenetV2(_), "mobilenet_v2") => ExportedModel::MobileNetV2(skeleton(
-            mobilenet_v2_for::<B>(&exp, shape, manifest.n_classes, device),
-            &sub,
-            shape,
-            device,
-        )),
-        (_, other) => anyhow::bail!("`{}`: model `{other}` does not match its config's model", path.display()),
+    anyhow::ensure!(
+        exp.config.model.kind() == manifest.model,
+        "`{}`: model `{}` does not match its config's model `{}`",
+        path.display(),
+        manifest.model,
+        exp.config.model.kind()
+    );
+    let model = match exp.config.model.init::<B>(&exp.space, shape, manifest.n_classes, device) {
+        AnyClassifier::Mlp(m) => ExportedModel::Mlp(skeleton(m, &sub, shape, device)),
+        AnyClassifier::Cnn(m) => ExportedModel::Cnn(skeleton(m, &sub, shape, device)),
+        AnyClassifier::ResNet(m) => ExportedModel::ResNet(skeleton(m, &sub, shape, device)),
+        AnyClassifier::MobileNetV2(m) => ExportedModel::MobileNetV2(skeleton(m, &sub, shape, device)),
     };
     if weights == ExportWeights::BurnRecord {
         let file = dir.join("model.mpk");

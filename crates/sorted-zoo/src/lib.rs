@@ -3,6 +3,7 @@
 
 mod bert;
 mod classifier;
+mod classifier_config;
 mod cnn;
 mod conv_norm;
 pub mod deploy;
@@ -19,6 +20,10 @@ pub use bert::{
     safetensors_tensor_names,
 };
 pub use classifier::{DenseClassifier, SortedClassifier};
+pub use classifier_config::{
+    AnyClassifier, BatchNormStats, ClassifierConfig, ClassifierVisitor, CnnOptions, MlpOptions, MobileNetV2Options,
+    ModelConfigError, ResNetOptions, TrainableClassifierVisitor,
+};
 pub use cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use conv_norm::{DenseConvNorm, SortedConvNorm};
 pub use depth_order::{DepthOrder, activation_order};
