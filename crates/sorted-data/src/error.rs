@@ -386,6 +386,29 @@ pub enum DataError {
         /// The number of lines.
         n_tokens: usize,
     },
+    /// A `[data]` value that cannot give a run data: names the key.
+    #[error("`{key}`: expected {expected}, got {got}")]
+    Config {
+        /// The key path, e.g. `data.batch_size`.
+        key: String,
+        /// What was expected.
+        expected: String,
+        /// What was given.
+        got: String,
+    },
+    /// A dataset folder could not be loaded; says how to get the data.
+    #[error("loading {dataset} from `{source_dir}` (data.source); {hint}")]
+    Load {
+        /// The dataset's config name.
+        dataset: &'static str,
+        /// The folder.
+        source_dir: String,
+        /// How to get the data.
+        hint: String,
+        /// What went wrong.
+        #[source]
+        source: Box<DataError>,
+    },
 }
 
 /// A human name for an IDX magic number, for error messages.

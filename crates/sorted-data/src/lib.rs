@@ -14,6 +14,7 @@ mod epoch_order;
 mod error;
 mod fashion_mnist;
 pub mod idx;
+mod image_data_config;
 mod image_set;
 mod lm_chunks;
 mod mnist;
@@ -38,6 +39,7 @@ pub use dataset::ImageDataset;
 pub use epoch_order::EpochOrder;
 pub use error::DataError;
 pub use fashion_mnist::{FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionMnist};
+pub use image_data_config::{DatasetKind, ImageData, ImageDataConfig};
 pub use image_set::ImageSet;
 pub use lm_chunks::{LmBatch, LmChunks};
 pub use mnist::{

@@ -186,8 +186,7 @@ fn train_in_folder<B: AutodiffBackend>(
 ) -> anyhow::Result<()> {
     let run_dir = folder.dir();
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
-    let data = crate::data::load(&exp.config.data)
-        .with_context(|| format!("loading the data of `{}`", exp.source.display()))?;
+    let data = crate::data::load(exp)?;
     if !ctx.quiet {
         eprintln!(
             "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} train / {} test images) -> {}",
@@ -351,7 +350,7 @@ pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContex
     if let Some(status) = &status {
         eprintln!("warning: `{}`: {status}", args.run.display());
     }
-    let data = crate::data::load(&exp.config.data)?;
+    let data = crate::data::load(&exp)?;
     let visitor = Report { exp: &exp, data: &data, device, out: &args.run, state: &state, status, ctx };
     visit_trained::<E, _>(&exp, &data, &args.run, device, visitor)
 }

@@ -378,7 +378,7 @@ pub fn compare_cmd<B: AutodiffBackend>(
         {
             naive.depth_order = sorted.depth_order;
         }
-        let data = crate::data::load(&naive_exp.config.data)?;
+        let data = crate::data::load(&naive_exp)?;
         let started = Instant::now();
         std::fs::create_dir_all(&naive_dir).with_context(|| format!("creating `{}`", naive_dir.display()))?;
         write_file(&naive_dir.join("config.toml"), naive_exp.to_toml().as_bytes())?;

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+/// `[data]`: sorted-data's image data config, under the name the runner's configs use.
+pub use sorted_data::{DatasetKind, ImageDataConfig as DataConfig};
 use sorted_nn::{NestingSpace, NestingSpaceConfig};
 pub use sorted_sched::{LossReduction, TrainConfig};
 use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
@@ -60,67 +62,6 @@ pub enum ConfigError {
     },
 }
 
-/// `[data]`: where the images come from and how they are batched.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DataConfig {
-    /// Which dataset: `mnist` (the default), `fashion-mnist`, `cifar10`, `cifar100`.
-    #[serde(default)]
-    pub dataset: DatasetKind,
-    /// `"embedded"` (the committed MNIST subset; MNIST only) or the dataset's folder: the four
-    /// IDX files (raw or `.gz`) for MNIST (`cargo xtask data mnist` → `data/mnist`) and
-    /// Fashion-MNIST (`cargo xtask data fashion-mnist` → `data/fashion-mnist`), or CIFAR's
-    /// binary version (`cifar-10-batches-bin/` or `cifar-100-binary/`, or their parent).
-    #[serde(default = "default_source")]
-    pub source: String,
-    /// Training-time augmentation (seeded; off by default): `crop_padding`, `horizontal_flip`.
-    #[serde(default, skip_serializing_if = "sorted_data::AugmentConfig::is_identity")]
-    pub augment: sorted_data::AugmentConfig,
-    /// Training batch size.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Use only the first `train_limit` training images (0 = all).
-    #[serde(default)]
-    pub train_limit: usize,
-    /// Use only the first `test_limit` test images (0 = all).
-    #[serde(default)]
-    pub test_limit: usize,
-}
-
-/// The datasets the runner reads.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum DatasetKind {
-    /// MNIST digits, 1x28x28 (embedded subset or the full set).
-    #[default]
-    Mnist,
-    /// Fashion-MNIST, 1x28x28.
-    FashionMnist,
-    /// CIFAR-10, 3x32x32.
-    Cifar10,
-    /// CIFAR-100 (fine labels), 3x32x32.
-    Cifar100,
-}
-
-impl DatasetKind {
-    /// The name as written in configs.
-    pub fn name(self) -> &'static str {
-        match self {
-            DatasetKind::Mnist => "mnist",
-            DatasetKind::FashionMnist => "fashion-mnist",
-            DatasetKind::Cifar10 => "cifar10",
-            DatasetKind::Cifar100 => "cifar100",
-        }
-    }
-}
-
-fn default_source() -> String {
-    "embedded".into()
-}
-fn default_batch_size() -> usize {
-    128
-}
-
 /// `[eval]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,7 +106,7 @@ pub struct ExperimentConfig {
     /// The seed of every random stream (initialisation, sampling, data order).
     pub seed: u64,
     /// Data.
-    #[serde(default = "default_data")]
+    #[serde(default)]
     pub data: DataConfig,
     /// The model family.
     pub model: ModelConfig,
@@ -183,17 +124,6 @@ pub struct ExperimentConfig {
     /// Evaluation.
     #[serde(default)]
     pub eval: EvalConfig,
-}
-
-fn default_data() -> DataConfig {
-    DataConfig {
-        dataset: DatasetKind::default(),
-        source: default_source(),
-        augment: sorted_data::AugmentConfig::default(),
-        batch_size: default_batch_size(),
-        train_limit: 0,
-        test_limit: 0,
-    }
 }
 
 /// Checks `[train]` and `[eval]`, which image and text experiments share: positive steps,
@@ -286,13 +216,8 @@ impl Experiment {
             ));
         }
         config.model.validate(&space).map_err(|e| invalid(e.key, e.expected, e.got))?;
-        let n_classes = match config.data.dataset {
-            DatasetKind::Cifar100 => 100,
-            _ => 10,
-        };
-        let channels = if matches!(config.data.dataset, DatasetKind::Cifar10 | DatasetKind::Cifar100) { 3 } else { 1 };
-        let side = if channels == 3 { 32 } else { 28 };
-        if let Some(params) = config.model.estimated_params(&space, [channels, side, side], n_classes) {
+        let dataset = config.data.dataset;
+        if let Some(params) = config.model.estimated_params(&space, dataset.image_shape(), dataset.n_classes()) {
             crate::memory_budget::check_fits(params, crate::memory_budget::available_bytes()).map_err(|got| {
                 invalid("space.widths".into(), "a model that fits in this machine's memory".into(), got)
             })?;

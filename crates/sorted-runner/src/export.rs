@@ -110,7 +110,7 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
     let sub =
         exp.space.parse_sub_model(&args.sub_model).with_context(|| format!("--sub-model `{}`", args.sub_model))?;
     let out = args.out.clone().unwrap_or_else(|| args.run.join("export").join(sub.to_string()));
-    let data = crate::data::load(&exp.config.data)?;
+    let data = crate::data::load(&exp)?;
     struct Export<'a, E: Backend> {
         exp: &'a Experiment,
         run: &'a Path,

@@ -366,7 +366,7 @@ pub fn profile_cmd<E: Backend>(
         format!("`profile` needs the accuracies of `{0}`: run `sorted-runner eval --run {0}` first", args.run.display())
     })?;
     let accuracy: HashMap<String, f64> = results.results.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect();
-    let data = crate::data::load(&exp.config.data)?;
+    let data = crate::data::load(&exp)?;
     anyhow::ensure!(
         args.batch_size <= data.test.len(),
         "--batch-size {} is larger than the test set ({} images)",
