@@ -68,11 +68,11 @@ pub fn gguf(data: &[u8]) -> bool {
     true
 }
 
-/// The byte-level BPE tokenizer of a GGUF file, as the runner builds it; if it is accepted,
+/// The byte-level BPE tokenizer of a GGUF file (`ByteLevelBpe::from_gguf`); if it is accepted,
 /// it encodes a sample text and decodes the ids.
 pub fn gguf_tokenizer(data: &[u8]) -> bool {
     let Ok(file) = GgufFile::parse(data.to_vec(), "fuzz.gguf") else { return false };
-    let Ok(bpe) = sorted_runner::llm::tokenizer_from_gguf(&file) else { return false };
+    let Ok(bpe) = sorted_data::ByteLevelBpe::from_gguf(&file) else { return false };
     let ids = bpe.encode(SAMPLE_TEXT);
     let _ = bpe.decode(&ids);
     true

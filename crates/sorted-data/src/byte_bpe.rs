@@ -419,3 +419,29 @@ struct Scratch {
     /// Candidate merges: (rank, position of the left symbol, merged id), smallest first.
     queue: BinaryHeap<Reverse<(usize, usize, u32)>>,
 }
+
+impl ByteLevelBpe {
+    /// The byte-level BPE tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.tokens`,
+    /// `merges`, `pre`; control tokens, `token_type` 3, are matched as special tokens).
+    ///
+    /// # Errors
+    /// [`DataError::Gguf`] for a missing or malformed tokenizer key, or the tokenizer's own
+    /// errors, each naming the file and key.
+    pub fn from_gguf(file: &crate::GgufFile) -> Result<Self, DataError> {
+        use crate::GgufValue;
+        let tokens: Vec<String> = file.string_array("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
+        let merges = file.string_array("tokenizer.ggml.merges")?;
+        let types: Vec<i128> = file
+            .get("tokenizer.ggml.token_type")
+            .and_then(GgufValue::as_array)
+            .map(|values| values.iter().filter_map(GgufValue::as_i128).collect())
+            .unwrap_or_default();
+        let control: Vec<String> =
+            tokens.iter().zip(&types).filter(|&(_, &t)| t == 3).map(|(token, _)| token.clone()).collect();
+        let pre = match file.get("tokenizer.ggml.pre") {
+            Some(_) => crate::BpePreTokenizer::from_gguf_name(file.str("tokenizer.ggml.pre")?, file.path())?,
+            None => crate::BpePreTokenizer::Gpt2,
+        };
+        Self::new(tokens, &merges, file.path())?.with_pre_tokenizer(pre).with_special_tokens(control)
+    }
+}

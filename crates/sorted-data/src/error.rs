@@ -409,6 +409,9 @@ pub enum DataError {
         #[source]
         source: Box<DataError>,
     },
+    /// A GGUF file (or a key of it) that cannot be read.
+    #[error(transparent)]
+    Gguf(#[from] crate::GgufError),
 }
 
 /// A human name for an IDX magic number, for error messages.

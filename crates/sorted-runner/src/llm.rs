@@ -9,38 +9,16 @@ use anyhow::Context;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use serde::Serialize;
-use sorted_data::{BpePreTokenizer, ByteLevelBpe, LmChunks, Shakespeare, chatml_prompt};
+use sorted_data::{ByteLevelBpe, LmChunks, Shakespeare, chatml_prompt};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_zoo::llama::{
-    DecodeStats, EarlyExitConfig, GgufFile, GgufValue, HeadGradient, LlamaDecoder, LlamaWidth, SoftOptions, SoftTerm,
-    SortedLlama, SpeculativeConfig, soft_loss_with,
+    DecodeStats, EarlyExitConfig, GgufFile, HeadGradient, LlamaDecoder, LlamaWidth, SoftOptions, SoftTerm, SortedLlama,
+    SpeculativeConfig, soft_loss_with,
 };
 
 use crate::cli::{GenerateArgs, PerplexityArgs};
 use crate::commands::RunContext;
 use crate::report::{machine, write_file};
-
-/// The byte-level BPE tokenizer stored in a GGUF file's metadata (`tokenizer.ggml.tokens`,
-/// `merges`, `pre`; control tokens, `token_type` 3, are matched as special tokens).
-///
-/// # Errors
-/// A missing or malformed tokenizer key, naming the file and key.
-pub fn tokenizer_from_gguf(file: &GgufFile) -> anyhow::Result<ByteLevelBpe> {
-    let tokens: Vec<String> = file.string_array("tokenizer.ggml.tokens")?.into_iter().map(String::from).collect();
-    let merges = file.string_array("tokenizer.ggml.merges")?;
-    let types: Vec<i128> = file
-        .get("tokenizer.ggml.token_type")
-        .and_then(GgufValue::as_array)
-        .map(|values| values.iter().filter_map(GgufValue::as_i128).collect())
-        .unwrap_or_default();
-    let control: Vec<String> =
-        tokens.iter().zip(&types).filter(|&(_, &t)| t == 3).map(|(token, _)| token.clone()).collect();
-    let pre = match file.get("tokenizer.ggml.pre") {
-        Some(_) => BpePreTokenizer::from_gguf_name(file.str("tokenizer.ggml.pre")?, file.path())?,
-        None => BpePreTokenizer::Gpt2,
-    };
-    Ok(ByteLevelBpe::new(tokens, &merges, file.path())?.with_pre_tokenizer(pre).with_special_tokens(control)?)
-}
 
 /// A loaded decoder: model, tokenizer and the full sub-model.
 struct Lm<B: Backend> {
@@ -59,7 +37,7 @@ fn load_lm<B: Backend>(path: &Path, device: &B::Device) -> anyhow::Result<Lm<B>>
 fn load_lm_with<B: Backend>(path: &Path, weights: Option<&Path>, device: &B::Device) -> anyhow::Result<Lm<B>> {
     use burn::record::{DefaultRecorder, Recorder};
     let file = GgufFile::read(path).with_context(|| "`cargo xtask data smollm2` fetches SmolLM2-135M-Instruct")?;
-    let bpe = tokenizer_from_gguf(&file)?;
+    let bpe = ByteLevelBpe::from_gguf(&file)?;
     let mut model = SortedLlama::<B>::from_gguf(&file, device)?;
     let rows = model.embedding.dims()[0];
     anyhow::ensure!(

@@ -2,13 +2,16 @@
 //! norm and LM head, nested FFN width and query heads, and KV-cached decoding.
 
 mod decode;
-mod gguf;
 mod model;
 mod row_product;
 mod soft;
 mod weights;
 
-pub use gguf::{GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType};
+/// The GGUF reader lives in sorted-data (a file format, no Burn in it); re-exported here, where the
+/// decoder is loaded from it.
+pub use sorted_data::{
+    GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType,
+};
 
 pub use decode::{
     DecodeStats, EarlyExitConfig, EarlyExitStats, LlamaDecoder, SpeculativeConfig, early_exit_greedy, greedy,

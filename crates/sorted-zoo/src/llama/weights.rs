@@ -4,9 +4,9 @@ use burn::module::Param;
 use burn::prelude::*;
 use sorted_nn::SortedLinear;
 
-use super::gguf::{GgufError, GgufFile};
 use super::model::{RmsNorm, SortedLlama, SortedLlamaConfig};
 use crate::bert::transposed;
+use sorted_data::{GgufError, GgufFile};
 
 impl SortedLlamaConfig {
     /// Reads the sizes of a `llama` GGUF file: `llama.block_count`, `embedding_length`,

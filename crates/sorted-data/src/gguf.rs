@@ -610,11 +610,11 @@ impl GgufTensorInfo {
 /// A parsed GGUF file: its metadata and tensor infos over the file's bytes.
 ///
 /// ```
-/// # fn main() -> Result<(), sorted_zoo::llama::GgufError> {
+/// # fn main() -> Result<(), sorted_data::GgufError> {
 /// # // Run where `cargo xtask data smollm2` has fetched the file.
 /// # let path = std::path::Path::new("../../data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf");
 /// # if !path.exists() { return Ok(()); }
-/// use sorted_zoo::llama::GgufFile;
+/// use sorted_data::GgufFile;
 ///
 /// let gguf = GgufFile::read(path)?;
 /// let d_model = gguf.u32("llama.embedding_length")? as usize;
