@@ -1,0 +1,441 @@
+//! `generate`: greedy decoding of prompts by the full model or a sub-model, and lossless
+//! self-speculative decoding drafted by its own first layers, with a benchmark report.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::prelude::*;
+use serde::Serialize;
+use sorted_data::chatml_prompt;
+use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
+use sorted_zoo::llama::{DecodeStats, EarlyExitConfig, LlamaDecoder, LlamaWidth, SpeculativeConfig};
+
+use crate::cli::GenerateArgs;
+use crate::commands::RunContext;
+use crate::report::{machine, write_file};
+
+use super::load_lm_with;
+
+/// The prompts of `generate --bench` when none are given.
+pub const BENCH_PROMPTS: [&str; 8] = [
+    "What is the capital of France?",
+    "Write a short poem about the sea.",
+    "Explain what a neural network is in two sentences.",
+    "List three fruits that are red.",
+    "How many days are there in a leap year?",
+    "Give me a tip for learning a new language.",
+    "What does a bee make?",
+    "Translate 'good morning' into French.",
+];
+
+/// One decoding mode on one prompt set, as `generate --bench` reports it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DecodeRow {
+    /// `greedy` or `speculative (draft depth N)`.
+    pub mode: String,
+    /// Draft depth (0 for plain greedy).
+    pub draft_depth: usize,
+    /// Tokens generated over all prompts.
+    pub tokens: usize,
+    /// Wall time over all prompts, seconds.
+    pub seconds: f64,
+    /// Tokens per second.
+    pub tokens_per_second: f64,
+    /// Speed-up over plain greedy (same run).
+    pub speedup: f64,
+    /// Accepted / proposed draft tokens.
+    pub acceptance_rate: f64,
+    /// Tokens emitted per full-model (verification) pass.
+    pub tokens_per_full_pass: f64,
+    /// Whether every output equals plain greedy's token for token.
+    pub identical: bool,
+    /// A row of another model, timed for comparison (the full model when `--sub-model` picks
+    /// a smaller one): its outputs are not expected to equal greedy's.
+    pub reference: bool,
+    /// Mean milliseconds per drafted token (speculative only; 0 otherwise).
+    pub ms_per_draft_token: f64,
+    /// Mean milliseconds per verification pass (speculative only; 0 otherwise).
+    pub ms_per_verification: f64,
+    /// Mean drafted tokens per verification pass (speculative only; 0 otherwise).
+    pub drafted_per_verification: f64,
+    /// Plain full-model steps the greedy fallback took instead of speculative cycles
+    /// (speculative with `--fallback-probe` only; 0 otherwise).
+    pub greedy_steps: usize,
+}
+
+impl DecodeRow {
+    /// A row without a drafter (greedy or early exit): speed-up against `plain_tps`.
+    fn undrafted(
+        mode: String,
+        tokens: usize,
+        seconds: f64,
+        plain_tps: f64,
+        tokens_per_full_pass: f64,
+        identical: bool,
+    ) -> Self {
+        let tokens_per_second = tokens as f64 / seconds.max(1e-9);
+        DecodeRow {
+            mode,
+            draft_depth: 0,
+            tokens,
+            seconds,
+            tokens_per_second,
+            speedup: tokens_per_second / plain_tps.max(1e-12),
+            acceptance_rate: 0.0,
+            tokens_per_full_pass,
+            identical,
+            reference: false,
+            ms_per_draft_token: 0.0,
+            ms_per_verification: 0.0,
+            drafted_per_verification: 0.0,
+            greedy_steps: 0,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct BenchReport {
+    command: String,
+    commit: String,
+    machine: String,
+    device: String,
+    model: String,
+    /// The decoded sub-model (`L30-H9-F1536`: SmolLM2's full model).
+    sub_model: String,
+    prompts: Vec<String>,
+    max_new: usize,
+    rows: Vec<DecodeRow>,
+}
+
+/// `generate`: greedy decoding of the prompts by the full model (or the `--sub-model`), and
+/// self-speculative decoding with each `--draft-depth`, checked token for token against greedy;
+/// with `--bench DIR`, a timing report (`decode.json`, `decode.md`).
+///
+/// # Errors
+/// A missing or malformed model file, or a speculative output that differs from greedy.
+pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
+    if let Some(i) = args.prompt.iter().position(|p| p.trim().is_empty()) {
+        anyhow::bail!("--prompt number {} is empty: give it some text", i + 1);
+    }
+    let lm = load_lm_with::<B>(&args.gguf, args.weights.as_deref(), device)?;
+    let l0 = &lm.model.layers[0];
+    let target = match &args.sub_model {
+        None => lm.full,
+        Some(text) => decode_target(text, lm.n_layers, lm.model.full_width(), l0.num_kv_heads, lm.full.hidden)?,
+    };
+    let prompts: Vec<String> = if args.prompt.is_empty() {
+        BENCH_PROMPTS.iter().map(|p| p.to_string()).collect()
+    } else {
+        args.prompt.clone()
+    };
+    for &d in &args.draft_depth {
+        anyhow::ensure!(
+            d >= 1 && d < target.depth,
+            "--draft-depth {d}: expected 1..{} (the decoded model, {target}, has {} layers)",
+            target.depth,
+            target.depth
+        );
+    }
+    let vocab = lm.model.embedding.dims()[0];
+    for &n in &args.draft_vocab {
+        anyhow::ensure!((1..=vocab).contains(&n), "--draft-vocab {n}: expected 1..={vocab} (the model's vocabulary)");
+    }
+    let stop = lm.bpe.token_id("<|im_end|>").or_else(|| lm.bpe.token_id("<|endoftext|>"));
+    let encoded: Vec<Vec<u32>> = prompts
+        .iter()
+        .map(|p| if args.raw { lm.bpe.encode(p) } else { lm.bpe.encode(&chatml_prompt(&[("user", p.as_str())], true)) })
+        .collect();
+    if let Some(i) = encoded.iter().position(Vec::is_empty) {
+        anyhow::bail!("--prompt number {} is empty: with --raw it is fed as is, so give it some text", i + 1);
+    }
+    let fast = LlamaDecoder::with_decode_layout(&lm.model);
+    let own = LlamaDecoder::new(&lm.model);
+    let decoder = if args.model_layout { &own } else { &fast };
+    let run_on = |target: &TransformerSubModel,
+                  decoder: &LlamaDecoder<B>,
+                  draft: Option<usize>,
+                  vocab: Option<usize>,
+                  bonus_token: bool,
+                  fallback_probe: Option<usize>| {
+        let mut outputs = Vec::new();
+        let mut total = DecodeStats::default();
+        let started = Instant::now();
+        for ids in &encoded {
+            let (out, stats) = match draft {
+                None => decoder.greedy(target, ids, args.max_new, stop),
+                Some(d) => {
+                    let config = SpeculativeConfig {
+                        draft_depth: d,
+                        initial_draft: args.draft_len,
+                        max_draft: args.max_draft,
+                        adaptive: !args.fixed_draft,
+                        draft_vocab: vocab,
+                        bonus_token,
+                        fallback_probe,
+                    };
+                    decoder.speculative_greedy(target, &config, ids, args.max_new, stop)
+                }
+            };
+            total.generated += stats.generated;
+            total.proposed += stats.proposed;
+            total.accepted += stats.accepted;
+            total.full_passes += stats.full_passes;
+            total.draft_passes += stats.draft_passes;
+            total.greedy_steps += stats.greedy_steps;
+            total.draft_time += stats.draft_time;
+            total.verify_time += stats.verify_time;
+            outputs.push(out);
+        }
+        (outputs, total, started.elapsed().as_secs_f64())
+    };
+    let (plain, plain_stats, plain_seconds) = run_on(&target, decoder, None, None, false, None);
+    if !ctx.quiet {
+        for (prompt, out) in prompts.iter().zip(&plain) {
+            println!("> {prompt}\n{}\n", lm.bpe.decode(out).trim_end_matches("<|im_end|>"));
+        }
+    }
+    let plain_tps = plain_stats.generated as f64 / plain_seconds.max(1e-9);
+    let mut rows = vec![DecodeRow::undrafted(
+        if target == lm.full { "greedy".into() } else { format!("greedy ({target})") },
+        plain_stats.generated,
+        plain_seconds,
+        plain_tps,
+        plain_stats.tokens_per_pass(),
+        true,
+    )];
+    if args.bench.is_some() && target != lm.full {
+        // The full model's own greedy decoding: what the sub-model saves.
+        let (outputs, stats, seconds) = run_on(&lm.full, decoder, None, None, false, None);
+        let mut row = DecodeRow::undrafted(
+            format!("greedy, full model {} (reference)", lm.full),
+            stats.generated,
+            seconds,
+            plain_tps,
+            stats.tokens_per_pass(),
+            outputs == plain,
+        );
+        row.reference = true;
+        rows.push(row);
+    }
+    if args.bench.is_some() && !args.model_layout {
+        // The same greedy decoding with the model's own (training) layout, for the layout's gain.
+        let (outputs, stats, seconds) = run_on(&target, &own, None, None, false, None);
+        rows.push(DecodeRow::undrafted(
+            "greedy (model layout)".into(),
+            stats.generated,
+            seconds,
+            plain_tps,
+            stats.tokens_per_pass(),
+            outputs == plain,
+        ));
+    }
+    let vocabularies: Vec<Option<usize>> =
+        std::iter::once(None).chain(args.draft_vocab.iter().map(|&n| Some(n))).collect();
+    let probes: Vec<Option<usize>> = if args.fallback_probe.is_empty() {
+        vec![None]
+    } else {
+        args.fallback_probe.iter().map(|&k| (k > 0).then_some(k)).collect()
+    };
+    let mut drafters = Vec::new();
+    for &d in &args.draft_depth {
+        for &vocab in &vocabularies {
+            for &bonus in args.bonus_token.settings() {
+                for &probe in &probes {
+                    drafters.push((d, vocab, bonus, probe));
+                }
+            }
+        }
+    }
+    for (d, vocab, bonus_token, fallback_probe) in drafters {
+        let (outputs, stats, seconds) = run_on(&target, decoder, Some(d), vocab, bonus_token, fallback_probe);
+        let identical = outputs == plain;
+        let tps = stats.generated as f64 / seconds.max(1e-9);
+        // Every prompt's first pass runs the whole model on the prompt; the rest verify, or are
+        // the greedy fallback's steps.
+        let verifications = stats.full_passes.saturating_sub(encoded.len() + stats.greedy_steps);
+        rows.push(DecodeRow {
+            mode: format!(
+                "speculative (draft depth {d}{}{}{})",
+                vocab.map_or(String::new(), |n| format!(", draft vocabulary {n}")),
+                if bonus_token { ", bonus token" } else { "" },
+                fallback_probe.map_or(String::new(), |k| format!(", greedy fallback (probe {k})"))
+            ),
+            draft_depth: d,
+            tokens: stats.generated,
+            seconds,
+            tokens_per_second: tps,
+            speedup: tps / plain_tps.max(1e-12),
+            acceptance_rate: stats.acceptance_rate(),
+            tokens_per_full_pass: stats.tokens_per_pass(),
+            identical,
+            reference: false,
+            ms_per_draft_token: 1e3 * stats.draft_time.as_secs_f64() / stats.draft_passes.max(1) as f64,
+            ms_per_verification: 1e3 * stats.verify_time.as_secs_f64() / verifications.max(1) as f64,
+            drafted_per_verification: stats.proposed as f64 / verifications.max(1) as f64,
+            greedy_steps: stats.greedy_steps,
+        });
+    }
+    if !args.early_exit.is_empty() {
+        let config = parse_early_exit(&args.early_exit, target.depth)?;
+        let started = Instant::now();
+        let (mut generated, mut same, mut layers) = (0usize, 0usize, 0usize);
+        let mut identical = true;
+        for (ids, reference) in encoded.iter().zip(&plain) {
+            let (out, stats) = decoder.early_exit_greedy(&target, &config, ids, args.max_new, stop);
+            generated += stats.generated;
+            layers += stats.layers_run;
+            same += out.iter().zip(reference).take_while(|(a, b)| a == b).count();
+            identical &= out == *reference;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let tps = generated as f64 / seconds.max(1e-9);
+        let full_layers = generated.saturating_sub(encoded.len()) * target.depth;
+        if !ctx.quiet {
+            println!(
+                "early exit {:?} (lossy): {tps:.2} tokens/s ({:.2}x greedy), {:.0}% of the full model's layers run, \
+                 {same} of {generated} tokens agree with greedy before the first difference{}",
+                args.early_exit,
+                tps / plain_tps.max(1e-12),
+                100.0 * layers as f64 / full_layers.max(1) as f64,
+                if identical { " (all identical)" } else { "" }
+            );
+        }
+        rows.push(DecodeRow::undrafted(
+            format!("early exit {} (lossy)", args.early_exit.join(",")),
+            generated,
+            seconds,
+            plain_tps,
+            0.0,
+            identical,
+        ));
+    }
+    let table = decode_table(&rows);
+    if !ctx.quiet {
+        println!("{table}");
+    }
+    if let Some(dir) = &args.bench {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+        let report = BenchReport {
+            command: ctx.command.clone(),
+            commit: ctx.commit.clone(),
+            machine: machine(),
+            device: ctx.device_name.clone(),
+            model: args.gguf.display().to_string(),
+            sub_model: target.to_string(),
+            prompts: prompts.clone(),
+            max_new: args.max_new,
+            rows: rows.clone(),
+        };
+        write_file(&dir.join("decode.json"), &serde_json::to_vec_pretty(&report).expect("serialises"))?;
+        let md = format!(
+            "# Decoding benchmark\n\n| | |\n|---|---|\n| command | `{}` |\n| commit | `{}` |\n| machine | `{}` |\n| device | `{}` |\n| model | `{}` |\n| decoded sub-model | `{}` |\n| prompts | {} (max {} new tokens each) |\n\n{table}\n",
+            report.command,
+            report.commit,
+            report.machine,
+            report.device,
+            report.model,
+            report.sub_model,
+            prompts.len(),
+            args.max_new
+        );
+        write_file(&dir.join("decode.md"), md.as_bytes())?;
+        if !ctx.quiet {
+            println!("wrote {}/{{decode.json, decode.md}}", dir.display());
+        }
+    }
+    if let Some(row) = rows.iter().find(|r| !r.identical && !r.reference && !r.mode.contains("lossy")) {
+        anyhow::bail!("{}: the output differs from plain greedy decoding (a bug: it must be lossless)", row.mode);
+    }
+    Ok(())
+}
+
+/// `--sub-model` text (`L<layers>-H<query heads>-F<SwiGLU units>`, an axis left out staying
+/// full) → the sub-model of a decoder with `n_layers` layers, `full` widths and `kv_heads` KV
+/// heads (query heads must be a multiple of them).
+///
+/// # Errors
+/// Unreadable text or a size the model cannot run, naming `--sub-model` and what fits.
+fn decode_target(
+    text: &str,
+    n_layers: usize,
+    full: LlamaWidth,
+    kv_heads: usize,
+    hidden: usize,
+) -> anyhow::Result<TransformerSubModel> {
+    let heads: Vec<usize> = (1..=full.heads / kv_heads).map(|k| k * kv_heads).collect();
+    let fits = format!(
+        "this model runs 1..={n_layers} layers, query heads {heads:?} (multiples of its {kv_heads} KV heads) and \
+         1..={} SwiGLU units",
+        full.ffn
+    );
+    // The space's own parser reads the text; its error would list every SwiGLU width, so a
+    // refusal says what fits instead.
+    let space = TransformerSpace::new(
+        TransformerSpaceConfig {
+            depths: (1..=n_layers).collect(),
+            heads: heads.clone(),
+            ffn: (1..=full.ffn).collect(),
+            hidden: None,
+        },
+        hidden,
+    )?;
+    space.parse_sub_model(text).map_err(|e| match e {
+        sorted_nn::SpecError::Parse { .. } => anyhow::anyhow!(
+            "--sub-model `{text}`: expected `L<layers>-H<query heads>-F<SwiGLU units>` (any axis may be left out), \
+             e.g. L20-H6-F768"
+        ),
+        _ => anyhow::anyhow!("--sub-model `{text}`: {fits}"),
+    })
+}
+
+/// `--early-exit 20:0.9,25:0.8` → exits and thresholds, checked against the model's depth.
+fn parse_early_exit(specs: &[String], n_layers: usize) -> anyhow::Result<EarlyExitConfig> {
+    let mut pairs = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let parsed = spec
+            .split_once(':')
+            .and_then(|(d, t)| Some((d.trim().parse::<usize>().ok()?, t.trim().parse::<f32>().ok()?)));
+        let Some((depth, threshold)) = parsed else {
+            anyhow::bail!("--early-exit `{spec}`: expected <layers>:<threshold>, e.g. 20:0.9");
+        };
+        anyhow::ensure!(
+            (1..n_layers).contains(&depth) && threshold.is_finite() && threshold >= 0.0,
+            "--early-exit `{spec}`: expected layers in 1..{n_layers} and a threshold >= 0"
+        );
+        pairs.push((depth, threshold));
+    }
+    pairs.sort_by_key(|p| p.0);
+    anyhow::ensure!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "--early-exit: each exit once");
+    Ok(EarlyExitConfig { exits: pairs.iter().map(|p| p.0).collect(), thresholds: pairs.iter().map(|p| p.1).collect() })
+}
+
+fn decode_table(rows: &[DecodeRow]) -> String {
+    let mut s = String::from(
+        "| mode | tokens | tokens/s | speed-up | acceptance | tokens per full pass | drafted per verification | ms per drafted token | ms per verification | fallback greedy steps | identical to greedy |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        let spec = r.draft_depth > 0;
+        let cell = |v: String| if spec { v } else { "–".to_string() };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {:.2}x | {} | {:.2} | {} | {} | {} | {} | {} |",
+            r.mode,
+            r.tokens,
+            r.tokens_per_second,
+            r.speedup,
+            cell(format!("{:.1}%", 100.0 * r.acceptance_rate)),
+            r.tokens_per_full_pass,
+            cell(format!("{:.2}", r.drafted_per_verification)),
+            cell(format!("{:.1}", r.ms_per_draft_token)),
+            cell(format!("{:.1}", r.ms_per_verification)),
+            cell(r.greedy_steps.to_string()),
+            match (r.reference, r.identical) {
+                (true, _) => "– (another model)",
+                (false, true) => "yes",
+                (false, false) => "NO",
+            }
+        );
+    }
+    s
+}

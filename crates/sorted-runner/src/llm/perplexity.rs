@@ -1,0 +1,143 @@
+//! `perplexity`: the perplexity of every exit (x FFN widths x query heads) on held-out plays.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
+use sorted_data::{LmChunks, Shakespeare};
+use sorted_zoo::llama::LlamaWidth;
+
+use crate::cli::PerplexityArgs;
+use crate::commands::RunContext;
+use crate::report::{machine, write_file};
+
+use super::{load_lm_with, query_head_options};
+
+/// `perplexity`: per-exit perplexity (through the shared final norm and head) on the
+/// held-out Shakespeare works, from one forward pass per window.
+///
+/// # Errors
+/// A missing model or corpus file.
+pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
+    let lm = load_lm_with::<B>(&args.gguf, args.weights.as_deref(), device)?;
+    let corpus = Shakespeare::from_dir(&args.shakespeare)
+        .with_context(|| "`cargo xtask data shakespeare` fetches the corpus")?;
+    let mut ids = lm.bpe.encode(&corpus.heldout_text());
+    ids.truncate(args.tokens + 1);
+    let chunks = LmChunks::new(ids, args.seq_len);
+    anyhow::ensure!(!chunks.is_empty(), "--tokens {} gives no window of --seq-len {}", args.tokens, args.seq_len);
+    let mut exits: Vec<usize> = if args.exits.is_empty() {
+        (1..=lm.n_layers / 6).map(|i| i * 6).chain([lm.n_layers]).collect()
+    } else {
+        args.exits.clone()
+    };
+    exits.sort_unstable();
+    exits.dedup();
+    anyhow::ensure!(
+        exits.iter().all(|&e| (1..=lm.n_layers).contains(&e)),
+        "--exits {exits:?}: expected depths in 1..={}",
+        lm.n_layers
+    );
+    let mut ffn_widths = if args.ffn.is_empty() { vec![lm.full.ffn] } else { args.ffn.clone() };
+    ffn_widths.sort_unstable();
+    ffn_widths.dedup();
+    anyhow::ensure!(
+        ffn_widths.iter().all(|&f| (1..=lm.full.ffn).contains(&f)),
+        "--ffn {ffn_widths:?}: expected SwiGLU widths in 1..={}",
+        lm.full.ffn
+    );
+    let heads = query_head_options(&args.heads, &lm)?;
+    let widths: Vec<LlamaWidth> =
+        heads.iter().flat_map(|&heads| ffn_widths.iter().map(move |&ffn| LlamaWidth { heads, ffn })).collect();
+    let started = Instant::now();
+    let mut nll = vec![vec![0.0f64; exits.len()]; widths.len()];
+    // Positions where each exit's most likely next token is the full model's: the rate at which
+    // greedy self-speculative decoding would accept that exit's drafts on this text.
+    let mut agree = vec![vec![0usize; exits.len()]; widths.len()];
+    let mut count = 0usize;
+    let full = (lm.n_layers, lm.model.full_width());
+    for i in 0..chunks.len() {
+        let batch = chunks.batch::<B>(&[i], device);
+        let [_, s] = batch.targets.dims();
+        let targets = batch.targets.clone().reshape([s, 1]);
+        let mut full_top: Option<Tensor<B, 2, Int>> = None;
+        let mut tops = Vec::with_capacity(widths.len());
+        for (w, &width) in widths.iter().enumerate() {
+            // The full-width pass also runs to the last layer, for the full model's choices.
+            let mut depths = exits.clone();
+            if width == full.1 && !depths.contains(&full.0) {
+                depths.push(full.0);
+            }
+            let logits = lm.model.forward_exits(batch.inputs.clone(), &depths, width);
+            let mut top = Vec::with_capacity(exits.len());
+            for (&depth, l) in depths.iter().zip(logits) {
+                let [_, _, v] = l.dims();
+                let l = l.reshape([s, v]);
+                let argmax = l.clone().argmax(1);
+                if (depth, width) == full {
+                    full_top = Some(argmax.clone());
+                }
+                if let Some(e) = exits.iter().position(|&x| x == depth) {
+                    let logp = log_softmax(l, 1);
+                    nll[w][e] -= logp.gather(1, targets.clone()).sum().into_scalar().elem::<f64>();
+                    top.push(argmax);
+                }
+            }
+            tops.push(top);
+        }
+        let full_top = match full_top {
+            Some(t) => t,
+            None => {
+                let l = lm.model.forward_exits(batch.inputs.clone(), &[full.0], full.1).remove(0);
+                let v = l.dims()[2];
+                l.reshape([s, v]).argmax(1)
+            }
+        };
+        for (w, top) in tops.into_iter().enumerate() {
+            for (e, t) in top.into_iter().enumerate() {
+                agree[w][e] += t.equal(full_top.clone()).int().sum().into_scalar().elem::<i64>() as usize;
+            }
+        }
+        count += s;
+    }
+    // The query-heads column only when heads were narrowed (earlier reports have none).
+    let with_heads = widths.iter().any(|w| w.heads != full.1.heads);
+    let mut table = String::from(if with_heads {
+        "| exit (layers) | query heads | FFN width | perplexity | NLL/token | top-1 agrees with the full model |\n|---:|---:|---:|---:|---:|---:|\n"
+    } else {
+        "| exit (layers) | FFN width | perplexity | NLL/token | top-1 agrees with the full model |\n|---:|---:|---:|---:|---:|\n"
+    });
+    for (w, width) in widths.iter().enumerate() {
+        for (e, &depth) in exits.iter().enumerate() {
+            let mean = nll[w][e] / count as f64;
+            let agreed = 100.0 * agree[w][e] as f64 / count as f64;
+            let heads = if with_heads { format!(" {} |", width.heads) } else { String::new() };
+            let _ =
+                writeln!(table, "| {depth} |{heads} {} | {:.2} | {mean:.4} | {agreed:.1} % |", width.ffn, mean.exp());
+        }
+    }
+    if !ctx.quiet {
+        println!(
+            "held-out Shakespeare ({}): {count} tokens in windows of {}, {:.1} s\n{table}",
+            sorted_data::SHAKESPEARE_HELDOUT_WORKS.join(", "),
+            args.seq_len,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if let Some(out) = &args.out {
+        let md = format!(
+            "# Per-exit perplexity\n\n| | |\n|---|---|\n| command | `{}` |\n| commit | `{}` |\n| machine | `{}` |\n| model | `{}` |\n| weights | {} |\n| tokens | {count} (held-out works: {}) |\n| wall time | {:.1} s |\n\n{table}",
+            ctx.command,
+            ctx.commit,
+            machine(),
+            args.gguf.display(),
+            args.weights.as_ref().map_or("the GGUF's (not fine-tuned)".to_string(), |w| format!("`{}`", w.display())),
+            sorted_data::SHAKESPEARE_HELDOUT_WORKS.join(", "),
+            started.elapsed().as_secs_f64()
+        );
+        write_file(out, md.as_bytes())?;
+    }
+    Ok(())
+}
