@@ -439,3 +439,23 @@ fn decode_table(rows: &[DecodeRow]) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use sorted_zoo::llama::LlamaWidth;
+
+    #[test]
+    fn generate_sub_models_parse_with_full_axes_by_default_and_refuse_what_does_not_fit() {
+        let full = LlamaWidth { heads: 9, ffn: 1536 };
+        let parse = |text: &str| super::decode_target(text, 30, full, 3, 576);
+        let sub = parse("L20-H6-F768").unwrap();
+        assert_eq!((sub.depth, sub.heads, sub.ffn, sub.hidden), (20, 6, 768, 576));
+        let sub = parse("L12").unwrap();
+        assert_eq!((sub.depth, sub.heads, sub.ffn), (12, 9, 1536), "left-out axes stay full");
+        assert_eq!(parse("full").unwrap(), parse("L30-H9-F1536").unwrap());
+        for bad in ["L31", "L20-H4", "L20-H12", "F2000", "L0", "twenty"] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("--sub-model") && err.contains(bad), "{bad}: {err}");
+        }
+    }
+}
