@@ -14,7 +14,8 @@ use sorted_zoo::{ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor
 use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::Experiment;
 use crate::eval::{NormStatsFile, evaluate};
-use crate::report::{RunMeta, RunReport, machine, write_file};
+use crate::provenance::{RunContext, machine, new_run_dir, write_file};
+use crate::report::{RunMeta, RunReport};
 use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
 use crate::train::{TrainOptions, train};
 
@@ -56,47 +57,6 @@ pub fn visit_trained<E: Backend, V: ModelVisitor<E>>(
     }
     let model = exp.config.model.init::<E>(&exp.space, data.image_shape(), data.n_classes(), device);
     model.visit(Loading { run, device, visitor })
-}
-
-/// Context shared by the commands.
-#[derive(Clone, Debug)]
-pub struct RunContext {
-    /// The device's name for reports.
-    pub device_name: String,
-    /// No progress bars or tables.
-    pub quiet: bool,
-    /// The command line, for reports.
-    pub command: String,
-    /// The commit the binary was started from (read once at start: a long run's reports must
-    /// not name a commit made while it ran).
-    pub commit: String,
-}
-
-fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}{m:02}{d:02}-{:02}{:02}{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
-}
-
-pub(crate) fn new_run_dir(name: &str) -> PathBuf {
-    let base = PathBuf::from("runs").join(format!("{name}-{}", utc_stamp()));
-    let mut dir = base.clone();
-    let mut i = 1;
-    while dir.exists() {
-        dir = PathBuf::from(format!("{}-{i}", base.display()));
-        i += 1;
-    }
-    dir
 }
 
 /// `train`: trains, then evaluates every sub-model and writes the reports.

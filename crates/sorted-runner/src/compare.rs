@@ -24,10 +24,12 @@ use sorted_nn::{NestingSpaceConfig, SubModel};
 use sorted_sched::{FullSamplerConfig, SamplerConfig};
 
 use crate::cli::CompareArgs;
-use crate::commands::{Report, RunContext, new_run_dir, train_experiment};
+use crate::commands::{Report, train_experiment};
 use crate::config::{BatchNormStats, Experiment, ModelConfig};
 use crate::device::DeviceKind;
-use crate::report::{RunReport, machine, write_file};
+use crate::provenance::{RunContext, new_run_dir};
+use crate::provenance::{machine, write_file};
+use crate::report::RunReport;
 use crate::train::TrainOptions;
 
 /// One compared sub-model.

@@ -12,11 +12,13 @@ use sorted_sched::Checkpoint;
 use sorted_zoo::{AnyClassifier, DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier};
 
 use crate::cli::ExportArgs;
-use crate::commands::{ModelVisitor, RunContext, load_run, read_norm_stats, visit_trained};
+use crate::commands::{ModelVisitor, load_run, read_norm_stats, visit_trained};
 use crate::config::{Experiment, ExperimentConfig};
 use crate::data::RunData;
 use crate::eval::{SubModelResult, calibrate, calibration_batches, test_batches};
-use crate::report::{RunReport, write_file};
+use crate::provenance::RunContext;
+use crate::provenance::write_file;
+use crate::report::RunReport;
 use sorted_data::ImageBatch;
 
 /// A sub-model's latency as `sorted-runner profile` measured it.

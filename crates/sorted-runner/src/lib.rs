@@ -11,8 +11,9 @@ pub mod eval;
 mod export;
 pub mod llm;
 mod memory_budget;
-mod plot;
+mod plot_axes;
 pub mod profile;
+pub mod provenance;
 pub mod report;
 pub mod run_folder;
 mod select;
@@ -23,11 +24,12 @@ pub use cli::{
     Cli, Command, CompareArgs, EvalArgs, ExportArgs, GenerateArgs, LayoutArg, PerplexityArgs, ProfileArgs, SelectArgs,
     SoftArgs, TrainArgs,
 };
-pub use commands::{RunContext, eval_cmd, train_cmd, train_experiment};
+pub use commands::{eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;
 pub use device::DeviceKind;
 pub use export::{EXPORT_FORMAT, ExportManifest, ExportWeights, ExportedModel, export_cmd, load_export};
 pub use profile::profile_cmd;
+pub use provenance::RunContext;
 pub use select::{SelectOutcome, select_cmd};
 pub use train::{TrainOptions, TrainOutcome, train};
 
@@ -43,8 +45,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     let ctx = RunContext {
         device_name: cli.device.name().to_string(),
         quiet: cli.quiet,
-        command: report::command_line(std::env::args()),
-        commit: report::git_commit(),
+        command: provenance::command_line(std::env::args()),
+        commit: provenance::git_commit(),
     };
     match cli.device {
         DeviceKind::Cpu => {

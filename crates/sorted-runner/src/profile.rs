@@ -8,17 +8,21 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::prelude::*;
+use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use sorted_nn::{SubModel, SubModelNormStats};
 use sorted_zoo::SortedClassifier;
 use sorted_zoo::deploy::{Candidate, CostAxis, Latency, LatencyOptions, SortedModel, WeightLayout, pareto_front};
 
 use crate::cli::ProfileArgs;
-use crate::commands::{ModelVisitor, RunContext, load_run, read_norm_stats, visit_trained};
+use crate::commands::{ModelVisitor, load_run, read_norm_stats, visit_trained};
 use crate::config::Experiment;
 use crate::device::DeviceKind;
 use crate::eval::{calibrate, calibration_batches};
-use crate::report::{RunReport, machine, write_file};
+use crate::plot_axes::log_ticks;
+use crate::provenance::RunContext;
+use crate::provenance::{machine, write_file};
+use crate::report::RunReport;
 
 /// Ratio of ratios outside `[1 / OUTLIER_FACTOR, OUTLIER_FACTOR]` is listed as an outlier.
 pub const OUTLIER_FACTOR: f64 = 2.0;
@@ -326,7 +330,7 @@ impl ProfileReport {
         write_file(&dir.join("profile.json"), &serde_json::to_vec_pretty(self).expect("profile serialises"))?;
         write_file(&dir.join("profile.csv"), self.csv().as_bytes())?;
         write_file(&dir.join("profile.md"), self.markdown().as_bytes())?;
-        crate::plot::write_latency_plot(self, &dir.join("profile.svg"))
+        write_latency_plot(self, &dir.join("profile.svg"))
     }
 }
 
@@ -610,6 +614,97 @@ pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
     let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
     let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
     if va == 0.0 || vb == 0.0 { f64::NAN } else { cov / (va * vb).sqrt() }
+}
+
+/// Draws every sub-model's accuracy against its measured latency (log scale), one colour per
+/// depth, with the Pareto front as a red step line through its points, and writes it
+/// atomically.
+///
+/// # Errors
+/// When drawing or writing fails.
+pub fn write_latency_plot(profile: &ProfileReport, path: &Path) -> anyhow::Result<()> {
+    let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("drawing the latency plot: {e}");
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(&e))?;
+        let rows = &profile.rows;
+        let lat = |r: &ProfileRow| r.latency.median_ms.max(1e-6);
+        let lmin = rows.iter().map(lat).fold(f64::INFINITY, f64::min);
+        let lmax = rows.iter().map(lat).fold(0.0, f64::max);
+        let amin = rows.iter().map(|r| r.accuracy).fold(1.0, f64::min);
+        let lo = (amin * 100.0 - 2.0).max(0.0);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!(
+                    "latency vs accuracy on {} (batch {}, {} sub-models, front in red)",
+                    profile.meta.device,
+                    profile.meta.batch_size,
+                    rows.len()
+                ),
+                ("sans-serif", 20),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(55)
+            .build_cartesian_2d(
+                (lmin * 0.8..lmax * 1.25).log_scale().with_key_points(log_ticks(lmin * 0.8, lmax * 1.25)),
+                lo..100.0,
+            )
+            .map_err(|e| err(&e))?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .x_labels(8)
+            .x_label_formatter(&|v| format!("{v}"))
+            .x_desc("median latency per forward pass, ms (log scale)")
+            .y_desc("test accuracy (%)")
+            .draw()
+            .map_err(|e| err(&e))?;
+        let max_depth = rows.iter().map(|r| r.depth).max().unwrap_or(1);
+        for depth in 1..=max_depth {
+            let colour = Palette99::pick(depth - 1).mix(0.55);
+            let points: Vec<(f64, f64)> =
+                rows.iter().filter(|r| r.depth == depth).map(|r| (lat(r), 100.0 * r.accuracy)).collect();
+            if points.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+                .map_err(|e| err(&e))?
+                .label(format!("depth {depth}"))
+                .legend(move |(x, y)| Circle::new((x + 9, y), 3, colour.filled()));
+        }
+        let front: Vec<(f64, f64)> = profile
+            .front
+            .iter()
+            .filter_map(|name| rows.iter().find(|r| &r.sub_model == name))
+            .map(|r| (lat(r), 100.0 * r.accuracy))
+            .collect();
+        // A step line: from each front point right to the next one's latency, then up.
+        let mut steps = Vec::with_capacity(2 * front.len());
+        for (i, &p) in front.iter().enumerate() {
+            steps.push(p);
+            if let Some(&(next_x, _)) = front.get(i + 1) {
+                steps.push((next_x, p.1));
+            }
+        }
+        chart
+            .draw_series(LineSeries::new(steps, RED.stroke_width(2)))
+            .map_err(|e| err(&e))?
+            .label("Pareto front")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], RED.stroke_width(2)));
+        chart.draw_series(front.iter().map(|&p| Circle::new(p, 5, RED.stroke_width(2)))).map_err(|e| err(&e))?;
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(&e))?;
+        root.present().map_err(|e| err(&e))?;
+    }
+    write_file(path, svg.as_bytes())
 }
 
 #[cfg(test)]

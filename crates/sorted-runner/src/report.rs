@@ -1,13 +1,16 @@
-//! Run reports: `results.json`, `results.csv`, `summary.md`, the terminal table.
+//! Run reports: `results.json`, `results.csv`, `summary.md`, the terminal table and `plot.svg`
+//! (accuracy vs FLOPs).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::Context;
+use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
-use sorted_sched::write_atomic;
 
 use crate::eval::SubModelResult;
+/// Provenance helpers, also reachable here for earlier callers.
+pub use crate::provenance::{command_line, git_commit, machine, write_file};
 
 /// How a run was produced (provenance for `docs/results/`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -203,7 +206,7 @@ impl RunReport {
     /// When a file cannot be written (the error names it).
     pub fn publish(&self, run_dir: &Path, quiet: bool, extra_files: &str) -> anyhow::Result<()> {
         self.write(run_dir)?;
-        crate::plot::write_plot(self, &run_dir.join("plot.svg"))?;
+        write_plot(self, &run_dir.join("plot.svg"))?;
         if !quiet {
             println!("{}", self.table());
             println!("{}", self.headline());
@@ -226,109 +229,73 @@ impl RunReport {
     }
 }
 
-/// Writes one file atomically, naming it on failure.
+/// Draws every sub-model's accuracy against its FLOPs (log scale), one colour per depth, the
+/// full model's threshold line dashed, and writes `plot.svg` atomically.
 ///
 /// # Errors
-/// The I/O error, with the path.
-pub fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    write_atomic(path, bytes).with_context(|| format!("writing `{}`", path.display()))
-}
-
-/// The commit of the working tree the binary runs in. Outside a git checkout (a binary carried
-/// to another machine), the commit it was built from, if the build set `SORTED_BUILD_COMMIT`
-/// (`SORTED_BUILD_COMMIT=$(git rev-parse --short=12 HEAD) cargo build --release ...`); else
-/// `unknown`.
-pub fn git_commit() -> String {
-    let tree = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    commit_or_build(tree, option_env!("SORTED_BUILD_COMMIT"))
-}
-
-/// The working tree's commit, else the build's (marked as such), else `unknown`.
-fn commit_or_build(tree: Option<String>, build: Option<&str>) -> String {
-    match (tree, build.map(str::trim)) {
-        (Some(tree), _) if !tree.is_empty() => tree,
-        (_, Some(build)) if !build.is_empty() => format!("{build} (the binary's build; no git checkout here)"),
-        _ => "unknown".into(),
-    }
-}
-
-/// `args` as one line a POSIX shell runs as the same command: arguments of only plain characters
-/// as they are, others single-quoted, and those with a line break, another control character or a
-/// `|` in `$'...'` with escapes, so the line also fits in one Markdown table cell (a multi-line
-/// `--prompt` would otherwise break a report's table).
-pub fn command_line<I: IntoIterator<Item = String>>(args: I) -> String {
-    args.into_iter().map(|a| shell_quote(&a)).collect::<Vec<_>>().join(" ")
-}
-
-fn shell_quote(arg: &str) -> String {
-    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c);
-    if !arg.is_empty() && arg.chars().all(plain) {
-        return arg.to_string();
-    }
-    if !arg.chars().any(|c| c.is_control() || c == '|') {
-        return format!("'{}'", arg.replace('\'', r"'\''"));
-    }
-    let mut out = String::from("$'");
-    for c in arg.chars() {
-        match c {
-            '\n' => out.push_str(r"\n"),
-            '\t' => out.push_str(r"\t"),
-            '\r' => out.push_str(r"\r"),
-            '\\' => out.push_str(r"\\"),
-            '\'' => out.push_str(r"\'"),
-            '|' => out.push_str(r"\x7c"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+/// When drawing or writing fails.
+pub fn write_plot(report: &RunReport, path: &Path) -> anyhow::Result<()> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
+        let rows = &report.results;
+        let fmin = rows.iter().map(|r| r.flops).min().unwrap_or(1).max(1) as f64;
+        let fmax = rows.iter().map(|r| r.flops).max().unwrap_or(1).max(1) as f64;
+        let amin = rows.iter().map(|r| r.accuracy).fold(1.0, f64::min);
+        let lo = (amin * 100.0 - 2.0).max(0.0);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                format!("{}: test accuracy vs FLOPs ({} sub-models)", report.meta.name, rows.len()),
+                ("sans-serif", 22),
+            )
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(55)
+            .build_cartesian_2d((fmin * 0.8..fmax * 1.25).log_scale(), lo..100.0)
+            .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
+        chart
+            .configure_mesh()
+            .light_line_style(TRANSPARENT)
+            .x_labels(8)
+            .x_label_formatter(&|v| if *v >= 1e6 { format!("{:.1}M", v / 1e6) } else { format!("{:.0}k", v / 1e3) })
+            .x_desc("FLOPs per sample (log scale)")
+            .y_desc("test accuracy (%)")
+            .draw()
+            .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
+        let threshold = 100.0 * report.full_accuracy * report.threshold;
+        chart
+            .draw_series(DashedLineSeries::new(
+                vec![(fmin * 0.8, threshold), (fmax * 1.25, threshold)],
+                6,
+                4,
+                BLACK.stroke_width(1),
+            ))
+            .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?
+            .label(format!("{:.0}% of the full model", 100.0 * report.threshold))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK));
+        let max_depth = rows.iter().map(|r| r.depth).max().unwrap_or(1);
+        for depth in 1..=max_depth {
+            let colour = Palette99::pick(depth - 1).to_rgba();
+            let points: Vec<(f64, f64)> =
+                rows.iter().filter(|r| r.depth == depth).map(|r| (r.flops.max(1) as f64, 100.0 * r.accuracy)).collect();
+            if points.is_empty() {
+                continue;
+            }
+            chart
+                .draw_series(points.into_iter().map(|p| Circle::new(p, 4, colour.filled())))
+                .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?
+                .label(format!("depth {depth}"))
+                .legend(move |(x, y)| Circle::new((x + 9, y), 4, colour.filled()));
         }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
+        root.present().map_err(|e| anyhow::anyhow!("drawing the plot: {e}"))?;
     }
-    out.push('\'');
-    out
-}
-
-/// The CPU model and logical core count.
-pub fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{cpu}, {cores} logical cores")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_commit_falls_back_to_the_build_commit_then_unknown() {
-        assert_eq!(commit_or_build(Some("abc123".into()), Some("def456")), "abc123");
-        assert_eq!(commit_or_build(None, Some("def456")), "def456 (the binary's build; no git checkout here)");
-        assert_eq!(commit_or_build(Some(String::new()), Some(" ")), "unknown");
-        assert_eq!(commit_or_build(None, None), "unknown");
-    }
-
-    #[test]
-    fn the_command_line_quotes_what_a_shell_or_a_table_would_split() {
-        let line = |args: &[&str]| command_line(args.iter().map(|a| a.to_string()));
-        assert_eq!(
-            line(&["sorted-runner", "soft", "--lr", "2e-4", "--out=runs/a"]),
-            "sorted-runner soft --lr 2e-4 --out=runs/a"
-        );
-        assert_eq!(line(&["--prompt", "What is it?", ""]), "--prompt 'What is it?' ''");
-        assert_eq!(line(&["--prompt", "don't"]), r"--prompt 'don'\''t'");
-        assert_eq!(
-            line(&["--prompt", "LEONTES.\n  I say\t'no' | \\ \u{1}"]),
-            r"--prompt $'LEONTES.\n  I say\t\'no\' \x7c \\ \u0001'"
-        );
-        assert!(!line(&["a\nb\r"]).contains(['\n', '\r']));
-    }
+    write_file(path, svg.as_bytes())
 }

@@ -8,9 +8,9 @@ use serde::Serialize;
 use sorted_zoo::deploy::{Budget, Candidate, WeightLayout, select};
 
 use crate::cli::SelectArgs;
-use crate::commands::RunContext;
 use crate::device::DeviceKind;
 use crate::profile::{ProfileReport, profile_dir};
+use crate::provenance::RunContext;
 use crate::report::RunReport;
 
 /// One candidate as `select` prints it.

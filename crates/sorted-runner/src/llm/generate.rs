@@ -12,8 +12,8 @@ use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_zoo::llama::{DecodeStats, EarlyExitConfig, LlamaDecoder, LlamaWidth, SpeculativeConfig};
 
 use crate::cli::GenerateArgs;
-use crate::commands::RunContext;
-use crate::report::{machine, write_file};
+use crate::provenance::RunContext;
+use crate::provenance::{machine, write_file};
 
 use super::load_lm_with;
 

@@ -10,8 +10,8 @@ use sorted_data::{LmChunks, Shakespeare};
 use sorted_zoo::llama::LlamaWidth;
 
 use crate::cli::PerplexityArgs;
-use crate::commands::RunContext;
-use crate::report::{machine, write_file};
+use crate::provenance::RunContext;
+use crate::provenance::{machine, write_file};
 
 use super::{load_lm_with, query_head_options};
 

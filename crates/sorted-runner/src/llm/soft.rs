@@ -10,8 +10,8 @@ use sorted_data::{LmChunks, Shakespeare};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_zoo::llama::{HeadGradient, LlamaWidth, SoftOptions, SoftTerm, SortedLlama, soft_loss_with};
 
-use crate::commands::RunContext;
-use crate::report::{machine, write_file};
+use crate::provenance::RunContext;
+use crate::provenance::{machine, write_file};
 
 use super::load_lm;
 

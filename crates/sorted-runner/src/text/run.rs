@@ -14,9 +14,10 @@ use sorted_zoo::SortedBert;
 
 use super::config::TextExperiment;
 use super::data::TextData;
-use crate::commands::{RunContext, new_run_dir};
 use crate::eval::SubModelResult;
-use crate::report::{RunMeta, RunReport, machine, write_file};
+use crate::provenance::{RunContext, new_run_dir};
+use crate::provenance::{machine, write_file};
+use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
 use crate::train::{DATA_SEED_SALT, TrainOptions, run_loop};
 
