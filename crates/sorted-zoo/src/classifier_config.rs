@@ -28,7 +28,7 @@ use sorted_nn::NestingSpace;
 use crate::classifier::check_widths;
 use crate::{
     DepthOrder, SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig, SortedMobileNetV2,
-    SortedMobileNetV2Config, SortedResNet, SortedResNetConfig,
+    SortedMobileNetV2Config, SortedResNet, SortedResNetConfig, StagedNetworkConfig,
 };
 
 /// `[model.mlp]`: a sorted MLP; its hidden widths come from `[space]`.

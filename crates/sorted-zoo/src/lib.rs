@@ -14,6 +14,7 @@ mod mobilenet_v2;
 mod residual;
 mod resnet;
 mod scaling;
+mod staged_network;
 
 pub use bert::{
     MAX_BERT_PARAMETER_BYTES, Pooling, SortedBert, SortedBertConfig, SortedBertLayer, WeightsError,
@@ -33,3 +34,4 @@ pub use mobilenet_v2::{
     SortedMobileNetV2Config,
 };
 pub use resnet::{DenseBasicBlock, DenseResNet, ResNetStage, SortedBasicBlock, SortedResNet, SortedResNetConfig};
+pub use staged_network::StagedNetworkConfig;

@@ -8,11 +8,12 @@ use sorted_nn::{
     SubModelNormStats,
 };
 
+use crate::StagedNetworkConfig;
 use crate::classifier::{DenseClassifier, SortedClassifier, check_widths};
 use crate::conv_norm::{DenseConvNorm, SortedConvNorm};
-use crate::depth_order::{DepthOrder, activation_order, active_in_flat_order, widths_in_flat_order};
+use crate::depth_order::{DepthOrder, active_in_flat_order, widths_in_flat_order};
 use crate::residual::add_prefix;
-use crate::scaling::{proportional, scaled_space};
+use crate::scaling::proportional;
 
 /// ReLU6, MobileNetV2's activation.
 fn relu6<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -93,7 +94,7 @@ impl SortedMobileNetV2Config {
     /// ImageNet's 2, so 32x32 inputs end at 4x4 and 28x28 ones at 4x4 as well. 17 blocks.
     ///
     /// ```
-    /// use sorted_zoo::SortedMobileNetV2Config;
+    /// use sorted_zoo::{SortedMobileNetV2Config, StagedNetworkConfig};
     ///
     /// let config = SortedMobileNetV2Config::cifar(0.5).with_input(1, [28, 28], 10);
     /// assert_eq!((config.n_blocks(), config.stages[0].channels), (17, 8));
@@ -181,47 +182,6 @@ impl SortedMobileNetV2Config {
     pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
         self.switchable_widths = widths_in_flat_order(&self.activation_order(), space);
         self
-    }
-
-    /// The blocks per stage.
-    pub fn blocks_per_stage(&self) -> Vec<usize> {
-        self.stages.iter().map(|s| s.blocks).collect()
-    }
-
-    /// Entry `r` is the flat index of the `r`-th block a deeper sub-model adds (see
-    /// [`activation_order`]).
-    pub fn activation_order(&self) -> Vec<usize> {
-        activation_order(&self.blocks_per_stage(), self.depth_order)
-    }
-
-    /// The number of blocks (the largest depth a space may have).
-    pub fn n_blocks(&self) -> usize {
-        self.stages.iter().map(|s| s.blocks).sum()
-    }
-
-    /// The allocated output channels of every block, in activation order (the order of the
-    /// space's blocks; flat order by default).
-    pub fn allocated_widths(&self) -> Vec<usize> {
-        let flat: Vec<usize> = self.stages.iter().flat_map(|s| std::iter::repeat_n(s.channels, s.blocks)).collect();
-        self.activation_order().into_iter().map(|b| flat[b]).collect()
-    }
-
-    /// The space of `depths` (ascending numbers of active blocks) times `n_widths` width options
-    /// per block, `ceil(c * k / n_widths)` for `k = 1..=n_widths` of each block's allocation
-    /// `c` (blocks in activation order); with `tie_widths`, option `k` means the same fraction
-    /// in every block.
-    ///
-    /// # Errors
-    /// [`SpecError`] when the deepest option exceeds [`SortedMobileNetV2Config::n_blocks`],
-    /// `n_widths` is 0, or a block has fewer channels than `n_widths`, or `depths` is not a valid
-    /// depth list.
-    pub fn scaled_space(
-        &self,
-        depths: Vec<usize>,
-        n_widths: usize,
-        tie_widths: bool,
-    ) -> Result<NestingSpace, SpecError> {
-        scaled_space(&self.allocated_widths(), depths, n_widths, tie_widths)
     }
 
     /// Checks sizes that [`SortedMobileNetV2Config::init`] relies on.
@@ -456,7 +416,7 @@ impl<B: Backend> SortedInvertedResidual<B> {
 /// use burn::backend::Flex;
 /// use burn::prelude::*;
 /// use sorted_nn::{NormCalibrator, NormPass};
-/// use sorted_zoo::{DenseClassifier, SortedClassifier, SortedMobileNetV2Config};
+/// use sorted_zoo::{DenseClassifier, SortedClassifier, SortedMobileNetV2Config, StagedNetworkConfig};
 ///
 /// let config = SortedMobileNetV2Config::tiny();
 /// // Depths 2 and 4 blocks, 2 width options per block, chosen per block.
@@ -659,5 +619,15 @@ impl<B: Backend> DenseClassifier<B> for DenseMobileNetV2<B> {
         let x = relu6(self.last.forward(x));
         let pooled: Tensor<B, 2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         self.head.forward(pooled)
+    }
+}
+
+impl StagedNetworkConfig for SortedMobileNetV2Config {
+    fn stage_shapes(&self) -> Vec<(usize, usize)> {
+        self.stages.iter().map(|s| (s.blocks, s.channels)).collect()
+    }
+
+    fn block_order(&self) -> DepthOrder {
+        self.depth_order
     }
 }

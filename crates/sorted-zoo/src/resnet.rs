@@ -10,11 +10,12 @@ use sorted_nn::{
     SpecError, SubModel, SubModelNormStats,
 };
 
+use crate::StagedNetworkConfig;
 use crate::classifier::{DenseClassifier, SortedClassifier, check_widths};
 use crate::conv_norm::{DenseConvNorm, SortedConvNorm};
 use crate::depth_order::{DepthOrder, activation_order, active_in_flat_order, widths_in_flat_order};
 use crate::residual::add_prefix;
-use crate::scaling::{proportional, scaled_space};
+use crate::scaling::proportional;
 
 /// One stage of a [`SortedResNetConfig`]: `blocks` basic blocks of the same allocated width.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,7 +77,7 @@ impl SortedResNetConfig {
     ///
     /// ```
     /// use sorted_nn::{NestingSpace, NestingSpaceConfig};
-    /// use sorted_zoo::SortedResNetConfig;
+    /// use sorted_zoo::{SortedResNetConfig, StagedNetworkConfig};
     ///
     /// // Two stages of two blocks; each block chooses its own width.
     /// let space = NestingSpace::new(NestingSpaceConfig {
@@ -109,7 +110,7 @@ impl SortedResNetConfig {
     ///
     /// ```
     /// use sorted_nn::{NestingSpace, NestingSpaceConfig};
-    /// use sorted_zoo::{DepthOrder, SortedResNetConfig};
+    /// use sorted_zoo::{DepthOrder, SortedResNetConfig, StagedNetworkConfig};
     ///
     /// // Two stages of two blocks, blocks per stage: the space lists stage 1, stage 2, stage 1,
     /// // stage 2. Depth 2 runs one block of each stage.
@@ -259,46 +260,6 @@ impl SortedResNetConfig {
     pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
         self.switchable_widths = widths_in_flat_order(&self.activation_order(), space);
         self
-    }
-
-    /// The blocks per stage.
-    pub fn blocks_per_stage(&self) -> Vec<usize> {
-        self.stages.iter().map(|s| s.blocks).collect()
-    }
-
-    /// Entry `r` is the flat index of the `r`-th block a deeper sub-model adds (see
-    /// [`activation_order`]).
-    pub fn activation_order(&self) -> Vec<usize> {
-        activation_order(&self.blocks_per_stage(), self.depth_order)
-    }
-
-    /// The number of blocks (the largest depth a space may have).
-    pub fn n_blocks(&self) -> usize {
-        self.stages.iter().map(|s| s.blocks).sum()
-    }
-
-    /// The allocated output channels of every block, in activation order (the order of the
-    /// space's blocks; flat order by default).
-    pub fn allocated_widths(&self) -> Vec<usize> {
-        let flat: Vec<usize> = self.stages.iter().flat_map(|s| std::iter::repeat_n(s.channels, s.blocks)).collect();
-        self.activation_order().into_iter().map(|b| flat[b]).collect()
-    }
-
-    /// The space of `depths` (ascending numbers of active blocks) times `n_widths` width options
-    /// per block, `ceil(c * k / n_widths)` for `k = 1..=n_widths` of each block's allocation
-    /// `c`; with `tie_widths`, option `k` means the same fraction in every block.
-    ///
-    /// # Errors
-    /// [`SpecError`] when the deepest option exceeds [`SortedResNetConfig::n_blocks`],
-    /// `n_widths` is 0, or a block has fewer channels than `n_widths` (two options would
-    /// coincide), or `depths` is not a valid depth list.
-    pub fn scaled_space(
-        &self,
-        depths: Vec<usize>,
-        n_widths: usize,
-        tie_widths: bool,
-    ) -> Result<NestingSpace, SpecError> {
-        scaled_space(&self.allocated_widths(), depths, n_widths, tie_widths)
     }
 
     /// Checks sizes that [`SortedResNetConfig::init`] relies on.
@@ -486,7 +447,7 @@ impl<B: Backend> SortedBasicBlock<B> {
 /// use burn::backend::Flex;
 /// use burn::prelude::*;
 /// use sorted_nn::{NormCalibrator, NormPass};
-/// use sorted_zoo::{DenseClassifier, SortedClassifier, SortedResNetConfig};
+/// use sorted_zoo::{DenseClassifier, SortedClassifier, SortedResNetConfig, StagedNetworkConfig};
 ///
 /// let config = SortedResNetConfig::tiny();
 /// // Depths 1..=4 blocks, 2 width options per block (half and full), tied across blocks.
@@ -669,5 +630,15 @@ impl<B: Backend> DenseClassifier<B> for DenseResNet<B> {
         }
         let pooled: Tensor<B, 2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         self.head.forward(pooled)
+    }
+}
+
+impl StagedNetworkConfig for SortedResNetConfig {
+    fn stage_shapes(&self) -> Vec<(usize, usize)> {
+        self.stages.iter().map(|s| (s.blocks, s.channels)).collect()
+    }
+
+    fn block_order(&self) -> DepthOrder {
+        self.depth_order
     }
 }

@@ -7,6 +7,7 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use sorted_nn::test_util::{assert_matches_dense, assert_no_grad, assert_zero_grad_outside};
 use sorted_nn::{NestingSpace, NormPass, SortedBatchNorm, SortedConv2d, SubModel};
+use sorted_zoo::StagedNetworkConfig;
 use sorted_zoo::{DepthOrder, SortedClassifier, SortedMobileNetV2, SortedMobileNetV2Config};
 
 use crate::checks::{

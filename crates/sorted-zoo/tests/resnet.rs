@@ -8,6 +8,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 use sorted_nn::test_util::{assert_matches_dense, assert_no_grad, assert_zero_grad_outside};
 use sorted_nn::{NestingSpace, NormPass, SortedBatchNorm, SortedConv2d, SpecError, SubModel};
+use sorted_zoo::StagedNetworkConfig;
 use sorted_zoo::{DepthOrder, ResNetStage, SortedClassifier, SortedResNet, SortedResNetConfig, activation_order};
 
 use crate::checks::{

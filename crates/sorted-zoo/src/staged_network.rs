@@ -1,0 +1,69 @@
+//! What the staged vision networks (ResNet, MobileNetV2) share: stages of blocks of one
+//! allocated width each, activated in a [`DepthOrder`], from which the block order, the
+//! allocation per block and a scaled space of sub-models follow.
+
+use sorted_nn::{NestingSpace, SpecError};
+
+use crate::DepthOrder;
+use crate::depth_order::activation_order;
+use crate::scaling::scaled_space;
+
+/// A network config made of stages of blocks (`SortedResNetConfig`, `SortedMobileNetV2Config`).
+/// Implementors give their stages' shapes and depth order; the rest is provided.
+///
+/// ```
+/// use sorted_zoo::{SortedResNetConfig, StagedNetworkConfig};
+///
+/// let config = SortedResNetConfig::resnet20();
+/// assert_eq!((config.n_blocks(), config.blocks_per_stage()), (9, vec![3, 3, 3]));
+/// let space = config.scaled_space(vec![3, 6, 9], 4, true)?;
+/// assert_eq!(space.len(), 3 * 4);
+/// # Ok::<(), sorted_nn::SpecError>(())
+/// ```
+pub trait StagedNetworkConfig {
+    /// `(blocks, allocated channels)` of every stage, in order.
+    fn stage_shapes(&self) -> Vec<(usize, usize)>;
+
+    /// The order in which deeper sub-models activate blocks.
+    fn block_order(&self) -> DepthOrder;
+
+    /// The blocks per stage.
+    fn blocks_per_stage(&self) -> Vec<usize> {
+        self.stage_shapes().into_iter().map(|(blocks, _)| blocks).collect()
+    }
+
+    /// Entry `r` is the flat index of the `r`-th block a deeper sub-model adds (see
+    /// [`activation_order`](crate::activation_order)).
+    fn activation_order(&self) -> Vec<usize> {
+        activation_order(&self.blocks_per_stage(), self.block_order())
+    }
+
+    /// The number of blocks (the largest depth a space may have).
+    fn n_blocks(&self) -> usize {
+        self.stage_shapes().into_iter().map(|(blocks, _)| blocks).sum()
+    }
+
+    /// The allocated output channels of every block, in activation order (the order of the
+    /// space's blocks; flat order by default).
+    fn allocated_widths(&self) -> Vec<usize> {
+        let flat: Vec<usize> = self
+            .stage_shapes()
+            .into_iter()
+            .flat_map(|(blocks, channels)| std::iter::repeat_n(channels, blocks))
+            .collect();
+        self.activation_order().into_iter().map(|b| flat[b]).collect()
+    }
+
+    /// The space of `depths` (ascending numbers of active blocks) times `n_widths` width options
+    /// per block, `ceil(c * k / n_widths)` for `k = 1..=n_widths` of each block's allocation
+    /// `c` (blocks in activation order); with `tie_widths`, option `k` means the same fraction
+    /// in every block.
+    ///
+    /// # Errors
+    /// [`SpecError`] when the deepest option exceeds [`Self::n_blocks`], `n_widths` is 0, a
+    /// block has fewer channels than `n_widths` (two options would coincide), or `depths` is
+    /// not a valid depth list.
+    fn scaled_space(&self, depths: Vec<usize>, n_widths: usize, tie_widths: bool) -> Result<NestingSpace, SpecError> {
+        scaled_space(&self.allocated_widths(), depths, n_widths, tie_widths)
+    }
+}
