@@ -8,7 +8,7 @@ mod embedding;
 mod error;
 mod linear;
 mod norm;
-mod spec;
+mod nesting_space;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod transformer_space;
@@ -23,5 +23,5 @@ pub use norm::{
     BatchStatistics, NormCalibrator, NormPass, SortedBatchNorm, SortedBatchNormConfig, SortedLayerNorm,
     SortedLayerNormConfig, SubModelNormStats, dense_batch_norm_forward,
 };
-pub use spec::{MAX_BLOCKS, MAX_WIDTH, NestingSpace, NestingSpaceConfig, SubModel};
+pub use nesting_space::{MAX_BLOCKS, MAX_WIDTH, NestingSpace, NestingSpaceConfig, SubModel};
 pub use transformer_space::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};

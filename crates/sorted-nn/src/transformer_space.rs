@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::SpecError;
-use crate::spec::check_ascending;
+use crate::nesting_space::check_ascending;
 
 /// The file-shaped description of a transformer nesting space (`[space]` of a transformer
 /// experiment). Every axis lists ascending options; the last is the allocated size.
