@@ -14,7 +14,7 @@ use sorted_zoo::{ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor
 use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::Experiment;
 use crate::eval::{NormStatsFile, evaluate};
-use crate::provenance::{RunContext, machine, new_run_dir, write_file};
+use crate::provenance::{RunContext, new_run_dir, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
 use crate::train::{TrainOptions, train};
@@ -242,22 +242,10 @@ pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
     let started = Instant::now();
     let (rows, norm_stats) = evaluate(model, exp, data, device, ctx.quiet);
     let cfg = &exp.config;
-    let meta = RunMeta {
-        name: cfg.name.clone(),
-        config: exp.source.display().to_string(),
-        command: ctx.command.clone(),
-        commit: ctx.commit.clone(),
-        machine: machine(),
-        device: ctx.device_name.clone(),
-        seed: cfg.seed,
-        sampler: cfg.sampler.kind().into(),
-        k: exp.k,
-        steps: state.step,
-        train_seconds: state.train_seconds,
-        eval_seconds: started.elapsed().as_secs_f64(),
-        data: format!("{} ({} train / {} test images)", cfg.data.source, data.train.len(), data.test.len()),
-        status,
-    };
+    let data_text = format!("{} ({} train / {} test images)", cfg.data.source, data.train.len(), data.test.len());
+    let sampler = (cfg.sampler.kind(), exp.k);
+    let eval_seconds = started.elapsed().as_secs_f64();
+    let meta = RunMeta::new(ctx, &cfg.name, &exp.source, cfg.seed, sampler, state, eval_seconds, data_text, status);
     let report = RunReport::new(meta, cfg.eval.threshold, rows);
     if !norm_stats.is_empty() {
         write_norm_stats(run_dir, &norm_stats)?;

@@ -9,6 +9,7 @@ use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::eval::SubModelResult;
+use crate::provenance::RunContext;
 /// Provenance helpers, also reachable here for earlier callers.
 pub use crate::provenance::{command_line, git_commit, machine, write_file};
 
@@ -45,6 +46,41 @@ pub struct RunMeta {
     /// (with the step and the reason).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+}
+
+impl RunMeta {
+    /// The provenance of run `name` (config file `config`, `seed`, a sampler of `kind` drawing
+    /// `k` per step), evaluated at `state` in `eval_seconds`, as `ctx` ran it on this machine;
+    /// `data` describes the data, `status` a run that did not finish.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        ctx: &RunContext,
+        name: &str,
+        config: &Path,
+        seed: u64,
+        (kind, k): (&str, usize),
+        state: &sorted_sched::TrainState,
+        eval_seconds: f64,
+        data: String,
+        status: Option<String>,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            config: config.display().to_string(),
+            command: ctx.command.clone(),
+            commit: ctx.commit.clone(),
+            machine: machine(),
+            device: ctx.device_name.clone(),
+            seed,
+            sampler: kind.to_string(),
+            k,
+            steps: state.step,
+            train_seconds: state.train_seconds,
+            eval_seconds,
+            data,
+            status,
+        }
+    }
 }
 
 /// Everything `results.json` holds.

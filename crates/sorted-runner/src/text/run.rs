@@ -15,8 +15,8 @@ use sorted_zoo::SortedBert;
 use super::config::TextExperiment;
 use super::data::TextData;
 use crate::eval::SubModelResult;
+use crate::provenance::write_file;
 use crate::provenance::{RunContext, new_run_dir};
-use crate::provenance::{machine, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
 use crate::train::{DATA_SEED_SALT, TrainOptions, run_loop};
@@ -101,29 +101,17 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
     let inner = model.valid();
     let rows = evaluate_bert(exp, &inner, &data.eval, device, ctx.quiet);
     let cfg = &exp.config;
-    let meta = RunMeta {
-        name: cfg.name.clone(),
-        config: exp.source.display().to_string(),
-        command: ctx.command.clone(),
-        commit: ctx.commit.clone(),
-        machine: machine(),
-        device: ctx.device_name.clone(),
-        seed: cfg.seed,
-        sampler: cfg.sampler.kind().into(),
-        k: exp.k,
-        steps: state.step,
-        train_seconds: state.train_seconds,
-        eval_seconds: started.elapsed().as_secs_f64(),
-        data: format!(
-            "Rotten Tomatoes {} ({} train / {} {} sentences; {:.1} sub-model-sentences/s in training)",
-            cfg.data.source,
-            data.train.len(),
-            data.eval.len(),
-            data.eval_split_name,
-            (cfg.train.steps as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
-        ),
-        status: None,
-    };
+    let data_text = format!(
+        "Rotten Tomatoes {} ({} train / {} {} sentences; {:.1} sub-model-sentences/s in training)",
+        cfg.data.source,
+        data.train.len(),
+        data.eval.len(),
+        data.eval_split_name,
+        (cfg.train.steps as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
+    );
+    let sampler = (cfg.sampler.kind(), exp.k);
+    let eval_seconds = started.elapsed().as_secs_f64();
+    let meta = RunMeta::new(ctx, &cfg.name, &exp.source, cfg.seed, sampler, &state, eval_seconds, data_text, None);
     RunReport::new(meta, cfg.eval.threshold, rows).publish(&run_dir, ctx.quiet, "")?;
     Ok(())
 }
