@@ -7,8 +7,8 @@ mod cost;
 mod embedding;
 mod error;
 mod linear;
-mod norm;
 mod nesting_space;
+mod norm;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod transformer_space;
@@ -19,9 +19,9 @@ pub use cost::Cost;
 pub use embedding::{SortedEmbedding, SortedEmbeddingConfig};
 pub use error::SpecError;
 pub use linear::{SortedLinear, SortedLinearConfig};
+pub use nesting_space::{MAX_BLOCKS, MAX_WIDTH, NestingSpace, NestingSpaceConfig, SubModel};
 pub use norm::{
     BatchStatistics, NormCalibrator, NormPass, SortedBatchNorm, SortedBatchNormConfig, SortedLayerNorm,
     SortedLayerNormConfig, SubModelNormStats, dense_batch_norm_forward,
 };
-pub use nesting_space::{MAX_BLOCKS, MAX_WIDTH, NestingSpace, NestingSpaceConfig, SubModel};
 pub use transformer_space::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
