@@ -9,6 +9,7 @@ mod error;
 mod linear;
 mod nesting_space;
 mod norm;
+mod rope;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod transformer_space;
@@ -21,7 +22,8 @@ pub use error::SpecError;
 pub use linear::{SortedLinear, SortedLinearConfig};
 pub use nesting_space::{MAX_BLOCKS, MAX_WIDTH, NestingSpace, NestingSpaceConfig, SubModel};
 pub use norm::{
-    BatchStatistics, NormCalibrator, NormPass, SortedBatchNorm, SortedBatchNormConfig, SortedLayerNorm,
+    BatchStatistics, NormCalibrator, NormPass, RmsNorm, SortedBatchNorm, SortedBatchNormConfig, SortedLayerNorm,
     SortedLayerNormConfig, SubModelNormStats, dense_batch_norm_forward,
 };
+pub use rope::rope;
 pub use transformer_space::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};

@@ -18,8 +18,10 @@ pub use decode::{
     speculative_greedy,
 };
 pub use model::{
-    DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, LlamaWidth, RmsNorm, SortedLlama, SortedLlamaConfig,
-    SortedLlamaLayer, rope,
+    DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, LlamaWidth, SortedLlama, SortedLlamaConfig,
+    SortedLlamaLayer,
 };
 pub use row_product::{FEW_ROWS_MAX, SINGLE_ROW_MIN_ELEMENTS, few_row_product, matmul_by_transposed};
 pub use soft::{HeadGradient, SoftLoss, SoftOptions, SoftTerm, soft_loss, soft_loss_with};
+/// RMSNorm and RoPE live in sorted-nn beside the other layers; re-exported where LLaMA uses them.
+pub use sorted_nn::{RmsNorm, rope};

@@ -6,7 +6,7 @@ use burn::config::Config;
 use burn::module::{Initializer, Param};
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
-use sorted_nn::{SortedLinear, SortedLinearConfig, SpecError, TransformerSpace, TransformerSubModel};
+use sorted_nn::{RmsNorm, SortedLinear, SortedLinearConfig, SpecError, TransformerSpace, TransformerSubModel, rope};
 
 use super::row_product::matmul_by_transposed;
 
@@ -140,54 +140,6 @@ impl From<&TransformerSubModel> for LlamaWidth {
     fn from(sub: &TransformerSubModel) -> Self {
         Self { heads: sub.heads, ffn: sub.ffn }
     }
-}
-
-/// Root-mean-square normalisation with a learned scale (no shift, no mean subtraction).
-#[derive(Module, Debug)]
-pub struct RmsNorm<B: Backend> {
-    /// The scale, `[d]`.
-    pub weight: Param<Tensor<B, 1>>,
-    /// Added to the mean square.
-    pub epsilon: f64,
-}
-
-impl<B: Backend> RmsNorm<B> {
-    /// `x / sqrt(mean(x^2) + eps) * weight` over the last dimension.
-    pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
-        self.forward_with(x, self.weight.val())
-    }
-
-    /// [`RmsNorm::forward`] with `weight` in place of the parameter (e.g. detached).
-    pub(crate) fn forward_with<const D: usize>(&self, x: Tensor<B, D>, weight: Tensor<B, 1>) -> Tensor<B, D> {
-        let rms = x.clone().powi_scalar(2).mean_dim(D - 1).add_scalar(self.epsilon).sqrt();
-        x.div(rms).mul(weight.unsqueeze())
-    }
-}
-
-/// Rotates adjacent feature pairs `(2i, 2i + 1)` of `x` (`[batch, heads, seq, head_dim]`) by
-/// `position * theta^(-2i / head_dim)`, positions starting at `start` (the GGUF convention:
-/// llama.cpp's converter permuted Q and K so that pairs are adjacent).
-pub fn rope<B: Backend>(x: Tensor<B, 4>, start: usize, theta: f64) -> Tensor<B, 4> {
-    let [b, h, s, hd] = x.dims();
-    let device = x.device();
-    let half = hd / 2;
-    let mut cos = Vec::with_capacity(s * half);
-    let mut sin = Vec::with_capacity(s * half);
-    for p in start..start + s {
-        for i in 0..half {
-            let angle = p as f64 * theta.powf(-(2.0 * i as f64) / hd as f64);
-            cos.push(angle.cos() as f32);
-            sin.push(angle.sin() as f32);
-        }
-    }
-    let cos = Tensor::<B, 1>::from_floats(cos.as_slice(), &device).reshape([1, 1, s, half, 1]);
-    let sin = Tensor::<B, 1>::from_floats(sin.as_slice(), &device).reshape([1, 1, s, half, 1]);
-    let pairs = x.reshape([b, h, s, half, 2]);
-    let even = pairs.clone().slice(s![.., .., .., .., 0..1]);
-    let odd = pairs.slice(s![.., .., .., .., 1..2]);
-    let new_even = even.clone().mul(cos.clone()).sub(odd.clone().mul(sin.clone()));
-    let new_odd = even.mul(sin).add(odd.mul(cos));
-    Tensor::cat(vec![new_even, new_odd], 4).reshape([b, h, s, hd])
 }
 
 /// The keys and values of one layer for the positions seen so far, `[batch, kv_heads, t,

@@ -4,9 +4,10 @@ use burn::module::Param;
 use burn::prelude::*;
 use sorted_nn::SortedLinear;
 
-use super::model::{RmsNorm, SortedLlama, SortedLlamaConfig};
+use super::model::{SortedLlama, SortedLlamaConfig};
 use crate::bert::transposed;
 use sorted_data::{GgufError, GgufFile};
+use sorted_nn::RmsNorm;
 
 impl SortedLlamaConfig {
     /// Reads the sizes of a `llama` GGUF file: `llama.block_count`, `embedding_length`,
