@@ -10,6 +10,7 @@ mod linear;
 mod nesting_space;
 mod norm;
 mod rope;
+mod sub_model_space;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 mod transformer_space;
@@ -26,4 +27,5 @@ pub use norm::{
     SortedLayerNormConfig, SubModelNormStats, dense_batch_norm_forward,
 };
 pub use rope::rope;
+pub use sub_model_space::SubModelSpace;
 pub use transformer_space::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};

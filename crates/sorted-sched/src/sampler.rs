@@ -5,7 +5,8 @@ use std::fmt::Debug;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use sorted_nn::{NestingSpace, SpecError, SubModel, TransformerSpace, TransformerSubModel};
+pub use sorted_nn::SubModelSpace;
+use sorted_nn::{NestingSpace, SubModel};
 
 use crate::ConfigError;
 
@@ -24,78 +25,14 @@ pub trait Sampler<S = SubModel>: Debug + Send + Sync {
     fn k(&self) -> usize;
 }
 
-/// A space the generic samplers (`uniform`, `sandwich`, `all`, `full`, `fixed`) can draw from:
-/// an enumerable set of sub-models with a largest and a smallest member.
-pub trait SubModelSpace: Clone + Debug + Send + Sync + 'static {
-    /// The sub-model type.
-    type SubModel: Clone + Debug + Send + Sync + 'static;
-    /// The number of sub-models.
-    fn count(&self) -> usize;
-    /// The `index`-th sub-model in the space's enumeration order.
-    fn nth_sub_model(&self, index: usize) -> Self::SubModel;
-    /// The full model.
-    fn largest_sub_model(&self) -> Self::SubModel;
-    /// The smallest sub-model.
-    fn smallest_sub_model(&self) -> Self::SubModel;
-    /// A sub-model drawn uniformly along each axis independently ([`UniformOver::Axes`]).
-    fn draw_per_axis(&self, rng: &mut ChaCha8Rng) -> Self::SubModel;
-    /// Reads a sub-model from its text form.
-    ///
-    /// # Errors
-    /// [`SpecError`] when the text names no member of the space.
-    fn parse(&self, text: &str) -> Result<Self::SubModel, SpecError>;
-}
-
-impl SubModelSpace for NestingSpace {
-    type SubModel = SubModel;
-    fn count(&self) -> usize {
-        self.len()
+/// A sub-model drawn uniformly along each axis independently ([`UniformOver::Axes`]): one loop
+/// for every [`SubModelSpace`].
+fn draw_per_axis<Sp: SubModelSpace>(space: &Sp, rng: &mut ChaCha8Rng) -> Sp::SubModel {
+    let mut drawn = Vec::new();
+    while let Some(n) = space.next_axis_options(&drawn) {
+        drawn.push(rng.random_range(0..n));
     }
-    fn nth_sub_model(&self, index: usize) -> SubModel {
-        self.nth(index)
-    }
-    fn largest_sub_model(&self) -> SubModel {
-        self.largest()
-    }
-    fn smallest_sub_model(&self) -> SubModel {
-        self.smallest()
-    }
-    fn draw_per_axis(&self, rng: &mut ChaCha8Rng) -> SubModel {
-        let depth = self.depths()[rng.random_range(0..self.depths().len())];
-        let indices: Vec<usize> = if self.tie_widths() {
-            vec![rng.random_range(0..self.block_widths(0).len()); depth]
-        } else {
-            (0..depth).map(|b| rng.random_range(0..self.block_widths(b).len())).collect()
-        };
-        self.sub_model_from_indices(&indices).expect("indices drawn in range")
-    }
-    fn parse(&self, text: &str) -> Result<SubModel, SpecError> {
-        self.parse_sub_model(text)
-    }
-}
-
-impl SubModelSpace for TransformerSpace {
-    type SubModel = TransformerSubModel;
-    fn count(&self) -> usize {
-        self.len()
-    }
-    fn nth_sub_model(&self, index: usize) -> TransformerSubModel {
-        self.nth(index)
-    }
-    fn largest_sub_model(&self) -> TransformerSubModel {
-        self.largest()
-    }
-    fn smallest_sub_model(&self) -> TransformerSubModel {
-        self.smallest()
-    }
-    fn draw_per_axis(&self, rng: &mut ChaCha8Rng) -> TransformerSubModel {
-        let axes = [self.depths().len(), self.heads().len(), self.ffn().len(), self.hidden().len()];
-        let indices = axes.map(|n| rng.random_range(0..n));
-        self.sub_model_from_indices(indices).expect("indices drawn in range")
-    }
-    fn parse(&self, text: &str) -> Result<TransformerSubModel, SpecError> {
-        self.parse_sub_model(text)
-    }
+    space.sub_model_from_axes(&drawn)
 }
 
 fn rng(seed: u64, step: u64) -> ChaCha8Rng {
@@ -336,7 +273,7 @@ fn check_weights(key: &str, weights: &[f64], n: usize) -> Result<(), ConfigError
 fn draw_uniform<Sp: SubModelSpace>(space: &Sp, over: UniformOver, rng: &mut ChaCha8Rng) -> Sp::SubModel {
     match over {
         UniformOver::SubModels => space.nth_sub_model(rng.random_range(0..space.count())),
-        UniformOver::Axes => space.draw_per_axis(rng),
+        UniformOver::Axes => draw_per_axis(space, rng),
     }
 }
 
