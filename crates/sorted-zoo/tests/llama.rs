@@ -16,6 +16,11 @@ fn space() -> TransformerSpace {
     .unwrap()
 }
 
+/// A SoFT term of the test space.
+fn term(sub: &str, weight: f64) -> sorted_zoo::llama::SoftTerm {
+    sorted_zoo::llama::SoftTerm { sub: space().parse_sub_model(sub).unwrap(), weight }
+}
+
 fn model(seed: u64) -> SortedLlama<F> {
     let device = Default::default();
     F::seed(&device, seed);
@@ -565,24 +570,23 @@ mod smollm2 {
 #[test]
 fn the_soft_loss_is_the_weighted_mean_of_each_sub_models_own_loss() {
     use burn::nn::loss::CrossEntropyLossConfig;
-    use sorted_zoo::llama::{SoftTerm, soft_loss};
+    use sorted_zoo::llama::soft_loss;
     let m = model(7);
     let inputs = ids(&TOKENS[..6]);
     let targets = ids(&TOKENS[1..]);
     let terms = [
-        SoftTerm { depth: 4, heads: 4, ffn: 24, weight: 3.0 },
-        SoftTerm { depth: 1, heads: 4, ffn: 8, weight: 1.0 },
-        SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 0.5 },
-        SoftTerm { depth: 4, heads: 4, ffn: 8, weight: 1.5 },
-        SoftTerm { depth: 2, heads: 2, ffn: 24, weight: 2.0 },
-        SoftTerm { depth: 4, heads: 2, ffn: 8, weight: 1.0 },
+        term("L4-H4-F24", 3.0),
+        term("L1-H4-F8", 1.0),
+        term("L2-H4-F24", 0.5),
+        term("L4-H4-F8", 1.5),
+        term("L2-H2-F24", 2.0),
+        term("L4-H2-F8", 1.0),
     ];
     let loss = soft_loss(&m, inputs.clone(), targets.clone(), &terms);
     let ce = CrossEntropyLossConfig::new().init(&Default::default());
     let mut want = 0.0;
     for (term, got) in terms.iter().zip(&loss.terms) {
-        let sub = space().parse_sub_model(&format!("L{}-H{}-F{}", term.depth, term.heads, term.ffn)).unwrap();
-        let logits = m.forward(inputs.clone(), &sub, &mut KvCache::new()).reshape([6, 50]);
+        let logits = m.forward(inputs.clone(), &term.sub, &mut KvCache::new()).reshape([6, 50]);
         let own = ce.forward(logits, targets.clone().reshape([6])).into_scalar().elem::<f64>();
         let got = got.clone().into_scalar().elem::<f64>();
         assert!((own - got).abs() < 1e-5, "{term:?}: {got} vs its own forward's {own}");
@@ -595,14 +599,13 @@ fn the_soft_loss_is_the_weighted_mean_of_each_sub_models_own_loss() {
 
 #[test]
 fn a_soft_loss_of_narrow_shallow_terms_leaves_the_rest_untouched() {
-    use sorted_zoo::llama::{SoftTerm, soft_loss};
+    use sorted_zoo::llama::soft_loss;
     type B = Autodiff<Flex>;
     let device = Default::default();
     B::seed(&device, 8);
     let m = SortedLlamaConfig::tiny().init::<B>(&device);
     let x = |v: &[i32]| Tensor::<B, 1, Int>::from_ints(v, &device).reshape([1, v.len()]);
-    let terms =
-        [SoftTerm { depth: 1, heads: 4, ffn: 8, weight: 1.0 }, SoftTerm { depth: 2, heads: 4, ffn: 8, weight: 2.0 }];
+    let terms = [term("L1-H4-F8", 1.0), term("L2-H4-F8", 2.0)];
     let grads = soft_loss(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &terms).total.backward();
     for layer in &m.layers[..2] {
         assert_zero_grad_outside("gate", &layer.gate.weight, &grads, [0..16, 0..8]);
@@ -614,21 +617,20 @@ fn a_soft_loss_of_narrow_shallow_terms_leaves_the_rest_untouched() {
 
 #[test]
 fn with_the_head_trained_by_the_full_depth_only_shallow_exits_leave_norm_and_head_alone() {
-    use sorted_zoo::llama::{HeadGradient, SoftOptions, SoftTerm, soft_loss, soft_loss_with};
+    use sorted_zoo::llama::{HeadGradient, SoftOptions, soft_loss, soft_loss_with};
     type B = Autodiff<Flex>;
     let device = Default::default();
     B::seed(&device, 9);
     let full_depth_only = SoftOptions { head_gradient: HeadGradient::FullDepthOnly, ..SoftOptions::default() };
     let m = SortedLlamaConfig::tiny().init::<B>(&device);
     let x = |v: &[i32]| Tensor::<B, 1, Int>::from_ints(v, &device).reshape([1, v.len()]);
-    let shallow = [SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 }];
+    let shallow = [term("L2-H4-F24", 1.0)];
     let grads = soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &shallow, full_depth_only).total.backward();
     assert_no_grad("final norm", &m.norm.weight, &grads);
     assert_zero_grad_outside("layer 1 gate", &m.layers[0].gate.weight, &grads, [0..16, 0..24]);
     // The loss values are the same either way; with the full depth included, its term trains
     // the head.
-    let both =
-        [SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, heads: 4, ffn: 24, weight: 1.0 }];
+    let both = [term("L2-H4-F24", 1.0), term("L4-H4-F24", 1.0)];
     let a = soft_loss_with(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both, full_depth_only);
     let b = soft_loss(&m, x(&TOKENS[..6]), x(&TOKENS[1..]), &both);
     let (va, vb) = (a.total.clone().into_scalar().elem::<f64>(), b.total.into_scalar().elem::<f64>());
@@ -640,7 +642,7 @@ fn with_the_head_trained_by_the_full_depth_only_shallow_exits_leave_norm_and_hea
 #[test]
 fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_model() {
     use burn::tensor::activation::log_softmax;
-    use sorted_zoo::llama::{SoftOptions, SoftTerm, soft_loss, soft_loss_with};
+    use sorted_zoo::llama::{SoftOptions, soft_loss, soft_loss_with};
     type B = Autodiff<Flex>;
     let device = Default::default();
     B::seed(&device, 11);
@@ -649,8 +651,7 @@ fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_mode
     let (inputs, targets) = (x(&TOKENS[..6]), x(&TOKENS[1..]));
     let scalar = |t: Tensor<B, 1>| t.into_scalar().elem::<f64>();
     let distill = |a: f64| SoftOptions { distill: a, ..SoftOptions::default() };
-    let terms =
-        [SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 }, SoftTerm { depth: 4, heads: 4, ffn: 24, weight: 3.0 }];
+    let terms = [term("L2-H4-F24", 1.0), term("L4-H4-F24", 3.0)];
     // The KL of exit 2 from the full model, by hand from the two exits' logits.
     let logits = m.forward_exits(inputs.clone(), &[2, 4], m.full_width());
     let lp = |l: &Tensor<B, 3>| log_softmax(l.clone().reshape([6, 50]), 1);
@@ -672,7 +673,7 @@ fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_mode
     }
     // The full model is a fixed target: exit 2 distilled alone (the teacher from an extra
     // pass) gives its layers 3-4 no gradient, and the KL matches the hand-computed one.
-    let shallow = [SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 }];
+    let shallow = [term("L2-H4-F24", 1.0)];
     let alone = soft_loss_with(&m, inputs.clone(), targets.clone(), &shallow, distill(1.0));
     let got = scalar(alone.total.clone());
     assert!((got - kl).abs() < 1e-5, "{got} vs {kl}");
@@ -681,7 +682,7 @@ fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_mode
     assert_no_grad("layer 4 query", &m.layers[3].query.weight, &grads);
     assert_zero_grad_outside("layer 1 gate", &m.layers[0].gate.weight, &grads, [0..16, 0..24]);
     // A narrower full-depth term is not the full model: it is distilled too.
-    let narrow = [SoftTerm { depth: 4, heads: 4, ffn: 8, weight: 1.0 }];
+    let narrow = [term("L4-H4-F8", 1.0)];
     let loss = soft_loss_with(&m, inputs, targets, &narrow, distill(0.5));
     assert!(loss.distill_terms[0].is_some());
 }

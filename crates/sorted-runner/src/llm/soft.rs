@@ -66,12 +66,9 @@ pub struct SoftReport {
 /// One sub-model's loss in one `soft` step.
 #[derive(Clone, Debug, Serialize)]
 pub struct TermLoss {
-    /// Exit depth.
-    pub depth: usize,
-    /// Query heads.
-    pub heads: usize,
-    /// SwiGLU width.
-    pub ffn: usize,
+    /// The sub-model (exit depth, query heads, SwiGLU width, hidden width).
+    #[serde(flatten)]
+    pub sub: TransformerSubModel,
     /// Its cross-entropy on the text.
     pub loss: f64,
     /// Its KL divergence from the full model (`--distill`; absent for the full model).
@@ -83,12 +80,9 @@ pub struct TermLoss {
 /// layers every exit shares and on the shared norm and head.
 #[derive(Clone, Debug, Serialize)]
 pub struct GradientProbe {
-    /// Exit depth.
-    pub depth: usize,
-    /// Query heads.
-    pub heads: usize,
-    /// SwiGLU width.
-    pub ffn: usize,
+    /// The sub-model (exit depth, query heads, SwiGLU width, hidden width).
+    #[serde(flatten)]
+    pub sub: TransformerSubModel,
     /// Its cross-entropy.
     pub loss: f64,
     /// Layers shared by every term (the shallowest term's depth).
@@ -108,7 +102,7 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
     options: SoftOptions,
 ) -> Vec<GradientProbe> {
     use burn::module::Param;
-    let shared = terms.iter().map(|t| t.depth).min().unwrap_or(0);
+    let shared = terms.iter().map(|t| t.sub.depth).min().unwrap_or(0);
     fn sq<B: burn::tensor::backend::AutodiffBackend, const D: usize>(p: &Param<Tensor<B, D>>, g: &B::Gradients) -> f64 {
         p.grad(g).map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>())
     }
@@ -136,9 +130,7 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
             }
             let head = sq(&model.embedding, &grads) + sq(&model.norm.weight, &grads);
             GradientProbe {
-                depth: term.depth,
-                heads: term.heads,
-                ffn: term.ffn,
+                sub: term.sub,
                 loss: value,
                 shared_layers: shared,
                 shared_layers_norm: layers.sqrt(),
@@ -154,7 +146,8 @@ fn probe_gradients<B: burn::tensor::backend::AutodiffBackend>(
 struct SoftPlan {
     exits: Vec<usize>,
     weights: Vec<f64>,
-    full: LlamaWidth,
+    /// Every exit at full width, in the order of `exits`.
+    exit_subs: Vec<TransformerSubModel>,
     space: Option<TransformerSpace>,
     sampler: Option<Box<dyn sorted_sched::Sampler<TransformerSubModel>>>,
     options: SoftOptions,
@@ -193,6 +186,15 @@ impl SoftPlan {
         pairs.sort_by_key(|p| p.0);
         anyhow::ensure!(pairs.windows(2).all(|w| w[0].0 < w[1].0), "--exits {:?}: an exit is repeated", args.exits);
         let (exits, weights): (Vec<usize>, Vec<f64>) = pairs.into_iter().unzip();
+        let at_full_width = TransformerSpaceConfig {
+            depths: exits.clone(),
+            heads: vec![full.heads],
+            ffn: vec![full.ffn],
+            hidden: None,
+        };
+        let exit_space = TransformerSpace::new(at_full_width, d)?;
+        let exit_subs =
+            (0..exits.len()).map(|i| exit_space.sub_model_from_indices([i, 0, 0, 0])).collect::<Result<Vec<_>, _>>()?;
         let full_ffn = full.ffn;
         let (space, sampler) = if args.ffn.is_empty() && args.heads.is_empty() {
             (None, None)
@@ -232,7 +234,7 @@ impl SoftPlan {
             args.distill
         );
         let options = SoftOptions { head_gradient, distill: args.distill };
-        Ok(Self { exits, weights, full, space, sampler, options })
+        Ok(Self { exits, weights, exit_subs, space, sampler, options })
     }
 
     fn weight_of(&self, depth: usize) -> f64 {
@@ -245,17 +247,13 @@ impl SoftPlan {
                 .exits
                 .iter()
                 .zip(&self.weights)
-                .map(|(&depth, &weight)| SoftTerm { depth, heads: self.full.heads, ffn: self.full.ffn, weight })
+                .zip(&self.exit_subs)
+                .map(|((_, &weight), &sub)| SoftTerm { sub, weight })
                 .collect(),
             Some(sampler) => sampler
                 .sample(step)
                 .into_iter()
-                .map(|sub| SoftTerm {
-                    depth: sub.depth,
-                    heads: sub.heads,
-                    ffn: sub.ffn,
-                    weight: self.weight_of(sub.depth),
-                })
+                .map(|sub| SoftTerm { weight: self.weight_of(sub.depth), sub })
                 .collect(),
         }
     }
@@ -313,8 +311,8 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
         if !ctx.quiet {
             for p in &probe {
                 eprintln!(
-                    "gradient norm of L{}-H{}-F{} (loss {:.3}): layers 1-{} (shared by every exit) {:.4e}, final norm + embedding {:.4e}",
-                    p.depth, p.heads, p.ffn, p.loss, p.shared_layers, p.shared_layers_norm, p.head_norm
+                    "gradient norm of {} (loss {:.3}): layers 1-{} (shared by every exit) {:.4e}, final norm + embedding {:.4e}",
+                    p.sub, p.loss, p.shared_layers, p.shared_layers_norm, p.head_norm
                 );
             }
         }
@@ -336,9 +334,7 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
             .iter()
             .zip(loss.terms.iter().zip(&loss.distill_terms))
             .map(|(t, (l, kl))| TermLoss {
-                depth: t.depth,
-                heads: t.heads,
-                ffn: t.ffn,
+                sub: t.sub,
                 loss: l.clone().into_scalar().elem::<f64>(),
                 kl: kl.as_ref().map(|kl| kl.clone().into_scalar().elem::<f64>()),
             })
@@ -355,8 +351,8 @@ pub fn soft_cmd<B: burn::tensor::backend::AutodiffBackend>(
             let per: Vec<String> = logged
                 .iter()
                 .map(|t| match t.kl {
-                    Some(kl) => format!("L{}-H{}-F{} {:.3} (KL {kl:.3})", t.depth, t.heads, t.ffn, t.loss),
-                    None => format!("L{}-H{}-F{} {:.3}", t.depth, t.heads, t.ffn, t.loss),
+                    Some(kl) => format!("{} {:.3} (KL {kl:.3})", t.sub, t.loss),
+                    None => format!("{} {:.3}", t.sub, t.loss),
                 })
                 .collect();
             eprintln!(
@@ -439,7 +435,7 @@ mod tests {
     fn soft_trains_every_exit_at_full_width_with_its_weight() {
         let p = plan(&["--exits", "30,10,20", "--exit-weights", "4,1,2"]).unwrap();
         let terms: Vec<(usize, usize, usize, f64)> =
-            p.terms(0).iter().map(|t| (t.depth, t.heads, t.ffn, t.weight)).collect();
+            p.terms(0).iter().map(|t| (t.sub.depth, t.sub.heads, t.sub.ffn, t.weight)).collect();
         // Sorted by depth, each weight staying with its exit.
         assert_eq!(terms, [(10, 9, 1536, 1.0), (20, 9, 1536, 2.0), (30, 9, 1536, 4.0)]);
         assert_eq!(p.terms(7).len(), 3);
@@ -457,17 +453,17 @@ mod tests {
             let terms = p.terms(step);
             assert_eq!(terms, again.terms(step), "step {step}: the same seed gives the same draws");
             assert_eq!(terms.len(), 3);
-            assert!(terms.iter().any(|t| t.depth == 30 && t.ffn == 1536), "step {step}: the full model");
+            assert!(terms.iter().any(|t| t.sub.depth == 30 && t.sub.ffn == 1536), "step {step}: the full model");
             for t in &terms {
-                assert!([10, 20, 30].contains(&t.depth) && [768, 1536].contains(&t.ffn), "{t:?}");
-                assert_eq!(t.weight, if t.depth == 30 { 4.0 } else { 1.0 });
+                assert!([10, 20, 30].contains(&t.sub.depth) && [768, 1536].contains(&t.sub.ffn), "{t:?}");
+                assert_eq!(t.weight, if t.sub.depth == 30 { 4.0 } else { 1.0 });
             }
         }
         assert_eq!(p.sampled_ffn(), [768, 1536]);
         let drawn: std::collections::BTreeSet<(usize, usize)> =
-            (0..50).flat_map(|s| plan(&args).unwrap().terms(s)).map(|t| (t.depth, t.ffn)).collect();
+            (0..50).flat_map(|s| plan(&args).unwrap().terms(s)).map(|t| (t.sub.depth, t.sub.ffn)).collect();
         assert_eq!(drawn.len(), 6, "every exit x width is drawn sometime: {drawn:?}");
-        assert!(p.sampled_heads() == [9] && (0..20).flat_map(|s| p.terms(s)).all(|t| t.heads == 9));
+        assert!(p.sampled_heads() == [9] && (0..20).flat_map(|s| p.terms(s)).all(|t| t.sub.heads == 9));
     }
 
     #[test]
@@ -477,10 +473,13 @@ mod tests {
         assert_eq!(p.sampled_heads(), [3, 6, 9]);
         assert_eq!(p.sampled_ffn(), [1536], "--heads alone keeps the full SwiGLU width");
         let drawn: std::collections::BTreeSet<(usize, usize)> =
-            (0..60).flat_map(|s| p.terms(s)).map(|t| (t.depth, t.heads)).collect();
+            (0..60).flat_map(|s| p.terms(s)).map(|t| (t.sub.depth, t.sub.heads)).collect();
         assert_eq!(drawn.len(), 6, "every exit x head count is drawn sometime: {drawn:?}");
         for step in 0..20 {
-            assert!(p.terms(step).iter().any(|t| (t.depth, t.heads, t.ffn) == (30, 9, 1536)), "step {step}");
+            assert!(
+                p.terms(step).iter().any(|t| (t.sub.depth, t.sub.heads, t.sub.ffn) == (30, 9, 1536)),
+                "step {step}"
+            );
         }
     }
 

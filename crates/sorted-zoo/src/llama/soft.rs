@@ -5,20 +5,17 @@
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
+use sorted_nn::TransformerSubModel;
 
 use super::model::{LlamaWidth, SortedLlama};
 
-/// One sub-model in a SoFT loss: its exit depth, its query heads and SwiGLU width, and its
-/// weight.
+/// One sub-model in a SoFT loss, and its weight. The sub-model's depth is its exit (through the
+/// shared final norm and head); its query heads are the first `heads / num_kv_heads` of each KV
+/// group (see [`LlamaWidth`]); its FFN width the SwiGLU units of every layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SoftTerm {
-    /// Layers run before the exit (through the shared final norm and head).
-    pub depth: usize,
-    /// Query heads used in every layer (the first `heads / num_kv_heads` of each KV group; see
-    /// [`LlamaWidth`]).
-    pub heads: usize,
-    /// SwiGLU units used in every layer.
-    pub ffn: usize,
+    /// The sub-model (its `Display`, `L{depth}-H{heads}-F{ffn}`, names it in reports).
+    pub sub: TransformerSubModel,
     /// Weight in the mean (positive).
     pub weight: f64,
 }
@@ -51,19 +48,23 @@ pub struct SoftLoss<B: Backend> {
 /// ```
 /// use burn::backend::Flex;
 /// use burn::prelude::*;
+/// use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 /// use sorted_zoo::llama::{SoftTerm, SortedLlamaConfig, soft_loss};
 ///
 /// let device = Default::default();
 /// let model = SortedLlamaConfig::tiny().init::<Flex>(&device);
+/// let exits = TransformerSpaceConfig { depths: vec![2, 4], heads: vec![4], ffn: vec![24], hidden: None };
+/// let space = TransformerSpace::new(exits, 16)?;
 /// let inputs = Tensor::<Flex, 2, Int>::from_ints([[1, 5, 9, 3]], &device);
 /// let targets = Tensor::<Flex, 2, Int>::from_ints([[5, 9, 3, 7]], &device);
 /// // Exits after 2 and 4 layers, the last weighted 3x, all 4 query heads, full SwiGLU width.
 /// let terms = [
-///     SoftTerm { depth: 2, heads: 4, ffn: 24, weight: 1.0 },
-///     SoftTerm { depth: 4, heads: 4, ffn: 24, weight: 3.0 },
+///     SoftTerm { sub: space.parse_sub_model("L2-H4-F24")?, weight: 1.0 },
+///     SoftTerm { sub: space.parse_sub_model("L4-H4-F24")?, weight: 3.0 },
 /// ];
 /// let loss = soft_loss(&model, inputs, targets, &terms);
 /// assert_eq!(loss.terms.len(), 2);
+/// # Ok::<(), sorted_nn::SpecError>(())
 /// ```
 pub fn soft_loss<B: Backend>(
     model: &SortedLlama<B>,
@@ -125,15 +126,15 @@ pub fn soft_loss_with<B: Backend>(
     let targets = targets.reshape([n * s, 1]);
     let full_depth = model.layers.len();
     let full_width = model.full_width();
-    let width_of = |t: &SoftTerm| LlamaWidth { heads: t.heads, ffn: t.ffn };
-    let is_full = |t: &SoftTerm| t.depth == full_depth && width_of(t) == full_width;
+    let width_of = |t: &SoftTerm| LlamaWidth::from(&t.sub);
+    let is_full = |t: &SoftTerm| t.sub.depth == full_depth && width_of(t) == full_width;
     let mut logp: Vec<Option<Tensor<B, 2>>> = vec![None; terms.len()];
-    let mut widths: Vec<(usize, usize)> = terms.iter().map(|t| (t.heads, t.ffn)).collect();
+    let mut widths: Vec<(usize, usize)> = terms.iter().map(|t| (t.sub.heads, t.sub.ffn)).collect();
     widths.sort_unstable();
     widths.dedup();
     for (heads, ffn) in widths {
         let width = LlamaWidth { heads, ffn };
-        let mut depths: Vec<usize> = terms.iter().filter(|t| width_of(t) == width).map(|t| t.depth).collect();
+        let mut depths: Vec<usize> = terms.iter().filter(|t| width_of(t) == width).map(|t| t.sub.depth).collect();
         depths.sort_unstable();
         depths.dedup();
         // With `FullDepthOnly`, the exits below the full depth see the norm and head detached.
@@ -148,7 +149,7 @@ pub fn soft_loss_with<B: Backend>(
             let v = logits.dims()[2];
             let lp = log_softmax(logits.reshape([n * s, v]), 1);
             for (slot, term) in logp.iter_mut().zip(terms) {
-                if width_of(term) == width && term.depth == *depth {
+                if width_of(term) == width && term.sub.depth == *depth {
                     *slot = Some(lp.clone());
                 }
             }
