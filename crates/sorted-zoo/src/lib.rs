@@ -2,36 +2,28 @@
 #![deny(missing_docs)]
 
 mod bert;
-mod classifier;
-mod classifier_config;
-mod cnn;
-mod conv_norm;
 pub mod deploy;
-mod depth_order;
 pub mod llama;
-mod mlp;
-mod mobilenet_v2;
-mod residual;
-mod resnet;
-mod scaling;
-mod staged_network;
+mod vision;
 
 pub use bert::{
     MAX_BERT_PARAMETER_BYTES, Pooling, SortedBert, SortedBertConfig, SortedBertLayer, WeightsError,
     safetensors_tensor_names,
 };
-pub use classifier::{DenseClassifier, SortedClassifier};
-pub use classifier_config::{
+pub use vision::classifier::{DenseClassifier, SortedClassifier};
+pub use vision::classifier_config::{
     AnyClassifier, BatchNormStats, ClassifierConfig, ClassifierVisitor, CnnOptions, MlpOptions, MobileNetV2Options,
     ModelConfigError, ResNetOptions, TrainableClassifierVisitor,
 };
-pub use cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
-pub use conv_norm::{DenseConvNorm, SortedConvNorm};
-pub use depth_order::{DepthOrder, activation_order};
-pub use mlp::{DenseMlp, SortedMlp, SortedMlpConfig};
-pub use mobilenet_v2::{
+pub use vision::cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
+pub use vision::conv_norm::{DenseConvNorm, SortedConvNorm};
+pub use vision::depth_order::{DepthOrder, activation_order};
+pub use vision::mlp::{DenseMlp, SortedMlp, SortedMlpConfig};
+pub use vision::mobilenet_v2::{
     DenseInvertedResidual, DenseMobileNetV2, MobileNetV2Stage, SortedInvertedResidual, SortedMobileNetV2,
     SortedMobileNetV2Config,
 };
-pub use resnet::{DenseBasicBlock, DenseResNet, ResNetStage, SortedBasicBlock, SortedResNet, SortedResNetConfig};
-pub use staged_network::StagedNetworkConfig;
+pub use vision::resnet::{
+    DenseBasicBlock, DenseResNet, ResNetStage, SortedBasicBlock, SortedResNet, SortedResNetConfig,
+};
+pub use vision::staged_network::StagedNetworkConfig;

@@ -9,11 +9,11 @@ use sorted_nn::{
 };
 
 use crate::StagedNetworkConfig;
-use crate::classifier::{DenseClassifier, SortedClassifier, check_widths};
-use crate::conv_norm::{DenseConvNorm, SortedConvNorm};
-use crate::depth_order::{DepthOrder, active_in_flat_order, widths_in_flat_order};
-use crate::residual::add_prefix;
-use crate::scaling::proportional;
+use crate::vision::classifier::{DenseClassifier, SortedClassifier, check_widths};
+use crate::vision::conv_norm::{DenseConvNorm, SortedConvNorm};
+use crate::vision::depth_order::{DepthOrder, active_in_flat_order, widths_in_flat_order};
+use crate::vision::residual::add_prefix;
+use crate::vision::scaling::proportional;
 
 /// ReLU6, MobileNetV2's activation.
 fn relu6<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {

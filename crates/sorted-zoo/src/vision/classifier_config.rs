@@ -25,7 +25,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use sorted_nn::NestingSpace;
 
-use crate::classifier::check_widths;
+use crate::vision::classifier::check_widths;
 use crate::{
     DepthOrder, SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig, SortedMobileNetV2,
     SortedMobileNetV2Config, SortedResNet, SortedResNetConfig, StagedNetworkConfig,

@@ -8,7 +8,7 @@ use sorted_nn::{
     Cost, NestingSpace, NormPass, SortedLinear, SortedLinearConfig, SpecError, SubModel, SubModelNormStats,
 };
 
-use crate::classifier::{DenseClassifier, SortedClassifier, check_widths};
+use crate::vision::classifier::{DenseClassifier, SortedClassifier, check_widths};
 
 /// Configuration of a [`SortedMlp`]: allocated sizes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -10,7 +10,7 @@ use sorted_nn::{
     SortedLinear, SortedLinearConfig, SpecError, SubModel, SubModelNormStats,
 };
 
-use crate::classifier::{DenseClassifier, SortedClassifier, check_widths};
+use crate::vision::classifier::{DenseClassifier, SortedClassifier, check_widths};
 
 /// Configuration of a [`SortedCnn`]: allocated channels and the fixed geometry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 use sorted_nn::{NestingSpace, SpecError};
 
 use crate::DepthOrder;
-use crate::depth_order::activation_order;
-use crate::scaling::scaled_space;
+use crate::vision::depth_order::activation_order;
+use crate::vision::scaling::scaled_space;
 
 /// A network config made of stages of blocks (`SortedResNetConfig`, `SortedMobileNetV2Config`).
 /// Implementors give their stages' shapes and depth order; the rest is provided.

@@ -1,0 +1,17 @@
+//! The sorted vision models (image classifiers) and what they share: `mlp.rs`, `cnn.rs`,
+//! `resnet.rs`, `mobilenet_v2.rs`; their building blocks (`conv_norm.rs`, `residual.rs`); depth
+//! orders and width scaling (`depth_order.rs`, `scaling.rs`); the staged-network config the
+//! ResNet and MobileNetV2 share (`staged_network.rs`); the classifier trait (`classifier.rs`)
+//! and the `[model.*]` config that builds any of them (`classifier_config.rs`).
+
+pub(crate) mod classifier;
+pub(crate) mod classifier_config;
+pub(crate) mod cnn;
+pub(crate) mod conv_norm;
+pub(crate) mod depth_order;
+pub(crate) mod mlp;
+pub(crate) mod mobilenet_v2;
+pub(crate) mod residual;
+pub(crate) mod resnet;
+pub(crate) mod scaling;
+pub(crate) mod staged_network;
