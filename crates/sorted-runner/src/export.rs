@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::prelude::*;
-use burn::record::DefaultRecorder;
+use burn::record::{DefaultRecorder, Recorder};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use sorted_nn::{NormPass, SubModel, SubModelNormStats};
@@ -100,6 +100,10 @@ pub struct ExportManifest {
     pub max_abs_diff_vs_sliced: f64,
     /// The files written and what they hold.
     pub files: Vec<(String, String)>,
+    /// The SHA-256 of each weight file: `load_export` refuses a damaged or swapped file (absent
+    /// in exports written before it existed, which load unverified).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 /// Exports the sub-model named in `args`; returns the output folder.
@@ -184,7 +188,7 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     let metrics =
         RunReport::read(run).ok().and_then(|r| r.results.into_iter().find(|row| row.sub_model == sub.to_string()));
     let cost = model.cost(sub);
-    let manifest = ExportManifest {
+    let mut manifest = ExportManifest {
         format: EXPORT_FORMAT.into(),
         model: kind.into(),
         input_shape: [c, h, w],
@@ -212,6 +216,7 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         .into_iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect(),
+        sha256: Default::default(),
     };
 
     // Write everything into a temporary sibling folder, then rename it into place.
@@ -233,6 +238,11 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     dense
         .save_into(&mut store)
         .map_err(|e| anyhow::anyhow!("writing `{}`: {e:?}", tmp.join("model.safetensors").display()))?;
+    for file in ["model.mpk", "model.safetensors"] {
+        let path = tmp.join(file);
+        let digest = sorted_sched::digest_file(&path).with_context(|| format!("reading `{}`", path.display()))?;
+        manifest.sha256.insert(file.to_string(), digest.sha256);
+    }
     write_file(&tmp.join("manifest.json"), &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"))?;
     if out.exists() {
         std::fs::remove_dir_all(out).with_context(|| format!("replacing `{}`", out.display()))?;
@@ -320,23 +330,24 @@ pub fn load_export<B: Backend>(
         AnyClassifier::ResNet(m) => ExportedModel::ResNet(skeleton(m, &sub, shape, device)),
         AnyClassifier::MobileNetV2(m) => ExportedModel::MobileNetV2(skeleton(m, &sub, shape, device)),
     };
+    let weight_file = if weights == ExportWeights::BurnRecord { "model.mpk" } else { "model.safetensors" };
+    if let Some(want) = manifest.sha256.get(weight_file) {
+        let path = dir.join(weight_file);
+        let got = sorted_sched::digest_file(&path).with_context(|| format!("reading `{}`", path.display()))?;
+        anyhow::ensure!(
+            &got.sha256 == want,
+            "`{}` is damaged or not this export's weights: SHA-256 {}, `{}` says {want}",
+            path.display(),
+            got.sha256,
+            dir.join("manifest.json").display()
+        );
+    }
     if weights == ExportWeights::BurnRecord {
-        let file = dir.join("model.mpk");
-        let load = |e: burn::record::RecorderError| anyhow::anyhow!("reading `{}`: {e}", file.display());
-        let recorder = DefaultRecorder::new();
         let model = match model {
-            ExportedModel::Mlp(m) => {
-                ExportedModel::Mlp(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
-            }
-            ExportedModel::Cnn(m) => {
-                ExportedModel::Cnn(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
-            }
-            ExportedModel::ResNet(m) => {
-                ExportedModel::ResNet(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
-            }
-            ExportedModel::MobileNetV2(m) => {
-                ExportedModel::MobileNetV2(m.load_file(dir.join("model"), &recorder, device).map_err(load)?)
-            }
+            ExportedModel::Mlp(m) => ExportedModel::Mlp(load_record_file(m, dir, device)?),
+            ExportedModel::Cnn(m) => ExportedModel::Cnn(load_record_file(m, dir, device)?),
+            ExportedModel::ResNet(m) => ExportedModel::ResNet(load_record_file(m, dir, device)?),
+            ExportedModel::MobileNetV2(m) => ExportedModel::MobileNetV2(load_record_file(m, dir, device)?),
         };
         return Ok((model, manifest));
     }
@@ -387,4 +398,13 @@ fn skeleton<B: Backend, M: SortedClassifier<B>>(
         calibrate(&model, sub, &[batch])
     });
     model.extract(sub, stats.as_ref())
+}
+
+/// Loads `dir/model.mpk` into `model`, refusing parameters of other shapes than the manifest's
+/// sub-model has (burn's own loading would accept them and fail later, in `forward`).
+fn load_record_file<B: Backend, M: Module<B>>(model: M, dir: &Path, device: &B::Device) -> anyhow::Result<M> {
+    let file = dir.join("model.mpk");
+    let record: M::Record = Recorder::<B>::load(&DefaultRecorder::new(), dir.join("model"), device)
+        .map_err(|e| anyhow::anyhow!("reading `{}`: {e}", file.display()))?;
+    Ok(sorted_sched::load_record_checked(model, record, &file)?)
 }

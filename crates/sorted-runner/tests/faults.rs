@@ -352,3 +352,26 @@ fn issue_27_a_full_disk_fails_the_save_cleanly() {
         std::panic::resume_unwind(e);
     }
 }
+
+#[test]
+fn issue_27_an_exported_model_that_is_not_its_manifests_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "tiny.toml", &TINY.replace("steps = 60", "steps = 2"));
+    expect(&train(dir.path(), &cfg, "run", &[]), 0, &[]);
+    for sub in ["8", "16-16"] {
+        expect(&runner(&["export", "--run", "run", "--sub-model", sub], dir.path()), 0, &[]);
+    }
+    let export = |sub: &str| dir.path().join("run/export").join(sub);
+    std::fs::copy(export("16-16").join("model.mpk"), export("8").join("model.mpk")).unwrap();
+    let err = sorted_runner::load_export::<burn::backend::Flex>(
+        &export("8"),
+        sorted_runner::ExportWeights::BurnRecord,
+        &Default::default(),
+    )
+    .unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("model.mpk") && message.contains("SHA-256"), "{message}");
+    for weights in [sorted_runner::ExportWeights::BurnRecord, sorted_runner::ExportWeights::Safetensors] {
+        sorted_runner::load_export::<burn::backend::Flex>(&export("16-16"), weights, &Default::default()).unwrap();
+    }
+}
