@@ -194,6 +194,13 @@ fn exported_safetensors_load_back_into_the_dense_model_with_identical_outputs() 
     let a = dir.path().join("export-8");
     std::fs::copy(dir.path().join("export-16-8/model.safetensors"), a.join("model.safetensors")).unwrap();
     let err = format!("{:#}", load_export::<Flex>(&a, ExportWeights::Safetensors, &device).unwrap_err());
+    assert!(err.contains("export-8/model.safetensors") && err.contains("SHA-256"), "{err}");
+    // Without the digests (an export written before them), the tensors themselves are checked.
+    let manifest_path = a.join("manifest.json");
+    let mut manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("sha256");
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let err = format!("{:#}", load_export::<Flex>(&a, ExportWeights::Safetensors, &device).unwrap_err());
     assert!(err.contains("export-8/model.safetensors") && err.contains("layers.0.weight"), "{err}");
 }
 
