@@ -8,7 +8,7 @@ use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_sched::{TrainState, load_model, read_state};
+use sorted_sched::{TrainState, load_model};
 use sorted_zoo::{ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor};
 
 use crate::cli::{EvalArgs, TrainArgs};
@@ -292,12 +292,17 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<Experiment> {
 /// Checkpoint, data or report errors.
 pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContext) -> anyhow::Result<()> {
     let _folder = RunFolder::open(&args.run)?;
-    let exp = load_run(&args.run)?;
-    let state = read_state(&args.run)?;
+    let checkpoint = open_checkpoint(&args.run)?;
+    let state = checkpoint.state().clone();
     let status = run_status(&state, read_failure(&args.run)?.as_ref());
     if let Some(status) = &status {
         eprintln!("warning: `{}`: {status}", args.run.display());
     }
+    if crate::text::is_text_experiment(checkpoint.config_toml()) {
+        let exp = crate::text::TextExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
+        return crate::text::eval_text_run::<E>(&exp, &checkpoint, &args.run, status, device, ctx);
+    }
+    let exp = load_run(&args.run)?;
     let data = crate::data::load(&exp)?;
     let visitor = Report { exp: &exp, data: &data, device, out: &args.run, state: &state, status, ctx };
     visit_trained::<E, _>(&exp, &data, &args.run, device, visitor)

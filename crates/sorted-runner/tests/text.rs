@@ -147,4 +147,8 @@ fn issue_28_a_text_run_stops_and_resumes_to_the_uninterrupted_result() {
         report.results.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect::<Vec<_>>()
     };
     assert_eq!(accuracies("stopped"), accuracies("whole"));
+    // `eval` re-evaluates a text run from its checkpoint to the same numbers.
+    let args = sorted_runner::EvalArgs { run: dir.path().join("whole") };
+    run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Eval(args)), Default::default(), &ctx()).unwrap();
+    assert_eq!(accuracies("whole"), accuracies("stopped"));
 }

@@ -12,4 +12,4 @@ pub use config::{
 };
 pub use data::TextData;
 pub use run::train_text_experiment;
-pub(crate) use run::train_text_in_folder;
+pub(crate) use run::{eval_text_run, train_text_in_folder};

@@ -53,17 +53,7 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
     let run_dir = folder.dir().to_path_buf();
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
     let data = TextData::load(exp)?;
-    let mut bert = exp.bert.clone();
-    if exp.weights_path().is_none() {
-        bert.vocab_size = data.vocab_size;
-    }
-    anyhow::ensure!(
-        data.vocab_size <= bert.vocab_size,
-        "the vocabulary `{}` has {} tokens, the model's embedding table only {}",
-        exp.vocab_path().display(),
-        data.vocab_size,
-        bert.vocab_size
-    );
+    let bert = bert_for(exp, &data)?;
     if !ctx.quiet {
         eprintln!(
             "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} train / {} {} sentences) -> {}",
@@ -97,9 +87,41 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
         }
         return Ok(());
     }
+    report_text::<B::InnerBackend>(exp, &data, &model.valid(), device, &run_dir, &state, None, ctx)
+}
+
+/// The BERT of a text experiment, its vocabulary fitted to the data unless pretrained weights
+/// fix it.
+fn bert_for(exp: &TextExperiment, data: &TextData) -> anyhow::Result<sorted_zoo::SortedBertConfig> {
+    let mut bert = exp.bert.clone();
+    if exp.weights_path().is_none() {
+        bert.vocab_size = data.vocab_size;
+    }
+    anyhow::ensure!(
+        data.vocab_size <= bert.vocab_size,
+        "the vocabulary `{}` has {} tokens, the model's embedding table only {}",
+        exp.vocab_path().display(),
+        data.vocab_size,
+        bert.vocab_size
+    );
+    Ok(bert)
+}
+
+/// Evaluates every sub-model of `model` and writes the run's reports (`state`: where the
+/// weights stand; `status`: set for an unfinished or failed run).
+#[allow(clippy::too_many_arguments)]
+fn report_text<E: Backend>(
+    exp: &TextExperiment,
+    data: &TextData,
+    model: &SortedBert<E>,
+    device: &E::Device,
+    run_dir: &Path,
+    state: &TrainState,
+    status: Option<String>,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
     let started = Instant::now();
-    let inner = model.valid();
-    let rows = evaluate_bert(exp, &inner, &data.eval, device, ctx.quiet);
+    let rows = evaluate_bert(exp, model, &data.eval, device, ctx.quiet);
     let cfg = &exp.config;
     let data_text = format!(
         "Rotten Tomatoes {} ({} train / {} {} sentences; {:.1} sub-model-sentences/s in training)",
@@ -107,13 +129,30 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
         data.train.len(),
         data.eval.len(),
         data.eval_split_name,
-        (cfg.train.steps as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
+        (state.step as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
     );
     let sampler = (cfg.sampler.kind(), exp.k);
     let eval_seconds = started.elapsed().as_secs_f64();
-    let meta = RunMeta::new(ctx, &cfg.name, &exp.source, cfg.seed, sampler, &state, eval_seconds, data_text, None);
-    RunReport::new(meta, cfg.eval.threshold, rows).publish(&run_dir, ctx.quiet, "")?;
-    Ok(())
+    let meta = RunMeta::new(ctx, &cfg.name, &exp.source, cfg.seed, sampler, state, eval_seconds, data_text, status);
+    RunReport::new(meta, cfg.eval.threshold, rows).publish(run_dir, ctx.quiet, "")
+}
+
+/// `eval` of a text run: loads its checkpoint (verified, shape-checked) into the experiment's
+/// BERT and rewrites its reports. The caller holds the run folder.
+///
+/// # Errors
+/// Data or checkpoint errors, each naming its file.
+pub(crate) fn eval_text_run<E: Backend>(
+    exp: &TextExperiment,
+    checkpoint: &sorted_sched::Checkpoint,
+    run_dir: &Path,
+    status: Option<String>,
+    device: &E::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    let data = TextData::load(exp)?;
+    let model = checkpoint.load_model(bert_for(exp, &data)?.init::<E>(device), device)?;
+    report_text(exp, &data, &model, device, run_dir, checkpoint.state(), status, ctx)
 }
 
 fn train_bert<B: AutodiffBackend>(
