@@ -244,10 +244,14 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         manifest.sha256.insert(file.to_string(), digest.sha256);
     }
     write_file(&tmp.join("manifest.json"), &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"))?;
+    // An earlier export of the same name is moved aside, not deleted, until the new one is in
+    // place: a kill in between leaves one of them whole.
+    let aside = parent.join(format!(".{name}.old-{}", std::process::id()));
     if out.exists() {
-        std::fs::remove_dir_all(out).with_context(|| format!("replacing `{}`", out.display()))?;
+        std::fs::rename(out, &aside).with_context(|| format!("moving aside `{}`", out.display()))?;
     }
     std::fs::rename(&tmp, out).with_context(|| format!("moving the export into `{}`", out.display()))?;
+    let _ = std::fs::remove_dir_all(&aside);
     Ok(out.to_path_buf())
 }
 
