@@ -224,7 +224,7 @@ fn issue_27_an_unfinished_run_is_evaluated_as_such_and_stop_after_0_can_resume()
 #[test]
 fn issue_27_a_run_folder_has_one_writer_and_is_never_replaced_by_accident() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), "tiny.toml", &TINY.replace("steps = 60", "steps = 200"));
+    let cfg = config(dir.path(), "tiny.toml", &TINY.replace("steps = 60", "steps = 1000"));
     let first = Command::new(BIN)
         .args(["--quiet", "train", "--config", cfg.to_str().unwrap(), "--out", "run"])
         .current_dir(dir.path())
