@@ -8,7 +8,7 @@ use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_sched::{TrainState, load_model};
+use sorted_sched::{Checkpoint, TrainState};
 use sorted_zoo::{ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor};
 
 use crate::cli::{EvalArgs, TrainArgs};
@@ -32,31 +32,32 @@ pub trait ModelVisitor<E: Backend> {
     fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<Self::Output>;
 }
 
-/// Builds the experiment's model, loads the run's checkpoint into it and hands it to `visitor`.
+/// Builds the experiment's model, loads `checkpoint` (opened and verified once by the caller)
+/// into it and hands it to `visitor`.
 ///
 /// # Errors
-/// A missing or mismatched checkpoint, or the visitor's error.
+/// A mismatched checkpoint, or the visitor's error.
 pub fn visit_trained<E: Backend, V: ModelVisitor<E>>(
     exp: &Experiment,
     data: &RunData,
-    run: &Path,
+    checkpoint: &Checkpoint,
     device: &E::Device,
     visitor: V,
 ) -> anyhow::Result<V::Output> {
     /// Loads the checkpoint into the concrete model, then hands it on.
     struct Loading<'a, E: Backend, V> {
-        run: &'a Path,
+        checkpoint: &'a Checkpoint,
         device: &'a E::Device,
         visitor: V,
     }
     impl<E: Backend, V: ModelVisitor<E>> ClassifierVisitor<E> for Loading<'_, E, V> {
         type Output = anyhow::Result<V::Output>;
         fn visit<M: SortedClassifier<E>>(self, model: M) -> Self::Output {
-            self.visitor.visit(load_model(self.run, model, self.device)?)
+            self.visitor.visit(self.checkpoint.load_model(model, self.device)?)
         }
     }
     let model = exp.config.model.init::<E>(&exp.space, data.image_shape(), data.n_classes(), device);
-    model.visit(Loading { run, device, visitor })
+    model.visit(Loading { checkpoint, device, visitor })
 }
 
 /// `train`: trains, then evaluates every sub-model and writes the reports.
@@ -270,12 +271,18 @@ pub fn read_norm_stats(run_dir: &Path) -> anyhow::Result<Option<NormStatsFile>> 
     Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("parsing `{}`", path.display()))?))
 }
 
-/// Loads the experiment saved with a run's checkpoint.
+/// Opens a run's newest checkpoint (verified once) and the experiment saved with it.
 ///
 /// # Errors
 /// When the run has no checkpoint or its config is invalid.
-pub fn load_run(run_dir: &Path) -> anyhow::Result<Experiment> {
+pub fn load_run(run_dir: &Path) -> anyhow::Result<(Experiment, Checkpoint)> {
     let checkpoint = open_checkpoint(run_dir)?;
+    let exp = image_experiment(&checkpoint, run_dir)?;
+    Ok((exp, checkpoint))
+}
+
+/// The image experiment saved with `checkpoint` of the run in `run_dir`.
+fn image_experiment(checkpoint: &Checkpoint, run_dir: &Path) -> anyhow::Result<Experiment> {
     let text = checkpoint.config_toml();
     anyhow::ensure!(
         !crate::text::is_text_experiment(text),
@@ -302,10 +309,10 @@ pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContex
         let exp = crate::text::TextExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
         return crate::text::eval_text_run::<E>(&exp, &checkpoint, &args.run, status, device, ctx);
     }
-    let exp = load_run(&args.run)?;
+    let exp = image_experiment(&checkpoint, &args.run)?;
     let data = crate::data::load(&exp)?;
     let visitor = Report { exp: &exp, data: &data, device, out: &args.run, state: &state, status, ctx };
-    visit_trained::<E, _>(&exp, &data, &args.run, device, visitor)
+    visit_trained::<E, _>(&exp, &data, &checkpoint, device, visitor)
 }
 
 /// Evaluates a loaded model and writes its reports into `out` ([`report`]).

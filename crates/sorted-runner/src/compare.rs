@@ -325,7 +325,7 @@ pub fn compare_cmd<B: AutodiffBackend>(
 
     let sorted_dir = match &args.sorted {
         Some(dir) => {
-            let saved = crate::commands::load_run(dir)?;
+            let (saved, _) = crate::commands::load_run(dir)?;
             anyhow::ensure!(
                 saved.config == exp.config,
                 "`--sorted {}` was trained with a different config than `{}` (compare its config.toml; \
@@ -384,17 +384,18 @@ pub fn compare_cmd<B: AutodiffBackend>(
         let started = Instant::now();
         std::fs::create_dir_all(&naive_dir).with_context(|| format!("creating `{}`", naive_dir.display()))?;
         write_file(&naive_dir.join("config.toml"), naive_exp.to_toml().as_bytes())?;
+        let full_checkpoint = crate::run_folder::open_checkpoint(&full_dir)?;
         let visitor = Report::<B::InnerBackend> {
             exp: &naive_exp,
             data: &data,
             device,
             out: &naive_dir,
             // Naive slicing trains nothing: its own training time is 0.
-            state: &sorted_sched::TrainState { train_seconds: 0.0, ..sorted_sched::read_state(&full_dir)? },
+            state: &sorted_sched::TrainState { train_seconds: 0.0, ..full_checkpoint.state().clone() },
             status: None,
             ctx,
         };
-        crate::commands::visit_trained::<B::InnerBackend, _>(&naive_exp, &data, &full_dir, device, visitor)?;
+        crate::commands::visit_trained::<B::InnerBackend, _>(&naive_exp, &data, &full_checkpoint, device, visitor)?;
         if !ctx.quiet {
             eprintln!("naive slicing evaluated in {:.0} s", started.elapsed().as_secs_f64());
         }

@@ -112,7 +112,7 @@ pub struct ExportManifest {
 /// When the run, the sub-model or an output file is invalid.
 pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunContext) -> anyhow::Result<PathBuf> {
     let _folder = crate::run_folder::RunFolder::open(&args.run)?;
-    let exp = load_run(&args.run)?;
+    let (exp, checkpoint) = load_run(&args.run)?;
     let sub =
         exp.space.parse_sub_model(&args.sub_model).with_context(|| format!("--sub-model `{}`", args.sub_model))?;
     let out = args.out.clone().unwrap_or_else(|| args.run.join("export").join(sub.to_string()));
@@ -133,7 +133,7 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
         }
     }
     let visitor = Export { exp: &exp, run: &args.run, data: &data, sub: &sub, out: &out, device };
-    let out = visit_trained::<E, _>(&exp, &data, &args.run, device, visitor)?;
+    let out = visit_trained::<E, _>(&exp, &data, &checkpoint, device, visitor)?;
     if !ctx.quiet {
         println!("exported sub-model {sub} to {}/{{model.mpk, model.safetensors, manifest.json}}", out.display());
     }

@@ -365,7 +365,7 @@ pub fn profile_cmd<E: Backend>(
     anyhow::ensure!(args.batch_size >= 1, "--batch-size must be at least 1");
     anyhow::ensure!(args.repeats >= 1, "--repeats must be at least 1");
     let _folder = crate::run_folder::RunFolder::open(&args.run)?;
-    let exp = load_run(&args.run)?;
+    let (exp, checkpoint) = load_run(&args.run)?;
     let results = RunReport::read(&args.run).with_context(|| {
         format!("`profile` needs the accuracies of `{0}`: run `sorted-runner eval --run {0}` first", args.run.display())
     })?;
@@ -405,7 +405,7 @@ pub fn profile_cmd<E: Backend>(
     let measured = visit_trained::<E, _>(
         &exp,
         &data,
-        &args.run,
+        &checkpoint,
         device,
         Measure {
             exp: &exp,
