@@ -152,8 +152,8 @@ pub enum GgufError {
     },
     /// A tensor of a ggml type [`GgufFile::dequantize`] does not decode.
     #[error(
-        "`{path}`: tensor `{tensor}` is {ggml_type} (ggml type {}); dequantize reads F32, F16, BF16, Q8_0, Q4_0 \
-         and Q4_1",
+        "`{path}`: tensor `{tensor}` is {ggml_type} (ggml type {}); dequantize reads F32, F16, BF16, Q8_0, Q8_K, \
+         Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K",
         ggml_type.id()
     )]
     UnsupportedType {
@@ -919,8 +919,10 @@ impl GgufFile {
     }
 
     /// The values of tensor `name` as f32, with its row-major shape (slowest-first: the GGUF
-    /// dims reversed, so a linear layer's weight is `[out, in]`). F32, F16, BF16, Q8_0, Q4_0
-    /// and Q4_1 are decoded as ggml's reference dequantization does.
+    /// dims reversed, so a linear layer's weight is `[out, in]`). F32, F16, BF16, the legacy
+    /// block types Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1, and the k-quants Q2_K, Q3_K, Q4_K, Q5_K,
+    /// Q6_K and Q8_K are decoded as ggml's reference dequantization does, bit for bit (checked
+    /// against gguf-py in `tests/gguf_quants.rs`). The i-quants, ternary and FP4 types are not.
     ///
     /// # Errors
     /// [`GgufError::MissingTensor`], or [`GgufError::UnsupportedType`] naming the tensor's type.
