@@ -18,6 +18,7 @@ pub mod idx;
 mod image_data_config;
 mod image_set;
 mod lm_chunks;
+mod lm_data_config;
 mod mnist;
 mod rt_sentiment;
 mod shakespeare;
@@ -44,6 +45,7 @@ pub use gguf::{GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensor
 pub use image_data_config::{DatasetKind, ImageData, ImageDataConfig};
 pub use image_set::ImageSet;
 pub use lm_chunks::{LmBatch, LmChunks};
+pub use lm_data_config::{LmData, LmDataConfig, LmText};
 pub use mnist::{
     EMBEDDED_DIR, EMBEDDED_MNIST_SHA256, EMBEDDED_TEST_STRIDE, EMBEDDED_TRAIN_LEN, MNIST_CLASS_NAMES, MNIST_CLASSES,
     Mnist, TEST_IMAGES, TEST_LABELS, TRAIN_IMAGES, TRAIN_LABELS,

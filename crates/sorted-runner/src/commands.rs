@@ -69,28 +69,48 @@ pub fn train_cmd<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
+    let new_options = TrainOptions { stop_after: args.stop_after, quiet: ctx.quiet, force: args.force, resume: false };
+    let steps = |train: &mut sorted_sched::TrainConfig| -> anyhow::Result<()> {
+        if let Some(steps) = args.steps {
+            anyhow::ensure!(steps > 0, "--steps must be at least 1");
+            train.steps = steps;
+        }
+        Ok(())
+    };
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config `{}`", path.display()))?;
-        if crate::text::is_text_experiment(&text) {
-            let mut exp = crate::text::TextExperiment::from_toml(&text, path)?;
-            if let Some(steps) = args.steps {
-                anyhow::ensure!(steps > 0, "--steps must be at least 1");
-                exp.config.train.steps = steps;
+        match crate::text::model_kind(&text).as_deref() {
+            Some("bert") => {
+                let mut exp = crate::text::TextExperiment::from_toml(&text, path)?;
+                steps(&mut exp.config.train)?;
+                return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), &new_options, device, ctx);
             }
-            let options =
-                TrainOptions { stop_after: args.stop_after, quiet: ctx.quiet, force: args.force, resume: false };
-            return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), &options, device, ctx);
+            Some("llama") => {
+                let mut exp = crate::lm::LmExperiment::from_toml(&text, path)?;
+                steps(&mut exp.config.train)?;
+                return crate::lm::train_lm_experiment::<B>(&exp, args.out.as_deref(), &new_options, device, ctx);
+            }
+            _ => {}
         }
     }
     let (exp, run_dir, folder) = if let Some(dir) = &args.resume {
         // The folder is taken before its checkpoint is read: another writer may be saving it.
         let folder = RunFolder::open(dir)?;
         let checkpoint = open_checkpoint(dir)?;
-        if crate::text::is_text_experiment(checkpoint.config_toml()) {
-            let exp = crate::text::TextExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
-            let options = TrainOptions { resume: true, stop_after: args.stop_after, quiet: ctx.quiet, force: false };
-            crate::text::train_text_in_folder::<B>(&exp, folder, &options, device, ctx)?;
-            return Ok(dir.clone());
+        let (text, source) = (checkpoint.config_toml(), checkpoint.config_path());
+        let options = TrainOptions { resume: true, stop_after: args.stop_after, quiet: ctx.quiet, force: false };
+        match crate::text::model_kind(text).as_deref() {
+            Some("bert") => {
+                let exp = crate::text::TextExperiment::from_toml(text, &source)?;
+                crate::text::train_text_in_folder::<B>(&exp, folder, &options, device, ctx)?;
+                return Ok(dir.clone());
+            }
+            Some("llama") => {
+                let exp = crate::lm::LmExperiment::from_toml(text, &source)?;
+                crate::lm::train_lm_in_folder::<B>(&exp, folder, &options, device, ctx)?;
+                return Ok(dir.clone());
+            }
+            _ => {}
         }
         let exp = Experiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
         (exp, dir.clone(), Some(folder))
@@ -99,10 +119,7 @@ pub fn train_cmd<B: AutodiffBackend>(
             Some(path) => Experiment::from_file(path)?,
             None => Experiment::default_experiment(),
         };
-        if let Some(steps) = args.steps {
-            anyhow::ensure!(steps > 0, "--steps must be at least 1");
-            exp.config.train.steps = steps;
-        }
+        steps(&mut exp.config.train)?;
         let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
         (exp, dir, None)
     };
@@ -284,12 +301,13 @@ pub fn load_run(run_dir: &Path) -> anyhow::Result<(Experiment, Checkpoint)> {
 /// The image experiment saved with `checkpoint` of the run in `run_dir`.
 fn image_experiment(checkpoint: &Checkpoint, run_dir: &Path) -> anyhow::Result<Experiment> {
     let text = checkpoint.config_toml();
-    anyhow::ensure!(
-        !crate::text::is_text_experiment(text),
-        "`{}` is a text ([model.bert]) run: eval, export, profile and select support image runs only so far \
-         (its report is already in results.json)",
-        run_dir.display()
-    );
+    if let Some(kind @ ("bert" | "llama")) = crate::text::model_kind(text).as_deref() {
+        anyhow::bail!(
+            "`{}` is a [model.{kind}] run: export, profile, select and compare support image runs only so far \
+             (`eval` re-scores it; its report is in results.json)",
+            run_dir.display()
+        );
+    }
     Ok(Experiment::from_toml(text, &checkpoint.config_path())?)
 }
 
@@ -305,9 +323,16 @@ pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContex
     if let Some(status) = &status {
         eprintln!("warning: `{}`: {status}", args.run.display());
     }
-    if crate::text::is_text_experiment(checkpoint.config_toml()) {
-        let exp = crate::text::TextExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
-        return crate::text::eval_text_run::<E>(&exp, &checkpoint, &args.run, status, device, ctx);
+    match crate::text::model_kind(checkpoint.config_toml()).as_deref() {
+        Some("bert") => {
+            let exp = crate::text::TextExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
+            return crate::text::eval_text_run::<E>(&exp, &checkpoint, &args.run, status, device, ctx);
+        }
+        Some("llama") => {
+            let exp = crate::lm::LmExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
+            return crate::lm::eval_lm_run::<E>(&exp, &checkpoint, &args.run, status, device, ctx);
+        }
+        _ => {}
     }
     let exp = image_experiment(&checkpoint, &args.run)?;
     let data = crate::data::load(&exp)?;

@@ -40,6 +40,10 @@ pub struct SubModelResult {
     /// recalibrated ones (`batch_norm = "switchable"` runs only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accuracy_switchable: Option<f64>,
+    /// Perplexity on the held-out text (language-model runs only; their `accuracy` is
+    /// next-token top-1 accuracy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub perplexity: Option<f64>,
 }
 
 /// Recalibrated BatchNorm statistics of every evaluated sub-model, as saved in
@@ -173,6 +177,7 @@ pub fn evaluate_subs<B: Backend, M: SortedClassifier<B>>(
             relative: 0.0,
             us_per_sample: us,
             accuracy_switchable,
+            perplexity: None,
         });
         bar.inc(1);
     }

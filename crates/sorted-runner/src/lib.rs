@@ -10,6 +10,7 @@ mod device;
 pub mod eval;
 mod export;
 pub mod llm;
+pub mod lm;
 mod memory_budget;
 mod plot_axes;
 pub mod profile;

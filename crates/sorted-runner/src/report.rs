@@ -160,11 +160,16 @@ impl RunReport {
 
     /// The table of every sub-model, as Markdown.
     pub fn table(&self) -> String {
-        let mut s = String::from(
-            "| sub-model | depth | params | MFLOPs | accuracy % | % of full | us/sample |\n|---|---:|---:|---:|---:|---:|---:|\n",
-        );
+        // Language-model runs add their perplexity.
+        let lm = self.results.iter().any(|r| r.perplexity.is_some());
+        let mut s = String::from("| sub-model | depth | params | MFLOPs | accuracy % | % of full | us/sample |");
+        s.push_str(if lm {
+            " perplexity |\n|---|---:|---:|---:|---:|---:|---:|---:|\n"
+        } else {
+            "\n|---|---:|---:|---:|---:|---:|---:|\n"
+        });
         for r in &self.results {
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "| {} | {} | {} | {:.3} | {:.2} | {:.1} | {:.2} |",
                 r.sub_model,
@@ -175,6 +180,12 @@ impl RunReport {
                 100.0 * r.relative,
                 r.us_per_sample
             );
+            match r.perplexity.filter(|_| lm) {
+                Some(p) => {
+                    let _ = writeln!(s, " {p:.2} |");
+                }
+                None => s.push('\n'),
+            }
         }
         s
     }

@@ -15,4 +15,6 @@ mod end_to_end;
 mod faults;
 mod fuzz_replay;
 #[cfg(feature = "flex")]
+mod lm;
+#[cfg(feature = "flex")]
 mod text;

@@ -34,4 +34,6 @@ pub use sampler::{
 };
 pub use schedule::{Decay, LrSchedule};
 pub use train_config::{LossReduction, TrainConfig};
-pub use train_loop::{LoopOptions, LoopOutcome, TrainError, TrainLoop, TrainObserver, TrainTask, checkpoint_due};
+pub use train_loop::{
+    JointLoss, LoopOptions, LoopOutcome, TrainError, TrainLoop, TrainObserver, TrainTask, checkpoint_due,
+};

@@ -14,9 +14,12 @@ use burn::module::AutodiffModule;
 use burn::prelude::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 
+use burn::optim::GradientsParams;
+use burn::prelude::ElementConversion;
+
 use crate::{
     CheckpointError, LrSchedule, Sampler, SortedOptimizer, TrainConfig, TrainState, accumulate_parallel, generations,
-    load_checkpoint, save_checkpoint,
+    load_checkpoint, normalised_weights, save_checkpoint,
 };
 
 /// What one experiment kind supplies to [`TrainLoop::run`].
@@ -33,6 +36,29 @@ pub trait TrainTask<B: AutodiffBackend, M: AutodiffModule<B>>: Sync {
 
     /// The unweighted loss of `sub`, the `index`-th sampled sub-model, on `step`'s inputs.
     fn loss(&self, step: &Self::Step, model: &M, index: usize, sub: &Self::Sub) -> Tensor<B, 1>;
+
+    /// The losses of all `subs` in one graph, for tasks whose sub-models share work (a
+    /// decoder's exits share the layers below them: one forward pass gives them all). `weights`
+    /// are the loop's normalised loss weights, one per sub-model. `None` (the default): the loop
+    /// calls [`TrainTask::loss`] once per sub-model and accumulates their gradients.
+    fn joint_loss(
+        &self,
+        _step: &Self::Step,
+        _model: &M,
+        _subs: &[Self::Sub],
+        _weights: &[f64],
+    ) -> Option<JointLoss<B>> {
+        None
+    }
+}
+
+/// What [`TrainTask::joint_loss`] returns.
+#[derive(Debug)]
+pub struct JointLoss<B: AutodiffBackend> {
+    /// The step's loss: the weighted combination the optimizer follows (one backward pass).
+    pub total: Tensor<B, 1>,
+    /// Each sub-model's own loss, in sampling order (checked for divergence, logged).
+    pub losses: Vec<f64>,
 }
 
 /// Hears about the loop's progress (a progress bar, log lines); every method has a no-op
@@ -217,20 +243,40 @@ impl<S> TrainLoop<'_, S> {
             let step = state.step;
             let subs = self.sampler.sample(step);
             let inputs = task.prepare(&model, step, &subs);
-            let acc = accumulate_parallel(&model, &subs, weights, self.train.threads, |m, i, sub| {
-                task.loss(&inputs, m, i, sub).mul_scalar(reduction)
-            });
-            if let Some(i) = acc.losses.iter().position(|l| !l.is_finite()) {
+            // Each sub-model's loss (for the divergence check), the step's gradients and its
+            // weighted mean loss.
+            let (losses, grads, loss) =
+                match task.joint_loss(&inputs, &model, &subs, &normalised_weights(weights, subs.len())) {
+                    Some(joint) => {
+                        let mean = joint.total.clone().into_scalar().elem::<f64>();
+                        let grads = GradientsParams::from_grads(joint.total.mul_scalar(reduction).backward(), &model);
+                        (joint.losses, grads, mean)
+                    }
+                    None => {
+                        let acc = accumulate_parallel(&model, &subs, weights, self.train.threads, |m, i, sub| {
+                            task.loss(&inputs, m, i, sub).mul_scalar(reduction)
+                        });
+                        // The losses were scaled by `reduction` for the gradient; report them unscaled.
+                        let mean = acc.mean_loss(weights) / reduction;
+                        (acc.losses.iter().map(|l| l / reduction).collect(), acc.grads, mean)
+                    }
+                };
+            if let Some(i) = losses.iter().position(|l| !l.is_finite()) {
                 return Err(TrainError::Diverged {
                     step: step + 1,
                     sub_model: Some(subs[i].to_string()),
-                    reason: format!("the loss became {}", acc.losses[i]),
+                    reason: format!("the loss became {}", losses[i]),
                 });
             }
-            // The losses were scaled by `reduction` for the gradient; report the weighted mean.
-            let loss = acc.mean_loss(weights) / reduction;
+            if !loss.is_finite() {
+                return Err(TrainError::Diverged {
+                    step: step + 1,
+                    sub_model: None,
+                    reason: format!("the weighted loss became {loss}"),
+                });
+            }
             let lr = self.lr.lr(step, total);
-            model = optim.step(lr, model, acc.grads);
+            model = optim.step(lr, model, grads);
             state.step += 1;
             observer.step(state.step, end, loss, lr);
             if checkpoint_due(state.step, end, self.train.checkpoint_every) {

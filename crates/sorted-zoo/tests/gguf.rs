@@ -302,14 +302,18 @@ fn gguf_dequantizes_hand_computed_blocks() {
 
 #[test]
 fn gguf_unsupported_types_are_named() {
-    let gguf = GgufFile::parse(synthetic(3).finish().0, "synthetic.gguf").unwrap();
-    let err = gguf.dequantize("q4_k").unwrap_err();
+    // Q4_K decodes now (sorted-data's k-quants); IQ4_NL (8 blocks of 18 bytes) does not.
+    let mut writer = synthetic(3);
+    writer.tensor("iq4_nl", &[256], 20, vec![0; 144]);
+    let gguf = GgufFile::parse(writer.finish().0, "synthetic.gguf").unwrap();
+    assert_eq!(gguf.dequantize("q4_k").unwrap().1, vec![0.0; 256]);
+    let err = gguf.dequantize("iq4_nl").unwrap_err();
     assert!(
-        matches!(&err, GgufError::UnsupportedType { tensor, ggml_type: GgmlType::Q4_K, .. } if tensor == "q4_k"),
+        matches!(&err, GgufError::UnsupportedType { tensor, ggml_type: GgmlType::IQ4_NL, .. } if tensor == "iq4_nl"),
         "{err:?}"
     );
     let msg = err.to_string();
-    assert!(msg.contains("`synthetic.gguf`: tensor `q4_k` is Q4_K (ggml type 12)"), "{msg}");
+    assert!(msg.contains("`synthetic.gguf`: tensor `iq4_nl` is IQ4_NL (ggml type 20)"), "{msg}");
 }
 
 #[test]

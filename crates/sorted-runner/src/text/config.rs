@@ -158,10 +158,14 @@ pub struct TextExperiment {
 
 /// Whether TOML text describes a text experiment (`[model.bert]`), without validating it.
 pub fn is_text_experiment(text: &str) -> bool {
-    toml::from_str::<toml::Table>(text)
-        .ok()
-        .and_then(|t| t.get("model").and_then(|m| m.as_table()).map(|m| m.contains_key("bert")))
-        .unwrap_or(false)
+    model_kind(text).as_deref() == Some("bert")
+}
+
+/// The `[model.<kind>]` an experiment's TOML names (`None` when it does not parse or names
+/// none), which picks the experiment type before it is validated.
+pub fn model_kind(text: &str) -> Option<String> {
+    let table = toml::from_str::<toml::Table>(text).ok()?;
+    table.get("model")?.as_table()?.keys().next().cloned()
 }
 
 impl TextExperiment {

@@ -8,7 +8,7 @@ mod run;
 
 pub use config::{
     BertOptions, EvalSplit, RandomBertSizes, TextDataConfig, TextExperiment, TextExperimentConfig, TextModelConfig,
-    is_text_experiment,
+    is_text_experiment, model_kind,
 };
 pub use data::TextData;
 pub use run::train_text_experiment;

@@ -269,6 +269,7 @@ fn evaluate_bert<B: Backend>(
             relative: 0.0,
             us_per_sample: 1e6 * seconds / set.len().max(1) as f64,
             accuracy_switchable: None,
+            perplexity: None,
         });
         bar.inc(1);
     }

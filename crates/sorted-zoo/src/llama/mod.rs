@@ -2,7 +2,9 @@
 //! norm and LM head, nested FFN width and query heads, and KV-cached decoding.
 
 mod decode;
+mod lm_score;
 mod model;
+mod model_config;
 mod row_product;
 mod soft;
 mod weights;
@@ -17,10 +19,12 @@ pub use decode::{
     DecodeStats, EarlyExitConfig, EarlyExitStats, LlamaDecoder, SpeculativeConfig, early_exit_greedy, greedy,
     speculative_greedy,
 };
+pub use lm_score::LmScore;
 pub use model::{
     DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, LlamaWidth, SortedLlama, SortedLlamaConfig,
     SortedLlamaLayer,
 };
+pub use model_config::{LlamaLoadError, LlamaModelConfig, RandomLlamaSizes, load_gguf};
 pub use row_product::{FEW_ROWS_MAX, SINGLE_ROW_MIN_ELEMENTS, few_row_product, matmul_by_transposed};
 pub use soft::{HeadGradient, SoftLoss, SoftOptions, SoftTerm, soft_loss, soft_loss_with};
 /// RMSNorm and RoPE live in sorted-nn beside the other layers; re-exported where LLaMA uses them.

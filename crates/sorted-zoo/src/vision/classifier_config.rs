@@ -142,7 +142,7 @@ pub struct ModelConfigError {
 }
 
 impl ModelConfigError {
-    fn new(key: impl Into<String>, expected: impl Into<String>, got: impl ToString) -> Self {
+    pub(crate) fn new(key: impl Into<String>, expected: impl Into<String>, got: impl ToString) -> Self {
         Self { key: key.into(), expected: expected.into(), got: got.to_string() }
     }
 }

@@ -1,0 +1,145 @@
+//! The config of a language-model experiment (sorted fine-tuning of a decoder, SoFT):
+//! `[model.llama]`, `[data]` of text windows, and a transformer `[space]` of exits x query
+//! heads x SwiGLU widths.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sorted_data::LmDataConfig;
+use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
+use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig, TrainConfig};
+use sorted_zoo::llama::LlamaModelConfig;
+
+use crate::config::{ConfigError, EvalConfig, validate_train_eval};
+
+/// `[model.<kind>]` of a language-model experiment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum LmModelConfig {
+    /// A sorted LLaMA decoder.
+    Llama(LlamaModelConfig),
+}
+
+/// A language-model experiment, as read from TOML.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmExperimentConfig {
+    /// A short name, used for the run folder.
+    pub name: String,
+    /// The seed of every random stream (initialisation of random models, sampling, data order).
+    pub seed: u64,
+    /// The text.
+    pub data: LmDataConfig,
+    /// The decoder.
+    pub model: LmModelConfig,
+    /// The transformer space (`depths` are the exits; `heads`, `ffn`; `hidden` is not nested).
+    pub space: TransformerSpaceConfig,
+    /// The sub-model sampler (`all`: every exit every step).
+    #[serde(default)]
+    pub sampler: SamplerConfig,
+    /// The optimizer.
+    pub optimizer: OptimizerConfig,
+    /// The learning-rate schedule.
+    pub lr: LrSchedule,
+    /// Training length; `distill` is SoFT's self-distillation weight (KL to the full model).
+    pub train: TrainConfig,
+    /// Evaluation (`threshold`; the batch size and calibration samples are unused).
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+/// A validated language-model experiment.
+#[derive(Clone, Debug)]
+pub struct LmExperiment {
+    /// The config as written (defaults filled in when saved).
+    pub config: LmExperimentConfig,
+    /// The validated space (checked against the loaded model when it is loaded).
+    pub space: TransformerSpace,
+    /// Where the config came from.
+    pub source: PathBuf,
+    /// Sub-models the sampler draws per step.
+    pub k: usize,
+}
+
+/// Whether TOML text describes a language-model experiment (`[model.llama]`).
+pub fn is_lm_experiment(text: &str) -> bool {
+    crate::text::model_kind(text).as_deref() == Some("llama")
+}
+
+impl LmExperiment {
+    /// Parses and validates config text; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and the key.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: LmExperimentConfig =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
+        Self::from_config(config, path)
+    }
+
+    /// Validates a parsed config.
+    ///
+    /// # Errors
+    /// As [`LmExperiment::from_toml`].
+    pub fn from_config(config: LmExperimentConfig, path: &Path) -> Result<Self, ConfigError> {
+        let invalid =
+            |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
+        crate::run_folder::check_run_name(&config.name).map_err(|got| {
+            invalid("name".into(), "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
+        })?;
+        let LmModelConfig::Llama(llama) = &config.model;
+        // The hidden width is not nested in LLaMA: a GGUF model's is known once it is loaded
+        // (`space_for`), when the space is checked against the model.
+        let hidden = llama
+            .random
+            .as_ref()
+            .map(|r| r.hidden_size)
+            .unwrap_or_else(|| config.space.hidden.as_ref().and_then(|h| h.iter().max().copied()).unwrap_or(1));
+        let space = TransformerSpace::new(config.space.clone(), hidden)
+            .map_err(|source| ConfigError::Space { path: path.into(), source })?;
+        llama.validate(&space).map_err(|e| invalid(e.key, e.expected, e.got))?;
+        config.data.validate().map_err(|e| match e {
+            sorted_data::DataError::Config { key, expected, got } => invalid(key, expected, got),
+            other => invalid("data".into(), "a valid [data] section".into(), other.to_string()),
+        })?;
+        let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
+        config.optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
+        config.lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
+        validate_train_eval(&config.train, &config.eval, k, &invalid)?;
+        if config.train.threads != 1 {
+            return Err(invalid(
+                "train.threads".into(),
+                "1: a step's sub-models share one forward pass (the backend threads each operation)".into(),
+                config.train.threads.to_string(),
+            ));
+        }
+        if config.train.fresh_batches {
+            return Err(invalid(
+                "train.fresh_batches".into(),
+                "false: a step's sub-models share one forward pass over one batch".into(),
+                "true".into(),
+            ));
+        }
+        Ok(Self { config, space, source: path.into(), k })
+    }
+
+    /// The space for a decoder of hidden width `d_model` (the `hidden` default is the model's).
+    ///
+    /// # Errors
+    /// A `[space]` that does not fit that width, naming the key.
+    pub fn space_for(&self, d_model: usize) -> Result<TransformerSpace, ConfigError> {
+        TransformerSpace::new(self.config.space.clone(), d_model)
+            .map_err(|source| ConfigError::Space { path: self.source.clone(), source })
+    }
+
+    /// The decoder's config.
+    pub fn llama(&self) -> &LlamaModelConfig {
+        let LmModelConfig::Llama(llama) = &self.config.model;
+        llama
+    }
+
+    /// The resolved config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(&self.config).expect("config serialises")
+    }
+}

@@ -1,0 +1,314 @@
+//! Training and evaluation of a language-model experiment: SoFT on sorted-sched's one loop.
+//! A step's sampled sub-models share one forward pass per width ([`TrainTask::joint_loss`]),
+//! each weighted by its exit's weight; every sub-model is then scored on the held-out text.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::Serialize;
+use sorted_data::{EpochOrder, LmBatch, LmChunks, LmData};
+use sorted_nn::{TransformerSpace, TransformerSubModel};
+use sorted_sched::{JointLoss, SamplerConfig, TrainLoop, TrainState, TrainTask};
+use sorted_zoo::llama::{SoftOptions, SoftTerm, SortedLlama, soft_loss_with};
+
+use super::config::LmExperiment;
+use crate::eval::SubModelResult;
+use crate::provenance::{RunContext, new_run_dir, write_file};
+use crate::report::{RunMeta, RunReport};
+use crate::run_folder::RunFolder;
+use crate::train::{TrainOptions, run_loop};
+
+/// The per-step log of each sampled sub-model's losses, appended to by every training call.
+pub const TERM_LOSSES_FILE: &str = "term_losses.jsonl";
+
+/// One sub-model's losses in one step (a line of [`TERM_LOSSES_FILE`] holds a step's).
+#[derive(Clone, Debug, Serialize)]
+pub struct TermLoss {
+    /// The sub-model.
+    #[serde(flatten)]
+    pub sub: TransformerSubModel,
+    /// Its cross-entropy on the step's windows.
+    pub loss: f64,
+    /// Its KL divergence from the full model (`train.distill` > 0; absent for the full model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kl: Option<f64>,
+}
+
+#[derive(Serialize)]
+struct StepLine<'a> {
+    step: u64,
+    terms: &'a [TermLoss],
+}
+
+/// Trains the language-model experiment `exp` into `run_dir` (created; or, with
+/// `options.resume`, continued), then scores every sub-model and writes the reports.
+///
+/// # Errors
+/// Model, data, checkpoint or report errors, each naming its file; a folder in use or already
+/// used (unless `options.force`).
+pub fn train_lm_experiment<B: AutodiffBackend>(
+    exp: &LmExperiment,
+    run_dir: Option<&Path>,
+    options: &TrainOptions,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<std::path::PathBuf> {
+    let run_dir = run_dir.map_or_else(|| new_run_dir(&exp.config.name), Path::to_path_buf);
+    let folder = if options.resume { RunFolder::open(&run_dir)? } else { RunFolder::create(&run_dir, options.force)? };
+    train_lm_in_folder::<B>(exp, folder, options, device, ctx)?;
+    Ok(run_dir)
+}
+
+/// The experiment's decoder (seeded, loaded), its tokenized text and its space checked
+/// against the decoder.
+fn load<B: Backend>(
+    exp: &LmExperiment,
+    device: &B::Device,
+) -> anyhow::Result<(SortedLlama<B>, LmData, TransformerSpace)> {
+    B::seed(device, exp.config.seed);
+    let (model, bpe) = exp
+        .llama()
+        .load::<B>(device)
+        .with_context(|| format!("loading [model.llama] of `{}`", exp.source.display()))?;
+    let space = exp.space_for(model.embedding.dims()[1])?;
+    model.check_space(&space).map_err(|e| anyhow::anyhow!("{}: [space] {e}", exp.source.display()))?;
+    let data = exp.config.data.load(&bpe).with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
+    Ok((model, data, space))
+}
+
+/// [`train_lm_experiment`] in a folder this process already holds.
+pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
+    exp: &LmExperiment,
+    folder: RunFolder,
+    options: &TrainOptions,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    let run_dir = folder.dir().to_path_buf();
+    write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
+    let (model, data, space) = load::<B>(exp, device)?;
+    let cfg = &exp.config;
+    if !ctx.quiet {
+        eprintln!(
+            "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} training windows of {} tokens) -> {}",
+            cfg.name,
+            space.len(),
+            cfg.sampler.kind(),
+            exp.k,
+            cfg.train.steps,
+            ctx.device_name,
+            data.train.len(),
+            cfg.data.seq_len,
+            run_dir.display()
+        );
+    }
+    let sampler = cfg.sampler.build_for(&space, cfg.seed).map_err(|e| anyhow::anyhow!("`{}`: {e:?}", e.key))?;
+    let task = LmTask {
+        chunks: &data.train,
+        order: data.train.epoch_order(cfg.data.batch_size, cfg.seed),
+        options: exp.llama().soft_options(cfg.train.distill),
+        space: &space,
+        exp,
+        device,
+        log: Mutex::new(Vec::new()),
+    };
+    let config_toml = exp.to_toml();
+    let train_loop = TrainLoop {
+        train: &cfg.train,
+        lr: &cfg.lr,
+        sampler: sampler.as_ref(),
+        seed: cfg.seed,
+        run_dir: &run_dir,
+        config_toml: &config_toml,
+    };
+    let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options);
+    append_term_losses(&run_dir, &task.log.into_inner().unwrap_or_default())?;
+    let outcome = outcome?;
+    if outcome.state.step < outcome.state.total_steps {
+        if !ctx.quiet {
+            eprintln!(
+                "stopped at step {}/{}; continue with `sorted-runner train --resume {}`",
+                outcome.state.step,
+                outcome.state.total_steps,
+                run_dir.display()
+            );
+        }
+        return Ok(());
+    }
+    report_lm::<B::InnerBackend>(
+        exp,
+        &data,
+        &space,
+        &outcome.model.valid(),
+        device,
+        &run_dir,
+        &outcome.state,
+        None,
+        ctx,
+    )
+}
+
+fn append_term_losses(run_dir: &Path, log: &[(u64, Vec<TermLoss>)]) -> anyhow::Result<()> {
+    let path = run_dir.join(TERM_LOSSES_FILE);
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening `{}`", path.display()))?;
+    for (step, terms) in log {
+        let line = serde_json::to_string(&StepLine { step: *step, terms }).expect("serialises");
+        writeln!(file, "{line}").with_context(|| format!("writing `{}`", path.display()))?;
+    }
+    Ok(())
+}
+
+/// `eval` of a language-model run: loads its checkpoint (verified, shape-checked) into the
+/// experiment's decoder and rewrites its reports. The caller holds the run folder.
+///
+/// # Errors
+/// Model, data or checkpoint errors, each naming its file.
+pub(crate) fn eval_lm_run<E: Backend>(
+    exp: &LmExperiment,
+    checkpoint: &sorted_sched::Checkpoint,
+    run_dir: &Path,
+    status: Option<String>,
+    device: &E::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    let (model, data, space) = load::<E>(exp, device)?;
+    let model = checkpoint.load_model(model, device)?;
+    report_lm(exp, &data, &space, &model, device, run_dir, checkpoint.state(), status, ctx)
+}
+
+/// Scores every sub-model (a `fixed` run: the one it trained) on the held-out windows and
+/// writes the run's reports; `accuracy` is next-token top-1 accuracy.
+#[allow(clippy::too_many_arguments)]
+fn report_lm<E: Backend>(
+    exp: &LmExperiment,
+    data: &LmData,
+    space: &TransformerSpace,
+    model: &SortedLlama<E>,
+    device: &E::Device,
+    run_dir: &Path,
+    state: &TrainState,
+    status: Option<String>,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    let cfg = &exp.config;
+    let subs: Vec<TransformerSubModel> = match &cfg.sampler {
+        SamplerConfig::Fixed(_) => cfg.sampler.build_for(space, cfg.seed).expect("validated").sample(0),
+        _ => space.iter().collect(),
+    };
+    let started = Instant::now();
+    let scores = model.score(&data.eval, &subs, device);
+    let seconds = started.elapsed().as_secs_f64();
+    let tokens = scores.first().map_or(0, |s| s.tokens);
+    let mut rows: Vec<SubModelResult> = subs
+        .iter()
+        .zip(&scores)
+        .map(|(sub, score)| {
+            let cost = model.cost(sub, cfg.data.seq_len);
+            SubModelResult {
+                sub_model: sub.to_string(),
+                depth: sub.depth,
+                widths: vec![sub.heads, sub.ffn, sub.hidden],
+                params: cost.params,
+                flops: cost.flops,
+                accuracy: score.accuracy,
+                relative: 0.0,
+                us_per_sample: 1e6 * seconds / (subs.len() * tokens.max(1)) as f64,
+                accuracy_switchable: None,
+                perplexity: Some(score.perplexity()),
+            }
+        })
+        .collect();
+    let full_accuracy = rows.iter().max_by_key(|r| r.flops).map_or(0.0, |r| r.accuracy);
+    for r in &mut rows {
+        r.relative = if full_accuracy > 0.0 { r.accuracy / full_accuracy } else { 0.0 };
+    }
+    let data_text = format!(
+        "{}; {} training windows of {} tokens, {tokens} held-out tokens; accuracy = next-token top-1 ({:.0} \
+         tokens/s in training)",
+        data.description,
+        data.train.len(),
+        cfg.data.seq_len,
+        (state.step * (cfg.data.batch_size * cfg.data.seq_len) as u64) as f64 / state.train_seconds.max(1e-9)
+    );
+    let meta = RunMeta::new(
+        ctx,
+        &cfg.name,
+        &exp.source,
+        cfg.seed,
+        (cfg.sampler.kind(), exp.k),
+        state,
+        seconds,
+        data_text,
+        status,
+    );
+    RunReport::new(meta, cfg.eval.threshold, rows).publish(run_dir, ctx.quiet, &format!(", {TERM_LOSSES_FILE}"))
+}
+
+/// The language-model experiments' part of the loop: a batch of windows per step, shared by
+/// the step's sub-models, and SoFT's multi-exit loss.
+struct LmTask<'a, B: AutodiffBackend> {
+    chunks: &'a LmChunks,
+    order: EpochOrder,
+    options: SoftOptions,
+    space: &'a TransformerSpace,
+    exp: &'a LmExperiment,
+    device: &'a B::Device,
+    log: Mutex<Vec<(u64, Vec<TermLoss>)>>,
+}
+
+impl<B: AutodiffBackend> TrainTask<B, SortedLlama<B>> for LmTask<'_, B> {
+    type Sub = TransformerSubModel;
+    type Step = (u64, LmBatch<B>);
+
+    fn prepare(&self, _model: &SortedLlama<B>, step: u64, _subs: &[TransformerSubModel]) -> (u64, LmBatch<B>) {
+        (step, self.chunks.batch::<B>(&self.order.batch_indices(step), self.device))
+    }
+
+    fn loss(
+        &self,
+        step: &(u64, LmBatch<B>),
+        model: &SortedLlama<B>,
+        _index: usize,
+        sub: &TransformerSubModel,
+    ) -> Tensor<B, 1> {
+        let term = SoftTerm { sub: *sub, weight: 1.0 };
+        soft_loss_with(model, step.1.inputs.clone(), step.1.targets.clone(), &[term], self.options).total
+    }
+
+    fn joint_loss(
+        &self,
+        step: &(u64, LmBatch<B>),
+        model: &SortedLlama<B>,
+        subs: &[TransformerSubModel],
+        weights: &[f64],
+    ) -> Option<JointLoss<B>> {
+        let llama = self.exp.llama();
+        let terms: Vec<SoftTerm> = subs
+            .iter()
+            .zip(weights)
+            .map(|(sub, w)| SoftTerm { sub: *sub, weight: w * llama.exit_weight(self.space, sub.depth) })
+            .collect();
+        let loss = soft_loss_with(model, step.1.inputs.clone(), step.1.targets.clone(), &terms, self.options);
+        let scalar = |t: &Tensor<B, 1>| t.clone().into_scalar().elem::<f64>();
+        let logged: Vec<TermLoss> = terms
+            .iter()
+            .zip(loss.terms.iter().zip(&loss.distill_terms))
+            .map(|(t, (l, kl))| TermLoss { sub: t.sub, loss: scalar(l), kl: kl.as_ref().map(scalar) })
+            .collect();
+        let losses = logged.iter().map(|t| t.loss).collect();
+        if let Ok(mut log) = self.log.lock() {
+            log.push((step.0 + 1, logged));
+        }
+        Some(JointLoss { total: loss.total, losses })
+    }
+}

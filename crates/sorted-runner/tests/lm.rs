@@ -1,0 +1,191 @@
+//! The language-model path: SoFT of a tiny random LLaMA on a text file, run by `train` like any
+//! experiment (checkpoints, stop and resume, `eval`).
+
+use std::path::{Path, PathBuf};
+
+use burn::backend::{Autodiff, Flex};
+use sorted_runner::lm::{LmExperiment, TERM_LOSSES_FILE, is_lm_experiment};
+use sorted_runner::report::RunReport;
+use sorted_runner::{Command, TrainArgs, run_on};
+
+use crate::end_to_end::{cli, ctx};
+
+/// A few kilobytes of English (this crate's README), as a corpus any user could point at.
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")
+}
+
+fn config(sampler: &str, extra_train: &str) -> String {
+    format!(
+        r#"
+name = "lm-tiny"
+seed = 3
+
+[data]
+train = "{corpus}"
+seq_len = 16
+batch_size = 2
+eval_tokens = 64
+
+[model.llama]
+exit_weights = [1.0, 2.0]
+
+[model.llama.random]
+hidden_size = 16
+num_layers = 4
+num_heads = 4
+num_kv_heads = 2
+head_dim = 4
+intermediate_size = 24
+
+[space]
+depths = [2, 4]
+heads = [2, 4]
+ffn = [12, 24]
+
+{sampler}
+
+[optimizer.adamw]
+
+[lr]
+base = 3e-3
+warmup_steps = 1
+decay = "linear"
+
+[train]
+steps = 4
+{extra_train}
+"#,
+        corpus = corpus().display()
+    )
+}
+
+const SAMPLED: &str = "[sampler.uniform]\nk = 3\ninclude_full = true\nover = \"axes\"";
+
+fn train(path: &Path, out: &Path, stop_after: Option<u64>) {
+    let args = TrainArgs { config: Some(path.into()), out: Some(out.into()), stop_after, ..TrainArgs::default() };
+    run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+}
+
+fn scores(run: &Path) -> Vec<(String, f64, Option<f64>)> {
+    RunReport::read(run).unwrap().results.iter().map(|r| (r.sub_model.clone(), r.accuracy, r.perplexity)).collect()
+}
+
+#[test]
+fn a_tiny_llama_is_sorted_fine_tuned_on_a_text_file_and_every_sub_model_scored() {
+    let _guard = crate::end_to_end::rng_guard();
+    // Enough steps for a byte model to learn the commonest bytes.
+    let text =
+        config(SAMPLED, "distill = 0.5").replace("steps = 4", "steps = 40").replace("base = 3e-3", "base = 1e-2");
+    assert!(is_lm_experiment(&text));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lm-tiny.toml");
+    std::fs::write(&path, &text).unwrap();
+    let run = dir.path().join("run");
+    train(&path, &run, None);
+    let report = RunReport::read(&run).unwrap();
+    assert_eq!(report.n_sub_models, 8);
+    let full = report.results.iter().find(|r| r.sub_model == "L4-H4-F24").unwrap();
+    assert!(full.relative == 1.0 && full.accuracy > 0.05, "{full:?}");
+    for r in &report.results {
+        let ppl = r.perplexity.unwrap();
+        // A byte model after 40 steps: better than uniform over 256 bytes, far from perfect.
+        assert!(ppl > 3.0 && ppl < 256.0, "{}: {ppl}", r.sub_model);
+        assert!((0.0..=1.0).contains(&r.accuracy) && r.flops > 0 && r.params > 0);
+    }
+    let flops = |name: &str| report.results.iter().find(|r| r.sub_model == name).unwrap().flops;
+    assert!(flops("L2-H2-F12") < flops("L2-H4-F12") && flops("L2-H4-F12") < flops("L2-H4-F24"));
+    assert!(flops("L2-H4-F24") < flops("L4-H4-F24"));
+    for file in ["config.toml", "results.json", "results.csv", "summary.md", "plot.svg", "checkpoint"] {
+        assert!(run.join(file).exists(), "{file}");
+    }
+    assert!(std::fs::read_to_string(run.join("summary.md")).unwrap().contains("perplexity"));
+    // Every step logs its three sub-models, the full one among them, with KL for the others.
+    let log = std::fs::read_to_string(run.join(TERM_LOSSES_FILE)).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 40);
+    for (i, line) in lines.iter().enumerate() {
+        assert_eq!(line["step"], i as u64 + 1);
+        let terms = line["terms"].as_array().unwrap();
+        assert_eq!(terms.len(), 3);
+        assert!(terms.iter().any(|t| t["depth"] == 4 && t["heads"] == 4 && t["ffn"] == 24 && t.get("kl").is_none()));
+        assert!(terms.iter().all(|t| t["loss"].as_f64().unwrap().is_finite()));
+    }
+}
+
+#[test]
+fn an_lm_run_stops_and_resumes_to_the_uninterrupted_result_and_eval_repeats_it() {
+    let _guard = crate::end_to_end::rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lm-tiny.toml");
+    std::fs::write(&path, config(SAMPLED, "")).unwrap();
+    train(&path, &dir.path().join("whole"), None);
+    train(&path, &dir.path().join("stopped"), Some(2));
+    assert!(!dir.path().join("stopped/results.json").exists(), "a stopped run has no report yet");
+    let args = TrainArgs { resume: Some(dir.path().join("stopped")), ..TrainArgs::default() };
+    run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    assert_eq!(scores(&dir.path().join("stopped")), scores(&dir.path().join("whole")));
+    let args = sorted_runner::EvalArgs { run: dir.path().join("whole") };
+    run_on::<Autodiff<Flex>>(&cli(Command::Eval(args)), Default::default(), &ctx()).unwrap();
+    assert_eq!(scores(&dir.path().join("whole")), scores(&dir.path().join("stopped")));
+}
+
+#[test]
+fn every_exit_every_step_with_the_all_sampler() {
+    let _guard = crate::end_to_end::rng_guard();
+    let text =
+        config("[sampler.all]", "").replace("heads = [2, 4]", "heads = [4]").replace("ffn = [12, 24]", "ffn = [24]");
+    let exp = LmExperiment::from_toml(&text, Path::new("x.toml")).unwrap();
+    assert_eq!((exp.k, exp.space.len()), (2, 2));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lm.toml");
+    std::fs::write(&path, &text).unwrap();
+    train(&path, &dir.path().join("run"), None);
+    let names: Vec<String> = scores(&dir.path().join("run")).into_iter().map(|s| s.0).collect();
+    assert_eq!(names, ["L2-H4-F24", "L4-H4-F24"]);
+}
+
+fn error_of(text: &str) -> String {
+    format!("{:#}", LmExperiment::from_toml(text, Path::new("my-lm.toml")).unwrap_err())
+}
+
+#[test]
+fn bad_lm_configs_name_the_key() {
+    let base = config(SAMPLED, "");
+    let err = error_of(&base.replace("exit_weights = [1.0, 2.0]", "exit_weights = [1.0]"));
+    assert!(err.contains("model.llama.exit_weights") && err.contains("my-lm.toml"), "{err}");
+    let err = error_of(&base.replace("exit_weights = [1.0, 2.0]", "exit_weights = [1.0, -2.0]"));
+    assert!(err.contains("model.llama.exit_weights"), "{err}");
+    let err = error_of(&base.replace("seq_len = 16", "seq_len = 0"));
+    assert!(err.contains("data.seq_len"), "{err}");
+    let err = error_of(&base.replace("num_kv_heads = 2", "num_kv_heads = 3"));
+    assert!(err.contains("model.llama.random"), "{err}");
+    let err = error_of(&base.replace("steps = 4", "steps = 4\nthreads = 2"));
+    assert!(err.contains("train.threads"), "{err}");
+    let err = error_of(&base.replace("[model.llama.random]", "gguf = \"x.gguf\"\n[model.llama.random]"));
+    assert!(err.contains("model.llama") && err.contains("exactly one"), "{err}");
+    let err = error_of(&base.replace("seq_len = 16", "seq_len = 16\nwindow = 3"));
+    assert!(err.contains("window"), "{err}");
+    // Errors found only once the model is loaded name the key too.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lm.toml");
+    for (bad, key) in [("ffn = [12, 24]", "ffn = [12, 48]"), ("heads = [2, 4]", "heads = [3, 4]")] {
+        std::fs::write(&path, base.replace(bad, key)).unwrap();
+        let args = TrainArgs {
+            config: Some(path.clone()),
+            out: Some(dir.path().join("run")),
+            force: true,
+            ..TrainArgs::default()
+        };
+        let err = format!(
+            "{:#}",
+            run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err()
+        );
+        assert!(err.contains("[space]") && err.contains("lm.toml"), "{err}");
+    }
+    std::fs::write(&path, base.replace(&corpus().display().to_string(), "/no/such/corpus.txt")).unwrap();
+    let args = TrainArgs { config: Some(path.clone()), out: Some(dir.path().join("run2")), ..TrainArgs::default() };
+    let err =
+        format!("{:#}", run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err());
+    assert!(err.contains("/no/such/corpus.txt"), "{err}");
+}
