@@ -95,7 +95,7 @@ pub struct SoftArgs {
     /// as a speculative drafter must. 0: the text only (Sorted LLaMA).
     #[arg(long, default_value_t = 0.0)]
     pub distill: f64,
-    /// Before training, print (and record in `soft.json`) each term's gradient norm on the
+    /// Before training, print (and record in `gradient_probe.json`) each term's gradient norm on the
     /// first batch over the layers every exit shares and over the final norm + head: how
     /// strongly each exit pulls on the shared weights (one extra forward/backward per term).
     #[arg(long)]
@@ -112,12 +112,22 @@ pub struct SoftArgs {
     /// Peak learning rate (AdamW; warm-up over 10% of the steps, then linear decay).
     #[arg(long, default_value_t = 1e-4, value_parser = positive_finite)]
     pub lr: f64,
-    /// Seed of the data order.
+    /// Seed of the data order and the sampler.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Output folder (`model.mpk`, `soft.json`).
+    /// Held-out tokens every sub-model is scored on after training.
+    #[arg(long, default_value_t = 4096, value_parser = at_least_one)]
+    pub eval_tokens: usize,
+    /// The run folder (`config.toml`, `checkpoint/`, `results.*`, `term_losses.jsonl`);
+    /// `train --resume` continues it, `generate/perplexity --weights` read it.
     #[arg(long)]
     pub out: PathBuf,
+    /// Stop (with a checkpoint) after this many steps; `train --resume` continues.
+    #[arg(long)]
+    pub stop_after: Option<u64>,
+    /// Replace a run already in `--out`.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `generate`.
@@ -168,7 +178,8 @@ pub struct GenerateArgs {
     /// Write `decode.json` and `decode.md` (tokens/s, acceptance, speed-up) into this folder.
     #[arg(long)]
     pub bench: Option<PathBuf>,
-    /// Fine-tuned weights (`model.mpk` written by `soft`) replacing the GGUF's.
+    /// Fine-tuned weights replacing the GGUF's: a `soft` / `[model.llama]` run folder (its
+    /// newest checkpoint) or a `model.mpk` record.
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// Decode this sub-model instead of the full model, e.g. `L20-H6-F768`: its first L layers,
@@ -213,7 +224,8 @@ pub struct PerplexityArgs {
     /// Also write the table (with provenance) to this Markdown file.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Fine-tuned weights (`model.mpk` written by `soft`) replacing the GGUF's.
+    /// Fine-tuned weights replacing the GGUF's: a `soft` / `[model.llama]` run folder (its
+    /// newest checkpoint) or a `model.mpk` record.
     #[arg(long)]
     pub weights: Option<PathBuf>,
 }

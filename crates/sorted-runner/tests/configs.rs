@@ -18,6 +18,13 @@ fn every_config_in_configs_parses_and_validates() {
                 n += 1;
                 continue;
             }
+            if sorted_runner::lm::is_lm_experiment(&text) {
+                let exp = sorted_runner::lm::LmExperiment::from_toml(&text, &path)
+                    .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+                sorted_runner::lm::LmExperiment::from_toml(&exp.to_toml(), &path).unwrap();
+                n += 1;
+                continue;
+            }
             let exp = Experiment::from_file(&path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             // The resolved form round-trips.
             Experiment::from_toml(&exp.to_toml(), &path).unwrap();

@@ -8,7 +8,7 @@ use anyhow::Context;
 use burn::prelude::*;
 use sorted_data::ByteLevelBpe;
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
-use sorted_zoo::llama::{GgufFile, SortedLlama};
+use sorted_zoo::llama::SortedLlama;
 
 mod generate;
 mod perplexity;
@@ -16,7 +16,7 @@ mod soft;
 
 pub use generate::{BENCH_PROMPTS, DecodeRow, generate_cmd};
 pub use perplexity::perplexity_cmd;
-pub use soft::{GradientProbe, SoftReport, TermLoss, soft_cmd};
+pub use soft::{soft_cmd, soft_experiment};
 
 /// A loaded decoder: model, tokenizer and the full sub-model.
 struct Lm<B: Backend> {
@@ -26,30 +26,25 @@ struct Lm<B: Backend> {
     n_layers: usize,
 }
 
-fn load_lm<B: Backend>(path: &Path, device: &B::Device) -> anyhow::Result<Lm<B>> {
-    load_lm_with(path, None, device)
-}
-
-/// The GGUF's decoder and tokenizer, with the parameters of `weights` (a `soft` output) when
-/// given.
+/// The GGUF's decoder and tokenizer, with the parameters of `weights` when given: a run
+/// folder of `soft` or of a `[model.llama]` experiment (its newest checkpoint, verified), or a
+/// `model.mpk` record.
 fn load_lm_with<B: Backend>(path: &Path, weights: Option<&Path>, device: &B::Device) -> anyhow::Result<Lm<B>> {
     use burn::record::{DefaultRecorder, Recorder};
-    let file = GgufFile::read(path).with_context(|| "`cargo xtask data smollm2` fetches SmolLM2-135M-Instruct")?;
-    let bpe = ByteLevelBpe::from_gguf(&file)?;
-    let mut model = SortedLlama::<B>::from_gguf(&file, device)?;
-    let rows = model.embedding.dims()[0];
-    anyhow::ensure!(
-        bpe.vocab_size() == rows,
-        "`{}`: the tokenizer has {} tokens (tokenizer.ggml.tokens) but the model's embedding has {rows} rows \
-         (llama.vocab_size): the file is inconsistent, its output could not be decoded",
-        path.display(),
-        bpe.vocab_size()
-    );
-    if let Some(w) = weights {
-        let record = DefaultRecorder::new()
-            .load(w.to_path_buf(), device)
-            .with_context(|| format!("reading fine-tuned weights `{}`", w.display()))?;
-        model = sorted_sched::load_record_checked(model, record, w)?;
+    let (mut model, bpe) = sorted_zoo::llama::load_gguf::<B>(path, device).with_context(|| {
+        format!("loading `{}` (`cargo xtask data smollm2` fetches SmolLM2-135M-Instruct)", path.display())
+    })?;
+    match weights {
+        Some(dir) if dir.is_dir() => {
+            model = crate::run_folder::open_checkpoint(dir)?.load_model(model, device)?;
+        }
+        Some(w) => {
+            let record = DefaultRecorder::new()
+                .load(w.to_path_buf(), device)
+                .with_context(|| format!("reading fine-tuned weights `{}`", w.display()))?;
+            model = sorted_sched::load_record_checked(model, record, w)?;
+        }
+        None => {}
     }
     let n_layers = model.layers.len();
     let space = TransformerSpace::new(

@@ -26,6 +26,8 @@ pub use model::{
 };
 pub use model_config::{LlamaLoadError, LlamaModelConfig, RandomLlamaSizes, load_gguf};
 pub use row_product::{FEW_ROWS_MAX, SINGLE_ROW_MIN_ELEMENTS, few_row_product, matmul_by_transposed};
-pub use soft::{HeadGradient, SoftLoss, SoftOptions, SoftTerm, soft_loss, soft_loss_with};
+pub use soft::{
+    GradientProbe, HeadGradient, SoftLoss, SoftOptions, SoftTerm, gradient_probe, soft_loss, soft_loss_with,
+};
 /// RMSNorm and RoPE live in sorted-nn beside the other layers; re-exported where LLaMA uses them.
 pub use sorted_nn::{RmsNorm, rope};

@@ -191,3 +191,68 @@ pub fn soft_loss_with<B: Backend>(
         .expect("at least one term");
     SoftLoss { total, terms: ce, distill_terms: kl }
 }
+
+/// One SoFT term's gradient on one batch: how hard it pulls on the layers every term shares
+/// and on the shared final norm and head ([`gradient_probe`]).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct GradientProbe {
+    /// The sub-model (exit depth, query heads, SwiGLU width, hidden width).
+    #[serde(flatten)]
+    pub sub: TransformerSubModel,
+    /// Its cross-entropy.
+    pub loss: f64,
+    /// Layers shared by every term (the shallowest term's depth).
+    pub shared_layers: usize,
+    /// L2 norm of its gradient over those layers' parameters.
+    pub shared_layers_norm: f64,
+    /// L2 norm of its gradient over the final norm and the tied embedding/head.
+    pub head_norm: f64,
+}
+
+/// Each term of `terms` alone on one batch: its loss and the L2 norms of its gradient over the
+/// layers every term shares and over the final norm + embedding (one forward and backward pass
+/// per term).
+pub fn gradient_probe<B: burn::tensor::backend::AutodiffBackend>(
+    model: &SortedLlama<B>,
+    inputs: Tensor<B, 2, Int>,
+    targets: Tensor<B, 2, Int>,
+    terms: &[SoftTerm],
+    options: SoftOptions,
+) -> Vec<GradientProbe> {
+    use burn::module::Param;
+    fn sq<B: burn::tensor::backend::AutodiffBackend, const D: usize>(p: &Param<Tensor<B, D>>, g: &B::Gradients) -> f64 {
+        p.grad(g).map_or(0.0, |g| g.powi_scalar(2).sum().into_scalar().elem::<f64>())
+    }
+    let shared = terms.iter().map(|t| t.sub.depth).min().unwrap_or(0);
+    terms
+        .iter()
+        .map(|term| {
+            let loss = soft_loss_with(model, inputs.clone(), targets.clone(), std::slice::from_ref(term), options);
+            let value = loss.total.clone().into_scalar().elem::<f64>();
+            let grads = loss.total.backward();
+            let mut layers = 0.0;
+            for layer in &model.layers[..shared] {
+                for w in [
+                    &layer.query.weight,
+                    &layer.key.weight,
+                    &layer.value.weight,
+                    &layer.output.weight,
+                    &layer.gate.weight,
+                    &layer.up.weight,
+                    &layer.down.weight,
+                ] {
+                    layers += sq(w, &grads);
+                }
+                layers += sq(&layer.attention_norm.weight, &grads) + sq(&layer.ffn_norm.weight, &grads);
+            }
+            let head = sq(&model.embedding, &grads) + sq(&model.norm.weight, &grads);
+            GradientProbe {
+                sub: term.sub,
+                loss: value,
+                shared_layers: shared,
+                shared_layers_norm: layers.sqrt(),
+                head_norm: head.sqrt(),
+            }
+        })
+        .collect()
+}
