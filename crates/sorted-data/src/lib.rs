@@ -23,6 +23,7 @@ mod mnist;
 mod rt_sentiment;
 mod shakespeare;
 mod text_batcher;
+mod text_data_config;
 mod text_dataset;
 mod tokenized_dataset;
 mod wordpiece;
@@ -59,6 +60,7 @@ pub use shakespeare::{
     WORK_SEPARATOR,
 };
 pub use text_batcher::{TextBatch, TextBatcher};
+pub use text_data_config::{EvalSplit, TextData, TextDataConfig};
 pub use text_dataset::TextDataset;
 pub use tokenized_dataset::TokenizedDataset;
 pub use wordpiece::{

@@ -7,8 +7,8 @@ pub mod llama;
 mod vision;
 
 pub use bert::{
-    MAX_BERT_PARAMETER_BYTES, Pooling, SortedBert, SortedBertConfig, SortedBertLayer, WeightsError,
-    safetensors_tensor_names,
+    BertModelConfig, MAX_BERT_PARAMETER_BYTES, Pooling, RandomBertSizes, SortedBert, SortedBertConfig, SortedBertLayer,
+    WeightsError, safetensors_tensor_names,
 };
 pub use vision::classifier::{DenseClassifier, SortedClassifier};
 pub use vision::classifier_config::{

@@ -6,103 +6,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
-use sorted_zoo::{Pooling, SortedBertConfig};
+use sorted_zoo::SortedBertConfig;
 
 use crate::config::{ConfigError, EvalConfig, TrainConfig, validate_train_eval};
 
-/// `[data]` of a text experiment.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TextDataConfig {
-    /// `"embedded"` (the committed Rotten Tomatoes slice) or the folder of
-    /// `rotten_tomatoes_corpus_full.csv` (`cargo xtask data rt-sentiment` → `data/rt-sentiment`).
-    #[serde(default = "default_source")]
-    pub source: String,
-    /// Which split is evaluated: `dev` or `test`.
-    #[serde(default)]
-    pub eval_split: EvalSplit,
-    /// Tokens per sentence at most, `[CLS]` and `[SEP]` included (longer ones are truncated).
-    #[serde(default = "default_max_len")]
-    pub max_len: usize,
-    /// Training batch size (sentences).
-    #[serde(default = "default_batch_size")]
-    pub batch_size: usize,
-    /// Use only the first `train_limit` training sentences (0 = all).
-    #[serde(default)]
-    pub train_limit: usize,
-    /// Use only the first `eval_limit` evaluation sentences (0 = all).
-    #[serde(default)]
-    pub eval_limit: usize,
-}
-
-/// The evaluated split.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EvalSplit {
-    /// The development split (for tuning).
-    Dev,
-    /// The test split (for reporting).
-    #[default]
-    Test,
-}
-
-fn default_source() -> String {
-    "embedded".into()
-}
-fn default_max_len() -> usize {
-    64
-}
-fn default_batch_size() -> usize {
-    32
-}
-
-/// Sizes of a randomly initialised BERT (`[model.bert.random]`), for tests and experiments
-/// without pretrained weights.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RandomBertSizes {
-    /// Hidden width.
-    pub hidden_size: usize,
-    /// Encoder layers.
-    pub num_layers: usize,
-    /// Attention heads per layer.
-    pub num_heads: usize,
-    /// FFN inner width.
-    pub intermediate_size: usize,
-    /// Learned positions.
-    #[serde(default = "default_positions")]
-    pub max_position_embeddings: usize,
-}
-
-fn default_positions() -> usize {
-    128
-}
-
-/// `[model.bert]`: a sorted BERT encoder with a classification head.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BertOptions {
-    /// Folder of a Hugging Face `BertModel`: `config.json`, `model.safetensors`, `vocab.txt`
-    /// (`cargo xtask data minilm` → `data/minilm`). Give this or `random`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pretrained: Option<String>,
-    /// Sizes of a randomly initialised encoder instead of pretrained weights.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub random: Option<RandomBertSizes>,
-    /// The WordPiece vocabulary (default: `vocab.txt` in `pretrained`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vocab: Option<String>,
-    /// How token states are pooled for the classifier: `mean` (default) or `cls`.
-    #[serde(default)]
-    pub pooling: Pooling,
-    /// Dropout in training.
-    #[serde(default = "default_dropout")]
-    pub dropout: f64,
-}
-
-fn default_dropout() -> f64 {
-    0.1
-}
+/// `[data]` and `[model.bert]`: sorted-data's and sorted-zoo's configs, under the names the
+/// runner's text configs use.
+pub use sorted_data::{EvalSplit, TextDataConfig};
+pub use sorted_zoo::{BertModelConfig as BertOptions, RandomBertSizes};
 
 /// `[model.<kind>]` of a text experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -200,49 +111,11 @@ impl TextExperiment {
             got,
         };
         let TextModelConfig::Bert(bert) = &config.model;
-        let sizes = match (&bert.pretrained, &bert.random) {
-            (Some(dir), None) => {
-                let file = Path::new(dir).join("config.json");
-                SortedBertConfig::from_hf_config(&file).map_err(|e| {
-                    invalid(
-                        "model.bert.pretrained",
-                        "a folder with a BERT config.json and model.safetensors (`cargo xtask data minilm`)".into(),
-                        format!("{dir}: {e}"),
-                    )
-                })?
-            }
-            // The vocabulary size is the vocab file's, set when the tokenizer is loaded.
-            (None, Some(r)) => SortedBertConfig::new(1, r.hidden_size, r.num_layers, r.num_heads, r.intermediate_size)
-                .with_max_position_embeddings(r.max_position_embeddings),
-            _ => {
-                return Err(invalid(
-                    "model.bert",
-                    "exactly one of `pretrained` and `random`".into(),
-                    format!("pretrained = {:?}, random = {}", bert.pretrained, bert.random.is_some()),
-                ));
-            }
-        };
-        if bert.pretrained.is_none() && bert.vocab.is_none() {
-            return Err(invalid("model.bert.vocab", "a vocab.txt path (required with `random`)".into(), "none".into()));
-        }
-        if !(0.0..1.0).contains(&bert.dropout) {
-            return Err(invalid("model.bert.dropout", "a probability in [0, 1)".into(), bert.dropout.to_string()));
-        }
-        let sizes = sizes.with_pooling(bert.pooling).with_dropout(bert.dropout);
-        sizes.validate().map_err(|e| invalid("model.bert.random", "valid sizes".into(), e.to_string()))?;
+        let model_error = |e: sorted_zoo::ModelConfigError| invalid(&e.key, e.expected, e.got);
+        let sizes = bert.sizes().map_err(model_error)?;
         let space = TransformerSpace::new(config.space.clone(), sizes.hidden_size)
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
-        let full = space.largest();
-        for (key, needed, allocated) in [
-            ("space.depths", full.depth, sizes.num_layers),
-            ("space.heads", full.heads, sizes.num_heads),
-            ("space.ffn", full.ffn, sizes.intermediate_size),
-            ("space.hidden", full.hidden, sizes.hidden_size),
-        ] {
-            if needed > allocated {
-                return Err(invalid(key, format!("options up to the model's {allocated}"), needed.to_string()));
-            }
-        }
+        BertOptions::check_space(&sizes, &space).map_err(model_error)?;
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(&e.key, e.expected, e.got))?.k();
         config.optimizer.validate().map_err(|e| invalid(&e.key, e.expected, e.got))?;
         config.lr.validate().map_err(|e| invalid(&e.key, e.expected, e.got))?;
@@ -274,17 +147,13 @@ impl TextExperiment {
     /// The vocabulary file.
     pub fn vocab_path(&self) -> PathBuf {
         let TextModelConfig::Bert(bert) = &self.config.model;
-        match (&bert.vocab, &bert.pretrained) {
-            (Some(v), _) => PathBuf::from(v),
-            (None, Some(dir)) => Path::new(dir).join("vocab.txt"),
-            (None, None) => unreachable!("validated: random models name their vocab"),
-        }
+        bert.vocab_path()
     }
 
     /// The pretrained weights file, if any.
     pub fn weights_path(&self) -> Option<PathBuf> {
         let TextModelConfig::Bert(bert) = &self.config.model;
-        bert.pretrained.as_ref().map(|dir| Path::new(dir).join("model.safetensors"))
+        bert.weights_path()
     }
 
     /// The resolved config as TOML.

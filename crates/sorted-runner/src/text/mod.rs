@@ -3,13 +3,12 @@
 //! `sorted-runner train --config F` lands here when `F` has a `[model.bert]` table.
 
 pub mod config;
-mod data;
 mod run;
 
 pub use config::{
     BertOptions, EvalSplit, RandomBertSizes, TextDataConfig, TextExperiment, TextExperimentConfig, TextModelConfig,
     is_text_experiment, model_kind,
 };
-pub use data::TextData;
 pub use run::train_text_experiment;
 pub(crate) use run::{eval_text_run, train_text_in_folder};
+pub use sorted_data::TextData;

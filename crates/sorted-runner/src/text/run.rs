@@ -13,13 +13,14 @@ use sorted_sched::{SamplerConfig, TrainLoop, TrainState, TrainTask};
 use sorted_zoo::SortedBert;
 
 use super::config::TextExperiment;
-use super::data::TextData;
 use crate::eval::SubModelResult;
 use crate::provenance::write_file;
 use crate::provenance::{RunContext, new_run_dir};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
 use crate::train::{DATA_SEED_SALT, TrainOptions, run_loop};
+use anyhow::Context;
+use sorted_data::TextData;
 
 /// Trains the text experiment `exp` into `run_dir` (created; or, with `options.resume`,
 /// continued from its checkpoint), then evaluates every sub-model and writes `results.json`,
@@ -52,7 +53,11 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
 ) -> anyhow::Result<()> {
     let run_dir = folder.dir().to_path_buf();
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
-    let data = TextData::load(exp)?;
+    let data = exp
+        .config
+        .data
+        .load(&exp.vocab_path())
+        .with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
     let bert = bert_for(exp, &data)?;
     if !ctx.quiet {
         eprintln!(
@@ -150,7 +155,11 @@ pub(crate) fn eval_text_run<E: Backend>(
     device: &E::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
-    let data = TextData::load(exp)?;
+    let data = exp
+        .config
+        .data
+        .load(&exp.vocab_path())
+        .with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
     let model = checkpoint.load_model(bert_for(exp, &data)?.init::<E>(device), device)?;
     report_text(exp, &data, &model, device, run_dir, checkpoint.state(), status, ctx)
 }

@@ -2,8 +2,10 @@
 //! loader for Hugging Face `BertModel` weights.
 
 mod model;
+mod model_config;
 mod weights;
 
 pub use model::{Pooling, SortedBert, SortedBertConfig, SortedBertLayer};
+pub use model_config::{BertModelConfig, RandomBertSizes};
 pub(crate) use weights::transposed;
 pub use weights::{MAX_BERT_PARAMETER_BYTES, WeightsError, safetensors_tensor_names};
