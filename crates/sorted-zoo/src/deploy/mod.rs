@@ -10,11 +10,13 @@
 mod budget;
 mod error;
 mod latency;
+mod latency_stats;
 mod sorted_model;
 mod weight_layout;
 
 pub use budget::{Budget, Candidate, CostAxis, Selection, pareto_front, select};
 pub use error::DeployError;
 pub use latency::{Latency, LatencyOptions, time_forward};
+pub use latency_stats::{LatencyFit, RatioSummary, median_of_sorted, spearman};
 pub use sorted_model::SortedModel;
 pub use weight_layout::WeightLayout;
