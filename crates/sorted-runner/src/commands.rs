@@ -150,7 +150,7 @@ pub fn train_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
-    let folder = if options.resume { RunFolder::open(run_dir)? } else { RunFolder::create(run_dir, options.force)? };
+    let folder = RunFolder::take(run_dir, options.resume, options.force)?;
     train_in_folder::<B>(exp, folder, options, device, ctx)
 }
 
@@ -228,15 +228,7 @@ where
     M::InnerModule: SortedClassifier<B::InnerBackend>,
 {
     let outcome = train(exp, data, model, device, run_dir, options)?;
-    if outcome.state.step < outcome.state.total_steps {
-        if !ctx.quiet {
-            eprintln!(
-                "stopped at step {}/{}; continue with `sorted-runner train --resume {}`",
-                outcome.state.step,
-                outcome.state.total_steps,
-                run_dir.display()
-            );
-        }
+    if !crate::train::finished(&outcome.state, run_dir, ctx.quiet) {
         return Ok(());
     }
     let inner = outcome.model.valid();

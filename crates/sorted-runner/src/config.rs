@@ -126,18 +126,26 @@ pub struct ExperimentConfig {
     pub eval: EvalConfig,
 }
 
-/// Checks `[train]` and `[eval]`, which image and text experiments share: positive steps,
-/// threads and evaluation batch, a threshold in (0, 1], and `k` valid loss weights or none.
-/// `invalid(key, expected, got)` builds the error (it names the file).
+/// Checks what every experiment kind shares: the run name, `[optimizer]`, `[lr]`, `[train]`
+/// (positive steps and threads, `k` valid loss weights or none) and `[eval]` (a positive batch,
+/// a threshold in (0, 1]). `invalid(key, expected, got)` builds the error (it names the file).
 ///
 /// # Errors
 /// The first value out of range, naming its key.
-pub(crate) fn validate_train_eval(
+pub(crate) fn validate_shared(
+    name: &str,
+    optimizer: &OptimizerConfig,
+    lr: &LrSchedule,
     train: &TrainConfig,
     eval: &EvalConfig,
     k: usize,
     invalid: &dyn Fn(String, String, String) -> ConfigError,
 ) -> Result<(), ConfigError> {
+    crate::run_folder::check_run_name(name).map_err(|got| {
+        invalid("name".into(), "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
+    })?;
+    optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
+    lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
     train.validate(k).map_err(|e| invalid(e.key, e.expected, e.got))?;
     if eval.batch_size == 0 {
         return Err(invalid("eval.batch_size".into(), "a value >= 1".into(), "0".into()));
@@ -196,18 +204,14 @@ impl Experiment {
     pub fn from_config(config: ExperimentConfig, path: &Path) -> Result<Self, ConfigError> {
         let invalid =
             |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
-        crate::run_folder::check_run_name(&config.name).map_err(|got| {
-            invalid("name".into(), "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
-        })?;
         let space = NestingSpace::new(config.space.clone())
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
         let k = config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
-        config.optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
-        config.lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
+        let c = &config;
+        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, &invalid)?;
         if config.data.batch_size == 0 {
             return Err(invalid("data.batch_size".into(), "a value >= 1".into(), "0".into()));
         }
-        validate_train_eval(&config.train, &config.eval, k, &invalid)?;
         if config.train.threads > 1 && config.model.batch_norm() == Some(BatchNormStats::Switchable) {
             return Err(invalid(
                 "train.threads".into(),

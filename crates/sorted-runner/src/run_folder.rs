@@ -52,6 +52,15 @@ impl RunFolder {
         Ok(Self { dir: dir.to_path_buf(), _lock: lock })
     }
 
+    /// Opens `dir` to continue its run (`resume`) or creates it for a new one
+    /// ([`RunFolder::create`] with `force`).
+    ///
+    /// # Errors
+    /// As [`RunFolder::open`] or [`RunFolder::create`].
+    pub fn take(dir: &Path, resume: bool, force: bool) -> anyhow::Result<Self> {
+        if resume { Self::open(dir) } else { Self::create(dir, force) }
+    }
+
     /// Takes an existing run folder (to resume, evaluate, export or profile it).
     ///
     /// # Errors

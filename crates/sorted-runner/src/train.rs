@@ -84,14 +84,7 @@ where
         device,
     };
     let config_toml = exp.to_toml();
-    let train_loop = TrainLoop {
-        train: &cfg.train,
-        lr: &cfg.lr,
-        sampler: sampler.as_ref(),
-        seed: cfg.seed,
-        run_dir,
-        config_toml: &config_toml,
-    };
+    let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
     let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options)?;
     Ok(TrainOutcome { model: outcome.model, state: outcome.state })
 }
@@ -197,6 +190,19 @@ where
         clear_failure(train_loop.run_dir);
     }
     Ok(outcome)
+}
+
+/// Whether training reached its last step; if not, says (unless `quiet`) how to continue.
+pub(crate) fn finished(state: &TrainState, run_dir: &Path, quiet: bool) -> bool {
+    if state.step < state.total_steps && !quiet {
+        eprintln!(
+            "stopped at step {}/{}; continue with `sorted-runner train --resume {}`",
+            state.step,
+            state.total_steps,
+            run_dir.display()
+        );
+    }
+    state.step >= state.total_steps
 }
 
 /// The runner's account of a loop that stopped: a divergence marks the run failed

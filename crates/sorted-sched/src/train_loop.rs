@@ -150,6 +150,21 @@ pub struct TrainLoop<'a, S> {
     pub config_toml: &'a str,
 }
 
+impl<'a, S> TrainLoop<'a, S> {
+    /// The loop of a run: its `[train]` and `[lr]`, its sampler (built once), its seed, the run
+    /// folder and the config text saved with every checkpoint.
+    pub fn new(
+        train: &'a TrainConfig,
+        lr: &'a LrSchedule,
+        sampler: &'a dyn Sampler<S>,
+        seed: u64,
+        run_dir: &'a Path,
+        config_toml: &'a str,
+    ) -> Self {
+        Self { train, lr, sampler, seed, run_dir, config_toml }
+    }
+}
+
 impl<S> TrainLoop<'_, S> {
     /// Trains `model` with `optim` from step 0 (or, with `options.resume`, from the newest
     /// checkpoint, restoring weights, optimizer state and position exactly) until

@@ -10,7 +10,7 @@ use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig, TrainConfig};
 use sorted_zoo::llama::LlamaModelConfig;
 
-use crate::config::{ConfigError, EvalConfig, validate_train_eval};
+use crate::config::{ConfigError, EvalConfig, validate_shared};
 
 /// `[model.<kind>]` of a language-model experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,9 +84,6 @@ impl LmExperiment {
     pub fn from_config(config: LmExperimentConfig, path: &Path) -> Result<Self, ConfigError> {
         let invalid =
             |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
-        crate::run_folder::check_run_name(&config.name).map_err(|got| {
-            invalid("name".into(), "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
-        })?;
         let LmModelConfig::Llama(llama) = &config.model;
         // The hidden width is not nested in LLaMA: a GGUF model's is known once it is loaded
         // (`space_for`), when the space is checked against the model.
@@ -103,9 +100,8 @@ impl LmExperiment {
             other => invalid("data".into(), "a valid [data] section".into(), other.to_string()),
         })?;
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
-        config.optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
-        config.lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
-        validate_train_eval(&config.train, &config.eval, k, &invalid)?;
+        let c = &config;
+        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, &invalid)?;
         if config.train.threads != 1 {
             return Err(invalid(
                 "train.threads".into(),

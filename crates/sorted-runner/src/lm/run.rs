@@ -60,7 +60,7 @@ pub fn train_lm_experiment<B: AutodiffBackend>(
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
     let run_dir = run_dir.map_or_else(|| new_run_dir(&exp.config.name), Path::to_path_buf);
-    let folder = if options.resume { RunFolder::open(&run_dir)? } else { RunFolder::create(&run_dir, options.force)? };
+    let folder = RunFolder::take(&run_dir, options.resume, options.force)?;
     train_lm_in_folder::<B>(exp, folder, options, device, ctx)?;
     Ok(run_dir)
 }
@@ -119,26 +119,11 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
         log: Mutex::new(Vec::new()),
     };
     let config_toml = exp.to_toml();
-    let train_loop = TrainLoop {
-        train: &cfg.train,
-        lr: &cfg.lr,
-        sampler: sampler.as_ref(),
-        seed: cfg.seed,
-        run_dir: &run_dir,
-        config_toml: &config_toml,
-    };
+    let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, &run_dir, &config_toml);
     let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options);
     append_term_losses(&run_dir, &task.log.into_inner().unwrap_or_default())?;
     let outcome = outcome?;
-    if outcome.state.step < outcome.state.total_steps {
-        if !ctx.quiet {
-            eprintln!(
-                "stopped at step {}/{}; continue with `sorted-runner train --resume {}`",
-                outcome.state.step,
-                outcome.state.total_steps,
-                run_dir.display()
-            );
-        }
+    if !crate::train::finished(&outcome.state, &run_dir, ctx.quiet) {
         return Ok(());
     }
     report_lm::<B::InnerBackend>(

@@ -8,7 +8,7 @@ use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
 use sorted_zoo::SortedBertConfig;
 
-use crate::config::{ConfigError, EvalConfig, TrainConfig, validate_train_eval};
+use crate::config::{ConfigError, EvalConfig, TrainConfig, validate_shared};
 
 /// `[data]` and `[model.bert]`: sorted-data's and sorted-zoo's configs, under the names the
 /// runner's text configs use.
@@ -117,16 +117,12 @@ impl TextExperiment {
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
         BertOptions::check_space(&sizes, &space).map_err(model_error)?;
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(&e.key, e.expected, e.got))?.k();
-        config.optimizer.validate().map_err(|e| invalid(&e.key, e.expected, e.got))?;
-        config.lr.validate().map_err(|e| invalid(&e.key, e.expected, e.got))?;
+        let invalid_owned = |key: String, expected: String, got: String| invalid(&key, expected, got);
+        let c = &config;
+        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, &invalid_owned)?;
         if config.data.batch_size == 0 {
             return Err(invalid("data.batch_size", "a value >= 1".into(), "0".into()));
         }
-        let invalid_owned = |key: String, expected: String, got: String| invalid(&key, expected, got);
-        crate::run_folder::check_run_name(&config.name).map_err(|got| {
-            invalid("name", "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
-        })?;
-        validate_train_eval(&config.train, &config.eval, k, &invalid_owned)?;
         if config.train.distill != 0.0 {
             return Err(invalid(
                 "train.distill",

@@ -38,7 +38,7 @@ pub fn train_text_experiment<B: AutodiffBackend>(
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
     let run_dir = run_dir.map_or_else(|| new_run_dir(&exp.config.name), Path::to_path_buf);
-    let folder = if options.resume { RunFolder::open(&run_dir)? } else { RunFolder::create(&run_dir, options.force)? };
+    let folder = RunFolder::take(&run_dir, options.resume, options.force)?;
     train_text_in_folder::<B>(exp, folder, options, device, ctx)?;
     Ok(run_dir)
 }
@@ -81,15 +81,7 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
     }
     model.check_space(&exp.space).map_err(|e| anyhow::anyhow!("{}: [space] {e}", exp.source.display()))?;
     let (model, state) = train_bert(exp, &data.train, model, device, &run_dir, options)?;
-    if state.step < state.total_steps {
-        if !ctx.quiet {
-            eprintln!(
-                "stopped at step {}/{}; continue with `sorted-runner train --resume {}`",
-                state.step,
-                state.total_steps,
-                run_dir.display()
-            );
-        }
+    if !crate::train::finished(&state, &run_dir, ctx.quiet) {
         return Ok(());
     }
     report_text::<B::InnerBackend>(exp, &data, &model.valid(), device, &run_dir, &state, None, ctx)
@@ -184,14 +176,7 @@ fn train_bert<B: AutodiffBackend>(
         device,
     };
     let config_toml = exp.to_toml();
-    let train_loop = TrainLoop {
-        train: &cfg.train,
-        lr: &cfg.lr,
-        sampler: sampler.as_ref(),
-        seed: cfg.seed,
-        run_dir,
-        config_toml: &config_toml,
-    };
+    let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
     let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options)?;
     Ok((outcome.model, outcome.state))
 }
