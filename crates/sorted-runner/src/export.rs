@@ -232,6 +232,8 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         .with_context(|| format!("writing `{}`", tmp.join("model.mpk").display()))?;
     let mut store = SafetensorsStore::from_file(tmp.join("model.safetensors"))
         .with_to_adapter(BurnToPyTorchAdapter)
+        // transformers and accelerate load only files tagged `pt` (burn's default: `safetensors`).
+        .metadata("format", "pt")
         .metadata("sub_model", sub.to_string())
         .metadata("model", kind)
         .overwrite(true);

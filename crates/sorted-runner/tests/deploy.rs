@@ -189,6 +189,8 @@ fn exported_safetensors_load_back_into_the_dense_model_with_identical_outputs() 
     for name in ["layers.0.bias", "layers.1.bias", "head.bias"] {
         assert!(header.get(name).is_some(), "{name} missing: {header}");
     }
+    // transformers and accelerate refuse safetensors files not tagged `pt`.
+    assert_eq!(header["__metadata__"]["format"], "pt", "{header}");
 
     // Weights of another sub-model are rejected, naming the file and the tensors.
     let a = dir.path().join("export-8");
