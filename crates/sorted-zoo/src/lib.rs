@@ -4,6 +4,7 @@
 mod bert;
 pub mod deploy;
 pub mod llama;
+pub mod sorting;
 mod vision;
 
 pub use bert::{

@@ -11,3 +11,4 @@ mod mobilenet_v2;
 mod models;
 mod resnet;
 mod row_product;
+mod sorting;

@@ -1,0 +1,178 @@
+//! Importance sorting of a pretrained model before sorted fine-tuning (issue 31).
+//!
+//! Every nested axis of the zoo is a prefix: a sub-model keeps the first `k` heads, FFN units or
+//! hidden units. A pretrained model's units are in arbitrary order, so its prefixes are random
+//! subsets. This module scores every unit ([`ImportanceScore`]) and reorders the units so that
+//! the most important come first, permuting every tensor that writes the axis (the columns and
+//! biases of the layer producing it) and every tensor that reads it (the rows of the layer
+//! consuming it) with the same permutation. The **full model computes the same function** (up to
+//! floating-point summation order); only which units each prefix holds changes.
+//!
+//! Per family:
+//! - BERT ([`sort_bert`]): per layer, the attention heads (query/key/value output columns in
+//!   blocks of `head_dim`, the output projection's input rows) and the FFN units (intermediate
+//!   columns and bias, output rows).
+//! - LLaMA ([`sort_llama`]): per layer, the SwiGLU units (gate and up columns, down rows) and
+//!   the query heads **within each KV group** (query columns, output rows): query heads are
+//!   nested per group (see [`LlamaWidth`](crate::llama::LlamaWidth)), so a head never leaves
+//!   the group whose key/value head it reads. RoPE acts inside a head, so moving whole heads
+//!   keeps it exact. The KV heads themselves are not nested and keep their order.
+//! - MLP ([`sort_mlp`]): the hidden units of every block (the block's columns and bias, the
+//!   next block's or the head's rows).
+//!
+//! # Scores
+//! [`ImportanceScore::Magnitude`] needs the weights only; [`ImportanceScore::Activation`] and
+//! [`ImportanceScore::Taylor`] run a calibration batch. Both re-run the layer math of the full
+//! model in this module (no dropout, no hooks in the models) with a **gate** of ones multiplying
+//! every unit's output (a head's attention output before the output projection, an FFN unit's
+//! activation before the down projection): the activation score is the mean `|activation|` over
+//! the real tokens, and the Taylor score is `|dL/dgate|`, which equals `|sum over the batch of
+//! activation x gradient|` (DynaBERT's head-mask importance). Scores of several batches add up
+//! with [`TransformerScores::accumulate`].
+//!
+//! # Example
+//! ```
+//! use burn::backend::Flex;
+//! use sorted_zoo::SortedBertConfig;
+//! use sorted_zoo::sorting::{magnitude_bert, sort_bert};
+//!
+//! let device = Default::default();
+//! let model = SortedBertConfig::tiny().init::<Flex>(&device);
+//! let scores = magnitude_bert(&model);
+//! let sorted = sort_bert(model, &scores)?;
+//! assert_eq!(sorted.layers.len(), 3);
+//! # Ok::<(), sorted_zoo::sorting::SortError>(())
+//! ```
+
+mod bert;
+mod llama;
+mod mlp;
+mod permutation;
+mod probe;
+
+use serde::{Deserialize, Serialize};
+
+pub use bert::{BertCalibration, importance_bert, magnitude_bert, sort_bert};
+pub use llama::{importance_llama, magnitude_llama, sort_llama};
+pub use mlp::{magnitude_mlp, sort_mlp};
+pub use permutation::{descending_order, expand_blocks, grouped_order, permute_axis, permute_inputs, permute_outputs};
+
+/// How a unit's importance is measured.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportanceScore {
+    /// The L2 norm of the unit's weights: the columns (and rows, for heads) that write it and the
+    /// rows that read it. Biases and norms are left out. Needs no data.
+    Magnitude,
+    /// The mean `|activation|` of the unit over the real tokens of a calibration batch.
+    Activation,
+    /// First-order Taylor: `|sum over a calibration batch of activation x dL/dactivation|`
+    /// (DynaBERT's choice), the loss being the model's own training loss (classification
+    /// cross-entropy for BERT, next-token cross-entropy for LLaMA).
+    #[default]
+    Taylor,
+}
+
+/// The scores of one transformer layer's units, higher is more important.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerScores {
+    /// One score per attention (query) head, in the layer's head order.
+    pub heads: Vec<f32>,
+    /// One score per FFN unit.
+    pub ffn: Vec<f32>,
+}
+
+/// The unit scores of a transformer (BERT or LLaMA), one entry per layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TransformerScores {
+    /// Per layer, in order.
+    pub layers: Vec<LayerScores>,
+}
+
+impl TransformerScores {
+    /// Adds `other` unit by unit (scores of several calibration batches).
+    ///
+    /// # Errors
+    /// [`SortError::LayerCount`] or [`SortError::ScoreLength`] if the shapes differ.
+    pub fn accumulate(&mut self, other: &TransformerScores) -> Result<(), SortError> {
+        check_count("layers", self.layers.len(), other.layers.len())?;
+        for (layer, (a, b)) in self.layers.iter_mut().zip(&other.layers).enumerate() {
+            check_len("heads", layer, a.heads.len(), &b.heads)?;
+            check_len("ffn", layer, a.ffn.len(), &b.ffn)?;
+            a.heads.iter_mut().zip(&b.heads).for_each(|(x, y)| *x += y);
+            a.ffn.iter_mut().zip(&b.ffn).for_each(|(x, y)| *x += y);
+        }
+        Ok(())
+    }
+}
+
+/// The hidden-unit scores of an MLP, one vector per hidden block.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MlpScores {
+    /// Per block, one score per allocated unit.
+    pub blocks: Vec<Vec<f32>>,
+}
+
+/// Why scores could not be computed or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SortError {
+    /// The scores cover another number of layers (or blocks) than the model has.
+    #[error("scores for {got} {what}, the model has {expected}")]
+    LayerCount {
+        /// `"layers"` or `"blocks"`.
+        what: &'static str,
+        /// The model's count.
+        expected: usize,
+        /// The scores' count.
+        got: usize,
+    },
+    /// A layer's score vector has the wrong length.
+    #[error("layer {layer}: {got} {axis} scores, expected {expected}")]
+    ScoreLength {
+        /// `"heads"`, `"ffn"` or `"units"`.
+        axis: &'static str,
+        /// The layer (or block) index.
+        layer: usize,
+        /// The allocated units on that axis.
+        expected: usize,
+        /// The scores given.
+        got: usize,
+    },
+    /// A score is NaN or infinite.
+    #[error("layer {layer}: {axis} score {unit} is {value}, not finite")]
+    NonFinite {
+        /// `"heads"`, `"ffn"` or `"units"`.
+        axis: &'static str,
+        /// The layer (or block) index.
+        layer: usize,
+        /// The unit index.
+        unit: usize,
+        /// The value.
+        value: f32,
+    },
+    /// The calibration batch does not fit the model or the score.
+    #[error("calibration batch: {what} is {got:?}, expected {expected}")]
+    Calibration {
+        /// The tensor or property at fault.
+        what: &'static str,
+        /// What it should be.
+        expected: String,
+        /// What it is.
+        got: Vec<usize>,
+    },
+}
+
+fn check_count(what: &'static str, expected: usize, got: usize) -> Result<(), SortError> {
+    if expected == got { Ok(()) } else { Err(SortError::LayerCount { what, expected, got }) }
+}
+
+/// Checks the length and finiteness of one layer's scores on one axis.
+fn check_len(axis: &'static str, layer: usize, expected: usize, scores: &[f32]) -> Result<(), SortError> {
+    if scores.len() != expected {
+        return Err(SortError::ScoreLength { axis, layer, expected, got: scores.len() });
+    }
+    match scores.iter().position(|s| !s.is_finite()) {
+        Some(unit) => Err(SortError::NonFinite { axis, layer, unit, value: scores[unit] }),
+        None => Ok(()),
+    }
+}
