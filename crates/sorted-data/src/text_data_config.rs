@@ -18,6 +18,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::{DataError, RtSentiment, TextDataset, TokenizedDataset, WordPieceTokenizer};
 
+#[cfg(feature = "embedded")]
+fn embedded() -> Result<RtSentiment, DataError> {
+    RtSentiment::embedded()
+}
+
+#[cfg(not(feature = "embedded"))]
+fn embedded() -> Result<RtSentiment, DataError> {
+    Err(DataError::Config {
+        key: "data.source".into(),
+        expected: "a folder (this build of sorted-data has no embedded subset)".into(),
+        got: "\"embedded\"".into(),
+    })
+}
+
 /// `[data]` of a text experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,7 +100,7 @@ impl TextDataConfig {
     pub fn load(&self, vocab: &Path) -> Result<TextData, DataError> {
         let tokenizer = WordPieceTokenizer::from_vocab_file(vocab)?;
         let corpus = if self.source == "embedded" {
-            RtSentiment::embedded()?
+            embedded()?
         } else {
             RtSentiment::from_dir(Path::new(&self.source)).map_err(|e| DataError::Load {
                 dataset: "Rotten Tomatoes",
