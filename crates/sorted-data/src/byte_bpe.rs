@@ -257,6 +257,21 @@ impl ByteLevelBpe {
         self.merges.len()
     }
 
+    /// The vocabulary: `tokens()[id]` is the token of `id` (in the byte-level alphabet).
+    pub fn tokens(&self) -> &[String] {
+        &self.tokens
+    }
+
+    /// The merges, best first, each `"left right"` as [`new`](Self::new) takes them.
+    pub fn merges(&self) -> Vec<String> {
+        let mut ranked: Vec<_> = self.merges.iter().map(|(&(left, right), &(rank, _))| (rank, left, right)).collect();
+        ranked.sort_unstable();
+        ranked
+            .into_iter()
+            .map(|(_, left, right)| format!("{} {}", self.tokens[left as usize], self.tokens[right as usize]))
+            .collect()
+    }
+
     /// The special tokens and their ids, in the order given to
     /// [`with_special_tokens`](Self::with_special_tokens).
     pub fn special_tokens(&self) -> impl Iterator<Item = (&str, u32)> {

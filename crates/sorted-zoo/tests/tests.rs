@@ -7,6 +7,7 @@ mod checks;
 mod deploy;
 mod gguf;
 mod llama;
+mod llama_export;
 mod mobilenet_v2;
 mod models;
 mod resnet;

@@ -22,6 +22,9 @@
 //! ggml type. Nothing panics on bad input.
 
 mod dequantize;
+mod writer;
+
+pub use writer::{GgufWriteError, GgufWriter};
 
 use std::collections::HashMap;
 use std::fmt;

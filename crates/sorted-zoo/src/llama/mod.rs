@@ -2,6 +2,9 @@
 //! norm and LM head, nested FFN width and query heads, and KV-cached decoding.
 
 mod decode;
+mod export;
+mod export_gguf;
+mod export_hf;
 mod lm_score;
 mod model;
 mod model_config;
@@ -19,6 +22,9 @@ pub use decode::{
     DecodeStats, EarlyExitConfig, EarlyExitStats, LlamaDecoder, SpeculativeConfig, early_exit_greedy, greedy,
     speculative_greedy,
 };
+pub use export::{DenseLlama, DenseLlamaLayer, LlamaExportError, LlamaExportOptions, SMOLLM2_CHAT_TEMPLATE};
+pub use export_gguf::export_llama_gguf;
+pub use export_hf::{LLAMA_HF_EXPORT_FORMAT, LlamaHfManifest, export_llama_hf, hf_tokenizer_json, unpermute_rope_rows};
 pub use lm_score::LmScore;
 pub use model::{
     DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, LlamaWidth, SortedLlama, SortedLlamaConfig,

@@ -12,7 +12,8 @@ use sorted_nn::RmsNorm;
 impl SortedLlamaConfig {
     /// Reads the sizes of a `llama` GGUF file: `llama.block_count`, `embedding_length`,
     /// `feed_forward_length`, `attention.head_count`, `attention.head_count_kv`,
-    /// `rope.freq_base` (default 10,000), `attention.layer_norm_rms_epsilon` (default 1e-5) and
+    /// `attention.key_length` (default `embedding_length / head_count`), `rope.freq_base`
+    /// (default 10,000), `attention.layer_norm_rms_epsilon` (default 1e-5) and
     /// the vocabulary (`llama.vocab_size`, else the length of `tokenizer.ggml.tokens`).
     ///
     /// # Errors
@@ -50,16 +51,26 @@ impl SortedLlamaConfig {
                 format!("{n} tokens, but llama.vocab_size is {vocab}"),
             ));
         }
-        if heads == 0 || !hidden.is_multiple_of(heads) {
-            return Err(wrong("llama.attention.head_count", "a divisor of llama.embedding_length", heads.to_string()));
-        }
+        // A head width other than `embedding_length / head_count` (a sub-model with fewer heads)
+        // is given by `attention.key_length`, as llama.cpp reads it.
+        let head_dim = match file.get("llama.attention.key_length") {
+            Some(_) => u("llama.attention.key_length")?,
+            None if heads == 0 || !hidden.is_multiple_of(heads) => {
+                return Err(wrong(
+                    "llama.attention.head_count",
+                    "a divisor of llama.embedding_length",
+                    heads.to_string(),
+                ));
+            }
+            None => hidden / heads,
+        };
         let mut config = Self::new(
             vocab,
             hidden,
             u("llama.block_count")?,
             heads,
             kv_heads,
-            hidden / heads,
+            head_dim,
             u("llama.feed_forward_length")?,
         );
         if file.get("llama.rope.freq_base").is_some() {
