@@ -314,8 +314,13 @@ fn issue_30_hf_export_run_in_hf_layout_gives_the_sorted_logits() {
         if let Some(keep) = &keep {
             let target = Path::new(keep).join(sub.to_string());
             export_llama_hf(&model, &sub, &options, &target).unwrap();
-            let expected = serde_json::json!({ "tokens": TOKENS, "logits": expected, "vocab": bpe.vocab_size() });
+            let prompt = sorted_data::chatml_prompt(&[("user", "hello world 42")], true);
+            let expected = serde_json::json!({
+                "tokens": TOKENS, "logits": expected, "vocab": bpe.vocab_size(),
+                "chat_prompt": prompt, "chat_ids": bpe.encode(&prompt),
+            });
             std::fs::write(target.join("expected_logits.json"), expected.to_string()).unwrap();
+            export_llama_gguf(&model, &sub, &options, GgmlType::F32, target.join("model-f32.gguf")).unwrap();
         }
     }
     // Exporting again replaces the folder whole, leaving nothing else behind.

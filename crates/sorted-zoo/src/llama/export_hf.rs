@@ -142,11 +142,17 @@ impl DenseLlama {
     }
 }
 
-fn added_token(id: u32, content: &str) -> Value {
-    json!({
-        "id": id, "content": content, "single_word": false, "lstrip": false, "rstrip": false,
+/// A special token as `tokenizers` lists it (`tokenizer.json`'s `added_tokens` carry the id,
+/// `tokenizer_config.json`'s `added_tokens_decoder` key it by id instead).
+fn added_token(id: Option<u32>, content: &str) -> Value {
+    let mut token = json!({
+        "content": content, "single_word": false, "lstrip": false, "rstrip": false,
         "normalized": false, "special": true,
-    })
+    });
+    if let Some(id) = id {
+        token["id"] = json!(id);
+    }
+    token
 }
 
 /// `tokenizer.json` (Hugging Face `tokenizers`) of a byte-level BPE: the BPE model with its
@@ -167,7 +173,7 @@ pub fn hf_tokenizer_json(bpe: &ByteLevelBpe) -> Value {
         "version": "1.0",
         "truncation": null,
         "padding": null,
-        "added_tokens": bpe.special_tokens().map(|(t, id)| added_token(id, t)).collect::<Vec<_>>(),
+        "added_tokens": bpe.special_tokens().map(|(t, id)| added_token(Some(id), t)).collect::<Vec<_>>(),
         "normalizer": null,
         "pre_tokenizer": pre_tokenizer,
         "post_processor": { "type": "ByteLevel", "add_prefix_space": true, "trim_offsets": false, "use_regex": true },
@@ -192,7 +198,7 @@ pub fn hf_tokenizer_json(bpe: &ByteLevelBpe) -> Value {
 fn hf_tokenizer_config(bpe: &ByteLevelBpe, options: &LlamaExportOptions<'_>) -> Value {
     let token = |id: Option<u32>| id.and_then(|id| bpe.token(id)).map(str::to_owned);
     let decoder: serde_json::Map<String, Value> =
-        bpe.special_tokens().map(|(t, id)| (id.to_string(), added_token(id, t))).collect();
+        bpe.special_tokens().map(|(t, id)| (id.to_string(), added_token(None, t))).collect();
     let unk = bpe.special_tokens().find(|&(t, _)| t == sorted_data::END_OF_TEXT).map(|(t, _)| t.to_owned());
     json!({
         "add_bos_token": false,
