@@ -182,7 +182,7 @@ where
     T: TrainTask<B, M>,
 {
     let mut progress = TrainProgress::new(options.quiet);
-    let loop_options = LoopOptions { resume: options.resume, stop_after: options.stop_after };
+    let loop_options = LoopOptions { resume: options.resume, stop_after: options.stop_after, peer: None };
     let outcome = train_loop
         .run(task, model, optim, device, loop_options, &mut progress)
         .map_err(|e| stopped(train_loop.run_dir, e))?;

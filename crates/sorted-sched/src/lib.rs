@@ -9,6 +9,7 @@ mod error;
 mod manifest;
 mod optimizer;
 mod parallel;
+mod peer_sync;
 mod run_lock;
 mod sampler;
 mod schedule;
@@ -26,6 +27,8 @@ pub use error::{CheckpointError, ConfigError};
 pub use manifest::{CheckpointManifest, FileDigest, MANIFEST_FILE, MANIFEST_FORMAT, digest_file};
 pub use optimizer::{AdamOptions, OptimizerConfig, SgdOptions, SortedOptimizer};
 pub use parallel::accumulate_parallel;
+#[cfg(feature = "collective")]
+pub use peer_sync::{abandon, join, leave};
 pub use run_lock::{LOCK_FILE, RunLock};
 pub use sampler::{
     AllSampler, AllSamplerConfig, FixedSampler, FixedSamplerConfig, FullSampler, FullSamplerConfig, MAX_K, Sampler,
@@ -35,5 +38,5 @@ pub use sampler::{
 pub use schedule::{Decay, LrSchedule};
 pub use train_config::{LossReduction, TrainConfig};
 pub use train_loop::{
-    JointLoss, LoopOptions, LoopOutcome, TrainError, TrainLoop, TrainObserver, TrainTask, checkpoint_due,
+    JointLoss, LoopOptions, LoopOutcome, Peer, TrainError, TrainLoop, TrainObserver, TrainTask, checkpoint_due,
 };

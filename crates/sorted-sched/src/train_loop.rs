@@ -83,6 +83,28 @@ pub struct LoopOptions {
     pub resume: bool,
     /// Stop (with a checkpoint) after this many steps in total, as if interrupted.
     pub stop_after: Option<u64>,
+    /// This call is one peer of a data-parallel run: its task prepares its shard of each
+    /// step's batch, the loop averages gradients and losses over the peers before the step,
+    /// and only rank 0 writes checkpoints (needs the `collective` feature).
+    pub peer: Option<Peer>,
+}
+
+/// One peer of a data-parallel run ([`LoopOptions::peer`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// This peer's rank, `0..peers`; rank 0 writes checkpoints (and, in the runner, reports).
+    pub rank: usize,
+    /// How many peers train together.
+    pub peers: usize,
+}
+
+impl Peer {
+    /// This peer's shard of a batch: the `rank`-th of `peers` equal parts (`batch.len()` is a
+    /// multiple of `peers`; a remainder goes to nobody).
+    pub fn shard<T: Clone>(&self, batch: &[T]) -> Vec<T> {
+        let per = batch.len() / self.peers.max(1);
+        batch[self.rank * per..(self.rank + 1) * per].to_vec()
+    }
 }
 
 /// Why training stopped without finishing.
@@ -107,6 +129,16 @@ pub enum TrainError {
         steps: u64,
         /// The config's seed.
         seed: u64,
+    },
+    /// A data-parallel peer could not reach the others.
+    #[error("peer {rank} of {peers}: {reason}")]
+    Peer {
+        /// The peer's rank.
+        rank: usize,
+        /// The peer count.
+        peers: usize,
+        /// What failed.
+        reason: String,
     },
     /// A loss or the weights became NaN or infinite.
     #[error(
@@ -223,7 +255,7 @@ impl<S> TrainLoop<'_, S> {
         let started = Instant::now();
         let seconds_before = state.train_seconds;
         observer.started(state.step, end, total);
-        let result = self.steps(task, model, &mut optim, &mut state, end, observer, &|| {
+        let result = self.steps(task, model, &mut optim, &mut state, end, options.peer, device, observer, &|| {
             seconds_before + started.elapsed().as_secs_f64()
         });
         observer.finished();
@@ -241,6 +273,8 @@ impl<S> TrainLoop<'_, S> {
         optim: &mut SortedOptimizer<M, B>,
         state: &mut TrainState,
         end: u64,
+        peer: Option<Peer>,
+        device: &B::Device,
         observer: &mut dyn TrainObserver,
         seconds: &dyn Fn() -> f64,
     ) -> Result<M, TrainError>
@@ -276,6 +310,12 @@ impl<S> TrainLoop<'_, S> {
                         (acc.losses.iter().map(|l| l / reduction).collect(), acc.grads, mean)
                     }
                 };
+            // Data parallel: the peers' losses and gradients are averaged, so every peer checks
+            // the same values and takes the same step.
+            let (losses, grads, loss) = match peer {
+                Some(peer) => crate::peer_sync::average(peer, losses, grads, loss, &model, device)?,
+                None => (losses, grads, loss),
+            };
             if let Some(i) = losses.iter().position(|l| !l.is_finite()) {
                 return Err(TrainError::Diverged {
                     step: step + 1,
@@ -294,13 +334,14 @@ impl<S> TrainLoop<'_, S> {
             model = optim.step(lr, model, grads);
             state.step += 1;
             observer.step(state.step, end, loss, lr);
-            if checkpoint_due(state.step, end, self.train.checkpoint_every) {
+            let writes = peer.is_none_or(|p| p.rank == 0);
+            if writes && checkpoint_due(state.step, end, self.train.checkpoint_every) {
                 state.train_seconds = seconds();
                 self.save(&model, optim, state)?;
             }
         }
         // A stop at or before the first step still leaves a checkpoint, so that resume works.
-        if generations(self.run_dir)?.is_empty() {
+        if peer.is_none_or(|p| p.rank == 0) && generations(self.run_dir)?.is_empty() {
             state.train_seconds = seconds();
             self.save(&model, optim, state)?;
         }

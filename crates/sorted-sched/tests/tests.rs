@@ -3,6 +3,8 @@
 mod accumulation;
 mod checkpoints;
 mod configs;
+#[cfg(feature = "collective")]
+mod data_parallel;
 mod distill;
 mod samplers;
 mod toy;

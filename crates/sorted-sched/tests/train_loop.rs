@@ -71,10 +71,10 @@ fn a_stopped_and_resumed_loop_equals_an_uninterrupted_one() {
     let _guard = rng_guard();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let whole = run(a.path(), 4, LoopOptions::default(), 1.0).unwrap();
-    run(b.path(), 4, LoopOptions { resume: false, stop_after: Some(3) }, 1.0).unwrap();
-    let resumed = run(b.path(), 4, LoopOptions { resume: true, stop_after: None }, 1.0).unwrap();
+    run(b.path(), 4, LoopOptions { resume: false, stop_after: Some(3), ..Default::default() }, 1.0).unwrap();
+    let resumed = run(b.path(), 4, LoopOptions { resume: true, stop_after: None, ..Default::default() }, 1.0).unwrap();
     assert_eq!(resumed, whole);
-    let err = run(b.path(), 5, LoopOptions { resume: true, stop_after: None }, 1.0).unwrap_err();
+    let err = run(b.path(), 5, LoopOptions { resume: true, stop_after: None, ..Default::default() }, 1.0).unwrap_err();
     assert!(matches!(err, TrainError::OtherRun { found_seed: 4, seed: 5, .. }), "{err}");
 }
 
