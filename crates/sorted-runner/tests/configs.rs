@@ -44,6 +44,9 @@ fn every_config_under_docs_results_parses_and_validates() {
         let text = std::fs::read_to_string(path).unwrap();
         if sorted_runner::text::is_text_experiment(&text) {
             check_text_config(path, &text);
+        } else if sorted_runner::lm::is_lm_experiment(&text) {
+            sorted_runner::lm::LmExperiment::from_toml(&text, path)
+                .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         } else {
             Experiment::from_file(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
         }
