@@ -292,10 +292,15 @@ pub struct EvalArgs {
 /// `export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The run folder.
-    #[arg(long)]
-    pub run: PathBuf,
-    /// The sub-model: widths joined by `-` (e.g. `128-64`), `full` or `smallest`.
+    /// The run folder (an image run: a dense model; a `[model.llama]` run: a Hugging Face
+    /// folder and GGUF files).
+    #[arg(long, required_unless_present = "gguf")]
+    pub run: Option<PathBuf>,
+    /// Export a sub-model of this GGUF decoder as it is (no run).
+    #[arg(long, conflicts_with = "run")]
+    pub gguf: Option<PathBuf>,
+    /// The sub-model: widths joined by `-` (e.g. `128-64`), `L20-H9-F1536` for a decoder,
+    /// `full` or `smallest`.
     #[arg(long)]
     pub sub_model: String,
     /// Output folder (default: `<run>/export/<sub-model>`).

@@ -111,11 +111,22 @@ pub struct ExportManifest {
 /// # Errors
 /// When the run, the sub-model or an output file is invalid.
 pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunContext) -> anyhow::Result<PathBuf> {
-    let _folder = crate::run_folder::RunFolder::open(&args.run)?;
-    let (exp, checkpoint) = load_run(&args.run)?;
+    use crate::llm::{LmSource, export_lm};
+    let run = match (&args.run, &args.gguf) {
+        (_, Some(gguf)) => {
+            return export_lm::<E>(LmSource::Gguf(gguf), &args.sub_model, args.out.as_deref(), device, ctx);
+        }
+        (Some(run), None) => run,
+        (None, None) => anyhow::bail!("export needs --run or --gguf"),
+    };
+    let _folder = crate::run_folder::RunFolder::open(run)?;
+    if crate::text::model_kind(crate::run_folder::open_checkpoint(run)?.config_toml()).as_deref() == Some("llama") {
+        return export_lm::<E>(LmSource::Run(run), &args.sub_model, args.out.as_deref(), device, ctx);
+    }
+    let (exp, checkpoint) = load_run(run)?;
     let sub =
         exp.space.parse_sub_model(&args.sub_model).with_context(|| format!("--sub-model `{}`", args.sub_model))?;
-    let out = args.out.clone().unwrap_or_else(|| args.run.join("export").join(sub.to_string()));
+    let out = args.out.clone().unwrap_or_else(|| run.join("export").join(sub.to_string()));
     let data = crate::data::load(&exp)?;
     struct Export<'a, E: Backend> {
         exp: &'a Experiment,
@@ -132,7 +143,7 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
             write_export(self.exp, self.run, self.data, &model, self.sub, kind, self.out, self.device)
         }
     }
-    let visitor = Export { exp: &exp, run: &args.run, data: &data, sub: &sub, out: &out, device };
+    let visitor = Export { exp: &exp, run, data: &data, sub: &sub, out: &out, device };
     let out = visit_trained::<E, _>(&exp, &data, &checkpoint, device, visitor)?;
     if !ctx.quiet {
         println!("exported sub-model {sub} to {}/{{model.mpk, model.safetensors, manifest.json}}", out.display());

@@ -77,7 +77,7 @@ fn train_and_export(dir: &Path, text: &str) -> (RunReport, serde_json::Value) {
     run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
     let report = RunReport::read(&run).unwrap();
     let out = dir.join("export");
-    let args = ExportArgs { run: run.clone(), sub_model: "full".into(), out: Some(out.clone()) };
+    let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "full".into(), out: Some(out.clone()) };
     run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
     let manifest = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     (report, manifest)

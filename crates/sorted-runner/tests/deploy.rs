@@ -110,7 +110,7 @@ fn profile_then_select_picks_the_most_accurate_sub_model_that_fits() {
 
     // An export carries the profiled latency.
     let out = dir.path().join("export");
-    let args = ExportArgs { run: run.clone(), sub_model: "16-8".into(), out: Some(out.clone()) };
+    let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "16-8".into(), out: Some(out.clone()) };
     run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
@@ -166,7 +166,7 @@ fn exported_safetensors_load_back_into_the_dense_model_with_identical_outputs() 
 
     for name in ["8", "16-8", "16-16"] {
         let out = dir.path().join(format!("export-{name}"));
-        let args = ExportArgs { run: run.clone(), sub_model: name.into(), out: Some(out.clone()) };
+        let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: name.into(), out: Some(out.clone()) };
         run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
         let (from_safetensors, manifest) = load_export::<Flex>(&out, ExportWeights::Safetensors, &device).unwrap();
         let (from_record, _) = load_export::<Flex>(&out, ExportWeights::BurnRecord, &device).unwrap();
@@ -214,7 +214,7 @@ fn an_exported_cnn_loads_back_with_its_recalibrated_batch_norm() {
     let run = dir.path().join("run");
     train(&config, &run, None);
     let out = dir.path().join("exported");
-    let args = ExportArgs { run: run.clone(), sub_model: "4-2".into(), out: Some(out.clone()) };
+    let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "4-2".into(), out: Some(out.clone()) };
     run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
     let device = Default::default();
     let (dense, manifest) = load_export::<Flex>(&out, ExportWeights::Safetensors, &device).unwrap();

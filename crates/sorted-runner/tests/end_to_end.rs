@@ -119,7 +119,7 @@ fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
     assert_eq!(acc(&again), acc(&report));
 
     // export writes a dense model that matches the sliced one.
-    let args = ExportArgs { run: run.clone(), sub_model: "16-8".into(), out: None };
+    let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "16-8".into(), out: None };
     run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
     let out = run.join("export/16-8");
     for file in ["model.mpk", "model.safetensors", "manifest.json"] {
@@ -132,7 +132,7 @@ fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
     assert_eq!(manifest["parent_checkpoint_sha256"].as_str().unwrap().len(), 64);
 
     // A sub-model outside the space is a clear error.
-    let args = ExportArgs { run: run.clone(), sub_model: "12".into(), out: None };
+    let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "12".into(), out: None };
     let err = format!("{:#}", run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap_err());
     assert!(err.contains("12") && err.contains("allowed"), "{err}");
 }
@@ -215,7 +215,12 @@ fn a_cnn_run_recalibrates_batch_norm_and_exports() {
     assert_eq!(stats.as_object().unwrap().len(), 2 + 4, "statistics for every sub-model");
     // A recalibrating run is evaluated one way only.
     assert!(RunReport::read(&run).unwrap().switchable.is_none());
-    let args = ExportArgs { run: run.clone(), sub_model: "4-2".into(), out: Some(dir.path().join("exported")) };
+    let args = ExportArgs {
+        run: Some(run.clone()),
+        gguf: None,
+        sub_model: "4-2".into(),
+        out: Some(dir.path().join("exported")),
+    };
     run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("exported/manifest.json")).unwrap()).unwrap();

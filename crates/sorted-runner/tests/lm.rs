@@ -189,3 +189,84 @@ fn bad_lm_configs_name_the_key() {
         format!("{:#}", run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err());
     assert!(err.contains("/no/such/corpus.txt"), "{err}");
 }
+
+/// A tiny decoder with a byte tokenizer written as a GGUF file, as a pretrained model would be.
+fn tiny_gguf(dir: &Path) -> PathBuf {
+    use sorted_zoo::llama::{GgmlType, LlamaExportOptions, SortedLlamaConfig, export_llama_gguf};
+    let tokens: Vec<String> = (0..=255u8).map(|b| sorted_data::gpt2_byte_char(b).to_string()).collect();
+    let bpe = sorted_data::ByteLevelBpe::new(tokens, &[] as &[&str], "bytes").unwrap();
+    let device = Default::default();
+    <Flex as burn::tensor::backend::Backend>::seed(&device, 5);
+    let model = SortedLlamaConfig::new(256, 16, 4, 4, 2, 4, 24).init::<Flex>(&device);
+    let full = sorted_nn::TransformerSpace::new(
+        sorted_nn::TransformerSpaceConfig { depths: vec![4], heads: vec![4], ffn: vec![24], hidden: None },
+        16,
+    )
+    .unwrap()
+    .largest();
+    let path = dir.join("tiny.gguf");
+    let options = LlamaExportOptions { tokenizer: Some(&bpe), ..Default::default() };
+    export_llama_gguf(&model, &full, &options, GgmlType::F32, &path).unwrap();
+    path
+}
+
+#[test]
+fn issue_30_a_sub_model_of_an_lm_run_exports_to_hugging_face_and_gguf() {
+    use burn::prelude::*;
+    use sorted_runner::ExportArgs;
+    let _guard = crate::end_to_end::rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_gguf(dir.path());
+    let text = config(SAMPLED, "").replace(
+        "[model.llama.random]\nhidden_size = 16\nnum_layers = 4\nnum_heads = 4\nnum_kv_heads = 2\nhead_dim = 4\nintermediate_size = 24\n",
+        "",
+    );
+    let text =
+        text.replace("exit_weights = [1.0, 2.0]", &format!("exit_weights = [1.0, 2.0]\ngguf = \"{}\"", gguf.display()));
+    let path = dir.path().join("lm.toml");
+    std::fs::write(&path, &text).unwrap();
+    let run = dir.path().join("run");
+    train(&path, &run, None);
+    let export = |args: ExportArgs| run_on::<Autodiff<Flex>>(&cli(Command::Export(args)), Default::default(), &ctx());
+    let out = dir.path().join("exported");
+    let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "L2-H2-F12".into(), out: Some(out.clone()) };
+    export(args).unwrap();
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("hf/config.json")).unwrap()).unwrap();
+    assert_eq!((config["num_hidden_layers"].as_u64(), config["num_attention_heads"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(config["intermediate_size"].as_u64(), Some(12));
+    for file in ["hf/model.safetensors", "hf/tokenizer.json", "model-f16.gguf", "model-q8_0.gguf"] {
+        assert!(out.join(file).exists(), "{file}");
+    }
+    // The F16 GGUF reloads as a decoder of that sub-model's size, and predicts like the run's
+    // sub-model (F16 rounding aside).
+    let device = Default::default();
+    let (exported, _) = sorted_zoo::llama::load_gguf::<Flex>(&out.join("model-f16.gguf"), &device).unwrap();
+    assert_eq!((exported.layers.len(), exported.full_width().heads, exported.full_width().ffn), (2, 2, 12));
+    let (model, _) = sorted_zoo::llama::load_gguf::<Flex>(&gguf, &device).unwrap();
+    let model = sorted_sched::Checkpoint::latest(&run).unwrap().load_model(model, &device).unwrap();
+    let ids = Tensor::<Flex, 2, Int>::from_ints([[72, 101, 108, 108, 111]], &device);
+    let sub = sorted_nn::TransformerSpace::new(
+        sorted_nn::TransformerSpaceConfig { depths: vec![2, 4], heads: vec![2, 4], ffn: vec![12, 24], hidden: None },
+        16,
+    )
+    .unwrap()
+    .parse_sub_model("L2-H2-F12")
+    .unwrap();
+    let full_exported = exported.full_width();
+    let a = model.forward_exits(ids.clone(), &[2], sorted_zoo::llama::LlamaWidth::from(&sub)).remove(0);
+    let b = exported.forward_exits(ids, &[2], full_exported).remove(0);
+    let diff = (a - b).abs().max().into_scalar().elem::<f32>();
+    assert!(diff < 1e-2, "{diff}");
+    // The un-tuned GGUF exports too; a sub-model the decoder cannot run is refused by name.
+    let args = ExportArgs {
+        run: None,
+        gguf: Some(gguf.clone()),
+        sub_model: "L3".into(),
+        out: Some(dir.path().join("untuned")),
+    };
+    export(args).unwrap();
+    let args = ExportArgs { run: None, gguf: Some(gguf), sub_model: "L3-H3".into(), out: Some(dir.path().join("bad")) };
+    let err = format!("{:#}", export(args).unwrap_err());
+    assert!(err.contains("--sub-model `L3-H3`"), "{err}");
+}

@@ -356,7 +356,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
 ///
 /// # Errors
 /// Unreadable text or a size the model cannot run, naming `--sub-model` and what fits.
-fn decode_target(
+pub(super) fn decode_target(
     text: &str,
     n_layers: usize,
     full: LlamaWidth,

@@ -10,10 +10,12 @@ use sorted_data::ByteLevelBpe;
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_zoo::llama::SortedLlama;
 
+mod export;
 mod generate;
 mod perplexity;
 mod soft;
 
+pub(crate) use export::{LmSource, export_lm};
 pub use generate::{BENCH_PROMPTS, DecodeRow, generate_cmd};
 pub use perplexity::perplexity_cmd;
 pub use soft::{soft_cmd, soft_experiment};
