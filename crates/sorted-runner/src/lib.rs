@@ -18,6 +18,7 @@ pub mod provenance;
 pub mod report;
 pub mod run_folder;
 mod select;
+mod sort;
 pub mod text;
 mod train;
 
@@ -32,6 +33,7 @@ pub use export::{EXPORT_FORMAT, ExportManifest, ExportWeights, ExportedModel, ex
 pub use profile::profile_cmd;
 pub use provenance::RunContext;
 pub use select::{SelectOutcome, select_cmd};
+pub use sort::SORT_SCORES_FILE;
 pub use train::{TrainOptions, TrainOutcome, train};
 
 use burn::prelude::Backend;

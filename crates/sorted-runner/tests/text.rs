@@ -114,6 +114,12 @@ fn bad_text_configs_name_the_key() {
     assert!(err.contains("data.max_len"), "{err}");
     let err = error_of(&config("[sampler.fixed]\nsub_model = \"L3\""));
     assert!(err.contains("sampler.fixed.sub_model") && err.contains("depth 3"), "{err}");
+    let err = error_of(&base.replace("dropout = 0.0", "dropout = 0.0\nsort_by = \"tylor\""));
+    assert!(err.contains("sort_by") && err.contains("tylor") && err.contains("taylor"), "{err}");
+    let err = error_of(&base.replace("dropout = 0.0", "dropout = 0.0\nsort_by = \"activation\"\nsort_batches = 0"));
+    assert!(err.contains("model.bert.sort_batches"), "{err}");
+    let err = error_of(&base.replace("dropout = 0.0", "dropout = 0.0\nsort_batches = 2"));
+    assert!(err.contains("model.bert.sort_batches") && err.contains("sort_by"), "{err}");
     let err = error_of(&base.replace("[model.bert.random]", "[model.bert.randm]"));
     assert!(err.contains("randm"), "{err}");
     let missing = base.replace(&format!("vocab = \"{}\"", vocab().display()), "pretrained = \"/nonexistent/minilm\"");
@@ -151,4 +157,52 @@ fn issue_28_a_text_run_stops_and_resumes_to_the_uninterrupted_result() {
     let args = sorted_runner::EvalArgs { run: dir.path().join("whole") };
     run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Eval(args)), Default::default(), &ctx()).unwrap();
     assert_eq!(accuracies("whole"), accuracies("stopped"));
+}
+
+#[test]
+fn issue_31_a_sorted_text_run_records_its_scores_and_resumes_without_sorting_again() {
+    use sorted_runner::{Command, SORT_SCORES_FILE, TrainArgs, run_on};
+    let _guard = crate::end_to_end::rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rt-tiny.toml");
+    let text = config(UNIFORM)
+        .replace("steps = 3", "steps = 4")
+        .replace("dropout = 0.0", "dropout = 0.0\nsort_by = \"taylor\"\nsort_batches = 2");
+    std::fs::write(&path, text).unwrap();
+    let train = |out: &str, stop_after: Option<u64>, resume: bool| {
+        let args = if resume {
+            TrainArgs { resume: Some(dir.path().join(out)), ..TrainArgs::default() }
+        } else {
+            TrainArgs {
+                config: Some(path.clone()),
+                out: Some(dir.path().join(out)),
+                stop_after,
+                ..TrainArgs::default()
+            }
+        };
+        run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    };
+    train("whole", None, false);
+    let scores: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("whole").join(SORT_SCORES_FILE)).unwrap())
+            .unwrap();
+    assert_eq!((scores["score"].as_str(), scores["batches"].as_u64()), (Some("taylor"), Some(2)));
+    let layers = scores["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    assert!(
+        layers.iter().all(|l| l["heads"].as_array().unwrap().len() == 4 && l["ffn"].as_array().unwrap().len() == 32)
+    );
+    let saved = std::fs::read_to_string(dir.path().join("whole/config.toml")).unwrap();
+    assert!(saved.contains("sort_by = \"taylor\"") && saved.contains("sort_batches = 2"), "{saved}");
+    train("stopped", Some(2), false);
+    assert!(dir.path().join("stopped").join(SORT_SCORES_FILE).exists());
+    // A resumed run takes the sorted weights from its checkpoint and sorts nothing again.
+    std::fs::remove_file(dir.path().join("stopped").join(SORT_SCORES_FILE)).unwrap();
+    train("stopped", None, true);
+    assert!(!dir.path().join("stopped").join(SORT_SCORES_FILE).exists(), "resume sorted again");
+    let accuracies = |run: &str| {
+        let report = RunReport::read(&dir.path().join(run)).unwrap();
+        report.results.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect::<Vec<_>>()
+    };
+    assert_eq!(accuracies("stopped"), accuracies("whole"));
 }

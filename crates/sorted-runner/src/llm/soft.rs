@@ -96,6 +96,8 @@ pub fn soft_experiment(args: &SoftArgs, full: &SortedLlamaConfig) -> anyhow::Res
             random: None,
             exit_weights: if exit_weights.iter().all(|&w| w == 1.0) { Vec::new() } else { exit_weights },
             head_from_full_only: args.head_from_full_only,
+            sort_by: None,
+            sort_batches: None,
         }),
         space: TransformerSpaceConfig { depths, heads, ffn, hidden: None },
         sampler,

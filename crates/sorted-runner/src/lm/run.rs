@@ -92,8 +92,17 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
 ) -> anyhow::Result<()> {
     let run_dir = folder.dir().to_path_buf();
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
-    let (model, data, space) = load::<B>(exp, device)?;
+    let (mut model, data, space) = load::<B>(exp, device)?;
     let cfg = &exp.config;
+    let order = data.train.epoch_order(cfg.data.batch_size, cfg.seed);
+    // Sorting happens here, before step 0 of a fresh run, and nowhere in `load` (which `eval`
+    // shares): a resumed run loads the sorted weights from its checkpoint.
+    if let (false, Some((score, n_batches))) = (options.resume, exp.llama().sorting()) {
+        let sorted = crate::sort::sort_llama_on(model, score, n_batches, &data.train, &order, device)
+            .with_context(|| format!("sorting by `model.llama.sort_by` of `{}`", exp.source.display()))?;
+        crate::sort::record_sort(&run_dir, "query heads and SwiGLU units", score, &sorted, ctx.quiet)?;
+        model = sorted.model;
+    }
     if !ctx.quiet {
         eprintln!(
             "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} training windows of {} tokens) -> {}",
@@ -111,7 +120,7 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
     let sampler = cfg.sampler.build_for(&space, cfg.seed).map_err(|e| anyhow::anyhow!("`{}`: {e:?}", e.key))?;
     let task = LmTask {
         chunks: &data.train,
-        order: data.train.epoch_order(cfg.data.batch_size, cfg.seed),
+        order,
         options: exp.llama().soft_options(cfg.train.distill),
         space: &space,
         exp,

@@ -12,7 +12,7 @@ use sorted_nn::TransformerSubModel;
 use sorted_sched::{SamplerConfig, TrainLoop, TrainState, TrainTask};
 use sorted_zoo::SortedBert;
 
-use super::config::TextExperiment;
+use super::config::{TextExperiment, TextModelConfig};
 use crate::eval::SubModelResult;
 use crate::provenance::write_file;
 use crate::provenance::{RunContext, new_run_dir};
@@ -80,6 +80,25 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
         model = model.load_hf_safetensors(&weights)?;
     }
     model.check_space(&exp.space).map_err(|e| anyhow::anyhow!("{}: [space] {e}", exp.source.display()))?;
+    // Sorting happens once, before step 0: a resumed run loads the sorted weights from its
+    // checkpoint, and sorting again would rewrite the scores of weights it never trains.
+    let TextModelConfig::Bert(options_bert) = &exp.config.model;
+    if let (false, Some((score, n_batches))) = (options.resume, options_bert.sorting()) {
+        let cfg = &exp.config;
+        let order = text_order(exp, &data.train);
+        let sorted = crate::sort::sort_bert_on(
+            model,
+            score,
+            n_batches,
+            &data.train,
+            &order,
+            &TextBatcher::new(cfg.data.max_len),
+            device,
+        )
+        .with_context(|| format!("sorting by `model.bert.sort_by` of `{}`", exp.source.display()))?;
+        crate::sort::record_sort(&run_dir, "attention heads and FFN units", score, &sorted, ctx.quiet)?;
+        model = sorted.model;
+    }
     let (model, state) = train_bert(exp, &data.train, model, device, &run_dir, options)?;
     if !crate::train::finished(&state, &run_dir, ctx.quiet) {
         return Ok(());
@@ -168,7 +187,7 @@ fn train_bert<B: AutodiffBackend>(
     let sampler = cfg.sampler.build_for(&exp.space, cfg.seed).expect("validated");
     let task = TextTask {
         train,
-        order: EpochOrder::new(train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT),
+        order: text_order(exp, train),
         batcher: TextBatcher::new(cfg.data.max_len),
         fresh_batches: cfg.train.fresh_batches,
         k: sampler.k() as u64,
@@ -179,6 +198,12 @@ fn train_bert<B: AutodiffBackend>(
     let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
     let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options)?;
     Ok((outcome.model, outcome.state))
+}
+
+/// The order training draws its sentence batches in (batch `b` = step `b`'s shared batch);
+/// sorting calibrates on its first batches.
+fn text_order(exp: &TextExperiment, train: &TokenizedDataset) -> EpochOrder {
+    EpochOrder::new(train.len(), exp.config.data.batch_size, exp.config.seed ^ DATA_SEED_SALT)
 }
 
 /// The text experiments' part of the loop: padded sentence batches (one shared, or one per

@@ -25,6 +25,7 @@ use sorted_nn::TransformerSpace;
 
 use super::{Pooling, SortedBertConfig};
 use crate::ModelConfigError;
+use crate::sorting::{DEFAULT_SORT_BATCHES, ImportanceScore, check_sort_keys};
 
 /// Sizes of a randomly initialised BERT (`[model.bert.random]`), for tests and experiments
 /// without pretrained weights.
@@ -69,6 +70,23 @@ pub struct BertModelConfig {
     /// Dropout in training.
     #[serde(default = "default_dropout")]
     pub dropout: f64,
+    /// Sort the encoder's attention heads and FFN units, most important first, once before
+    /// training starts (issue 31, [`crate::sorting`]), so that every sub-model's prefix starts
+    /// as the best units instead of arbitrary ones: `taylor`, `activation` or `magnitude`
+    /// (unset: no sorting). The scores are summed over the first `sort_batches` training
+    /// batches. At that point the classification head is still **random** (it is initialised,
+    /// not fine-tuned), so `taylor` differentiates the classification loss through a random
+    /// head: it measures each unit's effect along random directions, a noisy estimate (DynaBERT
+    /// computes it only after fine-tuning the head). `activation` (mean |activation|) does not
+    /// involve the head and is the robust choice for a pretrained encoder with a new head;
+    /// `magnitude` needs no data. A resumed run does not sort again: its checkpoint holds the
+    /// sorted weights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<ImportanceScore>,
+    /// Training batches the `sort_by` scores are summed over (default
+    /// [`DEFAULT_SORT_BATCHES`](crate::sorting::DEFAULT_SORT_BATCHES); needs `sort_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_batches: Option<usize>,
 }
 
 fn default_dropout() -> f64 {
@@ -106,6 +124,7 @@ impl BertModelConfig {
         if self.pretrained.is_none() && self.vocab.is_none() {
             return Err(ModelConfigError::new("model.bert.vocab", "a vocab.txt path (required with `random`)", "none"));
         }
+        check_sort_keys("bert", self.sort_by, self.sort_batches)?;
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(ModelConfigError::new("model.bert.dropout", "a probability in [0, 1)", self.dropout));
         }
@@ -143,6 +162,12 @@ impl BertModelConfig {
             (None, Some(dir)) => Path::new(dir).join("vocab.txt"),
             (None, None) => panic!("[model.bert] names no vocabulary (validate it with `sizes` first)"),
         }
+    }
+
+    /// The importance score and calibration batches to sort the model with before training
+    /// (`sort_by`, `sort_batches` with its default), if any.
+    pub fn sorting(&self) -> Option<(ImportanceScore, usize)> {
+        self.sort_by.map(|score| (score, self.sort_batches.unwrap_or(DEFAULT_SORT_BATCHES)))
     }
 
     /// The pretrained weights file, if any.

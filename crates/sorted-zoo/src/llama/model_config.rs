@@ -30,6 +30,7 @@ use sorted_nn::TransformerSpace;
 
 use super::{HeadGradient, SoftOptions, SortedLlama, SortedLlamaConfig};
 use crate::ModelConfigError;
+use crate::sorting::{DEFAULT_SORT_BATCHES, ImportanceScore, check_sort_keys};
 
 /// Sizes of a randomly initialised decoder (`[model.llama.random]`); its tokenizer maps each
 /// byte to one token (vocabulary 256).
@@ -69,6 +70,19 @@ pub struct LlamaModelConfig {
     /// see them frozen).
     #[serde(default)]
     pub head_from_full_only: bool,
+    /// Sort the decoder's SwiGLU units and its query heads (within each KV group), most
+    /// important first, once before training from scratch (issue 31, [`crate::sorting`]), so
+    /// that every width sub-model's prefix starts as the best units: `taylor` (first-order
+    /// Taylor of the next-token loss, meaningful here because the LM head is pretrained),
+    /// `activation` or `magnitude` (unset: no sorting). The scores are summed over the first
+    /// `sort_batches` batches of training windows. A resumed run does not sort again (its
+    /// checkpoint holds the sorted weights), and evaluating a run never sorts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<ImportanceScore>,
+    /// Training batches the `sort_by` scores are summed over (default
+    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_batches: Option<usize>,
 }
 
 /// Why `[model.llama]` could not be loaded.
@@ -110,6 +124,7 @@ impl LlamaModelConfig {
         if let Some(w) = self.exit_weights.iter().find(|w| !(w.is_finite() && **w > 0.0)) {
             return Err(ModelConfigError::new("model.llama.exit_weights", "positive finite weights", w));
         }
+        check_sort_keys("llama", self.sort_by, self.sort_batches)?;
         if let Some(r) = &self.random {
             self.random_config(r)
                 .validate()
@@ -159,6 +174,12 @@ impl LlamaModelConfig {
     /// the space's depths).
     pub fn exit_weight(&self, space: &TransformerSpace, depth: usize) -> f64 {
         space.depths().iter().position(|&d| d == depth).and_then(|i| self.exit_weights.get(i)).copied().unwrap_or(1.0)
+    }
+
+    /// The importance score and calibration batches to sort the decoder with before training
+    /// (`sort_by`, `sort_batches` with its default), if any.
+    pub fn sorting(&self) -> Option<(ImportanceScore, usize)> {
+        self.sort_by.map(|score| (score, self.sort_batches.unwrap_or(DEFAULT_SORT_BATCHES)))
     }
 
     /// SoFT's loss options with self-distillation weight `distill`.

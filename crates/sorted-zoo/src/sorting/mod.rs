@@ -52,6 +52,8 @@ mod probe;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ModelConfigError;
+
 pub use bert::{BertCalibration, importance_bert, magnitude_bert, sort_bert};
 pub use llama::{importance_llama, magnitude_llama, sort_llama};
 pub use mlp::{magnitude_mlp, sort_mlp};
@@ -71,6 +73,28 @@ pub enum ImportanceScore {
     /// cross-entropy for BERT, next-token cross-entropy for LLaMA).
     #[default]
     Taylor,
+}
+
+/// Calibration batches a `[model.*] sort_by` key scores on when `sort_batches` is not given.
+pub const DEFAULT_SORT_BATCHES: usize = 4;
+
+/// Checks `sort_batches` (at least 1, and only with `sort_by`) under `[model.<kind>]`.
+pub(crate) fn check_sort_keys(
+    kind: &str,
+    sort_by: Option<ImportanceScore>,
+    sort_batches: Option<usize>,
+) -> Result<(), ModelConfigError> {
+    match (sort_by, sort_batches) {
+        (_, Some(0)) => {
+            Err(ModelConfigError::new(format!("model.{kind}.sort_batches"), "at least 1 calibration batch", 0))
+        }
+        (None, Some(n)) => Err(ModelConfigError::new(
+            format!("model.{kind}.sort_batches"),
+            "`sort_by` beside it (`sort_batches` says how many batches `sort_by` scores on)",
+            n,
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The scores of one transformer layer's units, higher is more important.
