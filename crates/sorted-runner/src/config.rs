@@ -212,6 +212,14 @@ impl Experiment {
         if config.data.batch_size == 0 {
             return Err(invalid("data.batch_size".into(), "a value >= 1".into(), "0".into()));
         }
+        let peers = config.train.peers;
+        if !config.data.batch_size.is_multiple_of(peers) {
+            return Err(invalid(
+                "data.batch_size".into(),
+                format!("a multiple of train.peers = {peers} (every peer gets an equal share)"),
+                config.data.batch_size.to_string(),
+            ));
+        }
         if config.train.threads > 1 && config.model.batch_norm() == Some(BatchNormStats::Switchable) {
             return Err(invalid(
                 "train.threads".into(),

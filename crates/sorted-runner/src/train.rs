@@ -15,7 +15,7 @@ use sorted_data::{EpochOrder, ImageBatch};
 
 use crate::data::RunData;
 use sorted_nn::NormPass;
-use sorted_sched::{LoopOptions, TrainError, TrainLoop, TrainObserver, TrainState, TrainTask, distillation_loss};
+use sorted_sched::{LoopOptions, Peer, TrainError, TrainLoop, TrainObserver, TrainState, TrainTask, distillation_loss};
 use sorted_zoo::SortedClassifier;
 
 use crate::config::Experiment;
@@ -71,7 +71,7 @@ where
 {
     let cfg = &exp.config;
     let sampler = cfg.sampler.build(&exp.space, cfg.seed).expect("validated");
-    let task = ImageTask {
+    let task = |peer: Option<Peer>| ImageTask {
         data,
         order: EpochOrder::new(data.train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT),
         augmentation: cfg.data.augment.init(cfg.seed ^ AUGMENT_SEED_SALT),
@@ -82,11 +82,87 @@ where
         largest: exp.space.largest(),
         loss_fn: CrossEntropyLossConfig::new().init(device),
         device,
+        peer,
     };
     let config_toml = exp.to_toml();
     let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
-    let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options)?;
+    let outcome = if cfg.train.peers > 1 {
+        run_peers(&train_loop, cfg.train.peers, &task, model, || cfg.optimizer.init(), device, options)?
+    } else {
+        run_loop(&train_loop, &task(None), model, cfg.optimizer.init(), device, options)?
+    };
     Ok(TrainOutcome { model: outcome.model, state: outcome.state })
+}
+
+/// Data-parallel training: `peers` threads on `device`, each running the loop on its shard of
+/// every batch (`task(Some(peer))`), averaging gradients with Burn's collective; rank 0 shows
+/// progress, writes checkpoints and returns the trained model. A peer that fails resets the
+/// collective, so the others fail too instead of waiting for it.
+///
+/// # Errors
+/// The first peer's error (a divergence, a checkpoint, a collective failure naming the peer).
+fn run_peers<B, M, T>(
+    train_loop: &TrainLoop<'_, T::Sub>,
+    peers: usize,
+    task: &(dyn Fn(Option<Peer>) -> T + Sync),
+    model: M,
+    optim: impl Fn() -> sorted_sched::SortedOptimizer<M, B> + Sync,
+    device: &B::Device,
+    options: &TrainOptions,
+) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    M::InnerModule: Send,
+    T: TrainTask<B, M>,
+    T::Sub: Send + Sync,
+{
+    /// What a peer's thread returns: rank 0's trained weights and position, nothing for others.
+    type PeerResult<I> = anyhow::Result<Option<(I, TrainState)>>;
+    let results: Vec<PeerResult<M::InnerModule>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..peers)
+            .map(|rank| {
+                let (inner, optim, task) = (model.valid(), &optim, task);
+                scope.spawn(move || {
+                    let peer = Peer { rank, peers };
+                    sorted_sched::join::<B::InnerBackend>(peer, device)?;
+                    let peer_options = TrainOptions { quiet: options.quiet || rank > 0, ..options.clone() };
+                    let result = run_loop_as(
+                        train_loop,
+                        &task(Some(peer)),
+                        M::from_inner(inner),
+                        optim(),
+                        device,
+                        &peer_options,
+                        Some(peer),
+                    );
+                    if result.is_err() {
+                        sorted_sched::abandon::<B::InnerBackend>();
+                    }
+                    let _ = sorted_sched::leave::<B::InnerBackend>(peer);
+                    result.map(|o| (rank == 0).then(|| (o.model.valid(), o.state)))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a data-parallel peer panicked"))))
+            .collect()
+    });
+    let mut first = None;
+    for result in results {
+        match result {
+            Ok(Some((inner, state))) => first = first.or(Some(Ok((inner, state)))),
+            Ok(None) => {}
+            Err(e) => {
+                if !matches!(first, Some(Err(_))) {
+                    first = Some(Err(e));
+                }
+            }
+        }
+    }
+    let (inner, state) = first.expect("rank 0 returns the model or an error")?;
+    Ok(sorted_sched::LoopOutcome { model: M::from_inner(inner), state })
 }
 
 /// The image experiments' part of the loop: batches (augmented, one shared or one per
@@ -102,6 +178,8 @@ struct ImageTask<'a, B: AutodiffBackend> {
     largest: sorted_nn::SubModel,
     loss_fn: burn::nn::loss::CrossEntropyLoss<B>,
     device: &'a B::Device,
+    /// This peer's shard of every batch, in a data-parallel run.
+    peer: Option<Peer>,
 }
 
 impl<B: AutodiffBackend> ImageTask<'_, B> {
@@ -109,6 +187,7 @@ impl<B: AutodiffBackend> ImageTask<'_, B> {
     /// stream `b`: a resumed run sees the same augmented images.
     fn batch(&self, b: u64) -> ImageBatch<B> {
         let indices = self.order.batch_indices(b);
+        let indices = self.peer.map_or(indices.clone(), |p| p.shard(&indices));
         let batcher = &self.data.batcher;
         if self.augment {
             batcher.batch_augmented(&self.data.train, &indices, &self.augmentation, b, self.device)
@@ -181,12 +260,33 @@ where
     M::InnerModule: Send,
     T: TrainTask<B, M>,
 {
+    run_loop_as(train_loop, task, model, optim, device, options, None)
+}
+
+/// [`run_loop`] as one peer of a data-parallel run (`peer`); only rank 0 marks the run failed
+/// or clears the mark.
+fn run_loop_as<B, M, T>(
+    train_loop: &TrainLoop<'_, T::Sub>,
+    task: &T,
+    model: M,
+    optim: sorted_sched::SortedOptimizer<M, B>,
+    device: &B::Device,
+    options: &TrainOptions,
+    peer: Option<Peer>,
+) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    M::InnerModule: Send,
+    T: TrainTask<B, M>,
+{
     let mut progress = TrainProgress::new(options.quiet);
-    let loop_options = LoopOptions { resume: options.resume, stop_after: options.stop_after, peer: None };
+    let loop_options = LoopOptions { resume: options.resume, stop_after: options.stop_after, peer };
+    let main = peer.is_none_or(|p| p.rank == 0);
     let outcome = train_loop
         .run(task, model, optim, device, loop_options, &mut progress)
-        .map_err(|e| stopped(train_loop.run_dir, e))?;
-    if outcome.state.step == outcome.state.total_steps {
+        .map_err(|e| if main { stopped(train_loop.run_dir, e) } else { anyhow::Error::new(e) })?;
+    if main && outcome.state.step == outcome.state.total_steps {
         clear_failure(train_loop.run_dir);
     }
     Ok(outcome)

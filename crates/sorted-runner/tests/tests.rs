@@ -6,6 +6,8 @@
 mod compare;
 mod configs;
 #[cfg(feature = "flex")]
+mod data_parallel;
+#[cfg(feature = "flex")]
 mod datasets;
 #[cfg(feature = "flex")]
 mod deploy;

@@ -44,6 +44,12 @@ pub struct TrainConfig {
     /// Image experiments only, with one batch shared by the step (`fresh_batches = false`).
     #[serde(default)]
     pub distill: f64,
+    /// Data-parallel peers (one thread each, on the run's device): each computes the gradients
+    /// of its `1 / peers` share of every batch and the gradients are averaged with Burn's
+    /// collective before the one optimizer step ([`LoopOptions::peer`](crate::LoopOptions)).
+    /// 1 (default): no data parallelism.
+    #[serde(default = "default_peers", skip_serializing_if = "is_one")]
+    pub peers: usize,
 }
 
 /// `train.loss_reduction`: how the `k` losses of a step combine.
@@ -71,6 +77,14 @@ fn default_threads() -> usize {
     1
 }
 
+fn default_peers() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
+}
+
 fn default_keep_checkpoints() -> usize {
     crate::DEFAULT_KEEP
 }
@@ -91,10 +105,14 @@ impl TrainConfig {
             ("train.steps", self.steps),
             ("train.threads", self.threads as u64),
             ("train.keep_checkpoints", self.keep_checkpoints as u64),
+            ("train.peers", self.peers as u64),
         ] {
             if v == 0 {
                 return Err(ConfigError::new(key, "a value >= 1", 0));
             }
+        }
+        if self.peers > 256 {
+            return Err(ConfigError::new("train.peers", "at most 256 peers", self.peers));
         }
         if !(0.0..=1.0).contains(&self.distill) {
             return Err(ConfigError::new("train.distill", "a weight in [0, 1]", self.distill));

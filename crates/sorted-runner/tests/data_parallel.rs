@@ -1,0 +1,55 @@
+//! Data-parallel image training (issue 32): `[train] peers = 2` trains with two peers on the
+//! run's device, each on half of every batch, gradients averaged with Burn's collective; the
+//! result is the one-peer run's, up to float summation order.
+
+use std::path::Path;
+
+use sorted_runner::report::RunReport;
+
+use crate::end_to_end::{TINY_MLP, rng_guard, train, write_config};
+
+fn weights(run: &Path) -> Vec<f32> {
+    use burn::module::Module;
+    let exp = sorted_runner::config::Experiment::from_file(&run.join("config.toml")).unwrap();
+    let device = Default::default();
+    let model = sorted_zoo::SortedMlpConfig::for_space(784, 10, &exp.space).init::<burn::backend::Flex>(&device);
+    let model = sorted_sched::load_model(run, model, &device).unwrap();
+    let mut values = Vec::new();
+    struct Collect<'a>(&'a mut Vec<f32>);
+    impl burn::module::ModuleVisitor<burn::backend::Flex> for Collect<'_> {
+        fn visit_float<const D: usize>(
+            &mut self,
+            p: &burn::module::Param<burn::prelude::Tensor<burn::backend::Flex, D>>,
+        ) {
+            self.0.extend(p.val().into_data().to_vec::<f32>().unwrap());
+        }
+    }
+    model.visit(&mut Collect(&mut values));
+    values
+}
+
+#[test]
+fn issue_32_two_peers_train_the_one_peer_model() {
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let one = dir.path().join("one");
+    let two = dir.path().join("two");
+    train(&write_config(dir.path(), TINY_MLP), &one, None);
+    let config = dir.path().join("peers.toml");
+    std::fs::write(&config, TINY_MLP.replace("checkpoint_every = 16", "checkpoint_every = 16\npeers = 2")).unwrap();
+    train(&config, &two, None);
+    let (a, b) = (weights(&one), weights(&two));
+    assert_eq!(a.len(), b.len());
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "largest weight difference {worst}");
+    // Every sub-model is evaluated once, by rank 0.
+    let (ra, rb) = (RunReport::read(&one).unwrap(), RunReport::read(&two).unwrap());
+    assert_eq!(ra.n_sub_models, rb.n_sub_models);
+    for (x, y) in ra.results.iter().zip(&rb.results) {
+        assert!((x.accuracy - y.accuracy).abs() <= 0.01, "{}: {} vs {}", x.sub_model, x.accuracy, y.accuracy);
+    }
+    // A batch that does not split evenly is refused, naming the key.
+    std::fs::write(&config, TINY_MLP.replace("checkpoint_every = 16", "checkpoint_every = 16\npeers = 3")).unwrap();
+    let err = format!("{:#}", sorted_runner::config::Experiment::from_file(&config).unwrap_err());
+    assert!(err.contains("data.batch_size") && err.contains("train.peers = 3"), "{err}");
+}
