@@ -50,6 +50,24 @@ pub enum Command {
     /// several exits from one forward pass, or of sub-models sampled over exits x FFN widths
     /// (one exit = plain fine-tuning).
     Soft(SoftArgs),
+    /// Sort a pretrained decoder's query heads and SwiGLU units by importance on an
+    /// experiment's training text and write it as a GGUF file, ready for sorted fine-tuning.
+    Sort(SortArgs),
+}
+
+/// `sort`.
+#[derive(Debug, Args)]
+pub struct SortArgs {
+    /// A `[model.llama]` experiment: its model, training text and `sort_by` / `sort_batches`.
+    #[arg(long)]
+    pub config: PathBuf,
+    /// The importance score (default: the config's `sort_by`, else `taylor`).
+    #[arg(long, value_parser = ["taylor", "activation", "magnitude"])]
+    pub by: Option<String>,
+    /// Output folder: `model.gguf` (F32, the full sorted decoder with its tokenizer) and
+    /// `sort_scores.json`.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 /// `soft`.

@@ -24,7 +24,7 @@ mod train;
 
 pub use cli::{
     Cli, Command, CompareArgs, EvalArgs, ExportArgs, GenerateArgs, LayoutArg, PerplexityArgs, ProfileArgs, SelectArgs,
-    SoftArgs, TrainArgs,
+    SoftArgs, SortArgs, TrainArgs,
 };
 pub use commands::{eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;
@@ -115,5 +115,6 @@ where
         Some(Command::Generate(args)) => llm::generate_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Perplexity(args)) => llm::perplexity_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Soft(args)) => llm::soft_cmd::<B>(args, &device, ctx),
+        Some(Command::Sort(args)) => sort::sort_cmd::<B>(args, &device, ctx),
     }
 }

@@ -1,7 +1,8 @@
 //! Importance sorting before training (issue 31): the `[model.bert]` / `[model.llama]`
 //! `sort_by` keys of a fresh run. The scores and the permutations are `sorted_zoo::sorting`'s;
 //! this file only picks the calibration batches (the run's own first training batches) and
-//! records the scores beside the run.
+//! records the scores beside the run. `sorted-runner sort` does the same to a pretrained
+//! decoder and writes it out.
 
 use std::path::Path;
 
@@ -150,4 +151,71 @@ fn score_name(score: ImportanceScore) -> &'static str {
         ImportanceScore::Activation => "activation",
         ImportanceScore::Taylor => "taylor",
     }
+}
+
+/// `sort`: loads the `[model.llama]` experiment's decoder, scores it on the experiment's first
+/// training batches (`--by`, else the config's `sort_by`, else Taylor), sorts it and writes
+/// `model.gguf` (F32, the full decoder with its tokenizer) and `sort_scores.json` into `--out`.
+/// The sorted decoder computes the same function; its prefixes are the better sub-models.
+///
+/// # Errors
+/// A config that is not a `[model.llama]` experiment with a GGUF model, unreadable data, an
+/// unwritable output.
+pub fn sort_cmd<B: AutodiffBackend>(
+    args: &crate::cli::SortArgs,
+    device: &B::Device,
+    ctx: &crate::provenance::RunContext,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use sorted_zoo::llama::{GgmlType, LlamaExportOptions, export_llama_gguf};
+    let text =
+        std::fs::read_to_string(&args.config).with_context(|| format!("reading config `{}`", args.config.display()))?;
+    anyhow::ensure!(
+        crate::lm::is_lm_experiment(&text),
+        "`{}`: `sort` writes sorted decoders ([model.llama]); a BERT is sorted inside its run with \
+         `[model.bert] sort_by`",
+        args.config.display()
+    );
+    let exp = crate::lm::LmExperiment::from_toml(&text, &args.config)?;
+    anyhow::ensure!(
+        exp.llama().gguf.is_some(),
+        "`{}`: [model.llama] has no `gguf` to sort (a random model has nothing to sort)",
+        args.config.display()
+    );
+    let (model, data, _space) = crate::lm::run::load::<B>(&exp, device)?;
+    let (config_score, n_batches) = exp.llama().sorting().unwrap_or((ImportanceScore::Taylor, 4));
+    let score = match args.by.as_deref() {
+        Some("activation") => ImportanceScore::Activation,
+        Some("magnitude") => ImportanceScore::Magnitude,
+        Some(_) => ImportanceScore::Taylor,
+        None => config_score,
+    };
+    let cfg = &exp.config;
+    let order = data.train.epoch_order(cfg.data.batch_size, cfg.seed);
+    let sorted = sort_llama_on(model, score, n_batches, &data.train, &order, device)?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating `{}`", args.out.display()))?;
+    record_sort(&args.out, "query heads and SwiGLU units", score, &sorted, ctx.quiet)?;
+    let gguf = Path::new(exp.llama().gguf.as_deref().expect("checked"));
+    let file = sorted_zoo::llama::GgufFile::read(gguf)?;
+    let bpe = sorted_data::ByteLevelBpe::from_gguf(&file)?;
+    let (l0, d) = (&sorted.model.layers[0], sorted.model.embedding.dims()[1]);
+    let whole = sorted_nn::TransformerSpaceConfig {
+        depths: vec![sorted.model.layers.len()],
+        heads: vec![l0.num_heads],
+        ffn: vec![l0.gate.d_output_max()],
+        hidden: None,
+    };
+    let full = sorted_nn::TransformerSpace::new(whole, d)?.largest();
+    let options = LlamaExportOptions {
+        tokenizer: Some(&bpe),
+        name: format!("{} sorted by {}", gguf.display(), score_name(score)),
+        ..Default::default()
+    };
+    let out = args.out.join("model.gguf");
+    export_llama_gguf(&sorted.model, &full, &options, GgmlType::F32, &out)
+        .with_context(|| format!("writing `{}`", out.display()))?;
+    if !ctx.quiet {
+        println!("wrote {}/{{model.gguf, {SORT_SCORES_FILE}}}", args.out.display());
+    }
+    Ok(())
 }

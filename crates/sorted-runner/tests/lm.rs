@@ -311,3 +311,40 @@ fn issue_31_a_sorted_lm_run_records_its_scores_and_resumes_without_sorting_again
     assert!(!dir.path().join("stopped").join(SORT_SCORES_FILE).exists(), "eval sorted");
     assert_eq!(scores(&dir.path().join("stopped")), scores(&dir.path().join("whole")));
 }
+
+#[test]
+fn issue_31_sort_writes_a_sorted_decoder_that_computes_the_same_function() {
+    use burn::prelude::*;
+    use sorted_runner::SortArgs;
+    let _guard = crate::end_to_end::rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_gguf(dir.path());
+    let text = config(SAMPLED, "").replace(
+        "[model.llama.random]\nhidden_size = 16\nnum_layers = 4\nnum_heads = 4\nnum_kv_heads = 2\nhead_dim = 4\nintermediate_size = 24\n",
+        "",
+    );
+    let text = text.replace("exit_weights = [1.0, 2.0]", &format!("gguf = \"{}\"", gguf.display()));
+    let path = dir.path().join("lm.toml");
+    std::fs::write(&path, &text).unwrap();
+    let out = dir.path().join("sorted");
+    let args = SortArgs { config: path.clone(), by: Some("taylor".into()), out: out.clone() };
+    run_on::<Autodiff<Flex>>(&cli(Command::Sort(args)), Default::default(), &ctx()).unwrap();
+    let scores: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join(sorted_runner::SORT_SCORES_FILE)).unwrap()).unwrap();
+    assert_eq!(scores["score"], "taylor");
+    let device = Default::default();
+    let (original, _) = sorted_zoo::llama::load_gguf::<Flex>(&gguf, &device).unwrap();
+    let (sorted, _) = sorted_zoo::llama::load_gguf::<Flex>(&out.join("model.gguf"), &device).unwrap();
+    let ids = Tensor::<Flex, 2, Int>::from_ints([[72, 101, 108, 108, 111, 32, 119]], &device);
+    let full = original.full_width();
+    let a = original.forward_exits(ids.clone(), &[4], full).remove(0);
+    let b = sorted.forward_exits(ids, &[4], full).remove(0);
+    let diff = (a - b).abs().max().into_scalar().elem::<f32>();
+    assert!(diff < 1e-4, "sorting changed the full model by {diff}");
+    // A BERT config is refused with a pointer to `sort_by`.
+    std::fs::write(&path, "name = \"x\"\nseed = 1\n[model.bert]\n").unwrap();
+    let args = SortArgs { config: path, by: None, out };
+    let err =
+        format!("{:#}", run_on::<Autodiff<Flex>>(&cli(Command::Sort(args)), Default::default(), &ctx()).unwrap_err());
+    assert!(err.contains("sort_by"), "{err}");
+}

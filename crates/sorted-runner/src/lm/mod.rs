@@ -3,7 +3,7 @@
 //! `eval`).
 
 pub mod config;
-mod run;
+pub(crate) mod run;
 
 pub use config::{LmExperiment, LmExperimentConfig, LmModelConfig, is_lm_experiment};
 pub use run::{TERM_LOSSES_FILE, TermLoss, train_lm_experiment};

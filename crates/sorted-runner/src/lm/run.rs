@@ -67,7 +67,7 @@ pub fn train_lm_experiment<B: AutodiffBackend>(
 
 /// The experiment's decoder (seeded, loaded), its tokenized text and its space checked
 /// against the decoder.
-fn load<B: Backend>(
+pub(crate) fn load<B: Backend>(
     exp: &LmExperiment,
     device: &B::Device,
 ) -> anyhow::Result<(SortedLlama<B>, LmData, TransformerSpace)> {
