@@ -14,6 +14,8 @@ mod deploy;
 #[cfg(feature = "flex")]
 mod end_to_end;
 #[cfg(feature = "flex")]
+mod export_pytorch;
+#[cfg(feature = "flex")]
 mod faults;
 mod fuzz_replay;
 #[cfg(feature = "flex")]
