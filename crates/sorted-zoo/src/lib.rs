@@ -3,13 +3,15 @@
 
 mod bert;
 pub mod deploy;
+mod export_files;
 pub mod llama;
 pub mod sorting;
 mod vision;
 
 pub use bert::{
-    BertModelConfig, MAX_BERT_PARAMETER_BYTES, Pooling, RandomBertSizes, SortedBert, SortedBertConfig, SortedBertLayer,
-    WeightsError, safetensors_tensor_names,
+    BERT_HF_EXPORT_FORMAT, BertExportError, BertExportOptions, BertHfManifest, BertModelConfig,
+    MAX_BERT_PARAMETER_BYTES, Pooling, RandomBertSizes, SortedBert, SortedBertConfig, SortedBertLayer, WeightsError,
+    export_bert_hf, safetensors_tensor_names,
 };
 pub use vision::classifier::{DenseClassifier, SortedClassifier};
 pub use vision::classifier_config::{

@@ -1,10 +1,12 @@
 //! BERT: a post-LN transformer encoder with nested depth, heads, FFN and hidden width, and its
 //! loader for Hugging Face `BertModel` weights.
 
+mod export_hf;
 mod model;
 mod model_config;
 mod weights;
 
+pub use export_hf::{BERT_HF_EXPORT_FORMAT, BertExportError, BertExportOptions, BertHfManifest, export_bert_hf};
 pub use model::{Pooling, SortedBert, SortedBertConfig, SortedBertLayer};
 pub use model_config::{BertModelConfig, RandomBertSizes};
 pub(crate) use weights::transposed;

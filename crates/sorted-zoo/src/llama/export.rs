@@ -2,7 +2,6 @@
 //! copied out as a dense LLaMA ([`DenseLlama`]), the export options, the error type and the
 //! atomic file writes.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
@@ -214,32 +213,21 @@ pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LlamaExpor
     move |source| LlamaExportError::Io { path: path.to_path_buf(), source }
 }
 
+impl From<crate::export_files::WriteFailure> for LlamaExportError {
+    fn from(f: crate::export_files::WriteFailure) -> Self {
+        LlamaExportError::Io { path: f.path, source: f.source }
+    }
+}
+
 /// Writes `bytes` to the new file `path` and syncs it.
 pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LlamaExportError> {
-    let mut file = std::fs::File::create(path).map_err(io_error(path))?;
-    file.write_all(bytes).map_err(io_error(path))?;
-    file.sync_all().map_err(io_error(path))
+    Ok(crate::export_files::write_synced(path, bytes)?)
 }
 
-/// A temporary sibling of `out` (`.{name}.tmp-{pid}`), for writing before a rename.
-pub(super) fn temporary_sibling(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into());
-    out.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
+pub(super) use crate::export_files::temporary_sibling;
 
-/// Moves the finished folder `tmp` to `out`, after syncing it. An earlier folder at `out` is
-/// moved aside, not deleted, until the new one is in place: a kill in between leaves one of
-/// them whole.
+/// Moves the finished folder `tmp` to `out`, after syncing it (see
+/// [`crate::export_files::publish_folder`]).
 pub(super) fn publish_folder(tmp: &Path, out: &Path) -> Result<(), LlamaExportError> {
-    std::fs::File::open(tmp).and_then(|dir| dir.sync_all()).map_err(io_error(tmp))?;
-    let aside = temporary_sibling(out).with_extension("old");
-    if out.exists() {
-        std::fs::rename(out, &aside).map_err(io_error(out))?;
-    }
-    std::fs::rename(tmp, out).map_err(io_error(out))?;
-    let _ = std::fs::remove_dir_all(&aside);
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let _ = std::fs::File::open(parent).and_then(|dir| dir.sync_all());
-    }
-    Ok(())
+    Ok(crate::export_files::publish_folder(tmp, out)?)
 }

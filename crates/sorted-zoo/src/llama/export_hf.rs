@@ -55,28 +55,6 @@ pub fn unpermute_rope_rows(w: &[f32], heads: usize, head_dim: usize, cols: usize
     out
 }
 
-/// A safetensors file of f32 tensors (in the order given) with `{"format": "pt"}` metadata.
-fn safetensors(tensors: &[(String, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    header.insert("__metadata__".into(), json!({ "format": "pt" }));
-    let mut offset = 0usize;
-    for (name, shape, values) in tensors {
-        let end = offset + 4 * values.len();
-        header.insert(name.clone(), json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }));
-        offset = end;
-    }
-    let mut header = serde_json::to_vec(&Value::Object(header)).expect("header serialises");
-    // The data starts 8-byte aligned, as the safetensors library writes it.
-    header.resize(header.len().div_ceil(8) * 8, b' ');
-    let mut out = Vec::with_capacity(8 + header.len() + offset);
-    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
-    out.extend_from_slice(&header);
-    for (_, _, values) in tensors {
-        out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    }
-    out
-}
-
 impl DenseLlama {
     /// The tensors of `model.safetensors`, HF names and layout, sorted by name.
     pub fn hf_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
@@ -243,7 +221,7 @@ pub fn export_llama_hf<B: Backend>(
     let dense = model.dense_weights(sub)?;
     let mut files: Vec<(&str, Vec<u8>)> = vec![
         ("config.json", pretty(&dense.hf_config(options))),
-        ("model.safetensors", safetensors(&dense.hf_tensors())),
+        ("model.safetensors", crate::export_files::safetensors_f32(&dense.hf_tensors())),
         (
             "generation_config.json",
             pretty(&json!({
