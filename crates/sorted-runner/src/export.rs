@@ -123,6 +123,9 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
     if crate::text::model_kind(crate::run_folder::open_checkpoint(run)?.config_toml()).as_deref() == Some("llama") {
         return export_lm::<E>(LmSource::Run(run), &args.sub_model, args.out.as_deref(), device, ctx);
     }
+    if crate::text::model_kind(crate::run_folder::open_checkpoint(run)?.config_toml()).as_deref() == Some("bert") {
+        return crate::text::export_text::<E>(run, &args.sub_model, args.out.as_deref(), device, ctx);
+    }
     let (exp, checkpoint) = load_run(run)?;
     let sub =
         exp.space.parse_sub_model(&args.sub_model).with_context(|| format!("--sub-model `{}`", args.sub_model))?;

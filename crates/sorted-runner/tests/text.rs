@@ -206,3 +206,78 @@ fn issue_31_a_sorted_text_run_records_its_scores_and_resumes_without_sorting_aga
     };
     assert_eq!(accuracies("stopped"), accuracies("whole"));
 }
+
+/// The f32 values of tensor `name` of a safetensors file, with its shape.
+fn safetensor(bytes: &[u8], name: &str) -> (Vec<usize>, Vec<f32>) {
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let entry = &header[name];
+    let shape = entry["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as usize).collect();
+    let [start, end] = [0, 1].map(|i| entry["data_offsets"][i].as_u64().unwrap() as usize + 8 + n);
+    (shape, bytes[start..end].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+#[test]
+fn issue_30_a_bert_sub_model_of_a_text_run_exports_to_hugging_face() {
+    use burn::module::Param;
+    use burn::prelude::*;
+    use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
+    use sorted_runner::{Command, ExportArgs, TrainArgs, run_on};
+    use sorted_zoo::SortedBertConfig;
+    let _guard = crate::end_to_end::rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rt-tiny.toml");
+    std::fs::write(&path, config(UNIFORM)).unwrap();
+    let run = dir.path().join("run");
+    let args = TrainArgs { config: Some(path), out: Some(run.clone()), ..TrainArgs::default() };
+    run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    let keep = std::env::var_os("SORTED_EXPORT_DIR").map(PathBuf::from);
+    let out = keep.map_or_else(|| dir.path().join("exported"), |k| k.join("run-L1-H2-F16"));
+    let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "L1-H2-F16".into(), out: Some(out.clone()) };
+    run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+
+    let hf = out.join("hf");
+    for file in ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "manifest.json"] {
+        assert!(hf.join(file).exists(), "{file}");
+    }
+    assert_eq!(std::fs::read(hf.join("vocab.txt")).unwrap(), std::fs::read(vocab()).unwrap());
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(hf.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["architectures"][0], "BertModel", "mean pooling: BertModel + classifier");
+    assert_eq!((config["num_hidden_layers"].as_u64(), config["num_attention_heads"].as_u64()), (Some(1), Some(4)));
+    assert_eq!(config["intermediate_size"].as_u64(), Some(16));
+    assert_eq!(config["sortednet"]["active_heads"].as_u64(), Some(2));
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("expected_logits.json")).unwrap()).unwrap();
+    // The export's accuracy on the eval split is the run's for that sub-model.
+    let report = RunReport::read(&run).unwrap();
+    let row = report.results.iter().find(|r| r.sub_model == "L1-H2-F16").unwrap();
+    assert_eq!(expected["accuracy"].as_f64(), Some(row.accuracy));
+
+    // The folder, loaded back with our loader (all 4 heads, 2 of them zero), gives the logits.
+    let device = Default::default();
+    let bert = SortedBertConfig::from_hf_config(&hf.join("config.json")).unwrap();
+    let mut model = bert.init::<Flex>(&device).load_hf_safetensors(&hf.join("model.safetensors")).unwrap();
+    let bytes = std::fs::read(hf.join("model.safetensors")).unwrap();
+    let (shape, w) = safetensor(&bytes, "classifier.weight");
+    let (_, b) = safetensor(&bytes, "classifier.bias");
+    model.classifier.weight = Param::from_tensor(Tensor::from_data(TensorData::new(w, shape), &device).transpose());
+    model.classifier.bias = Some(Param::from_tensor(Tensor::from_data(TensorData::new(b, [2]), &device)));
+    let whole = TransformerSpace::new(
+        TransformerSpaceConfig { depths: vec![1], heads: vec![4], ffn: vec![16], hidden: None },
+        bert.hidden_size,
+    )
+    .unwrap()
+    .largest();
+    let ours: Vec<f32> = expected["logits"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+    let mut diff = 0f32;
+    for (i, ids) in expected["input_ids"].as_array().unwrap().iter().enumerate().take(8) {
+        let ids: Vec<i64> = ids.as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
+        let n = ids.len();
+        let input = Tensor::<Flex, 2, Int>::from_data(TensorData::new(ids, [1, n]), &device);
+        let logits = model.forward(input, None, Tensor::ones([1, n], &device), &whole);
+        for (a, b) in logits.into_data().to_vec::<f32>().unwrap().iter().zip(&ours[2 * i..2 * i + 2]) {
+            diff = diff.max((a - b).abs());
+        }
+    }
+    assert!(diff < 1e-4, "reloaded export differs by {diff}");
+}

@@ -108,7 +108,7 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
 
 /// The BERT of a text experiment, its vocabulary fitted to the data unless pretrained weights
 /// fix it.
-fn bert_for(exp: &TextExperiment, data: &TextData) -> anyhow::Result<sorted_zoo::SortedBertConfig> {
+pub(super) fn bert_for(exp: &TextExperiment, data: &TextData) -> anyhow::Result<sorted_zoo::SortedBertConfig> {
     let mut bert = exp.bert.clone();
     if exp.weights_path().is_none() {
         bert.vocab_size = data.vocab_size;
