@@ -6,13 +6,18 @@ use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use sorted_nn::test_util::assert_matches_dense;
-use sorted_nn::{NormPass, SortedLinear, TransformerSpace, TransformerSpaceConfig};
+use sorted_nn::{NormPass, SortedLinear, SubModel, TransformerSpace, TransformerSpaceConfig};
 use sorted_zoo::llama::{KvCache, SortedLlama, SortedLlamaConfig};
 use sorted_zoo::sorting::{
-    BertCalibration, ImportanceScore, LayerScores, MlpScores, SortError, TransformerScores, importance_bert,
-    importance_llama, magnitude_bert, magnitude_llama, magnitude_mlp, sort_bert, sort_llama, sort_mlp,
+    BertCalibration, ChannelScores, ImportanceScore, LayerScores, MlpScores, SortError, TransformerScores,
+    importance_bert, importance_cnn, importance_llama, importance_mobilenet_v2, importance_resnet, magnitude_bert,
+    magnitude_cnn, magnitude_llama, magnitude_mlp, magnitude_mobilenet_v2, sort_bert, sort_cnn, sort_llama, sort_mlp,
+    sort_mobilenet_v2, sort_resnet,
 };
-use sorted_zoo::{Pooling, SortedBert, SortedBertConfig, SortedClassifier, SortedMlpConfig};
+use sorted_zoo::{
+    Pooling, SortedBert, SortedBertConfig, SortedClassifier, SortedCnnConfig, SortedMlpConfig, SortedMobileNetV2Config,
+    SortedResNetConfig,
+};
 
 use crate::checks::mixed_space;
 
@@ -371,4 +376,111 @@ fn sorting_the_mlp_keeps_the_full_model_and_puts_the_dominant_unit_first() {
     }
     let short = MlpScores { blocks: vec![scrambled(8, 1)] };
     assert!(matches!(sort_mlp(model, &short), Err(SortError::LayerCount { what: "blocks", expected: 2, got: 1 })));
+}
+
+// ---------------------------------------------------------------- convolutional families
+
+/// A seeded calibration batch of `n` 1x8x8 images and labels of 3 classes.
+fn calibration<BB: Backend>(n: usize) -> (Tensor<BB, 4>, Tensor<BB, 1, Int>) {
+    let device = Default::default();
+    let labels: Vec<i64> = (0..n as i64).map(|i| i % 3).collect();
+    (crate::checks::images(n, [1, 8, 8], &device), Tensor::from_data(TensorData::new(labels, [n]), &device))
+}
+
+/// Random channel scores of the shape `like` (a model's own magnitude scores).
+fn scrambled_channels(like: &ChannelScores) -> ChannelScores {
+    ChannelScores { blocks: like.blocks.iter().enumerate().map(|(b, s)| scrambled(s.len(), b + 1)).collect() }
+}
+
+/// Sorting by scrambled scores and by each importance score keeps the full model's logits
+/// (BatchNorm on batch statistics), the re-scored sorted model's scores descend, and wrong
+/// scores are refused naming the block.
+fn check_channel_sort<M: SortedClassifier<B> + Clone>(
+    model: M,
+    full: &SubModel,
+    importance: impl Fn(&M, Tensor<B, 4>, Tensor<B, 1, Int>, ImportanceScore) -> Result<ChannelScores, SortError>,
+    sort: impl Fn(M, &ChannelScores) -> Result<M, SortError>,
+) {
+    let (images, labels) = calibration::<B>(6);
+    let logits = |m: &M| m.forward(images.clone(), full, &mut NormPass::Batch).inner();
+    let before = logits(&model);
+    let magnitude = importance(&model, images.clone(), labels.clone(), ImportanceScore::Magnitude).unwrap();
+    let sorted = sort(model.clone(), &scrambled_channels(&magnitude)).unwrap();
+    assert_matches_dense(logits(&sorted), before.clone(), 1e-5);
+    for score in [ImportanceScore::Magnitude, ImportanceScore::Activation, ImportanceScore::Taylor] {
+        let scores = importance(&model, images.clone(), labels.clone(), score).unwrap();
+        assert_eq!(
+            scores.blocks.iter().map(Vec::len).collect::<Vec<_>>(),
+            magnitude.blocks.iter().map(Vec::len).collect::<Vec<_>>()
+        );
+        assert!(scores.blocks.iter().flatten().any(|&s| s > 0.0), "{score:?}: all scores zero");
+        let sorted = sort(model.clone(), &scores).unwrap();
+        assert_matches_dense(logits(&sorted), before.clone(), 1e-5);
+        let again = importance(&sorted, images.clone(), labels.clone(), score).unwrap();
+        for (b, block) in again.blocks.iter().enumerate() {
+            let mut expected = scores.blocks[b].clone();
+            expected.sort_by(|a, b| b.total_cmp(a));
+            assert_close(&format!("{score:?} block {b}"), block, &expected);
+        }
+    }
+    let mut short = magnitude.clone();
+    let b = short.blocks.iter().position(|s| !s.is_empty()).unwrap();
+    short.blocks[b].pop();
+    let err = sort(model.clone(), &short).err().unwrap();
+    assert!(matches!(err, SortError::ScoreLength { axis: "channels", layer, .. } if layer == b), "{err:?}");
+    let (one, one_label) = calibration::<B>(1);
+    assert!(matches!(
+        importance(&model, one, one_label, ImportanceScore::Activation),
+        Err(SortError::Calibration { what: "images", .. })
+    ));
+}
+
+#[test]
+fn sorting_the_cnn_keeps_the_full_model_and_the_scores_follow() {
+    let device = Default::default();
+    B::seed(&device, 21);
+    let space = mixed_space(&[&[2, 4], &[3, 6], &[4, 5]]);
+    let config = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1, 2, 1]);
+    check_channel_sort(
+        config.init::<B>(&device),
+        &space.largest(),
+        |m, x, y, s| importance_cnn(m, &space.largest(), x, y, s),
+        sort_cnn,
+    );
+    let switchable = config.with_switchable_bn(&space).init::<B>(&device);
+    let scores = magnitude_cnn(&switchable);
+    let err = sort_cnn(switchable, &scores).err().unwrap();
+    assert_eq!(
+        err.to_string(),
+        "norms[0] keeps switchable BatchNorm statistics for widths [2, 4]; sort a model without them"
+    );
+}
+
+#[test]
+fn sorting_the_resnet_keeps_the_full_model_and_the_scores_follow() {
+    let device = Default::default();
+    B::seed(&device, 22);
+    let space = mixed_space(&[&[2, 4], &[3, 4], &[3, 6], &[5, 8]]);
+    check_channel_sort(
+        SortedResNetConfig::tiny().init::<B>(&device),
+        &space.largest(),
+        |m, x, y, s| importance_resnet(m, &space.largest(), x, y, s),
+        sort_resnet,
+    );
+}
+
+#[test]
+fn sorting_the_mobilenet_v2_keeps_the_full_model_and_the_scores_follow() {
+    let device = Default::default();
+    B::seed(&device, 23);
+    let space = mixed_space(&[&[2, 3], &[2, 4], &[3, 4], &[4, 6]]);
+    let model = SortedMobileNetV2Config::tiny().init::<B>(&device);
+    // Block 0 has expansion 1: nothing to sort there.
+    assert!(magnitude_mobilenet_v2(&model).blocks[0].is_empty());
+    check_channel_sort(
+        model,
+        &space.largest(),
+        |m, x, y, s| importance_mobilenet_v2(m, &space.largest(), x, y, s),
+        sort_mobilenet_v2,
+    );
 }

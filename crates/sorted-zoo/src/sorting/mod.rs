@@ -19,6 +19,17 @@
 //!   keeps it exact. The KV heads themselves are not nested and keep their order.
 //! - MLP ([`sort_mlp`]): the hidden units of every block (the block's columns and bias, the
 //!   next block's or the head's rows).
+//! - CNN ([`sort_cnn`]): every convolution's output channels (filters, BatchNorm scale and
+//!   shift, the next convolution's input slices or the head's rows).
+//! - ResNet ([`sort_resnet`]): each basic block's inner channels (first convolution and
+//!   BatchNorm, second convolution's inputs); the residual stream keeps its order.
+//! - MobileNetV2 ([`sort_mobilenet_v2`]): each inverted residual block's hidden channels
+//!   (expansion, depthwise convolution and their BatchNorms, the projection's inputs).
+//!
+//! The convolutional families score channels through their BatchNorms (see `channels.rs`):
+//! magnitude is `|gamma|` times the norm of the weights reading the channel, activation the mean
+//! post-activation on a calibration batch, and Taylor is read from the gradients of the
+//! BatchNorm's scale and shift after one backward pass through the model's own forward.
 //!
 //! # Scores
 //! [`ImportanceScore::Magnitude`] needs the weights only; [`ImportanceScore::Activation`] and
@@ -45,19 +56,26 @@
 //! ```
 
 mod bert;
+mod channels;
+mod cnn;
 mod llama;
 mod mlp;
+mod mobilenet_v2;
 mod permutation;
 mod probe;
+mod resnet;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ModelConfigError;
 
 pub use bert::{BertCalibration, importance_bert, magnitude_bert, sort_bert};
+pub use cnn::{importance_cnn, magnitude_cnn, sort_cnn};
 pub use llama::{importance_llama, magnitude_llama, sort_llama};
 pub use mlp::{magnitude_mlp, sort_mlp};
+pub use mobilenet_v2::{importance_mobilenet_v2, magnitude_mobilenet_v2, sort_mobilenet_v2};
 pub use permutation::{descending_order, expand_blocks, grouped_order, permute_axis, permute_inputs, permute_outputs};
+pub use resnet::{importance_resnet, magnitude_resnet, sort_resnet};
 
 /// How a unit's importance is measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -137,6 +155,15 @@ pub struct MlpScores {
     pub blocks: Vec<Vec<f32>>,
 }
 
+/// The channel scores of a convolutional model, one vector per block: a CNN's convolutions,
+/// a ResNet's basic blocks (their inner channels), a MobileNetV2's inverted residual blocks
+/// (their hidden channels; empty for a block without expansion).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChannelScores {
+    /// Per block, one score per allocated channel the sort reorders.
+    pub blocks: Vec<Vec<f32>>,
+}
+
 /// Why scores could not be computed or applied.
 #[derive(Debug, thiserror::Error)]
 pub enum SortError {
@@ -173,6 +200,16 @@ pub enum SortError {
         unit: usize,
         /// The value.
         value: f32,
+    },
+    /// A BatchNorm keeps private running statistics per switchable width: they describe the
+    /// old prefixes, so the model cannot be sorted (sort the dense model, then train with
+    /// switchable BatchNorm).
+    #[error("{layer} keeps switchable BatchNorm statistics for widths {widths:?}; sort a model without them")]
+    Switchable {
+        /// The BatchNorm, e.g. `blocks[3].norm1`.
+        layer: String,
+        /// Its switchable widths.
+        widths: Vec<usize>,
     },
     /// The calibration batch does not fit the model or the score.
     #[error("calibration batch: {what} is {got:?}, expected {expected}")]

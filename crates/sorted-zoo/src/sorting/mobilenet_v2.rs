@@ -1,0 +1,133 @@
+//! Scores and sorting of [`SortedMobileNetV2`]: the hidden (expanded) channels of every inverted
+//! residual block.
+//!
+//! A block's expansion writes hidden channels that the depthwise convolution transforms one by
+//! one and the projection reads: they can be reordered freely (the expansion's filters and
+//! BatchNorm, the depthwise filters and BatchNorm, the projection's input slices). A block
+//! without expansion (factor 1) runs on its input channels, which belong to the stream between
+//! blocks; it has nothing to sort and takes an empty score vector. Every sub-model runs a prefix
+//! of the hidden channels, so the sort decides which of them the narrow sub-models keep. The
+//! full model's function is preserved.
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use sorted_nn::{NormPass, SubModel};
+
+use super::channels::{
+    check_images, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs, permute_conv_outputs,
+    permute_norm, taylor_channels,
+};
+use super::permutation::descending_order;
+use super::probe::cross_entropy;
+use super::{ChannelScores, ImportanceScore, SortError, check_count, check_len};
+use crate::{SortedClassifier, SortedConvNorm, SortedInvertedResidual, SortedMobileNetV2};
+
+/// The number of hidden channels the sort reorders in `block` (0 without expansion).
+fn hidden<B: Backend>(block: &SortedInvertedResidual<B>) -> usize {
+    block.expand.as_ref().map_or(0, |e| e.conv.c_out_max())
+}
+
+/// The magnitude score of every block's hidden channels: `|gamma|` of the depthwise BatchNorm
+/// (what the channel carries into the projection) times the L2 norm of the projection's input
+/// slice. Blocks without expansion get an empty vector.
+pub fn magnitude_mobilenet_v2<B: Backend>(model: &SortedMobileNetV2<B>) -> ChannelScores {
+    let blocks = model
+        .blocks
+        .iter()
+        .map(|b| match b.expand {
+            Some(_) => magnitude_channels(&b.depthwise.norm, input_sq(&b.project.conv)),
+            None => Vec::new(),
+        })
+        .collect();
+    ChannelScores { blocks }
+}
+
+/// Scores every block's hidden channels in the full model `full` with `score` on a calibration
+/// batch (`images` `[n, c, h, w]`, `labels` `[n]`), BatchNorm on batch statistics. Activation:
+/// the mean ReLU6 activation after the depthwise convolution (what the projection reads);
+/// Taylor: see [`channels`](super::channels), summed over the expansion's and the depthwise
+/// BatchNorms of the channel. Blocks without expansion get an empty vector. The model is not
+/// changed.
+///
+/// # Errors
+/// [`SortError::Calibration`] if the batch does not fit the model.
+pub fn importance_mobilenet_v2<B: AutodiffBackend>(
+    model: &SortedMobileNetV2<B>,
+    full: &SubModel,
+    images: Tensor<B, 4>,
+    labels: Tensor<B, 1, Int>,
+    score: ImportanceScore,
+) -> Result<ChannelScores, SortError> {
+    check_images(&images, &labels, model.stem.conv.c_in_max())?;
+    let blocks = match score {
+        ImportanceScore::Magnitude => return Ok(magnitude_mobilenet_v2(model)),
+        ImportanceScore::Activation => {
+            let model = model.valid();
+            let mut pass = NormPass::Batch;
+            let relu6 = |x: Tensor<B::InnerBackend, 4>| x.clamp(0.0, 6.0);
+            let mut x = relu6(model.stem.forward(images.inner(), model.stem.conv.c_out_max(), &mut pass, 0));
+            let mut blocks = Vec::new();
+            // The full model runs every block in flat order.
+            for block in &model.blocks {
+                let c = block.project.conv.c_out_max();
+                blocks.push(match &block.expand {
+                    Some(e) => {
+                        let h = relu6(e.forward(x.clone(), hidden(block), &mut pass, 0));
+                        mean_abs_channels(relu6(block.depthwise.forward(h, hidden(block), &mut pass, 0)))
+                    }
+                    None => Vec::new(),
+                });
+                x = block.forward(x, c, &mut pass, 0);
+            }
+            blocks
+        }
+        ImportanceScore::Taylor => {
+            let logits = model.forward(images, full, &mut NormPass::Batch);
+            let grads = cross_entropy(logits, labels).backward();
+            let taylor = |e: &SortedConvNorm<B>, d: &SortedConvNorm<B>| {
+                let (a, b) = (taylor_channels(&e.norm, &grads), taylor_channels(&d.norm, &grads));
+                a.iter().zip(&b).map(|(x, y)| x + y).collect()
+            };
+            model.blocks.iter().map(|b| b.expand.as_ref().map_or(Vec::new(), |e| taylor(e, &b.depthwise))).collect()
+        }
+    };
+    Ok(ChannelScores { blocks })
+}
+
+/// Reorders every expanding block's hidden channels by descending score (stable). The full
+/// model's outputs are unchanged; parameter ids are kept.
+///
+/// # Errors
+/// [`SortError::LayerCount`], [`SortError::ScoreLength`] (an expanding block needs one score per
+/// hidden channel, a block without expansion an empty vector) or [`SortError::NonFinite`] for
+/// scores that do not fit; [`SortError::Switchable`] for a model with switchable BatchNorm.
+pub fn sort_mobilenet_v2<B: Backend>(
+    mut model: SortedMobileNetV2<B>,
+    scores: &ChannelScores,
+) -> Result<SortedMobileNetV2<B>, SortError> {
+    check_count("blocks", model.blocks.len(), scores.blocks.len())?;
+    for (b, (block, s)) in model.blocks.iter().zip(&scores.blocks).enumerate() {
+        check_len("channels", b, hidden(block), s)?;
+    }
+    let blocks = std::mem::take(&mut model.blocks);
+    model.blocks = blocks
+        .into_iter()
+        .zip(&scores.blocks)
+        .enumerate()
+        .map(|(b, (block, s))| {
+            let Some(expand) = block.expand else { return Ok(block) };
+            let order = descending_order(s);
+            let norm = |n, what: &str| permute_norm(n, &order, &format!("blocks[{b}].{what}.norm"));
+            let expand =
+                SortedConvNorm { conv: permute_conv_outputs(expand.conv, &order), norm: norm(expand.norm, "expand")? };
+            let depthwise = SortedConvNorm {
+                conv: permute_conv_outputs(block.depthwise.conv, &order),
+                norm: norm(block.depthwise.norm, "depthwise")?,
+            };
+            let project = SortedConvNorm { conv: permute_conv_inputs(block.project.conv, &order), ..block.project };
+            Ok(SortedInvertedResidual { expand: Some(expand), depthwise, project, residual: block.residual })
+        })
+        .collect::<Result<Vec<_>, SortError>>()?;
+    Ok(model)
+}

@@ -1,0 +1,104 @@
+//! Scores and sorting of [`SortedResNet`]: the inner channels of every basic block.
+//!
+//! A basic block's first convolution writes channels that only its second convolution reads:
+//! they can be reordered freely. The channels of the residual stream (the stem's, each block's
+//! second convolution's and the projection shortcuts') are summed across blocks, so a
+//! permutation there would have to be shared by a whole stage and its shortcut's zero-padding;
+//! they keep their order. Every sub-model runs a prefix of the inner channels at its block width,
+//! so the sort decides which inner channels the narrow sub-models keep. The full model's
+//! function is preserved.
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use burn::tensor::backend::AutodiffBackend;
+use sorted_nn::{NormPass, SubModel};
+
+use super::channels::{
+    check_images, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs, permute_conv_outputs,
+    permute_norm, taylor_channels,
+};
+use super::permutation::descending_order;
+use super::probe::cross_entropy;
+use super::{ChannelScores, ImportanceScore, SortError, check_count, check_len};
+use crate::{SortedBasicBlock, SortedClassifier, SortedResNet};
+
+/// The magnitude score of every block's inner channels: `|gamma|` of the first BatchNorm times
+/// the L2 norm of the second convolution's input slice.
+pub fn magnitude_resnet<B: Backend>(model: &SortedResNet<B>) -> ChannelScores {
+    let blocks = model.blocks.iter().map(|b| magnitude_channels(&b.norm1, input_sq(&b.conv2))).collect();
+    ChannelScores { blocks }
+}
+
+/// Scores every block's inner channels in the full model `full` with `score` on a calibration
+/// batch (`images` `[n, c, h, w]`, `labels` `[n]`), BatchNorm on batch statistics. Activation:
+/// the mean post-ReLU activation after the first BatchNorm; Taylor: see
+/// [`channels`](super::channels). The model is not changed.
+///
+/// # Errors
+/// [`SortError::Calibration`] if the batch does not fit the model.
+pub fn importance_resnet<B: AutodiffBackend>(
+    model: &SortedResNet<B>,
+    full: &SubModel,
+    images: Tensor<B, 4>,
+    labels: Tensor<B, 1, Int>,
+    score: ImportanceScore,
+) -> Result<ChannelScores, SortError> {
+    check_images(&images, &labels, model.stem.conv.c_in_max())?;
+    let blocks = match score {
+        ImportanceScore::Magnitude => return Ok(magnitude_resnet(model)),
+        ImportanceScore::Activation => {
+            let model = model.valid();
+            let mut pass = NormPass::Batch;
+            let mut x = relu(model.stem.forward(images.inner(), model.stem.conv.c_out_max(), &mut pass, 0));
+            let mut blocks = Vec::new();
+            // The full model runs every block in flat order.
+            for block in &model.blocks {
+                let c = block.conv1.c_out_max();
+                let inner = relu(block.norm1.forward_batch(block.conv1.forward(x.clone(), c)).0);
+                blocks.push(mean_abs_channels(inner));
+                x = block.forward(x, c, &mut pass, 0);
+            }
+            blocks
+        }
+        ImportanceScore::Taylor => {
+            let logits = model.forward(images, full, &mut NormPass::Batch);
+            let grads = cross_entropy(logits, labels).backward();
+            model.blocks.iter().map(|b| taylor_channels(&b.norm1, &grads)).collect()
+        }
+    };
+    Ok(ChannelScores { blocks })
+}
+
+/// Reorders every block's inner channels by descending score (stable): the first
+/// convolution's filters, the first BatchNorm's scale and shift, the second convolution's input
+/// slices. The full model's outputs are unchanged; parameter ids are kept.
+///
+/// # Errors
+/// [`SortError::LayerCount`], [`SortError::ScoreLength`] or [`SortError::NonFinite`] for
+/// scores that do not fit; [`SortError::Switchable`] for a model with switchable BatchNorm.
+pub fn sort_resnet<B: Backend>(
+    mut model: SortedResNet<B>,
+    scores: &ChannelScores,
+) -> Result<SortedResNet<B>, SortError> {
+    check_count("blocks", model.blocks.len(), scores.blocks.len())?;
+    for (b, (block, s)) in model.blocks.iter().zip(&scores.blocks).enumerate() {
+        check_len("channels", b, block.conv1.c_out_max(), s)?;
+    }
+    let blocks = std::mem::take(&mut model.blocks);
+    model.blocks = blocks
+        .into_iter()
+        .zip(&scores.blocks)
+        .enumerate()
+        .map(|(b, (block, s))| {
+            let order = descending_order(s);
+            Ok(SortedBasicBlock {
+                conv1: permute_conv_outputs(block.conv1, &order),
+                norm1: permute_norm(block.norm1, &order, &format!("blocks[{b}].norm1"))?,
+                conv2: permute_conv_inputs(block.conv2, &order),
+                ..block
+            })
+        })
+        .collect::<Result<Vec<_>, SortError>>()?;
+    Ok(model)
+}
