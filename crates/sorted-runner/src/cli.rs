@@ -297,6 +297,11 @@ pub struct TrainArgs {
     /// Replace the run already in `--out` (its checkpoints are deleted first).
     #[arg(long, conflicts_with = "resume")]
     pub force: bool,
+    /// One data-parallel peer per device, comma-separated, peer `i` on the `i`-th (`cpu,cpu`,
+    /// `cuda:0,cuda:1`; the kind must be `--device`'s): overrides `train.devices` and
+    /// `train.peers` (also of a resumed run, whose steps do not depend on where they run).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
 }
 
 /// `eval`.

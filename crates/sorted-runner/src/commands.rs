@@ -77,16 +77,25 @@ pub fn train_cmd<B: AutodiffBackend>(
         }
         Ok(())
     };
+    let text_devices = || {
+        anyhow::ensure!(
+            args.devices.is_empty(),
+            "--devices: data-parallel peers and per-peer devices are implemented for image experiments only so far"
+        );
+        Ok(())
+    };
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path).with_context(|| format!("reading config `{}`", path.display()))?;
         match crate::text::model_kind(&text).as_deref() {
             Some("bert") => {
                 let mut exp = crate::text::TextExperiment::from_toml(&text, path)?;
+                text_devices()?;
                 steps(&mut exp.config.train)?;
                 return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), &new_options, device, ctx);
             }
             Some("llama") => {
                 let mut exp = crate::lm::LmExperiment::from_toml(&text, path)?;
+                text_devices()?;
                 steps(&mut exp.config.train)?;
                 return crate::lm::train_lm_experiment::<B>(&exp, args.out.as_deref(), &new_options, device, ctx);
             }
@@ -102,11 +111,13 @@ pub fn train_cmd<B: AutodiffBackend>(
         match crate::text::model_kind(text).as_deref() {
             Some("bert") => {
                 let exp = crate::text::TextExperiment::from_toml(text, &source)?;
+                text_devices()?;
                 crate::text::train_text_in_folder::<B>(&exp, folder, &options, device, ctx)?;
                 return Ok(dir.clone());
             }
             Some("llama") => {
                 let exp = crate::lm::LmExperiment::from_toml(text, &source)?;
+                text_devices()?;
                 crate::lm::train_lm_in_folder::<B>(&exp, folder, &options, device, ctx)?;
                 return Ok(dir.clone());
             }
@@ -123,6 +134,7 @@ pub fn train_cmd<B: AutodiffBackend>(
         let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
         (exp, dir, None)
     };
+    let exp = with_devices(exp, &args.devices)?;
     let options = TrainOptions {
         resume: args.resume.is_some(),
         stop_after: args.stop_after,
@@ -135,6 +147,31 @@ pub fn train_cmd<B: AutodiffBackend>(
     };
     train_in_folder::<B>(&exp, folder, &options, device, ctx)?;
     Ok(run_dir)
+}
+
+/// `exp` with its peers placed on `devices` (`--devices`; none: unchanged), validated again.
+fn with_devices(exp: Experiment, devices: &[String]) -> anyhow::Result<Experiment> {
+    if devices.is_empty() {
+        return Ok(exp);
+    }
+    let mut config = exp.config;
+    config.train.devices = devices.to_vec();
+    config.train.peers = None;
+    Experiment::from_config(config, &exp.source).context("with --devices")
+}
+
+/// Refuses devices of another kind than the command's backend (`--device`).
+fn check_device_kinds(devices: &[String], ctx: &RunContext) -> anyhow::Result<()> {
+    for (i, name) in devices.iter().enumerate() {
+        let spec = crate::device::DeviceSpec::parse(name).map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(
+            spec.kind.name() == ctx.device_name,
+            "train.devices[{i}] = `{name}` needs `--device {}` (this run's backend is {})",
+            spec.kind.flag(),
+            ctx.device_name
+        );
+    }
+    Ok(())
 }
 
 /// Trains an in-memory experiment into `run_dir` (created), then evaluates every sub-model and
@@ -162,6 +199,7 @@ fn train_in_folder<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
+    check_device_kinds(&exp.config.train.devices, ctx)?;
     let run_dir = folder.dir();
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
     let data = crate::data::load(exp)?;

@@ -212,7 +212,11 @@ impl Experiment {
         if config.data.batch_size == 0 {
             return Err(invalid("data.batch_size".into(), "a value >= 1".into(), "0".into()));
         }
-        let peers = config.train.peers;
+        for (i, name) in config.train.devices.iter().enumerate() {
+            crate::device::DeviceSpec::parse(name)
+                .map_err(|why| invalid(format!("train.devices[{i}]"), crate::device::DEVICE_SPEC_FORMS.into(), why))?;
+        }
+        let peers = config.train.peers();
         if !config.data.batch_size.is_multiple_of(peers) {
             return Err(invalid(
                 "data.batch_size".into(),

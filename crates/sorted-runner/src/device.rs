@@ -76,3 +76,55 @@ pub fn probe_device(kind: DeviceKind, probe: impl FnOnce() + std::panic::UnwindS
         )
     })
 }
+
+/// One device of a kind, as `train.devices` and `--devices` name it: `cpu`, `ndarray`, `wgpu`,
+/// `cuda`, optionally with an index (`cuda:1`, the second GPU).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceSpec {
+    /// The backend.
+    pub kind: DeviceKind,
+    /// The device's index among the backend's devices; `None` is the backend's default device.
+    pub index: Option<usize>,
+}
+
+/// What a device name may look like, for errors.
+pub const DEVICE_SPEC_FORMS: &str = "cpu, ndarray, wgpu or cuda, optionally with `:index` (e.g. `cuda:1`)";
+
+impl DeviceSpec {
+    /// Parses `cpu`, `cuda:1`, ... (the kind as `--device` spells it).
+    ///
+    /// # Errors
+    /// A message naming the text when it is no such name.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let bad = || format!("`{text}` is not a device ({DEVICE_SPEC_FORMS})");
+        let (kind, index) = match text.split_once(':') {
+            Some((kind, index)) => (kind, Some(index.parse::<u16>().map_err(|_| bad())? as usize)),
+            None => (text, None),
+        };
+        let kind = DeviceKind::from_str(kind, true).map_err(|_| bad())?;
+        Ok(Self { kind, index })
+    }
+
+    /// This device of backend `B` (which must be of this spec's kind): the default device, or
+    /// the device of the same type with this index.
+    pub fn device<B: burn::prelude::Backend>(&self) -> B::Device {
+        use burn::tensor::backend::{Device, DeviceId};
+        let default = B::Device::default();
+        match self.index {
+            None => default,
+            Some(index) => {
+                let type_id = default.to_id().type_id;
+                B::Device::from_id(DeviceId { type_id, index_id: u16::try_from(index).unwrap_or(u16::MAX) })
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}:{i}", self.kind.flag()),
+            None => f.write_str(self.kind.flag()),
+        }
+    }
+}

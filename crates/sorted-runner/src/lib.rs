@@ -28,7 +28,7 @@ pub use cli::{
 };
 pub use commands::{eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;
-pub use device::DeviceKind;
+pub use device::{DeviceKind, DeviceSpec};
 pub use export::{EXPORT_FORMAT, ExportManifest, ExportWeights, ExportedModel, export_cmd, load_export};
 pub use profile::profile_cmd;
 pub use provenance::RunContext;

@@ -71,7 +71,7 @@ where
 {
     let cfg = &exp.config;
     let sampler = cfg.sampler.build(&exp.space, cfg.seed).expect("validated");
-    let task = |peer: Option<Peer>| ImageTask {
+    let task = |peer: Option<Peer>, device: &B::Device| ImageTask {
         data,
         order: EpochOrder::new(data.train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT),
         augmentation: cfg.data.augment.init(cfg.seed ^ AUGMENT_SEED_SALT),
@@ -81,33 +81,49 @@ where
         distill: cfg.train.distill,
         largest: exp.space.largest(),
         loss_fn: CrossEntropyLossConfig::new().init(device),
-        device,
+        device: device.clone(),
         peer,
     };
     let config_toml = exp.to_toml();
     let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
-    let outcome = if cfg.train.peers > 1 {
-        run_peers(&train_loop, cfg.train.peers, &task, model, || cfg.optimizer.init(), device, options)?
+    let devices = peer_devices::<B>(&cfg.train, device);
+    let outcome = if devices.len() > 1 {
+        run_peers(&train_loop, &devices, &task, model, || cfg.optimizer.init(), options)?
     } else {
-        run_loop(&train_loop, &task(None), model, cfg.optimizer.init(), device, options)?
+        let model = model.fork(&devices[0]);
+        run_loop(&train_loop, &task(None, &devices[0]), model, cfg.optimizer.init(), &devices[0], options)?
     };
-    Ok(TrainOutcome { model: outcome.model, state: outcome.state })
+    // Evaluation and reports run on the command's device.
+    Ok(TrainOutcome { model: outcome.model.fork(device), state: outcome.state })
 }
 
-/// Data-parallel training: `peers` threads on `device`, each running the loop on its shard of
-/// every batch (`task(Some(peer))`), averaging gradients with Burn's collective; rank 0 shows
-/// progress, writes checkpoints and returns the trained model. A peer that fails resets the
-/// collective, so the others fail too instead of waiting for it.
+/// The device of every peer: `train.devices` (validated names, of the command's backend), else
+/// `train.peers` times the command's `device`.
+fn peer_devices<B: AutodiffBackend>(train: &sorted_sched::TrainConfig, device: &B::Device) -> Vec<B::Device> {
+    if train.devices.is_empty() {
+        return vec![device.clone(); train.peers()];
+    }
+    train
+        .devices
+        .iter()
+        .map(|name| crate::device::DeviceSpec::parse(name).expect("validated with the config").device::<B>())
+        .collect()
+}
+
+/// Data-parallel training: one thread per entry of `devices`, peer `i` on `devices[i]`, each
+/// running the loop on its shard of every batch (`task(Some(peer), device)`), averaging
+/// gradients with Burn's collective; rank 0 shows progress, writes checkpoints and returns the
+/// trained model (on its device). A peer that fails resets the collective, so the others fail
+/// too instead of waiting for it.
 ///
 /// # Errors
 /// The first peer's error (a divergence, a checkpoint, a collective failure naming the peer).
 fn run_peers<B, M, T>(
     train_loop: &TrainLoop<'_, T::Sub>,
-    peers: usize,
-    task: &(dyn Fn(Option<Peer>) -> T + Sync),
+    devices: &[B::Device],
+    task: &(dyn Fn(Option<Peer>, &B::Device) -> T + Sync),
     model: M,
     optim: impl Fn() -> sorted_sched::SortedOptimizer<M, B> + Sync,
-    device: &B::Device,
     options: &TrainOptions,
 ) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
 where
@@ -120,8 +136,11 @@ where
     /// What a peer's thread returns: rank 0's trained weights and position, nothing for others.
     type PeerResult<I> = anyhow::Result<Option<(I, TrainState)>>;
     let results: Vec<PeerResult<M::InnerModule>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..peers)
-            .map(|rank| {
+        let peers = devices.len();
+        let handles: Vec<_> = devices
+            .iter()
+            .enumerate()
+            .map(|(rank, device)| {
                 let (inner, optim, task) = (model.valid(), &optim, task);
                 scope.spawn(move || {
                     let peer = Peer { rank, peers };
@@ -129,8 +148,8 @@ where
                     let peer_options = TrainOptions { quiet: options.quiet || rank > 0, ..options.clone() };
                     let result = run_loop_as(
                         train_loop,
-                        &task(Some(peer)),
-                        M::from_inner(inner),
+                        &task(Some(peer), device),
+                        M::from_inner(inner).fork(device),
                         optim(),
                         device,
                         &peer_options,
@@ -177,7 +196,7 @@ struct ImageTask<'a, B: AutodiffBackend> {
     distill: f64,
     largest: sorted_nn::SubModel,
     loss_fn: burn::nn::loss::CrossEntropyLoss<B>,
-    device: &'a B::Device,
+    device: B::Device,
     /// This peer's shard of every batch, in a data-parallel run.
     peer: Option<Peer>,
 }
@@ -190,9 +209,9 @@ impl<B: AutodiffBackend> ImageTask<'_, B> {
         let indices = self.peer.map_or(indices.clone(), |p| p.shard(&indices));
         let batcher = &self.data.batcher;
         if self.augment {
-            batcher.batch_augmented(&self.data.train, &indices, &self.augmentation, b, self.device)
+            batcher.batch_augmented(&self.data.train, &indices, &self.augmentation, b, &self.device)
         } else {
-            batcher.batch(&self.data.train, &indices, self.device)
+            batcher.batch(&self.data.train, &indices, &self.device)
         }
     }
 }

@@ -53,3 +53,46 @@ fn issue_32_two_peers_train_the_one_peer_model() {
     let err = format!("{:#}", sorted_runner::config::Experiment::from_file(&config).unwrap_err());
     assert!(err.contains("data.batch_size") && err.contains("train.peers = 3"), "{err}");
 }
+
+#[test]
+fn issue_32_devices_flag_places_one_peer_per_device() {
+    use sorted_runner::{Command, TrainArgs, run_on};
+
+    use crate::end_to_end::{B, cli, ctx};
+
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), TINY_MLP);
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    train(&config, &one, None);
+    let args = |out: &Path, devices: &[&str]| TrainArgs {
+        config: Some(config.clone()),
+        out: Some(out.into()),
+        devices: devices.iter().map(|d| d.to_string()).collect(),
+        ..TrainArgs::default()
+    };
+    run_on::<B>(&cli(Command::Train(args(&two, &["cpu", "cpu"]))), Default::default(), &ctx()).unwrap();
+    let saved = std::fs::read_to_string(two.join("config.toml")).unwrap();
+    let saved: toml::Value = toml::from_str(&saved).unwrap();
+    assert_eq!(saved["train"]["devices"].as_array().map(Vec::len), Some(2), "{saved}");
+    let (a, b) = (weights(&one), weights(&two));
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "largest weight difference {worst}");
+
+    // A device name that is no device is refused, naming it and the key.
+    let bad = dir.path().join("bad");
+    let err = run_on::<B>(&cli(Command::Train(args(&bad, &["cpu", "gpu7"]))), Default::default(), &ctx()).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("train.devices[1]") && err.contains("gpu7"), "{err}");
+    // A device of another backend than the command's is refused, naming the flag to use.
+    let err =
+        run_on::<B>(&cli(Command::Train(args(&bad, &["cuda:0", "cuda:1"]))), Default::default(), &ctx()).unwrap_err();
+    let err = format!("{err:#}");
+    assert!(err.contains("train.devices[0]") && err.contains("--device cuda"), "{err}");
+    // `peers` and `devices` that disagree are refused, naming both.
+    let conflict = dir.path().join("conflict.toml");
+    let text = "checkpoint_every = 16\npeers = 3\ndevices = [\"cpu\", \"cpu\"]";
+    std::fs::write(&conflict, TINY_MLP.replace("checkpoint_every = 16", text)).unwrap();
+    let err = format!("{:#}", sorted_runner::config::Experiment::from_file(&conflict).unwrap_err());
+    assert!(err.contains("train.peers") && err.contains("train.devices"), "{err}");
+}

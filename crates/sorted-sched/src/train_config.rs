@@ -44,12 +44,18 @@ pub struct TrainConfig {
     /// Image experiments only, with one batch shared by the step (`fresh_batches = false`).
     #[serde(default)]
     pub distill: f64,
-    /// Data-parallel peers (one thread each, on the run's device): each computes the gradients
-    /// of its `1 / peers` share of every batch and the gradients are averaged with Burn's
-    /// collective before the one optimizer step ([`LoopOptions::peer`](crate::LoopOptions)).
-    /// 1 (default): no data parallelism.
-    #[serde(default = "default_peers", skip_serializing_if = "is_one")]
-    pub peers: usize,
+    /// Data-parallel peers (one thread each): each computes the gradients of its `1 / peers`
+    /// share of every batch and the gradients are averaged with Burn's collective before the
+    /// one optimizer step ([`LoopOptions::peer`](crate::LoopOptions)). Unset: one peer per
+    /// entry of [`devices`](Self::devices), else 1 (no data parallelism); read it with
+    /// [`TrainConfig::peers`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peers: Option<usize>,
+    /// The device of each peer, peer `i` on `devices[i]` (names such as `cpu` or `cuda:1`,
+    /// which the runner parses; this crate only counts them). Empty (default): every peer on
+    /// the run's device. When both are set, `peers` must equal the number of devices.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
 }
 
 /// `train.loss_reduction`: how the `k` losses of a step combine.
@@ -77,14 +83,6 @@ fn default_threads() -> usize {
     1
 }
 
-fn default_peers() -> usize {
-    1
-}
-
-fn is_one(n: &usize) -> bool {
-    *n == 1
-}
-
 fn default_keep_checkpoints() -> usize {
     crate::DEFAULT_KEEP
 }
@@ -94,9 +92,18 @@ fn is_default_keep_checkpoints(keep: &usize) -> bool {
 }
 
 impl TrainConfig {
+    /// The data-parallel peer count: `peers` if set, else the number of `devices`, else 1.
+    pub fn peers(&self) -> usize {
+        match (self.peers, self.devices.len()) {
+            (Some(p), _) => p,
+            (None, 0) => 1,
+            (None, n) => n,
+        }
+    }
+
     /// Checks the values for a sampler drawing `k` sub-models per step: positive steps,
-    /// threads and kept checkpoints, a distillation weight in `[0, 1]` (and not with fresh
-    /// batches), and `k` valid loss weights or none.
+    /// threads, peers and kept checkpoints, `peers` agreeing with `devices`, a distillation
+    /// weight in `[0, 1]` (and not with fresh batches), and `k` valid loss weights or none.
     ///
     /// # Errors
     /// [`ConfigError`] naming the first key out of range (`train.steps`, ...).
@@ -105,14 +112,28 @@ impl TrainConfig {
             ("train.steps", self.steps),
             ("train.threads", self.threads as u64),
             ("train.keep_checkpoints", self.keep_checkpoints as u64),
-            ("train.peers", self.peers as u64),
+            ("train.peers", self.peers() as u64),
         ] {
             if v == 0 {
                 return Err(ConfigError::new(key, "a value >= 1", 0));
             }
         }
-        if self.peers > 256 {
-            return Err(ConfigError::new("train.peers", "at most 256 peers", self.peers));
+        if self.peers() > 256 {
+            return Err(ConfigError::new("train.peers", "at most 256 peers", self.peers()));
+        }
+        if let Some(peers) = self.peers
+            && !self.devices.is_empty()
+            && peers != self.devices.len()
+        {
+            return Err(ConfigError::new(
+                "train.peers",
+                format!(
+                    "{} (one peer per entry of train.devices = {:?}), or train.peers left out",
+                    self.devices.len(),
+                    self.devices
+                ),
+                peers,
+            ));
         }
         if !(0.0..=1.0).contains(&self.distill) {
             return Err(ConfigError::new("train.distill", "a weight in [0, 1]", self.distill));

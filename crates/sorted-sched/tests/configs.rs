@@ -28,3 +28,19 @@ fn out_of_range_values_name_the_key() {
     let err = toml::from_str::<LrSchedule>("base = -1.0").unwrap().validate().unwrap_err();
     assert_eq!(err.key, "lr.base");
 }
+
+#[test]
+fn issue_32_peers_follow_devices_and_a_conflict_names_both() {
+    let train = |text: &str| toml::from_str::<sorted_sched::TrainConfig>(&format!("steps = 1\n{text}")).unwrap();
+    assert_eq!(train("").peers(), 1);
+    assert_eq!(train("peers = 3").peers(), 3);
+    let placed = train("devices = [\"cuda:0\", \"cuda:1\"]");
+    assert_eq!(placed.peers(), 2);
+    placed.validate(1).unwrap();
+    train("peers = 2\ndevices = [\"cpu\", \"cpu\"]").validate(1).unwrap();
+    let err = train("peers = 3\ndevices = [\"cpu\", \"cpu\"]").validate(1).unwrap_err();
+    assert_eq!(err.key, "train.peers");
+    assert!(err.to_string().contains("train.devices"), "{err}");
+    // Left out, neither is written back.
+    assert!(!toml::to_string(&train("")).unwrap().contains("peers"));
+}

@@ -120,11 +120,11 @@ impl TextExperiment {
         let invalid_owned = |key: String, expected: String, got: String| invalid(&key, expected, got);
         let c = &config;
         validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, &invalid_owned)?;
-        if c.train.peers != 1 {
+        if c.train.peers() != 1 || !c.train.devices.is_empty() {
             return Err(invalid(
                 "train.peers",
-                "1: data-parallel peers are implemented for image experiments only so far".into(),
-                c.train.peers.to_string(),
+                "1 and no train.devices: data-parallel peers and per-peer devices are implemented for image experiments only so far".into(),
+                c.train.peers().to_string(),
             ));
         }
         if config.data.batch_size == 0 {
