@@ -9,6 +9,7 @@ mod data;
 mod device;
 pub mod eval;
 mod export;
+pub mod heap;
 pub mod llm;
 pub mod lm;
 mod memory_budget;

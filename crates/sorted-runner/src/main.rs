@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-/// Counts heap bytes so `profile` can report each sub-model's peak memory on CPU backends.
+/// mimalloc behind a byte counter, so `profile` can report each sub-model's peak memory on CPU
+/// backends (see `sorted_runner::heap` and docs/results/allocator.md).
 #[global_allocator]
-static ALLOCATOR: peak_alloc::PeakAlloc = peak_alloc::PeakAlloc;
+static ALLOCATOR: &sorted_runner::heap::RunnerAllocator = &sorted_runner::heap::ALLOCATOR;
 
 fn main() -> ExitCode {
     let cli = sorted_runner::Cli::parse();

@@ -277,13 +277,6 @@ pub fn profile_dir(run: &Path, device: DeviceKind, batch_size: usize, layout: We
     run.join("profile").join(format!("{}-b{batch_size}{suffix}", device.flag()))
 }
 
-/// Heap usage as the runner binary's counting allocator sees it (`None` when it is not the
-/// global allocator, as in tests and library use).
-fn heap_now() -> Option<usize> {
-    let now = peak_alloc::PeakAlloc.current_usage();
-    (now > 0).then_some(now)
-}
-
 /// `profile`: measures every sub-model of a run and writes the profile folder; returns it.
 ///
 /// # Errors
@@ -315,7 +308,7 @@ pub fn profile_cmd<E: Backend>(
     let options = LatencyOptions { warmup: args.warmup, repeats: args.repeats };
     // Host heap is what a CPU backend's activations live in; a GPU's memory is not visible
     // through burn's generic API, and host numbers would mislead there.
-    let measure_memory = matches!(device_kind, DeviceKind::Cpu | DeviceKind::Ndarray) && heap_now().is_some();
+    let measure_memory = matches!(device_kind, DeviceKind::Cpu | DeviceKind::Ndarray) && crate::heap::counting();
     let memory = if measure_memory {
         "peak host heap above the pre-call level during one forward pass (counting global allocator)".to_string()
     } else if matches!(device_kind, DeviceKind::Cpu | DeviceKind::Ndarray) {
@@ -497,17 +490,16 @@ fn peak_heap<E: Backend, M: SortedClassifier<E>>(
     images: &Tensor<E, 4>,
     sub: &SubModel,
 ) -> anyhow::Result<u64> {
-    let alloc = peak_alloc::PeakAlloc;
     let device = images.device();
     let input = images.clone();
     let _ = E::sync(&device);
-    alloc.reset_peak_usage();
-    let before = alloc.current_usage();
-    let out = model.forward(input, sub)?;
-    let _ = E::sync(&device);
-    let peak = alloc.peak_usage();
-    drop(out);
-    Ok(peak.saturating_sub(before) as u64)
+    let (out, peak) = crate::heap::peak_during(|| {
+        let out = model.forward(input, sub);
+        let _ = E::sync(&device);
+        out
+    });
+    drop(out?);
+    Ok(peak)
 }
 
 /// Draws every sub-model's accuracy against its measured latency (log scale), one colour per

@@ -242,3 +242,28 @@ fn safetensors_header(path: &Path) -> serde_json::Value {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     serde_json::from_slice(&bytes[8..8 + n]).unwrap()
 }
+
+/// Issue 29 (item 4): the binary's global allocator (mimalloc behind a byte counter) still lets
+/// `profile` report a peak heap for every sub-model, and a wider sub-model's is larger.
+#[test]
+fn issue_29_the_binary_reports_peak_heap_that_grows_with_the_sub_model() {
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    train(&write_config(dir.path(), &TINY_MLP.replace("widths = [8, 16]", "widths = [8, 256]")), &run, None);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_sorted-runner"))
+        .args(["--quiet", "profile", "--batch-size", "64", "--warmup", "1", "--repeats", "2", "--run"])
+        .arg(&run)
+        .status()
+        .unwrap();
+    assert!(status.success(), "profile failed: {status}");
+    let report = ProfileReport::read(&run.join("profile/cpu-b64")).unwrap();
+    assert!(report.meta.memory.contains("counting global allocator"), "{}", report.meta.memory);
+    let peak = |name: &str| {
+        let row = report.rows.iter().find(|r| r.sub_model == name).unwrap_or_else(|| panic!("no row {name}"));
+        row.peak_bytes.unwrap_or_else(|| panic!("{name}: no peak"))
+    };
+    // One 64 x 256 f32 activation alone is 64 KiB; the 8-wide one is 2 KiB.
+    assert!(peak("256-256") >= 64 * 1024, "256-256: {} bytes", peak("256-256"));
+    assert!(peak("256-256") > peak("8-8") && peak("256") > peak("8"), "8: {}, 256: {}", peak("8"), peak("256"));
+}
