@@ -84,6 +84,25 @@ pub struct BenchArgs {
     /// Arguments for criterion, after `--`: `--quick`, a filter such as `linear`, ...
     #[arg(last = true)]
     criterion_args: Vec<String>,
+    /// Instead of the criterion benches: sortednet-rs against its PyTorch replica
+    /// (`benches/peer/`), alternated, written to `docs/results/bench-peer.md`.
+    #[arg(long, conflicts_with_all = ["features", "criterion_args"])]
+    peer: bool,
+    /// With `--peer`: pairs of runs (ours, then PyTorch's).
+    #[arg(long, default_value_t = 3, requires = "peer")]
+    pairs: usize,
+    /// With `--peer`: override `train.steps` on both sides.
+    #[arg(long, requires = "peer")]
+    steps: Option<u64>,
+    /// With `--peer`: the cargo profile sorted-runner is built with (`release`, `dev`).
+    #[arg(long, default_value = "release", requires = "peer")]
+    profile: String,
+    /// With `--peer`: create `target/peer-venv` and `pip install torch` into it if missing.
+    #[arg(long, requires = "peer")]
+    install_torch: bool,
+    /// With `--peer`: torch's thread count (default: torch's own, every core).
+    #[arg(long, requires = "peer")]
+    torch_threads: Option<usize>,
 }
 
 /// One criterion benchmark: its group and its id inside the group.
@@ -192,6 +211,15 @@ struct Ratio {
 
 /// Runs `cargo xtask bench`.
 pub fn run(args: BenchArgs) -> Result<()> {
+    if args.peer {
+        return crate::peer::run(&crate::peer::PeerOptions {
+            pairs: args.pairs,
+            steps: args.steps,
+            profile: args.profile,
+            install_torch: args.install_torch,
+            torch_threads: args.torch_threads,
+        });
+    }
     let root = workspace_root();
     let target_dir = target_dir(&root);
     let criterion_dir = std::env::var_os("CRITERION_HOME").map_or_else(|| target_dir.join("criterion"), PathBuf::from);
@@ -570,12 +598,12 @@ fn xtask_args_suffix(args: &BenchArgs) -> String {
 }
 
 /// Cargo's target folder: `CARGO_TARGET_DIR` (relative to the workspace root) or `<root>/target`.
-fn target_dir(root: &Path) -> PathBuf {
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
 }
 
 /// The checked-out commit, marked when the working tree has changes.
-fn commit(root: &Path) -> String {
+pub(crate) fn commit(root: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -596,7 +624,7 @@ fn commit(root: &Path) -> String {
 }
 
 /// The CPU model (from /proc/cpuinfo) and core counts.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -608,7 +636,7 @@ fn machine() -> String {
 }
 
 /// The 1-minute load average from /proc/loadavg.
-fn load_average() -> String {
+pub(crate) fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
         .ok()
         .and_then(|l| l.split_whitespace().next().map(str::to_string))
@@ -626,7 +654,7 @@ fn rustc_version() -> String {
 }
 
 /// The current time in UTC, `YYYY-MM-DD HH:MM:SS UTC`.
-fn utc_now() -> String {
+pub(crate) fn utc_now() -> String {
     let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Howard Hinnant's civil_from_days.
@@ -643,7 +671,7 @@ fn utc_now() -> String {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().with_context(|| format!("{} has no parent folder", path.display()))?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut tmp = tempfile::Builder::new()

