@@ -143,7 +143,7 @@ where
             .map(|(rank, device)| {
                 let (inner, optim, task) = (model.valid(), &optim, task);
                 scope.spawn(move || {
-                    let peer = Peer { rank, peers };
+                    let peer = Peer::new(rank, peers);
                     sorted_sched::join::<B::InnerBackend>(peer, device)?;
                     let peer_options = TrainOptions { quiet: options.quiet || rank > 0, ..options.clone() };
                     let result = run_loop_as(

@@ -27,8 +27,9 @@ pub use error::{CheckpointError, ConfigError};
 pub use manifest::{CheckpointManifest, FileDigest, MANIFEST_FILE, MANIFEST_FORMAT, digest_file};
 pub use optimizer::{AdamOptions, OptimizerConfig, SgdOptions, SortedOptimizer};
 pub use parallel::accumulate_parallel;
+pub use peer_sync::NodeConfig;
 #[cfg(feature = "collective")]
-pub use peer_sync::{abandon, join, leave};
+pub use peer_sync::{abandon, join, join_node, leave};
 pub use run_lock::{LOCK_FILE, RunLock};
 pub use sampler::{
     AllSampler, AllSamplerConfig, FixedSampler, FixedSamplerConfig, FullSampler, FullSamplerConfig, MAX_K, Sampler,

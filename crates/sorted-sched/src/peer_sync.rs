@@ -6,15 +6,79 @@
 //! shard-mean losses is the global batch's mean loss, so `n` peers follow the one-peer run up
 //! to float summation order.
 //!
-//! Peers are threads of one process here (one per device of a node, registered with
-//! [`join`]); Burn's collective also connects processes on several nodes through its global
-//! orchestrator.
+//! Peers are threads of one process (one per device of a node, registered with [`join`]), or
+//! the threads of several processes (nodes) connected by Burn's global orchestrator
+//! ([`join_node`] with a [`NodeConfig`]). Every collective call waits at most
+//! [`Peer::timeout`](crate::Peer::timeout) for the others, so a dead peer or node ends the run
+//! with an error instead of a hang.
 
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::{Peer, TrainError};
+
+/// This process's place among several processes (nodes) that train together through Burn's
+/// global orchestrator (`sorted-runner coordinator`). Every node runs its own peers (threads,
+/// one per device) and knows the others only through the orchestrator, which tells each node
+/// where the others' data services are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeConfig {
+    /// This node's index, `0..nodes`: its peers are the global ranks
+    /// `node * local_peers .. (node + 1) * local_peers`.
+    pub node: usize,
+    /// How many nodes train together (each with the same number of peers).
+    pub nodes: usize,
+    /// Where the other nodes reach this node's data service, `host:port` (or `ws://host:port`).
+    pub address: String,
+    /// The port this node's data service listens on (usually the port of `address`).
+    pub data_service_port: u16,
+    /// Where the global orchestrator listens, `host:port` (or `ws://host:port`).
+    pub coordinator: String,
+}
+
+impl NodeConfig {
+    /// Refuses a setting Burn would not notice: an empty or unusable address, a missing port
+    /// (Burn's collective falls back to one node, silently, when one of its four global
+    /// settings is missing), or a node index out of range. The error names the field.
+    ///
+    /// # Errors
+    /// [`TrainError::Peer`] naming the field.
+    pub fn validate(&self, peer: Peer) -> Result<(), TrainError> {
+        let refuse = |reason: String| Err(TrainError::Peer { rank: peer.rank, peers: peer.peers, reason });
+        if self.nodes == 0 {
+            return refuse("`nodes` must be at least 1".into());
+        }
+        if self.node >= self.nodes {
+            return refuse(format!("`node` = {} must be below `nodes` = {}", self.node, self.nodes));
+        }
+        for (field, value) in [("address", &self.address), ("coordinator", &self.coordinator)] {
+            if let Err(why) = ws_address(value) {
+                return refuse(format!("`{field}` = `{value}`: {why}"));
+            }
+        }
+        if self.data_service_port == 0 {
+            return refuse("`data_service_port` is missing (0)".into());
+        }
+        Ok(())
+    }
+}
+
+/// `host:port` or `ws://host:port` as Burn's WebSocket address (`ws://host:port`; Burn refuses
+/// an address without the scheme only when it connects, by never connecting).
+fn ws_address(value: &str) -> Result<String, String> {
+    let rest = match value.split_once("://") {
+        Some(("ws", rest)) => rest,
+        Some((scheme, _)) => return Err(format!("the scheme must be `ws`, not `{scheme}`")),
+        None => value,
+    };
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(format!("ws://{rest}"))
+        }
+        _ => Err("expected `host:port`".into()),
+    }
+}
 
 /// Averages the step's per-sub-model `losses`, its weighted `loss` and its `grads` over the
 /// peers.
@@ -53,7 +117,7 @@ pub(crate) fn average<B: AutodiffBackend, M: AutodiffModule<B>>(
 }
 
 #[cfg(feature = "collective")]
-pub use collective::{abandon, join, leave};
+pub use collective::{abandon, join, join_node, leave};
 
 #[cfg(feature = "collective")]
 mod collective {
@@ -62,31 +126,113 @@ mod collective {
     use burn::prelude::*;
     use burn::tensor::TensorPrimitive;
     use burn::tensor::backend::AutodiffBackend;
-    use burn_collective::{CollectiveConfig, PeerId, ReduceOperation};
+    use burn_collective::{AllReduceStrategy, CollectiveConfig, CollectiveError, PeerId, ReduceOperation};
 
+    use super::{NodeConfig, ws_address};
     use crate::{Peer, TrainError};
 
     fn fail(peer: Peer, what: &str, reason: impl std::fmt::Debug) -> TrainError {
         TrainError::Peer { rank: peer.rank, peers: peer.peers, reason: format!("{what}: {reason:?}") }
     }
 
+    /// Runs the blocking collective call `call` on a thread of its own and waits at most
+    /// `peer.timeout` for it. Burn 0.21's collective calls have no timeout of their own (they
+    /// wait on a channel, `burn-collective/src/local/client.rs`, `PendingCollectiveOperation::wait`),
+    /// so a peer or node that died would leave the others waiting forever. A call that times
+    /// out leaves its thread waiting until the collective is reset ([`abandon`]) or the process
+    /// ends.
+    fn within<T: Send + 'static>(
+        peer: Peer,
+        what: &str,
+        call: impl FnOnce() -> Result<T, CollectiveError> + Send + 'static,
+    ) -> Result<T, TrainError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name(format!("collective-{}", peer.rank))
+            .spawn(move || {
+                let _ = tx.send(call());
+            })
+            .map_err(|e| fail(peer, what, e))?;
+        match rx.recv_timeout(peer.timeout) {
+            Ok(result) => result.map_err(|e| fail(peer, what, e)),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Err(TrainError::Peer {
+                rank: peer.rank,
+                peers: peer.peers,
+                reason: format!("{what}: no answer from the other peers within {} s", peer.timeout.as_secs_f64()),
+            }),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                Err(fail(peer, what, "the collective call panicked"))
+            }
+        }
+    }
+
     /// Registers `peer` on `device` with the collective of this process (before its loop
-    /// runs; `B` is the inner backend of an autodiff one). Every peer must join.
+    /// runs; `B` is the inner backend of an autodiff one). Every peer must join; `peer.peers`
+    /// threads of this process train together.
     ///
     /// # Errors
-    /// [`TrainError::Peer`] when Burn's collective refuses.
+    /// [`TrainError::Peer`] when Burn's collective refuses, or the others do not join within
+    /// `peer.timeout`.
     pub fn join<B: Backend>(peer: Peer, device: &B::Device) -> Result<(), TrainError> {
         let config = CollectiveConfig::default().with_num_devices(peer.peers);
-        burn_collective::register::<B>(PeerId::from(peer.rank), device.clone(), config)
-            .map_err(|e| fail(peer, "joining the collective", e))
+        let device = device.clone();
+        within(peer, "joining the collective", move || {
+            burn_collective::register::<B>(PeerId::from(peer.rank), device, config)
+        })
+    }
+
+    /// Registers `peer` (its global rank among `peer.peers` on every node) on `device` as one of
+    /// the `local_peers` threads of node `node.node`, which reaches the other nodes through
+    /// Burn's global orchestrator at `node.coordinator`. Returns once every peer of every node
+    /// has joined.
+    ///
+    /// Burn's collective needs all four of its global settings (`with_num_nodes`,
+    /// `with_global_address`, `with_node_address`, `with_data_service_port`); one missing
+    /// would make it a one-node collective without a word, so `node` is validated first
+    /// ([`NodeConfig::validate`]).
+    ///
+    /// # Errors
+    /// [`TrainError::Peer`]: an invalid `node` (naming the field), `peer.peers` that is not
+    /// `node.nodes * local_peers`, Burn's refusal, or the others not joining within
+    /// `peer.timeout`.
+    pub fn join_node<B: Backend>(
+        peer: Peer,
+        local_peers: usize,
+        node: &NodeConfig,
+        device: &B::Device,
+    ) -> Result<(), TrainError> {
+        node.validate(peer)?;
+        if local_peers == 0 || peer.peers != node.nodes * local_peers {
+            return Err(TrainError::Peer {
+                rank: peer.rank,
+                peers: peer.peers,
+                reason: format!("{} nodes x {local_peers} local peers is not {} peers", node.nodes, peer.peers),
+            });
+        }
+        let address = |value: &str| ws_address(value).expect("validated").parse().expect("any string is an address");
+        let config = CollectiveConfig::default()
+            .with_num_devices(local_peers)
+            .with_num_nodes(u32::try_from(node.nodes).map_err(|e| fail(peer, "nodes", e))?)
+            .with_global_address(address(&node.coordinator))
+            .with_node_address(address(&node.address))
+            .with_data_service_port(node.data_service_port)
+            // Burn's default global strategy, the ring, refuses tensors with no dimension of at
+            // least `nodes` elements (`RingReduceImpossible`); the tree takes any shape.
+            .with_global_all_reduce_strategy(AllReduceStrategy::Tree(2));
+        debug_assert!(config.is_valid());
+        let device = device.clone();
+        within(peer, "joining the collective of several nodes", move || {
+            burn_collective::register::<B>(PeerId::from(peer.rank), device, config)
+        })
     }
 
     /// Unregisters `peer` once its loop has ended.
     ///
     /// # Errors
-    /// [`TrainError::Peer`] when Burn's collective refuses.
+    /// [`TrainError::Peer`] when Burn's collective refuses or does not answer within
+    /// `peer.timeout`.
     pub fn leave<B: Backend>(peer: Peer) -> Result<(), TrainError> {
-        burn_collective::finish_collective::<B>(PeerId::from(peer.rank)).map_err(|e| fail(peer, "leaving", e))
+        within(peer, "leaving", move || burn_collective::finish_collective::<B>(PeerId::from(peer.rank)))
     }
 
     /// Resets this process's collective after a peer died: every pending and later collective
@@ -97,8 +243,9 @@ mod collective {
 
     fn mean<B: Backend, const D: usize>(peer: Peer, t: Tensor<B, D>, what: &str) -> Result<Tensor<B, D>, TrainError> {
         let primitive = t.into_primitive().tensor();
-        let reduced = burn_collective::all_reduce::<B>(PeerId::from(peer.rank), primitive, ReduceOperation::Mean)
-            .map_err(|e| fail(peer, what, e))?;
+        let reduced = within(peer, what, move || {
+            burn_collective::all_reduce::<B>(PeerId::from(peer.rank), primitive, ReduceOperation::Mean)
+        })?;
         Ok(Tensor::from_primitive(TensorPrimitive::Float(reduced)))
     }
 

@@ -89,16 +89,30 @@ pub struct LoopOptions {
     pub peer: Option<Peer>,
 }
 
-/// One peer of a data-parallel run ([`LoopOptions::peer`]).
+/// One peer of a data-parallel run ([`LoopOptions::peer`]): threads of one process, or of
+/// several processes (nodes) joined by Burn's global orchestrator, where `rank` and `peers`
+/// count the peers of every node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer {
     /// This peer's rank, `0..peers`; rank 0 writes checkpoints (and, in the runner, reports).
     pub rank: usize,
-    /// How many peers train together.
+    /// How many peers train together (on every node).
     pub peers: usize,
+    /// How long a collective call (joining, each average, leaving) may wait for the other peers
+    /// before it fails: a dead peer or node ends the run with an error instead of a hang.
+    pub timeout: std::time::Duration,
 }
 
 impl Peer {
+    /// The [`Peer::timeout`] of [`Peer::new`]: long enough for the slowest step and a
+    /// checkpoint write on rank 0, which the other peers wait for.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+    /// Peer `rank` of `peers`, with the [`Peer::DEFAULT_TIMEOUT`].
+    pub fn new(rank: usize, peers: usize) -> Self {
+        Self { rank, peers, timeout: Self::DEFAULT_TIMEOUT }
+    }
+
     /// This peer's shard of a batch: the `rank`-th of `peers` equal parts (`batch.len()` is a
     /// multiple of `peers`; a remainder goes to nobody).
     pub fn shard<T: Clone>(&self, batch: &[T]) -> Vec<T> {

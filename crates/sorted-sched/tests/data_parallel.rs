@@ -62,7 +62,7 @@ fn train(dir: &std::path::Path, peers: usize, fail_rank: Option<usize>) -> Vec<R
             .map(|rank| {
                 let (inner, data, train_loop) = (model.valid(), data.clone(), &train_loop);
                 scope.spawn(move || {
-                    let peer = (peers > 1).then_some(Peer { rank, peers });
+                    let peer = (peers > 1).then_some(Peer::new(rank, peers));
                     if let Some(p) = peer {
                         sorted_sched::join::<Flex>(p, &Default::default()).unwrap();
                     }
@@ -125,4 +125,30 @@ fn a_failing_peer_ends_the_run_on_every_peer() {
     assert!(results.iter().all(Result::is_err), "{results:?}");
     let err = results[0].as_ref().unwrap_err().to_string();
     assert!(err.contains("peer 0 of 2"), "{err}");
+}
+
+#[test]
+fn a_node_config_with_a_missing_setting_is_refused_naming_it() {
+    // Burn's collective would fall back to one node without a word; join_node refuses first.
+    let peer = Peer::new(0, 2);
+    let good = sorted_sched::NodeConfig {
+        node: 0,
+        nodes: 2,
+        address: "127.0.0.1:40001".into(),
+        data_service_port: 40001,
+        coordinator: "ws://127.0.0.1:40000".into(),
+    };
+    good.validate(peer).unwrap();
+    let refused = |config: sorted_sched::NodeConfig, field: &str| {
+        let err = sorted_sched::join_node::<Flex>(peer, 1, &config, &Default::default()).unwrap_err().to_string();
+        assert!(err.contains(field), "{err}");
+    };
+    refused(sorted_sched::NodeConfig { data_service_port: 0, ..good.clone() }, "data_service_port");
+    refused(sorted_sched::NodeConfig { address: String::new(), ..good.clone() }, "address");
+    refused(sorted_sched::NodeConfig { coordinator: "http://x:1".into(), ..good.clone() }, "coordinator");
+    refused(sorted_sched::NodeConfig { node: 2, ..good.clone() }, "node");
+    refused(sorted_sched::NodeConfig { nodes: 0, ..good.clone() }, "nodes");
+    // Two nodes of one peer each are two peers, not three.
+    let err = sorted_sched::join_node::<Flex>(Peer::new(0, 3), 1, &good, &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("2 nodes x 1 local peers"), "{err}");
 }
