@@ -14,6 +14,7 @@ use crate::vision::conv_norm::{DenseConvNorm, SortedConvNorm};
 use crate::vision::depth_order::{DepthOrder, active_in_flat_order, widths_in_flat_order};
 use crate::vision::residual::add_prefix;
 use crate::vision::scaling::proportional;
+use crate::vision::staged_network::{StagedSizes, check_staged_sizes};
 
 /// ReLU6, MobileNetV2's activation.
 fn relu6<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -190,42 +191,31 @@ impl SortedMobileNetV2Config {
     /// [`SpecError`] naming the key: no stages, a zero size, or more `switchable_widths` lists
     /// than blocks.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let zero = |key: String| Err(SpecError::Zero { key });
-        if self.stages.is_empty() {
-            return Err(SpecError::Empty { key: "stages".into() });
-        }
-        let sizes = [
-            ("in_channels", self.in_channels),
-            ("n_classes", self.n_classes),
-            ("stem_channels", self.stem_channels),
-            ("stem_stride", self.stem_stride),
-            ("last_channels", self.last_channels),
-        ];
-        for (key, v) in sizes {
-            if v == 0 {
-                return zero(key.into());
-            }
-        }
-        if self.input_hw.contains(&0) {
-            return zero("input_hw".into());
-        }
-        for (i, s) in self.stages.iter().enumerate() {
-            for (key, v) in
-                [("expansion", s.expansion), ("channels", s.channels), ("blocks", s.blocks), ("stride", s.stride)]
-            {
-                if v == 0 {
-                    return zero(format!("stages[{i}].{key}"));
-                }
-            }
-        }
-        if self.switchable_widths.len() > self.n_blocks() {
-            return Err(SpecError::BlockCount {
-                key: "switchable_widths".into(),
-                expected: self.n_blocks(),
-                got: self.switchable_widths.len(),
-            });
-        }
-        Ok(())
+        check_staged_sizes(StagedSizes {
+            has_stages: !self.stages.is_empty(),
+            sizes: &[
+                ("in_channels", self.in_channels),
+                ("n_classes", self.n_classes),
+                ("stem_channels", self.stem_channels),
+                ("stem_stride", self.stem_stride),
+                ("last_channels", self.last_channels),
+            ],
+            input_hw: self.input_hw,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| {
+                    vec![
+                        ("expansion", s.expansion),
+                        ("channels", s.channels),
+                        ("blocks", s.blocks),
+                        ("stride", s.stride),
+                    ]
+                })
+                .collect(),
+            n_blocks: self.n_blocks(),
+            switchable_lists: self.switchable_widths.len(),
+        })
     }
 
     /// Allocates the model, parameters materialised.

@@ -16,6 +16,7 @@ use crate::vision::conv_norm::{DenseConvNorm, SortedConvNorm};
 use crate::vision::depth_order::{DepthOrder, activation_order, active_in_flat_order, widths_in_flat_order};
 use crate::vision::residual::add_prefix;
 use crate::vision::scaling::proportional;
+use crate::vision::staged_network::{StagedSizes, check_staged_sizes};
 
 /// One stage of a [`SortedResNetConfig`]: `blocks` basic blocks of the same allocated width.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,35 +269,22 @@ impl SortedResNetConfig {
     /// [`SpecError`] naming the key: no stages, a zero size, or more `switchable_widths` lists
     /// than blocks.
     pub fn validate(&self) -> Result<(), SpecError> {
-        let zero = |key: String| Err(SpecError::Zero { key });
-        if self.stages.is_empty() {
-            return Err(SpecError::Empty { key: "stages".into() });
-        }
-        for (key, v) in
-            [("in_channels", self.in_channels), ("n_classes", self.n_classes), ("stem_channels", self.stem_channels)]
-        {
-            if v == 0 {
-                return zero(key.into());
-            }
-        }
-        if self.input_hw.contains(&0) {
-            return zero("input_hw".into());
-        }
-        for (i, s) in self.stages.iter().enumerate() {
-            for (key, v) in [("channels", s.channels), ("blocks", s.blocks), ("stride", s.stride)] {
-                if v == 0 {
-                    return zero(format!("stages[{i}].{key}"));
-                }
-            }
-        }
-        if self.switchable_widths.len() > self.n_blocks() {
-            return Err(SpecError::BlockCount {
-                key: "switchable_widths".into(),
-                expected: self.n_blocks(),
-                got: self.switchable_widths.len(),
-            });
-        }
-        Ok(())
+        check_staged_sizes(StagedSizes {
+            has_stages: !self.stages.is_empty(),
+            sizes: &[
+                ("in_channels", self.in_channels),
+                ("n_classes", self.n_classes),
+                ("stem_channels", self.stem_channels),
+            ],
+            input_hw: self.input_hw,
+            stages: self
+                .stages
+                .iter()
+                .map(|s| vec![("channels", s.channels), ("blocks", s.blocks), ("stride", s.stride)])
+                .collect(),
+            n_blocks: self.n_blocks(),
+            switchable_lists: self.switchable_widths.len(),
+        })
     }
 
     /// Allocates the model, parameters materialised.

@@ -67,3 +67,48 @@ pub trait StagedNetworkConfig {
         scaled_space(&self.allocated_widths(), depths, n_widths, tie_widths)
     }
 }
+
+/// The sizes a staged network's config must have, checked by [`check_staged_sizes`].
+pub(crate) struct StagedSizes<'a> {
+    /// Whether the config has stages.
+    pub has_stages: bool,
+    /// Top-level sizes that must not be 0, with their keys.
+    pub sizes: &'a [(&'static str, usize)],
+    /// The input height and width.
+    pub input_hw: [usize; 2],
+    /// Per stage, its sizes that must not be 0, with their keys (`channels`, `blocks`, ...).
+    pub stages: Vec<Vec<(&'static str, usize)>>,
+    /// The number of blocks.
+    pub n_blocks: usize,
+    /// The number of `switchable_widths` lists given.
+    pub switchable_lists: usize,
+}
+
+/// Checks what `SortedResNetConfig::init` and `SortedMobileNetV2Config::init` rely on: stages
+/// exist, no size is 0 (the error names the key, `stages[i].key` inside a stage), and there are
+/// no more `switchable_widths` lists than blocks.
+pub(crate) fn check_staged_sizes(s: StagedSizes<'_>) -> Result<(), SpecError> {
+    let zero = |key: String| Err(SpecError::Zero { key });
+    if !s.has_stages {
+        return Err(SpecError::Empty { key: "stages".into() });
+    }
+    if let Some((key, _)) = s.sizes.iter().find(|(_, v)| *v == 0) {
+        return zero(key.to_string());
+    }
+    if s.input_hw.contains(&0) {
+        return zero("input_hw".into());
+    }
+    for (i, stage) in s.stages.iter().enumerate() {
+        if let Some((key, _)) = stage.iter().find(|(_, v)| *v == 0) {
+            return zero(format!("stages[{i}].{key}"));
+        }
+    }
+    if s.switchable_lists > s.n_blocks {
+        return Err(SpecError::BlockCount {
+            key: "switchable_widths".into(),
+            expected: s.n_blocks,
+            got: s.switchable_lists,
+        });
+    }
+    Ok(())
+}
