@@ -246,7 +246,10 @@ fn train_in_folder<B: AutodiffBackend>(
             train_then_eval(self.exp, self.data, model, self.device, self.run_dir, self.options, self.ctx)
         }
     }
-    let model = exp.config.model.init::<B>(&exp.space, data.image_shape(), data.n_classes(), device);
+    let mut model = exp.config.model.init::<B>(&exp.space, data.image_shape(), data.n_classes(), device);
+    if !options.resume {
+        model = crate::sort::start_image_model(exp, data, model, device, run_dir, ctx.quiet)?;
+    }
     model.visit_trainable(Training { exp, data, device, run_dir, options, ctx })?;
     Ok(())
 }

@@ -21,4 +21,6 @@ mod fuzz_replay;
 #[cfg(feature = "flex")]
 mod lm;
 #[cfg(feature = "flex")]
+mod sort_image;
+#[cfg(feature = "flex")]
 mod text;

@@ -18,6 +18,7 @@ pub use vision::classifier_config::{
     AnyClassifier, BatchNormStats, ClassifierConfig, ClassifierVisitor, CnnOptions, MlpOptions, MobileNetV2Options,
     ModelConfigError, ResNetOptions, TrainableClassifierVisitor,
 };
+pub use vision::classifier_sort::{ClassifierSort, sort_classifier};
 pub use vision::cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use vision::conv_norm::{DenseConvNorm, SortedConvNorm};
 pub use vision::depth_order::{DepthOrder, activation_order};

@@ -25,6 +25,8 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use sorted_nn::NestingSpace;
 
+use crate::sorting::{DEFAULT_SORT_BATCHES, ImportanceScore, check_sort_keys};
+
 use crate::vision::classifier::check_widths;
 use crate::{
     DepthOrder, SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig, SortedMobileNetV2,
@@ -34,7 +36,24 @@ use crate::{
 /// `[model.mlp]`: a sorted MLP; its hidden widths come from `[space]`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MlpOptions {}
+pub struct MlpOptions {
+    /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest verified
+    /// checkpoint, which must have been trained with the same `[model.<kind>]` (these start
+    /// keys aside), `[space]` and dataset. Unset: a random initialisation. A resumed run loads
+    /// its own checkpoint instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
+    /// Sort the model's units, most important first, once before the first step of a fresh run
+    /// (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`, scored on the full
+    /// model over the first `sort_batches` training batches (BatchNorm on batch statistics).
+    /// Meant for a model started with `init_from`; the MLP has `magnitude` only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<ImportanceScore>,
+    /// Training batches the `sort_by` scores are summed over (default
+    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_batches: Option<usize>,
+}
 
 /// How a convolutional model's BatchNorm statistics are kept per sub-model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +75,22 @@ pub struct CnnOptions {
     /// How BatchNorm statistics are kept.
     #[serde(default)]
     pub batch_norm: BatchNormStats,
+    /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest verified
+    /// checkpoint, which must have been trained with the same `[model.<kind>]` (these start
+    /// keys aside), `[space]` and dataset. Unset: a random initialisation. A resumed run loads
+    /// its own checkpoint instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
+    /// Sort the model's units, most important first, once before the first step of a fresh run
+    /// (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`, scored on the full
+    /// model over the first `sort_batches` training batches (BatchNorm on batch statistics).
+    /// Meant for a model started with `init_from`; refused with switchable BatchNorm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<ImportanceScore>,
+    /// Training batches the `sort_by` scores are summed over (default
+    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_batches: Option<usize>,
 }
 
 /// `[model.resnet]`: a sorted CIFAR-style ResNet (basic blocks); each block of `[space]` is one
@@ -78,6 +113,22 @@ pub struct ResNetOptions {
     /// `"per_stage"` (one block of every stage first, then the second of every stage, ...).
     #[serde(default)]
     pub depth_order: DepthOrder,
+    /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest verified
+    /// checkpoint, which must have been trained with the same `[model.<kind>]` (these start
+    /// keys aside), `[space]` and dataset. Unset: a random initialisation. A resumed run loads
+    /// its own checkpoint instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
+    /// Sort the model's units, most important first, once before the first step of a fresh run
+    /// (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`, scored on the full
+    /// model over the first `sort_batches` training batches (BatchNorm on batch statistics).
+    /// Meant for a model started with `init_from`; refused with switchable BatchNorm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<ImportanceScore>,
+    /// Training batches the `sort_by` scores are summed over (default
+    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_batches: Option<usize>,
 }
 
 /// `[model.mobilenet_v2]`: a sorted MobileNetV2 (CIFAR-style strides unless `stem_stride` says
@@ -105,6 +156,31 @@ pub struct MobileNetV2Options {
     /// order.
     #[serde(default)]
     pub depth_order: DepthOrder,
+    /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest verified
+    /// checkpoint, which must have been trained with the same `[model.<kind>]` (these start
+    /// keys aside), `[space]` and dataset. Unset: a random initialisation. A resumed run loads
+    /// its own checkpoint instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init_from: Option<String>,
+    /// Sort the model's units, most important first, once before the first step of a fresh run
+    /// (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`, scored on the full
+    /// model over the first `sort_batches` training batches (BatchNorm on batch statistics).
+    /// Meant for a model started with `init_from`; refused with switchable BatchNorm.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<ImportanceScore>,
+    /// Training batches the `sort_by` scores are summed over (default
+    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_batches: Option<usize>,
+}
+
+/// An importance score as configs write it.
+pub(crate) fn score_name(score: ImportanceScore) -> &'static str {
+    match score {
+        ImportanceScore::Magnitude => "magnitude",
+        ImportanceScore::Activation => "activation",
+        ImportanceScore::Taylor => "taylor",
+    }
 }
 
 fn default_stem_stride() -> usize {
@@ -176,13 +252,90 @@ impl ClassifierConfig {
         }
     }
 
+    /// The keys every family shares for how training starts: `init_from`, `sort_by`,
+    /// `sort_batches`.
+    fn start(&self) -> (Option<&str>, Option<ImportanceScore>, Option<usize>) {
+        match self {
+            ClassifierConfig::Mlp(o) => (o.init_from.as_deref(), o.sort_by, o.sort_batches),
+            ClassifierConfig::Cnn(o) => (o.init_from.as_deref(), o.sort_by, o.sort_batches),
+            ClassifierConfig::Resnet(o) => (o.init_from.as_deref(), o.sort_by, o.sort_batches),
+            ClassifierConfig::MobilenetV2(o) => (o.init_from.as_deref(), o.sort_by, o.sort_batches),
+        }
+    }
+
+    /// The earlier run whose weights a fresh run starts from (`init_from`), if any.
+    pub fn init_from(&self) -> Option<&str> {
+        self.start().0
+    }
+
+    /// The importance score and calibration batches to sort the model with before training
+    /// (`sort_by`, `sort_batches` with its default), if any.
+    pub fn sorting(&self) -> Option<(ImportanceScore, usize)> {
+        let (_, sort_by, sort_batches) = self.start();
+        sort_by.map(|score| (score, sort_batches.unwrap_or(DEFAULT_SORT_BATCHES)))
+    }
+
+    /// The config without the start keys (`init_from`, `sort_by`, `sort_batches`): what the
+    /// weights of a run depend on, to compare with the run an `init_from` names.
+    pub fn architecture(&self) -> ClassifierConfig {
+        let mut config = self.clone();
+        macro_rules! clear {
+            ($o:expr) => {{
+                $o.init_from = None;
+                $o.sort_by = None;
+                $o.sort_batches = None;
+            }};
+        }
+        match &mut config {
+            ClassifierConfig::Mlp(o) => clear!(o),
+            ClassifierConfig::Cnn(o) => clear!(o),
+            ClassifierConfig::Resnet(o) => clear!(o),
+            ClassifierConfig::MobilenetV2(o) => clear!(o),
+        }
+        config
+    }
+
+    /// Checks the start keys: a non-empty `init_from`, `sort_batches` at least 1 and only with
+    /// `sort_by`, no `sort_by` but `magnitude` for the MLP (it has no calibration score) and no
+    /// `sort_by` with switchable BatchNorm (its per-width statistics describe the old prefixes).
+    fn validate_start(&self) -> Result<(), ModelConfigError> {
+        let kind = self.kind();
+        let (init_from, sort_by, sort_batches) = self.start();
+        if init_from.is_some_and(|dir| dir.trim().is_empty()) {
+            return Err(ModelConfigError::new(format!("model.{kind}.init_from"), "a run folder", "\"\""));
+        }
+        check_sort_keys(kind, sort_by, sort_batches)?;
+        match sort_by {
+            Some(score @ (ImportanceScore::Activation | ImportanceScore::Taylor))
+                if matches!(self, ClassifierConfig::Mlp(_)) =>
+            {
+                Err(ModelConfigError::new(
+                    "model.mlp.sort_by",
+                    "\"magnitude\" (the MLP has no activation or Taylor score)",
+                    score_name(score),
+                ))
+            }
+            Some(score) if self.batch_norm() == Some(BatchNormStats::Switchable) => Err(ModelConfigError::new(
+                format!("model.{kind}.sort_by"),
+                format!(
+                    "no sorting with `model.{kind}.batch_norm = \"switchable\"` (its per-width statistics \
+                     describe the unsorted prefixes; sort a model that recalibrates)"
+                ),
+                score_name(score),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks the options against `space`: one stride per CNN block or ResNet stage (each in
     /// `1..=4`), ResNet blocks per stage summing to the space's blocks, a MobileNetV2 width
-    /// multiplier in `(0, 4]` and stem stride in `1..=4` whose allocation holds the space.
+    /// multiplier in `(0, 4]` and stem stride in `1..=4` whose allocation holds the space; and
+    /// the start keys (`init_from`, `sort_by`, `sort_batches`).
     ///
     /// # Errors
     /// [`ModelConfigError`] naming the first key that does not fit.
     pub fn validate(&self, space: &NestingSpace) -> Result<(), ModelConfigError> {
+        self.validate_start()?;
         match self {
             ClassifierConfig::Mlp(_) => Ok(()),
             ClassifierConfig::Cnn(cnn) => {

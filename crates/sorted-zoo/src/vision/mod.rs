@@ -2,10 +2,12 @@
 //! `resnet.rs`, `mobilenet_v2.rs`; their building blocks (`conv_norm.rs`, `residual.rs`); depth
 //! orders and width scaling (`depth_order.rs`, `scaling.rs`); the staged-network config the
 //! ResNet and MobileNetV2 share (`staged_network.rs`); the classifier trait (`classifier.rs`)
-//! and the `[model.*]` config that builds any of them (`classifier_config.rs`).
+//! the `[model.*]` config that builds any of them (`classifier_config.rs`) and the importance
+//! sort of any of them (`classifier_sort.rs`).
 
 pub(crate) mod classifier;
 pub(crate) mod classifier_config;
+pub(crate) mod classifier_sort;
 pub(crate) mod cnn;
 pub(crate) mod conv_norm;
 pub(crate) mod depth_order;
