@@ -225,6 +225,7 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
                 "model.safetensors",
                 "the same weights in PyTorch layout (Linear weight [out, in], BatchNorm weight/bias/running_*)",
             ),
+            ("config.json", "the architecture alone, for loaders that look for one (see export_config_json)"),
             ("manifest.json", "this file"),
         ]
         .into_iter()
@@ -259,6 +260,8 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         let digest = sorted_sched::digest_file(&path).with_context(|| format!("reading `{}`", path.display()))?;
         manifest.sha256.insert(file.to_string(), digest.sha256);
     }
+    let config = export_config_json(&manifest);
+    write_file(&tmp.join("config.json"), &serde_json::to_vec_pretty(&config).expect("config serialises"))?;
     write_file(&tmp.join("manifest.json"), &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"))?;
     // An earlier export of the same name is moved aside, not deleted, until the new one is in
     // place: a kill in between leaves one of them whole.
@@ -269,6 +272,25 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     std::fs::rename(&tmp, out).with_context(|| format!("moving the export into `{}`", out.display()))?;
     let _ = std::fs::remove_dir_all(&aside);
     Ok(out.to_path_buf())
+}
+
+/// The `config.json` of an image export: what a loader needs to rebuild the dense module (the
+/// family, its `[model.<kind>]` options, the active width per block, input shape and
+/// normalisation, classes), without the provenance and metrics of `manifest.json`. The keys
+/// follow Hugging Face's naming where one exists (`model_type`, `num_labels`);
+/// docs/export-pytorch.md builds the PyTorch modules from the same fields.
+pub fn export_config_json(manifest: &ExportManifest) -> serde_json::Value {
+    serde_json::json!({
+        "model_type": format!("sortednet-{}", manifest.model),
+        "format": EXPORT_FORMAT,
+        "sub_model": manifest.sub_model,
+        "widths": manifest.widths,
+        "model": manifest.config.model,
+        "input_shape": manifest.input_shape,
+        "input_normalisation": manifest.input_normalisation,
+        "num_labels": manifest.n_classes,
+        "weights": "model.safetensors",
+    })
 }
 
 /// A loaded export: the dense model of its family.

@@ -122,9 +122,12 @@ fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
     let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "16-8".into(), out: None };
     run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
     let out = run.join("export/16-8");
-    for file in ["model.mpk", "model.safetensors", "manifest.json"] {
+    for file in ["model.mpk", "model.safetensors", "config.json", "manifest.json"] {
         assert!(out.join(file).is_file(), "missing export/{file}");
     }
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "sortednet-mlp");
+    assert_eq!((&config["widths"], &config["num_labels"]), (&serde_json::json!([16, 8]), &serde_json::json!(10)));
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     assert!(manifest["max_abs_diff_vs_sliced"].as_f64().unwrap() < 1e-5);
