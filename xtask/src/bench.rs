@@ -16,7 +16,6 @@
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -670,29 +669,7 @@ pub(crate) fn utc_now() -> String {
     format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3_600, rem % 3_600 / 60, rem % 60)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, then a rename.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().with_context(|| format!("{} has no parent folder", path.display()))?;
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".bench-report.")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("writing {}", path.display()))?;
-    // Temporary files are created private (0600); the report is an ordinary file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o644))
-            .with_context(|| format!("setting the permissions of {}", path.display()))?;
-    }
-    tmp.persist(path).with_context(|| format!("renaming the temporary file onto {}", path.display()))?;
-    Ok(())
-}
+pub(crate) use crate::data::write_atomic;
 
 #[cfg(test)]
 mod tests {

@@ -819,23 +819,12 @@ fn megabytes(bytes: usize) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same folder, flushed to disk,
-/// then renamed over `path`. A reader never sees a half-written file, and an interrupted run
-/// leaves only a `*.tmp` file (git-ignored) behind.
+/// Writes `bytes` to `path` atomically (`sorted_data::write_atomic`), creating its folder: a reader
+/// never sees a half-written file, and an interrupted run leaves only a hidden `.tmp-<pid>` file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().with_context(|| format!("{} has no parent folder", path.display()))?;
-    let file_name = path.file_name().with_context(|| format!("{} has no file name", path.display()))?.to_string_lossy();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.with_context(|| format!("writing {}", path.display()))
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    sorted_data::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+mod atomic_file;
 mod augment;
 mod batcher;
 mod bpe_pre_tokenizer;
@@ -28,6 +29,7 @@ mod text_dataset;
 mod tokenized_dataset;
 mod wordpiece;
 
+pub use atomic_file::write_atomic;
 pub use augment::{AugmentConfig, Augmentation, ImageTransform};
 pub use batcher::{ImageBatch, ImageBatcher, MNIST_MEAN, MNIST_STD};
 pub use bpe_pre_tokenizer::BpePreTokenizer;

@@ -2,7 +2,6 @@
 //! Q8_0 (as ggml's reference `quantize_row_q8_0_ref` does), the layout [`GgufFile::parse`]
 //! reads (see the module documentation of `gguf/mod.rs`), and an atomic write to disk.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[cfg(doc)]
@@ -234,27 +233,10 @@ impl GgufWriter {
     /// # Errors
     /// [`GgufWriteError::Io`] naming the file.
     pub fn write(&self, path: impl AsRef<Path>) -> Result<(), GgufWriteError> {
-        write_atomic(path.as_ref(), &self.to_bytes())
+        let path = path.as_ref();
+        crate::write_atomic(path, &self.to_bytes())
+            .map_err(|source| GgufWriteError::Io { path: path.to_path_buf(), source })
     }
-}
-
-/// Writes `bytes` to `path` through a synced temporary file in the same folder and a rename.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), GgufWriteError> {
-    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GgufWriteError + '_ {
-        move |source| GgufWriteError::Io { path: path.to_path_buf(), source }
-    }
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "gguf".into());
-    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        file.write_all(bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, path).map_err(io(path))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
 }
 
 /// `values` stored as `ggml_type`, or `None` for a type not encoded here.
