@@ -53,6 +53,17 @@ pub enum Command {
     /// Sort a pretrained decoder's query heads and SwiGLU units by importance on an
     /// experiment's training text and write it as a GGUF file, ready for sorted fine-tuning.
     Sort(SortArgs),
+    /// Run the coordinator of a training run over several machines (Burn's global
+    /// orchestrator) until stopped; each node then runs `train --distributed node.toml`.
+    Coordinator(CoordinatorArgs),
+}
+
+/// `coordinator`.
+#[derive(Debug, Args)]
+pub struct CoordinatorArgs {
+    /// The port to listen on (the nodes' `distributed.coordinator` is `<this host>:<port>`).
+    #[arg(long)]
+    pub port: u16,
 }
 
 /// `sort`.
@@ -302,6 +313,12 @@ pub struct TrainArgs {
     /// `train.peers` (also of a resumed run, whose steps do not depend on where they run).
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<String>,
+    /// Train as one node of several machines: a node file with a `[distributed]` table (`node`,
+    /// `nodes`, `address`, `coordinator`, optional `timeout_s`; see docs/distributed.md). Every
+    /// node runs the same experiment with the same number of local peers; node 0 writes the
+    /// checkpoints and reports.
+    #[arg(long)]
+    pub distributed: Option<PathBuf>,
 }
 
 /// `eval`.

@@ -69,7 +69,13 @@ pub fn train_cmd<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
-    let new_options = TrainOptions { stop_after: args.stop_after, quiet: ctx.quiet, force: args.force, resume: false };
+    let new_options = TrainOptions {
+        stop_after: args.stop_after,
+        quiet: ctx.quiet,
+        force: args.force,
+        resume: false,
+        distributed: None,
+    };
     let steps = |train: &mut sorted_sched::TrainConfig| -> anyhow::Result<()> {
         if let Some(steps) = args.steps {
             anyhow::ensure!(steps > 0, "--steps must be at least 1");
@@ -81,6 +87,10 @@ pub fn train_cmd<B: AutodiffBackend>(
         anyhow::ensure!(
             args.devices.is_empty(),
             "--devices: data-parallel peers and per-peer devices are implemented for image experiments only so far"
+        );
+        anyhow::ensure!(
+            args.distributed.is_none(),
+            "--distributed: training on several nodes is implemented for image experiments only so far"
         );
         Ok(())
     };
@@ -107,7 +117,13 @@ pub fn train_cmd<B: AutodiffBackend>(
         let folder = RunFolder::open(dir)?;
         let checkpoint = open_checkpoint(dir)?;
         let (text, source) = (checkpoint.config_toml(), checkpoint.config_path());
-        let options = TrainOptions { resume: true, stop_after: args.stop_after, quiet: ctx.quiet, force: false };
+        let options = TrainOptions {
+            resume: true,
+            stop_after: args.stop_after,
+            quiet: ctx.quiet,
+            force: false,
+            distributed: None,
+        };
         match crate::text::model_kind(text).as_deref() {
             Some("bert") => {
                 let exp = crate::text::TextExperiment::from_toml(text, &source)?;
@@ -135,11 +151,24 @@ pub fn train_cmd<B: AutodiffBackend>(
         (exp, dir, None)
     };
     let exp = with_devices(exp, &args.devices)?;
+    let distributed = args.distributed.as_deref().map(crate::distributed::Distributed::load).transpose()?;
+    if let Some(d) = &distributed {
+        let peers = d.node.nodes * exp.config.train.peers();
+        anyhow::ensure!(
+            exp.config.data.batch_size % peers == 0,
+            "{}: data.batch_size = {} must be a multiple of all peers: {} nodes x {} local peers = {peers}",
+            exp.source.display(),
+            exp.config.data.batch_size,
+            d.node.nodes,
+            exp.config.train.peers()
+        );
+    }
     let options = TrainOptions {
         resume: args.resume.is_some(),
         stop_after: args.stop_after,
         quiet: ctx.quiet,
         force: args.force,
+        distributed,
     };
     let folder = match folder {
         Some(folder) => folder,
@@ -270,6 +299,15 @@ where
 {
     let outcome = train(exp, data, model, device, run_dir, options)?;
     if !crate::train::finished(&outcome.state, run_dir, ctx.quiet) {
+        return Ok(());
+    }
+    if let Some(d) = options.distributed.as_ref().filter(|d| d.node.node > 0) {
+        if !ctx.quiet {
+            eprintln!(
+                "node {} of {}: trained {} steps; node 0 writes the checkpoints and evaluates the sub-models",
+                d.node.node, d.node.nodes, outcome.state.step
+            );
+        }
         return Ok(());
     }
     let inner = outcome.model.valid();

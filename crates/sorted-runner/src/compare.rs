@@ -321,7 +321,7 @@ pub fn compare_cmd<B: AutodiffBackend>(
     let out = args.out.clone().unwrap_or_else(|| new_run_dir(&format!("{}-compare", exp.config.name)));
     std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
     // compare's own folders without results were interrupted: they are trained again.
-    let options = TrainOptions { resume: false, stop_after: None, quiet: ctx.quiet, force: true };
+    let options = TrainOptions { resume: false, stop_after: None, quiet: ctx.quiet, force: true, distributed: None };
 
     let sorted_dir = match &args.sorted {
         Some(dir) => {

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod config;
 mod data;
 mod device;
+pub mod distributed;
 pub mod eval;
 mod export;
 pub mod heap;
@@ -24,8 +25,8 @@ pub mod text;
 mod train;
 
 pub use cli::{
-    Cli, Command, CompareArgs, EvalArgs, ExportArgs, GenerateArgs, LayoutArg, PerplexityArgs, ProfileArgs, SelectArgs,
-    SoftArgs, SortArgs, TrainArgs,
+    Cli, Command, CompareArgs, CoordinatorArgs, EvalArgs, ExportArgs, GenerateArgs, LayoutArg, PerplexityArgs,
+    ProfileArgs, SelectArgs, SoftArgs, SortArgs, TrainArgs,
 };
 pub use commands::{eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;
@@ -117,5 +118,6 @@ where
         Some(Command::Perplexity(args)) => llm::perplexity_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Soft(args)) => llm::soft_cmd::<B>(args, &device, ctx),
         Some(Command::Sort(args)) => sort::sort_cmd::<B>(args, &device, ctx),
+        Some(Command::Coordinator(args)) => distributed::coordinator_cmd(args.port, ctx.quiet),
     }
 }

@@ -48,6 +48,9 @@ pub struct TrainOptions {
     pub quiet: bool,
     /// Replace a run already in the output folder (its checkpoints are deleted first).
     pub force: bool,
+    /// Train as one node of several (`train --distributed`): this node's local peers take the
+    /// global ranks `node * local .. (node + 1) * local` of `nodes * local` peers.
+    pub distributed: Option<crate::distributed::Distributed>,
 }
 
 /// Trains `model` for the experiment's steps, checkpointing into `run_dir`: the image
@@ -87,7 +90,7 @@ where
     let config_toml = exp.to_toml();
     let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
     let devices = peer_devices::<B>(&cfg.train, device);
-    let outcome = if devices.len() > 1 {
+    let outcome = if devices.len() > 1 || options.distributed.is_some() {
         run_peers(&train_loop, &devices, &task, model, || cfg.optimizer.init(), options)?
     } else {
         let model = model.fork(&devices[0]);
@@ -110,7 +113,8 @@ fn peer_devices<B: AutodiffBackend>(train: &sorted_sched::TrainConfig, device: &
         .collect()
 }
 
-/// Data-parallel training: one thread per entry of `devices`, peer `i` on `devices[i]`, each
+/// Data-parallel training: one thread per entry of `devices`, local peer `i` on `devices[i]`
+/// (global rank `i`, or `node * devices.len() + i` on node `node` of a run over several nodes), each
 /// running the loop on its shard of every batch (`task(Some(peer), device)`), averaging
 /// gradients with Burn's collective; rank 0 shows progress, writes checkpoints and returns the
 /// trained model (on its device). A peer that fails resets the collective, so the others fail
@@ -143,9 +147,19 @@ where
             .map(|(rank, device)| {
                 let (inner, optim, task) = (model.valid(), &optim, task);
                 scope.spawn(move || {
-                    let peer = Peer::new(rank, peers);
-                    sorted_sched::join::<B::InnerBackend>(peer, device)?;
-                    let peer_options = TrainOptions { quiet: options.quiet || rank > 0, ..options.clone() };
+                    let peer = match &options.distributed {
+                        Some(node) => {
+                            let peer = node.peer(rank, peers);
+                            sorted_sched::join_node::<B::InnerBackend>(peer, peers, &node.node, device)?;
+                            peer
+                        }
+                        None => {
+                            let peer = Peer::new(rank, peers);
+                            sorted_sched::join::<B::InnerBackend>(peer, device)?;
+                            peer
+                        }
+                    };
+                    let peer_options = TrainOptions { quiet: options.quiet || peer.rank > 0, ..options.clone() };
                     let result = run_loop_as(
                         train_loop,
                         &task(Some(peer), device),
@@ -159,6 +173,7 @@ where
                         sorted_sched::abandon::<B::InnerBackend>();
                     }
                     let _ = sorted_sched::leave::<B::InnerBackend>(peer);
+                    // The node's first peer returns the model (the same on every peer).
                     result.map(|o| (rank == 0).then(|| (o.model.valid(), o.state)))
                 })
             })

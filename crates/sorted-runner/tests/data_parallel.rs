@@ -8,7 +8,8 @@ use sorted_runner::report::RunReport;
 
 use crate::end_to_end::{TINY_MLP, rng_guard, train, write_config};
 
-fn weights(run: &Path) -> Vec<f32> {
+/// Every weight of the tiny MLP run in `run` (its last checkpoint), in parameter order.
+pub(crate) fn weights(run: &Path) -> Vec<f32> {
     use burn::module::Module;
     let exp = sorted_runner::config::Experiment::from_file(&run.join("config.toml")).unwrap();
     let device = Default::default();

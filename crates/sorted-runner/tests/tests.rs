@@ -21,6 +21,8 @@ mod fuzz_replay;
 #[cfg(feature = "flex")]
 mod lm;
 #[cfg(feature = "flex")]
+mod multi_node;
+#[cfg(feature = "flex")]
 mod sort_image;
 #[cfg(feature = "flex")]
 mod text;

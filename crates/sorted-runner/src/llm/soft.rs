@@ -138,7 +138,13 @@ pub fn soft_cmd<B: AutodiffBackend>(args: &SoftArgs, device: &B::Device, ctx: &R
             exp.to_toml()
         );
     }
-    let options = TrainOptions { resume: false, stop_after: args.stop_after, quiet: ctx.quiet, force: args.force };
+    let options = TrainOptions {
+        resume: false,
+        stop_after: args.stop_after,
+        quiet: ctx.quiet,
+        force: args.force,
+        distributed: None,
+    };
     let folder = crate::run_folder::RunFolder::create(&args.out, options.force)?;
     if args.probe_gradients {
         probe::<B>(&exp, &args.out, device, ctx)?;
