@@ -9,11 +9,12 @@ use sorted_nn::{
 };
 
 use crate::StagedNetworkConfig;
-use crate::vision::classifier::{DenseClassifier, SortedClassifier, check_widths};
+use crate::vision::classifier::{DenseClassifier, SortedClassifier};
 use crate::vision::conv_norm::{DenseConvNorm, SortedConvNorm};
-use crate::vision::depth_order::{DepthOrder, active_in_flat_order, widths_in_flat_order};
+use crate::vision::depth_order::{DepthOrder, widths_in_flat_order};
 use crate::vision::residual::add_prefix;
 use crate::vision::scaling::proportional;
+use crate::vision::staged_body::{StagedBody, check_block_widths, staged_block, stem_width};
 use crate::vision::staged_network::{StagedSizes, check_staged_sizes};
 
 /// ReLU6, MobileNetV2's activation.
@@ -388,6 +389,8 @@ impl<B: Backend> SortedInvertedResidual<B> {
     }
 }
 
+staged_block!(SortedInvertedResidual, DenseInvertedResidual, |block| block.project.conv.c_out_max());
+
 /// A sorted MobileNetV2: a 3x3 conv-BN-ReLU6 stem, inverted residual blocks
 /// ([`SortedInvertedResidual`]), a last 1x1 conv-BN-ReLU6, global average pooling and one
 /// linear head shared by every sub-model.
@@ -447,22 +450,21 @@ pub struct SortedMobileNetV2<B: Backend> {
 }
 
 impl<B: Backend> SortedMobileNetV2<B> {
-    /// The blocks `sub` runs, in forward (flat) order, each with its active width.
-    fn active_blocks(&self, sub: &SubModel) -> Vec<(&SortedInvertedResidual<B>, usize)> {
-        self.check_depth(sub);
-        active_in_flat_order(&self.order, sub.widths()).into_iter().map(|(b, c)| (&self.blocks[b], c)).collect()
+    /// The stem and the blocks `sub` runs.
+    fn body<'a>(&'a self, sub: &'a SubModel) -> StagedBody<'a, B, SortedInvertedResidual<B>> {
+        StagedBody::new("SortedMobileNetV2", &self.stem, &self.blocks, &self.order, sub)
     }
 
     /// The stem's active width for a first block of active width `w0`.
     pub fn stem_width(&self, w0: usize) -> usize {
-        proportional(w0, self.blocks[0].project.conv.c_out_max(), self.stem.conv.c_out_max())
+        stem_width(&self.stem, &self.blocks, w0)
     }
 
     /// The last convolution's active width for sub-model `sub`.
     pub fn last_width(&self, sub: &SubModel) -> usize {
         let all = self.last.conv.c_out_max();
         if self.scale_last_conv {
-            let (block, width) = *self.active_blocks(sub).last().expect("a sub-model has a block");
+            let (block, width) = self.body(sub).last();
             proportional(width, block.project.conv.c_out_max(), all)
         } else {
             all
@@ -474,16 +476,7 @@ impl<B: Backend> SortedMobileNetV2<B> {
     /// # Panics
     /// If `sub` is deeper than the model.
     pub fn n_norm_layers(&self, sub: &SubModel) -> usize {
-        2 + self.active_blocks(sub).iter().map(|(b, _)| b.n_norm_layers()).sum::<usize>()
-    }
-
-    fn check_depth(&self, sub: &SubModel) {
-        assert!(
-            sub.depth() <= self.blocks.len(),
-            "SortedMobileNetV2: depth {} > allocated {}",
-            sub.depth(),
-            self.blocks.len()
-        );
+        self.body(sub).n_norm_layers() + 1
     }
 }
 
@@ -491,31 +484,16 @@ impl<B: Backend> SortedClassifier<B> for SortedMobileNetV2<B> {
     type Dense = DenseMobileNetV2<B>;
 
     fn forward(&self, images: Tensor<B, 4>, sub: &SubModel, norm: &mut NormPass<'_, B>) -> Tensor<B, 2> {
-        self.check_depth(sub);
-        let mut x = relu6(self.stem.forward(images, self.stem_width(sub.widths()[0]), norm, 0));
-        let mut index = 1;
-        for (block, c) in self.active_blocks(sub) {
-            x = block.forward(x, c, norm, index);
-            index += block.n_norm_layers();
-        }
+        let (x, index) = self.body(sub).forward(images, norm, relu6);
         let x = relu6(self.last.forward(x, self.last_width(sub), norm, index));
         let pooled: Tensor<B, 2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         self.head.forward(pooled, self.head.d_output_max())
     }
 
     fn cost(&self, sub: &SubModel) -> Cost {
-        self.check_depth(sub);
-        let stem_width = self.stem_width(sub.widths()[0]);
-        let mut cost = self.stem.cost(self.stem.conv.c_in_max(), stem_width, self.input_hw);
-        let mut hw = self.stem.conv.output_size(self.input_hw);
-        let mut c_in = stem_width;
-        for (block, c) in self.active_blocks(sub) {
-            let (block_cost, out_hw) = block.cost(c_in, c, hw);
-            cost += block_cost;
-            (hw, c_in) = (out_hw, c);
-        }
+        let (cost, c_out, hw) = self.body(sub).cost(self.input_hw);
         let last_width = self.last_width(sub);
-        cost + self.last.cost(c_in, last_width, hw) + self.head.cost(last_width, self.head.d_output_max())
+        cost + self.last.cost(c_out, last_width, hw) + self.head.cost(last_width, self.head.d_output_max())
     }
 
     fn has_batch_norm(&self) -> bool {
@@ -523,33 +501,18 @@ impl<B: Backend> SortedClassifier<B> for SortedMobileNetV2<B> {
     }
 
     fn check_space(&self, space: &NestingSpace) -> Result<(), SpecError> {
-        let allocated: Vec<usize> = self.order.iter().map(|&b| self.blocks[b].project.conv.c_out_max()).collect();
-        check_widths(space, &allocated)
+        check_block_widths(space, &self.blocks, &self.order)
     }
 
     fn extract(&self, sub: &SubModel, stats: Option<&SubModelNormStats<B>>) -> DenseMobileNetV2<B> {
-        self.check_depth(sub);
-        let stats =
-            stats.expect("SortedMobileNetV2::extract needs BatchNorm statistics recalibrated for the sub-model");
-        assert_eq!(
-            stats.layers.len(),
-            self.n_norm_layers(sub),
-            "SortedMobileNetV2::extract: one statistics entry per BatchNorm layer of {sub}"
-        );
-        let stem_width = self.stem_width(sub.widths()[0]);
-        let mut c_in = stem_width;
-        let mut index = 1;
-        let mut blocks = Vec::with_capacity(sub.depth());
-        for (block, c) in self.active_blocks(sub) {
-            blocks.push(block.to_dense(c_in, c, &stats.layers[index..]));
-            index += block.n_norm_layers();
-            c_in = c;
-        }
+        let body = self.body(sub);
+        let stats = body.norm_stats(stats, body.n_norm_layers() + 1);
+        let dense = body.to_dense(stats);
         let last_width = self.last_width(sub);
         DenseMobileNetV2 {
-            stem: self.stem.to_dense(self.stem.conv.c_in_max(), stem_width, &stats.layers[0]),
-            blocks,
-            last: self.last.to_dense(c_in, last_width, &stats.layers[index]),
+            stem: dense.stem,
+            blocks: dense.blocks,
+            last: self.last.to_dense(dense.c_out, last_width, &stats[dense.next_norm]),
             head: self.head.to_dense(last_width, self.head.d_output_max()),
         }
     }

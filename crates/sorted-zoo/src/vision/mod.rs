@@ -1,7 +1,8 @@
 //! The sorted vision models (image classifiers) and what they share: `mlp.rs`, `cnn.rs`,
 //! `resnet.rs`, `mobilenet_v2.rs`; their building blocks (`conv_norm.rs`, `residual.rs`); depth
 //! orders and width scaling (`depth_order.rs`, `scaling.rs`); the staged-network config the
-//! ResNet and MobileNetV2 share (`staged_network.rs`); the classifier trait (`classifier.rs`)
+//! ResNet and MobileNetV2 share (`staged_network.rs`) and the part of their passes they share
+//! (`staged_body.rs`); the classifier trait (`classifier.rs`)
 //! the `[model.*]` config that builds any of them (`classifier_config.rs`) and the importance
 //! sort of any of them (`classifier_sort.rs`).
 
@@ -16,4 +17,5 @@ pub(crate) mod mobilenet_v2;
 pub(crate) mod residual;
 pub(crate) mod resnet;
 pub(crate) mod scaling;
+pub(crate) mod staged_body;
 pub(crate) mod staged_network;

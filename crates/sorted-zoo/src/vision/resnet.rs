@@ -11,11 +11,12 @@ use sorted_nn::{
 };
 
 use crate::StagedNetworkConfig;
-use crate::vision::classifier::{DenseClassifier, SortedClassifier, check_widths};
+use crate::vision::classifier::{DenseClassifier, SortedClassifier};
 use crate::vision::conv_norm::{DenseConvNorm, SortedConvNorm};
-use crate::vision::depth_order::{DepthOrder, activation_order, active_in_flat_order, widths_in_flat_order};
+use crate::vision::depth_order::{DepthOrder, activation_order, widths_in_flat_order};
 use crate::vision::residual::add_prefix;
 use crate::vision::scaling::proportional;
+use crate::vision::staged_body::{StagedBody, check_block_widths, staged_block, stem_width};
 use crate::vision::staged_network::{StagedSizes, check_staged_sizes};
 
 /// One stage of a [`SortedResNetConfig`]: `blocks` basic blocks of the same allocated width.
@@ -420,6 +421,8 @@ impl<B: Backend> SortedBasicBlock<B> {
     }
 }
 
+staged_block!(SortedBasicBlock, DenseBasicBlock, |block| block.conv1.c_out_max());
+
 /// A sorted CIFAR-style ResNet: a 3x3 conv-BN-ReLU stem, basic residual blocks
 /// ([`SortedBasicBlock`]) in stages, global average pooling and one linear head shared by every
 /// sub-model, reading the last active block's active channels.
@@ -474,15 +477,14 @@ pub struct SortedResNet<B: Backend> {
 }
 
 impl<B: Backend> SortedResNet<B> {
-    /// The blocks `sub` runs, in forward (flat) order, each with its active width.
-    fn active_blocks(&self, sub: &SubModel) -> Vec<(&SortedBasicBlock<B>, usize)> {
-        self.check_depth(sub);
-        active_in_flat_order(&self.order, sub.widths()).into_iter().map(|(b, c)| (&self.blocks[b], c)).collect()
+    /// The stem and the blocks `sub` runs.
+    fn body<'a>(&'a self, sub: &'a SubModel) -> StagedBody<'a, B, SortedBasicBlock<B>> {
+        StagedBody::new("SortedResNet", &self.stem, &self.blocks, &self.order, sub)
     }
 
     /// The stem's active width for a first block of active width `w0`.
     pub fn stem_width(&self, w0: usize) -> usize {
-        proportional(w0, self.blocks[0].conv1.c_out_max(), self.stem.conv.c_out_max())
+        stem_width(&self.stem, &self.blocks, w0)
     }
 
     /// The number of BatchNorm layers sub-model `sub` runs (the length of its statistics).
@@ -490,16 +492,7 @@ impl<B: Backend> SortedResNet<B> {
     /// # Panics
     /// If `sub` is deeper than the model.
     pub fn n_norm_layers(&self, sub: &SubModel) -> usize {
-        1 + self.active_blocks(sub).iter().map(|(b, _)| b.n_norm_layers()).sum::<usize>()
-    }
-
-    fn check_depth(&self, sub: &SubModel) {
-        assert!(
-            sub.depth() <= self.blocks.len(),
-            "SortedResNet: depth {} > allocated {}",
-            sub.depth(),
-            self.blocks.len()
-        );
+        self.body(sub).n_norm_layers()
     }
 }
 
@@ -507,28 +500,14 @@ impl<B: Backend> SortedClassifier<B> for SortedResNet<B> {
     type Dense = DenseResNet<B>;
 
     fn forward(&self, images: Tensor<B, 4>, sub: &SubModel, norm: &mut NormPass<'_, B>) -> Tensor<B, 2> {
-        let stem_width = self.stem_width(sub.widths()[0]);
-        let mut x = relu(self.stem.forward(images, stem_width, norm, 0));
-        let mut index = 1;
-        for (block, c) in self.active_blocks(sub) {
-            x = block.forward(x, c, norm, index);
-            index += block.n_norm_layers();
-        }
+        let (x, _) = self.body(sub).forward(images, norm, relu);
         let pooled: Tensor<B, 2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         self.head.forward(pooled, self.head.d_output_max())
     }
 
     fn cost(&self, sub: &SubModel) -> Cost {
-        let stem_width = self.stem_width(sub.widths()[0]);
-        let mut cost = self.stem.cost(self.stem.conv.c_in_max(), stem_width, self.input_hw);
-        let mut hw = self.stem.conv.output_size(self.input_hw);
-        let mut c_in = stem_width;
-        for (block, c) in self.active_blocks(sub) {
-            let (block_cost, out_hw) = block.cost(c_in, c, hw);
-            cost += block_cost;
-            (hw, c_in) = (out_hw, c);
-        }
-        cost + self.head.cost(c_in, self.head.d_output_max())
+        let (cost, c_out, _) = self.body(sub).cost(self.input_hw);
+        cost + self.head.cost(c_out, self.head.d_output_max())
     }
 
     fn has_batch_norm(&self) -> bool {
@@ -536,30 +515,16 @@ impl<B: Backend> SortedClassifier<B> for SortedResNet<B> {
     }
 
     fn check_space(&self, space: &NestingSpace) -> Result<(), SpecError> {
-        let allocated: Vec<usize> = self.order.iter().map(|&b| self.blocks[b].conv1.c_out_max()).collect();
-        check_widths(space, &allocated)
+        check_block_widths(space, &self.blocks, &self.order)
     }
 
     fn extract(&self, sub: &SubModel, stats: Option<&SubModelNormStats<B>>) -> DenseResNet<B> {
-        let stats = stats.expect("SortedResNet::extract needs BatchNorm statistics recalibrated for the sub-model");
-        assert_eq!(
-            stats.layers.len(),
-            self.n_norm_layers(sub),
-            "SortedResNet::extract: one statistics entry per BatchNorm layer of {sub}"
-        );
-        let stem_width = self.stem_width(sub.widths()[0]);
-        let mut c_in = stem_width;
-        let mut index = 1;
-        let mut blocks = Vec::with_capacity(sub.depth());
-        for (block, c) in self.active_blocks(sub) {
-            blocks.push(block.to_dense(c_in, c, &stats.layers[index..]));
-            index += block.n_norm_layers();
-            c_in = c;
-        }
+        let body = self.body(sub);
+        let dense = body.to_dense(body.norm_stats(stats, body.n_norm_layers()));
         DenseResNet {
-            stem: self.stem.to_dense(self.stem.conv.c_in_max(), stem_width, &stats.layers[0]),
-            blocks,
-            head: self.head.to_dense(c_in, self.head.d_output_max()),
+            stem: dense.stem,
+            blocks: dense.blocks,
+            head: self.head.to_dense(dense.c_out, self.head.d_output_max()),
         }
     }
 }
