@@ -7,8 +7,10 @@ use burn::tensor::backend::AutodiffBackend;
 use sorted_nn::{PaddingMask, SortedMultiHeadAttention};
 
 use super::permutation::{descending_order, expand_blocks, permute_inputs, permute_outputs};
-use super::probe::{block_sums, col_sq, cross_entropy, ones_gate, row_sq, to_vec};
-use super::{ImportanceScore, LayerScores, SortError, TransformerScores, check_count, check_len};
+use super::probe::{
+    LayerGates, block_sums, col_sq, cross_entropy, gate_scores, layer_gates, mean_scores, row_sq, to_vec,
+};
+use super::{ImportanceScore, LayerScores, SortError, TransformerScores, check_layer_scores};
 use crate::{SortedBert, SortedBertLayer};
 
 /// A labelled calibration batch for [`importance_bert`] (inputs as in [`SortedBert::forward`]).
@@ -98,32 +100,27 @@ pub fn importance_bert<B: AutodiffBackend>(
         ImportanceScore::Magnitude => Ok(magnitude_bert(model)),
         ImportanceScore::Activation => {
             let model = model.valid();
-            let gates = layer_gates(&model, false);
+            let gates = unit_gates(&model, false);
             let (_, means) = probe(&model, &batch.inner(), &gates);
-            let layers = means.into_iter().map(|(h, f)| LayerScores { heads: to_vec(h), ffn: to_vec(f) }).collect();
-            Ok(TransformerScores { layers })
+            Ok(mean_scores(means))
         }
         ImportanceScore::Taylor => {
             // Only the gates need gradients: the weights' would be computed and thrown away.
             let model = model.clone().no_grad();
-            let gates = layer_gates(&model, true);
+            let gates = unit_gates(&model, true);
             let (logits, _) = probe(&model, batch, &gates);
-            let grads = cross_entropy(logits, batch.labels.clone()).backward();
-            let taylor = |g: &Tensor<B, 1>| match g.grad(&grads) {
-                Some(grad) => to_vec(grad.abs()),
-                None => vec![0.0; g.dims()[0]],
-            };
-            let layers = gates.iter().map(|(h, f)| LayerScores { heads: taylor(h), ffn: taylor(f) }).collect();
-            Ok(TransformerScores { layers })
+            Ok(gate_scores(&gates, &cross_entropy(logits, batch.labels.clone()).backward()))
         }
     }
 }
 
-/// A (head, FFN) gate of ones per layer; tracked by autodiff when `track`.
-fn layer_gates<B: Backend>(model: &SortedBert<B>, track: bool) -> Vec<(Tensor<B, 1>, Tensor<B, 1>)> {
-    let device = model.classifier.weight.device();
-    let gate = |n| if track { ones_gate::<B>(n, &device) } else { Tensor::ones([n], &device) };
-    model.layers.iter().map(|l| (gate(l.attention.n_heads), gate(l.intermediate.d_output_max()))).collect()
+/// A (head, FFN unit) gate of ones per layer; tracked by autodiff when `track`.
+fn unit_gates<B: Backend>(model: &SortedBert<B>, track: bool) -> Vec<LayerGates<B>> {
+    layer_gates(
+        model.layers.iter().map(|l| (l.attention.n_heads, l.intermediate.d_output_max())),
+        track,
+        &model.classifier.weight.device(),
+    )
 }
 
 /// The full model's logits with every head's attention output and every FFN activation
@@ -134,7 +131,7 @@ fn layer_gates<B: Backend>(model: &SortedBert<B>, track: bool) -> Vec<(Tensor<B,
 fn probe<B: Backend>(
     model: &SortedBert<B>,
     batch: &BertCalibration<B>,
-    gates: &[(Tensor<B, 1>, Tensor<B, 1>)],
+    gates: &[LayerGates<B>],
 ) -> (Tensor<B, 2>, Vec<(Tensor<B, 1>, Tensor<B, 1>)>) {
     let [n, s] = batch.input_ids.dims();
     let d = model.hidden_size();
@@ -210,11 +207,7 @@ fn attention_context<B: Backend>(
 /// [`SortError::ScoreLength`] naming the layer and axis whose vector does not have one score
 /// per allocated head or FFN unit, [`SortError::NonFinite`] for a NaN or infinite score.
 pub fn sort_bert<B: Backend>(mut model: SortedBert<B>, scores: &TransformerScores) -> Result<SortedBert<B>, SortError> {
-    check_count("layers", model.layers.len(), scores.layers.len())?;
-    for (i, (layer, s)) in model.layers.iter().zip(&scores.layers).enumerate() {
-        check_len("heads", i, layer.attention.n_heads, &s.heads)?;
-        check_len("ffn", i, layer.intermediate.d_output_max(), &s.ffn)?;
-    }
+    check_layer_scores(model.layers.iter().map(|l| (l.attention.n_heads, l.intermediate.d_output_max())), scores)?;
     model.layers = model.layers.into_iter().zip(&scores.layers).map(|(l, s)| sort_layer(l, s)).collect();
     Ok(model)
 }
@@ -245,7 +238,7 @@ mod tests {
     use burn::prelude::*;
     use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 
-    use super::{BertCalibration, layer_gates, probe};
+    use super::{BertCalibration, probe, unit_gates};
     use crate::{Pooling, SortedBertConfig};
 
     /// The probe re-runs the model's math: its logits equal `SortedBert::forward` of the full
@@ -268,7 +261,7 @@ mod tests {
                 labels: Tensor::from_ints([0, 1], &device),
             };
             let expected = model.forward(batch.input_ids.clone(), None, batch.attention_mask.clone(), &space.largest());
-            let (logits, _) = probe(&model, &batch, &layer_gates(&model, false));
+            let (logits, _) = probe(&model, &batch, &unit_gates(&model, false));
             let diff = (logits - expected).abs().max().into_scalar();
             assert!(diff < 1e-6, "{pooling:?}: probe differs from forward by {diff}");
         }

@@ -13,13 +13,15 @@
 //! ordinary backward pass through the model's forward. For ReLU6 it is the gradient of scaling
 //! the normalised pre-activation, which differs from `sum(h * dL/dh)` only where it saturates.
 
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::{SortedBatchNorm, SortedConv2d};
+use sorted_nn::{NormPass, SortedBatchNorm, SortedConv2d, SubModel};
 
-use super::SortError;
 use super::permutation::permute_param;
-use super::probe::to_vec;
+use super::probe::{cross_entropy, to_vec};
+use super::{ChannelScores, ImportanceScore, SortError};
+use crate::SortedClassifier;
 
 /// `conv` with its output channels (filters, bias) reordered by `order`; a depthwise
 /// convolution's filters are its input channels too.
@@ -122,4 +124,46 @@ pub(crate) fn check_images<B: Backend>(
         });
     }
     Ok(())
+}
+
+/// What a convolutional family (CNN, ResNet, MobileNetV2) gives [`importance_channels`]: its
+/// channel scores per kind, one vector per block.
+pub(crate) trait ChannelImportance<B: AutodiffBackend>: SortedClassifier<B> + AutodiffModule<B> {
+    /// The input channels a calibration image must have.
+    fn in_channels(&self) -> usize;
+
+    /// The magnitude scores (weights only).
+    fn magnitude(&self) -> ChannelScores;
+
+    /// The activation scores of the model without autodiff (`valid`) on `images`, BatchNorm on
+    /// batch statistics.
+    fn activation(model: &Self::InnerModule, images: Tensor<B::InnerBackend, 4>) -> Vec<Vec<f32>>;
+
+    /// The Taylor scores, read from `grads` of one backward pass through the full model.
+    fn taylor(&self, grads: &B::Gradients) -> Vec<Vec<f32>>;
+}
+
+/// Scores every block's channels of `model`'s full sub-model `full` with `score` on a
+/// calibration batch (`images` `[n, c, h, w]`, `labels` `[n]`), BatchNorm on batch statistics.
+/// The model is not changed.
+///
+/// # Errors
+/// [`SortError::Calibration`] if the batch does not fit the model.
+pub(crate) fn importance_channels<B: AutodiffBackend, M: ChannelImportance<B>>(
+    model: &M,
+    full: &SubModel,
+    images: Tensor<B, 4>,
+    labels: Tensor<B, 1, Int>,
+    score: ImportanceScore,
+) -> Result<ChannelScores, SortError> {
+    check_images(&images, &labels, model.in_channels())?;
+    let blocks = match score {
+        ImportanceScore::Magnitude => return Ok(model.magnitude()),
+        ImportanceScore::Activation => M::activation(&model.valid(), images.inner()),
+        ImportanceScore::Taylor => {
+            let logits = model.forward(images, full, &mut NormPass::Batch);
+            model.taylor(&cross_entropy(logits, labels).backward())
+        }
+    };
+    Ok(ChannelScores { blocks })
 }

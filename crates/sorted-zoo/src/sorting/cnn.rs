@@ -4,20 +4,19 @@
 //! convolution's channels through its first rows, which the sort permutes with the **last**
 //! convolution's channels.
 
-use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::{NormPass, SubModel};
+use sorted_nn::SubModel;
 
 use super::channels::{
-    check_images, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs, permute_conv_outputs,
-    permute_norm, taylor_channels,
+    ChannelImportance, importance_channels, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs,
+    permute_conv_outputs, permute_norm, taylor_channels,
 };
-use super::permutation::{descending_order, extend_identity, permute_inputs};
-use super::probe::{cross_entropy, row_sq};
-use super::{ChannelScores, ImportanceScore, SortError, check_count, check_len};
-use crate::{SortedClassifier, SortedCnn};
+use super::permutation::{extend_identity, permute_inputs};
+use super::probe::row_sq;
+use super::{ChannelScores, ImportanceScore, SortError, block_orders};
+use crate::SortedCnn;
 
 /// The magnitude score of every convolution's channels: `|gamma|` of its BatchNorm times the
 /// L2 norm of the weights that read the channel (the next convolution's input slice, or the
@@ -49,26 +48,31 @@ pub fn importance_cnn<B: AutodiffBackend>(
     labels: Tensor<B, 1, Int>,
     score: ImportanceScore,
 ) -> Result<ChannelScores, SortError> {
-    check_images(&images, &labels, model.convs[0].c_in_max())?;
-    let blocks = match score {
-        ImportanceScore::Magnitude => return Ok(magnitude_cnn(model)),
-        ImportanceScore::Activation => {
-            let mut x = images.inner();
-            let model = model.valid();
-            let mut blocks = Vec::new();
-            for (conv, norm) in model.convs.iter().zip(&model.norms) {
-                x = relu(norm.forward_batch(conv.forward(x, conv.c_out_max())).0);
-                blocks.push(mean_abs_channels(x.clone()));
-            }
-            blocks
+    importance_channels(model, full, images, labels, score)
+}
+
+impl<B: AutodiffBackend> ChannelImportance<B> for SortedCnn<B> {
+    fn in_channels(&self) -> usize {
+        self.convs[0].c_in_max()
+    }
+
+    fn magnitude(&self) -> ChannelScores {
+        magnitude_cnn(self)
+    }
+
+    fn activation(model: &SortedCnn<B::InnerBackend>, images: Tensor<B::InnerBackend, 4>) -> Vec<Vec<f32>> {
+        let mut x = images;
+        let mut blocks = Vec::new();
+        for (conv, norm) in model.convs.iter().zip(&model.norms) {
+            x = relu(norm.forward_batch(conv.forward(x, conv.c_out_max())).0);
+            blocks.push(mean_abs_channels(x.clone()));
         }
-        ImportanceScore::Taylor => {
-            let logits = model.forward(images, full, &mut NormPass::Batch);
-            let grads = cross_entropy(logits, labels).backward();
-            model.norms.iter().map(|norm| taylor_channels(norm, &grads)).collect()
-        }
-    };
-    Ok(ChannelScores { blocks })
+        blocks
+    }
+
+    fn taylor(&self, grads: &B::Gradients) -> Vec<Vec<f32>> {
+        self.norms.iter().map(|norm| taylor_channels(norm, grads)).collect()
+    }
 }
 
 /// Reorders every convolution's output channels by descending score (stable): its filters,
@@ -80,11 +84,7 @@ pub fn importance_cnn<B: AutodiffBackend>(
 /// [`SortError::LayerCount`], [`SortError::ScoreLength`] or [`SortError::NonFinite`] for
 /// scores that do not fit; [`SortError::Switchable`] for a model with switchable BatchNorm.
 pub fn sort_cnn<B: Backend>(model: SortedCnn<B>, scores: &ChannelScores) -> Result<SortedCnn<B>, SortError> {
-    check_count("blocks", model.convs.len(), scores.blocks.len())?;
-    for (b, (conv, s)) in model.convs.iter().zip(&scores.blocks).enumerate() {
-        check_len("channels", b, conv.c_out_max(), s)?;
-    }
-    let orders: Vec<Vec<usize>> = scores.blocks.iter().map(|s| descending_order(s)).collect();
+    let orders = block_orders("channels", model.convs.iter().map(|c| c.c_out_max()), &scores.blocks)?;
     let mut convs = Vec::with_capacity(model.convs.len());
     for (b, conv) in model.convs.into_iter().enumerate() {
         let conv = permute_conv_outputs(conv, &orders[b]);

@@ -8,8 +8,10 @@ use burn::tensor::backend::AutodiffBackend;
 use sorted_nn::rope;
 
 use super::permutation::{descending_order, expand_blocks, grouped_order, permute_inputs, permute_outputs};
-use super::probe::{block_sums, col_sq, cross_entropy, ones_gate, row_sq, to_vec};
-use super::{ImportanceScore, LayerScores, SortError, TransformerScores, check_count, check_len};
+use super::probe::{
+    LayerGates, block_sums, col_sq, cross_entropy, gate_scores, layer_gates, mean_scores, row_sq, to_vec,
+};
+use super::{ImportanceScore, LayerScores, SortError, TransformerScores, check_layer_scores};
 use crate::llama::{SortedLlama, SortedLlamaLayer};
 
 /// The magnitude score of every query head and SwiGLU unit: the L2 norm of a head's query
@@ -54,34 +56,25 @@ pub fn importance_llama<B: AutodiffBackend>(
         ImportanceScore::Magnitude => Ok(magnitude_llama(model)),
         ImportanceScore::Activation => {
             let model = model.valid();
-            let gates = layer_gates(&model, false);
+            let gates = unit_gates(&model, false);
             let (_, means) = probe(&model, ids.inner(), &gates);
-            let layers = means.into_iter().map(|(h, f)| LayerScores { heads: to_vec(h), ffn: to_vec(f) }).collect();
-            Ok(TransformerScores { layers })
+            Ok(mean_scores(means))
         }
         ImportanceScore::Taylor => {
             let model = model.clone().no_grad();
-            let gates = layer_gates(&model, true);
+            let gates = unit_gates(&model, true);
             let (logits, _) = probe(&model, ids.clone(), &gates);
             let v = logits.dims()[2];
             let logits = logits.slice(s![.., 0..s - 1, ..]).reshape([n * (s - 1), v]);
             let targets = ids.slice(s![.., 1..s]).reshape([n * (s - 1)]);
-            let grads = cross_entropy(logits, targets).backward();
-            let taylor = |g: &Tensor<B, 1>| match g.grad(&grads) {
-                Some(grad) => to_vec(grad.abs()),
-                None => vec![0.0; g.dims()[0]],
-            };
-            let layers = gates.iter().map(|(h, f)| LayerScores { heads: taylor(h), ffn: taylor(f) }).collect();
-            Ok(TransformerScores { layers })
+            Ok(gate_scores(&gates, &cross_entropy(logits, targets).backward()))
         }
     }
 }
 
-/// A (query head, SwiGLU) gate of ones per layer; tracked by autodiff when `track`.
-fn layer_gates<B: Backend>(model: &SortedLlama<B>, track: bool) -> Vec<(Tensor<B, 1>, Tensor<B, 1>)> {
-    let device = model.embedding.device();
-    let gate = |n| if track { ones_gate::<B>(n, &device) } else { Tensor::ones([n], &device) };
-    model.layers.iter().map(|l| (gate(l.num_heads), gate(l.gate.d_output_max()))).collect()
+/// A (head, FFN unit) gate of ones per layer; tracked by autodiff when `track`.
+fn unit_gates<B: Backend>(model: &SortedLlama<B>, track: bool) -> Vec<LayerGates<B>> {
+    layer_gates(model.layers.iter().map(|l| (l.num_heads, l.gate.d_output_max())), track, &model.embedding.device())
 }
 
 /// The full model's logits (`[batch, seq, vocab]`) with every query head's attention output
@@ -92,7 +85,7 @@ fn layer_gates<B: Backend>(model: &SortedLlama<B>, track: bool) -> Vec<(Tensor<B
 fn probe<B: Backend>(
     model: &SortedLlama<B>,
     ids: Tensor<B, 2, Int>,
-    gates: &[(Tensor<B, 1>, Tensor<B, 1>)],
+    gates: &[LayerGates<B>],
 ) -> (Tensor<B, 3>, Vec<(Tensor<B, 1>, Tensor<B, 1>)>) {
     let [b, s] = ids.dims();
     let device = ids.device();
@@ -145,11 +138,7 @@ pub fn sort_llama<B: Backend>(
     mut model: SortedLlama<B>,
     scores: &TransformerScores,
 ) -> Result<SortedLlama<B>, SortError> {
-    check_count("layers", model.layers.len(), scores.layers.len())?;
-    for (i, (layer, s)) in model.layers.iter().zip(&scores.layers).enumerate() {
-        check_len("heads", i, layer.num_heads, &s.heads)?;
-        check_len("ffn", i, layer.gate.d_output_max(), &s.ffn)?;
-    }
+    check_layer_scores(model.layers.iter().map(|l| (l.num_heads, l.gate.d_output_max())), scores)?;
     model.layers = model.layers.into_iter().zip(&scores.layers).map(|(l, s)| sort_layer(l, s)).collect();
     Ok(model)
 }
@@ -173,7 +162,7 @@ mod tests {
     use burn::prelude::*;
     use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 
-    use super::{layer_gates, probe};
+    use super::{probe, unit_gates};
     use crate::llama::{KvCache, SortedLlamaConfig};
 
     /// The probe re-runs the model's math: its logits equal `SortedLlama::forward` of the full
@@ -189,7 +178,7 @@ mod tests {
         .unwrap();
         let ids = Tensor::<Flex, 2, Int>::from_ints([[1, 5, 9, 3, 7], [4, 4, 2, 8, 0]], &device);
         let expected = model.forward(ids.clone(), &space.largest(), &mut KvCache::new());
-        let (logits, _) = probe(&model, ids, &layer_gates(&model, false));
+        let (logits, _) = probe(&model, ids, &unit_gates(&model, false));
         let diff = (logits - expected).abs().max().into_scalar();
         assert!(diff < 1e-5, "probe differs from forward by {diff}");
     }

@@ -9,9 +9,9 @@
 use burn::prelude::*;
 use sorted_nn::SortedLinear;
 
-use super::permutation::{descending_order, extend_identity, permute_inputs, permute_outputs};
+use super::permutation::{extend_identity, permute_inputs, permute_outputs};
 use super::probe::{col_sq, row_sq, to_vec};
-use super::{MlpScores, SortError, check_count, check_len};
+use super::{MlpScores, SortError, block_orders};
 use crate::SortedMlp;
 
 /// The magnitude score of every hidden unit: the L2 norm of its column (the weights that write
@@ -42,11 +42,7 @@ pub fn magnitude_mlp<B: Backend>(model: &SortedMlp<B>) -> MlpScores {
 /// [`SortError::ScoreLength`] naming the block whose vector does not have one score per
 /// allocated unit, [`SortError::NonFinite`] for a NaN or infinite score.
 pub fn sort_mlp<B: Backend>(model: SortedMlp<B>, scores: &MlpScores) -> Result<SortedMlp<B>, SortError> {
-    check_count("blocks", model.blocks.len(), scores.blocks.len())?;
-    for (i, (block, s)) in model.blocks.iter().zip(&scores.blocks).enumerate() {
-        check_len("units", i, block.d_output_max(), s)?;
-    }
-    let orders: Vec<Vec<usize>> = scores.blocks.iter().map(|s| descending_order(s)).collect();
+    let orders = block_orders("units", model.blocks.iter().map(|b| b.d_output_max()), &scores.blocks)?;
     let blocks: Vec<SortedLinear<B>> = model
         .blocks
         .into_iter()

@@ -9,19 +9,16 @@
 //! of the hidden channels, so the sort decides which of them the narrow sub-models keep. The
 //! full model's function is preserved.
 
-use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_nn::{NormPass, SubModel};
 
 use super::channels::{
-    check_images, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs, permute_conv_outputs,
-    permute_norm, taylor_channels,
+    ChannelImportance, importance_channels, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs,
+    permute_conv_outputs, permute_norm, taylor_channels,
 };
-use super::permutation::descending_order;
-use super::probe::cross_entropy;
-use super::{ChannelScores, ImportanceScore, SortError, check_count, check_len};
-use crate::{SortedClassifier, SortedConvNorm, SortedInvertedResidual, SortedMobileNetV2};
+use super::{ChannelScores, ImportanceScore, SortError, block_orders};
+use crate::{SortedConvNorm, SortedInvertedResidual, SortedMobileNetV2};
 
 /// The number of hidden channels the sort reorders in `block` (0 without expansion).
 fn hidden<B: Backend>(block: &SortedInvertedResidual<B>) -> usize {
@@ -59,40 +56,45 @@ pub fn importance_mobilenet_v2<B: AutodiffBackend>(
     labels: Tensor<B, 1, Int>,
     score: ImportanceScore,
 ) -> Result<ChannelScores, SortError> {
-    check_images(&images, &labels, model.stem.conv.c_in_max())?;
-    let blocks = match score {
-        ImportanceScore::Magnitude => return Ok(magnitude_mobilenet_v2(model)),
-        ImportanceScore::Activation => {
-            let model = model.valid();
-            let mut pass = NormPass::Batch;
-            let relu6 = |x: Tensor<B::InnerBackend, 4>| x.clamp(0.0, 6.0);
-            let mut x = relu6(model.stem.forward(images.inner(), model.stem.conv.c_out_max(), &mut pass, 0));
-            let mut blocks = Vec::new();
-            // The full model runs every block in flat order.
-            for block in &model.blocks {
-                let c = block.project.conv.c_out_max();
-                blocks.push(match &block.expand {
-                    Some(e) => {
-                        let h = relu6(e.forward(x.clone(), hidden(block), &mut pass, 0));
-                        mean_abs_channels(relu6(block.depthwise.forward(h, hidden(block), &mut pass, 0)))
-                    }
-                    None => Vec::new(),
-                });
-                x = block.forward(x, c, &mut pass, 0);
-            }
-            blocks
+    importance_channels(model, full, images, labels, score)
+}
+
+impl<B: AutodiffBackend> ChannelImportance<B> for SortedMobileNetV2<B> {
+    fn in_channels(&self) -> usize {
+        self.stem.conv.c_in_max()
+    }
+
+    fn magnitude(&self) -> ChannelScores {
+        magnitude_mobilenet_v2(self)
+    }
+
+    fn activation(model: &SortedMobileNetV2<B::InnerBackend>, images: Tensor<B::InnerBackend, 4>) -> Vec<Vec<f32>> {
+        let mut pass = NormPass::Batch;
+        let relu6 = |x: Tensor<B::InnerBackend, 4>| x.clamp(0.0, 6.0);
+        let mut x = relu6(model.stem.forward(images, model.stem.conv.c_out_max(), &mut pass, 0));
+        let mut blocks = Vec::new();
+        // The full model runs every block in flat order.
+        for block in &model.blocks {
+            let c = block.project.conv.c_out_max();
+            blocks.push(match &block.expand {
+                Some(e) => {
+                    let h = relu6(e.forward(x.clone(), hidden(block), &mut pass, 0));
+                    mean_abs_channels(relu6(block.depthwise.forward(h, hidden(block), &mut pass, 0)))
+                }
+                None => Vec::new(),
+            });
+            x = block.forward(x, c, &mut pass, 0);
         }
-        ImportanceScore::Taylor => {
-            let logits = model.forward(images, full, &mut NormPass::Batch);
-            let grads = cross_entropy(logits, labels).backward();
-            let taylor = |e: &SortedConvNorm<B>, d: &SortedConvNorm<B>| {
-                let (a, b) = (taylor_channels(&e.norm, &grads), taylor_channels(&d.norm, &grads));
-                a.iter().zip(&b).map(|(x, y)| x + y).collect()
-            };
-            model.blocks.iter().map(|b| b.expand.as_ref().map_or(Vec::new(), |e| taylor(e, &b.depthwise))).collect()
-        }
-    };
-    Ok(ChannelScores { blocks })
+        blocks
+    }
+
+    fn taylor(&self, grads: &B::Gradients) -> Vec<Vec<f32>> {
+        let taylor = |e: &SortedConvNorm<B>, d: &SortedConvNorm<B>| {
+            let (a, b) = (taylor_channels(&e.norm, grads), taylor_channels(&d.norm, grads));
+            a.iter().zip(&b).map(|(x, y)| x + y).collect()
+        };
+        self.blocks.iter().map(|b| b.expand.as_ref().map_or(Vec::new(), |e| taylor(e, &b.depthwise))).collect()
+    }
 }
 
 /// Reorders every expanding block's hidden channels by descending score (stable). The full
@@ -106,18 +108,13 @@ pub fn sort_mobilenet_v2<B: Backend>(
     mut model: SortedMobileNetV2<B>,
     scores: &ChannelScores,
 ) -> Result<SortedMobileNetV2<B>, SortError> {
-    check_count("blocks", model.blocks.len(), scores.blocks.len())?;
-    for (b, (block, s)) in model.blocks.iter().zip(&scores.blocks).enumerate() {
-        check_len("channels", b, hidden(block), s)?;
-    }
-    let blocks = std::mem::take(&mut model.blocks);
-    model.blocks = blocks
+    let orders = block_orders("channels", model.blocks.iter().map(hidden), &scores.blocks)?;
+    model.blocks = std::mem::take(&mut model.blocks)
         .into_iter()
-        .zip(&scores.blocks)
+        .zip(orders)
         .enumerate()
-        .map(|(b, (block, s))| {
+        .map(|(b, (block, order))| {
             let Some(expand) = block.expand else { return Ok(block) };
-            let order = descending_order(s);
             let norm = |n, what: &str| permute_norm(n, &order, &format!("blocks[{b}].{what}.norm"));
             let expand =
                 SortedConvNorm { conv: permute_conv_outputs(expand.conv, &order), norm: norm(expand.norm, "expand")? };

@@ -223,6 +223,34 @@ pub enum SortError {
     },
 }
 
+/// The descending order of every block's scores, after checking there is one vector per block
+/// and that block `b`'s has `lens[b]` finite scores on `axis`.
+fn block_orders(
+    axis: &'static str,
+    lens: impl ExactSizeIterator<Item = usize>,
+    scores: &[Vec<f32>],
+) -> Result<Vec<Vec<usize>>, SortError> {
+    check_count("blocks", lens.len(), scores.len())?;
+    for (b, (len, s)) in lens.zip(scores).enumerate() {
+        check_len(axis, b, len, s)?;
+    }
+    Ok(scores.iter().map(|s| descending_order(s)).collect())
+}
+
+/// Checks `scores` against a transformer's layers: one entry per layer, whose heads and FFN
+/// units have the `(heads, units)` of `shapes` finite scores.
+fn check_layer_scores(
+    shapes: impl ExactSizeIterator<Item = (usize, usize)>,
+    scores: &TransformerScores,
+) -> Result<(), SortError> {
+    check_count("layers", shapes.len(), scores.layers.len())?;
+    for (i, ((heads, units), s)) in shapes.zip(&scores.layers).enumerate() {
+        check_len("heads", i, heads, &s.heads)?;
+        check_len("ffn", i, units, &s.ffn)?;
+    }
+    Ok(())
+}
+
 fn check_count(what: &'static str, expected: usize, got: usize) -> Result<(), SortError> {
     if expected == got { Ok(()) } else { Err(SortError::LayerCount { what, expected, got }) }
 }

@@ -1,7 +1,13 @@
 //! Small tensor helpers shared by the families' scores: squared norms of weight columns and
-//! rows, block sums, and reading a score tensor back as `Vec<f32>`.
+//! rows, block sums, reading a score tensor back as `Vec<f32>`, and the transformers' unit gates.
 
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+use super::{LayerScores, TransformerScores};
+
+/// One transformer layer's (head, FFN unit) gates.
+pub(crate) type LayerGates<B> = (Tensor<B, 1>, Tensor<B, 1>);
 
 /// The squared L2 norm of every column of `w` (`[r, c]` -> `[c]`).
 pub(crate) fn col_sq<B: Backend>(w: Tensor<B, 2>) -> Tensor<B, 1> {
@@ -39,4 +45,31 @@ pub(crate) fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B,
     let n = targets.dims()[0];
     let log_p = burn::tensor::activation::log_softmax(logits, 1);
     log_p.gather(1, targets.reshape([n, 1])).neg().mean()
+}
+
+/// A (head, FFN unit) gate of ones per layer, of the `(heads, units)` of `shapes`; tracked by
+/// autodiff when `track`.
+pub(crate) fn layer_gates<B: Backend>(
+    shapes: impl Iterator<Item = (usize, usize)>,
+    track: bool,
+    device: &B::Device,
+) -> Vec<LayerGates<B>> {
+    let gate = |n| if track { ones_gate::<B>(n, device) } else { Tensor::ones([n], device) };
+    shapes.map(|(heads, units)| (gate(heads), gate(units))).collect()
+}
+
+/// A probe's per-layer (head, FFN unit) mean `|activation|` as scores.
+pub(crate) fn mean_scores<B: Backend>(means: Vec<LayerGates<B>>) -> TransformerScores {
+    let layers = means.into_iter().map(|(h, f)| LayerScores { heads: to_vec(h), ffn: to_vec(f) }).collect();
+    TransformerScores { layers }
+}
+
+/// The Taylor scores `|dL/dgate|` of every layer's gates from `grads` (0 for a gate the loss
+/// does not reach).
+pub(crate) fn gate_scores<B: AutodiffBackend>(gates: &[LayerGates<B>], grads: &B::Gradients) -> TransformerScores {
+    let taylor = |g: &Tensor<B, 1>| match g.grad(grads) {
+        Some(grad) => to_vec(grad.abs()),
+        None => vec![0.0; g.dims()[0]],
+    };
+    TransformerScores { layers: gates.iter().map(|(h, f)| LayerScores { heads: taylor(h), ffn: taylor(f) }).collect() }
 }

@@ -8,20 +8,17 @@
 //! so the sort decides which inner channels the narrow sub-models keep. The full model's
 //! function is preserved.
 
-use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_nn::{NormPass, SubModel};
 
 use super::channels::{
-    check_images, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs, permute_conv_outputs,
-    permute_norm, taylor_channels,
+    ChannelImportance, importance_channels, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs,
+    permute_conv_outputs, permute_norm, taylor_channels,
 };
-use super::permutation::descending_order;
-use super::probe::cross_entropy;
-use super::{ChannelScores, ImportanceScore, SortError, check_count, check_len};
-use crate::{SortedBasicBlock, SortedClassifier, SortedResNet};
+use super::{ChannelScores, ImportanceScore, SortError, block_orders};
+use crate::{SortedBasicBlock, SortedResNet};
 
 /// The magnitude score of every block's inner channels: `|gamma|` of the first BatchNorm times
 /// the L2 norm of the second convolution's input slice.
@@ -44,30 +41,35 @@ pub fn importance_resnet<B: AutodiffBackend>(
     labels: Tensor<B, 1, Int>,
     score: ImportanceScore,
 ) -> Result<ChannelScores, SortError> {
-    check_images(&images, &labels, model.stem.conv.c_in_max())?;
-    let blocks = match score {
-        ImportanceScore::Magnitude => return Ok(magnitude_resnet(model)),
-        ImportanceScore::Activation => {
-            let model = model.valid();
-            let mut pass = NormPass::Batch;
-            let mut x = relu(model.stem.forward(images.inner(), model.stem.conv.c_out_max(), &mut pass, 0));
-            let mut blocks = Vec::new();
-            // The full model runs every block in flat order.
-            for block in &model.blocks {
-                let c = block.conv1.c_out_max();
-                let inner = relu(block.norm1.forward_batch(block.conv1.forward(x.clone(), c)).0);
-                blocks.push(mean_abs_channels(inner));
-                x = block.forward(x, c, &mut pass, 0);
-            }
-            blocks
+    importance_channels(model, full, images, labels, score)
+}
+
+impl<B: AutodiffBackend> ChannelImportance<B> for SortedResNet<B> {
+    fn in_channels(&self) -> usize {
+        self.stem.conv.c_in_max()
+    }
+
+    fn magnitude(&self) -> ChannelScores {
+        magnitude_resnet(self)
+    }
+
+    fn activation(model: &SortedResNet<B::InnerBackend>, images: Tensor<B::InnerBackend, 4>) -> Vec<Vec<f32>> {
+        let mut pass = NormPass::Batch;
+        let mut x = relu(model.stem.forward(images, model.stem.conv.c_out_max(), &mut pass, 0));
+        let mut blocks = Vec::new();
+        // The full model runs every block in flat order.
+        for block in &model.blocks {
+            let c = block.conv1.c_out_max();
+            let inner = relu(block.norm1.forward_batch(block.conv1.forward(x.clone(), c)).0);
+            blocks.push(mean_abs_channels(inner));
+            x = block.forward(x, c, &mut pass, 0);
         }
-        ImportanceScore::Taylor => {
-            let logits = model.forward(images, full, &mut NormPass::Batch);
-            let grads = cross_entropy(logits, labels).backward();
-            model.blocks.iter().map(|b| taylor_channels(&b.norm1, &grads)).collect()
-        }
-    };
-    Ok(ChannelScores { blocks })
+        blocks
+    }
+
+    fn taylor(&self, grads: &B::Gradients) -> Vec<Vec<f32>> {
+        self.blocks.iter().map(|b| taylor_channels(&b.norm1, grads)).collect()
+    }
 }
 
 /// Reorders every block's inner channels by descending score (stable): the first
@@ -81,17 +83,12 @@ pub fn sort_resnet<B: Backend>(
     mut model: SortedResNet<B>,
     scores: &ChannelScores,
 ) -> Result<SortedResNet<B>, SortError> {
-    check_count("blocks", model.blocks.len(), scores.blocks.len())?;
-    for (b, (block, s)) in model.blocks.iter().zip(&scores.blocks).enumerate() {
-        check_len("channels", b, block.conv1.c_out_max(), s)?;
-    }
-    let blocks = std::mem::take(&mut model.blocks);
-    model.blocks = blocks
+    let orders = block_orders("channels", model.blocks.iter().map(|b| b.conv1.c_out_max()), &scores.blocks)?;
+    model.blocks = std::mem::take(&mut model.blocks)
         .into_iter()
-        .zip(&scores.blocks)
+        .zip(orders)
         .enumerate()
-        .map(|(b, (block, s))| {
-            let order = descending_order(s);
+        .map(|(b, (block, order))| {
             Ok(SortedBasicBlock {
                 conv1: permute_conv_outputs(block.conv1, &order),
                 norm1: permute_norm(block.norm1, &order, &format!("blocks[{b}].norm1"))?,
