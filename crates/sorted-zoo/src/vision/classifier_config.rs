@@ -33,26 +33,60 @@ use crate::{
     SortedMobileNetV2Config, SortedResNet, SortedResNetConfig, StagedNetworkConfig,
 };
 
-/// `[model.mlp]`: a sorted MLP; its hidden widths come from `[space]`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MlpOptions {
-    /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest verified
-    /// checkpoint, which must have been trained with the same `[model.<kind>]` (these start
-    /// keys aside), `[space]` and dataset. Unset: a random initialisation. A resumed run loads
-    /// its own checkpoint instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_from: Option<String>,
-    /// Sort the model's units, most important first, once before the first step of a fresh run
-    /// (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`, scored on the full
-    /// model over the first `sort_batches` training batches (BatchNorm on batch statistics).
-    /// Meant for a model started with `init_from`; the MLP has `magnitude` only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_by: Option<ImportanceScore>,
-    /// Training batches the `sort_by` scores are summed over (default
-    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_batches: Option<usize>,
+/// The keys of every `[model.<kind>]` for how training starts (`init_from`, `sort_by`,
+/// `sort_batches`), declared once by `options_with_start_keys!`.
+trait StartKeys {
+    /// `init_from`, `sort_by` and `sort_batches`.
+    fn start(&self) -> (Option<&str>, Option<ImportanceScore>, Option<usize>);
+
+    /// Unsets all three.
+    fn clear_start(&mut self);
+}
+
+/// Declares a `[model.<kind>]` options struct: its own fields, then the start keys every family
+/// shares (written once here; `#[serde(flatten)]` would not go with `deny_unknown_fields`, and
+/// the keys stay flat beside the family's own), and `StartKeys` for it.
+macro_rules! options_with_start_keys {
+    ($(#[$attr:meta])* pub struct $name:ident { $($fields:tt)* }) => {
+        $(#[$attr])*
+        pub struct $name {
+            $($fields)*
+            /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest
+            /// verified checkpoint, which must have been trained with the same `[model.<kind>]`
+            /// (these start keys aside), `[space]` and dataset. Unset: a random initialisation.
+            /// A resumed run loads its own checkpoint instead.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub init_from: Option<String>,
+            /// Sort the model's units, most important first, once before the first step of a
+            /// fresh run (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`,
+            /// scored on the full model over the first `sort_batches` training batches
+            /// (BatchNorm on batch statistics). Meant for a model started with `init_from`; the
+            /// MLP has `magnitude` only, and a model with switchable BatchNorm is refused.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub sort_by: Option<ImportanceScore>,
+            /// Training batches the `sort_by` scores are summed over (default
+            /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub sort_batches: Option<usize>,
+        }
+
+        impl StartKeys for $name {
+            fn start(&self) -> (Option<&str>, Option<ImportanceScore>, Option<usize>) {
+                (self.init_from.as_deref(), self.sort_by, self.sort_batches)
+            }
+
+            fn clear_start(&mut self) {
+                (self.init_from, self.sort_by, self.sort_batches) = (None, None, None);
+            }
+        }
+    };
+}
+
+options_with_start_keys! {
+    /// `[model.mlp]`: a sorted MLP; its hidden widths come from `[space]`.
+    #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct MlpOptions {}
 }
 
 /// How a convolutional model's BatchNorm statistics are kept per sub-model.
@@ -66,112 +100,70 @@ pub enum BatchNormStats {
     Switchable,
 }
 
-/// `[model.cnn]`: a sorted CNN; its channels come from `[space]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CnnOptions {
-    /// Stride of each block (one per allocated block).
-    pub strides: Vec<usize>,
-    /// How BatchNorm statistics are kept.
-    #[serde(default)]
-    pub batch_norm: BatchNormStats,
-    /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest verified
-    /// checkpoint, which must have been trained with the same `[model.<kind>]` (these start
-    /// keys aside), `[space]` and dataset. Unset: a random initialisation. A resumed run loads
-    /// its own checkpoint instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_from: Option<String>,
-    /// Sort the model's units, most important first, once before the first step of a fresh run
-    /// (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`, scored on the full
-    /// model over the first `sort_batches` training batches (BatchNorm on batch statistics).
-    /// Meant for a model started with `init_from`; refused with switchable BatchNorm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_by: Option<ImportanceScore>,
-    /// Training batches the `sort_by` scores are summed over (default
-    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_batches: Option<usize>,
+options_with_start_keys! {
+    /// `[model.cnn]`: a sorted CNN; its channels come from `[space]`.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct CnnOptions {
+        /// Stride of each block (one per allocated block).
+        pub strides: Vec<usize>,
+        /// How BatchNorm statistics are kept.
+        #[serde(default)]
+        pub batch_norm: BatchNormStats,
+    }
 }
 
-/// `[model.resnet]`: a sorted CIFAR-style ResNet (basic blocks); each block of `[space]` is one
-/// residual block, in flat order across the stages or, with `depth_order = "per_stage"`, in
-/// the order blocks per stage activate (see [`DepthOrder`]); each stage is allocated at the
-/// largest width option of its blocks.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ResNetOptions {
-    /// Blocks per stage (their sum is the space's number of blocks), e.g. `[5, 5, 5]` for
-    /// ResNet-32.
-    pub blocks_per_stage: Vec<usize>,
-    /// Stride of each stage (default `1, 2, 2, ...`).
-    #[serde(default)]
-    pub strides: Vec<usize>,
-    /// How BatchNorm statistics are kept.
-    #[serde(default)]
-    pub batch_norm: BatchNormStats,
-    /// Which blocks depth `d` runs: `"flat"` (default; the first `d` blocks across stages) or
-    /// `"per_stage"` (one block of every stage first, then the second of every stage, ...).
-    #[serde(default)]
-    pub depth_order: DepthOrder,
-    /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest verified
-    /// checkpoint, which must have been trained with the same `[model.<kind>]` (these start
-    /// keys aside), `[space]` and dataset. Unset: a random initialisation. A resumed run loads
-    /// its own checkpoint instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_from: Option<String>,
-    /// Sort the model's units, most important first, once before the first step of a fresh run
-    /// (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`, scored on the full
-    /// model over the first `sort_batches` training batches (BatchNorm on batch statistics).
-    /// Meant for a model started with `init_from`; refused with switchable BatchNorm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_by: Option<ImportanceScore>,
-    /// Training batches the `sort_by` scores are summed over (default
-    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_batches: Option<usize>,
+options_with_start_keys! {
+    /// `[model.resnet]`: a sorted CIFAR-style ResNet (basic blocks); each block of `[space]` is one
+    /// residual block, in flat order across the stages or, with `depth_order = "per_stage"`, in
+    /// the order blocks per stage activate (see [`DepthOrder`]); each stage is allocated at the
+    /// largest width option of its blocks.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct ResNetOptions {
+        /// Blocks per stage (their sum is the space's number of blocks), e.g. `[5, 5, 5]` for
+        /// ResNet-32.
+        pub blocks_per_stage: Vec<usize>,
+        /// Stride of each stage (default `1, 2, 2, ...`).
+        #[serde(default)]
+        pub strides: Vec<usize>,
+        /// How BatchNorm statistics are kept.
+        #[serde(default)]
+        pub batch_norm: BatchNormStats,
+        /// Which blocks depth `d` runs: `"flat"` (default; the first `d` blocks across stages) or
+        /// `"per_stage"` (one block of every stage first, then the second of every stage, ...).
+        #[serde(default)]
+        pub depth_order: DepthOrder,
+    }
 }
 
-/// `[model.mobilenet_v2]`: a sorted MobileNetV2 (CIFAR-style strides unless `stem_stride` says
-/// otherwise), its 17 inverted residual blocks the blocks of `[space]`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MobileNetV2Options {
-    /// Width multiplier of the allocation (1.0: 16 ... 320 channels, last conv 1280).
-    #[serde(default = "one")]
-    pub width_multiplier: f64,
-    /// Scale the last 1x1 convolution with the last block's width fraction (default: it stays
-    /// full width, as in US-Nets).
-    #[serde(default)]
-    pub scale_last_conv: bool,
-    /// How BatchNorm statistics are kept.
-    #[serde(default)]
-    pub batch_norm: BatchNormStats,
-    /// Stride of the stem convolution (default 1, CIFAR-style). 2 halves every feature map,
-    /// which cuts a step's cost about 4x on 28x28 inputs.
-    #[serde(default = "default_stem_stride")]
-    pub stem_stride: usize,
-    /// Which blocks depth `d` runs: `"flat"` (default; the first `d` blocks across stages) or
-    /// `"per_stage"` (the first block of each of the 7 stages, then the second of each stage
-    /// that has one, ...: elastic depth as in Once-for-All). The space lists blocks in that
-    /// order.
-    #[serde(default)]
-    pub depth_order: DepthOrder,
-    /// Start from the weights of an earlier image run (`"runs/<run>"`): its newest verified
-    /// checkpoint, which must have been trained with the same `[model.<kind>]` (these start
-    /// keys aside), `[space]` and dataset. Unset: a random initialisation. A resumed run loads
-    /// its own checkpoint instead.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub init_from: Option<String>,
-    /// Sort the model's units, most important first, once before the first step of a fresh run
-    /// (issue 31, [`crate::sorting`]): `magnitude`, `activation` or `taylor`, scored on the full
-    /// model over the first `sort_batches` training batches (BatchNorm on batch statistics).
-    /// Meant for a model started with `init_from`; refused with switchable BatchNorm.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_by: Option<ImportanceScore>,
-    /// Training batches the `sort_by` scores are summed over (default
-    /// [`DEFAULT_SORT_BATCHES`]; needs `sort_by`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sort_batches: Option<usize>,
+options_with_start_keys! {
+    /// `[model.mobilenet_v2]`: a sorted MobileNetV2 (CIFAR-style strides unless `stem_stride` says
+    /// otherwise), its 17 inverted residual blocks the blocks of `[space]`.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    pub struct MobileNetV2Options {
+        /// Width multiplier of the allocation (1.0: 16 ... 320 channels, last conv 1280).
+        #[serde(default = "one")]
+        pub width_multiplier: f64,
+        /// Scale the last 1x1 convolution with the last block's width fraction (default: it stays
+        /// full width, as in US-Nets).
+        #[serde(default)]
+        pub scale_last_conv: bool,
+        /// How BatchNorm statistics are kept.
+        #[serde(default)]
+        pub batch_norm: BatchNormStats,
+        /// Stride of the stem convolution (default 1, CIFAR-style). 2 halves every feature map,
+        /// which cuts a step's cost about 4x on 28x28 inputs.
+        #[serde(default = "default_stem_stride")]
+        pub stem_stride: usize,
+        /// Which blocks depth `d` runs: `"flat"` (default; the first `d` blocks across stages) or
+        /// `"per_stage"` (the first block of each of the 7 stages, then the second of each stage
+        /// that has one, ...: elastic depth as in Once-for-All). The space lists blocks in that
+        /// order.
+        #[serde(default)]
+        pub depth_order: DepthOrder,
+    }
 }
 
 /// An importance score as configs write it.
@@ -256,10 +248,10 @@ impl ClassifierConfig {
     /// `sort_batches`.
     fn start(&self) -> (Option<&str>, Option<ImportanceScore>, Option<usize>) {
         match self {
-            ClassifierConfig::Mlp(o) => (o.init_from.as_deref(), o.sort_by, o.sort_batches),
-            ClassifierConfig::Cnn(o) => (o.init_from.as_deref(), o.sort_by, o.sort_batches),
-            ClassifierConfig::Resnet(o) => (o.init_from.as_deref(), o.sort_by, o.sort_batches),
-            ClassifierConfig::MobilenetV2(o) => (o.init_from.as_deref(), o.sort_by, o.sort_batches),
+            ClassifierConfig::Mlp(o) => o.start(),
+            ClassifierConfig::Cnn(o) => o.start(),
+            ClassifierConfig::Resnet(o) => o.start(),
+            ClassifierConfig::MobilenetV2(o) => o.start(),
         }
     }
 
@@ -279,18 +271,11 @@ impl ClassifierConfig {
     /// weights of a run depend on, to compare with the run an `init_from` names.
     pub fn architecture(&self) -> ClassifierConfig {
         let mut config = self.clone();
-        macro_rules! clear {
-            ($o:expr) => {{
-                $o.init_from = None;
-                $o.sort_by = None;
-                $o.sort_batches = None;
-            }};
-        }
         match &mut config {
-            ClassifierConfig::Mlp(o) => clear!(o),
-            ClassifierConfig::Cnn(o) => clear!(o),
-            ClassifierConfig::Resnet(o) => clear!(o),
-            ClassifierConfig::MobilenetV2(o) => clear!(o),
+            ClassifierConfig::Mlp(o) => o.clear_start(),
+            ClassifierConfig::Cnn(o) => o.clear_start(),
+            ClassifierConfig::Resnet(o) => o.clear_start(),
+            ClassifierConfig::MobilenetV2(o) => o.clear_start(),
         }
         config
     }
