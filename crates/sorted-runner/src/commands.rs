@@ -69,12 +69,13 @@ pub fn train_cmd<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
-    let new_options = TrainOptions {
+    let distributed = args.distributed.as_deref().map(crate::distributed::Distributed::load).transpose()?;
+    let options = |resume: bool| TrainOptions {
+        resume,
         stop_after: args.stop_after,
         quiet: ctx.quiet,
-        force: args.force,
-        resume: false,
-        distributed: None,
+        force: args.force && !resume,
+        distributed: distributed.clone(),
     };
     let steps = |train: &mut sorted_sched::TrainConfig| -> anyhow::Result<()> {
         if let Some(steps) = args.steps {
@@ -83,110 +84,109 @@ pub fn train_cmd<B: AutodiffBackend>(
         }
         Ok(())
     };
-    let text_devices = || {
-        anyhow::ensure!(
-            args.devices.is_empty(),
-            "--devices: data-parallel peers and per-peer devices are implemented for image experiments only so far"
-        );
-        anyhow::ensure!(
-            args.distributed.is_none(),
-            "--distributed: training on several nodes is implemented for image experiments only so far"
-        );
-        Ok(())
+    // `--devices` replaces `train.devices` and `train.peers` (then the config is validated
+    // again); `--distributed` needs a batch that splits over every node's peers.
+    let place = |train: &mut sorted_sched::TrainConfig| {
+        let before = train.peers();
+        if !args.devices.is_empty() {
+            train.devices = args.devices.clone();
+            train.peers = None;
+        }
+        if args.resume.is_some() && train.peers() != before && !ctx.quiet {
+            eprintln!(
+                "note: resuming with {} peers where the run so far had {before}: the same steps up to float summation \
+                 order (every peer takes an equal share of each batch)",
+                train.peers()
+            );
+        }
+        !args.devices.is_empty()
     };
-    if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading config `{}`", path.display()))?;
+    let check_nodes = |batch: usize, local_peers: usize, source: &Path| match &distributed {
+        Some(d) => d.check_batch(batch, local_peers, source),
+        None => Ok(()),
+    };
+    let text_and_source = match (&args.config, &args.resume) {
+        (Some(path), _) => Some((
+            std::fs::read_to_string(path).with_context(|| format!("reading config `{}`", path.display()))?,
+            path.clone(),
+            None,
+        )),
+        (None, Some(dir)) => {
+            // The folder is taken before its checkpoint is read: another writer may be saving it.
+            let folder = RunFolder::open(dir)?;
+            let checkpoint = open_checkpoint(dir)?;
+            Some((checkpoint.config_toml().to_string(), checkpoint.config_path(), Some((folder, dir.clone()))))
+        }
+        (None, None) => None,
+    };
+    let mut resumed = None;
+    if let Some((text, source, folder)) = text_and_source {
+        let resume = folder.is_some();
         match crate::text::model_kind(&text).as_deref() {
             Some("bert") => {
-                let mut exp = crate::text::TextExperiment::from_toml(&text, path)?;
-                text_devices()?;
+                let mut exp = crate::text::TextExperiment::from_toml(&text, &source)?;
                 steps(&mut exp.config.train)?;
-                return crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), &new_options, device, ctx);
+                if place(&mut exp.config.train) {
+                    exp = crate::text::TextExperiment::from_toml(&exp.to_toml(), &source).context("with --devices")?;
+                }
+                check_device_kinds(&exp.config.train.devices, ctx)?;
+                check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &source)?;
+                return match folder {
+                    Some((folder, dir)) => {
+                        crate::text::train_text_in_folder::<B>(&exp, folder, &options(true), device, ctx)?;
+                        Ok(dir)
+                    }
+                    None => {
+                        crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), &options(false), device, ctx)
+                    }
+                };
             }
             Some("llama") => {
-                let mut exp = crate::lm::LmExperiment::from_toml(&text, path)?;
-                text_devices()?;
+                let mut exp = crate::lm::LmExperiment::from_toml(&text, &source)?;
                 steps(&mut exp.config.train)?;
-                return crate::lm::train_lm_experiment::<B>(&exp, args.out.as_deref(), &new_options, device, ctx);
+                if place(&mut exp.config.train) {
+                    exp = crate::lm::LmExperiment::from_toml(&exp.to_toml(), &source).context("with --devices")?;
+                }
+                check_device_kinds(&exp.config.train.devices, ctx)?;
+                check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &source)?;
+                return match folder {
+                    Some((folder, dir)) => {
+                        crate::lm::train_lm_in_folder::<B>(&exp, folder, &options(true), device, ctx)?;
+                        Ok(dir)
+                    }
+                    None => {
+                        crate::lm::train_lm_experiment::<B>(&exp, args.out.as_deref(), &options(false), device, ctx)
+                    }
+                };
             }
+            _ if resume => resumed = Some((Experiment::from_toml(&text, &source)?, folder.expect("resuming"))),
             _ => {}
         }
     }
-    let (exp, run_dir, folder) = if let Some(dir) = &args.resume {
-        // The folder is taken before its checkpoint is read: another writer may be saving it.
-        let folder = RunFolder::open(dir)?;
-        let checkpoint = open_checkpoint(dir)?;
-        let (text, source) = (checkpoint.config_toml(), checkpoint.config_path());
-        let options = TrainOptions {
-            resume: true,
-            stop_after: args.stop_after,
-            quiet: ctx.quiet,
-            force: false,
-            distributed: None,
-        };
-        match crate::text::model_kind(text).as_deref() {
-            Some("bert") => {
-                let exp = crate::text::TextExperiment::from_toml(text, &source)?;
-                text_devices()?;
-                crate::text::train_text_in_folder::<B>(&exp, folder, &options, device, ctx)?;
-                return Ok(dir.clone());
-            }
-            Some("llama") => {
-                let exp = crate::lm::LmExperiment::from_toml(text, &source)?;
-                text_devices()?;
-                crate::lm::train_lm_in_folder::<B>(&exp, folder, &options, device, ctx)?;
-                return Ok(dir.clone());
-            }
-            _ => {}
+    let (exp, run_dir, folder) = match resumed {
+        Some((exp, (folder, dir))) => (exp, dir, Some(folder)),
+        None => {
+            let mut exp = match &args.config {
+                Some(path) => Experiment::from_file(path)?,
+                None => Experiment::default_experiment(),
+            };
+            steps(&mut exp.config.train)?;
+            let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
+            (exp, dir, None)
         }
-        let exp = Experiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
-        (exp, dir.clone(), Some(folder))
-    } else {
-        let mut exp = match &args.config {
-            Some(path) => Experiment::from_file(path)?,
-            None => Experiment::default_experiment(),
-        };
-        steps(&mut exp.config.train)?;
-        let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
-        (exp, dir, None)
     };
-    let exp = with_devices(exp, &args.devices)?;
-    let distributed = args.distributed.as_deref().map(crate::distributed::Distributed::load).transpose()?;
-    if let Some(d) = &distributed {
-        let peers = d.node.nodes * exp.config.train.peers();
-        anyhow::ensure!(
-            exp.config.data.batch_size % peers == 0,
-            "{}: data.batch_size = {} must be a multiple of all peers: {} nodes x {} local peers = {peers}",
-            exp.source.display(),
-            exp.config.data.batch_size,
-            d.node.nodes,
-            exp.config.train.peers()
-        );
+    let mut exp = exp;
+    if place(&mut exp.config.train) {
+        exp = Experiment::from_config(exp.config, &exp.source).context("with --devices")?;
     }
-    let options = TrainOptions {
-        resume: args.resume.is_some(),
-        stop_after: args.stop_after,
-        quiet: ctx.quiet,
-        force: args.force,
-        distributed,
-    };
+    check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &exp.source)?;
+    let options = options(args.resume.is_some());
     let folder = match folder {
         Some(folder) => folder,
         None => RunFolder::create(&run_dir, options.force)?,
     };
     train_in_folder::<B>(&exp, folder, &options, device, ctx)?;
     Ok(run_dir)
-}
-
-/// `exp` with its peers placed on `devices` (`--devices`; none: unchanged), validated again.
-fn with_devices(exp: Experiment, devices: &[String]) -> anyhow::Result<Experiment> {
-    if devices.is_empty() {
-        return Ok(exp);
-    }
-    let mut config = exp.config;
-    config.train.devices = devices.to_vec();
-    config.train.peers = None;
-    Experiment::from_config(config, &exp.source).context("with --devices")
 }
 
 /// Refuses devices of another kind than the command's backend (`--device`).
@@ -301,13 +301,7 @@ where
     if !crate::train::finished(&outcome.state, run_dir, ctx.quiet) {
         return Ok(());
     }
-    if let Some(d) = options.distributed.as_ref().filter(|d| d.node.node > 0) {
-        if !ctx.quiet {
-            eprintln!(
-                "node {} of {}: trained {} steps; node 0 writes the checkpoints and evaluates the sub-models",
-                d.node.node, d.node.nodes, outcome.state.step
-            );
-        }
+    if !crate::train::reports_here(options, &outcome.state, ctx.quiet) {
         return Ok(());
     }
     let inner = outcome.model.valid();

@@ -127,11 +127,13 @@ pub struct ExperimentConfig {
 }
 
 /// Checks what every experiment kind shares: the run name, `[optimizer]`, `[lr]`, `[train]`
-/// (positive steps and threads, `k` valid loss weights or none) and `[eval]` (a positive batch,
-/// a threshold in (0, 1]). `invalid(key, expected, got)` builds the error (it names the file).
+/// (positive steps and threads, `k` valid loss weights or none, device names, a training
+/// `batch_size` that splits evenly over the peers) and `[eval]` (a positive batch, a threshold
+/// in (0, 1]). `invalid(key, expected, got)` builds the error (it names the file).
 ///
 /// # Errors
 /// The first value out of range, naming its key.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn validate_shared(
     name: &str,
     optimizer: &OptimizerConfig,
@@ -139,6 +141,7 @@ pub(crate) fn validate_shared(
     train: &TrainConfig,
     eval: &EvalConfig,
     k: usize,
+    batch_size: usize,
     invalid: &dyn Fn(String, String, String) -> ConfigError,
 ) -> Result<(), ConfigError> {
     crate::run_folder::check_run_name(name).map_err(|got| {
@@ -147,6 +150,21 @@ pub(crate) fn validate_shared(
     optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
     lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
     train.validate(k).map_err(|e| invalid(e.key, e.expected, e.got))?;
+    if batch_size == 0 {
+        return Err(invalid("data.batch_size".into(), "a value >= 1".into(), "0".into()));
+    }
+    for (i, name) in train.devices.iter().enumerate() {
+        crate::device::DeviceSpec::parse(name)
+            .map_err(|why| invalid(format!("train.devices[{i}]"), crate::device::DEVICE_SPEC_FORMS.into(), why))?;
+    }
+    let peers = train.peers();
+    if !batch_size.is_multiple_of(peers) {
+        return Err(invalid(
+            "data.batch_size".into(),
+            format!("a multiple of train.peers = {peers} (every peer gets an equal share)"),
+            batch_size.to_string(),
+        ));
+    }
     if eval.batch_size == 0 {
         return Err(invalid("eval.batch_size".into(), "a value >= 1".into(), "0".into()));
     }
@@ -208,22 +226,7 @@ impl Experiment {
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
         let k = config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
         let c = &config;
-        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, &invalid)?;
-        if config.data.batch_size == 0 {
-            return Err(invalid("data.batch_size".into(), "a value >= 1".into(), "0".into()));
-        }
-        for (i, name) in config.train.devices.iter().enumerate() {
-            crate::device::DeviceSpec::parse(name)
-                .map_err(|why| invalid(format!("train.devices[{i}]"), crate::device::DEVICE_SPEC_FORMS.into(), why))?;
-        }
-        let peers = config.train.peers();
-        if !config.data.batch_size.is_multiple_of(peers) {
-            return Err(invalid(
-                "data.batch_size".into(),
-                format!("a multiple of train.peers = {peers} (every peer gets an equal share)"),
-                config.data.batch_size.to_string(),
-            ));
-        }
+        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, c.data.batch_size, &invalid)?;
         if config.train.threads > 1 && config.model.batch_norm() == Some(BatchNormStats::Switchable) {
             return Err(invalid(
                 "train.threads".into(),

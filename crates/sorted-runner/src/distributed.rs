@@ -87,6 +87,22 @@ impl Distributed {
         Ok(Self { node, timeout: Duration::from_secs_f64(timeout_s), source: source.to_path_buf() })
     }
 
+    /// Refuses a training batch of `batch` examples that does not split over every node's
+    /// `local_peers` (`source` is the experiment, for the message).
+    ///
+    /// # Errors
+    /// Naming `data.batch_size` and the counts.
+    pub fn check_batch(&self, batch: usize, local_peers: usize, source: &Path) -> anyhow::Result<()> {
+        let peers = self.node.nodes * local_peers;
+        anyhow::ensure!(
+            batch.is_multiple_of(peers),
+            "{}: data.batch_size = {batch} must be a multiple of all peers: {} nodes x {local_peers} local peers = {peers}",
+            source.display(),
+            self.node.nodes
+        );
+        Ok(())
+    }
+
     /// The global rank of local peer `local` of `local_peers` on this node.
     pub fn peer(&self, local: usize, local_peers: usize) -> Peer {
         Peer { rank: self.node.node * local_peers + local, peers: self.node.nodes * local_peers, timeout: self.timeout }

@@ -89,15 +89,41 @@ where
     };
     let config_toml = exp.to_toml();
     let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
-    let devices = peer_devices::<B>(&cfg.train, device);
+    let outcome = train_on_peers(&train_loop, &cfg.train, device, &task, model, || cfg.optimizer.init(), options)?;
+    Ok(TrainOutcome { model: outcome.model, state: outcome.state })
+}
+
+/// Runs `train_loop` on the run's peers (`train.devices` / `train.peers`, and the nodes of
+/// `options.distributed`): one loop on `device`, or one thread per peer, each with its own
+/// `task(Some(peer), peer_device)` and optimizer, averaging gradients with Burn's collective.
+/// The trained model comes back on `device` (evaluation and reports run there).
+///
+/// # Errors
+/// As [`run_loop`]; with peers, the first peer's error.
+pub(crate) fn train_on_peers<B, M, T>(
+    train_loop: &TrainLoop<'_, T::Sub>,
+    train: &sorted_sched::TrainConfig,
+    device: &B::Device,
+    task: &(dyn Fn(Option<Peer>, &B::Device) -> T + Sync),
+    model: M,
+    optim: impl Fn() -> sorted_sched::SortedOptimizer<M, B> + Sync,
+    options: &TrainOptions,
+) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B>,
+    M::InnerModule: Send,
+    T: TrainTask<B, M>,
+    T::Sub: Send + Sync,
+{
+    let devices = peer_devices::<B>(train, device);
     let outcome = if devices.len() > 1 || options.distributed.is_some() {
-        run_peers(&train_loop, &devices, &task, model, || cfg.optimizer.init(), options)?
+        run_peers(train_loop, &devices, task, model, optim, options)?
     } else {
         let model = model.fork(&devices[0]);
-        run_loop(&train_loop, &task(None, &devices[0]), model, cfg.optimizer.init(), &devices[0], options)?
+        run_loop(train_loop, &task(None, &devices[0]), model, optim(), &devices[0], options)?
     };
-    // Evaluation and reports run on the command's device.
-    Ok(TrainOutcome { model: outcome.model.fork(device), state: outcome.state })
+    Ok(sorted_sched::LoopOutcome { model: outcome.model.fork(device), state: outcome.state })
 }
 
 /// The device of every peer: `train.devices` (validated names, of the command's backend), else
@@ -324,6 +350,23 @@ where
         clear_failure(train_loop.run_dir);
     }
     Ok(outcome)
+}
+
+/// Whether this process evaluates and reports a finished run: every run but those of nodes
+/// other than node 0 of a run over several nodes (node 0 reports; the others say so).
+pub(crate) fn reports_here(options: &TrainOptions, state: &TrainState, quiet: bool) -> bool {
+    match options.distributed.as_ref().filter(|d| d.node.node > 0) {
+        Some(d) => {
+            if !quiet {
+                eprintln!(
+                    "node {} of {}: trained {} steps; node 0 writes the checkpoints and evaluates the sub-models",
+                    d.node.node, d.node.nodes, state.step
+                );
+            }
+            false
+        }
+        None => true,
+    }
 }
 
 /// Whether training reached its last step; if not, says (unless `quiet`) how to continue.

@@ -97,3 +97,23 @@ fn issue_32_devices_flag_places_one_peer_per_device() {
     let err = format!("{:#}", sorted_runner::config::Experiment::from_file(&conflict).unwrap_err());
     assert!(err.contains("train.peers") && err.contains("train.devices"), "{err}");
 }
+
+#[test]
+fn issue_32_a_one_peer_run_resumes_on_two_peers_to_the_same_weights() {
+    use sorted_runner::{Command, TrainArgs, run_on};
+
+    use crate::end_to_end::{B, cli, ctx};
+
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), TINY_MLP);
+    let (whole, resumed) = (dir.path().join("whole"), dir.path().join("resumed"));
+    train(&config, &whole, None);
+    train(&config, &resumed, Some(16));
+    let args =
+        TrainArgs { resume: Some(resumed.clone()), devices: vec!["cpu".into(), "cpu".into()], ..TrainArgs::default() };
+    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    let (a, b) = (weights(&whole), weights(&resumed));
+    let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+    assert!(worst < 1e-4, "largest weight difference {worst}");
+}

@@ -348,3 +348,32 @@ fn issue_31_sort_writes_a_sorted_decoder_that_computes_the_same_function() {
         format!("{:#}", run_on::<Autodiff<Flex>>(&cli(Command::Sort(args)), Default::default(), &ctx()).unwrap_err());
     assert!(err.contains("sort_by"), "{err}");
 }
+
+#[test]
+fn issue_32_two_peers_sorted_fine_tune_the_one_peer_model() {
+    let _guard = crate::end_to_end::rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lm-tiny.toml");
+    std::fs::write(&path, config(SAMPLED, "")).unwrap();
+    train(&path, &dir.path().join("one"), None);
+    let args = TrainArgs {
+        config: Some(path.clone()),
+        out: Some(dir.path().join("two")),
+        devices: vec!["cpu".into(), "cpu".into()],
+        ..TrainArgs::default()
+    };
+    run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    let (one, two) = (scores(&dir.path().join("one")), scores(&dir.path().join("two")));
+    assert_eq!(one.len(), two.len());
+    for (a, b) in one.iter().zip(&two) {
+        let (pa, pb) = (a.2.unwrap(), b.2.unwrap());
+        assert!(a.0 == b.0 && (pa - pb).abs() <= 1e-3 * pa, "{}: perplexity {pa} vs {pb}", a.0);
+    }
+    // Rank 0 logs its half of every step's windows.
+    let log = std::fs::read_to_string(dir.path().join("two").join(TERM_LOSSES_FILE)).unwrap();
+    assert_eq!(log.lines().count(), 4);
+    // A batch of 2 windows does not split over 3 peers.
+    std::fs::write(&path, config(SAMPLED, "peers = 3")).unwrap();
+    let err = format!("{:#}", LmExperiment::from_toml(&std::fs::read_to_string(&path).unwrap(), &path).unwrap_err());
+    assert!(err.contains("data.batch_size") && err.contains("train.peers = 3"), "{err}");
+}

@@ -281,3 +281,37 @@ fn issue_30_a_bert_sub_model_of_a_text_run_exports_to_hugging_face() {
     }
     assert!(diff < 1e-4, "reloaded export differs by {diff}");
 }
+
+#[test]
+fn issue_32_two_peers_train_the_one_peer_bert() {
+    use sorted_runner::{Command, TrainArgs, run_on};
+    let _guard = crate::end_to_end::rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rt-tiny.toml");
+    std::fs::write(&path, config(UNIFORM)).unwrap();
+    let train = |out: &str, devices: &[&str]| {
+        let args = TrainArgs {
+            config: Some(path.clone()),
+            out: Some(dir.path().join(out)),
+            devices: devices.iter().map(|d| d.to_string()).collect(),
+            ..TrainArgs::default()
+        };
+        run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    };
+    train("one", &[]);
+    train("two", &["cpu", "cpu"]);
+    let accuracies = |run: &str| {
+        let report = RunReport::read(&dir.path().join(run)).unwrap();
+        report.results.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect::<Vec<_>>()
+    };
+    let (one, two) = (accuracies("one"), accuracies("two"));
+    assert_eq!(one.len(), two.len());
+    // Each peer pads its half batch to its own longest sentence: the same function up to float
+    // summation order, so at most one of the 40 sentences may flip.
+    for (a, b) in one.iter().zip(&two) {
+        assert!(a.0 == b.0 && (a.1 - b.1).abs() <= 1.0 / 40.0 + 1e-9, "{a:?} vs {b:?}");
+    }
+    let saved: toml::Value =
+        toml::from_str(&std::fs::read_to_string(dir.path().join("two/config.toml")).unwrap()).unwrap();
+    assert_eq!(saved["train"]["devices"].as_array().map(Vec::len), Some(2), "{saved}");
+}

@@ -101,14 +101,7 @@ impl LmExperiment {
         })?;
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
         let c = &config;
-        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, &invalid)?;
-        if c.train.peers() != 1 || !c.train.devices.is_empty() {
-            return Err(invalid(
-                "train.peers".into(),
-                "1 and no train.devices: data-parallel peers and per-peer devices are implemented for image experiments only so far".into(),
-                c.train.peers().to_string(),
-            ));
-        }
+        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, c.data.batch_size, &invalid)?;
         if config.train.threads != 1 {
             return Err(invalid(
                 "train.threads".into(),

@@ -14,7 +14,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 use sorted_data::{EpochOrder, LmBatch, LmChunks, LmData};
 use sorted_nn::{TransformerSpace, TransformerSubModel};
-use sorted_sched::{JointLoss, SamplerConfig, TrainLoop, TrainState, TrainTask};
+use sorted_sched::{JointLoss, Peer, SamplerConfig, TrainLoop, TrainState, TrainTask};
 use sorted_zoo::llama::{SoftOptions, SoftTerm, SortedLlama, soft_loss_with};
 
 use super::config::LmExperiment;
@@ -22,7 +22,7 @@ use crate::eval::SubModelResult;
 use crate::provenance::{RunContext, new_run_dir, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
-use crate::train::{TrainOptions, run_loop};
+use crate::train::{TrainOptions, train_on_peers};
 
 /// The per-step log of each sampled sub-model's losses, appended to by every training call.
 pub const TERM_LOSSES_FILE: &str = "term_losses.jsonl";
@@ -39,6 +39,9 @@ pub struct TermLoss {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kl: Option<f64>,
 }
+
+/// Each step's term losses, in step order, as a peer's loop logs them.
+type TermLog = Mutex<Vec<(u64, Vec<TermLoss>)>>;
 
 #[derive(Serialize)]
 struct StepLine<'a> {
@@ -118,21 +121,27 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
         );
     }
     let sampler = cfg.sampler.build_for(&space, cfg.seed).map_err(|e| anyhow::anyhow!("`{}`: {e:?}", e.key))?;
-    let task = LmTask {
+    // Every peer logs its own shard's term losses; rank 0's log is written (one peer: the
+    // batch's).
+    let log = Mutex::new(Vec::new());
+    let task = |peer: Option<Peer>, device: &B::Device| LmTask {
         chunks: &data.train,
-        order,
+        order: order.clone(),
         options: exp.llama().soft_options(cfg.train.distill),
         space: &space,
         exp,
-        device,
-        log: Mutex::new(Vec::new()),
+        device: device.clone(),
+        log: peer.is_none_or(|p| p.rank == 0).then_some(&log),
+        peer,
     };
     let config_toml = exp.to_toml();
     let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, &run_dir, &config_toml);
-    let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options);
-    append_term_losses(&run_dir, &task.log.into_inner().unwrap_or_default())?;
+    let outcome = train_on_peers(&train_loop, &cfg.train, device, &task, model, || cfg.optimizer.init(), options);
+    append_term_losses(&run_dir, &log.into_inner().unwrap_or_default())?;
     let outcome = outcome?;
-    if !crate::train::finished(&outcome.state, &run_dir, ctx.quiet) {
+    if !crate::train::finished(&outcome.state, &run_dir, ctx.quiet)
+        || !crate::train::reports_here(options, &outcome.state, ctx.quiet)
+    {
         return Ok(());
     }
     report_lm::<B::InnerBackend>(
@@ -256,8 +265,11 @@ struct LmTask<'a, B: AutodiffBackend> {
     options: SoftOptions,
     space: &'a TransformerSpace,
     exp: &'a LmExperiment,
-    device: &'a B::Device,
-    log: Mutex<Vec<(u64, Vec<TermLoss>)>>,
+    device: B::Device,
+    /// Where this peer's term losses go (rank 0 only).
+    log: Option<&'a TermLog>,
+    /// This peer's shard of every batch, in a data-parallel run.
+    peer: Option<Peer>,
 }
 
 impl<B: AutodiffBackend> TrainTask<B, SortedLlama<B>> for LmTask<'_, B> {
@@ -265,7 +277,9 @@ impl<B: AutodiffBackend> TrainTask<B, SortedLlama<B>> for LmTask<'_, B> {
     type Step = (u64, LmBatch<B>);
 
     fn prepare(&self, _model: &SortedLlama<B>, step: u64, _subs: &[TransformerSubModel]) -> (u64, LmBatch<B>) {
-        (step, self.chunks.batch::<B>(&self.order.batch_indices(step), self.device))
+        let indices = self.order.batch_indices(step);
+        let indices = self.peer.map_or(indices.clone(), |p| p.shard(&indices));
+        (step, self.chunks.batch::<B>(&indices, &self.device))
     }
 
     fn loss(
@@ -300,7 +314,7 @@ impl<B: AutodiffBackend> TrainTask<B, SortedLlama<B>> for LmTask<'_, B> {
             .map(|(t, (l, kl))| TermLoss { sub: t.sub, loss: scalar(l), kl: kl.as_ref().map(scalar) })
             .collect();
         let losses = logged.iter().map(|t| t.loss).collect();
-        if let Ok(mut log) = self.log.lock() {
+        if let Some(Ok(mut log)) = self.log.map(Mutex::lock) {
             log.push((step.0 + 1, logged));
         }
         Some(JointLoss { total: loss.total, losses })

@@ -119,17 +119,7 @@ impl TextExperiment {
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(&e.key, e.expected, e.got))?.k();
         let invalid_owned = |key: String, expected: String, got: String| invalid(&key, expected, got);
         let c = &config;
-        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, &invalid_owned)?;
-        if c.train.peers() != 1 || !c.train.devices.is_empty() {
-            return Err(invalid(
-                "train.peers",
-                "1 and no train.devices: data-parallel peers and per-peer devices are implemented for image experiments only so far".into(),
-                c.train.peers().to_string(),
-            ));
-        }
-        if config.data.batch_size == 0 {
-            return Err(invalid("data.batch_size", "a value >= 1".into(), "0".into()));
-        }
+        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, c.data.batch_size, &invalid_owned)?;
         if config.train.distill != 0.0 {
             return Err(invalid(
                 "train.distill",

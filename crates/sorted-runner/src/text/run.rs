@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_data::{EpochOrder, TextBatch, TextBatcher, TokenizedDataset};
 use sorted_nn::TransformerSubModel;
-use sorted_sched::{SamplerConfig, TrainLoop, TrainState, TrainTask};
+use sorted_sched::{Peer, SamplerConfig, TrainLoop, TrainState, TrainTask};
 use sorted_zoo::SortedBert;
 
 use super::config::{TextExperiment, TextModelConfig};
@@ -18,7 +18,7 @@ use crate::provenance::write_file;
 use crate::provenance::{RunContext, new_run_dir};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
-use crate::train::{DATA_SEED_SALT, TrainOptions, run_loop};
+use crate::train::{DATA_SEED_SALT, TrainOptions, train_on_peers};
 use anyhow::Context;
 use sorted_data::TextData;
 
@@ -100,7 +100,7 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
         model = sorted.model;
     }
     let (model, state) = train_bert(exp, &data.train, model, device, &run_dir, options)?;
-    if !crate::train::finished(&state, &run_dir, ctx.quiet) {
+    if !crate::train::finished(&state, &run_dir, ctx.quiet) || !crate::train::reports_here(options, &state, ctx.quiet) {
         return Ok(());
     }
     report_text::<B::InnerBackend>(exp, &data, &model.valid(), device, &run_dir, &state, None, ctx)
@@ -185,18 +185,19 @@ fn train_bert<B: AutodiffBackend>(
 ) -> anyhow::Result<(SortedBert<B>, TrainState)> {
     let cfg = &exp.config;
     let sampler = cfg.sampler.build_for(&exp.space, cfg.seed).expect("validated");
-    let task = TextTask {
+    let task = |peer: Option<Peer>, device: &B::Device| TextTask {
         train,
         order: text_order(exp, train),
         batcher: TextBatcher::new(cfg.data.max_len),
         fresh_batches: cfg.train.fresh_batches,
         k: sampler.k() as u64,
         loss_fn: CrossEntropyLossConfig::new().init(device),
-        device,
+        device: device.clone(),
+        peer,
     };
     let config_toml = exp.to_toml();
     let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
-    let outcome = run_loop(&train_loop, &task, model, cfg.optimizer.init(), device, options)?;
+    let outcome = train_on_peers(&train_loop, &cfg.train, device, &task, model, || cfg.optimizer.init(), options)?;
     Ok((outcome.model, outcome.state))
 }
 
@@ -215,7 +216,9 @@ struct TextTask<'a, B: AutodiffBackend> {
     fresh_batches: bool,
     k: u64,
     loss_fn: burn::nn::loss::CrossEntropyLoss<B>,
-    device: &'a B::Device,
+    device: B::Device,
+    /// This peer's shard of every batch, in a data-parallel run.
+    peer: Option<Peer>,
 }
 
 impl<B: AutodiffBackend> TrainTask<B, SortedBert<B>> for TextTask<'_, B> {
@@ -223,7 +226,11 @@ impl<B: AutodiffBackend> TrainTask<B, SortedBert<B>> for TextTask<'_, B> {
     type Step = Vec<TextBatch<B>>;
 
     fn prepare(&self, _model: &SortedBert<B>, step: u64, _subs: &[TransformerSubModel]) -> Vec<TextBatch<B>> {
-        let batch = |b: u64| self.batcher.batch(self.train, &self.order.batch_indices(b), self.device);
+        let batch = |b: u64| {
+            let indices = self.order.batch_indices(b);
+            let indices = self.peer.map_or(indices.clone(), |p| p.shard(&indices));
+            self.batcher.batch(self.train, &indices, &self.device)
+        };
         if self.fresh_batches { (0..self.k).map(|i| batch(step * self.k + i)).collect() } else { vec![batch(step)] }
     }
 
