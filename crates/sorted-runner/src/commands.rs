@@ -232,20 +232,14 @@ fn train_in_folder<B: AutodiffBackend>(
     let run_dir = folder.dir();
     write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
     let data = crate::data::load(exp)?;
-    if !ctx.quiet {
-        eprintln!(
-            "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} train / {} test images) -> {}",
-            exp.config.name,
-            exp.space.len(),
-            exp.config.sampler.kind(),
-            exp.k,
-            exp.config.train.steps,
-            ctx.device_name,
-            data.train.len(),
-            data.test.len(),
-            run_dir.display()
-        );
+    crate::train::RunStart {
+        name: &exp.config.name,
+        sub_models: exp.space.len(),
+        sampler: (exp.config.sampler.kind(), exp.k),
+        steps: exp.config.train.steps,
+        data: format!("{} train / {} test images", data.train.len(), data.test.len()),
     }
+    .announce(ctx, run_dir);
     if exp.k > exp.space.len() {
         eprintln!(
             "warning: {}: the sampler draws k = {} sub-models per step from a space of {}: every step repeats some",

@@ -352,6 +352,57 @@ where
     Ok(outcome)
 }
 
+/// The line every training run starts with (unless `--quiet`):
+/// `name: N sub-models, sampler S (k = K), T steps on DEVICE (DATA) -> DIR`.
+pub(crate) struct RunStart<'a> {
+    /// The run's name.
+    pub name: &'a str,
+    /// Sub-models in the space.
+    pub sub_models: usize,
+    /// The sampler's kind and its `k`.
+    pub sampler: (&'static str, usize),
+    /// Optimizer steps.
+    pub steps: u64,
+    /// What the data is, e.g. `60000 train / 10000 test images`.
+    pub data: String,
+}
+
+impl RunStart<'_> {
+    /// Prints the line for a run into `run_dir` on `ctx`'s device.
+    pub(crate) fn announce(&self, ctx: &crate::provenance::RunContext, run_dir: &Path) {
+        if !ctx.quiet {
+            eprintln!(
+                "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({}) -> {}",
+                self.name,
+                self.sub_models,
+                self.sampler.0,
+                self.sampler.1,
+                self.steps,
+                ctx.device_name,
+                self.data,
+                run_dir.display()
+            );
+        }
+    }
+}
+
+/// Takes `run_dir` (default: a new `runs/<name>-<time>`) for a fresh or resumed run (refusing
+/// one already used unless `options.force`), runs `train` in it, and returns the folder.
+///
+/// # Errors
+/// A folder in use or already used, or `train`'s error.
+pub(crate) fn in_run_folder(
+    name: &str,
+    run_dir: Option<&Path>,
+    options: &TrainOptions,
+    train: impl FnOnce(crate::run_folder::RunFolder) -> anyhow::Result<()>,
+) -> anyhow::Result<std::path::PathBuf> {
+    let run_dir = run_dir.map_or_else(|| crate::provenance::new_run_dir(name), Path::to_path_buf);
+    let folder = crate::run_folder::RunFolder::take(&run_dir, options.resume, options.force)?;
+    train(folder)?;
+    Ok(run_dir)
+}
+
 /// Whether this process evaluates and reports a finished run: every run but those of nodes
 /// other than node 0 of a run over several nodes (node 0 reports; the others say so).
 pub(crate) fn reports_here(options: &TrainOptions, state: &TrainState, quiet: bool) -> bool {

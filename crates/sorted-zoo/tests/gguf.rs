@@ -4,102 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use sorted_data::GgufWriter;
 use sorted_zoo::llama::{GgmlType, GgufError, GgufFile, GgufValue, GgufValueType};
 
-/// A GGUF writer for tests: metadata entries and tensors are appended in order, `finish` lays
-/// out header, metadata, infos, padding and the data (each tensor padded to the alignment).
-struct Writer {
-    version: u32,
-    alignment: usize,
-    n_metadata: u64,
-    metadata: Vec<u8>,
-    tensors: Vec<(String, Vec<u64>, u32, Vec<u8>)>,
-}
-
-fn put_string(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u64).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// `value` in the file's encoding (the type id is written by the caller).
-fn put_value(out: &mut Vec<u8>, value: &GgufValue) {
-    match value {
-        GgufValue::U8(v) => out.push(*v),
-        GgufValue::I8(v) => out.extend_from_slice(&v.to_le_bytes()),
-        GgufValue::U16(v) => out.extend_from_slice(&v.to_le_bytes()),
-        GgufValue::I16(v) => out.extend_from_slice(&v.to_le_bytes()),
-        GgufValue::U32(v) => out.extend_from_slice(&v.to_le_bytes()),
-        GgufValue::I32(v) => out.extend_from_slice(&v.to_le_bytes()),
-        GgufValue::F32(v) => out.extend_from_slice(&v.to_le_bytes()),
-        GgufValue::Bool(v) => out.push(u8::from(*v)),
-        GgufValue::String(s) => put_string(out, s),
-        GgufValue::Array { element_type, values } => {
-            out.extend_from_slice(&element_type.id().to_le_bytes());
-            out.extend_from_slice(&(values.len() as u64).to_le_bytes());
-            for v in values {
-                put_value(out, v);
-            }
-        }
-        GgufValue::U64(v) => out.extend_from_slice(&v.to_le_bytes()),
-        GgufValue::I64(v) => out.extend_from_slice(&v.to_le_bytes()),
-        GgufValue::F64(v) => out.extend_from_slice(&v.to_le_bytes()),
-    }
-}
-
-impl Writer {
-    fn new(version: u32) -> Self {
-        Self { version, alignment: 32, n_metadata: 0, metadata: Vec::new(), tensors: Vec::new() }
-    }
-
-    /// A metadata entry with the raw type id `type_id` and raw value bytes.
-    fn raw_kv(&mut self, key: &str, type_id: u32, value: &[u8]) -> &mut Self {
-        put_string(&mut self.metadata, key);
-        self.metadata.extend_from_slice(&type_id.to_le_bytes());
-        self.metadata.extend_from_slice(value);
-        self.n_metadata += 1;
-        self
-    }
-
-    fn kv(&mut self, key: &str, value: GgufValue) -> &mut Self {
-        let mut bytes = Vec::new();
-        put_value(&mut bytes, &value);
-        if let ("general.alignment", GgufValue::U32(a)) = (key, &value) {
-            self.alignment = *a as usize;
-        }
-        self.raw_kv(key, value.value_type().id(), &bytes)
-    }
-
-    /// A tensor with dims listed fastest-first, ggml type id and stored bytes.
-    fn tensor(&mut self, name: &str, dims: &[u64], type_id: u32, data: Vec<u8>) -> &mut Self {
-        self.tensors.push((name.into(), dims.to_vec(), type_id, data));
-        self
-    }
-
-    /// The file, and where its data section starts.
-    fn finish(&self) -> (Vec<u8>, usize) {
-        let pad = |out: &mut Vec<u8>| out.resize(out.len().div_ceil(self.alignment) * self.alignment, 0);
-        let mut out = b"GGUF".to_vec();
-        out.extend_from_slice(&self.version.to_le_bytes());
-        out.extend_from_slice(&(self.tensors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&self.n_metadata.to_le_bytes());
-        out.extend_from_slice(&self.metadata);
-        let mut data = Vec::new();
-        for (name, dims, type_id, bytes) in &self.tensors {
-            put_string(&mut out, name);
-            out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
-            for d in dims {
-                out.extend_from_slice(&d.to_le_bytes());
-            }
-            out.extend_from_slice(&type_id.to_le_bytes());
-            out.extend_from_slice(&(data.len() as u64).to_le_bytes());
-            data.extend_from_slice(bytes);
-            pad(&mut data);
-        }
-        pad(&mut out);
-        let data_start = out.len();
-        out.extend_from_slice(&data);
-        (out, data_start)
-    }
+/// A writer of (possibly malformed) test files: sorted-data's GGUF writer declaring `version`.
+fn writer(version: u32) -> GgufWriter {
+    GgufWriter::new().with_version(version)
 }
 
 fn f32_bytes(values: &[f32]) -> Vec<u8> {
@@ -143,29 +53,29 @@ fn q4_0_block() -> (Vec<u8>, Vec<f32>) {
 
 /// Every metadata type, including a nested array, and one tensor of each decoded type plus a
 /// Q4_K tensor.
-fn synthetic(version: u32) -> Writer {
+fn synthetic(version: u32) -> GgufWriter {
     let strings = |items: &[&str]| GgufValue::Array {
         element_type: GgufValueType::String,
         values: items.iter().map(|s| GgufValue::String((*s).into())).collect(),
     };
-    let mut w = Writer::new(version);
-    w.kv("general.architecture", GgufValue::String("llama".into()))
-        .kv("general.alignment", GgufValue::U32(64))
-        .kv("t.u8", GgufValue::U8(200))
-        .kv("t.i8", GgufValue::I8(-100))
-        .kv("t.u16", GgufValue::U16(60_000))
-        .kv("t.i16", GgufValue::I16(-30_000))
-        .kv("t.u32", GgufValue::U32(4_000_000_000))
-        .kv("t.i32", GgufValue::I32(-7))
-        .kv("t.f32", GgufValue::F32(1e-5))
-        .kv("t.bool", GgufValue::Bool(true))
-        .kv("t.u64", GgufValue::U64(u64::MAX))
-        .kv("t.i64", GgufValue::I64(i64::MIN))
-        .kv("t.f64", GgufValue::F64(0.1))
-        .kv("t.big", GgufValue::U64(1 << 40))
-        .kv("tokenizer.ggml.tokens", strings(&["<s>", "héllo", "", "Ġworld"]))
-        .kv("t.empty", strings(&[]))
-        .kv(
+    let mut w = writer(version);
+    w.metadata("general.architecture", GgufValue::String("llama".into()))
+        .metadata("general.alignment", GgufValue::U32(64))
+        .metadata("t.u8", GgufValue::U8(200))
+        .metadata("t.i8", GgufValue::I8(-100))
+        .metadata("t.u16", GgufValue::U16(60_000))
+        .metadata("t.i16", GgufValue::I16(-30_000))
+        .metadata("t.u32", GgufValue::U32(4_000_000_000))
+        .metadata("t.i32", GgufValue::I32(-7))
+        .metadata("t.f32", GgufValue::F32(1e-5))
+        .metadata("t.bool", GgufValue::Bool(true))
+        .metadata("t.u64", GgufValue::U64(u64::MAX))
+        .metadata("t.i64", GgufValue::I64(i64::MIN))
+        .metadata("t.f64", GgufValue::F64(0.1))
+        .metadata("t.big", GgufValue::U64(1 << 40))
+        .metadata("tokenizer.ggml.tokens", strings(&["<s>", "héllo", "", "Ġworld"]))
+        .metadata("t.empty", strings(&[]))
+        .metadata(
             "t.nested",
             GgufValue::Array {
                 element_type: GgufValueType::Array,
@@ -178,31 +88,31 @@ fn synthetic(version: u32) -> Writer {
     let (q4_1, _) = q4_1_block();
     let (q8_0, _) = q8_0_block();
     let (q4_0, _) = q4_0_block();
-    w.tensor("f32", &[3, 2], 0, f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
-        .tensor("f16", &[6], 1, u16_bytes(&[0x3c00, 0xc000, 0x3555, 0x0001, 0x7bff, 0x8000]))
-        .tensor("bf16", &[2, 1], 30, u16_bytes(&[0x3f80, 0xc040]))
+    w.raw_tensor("f32", &[3, 2], 0, f32_bytes(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]))
+        .raw_tensor("f16", &[6], 1, u16_bytes(&[0x3c00, 0xc000, 0x3555, 0x0001, 0x7bff, 0x8000]))
+        .raw_tensor("bf16", &[2, 1], 30, u16_bytes(&[0x3f80, 0xc040]))
         // Two blocks per row, one row: the second block repeats the first with its bytes
         // negated, so block order matters.
-        .tensor("q8_0", &[64, 1], 8, {
+        .raw_tensor("q8_0", &[64, 1], 8, {
             let mut second = q8_0.clone();
             second[2..].iter_mut().for_each(|b| *b = (*b as i8).wrapping_neg() as u8);
             [q8_0.clone(), second].concat()
         })
-        .tensor("q4_0", &[32], 2, q4_0)
+        .raw_tensor("q4_0", &[32], 2, q4_0)
         // Two rows of one block: the second row has m = +1 (0x3c00) instead of -1.
-        .tensor("q4_1", &[32, 2], 3, {
+        .raw_tensor("q4_1", &[32, 2], 3, {
             let mut second = q4_1.clone();
             second[2..4].copy_from_slice(&0x3c00u16.to_le_bytes());
             [q4_1.clone(), second].concat()
         })
-        .tensor("q4_k", &[256], 12, vec![0; 144]);
+        .raw_tensor("q4_k", &[256], 12, vec![0; 144]);
     w
 }
 
 #[test]
 fn gguf_metadata_of_every_type_is_read() {
     for version in [2, 3] {
-        let (bytes, data_start) = synthetic(version).finish();
+        let (bytes, data_start) = synthetic(version).to_bytes_with_data_start();
         let gguf = GgufFile::parse(bytes, "synthetic.gguf").unwrap();
         assert_eq!((gguf.version(), gguf.alignment(), gguf.data_start()), (version, 64, data_start));
         assert_eq!(data_start % 64, 0);
@@ -235,7 +145,7 @@ fn gguf_metadata_of_every_type_is_read() {
 
 #[test]
 fn gguf_typed_helpers_name_the_key_and_the_expected_type() {
-    let gguf = GgufFile::parse(synthetic(3).finish().0, "synthetic.gguf").unwrap();
+    let gguf = GgufFile::parse(synthetic(3).to_bytes_with_data_start().0, "synthetic.gguf").unwrap();
     let cases = [
         (gguf.u32("t.i32").unwrap_err(), "metadata key `t.i32` is i32 -7, expected u32"),
         (gguf.u32("t.big").unwrap_err(), "metadata key `t.big` is u64 1099511627776, expected u32"),
@@ -254,7 +164,7 @@ fn gguf_typed_helpers_name_the_key_and_the_expected_type() {
 
 #[test]
 fn gguf_tensor_infos_are_listed_in_file_order_with_reversed_shapes() {
-    let gguf = GgufFile::parse(synthetic(3).finish().0, "synthetic.gguf").unwrap();
+    let gguf = GgufFile::parse(synthetic(3).to_bytes_with_data_start().0, "synthetic.gguf").unwrap();
     let names: Vec<&str> = gguf.tensors().map(|t| t.name()).collect();
     assert_eq!(names, ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q4_k"]);
     let q8 = gguf.tensor_info("q8_0").unwrap();
@@ -270,7 +180,7 @@ fn gguf_tensor_infos_are_listed_in_file_order_with_reversed_shapes() {
 
 #[test]
 fn gguf_dequantizes_hand_computed_blocks() {
-    let gguf = GgufFile::parse(synthetic(3).finish().0, "synthetic.gguf").unwrap();
+    let gguf = GgufFile::parse(synthetic(3).to_bytes_with_data_start().0, "synthetic.gguf").unwrap();
     assert_eq!(gguf.dequantize("f32").unwrap(), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
     let (shape, f16) = gguf.dequantize("f16").unwrap();
     assert_eq!((shape, &f16[..5]), (vec![6], &[1.0, -2.0, 0.333_251_95, 2f32.powi(-24), 65504.0][..]));
@@ -304,8 +214,8 @@ fn gguf_dequantizes_hand_computed_blocks() {
 fn gguf_unsupported_types_are_named() {
     // Q4_K decodes now (sorted-data's k-quants); IQ4_NL (8 blocks of 18 bytes) does not.
     let mut writer = synthetic(3);
-    writer.tensor("iq4_nl", &[256], 20, vec![0; 144]);
-    let gguf = GgufFile::parse(writer.finish().0, "synthetic.gguf").unwrap();
+    writer.raw_tensor("iq4_nl", &[256], 20, vec![0; 144]);
+    let gguf = GgufFile::parse(writer.to_bytes_with_data_start().0, "synthetic.gguf").unwrap();
     assert_eq!(gguf.dequantize("q4_k").unwrap().1, vec![0.0; 256]);
     let err = gguf.dequantize("iq4_nl").unwrap_err();
     assert!(
@@ -318,7 +228,7 @@ fn gguf_unsupported_types_are_named() {
 
 #[test]
 fn gguf_truncated_at_any_byte_is_an_error_naming_the_file() {
-    let (bytes, data_start) = synthetic(3).finish();
+    let (bytes, data_start) = synthetic(3).to_bytes_with_data_start();
     let last = GgufFile::parse(bytes.clone(), "full.gguf").unwrap().tensors().last().unwrap().clone();
     let end = data_start + last.offset() as usize + last.n_bytes();
     // The padding after the last tensor is not needed.
@@ -347,7 +257,7 @@ fn gguf_truncated_at_any_byte_is_an_error_naming_the_file() {
 
 #[test]
 fn gguf_truncation_errors_say_what_was_being_read_and_where() {
-    let (bytes, _) = synthetic(3).finish();
+    let (bytes, _) = synthetic(3).to_bytes_with_data_start();
     let at = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle).unwrap();
     let err = |cut: usize| GgufFile::parse(bytes[..cut].to_vec(), "cut.gguf").unwrap_err().to_string();
     assert_eq!(
@@ -371,36 +281,36 @@ fn gguf_truncation_errors_say_what_was_being_read_and_where() {
 
 #[test]
 fn gguf_malformed_files_are_rejected_naming_the_problem() {
-    let parse = |w: &Writer| GgufFile::parse(w.finish().0, "bad.gguf").map(|_| ()).unwrap_err();
-    let msg = |w: &Writer| parse(w).to_string();
+    let parse = |w: &GgufWriter| GgufFile::parse(w.to_bytes_with_data_start().0, "bad.gguf").map(|_| ()).unwrap_err();
+    let msg = |w: &GgufWriter| parse(w).to_string();
 
-    let mut not_gguf = synthetic(3).finish().0;
+    let mut not_gguf = synthetic(3).to_bytes_with_data_start().0;
     not_gguf[..4].copy_from_slice(b"GGML");
     let err = GgufFile::parse(not_gguf, "bad.gguf").unwrap_err().to_string();
     assert!(err.contains("`bad.gguf` is not a GGUF file"), "{err}");
 
-    assert!(msg(&Writer::new(1)).contains("GGUF version 1 is not supported"));
-    assert!(msg(&Writer::new(3u32.swap_bytes())).contains("big-endian"));
+    assert!(msg(&writer(1)).contains("GGUF version 1 is not supported"));
+    assert!(msg(&writer(3u32.swap_bytes())).contains("big-endian"));
 
-    let mut w = Writer::new(3);
-    w.raw_kv("k", 13, &[0; 8]);
+    let mut w = writer(3);
+    w.raw_metadata("k", 13, &[0; 8]);
     assert!(msg(&w).contains("byte 37: the value of metadata key `k`: unknown metadata value type 13"), "{}", msg(&w));
-    let mut w = Writer::new(3);
-    w.raw_kv("flag", 7, &[2]);
+    let mut w = writer(3);
+    w.raw_metadata("flag", 7, &[2]);
     assert!(msg(&w).contains("bool byte 2, expected 0 or 1"), "{}", msg(&w));
-    let mut w = Writer::new(3);
-    w.raw_kv("s", 8, &[2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe]);
+    let mut w = writer(3);
+    w.raw_metadata("s", 8, &[2, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xfe]);
     assert!(msg(&w).contains("the value of metadata key `s` is not valid UTF-8"), "{}", msg(&w));
-    let mut w = Writer::new(3);
-    w.kv("k", GgufValue::U8(1)).kv("k", GgufValue::U8(2));
+    let mut w = writer(3);
+    w.metadata("k", GgufValue::U8(1)).metadata("k", GgufValue::U8(2));
     assert!(msg(&w).contains("metadata key `k` appears twice"), "{}", msg(&w));
-    let mut w = Writer::new(3);
-    w.kv("general.alignment", GgufValue::U32(48));
+    let mut w = writer(3);
+    w.metadata("general.alignment", GgufValue::U32(48));
     assert!(msg(&w).contains("`general.alignment` must be a u32 power of two"), "{}", msg(&w));
 
     // A huge count is refused before anything is allocated for it.
-    let mut w = Writer::new(3);
-    w.raw_kv("tokens", 9, &[&8u32.to_le_bytes()[..], &u64::MAX.to_le_bytes()].concat());
+    let mut w = writer(3);
+    w.raw_metadata("tokens", 9, &[&8u32.to_le_bytes()[..], &u64::MAX.to_le_bytes()].concat());
     assert!(matches!(parse(&w), GgufError::Truncated { needed: u64::MAX, .. }), "{}", msg(&w));
     // Arrays nested without end are refused before the stack runs out.
     let mut deep = Vec::new();
@@ -408,37 +318,37 @@ fn gguf_malformed_files_are_rejected_naming_the_problem() {
         deep.extend_from_slice(&9u32.to_le_bytes());
         deep.extend_from_slice(&1u64.to_le_bytes());
     }
-    let mut w = Writer::new(3);
-    w.raw_kv("deep", 9, &deep);
+    let mut w = writer(3);
+    w.raw_metadata("deep", 9, &deep);
     assert!(msg(&w).contains("arrays nested more than 8 deep"), "{}", msg(&w));
 
-    let mut w = Writer::new(3);
-    w.tensor("w", &[32], 4, vec![0; 18]);
+    let mut w = writer(3);
+    w.raw_tensor("w", &[32], 4, vec![0; 18]);
     let err = parse(&w);
     assert!(matches!(&err, GgufError::UnknownType { tensor, ggml_type: 4, .. } if tensor == "w"), "{err:?}");
     assert!(err.to_string().contains("tensor `w` has unknown ggml type id 4"), "{err}");
 
-    let mut w = Writer::new(3);
-    w.tensor("w", &[33], 8, vec![0; 34]);
+    let mut w = writer(3);
+    w.raw_tensor("w", &[33], 8, vec![0; 34]);
     assert!(msg(&w).contains("tensor `w`: its first dim 33 is not a multiple of the Q8_0 block size 32"));
-    let mut w = Writer::new(3);
-    w.tensor("w", &[2, 2, 2, 2, 2], 0, vec![0; 128]);
+    let mut w = writer(3);
+    w.raw_tensor("w", &[2, 2, 2, 2, 2], 0, vec![0; 128]);
     assert!(msg(&w).contains("tensor `w` has 5 dimensions, at most 4"));
-    let mut w = Writer::new(3);
-    w.tensor("w", &[1 << 62, 8], 0, vec![]);
+    let mut w = writer(3);
+    w.raw_tensor("w", &[1 << 62, 8], 0, vec![]);
     assert!(msg(&w).contains("tensor `w`: dims [4611686018427387904, 8] have too many elements"), "{}", msg(&w));
-    let mut w = Writer::new(3);
-    w.tensor("w", &[1 << 62], 0, vec![]);
+    let mut w = writer(3);
+    w.raw_tensor("w", &[1 << 62], 0, vec![]);
     assert!(matches!(parse(&w), GgufError::TensorBounds { end: u64::MAX, .. }), "{}", msg(&w));
-    let mut w = Writer::new(3);
-    w.tensor("a", &[4], 0, vec![0; 16]).tensor("a", &[4], 0, vec![0; 16]);
+    let mut w = writer(3);
+    w.raw_tensor("a", &[4], 0, vec![0; 16]).raw_tensor("a", &[4], 0, vec![0; 16]);
     assert!(msg(&w).contains("tensor `a`: the name appears twice"), "{}", msg(&w));
 
     // Offsets: misaligned, or past the end of the file.
     let (mut bytes, data_start) = {
-        let mut w = Writer::new(3);
-        w.tensor("w", &[8], 0, vec![0; 32]);
-        w.finish()
+        let mut w = writer(3);
+        w.raw_tensor("w", &[8], 0, vec![0; 32]);
+        w.to_bytes_with_data_start()
     };
     // Header 24 bytes, then name (8 + 1), n_dims 4, one dim 8, type 4: the offset field.
     let offset_at = 24 + 9 + 4 + 8 + 4;
@@ -549,29 +459,29 @@ mod llama_weights {
     }
 
     fn write(model: &SortedLlama<Flex>, config: &SortedLlamaConfig, bad_key_dims: bool) -> Vec<u8> {
-        let mut w = Writer::new(3);
+        let mut w = writer(3);
         let u = |v: usize| GgufValue::U32(v as u32);
-        w.kv("general.architecture", GgufValue::String("llama".into()))
-            .kv("llama.block_count", u(config.num_layers))
-            .kv("llama.embedding_length", u(config.hidden_size))
-            .kv("llama.feed_forward_length", u(config.intermediate_size))
-            .kv("llama.attention.head_count", u(config.num_heads))
-            .kv("llama.attention.head_count_kv", u(config.num_kv_heads))
-            .kv("llama.rope.freq_base", GgufValue::F32(10_000.0))
-            .kv("llama.attention.layer_norm_rms_epsilon", GgufValue::F32(1e-5))
-            .kv("llama.vocab_size", u(config.vocab_size));
+        w.metadata("general.architecture", GgufValue::String("llama".into()))
+            .metadata("llama.block_count", u(config.num_layers))
+            .metadata("llama.embedding_length", u(config.hidden_size))
+            .metadata("llama.feed_forward_length", u(config.intermediate_size))
+            .metadata("llama.attention.head_count", u(config.num_heads))
+            .metadata("llama.attention.head_count_kv", u(config.num_kv_heads))
+            .metadata("llama.rope.freq_base", GgufValue::F32(10_000.0))
+            .metadata("llama.attention.layer_norm_rms_epsilon", GgufValue::F32(1e-5))
+            .metadata("llama.vocab_size", u(config.vocab_size));
         let [v, d] = model.embedding.dims();
-        w.tensor("token_embd.weight", &[d as u64, v as u64], 0, f32_bytes(&values(model.embedding.val())));
+        w.raw_tensor("token_embd.weight", &[d as u64, v as u64], 0, f32_bytes(&values(model.embedding.val())));
         // A linear's burn weight is `[in, out]`; GGUF dims `[in, out]` (fastest first) hold the
         // row-major `(out, in)` matrix: the transpose.
-        let linear = |w: &mut Writer, name: String, l: &sorted_nn::SortedLinear<Flex>, broken: bool| {
+        let linear = |w: &mut GgufWriter, name: String, l: &sorted_nn::SortedLinear<Flex>, broken: bool| {
             let [i, o] = l.weight.dims();
             let dims = if broken { [o as u64, i as u64] } else { [i as u64, o as u64] };
-            w.tensor(&name, &dims, 0, f32_bytes(&values(l.weight.val().transpose())));
+            w.raw_tensor(&name, &dims, 0, f32_bytes(&values(l.weight.val().transpose())));
         };
-        let norm = |w: &mut Writer, name: String, n: &sorted_zoo::llama::RmsNorm<Flex>| {
+        let norm = |w: &mut GgufWriter, name: String, n: &sorted_zoo::llama::RmsNorm<Flex>| {
             let vals = n.weight.val().into_data().to_vec::<f32>().unwrap();
-            w.tensor(&name, &[vals.len() as u64], 0, f32_bytes(&vals));
+            w.raw_tensor(&name, &[vals.len() as u64], 0, f32_bytes(&vals));
         };
         for (i, l) in model.layers.iter().enumerate() {
             norm(&mut w, format!("blk.{i}.attn_norm.weight"), &l.attention_norm);
@@ -585,7 +495,7 @@ mod llama_weights {
             linear(&mut w, format!("blk.{i}.ffn_down.weight"), &l.down, false);
         }
         norm(&mut w, "output_norm.weight".into(), &model.norm);
-        w.finish().0
+        w.to_bytes_with_data_start().0
     }
 
     #[test]
@@ -625,31 +535,31 @@ mod issue_27 {
     use sorted_zoo::llama::{SortedLlama, SortedLlamaConfig};
 
     /// The metadata of a `llama` file with the given sizes (no tensors).
-    fn llama_metadata(w: &mut Writer, vocab: u32, hidden: u32, layers: u32) -> &mut Writer {
-        w.kv("general.architecture", GgufValue::String("llama".into()))
-            .kv("llama.block_count", GgufValue::U32(layers))
-            .kv("llama.embedding_length", GgufValue::U32(hidden))
-            .kv("llama.feed_forward_length", GgufValue::U32(hidden))
-            .kv("llama.attention.head_count", GgufValue::U32(4))
-            .kv("llama.attention.head_count_kv", GgufValue::U32(2))
-            .kv("llama.vocab_size", GgufValue::U32(vocab))
+    fn llama_metadata(w: &mut GgufWriter, vocab: u32, hidden: u32, layers: u32) -> &mut GgufWriter {
+        w.metadata("general.architecture", GgufValue::String("llama".into()))
+            .metadata("llama.block_count", GgufValue::U32(layers))
+            .metadata("llama.embedding_length", GgufValue::U32(hidden))
+            .metadata("llama.feed_forward_length", GgufValue::U32(hidden))
+            .metadata("llama.attention.head_count", GgufValue::U32(4))
+            .metadata("llama.attention.head_count_kv", GgufValue::U32(2))
+            .metadata("llama.vocab_size", GgufValue::U32(vocab))
     }
 
     #[test]
     fn issue_27_gguf_tensor_claiming_4_gib_is_refused_against_the_file_length() {
-        let mut w = Writer::new(3);
+        let mut w = writer(3);
         // 2^30 f32 values: 4 GiB of data claimed by a file of under 100 bytes.
-        w.tensor("huge", &[1 << 30], 0, f32_bytes(&[1.0]));
-        let err = GgufFile::parse(w.finish().0, "huge.gguf").unwrap_err();
+        w.raw_tensor("huge", &[1 << 30], 0, f32_bytes(&[1.0]));
+        let err = GgufFile::parse(w.to_bytes_with_data_start().0, "huge.gguf").unwrap_err();
         assert!(
             matches!(&err, GgufError::TensorBounds { tensor, end, .. } if tensor == "huge" && *end > 1 << 32),
             "{err}"
         );
         assert!(err.to_string().contains("huge.gguf"), "{err}");
         // Dims whose product overflows are refused naming the tensor and the offset.
-        let mut w = Writer::new(3);
-        w.tensor("overflow", &[1 << 32, 1 << 32, 1 << 32], 0, vec![]);
-        let err = GgufFile::parse(w.finish().0, "overflow.gguf").unwrap_err().to_string();
+        let mut w = writer(3);
+        w.raw_tensor("overflow", &[1 << 32, 1 << 32, 1 << 32], 0, vec![]);
+        let err = GgufFile::parse(w.to_bytes_with_data_start().0, "overflow.gguf").unwrap_err().to_string();
         assert!(err.contains("overflow.gguf") && err.contains("byte 24") && err.contains("too many elements"), "{err}");
     }
 
@@ -674,13 +584,13 @@ mod issue_27 {
             assert!(msg.contains("counts.gguf") && msg.contains(what) && msg.contains("at byte"), "{msg}");
         }
         // A string value and an array claiming more than the file holds.
-        let mut w = Writer::new(3);
-        w.raw_kv("s", 8, &(1u64 << 40).to_le_bytes());
-        let err = GgufFile::parse(w.finish().0, "s.gguf").unwrap_err().to_string();
+        let mut w = writer(3);
+        w.raw_metadata("s", 8, &(1u64 << 40).to_le_bytes());
+        let err = GgufFile::parse(w.to_bytes_with_data_start().0, "s.gguf").unwrap_err().to_string();
         assert!(err.contains("s.gguf") && err.contains("metadata key `s`") && err.contains("1099511627776"), "{err}");
-        let mut w = Writer::new(3);
-        w.raw_kv("a", 9, &[&9u32.to_le_bytes()[..], &(1u64 << 40).to_le_bytes()].concat());
-        let err = GgufFile::parse(w.finish().0, "a.gguf").unwrap_err().to_string();
+        let mut w = writer(3);
+        w.raw_metadata("a", 9, &[&9u32.to_le_bytes()[..], &(1u64 << 40).to_le_bytes()].concat());
+        let err = GgufFile::parse(w.to_bytes_with_data_start().0, "a.gguf").unwrap_err().to_string();
         assert!(err.contains("a.gguf") && err.contains("elements of the value of metadata key `a`"), "{err}");
     }
 
@@ -688,10 +598,10 @@ mod issue_27 {
     fn issue_27_llama_sizes_in_the_metadata_are_checked_against_the_tensors_before_allocating() {
         // A vocabulary of 2^24 by a width of 2^20 would be 64 TiB of f32 embedding: the file
         // holds no such tensor, so loading must fail naming it instead of allocating.
-        let mut w = Writer::new(3);
+        let mut w = writer(3);
         llama_metadata(&mut w, 1 << 24, 1 << 20, 1);
-        w.tensor("token_embd.weight", &[16, 50], 0, f32_bytes(&[0.0; 800]));
-        let file = GgufFile::parse(w.finish().0, "claims.gguf").unwrap();
+        w.raw_tensor("token_embd.weight", &[16, 50], 0, f32_bytes(&[0.0; 800]));
+        let file = GgufFile::parse(w.to_bytes_with_data_start().0, "claims.gguf").unwrap();
         let err = SortedLlama::<Flex>::from_gguf(&file, &Default::default()).unwrap_err();
         assert!(
             matches!(&err, GgufError::TensorShape { tensor, expected, .. }
@@ -700,10 +610,10 @@ mod issue_27 {
         );
         assert!(err.to_string().contains("claims.gguf"), "{err}");
         // A layer count of 2^32 - 1 fails at the first missing layer tensor.
-        let mut w = Writer::new(3);
+        let mut w = writer(3);
         llama_metadata(&mut w, 50, 16, u32::MAX);
-        w.tensor("token_embd.weight", &[16, 50], 0, f32_bytes(&[0.0; 800]));
-        let file = GgufFile::parse(w.finish().0, "layers.gguf").unwrap();
+        w.raw_tensor("token_embd.weight", &[16, 50], 0, f32_bytes(&[0.0; 800]));
+        let file = GgufFile::parse(w.to_bytes_with_data_start().0, "layers.gguf").unwrap();
         let err = SortedLlama::<Flex>::from_gguf(&file, &Default::default()).unwrap_err();
         assert!(matches!(&err, GgufError::MissingTensor { tensor, .. } if tensor == "blk.0.attn_norm.weight"), "{err}");
     }
@@ -714,10 +624,10 @@ mod issue_27 {
             element_type: GgufValueType::String,
             values: (0..n).map(|i| GgufValue::String(format!("t{i}"))).collect(),
         };
-        let mut w = Writer::new(3);
+        let mut w = writer(3);
         llama_metadata(&mut w, 50, 16, 4);
-        w.kv("tokenizer.ggml.tokens", tokens(40));
-        let file = GgufFile::parse(w.finish().0, "short-vocab.gguf").unwrap();
+        w.metadata("tokenizer.ggml.tokens", tokens(40));
+        let file = GgufFile::parse(w.to_bytes_with_data_start().0, "short-vocab.gguf").unwrap();
         let err = SortedLlamaConfig::from_gguf(&file).unwrap_err().to_string();
         assert!(
             err.contains("short-vocab.gguf")
@@ -728,10 +638,10 @@ mod issue_27 {
         );
         // As many tokens as the vocabulary: accepted; without `llama.vocab_size` the tokens
         // give it.
-        let mut w = Writer::new(3);
+        let mut w = writer(3);
         llama_metadata(&mut w, 50, 16, 4);
-        w.kv("tokenizer.ggml.tokens", tokens(50));
-        let file = GgufFile::parse(w.finish().0, "ok.gguf").unwrap();
+        w.metadata("tokenizer.ggml.tokens", tokens(50));
+        let file = GgufFile::parse(w.to_bytes_with_data_start().0, "ok.gguf").unwrap();
         assert_eq!(SortedLlamaConfig::from_gguf(&file).unwrap().vocab_size, 50);
     }
 }

@@ -19,7 +19,7 @@ use sorted_zoo::llama::{SoftOptions, SoftTerm, SortedLlama, soft_loss_with};
 
 use super::config::LmExperiment;
 use crate::eval::SubModelResult;
-use crate::provenance::{RunContext, new_run_dir, write_file};
+use crate::provenance::{RunContext, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
 use crate::train::{TrainOptions, train_on_peers};
@@ -62,10 +62,9 @@ pub fn train_lm_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let run_dir = run_dir.map_or_else(|| new_run_dir(&exp.config.name), Path::to_path_buf);
-    let folder = RunFolder::take(&run_dir, options.resume, options.force)?;
-    train_lm_in_folder::<B>(exp, folder, options, device, ctx)?;
-    Ok(run_dir)
+    crate::train::in_run_folder(&exp.config.name, run_dir, options, |folder| {
+        train_lm_in_folder::<B>(exp, folder, options, device, ctx)
+    })
 }
 
 /// The experiment's decoder (seeded, loaded), its tokenized text and its space checked
@@ -106,20 +105,14 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
         crate::sort::record_sort(&run_dir, "query heads and SwiGLU units", score, &sorted, ctx.quiet)?;
         model = sorted.model;
     }
-    if !ctx.quiet {
-        eprintln!(
-            "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} training windows of {} tokens) -> {}",
-            cfg.name,
-            space.len(),
-            cfg.sampler.kind(),
-            exp.k,
-            cfg.train.steps,
-            ctx.device_name,
-            data.train.len(),
-            cfg.data.seq_len,
-            run_dir.display()
-        );
+    crate::train::RunStart {
+        name: &cfg.name,
+        sub_models: space.len(),
+        sampler: (cfg.sampler.kind(), exp.k),
+        steps: cfg.train.steps,
+        data: format!("{} training windows of {} tokens", data.train.len(), cfg.data.seq_len),
     }
+    .announce(ctx, &run_dir);
     let sampler = cfg.sampler.build_for(&space, cfg.seed).map_err(|e| anyhow::anyhow!("`{}`: {e:?}", e.key))?;
     // Every peer logs its own shard's term losses; rank 0's log is written (one peer: the
     // batch's).

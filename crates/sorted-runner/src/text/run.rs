@@ -14,8 +14,8 @@ use sorted_zoo::SortedBert;
 
 use super::config::{TextExperiment, TextModelConfig};
 use crate::eval::SubModelResult;
+use crate::provenance::RunContext;
 use crate::provenance::write_file;
-use crate::provenance::{RunContext, new_run_dir};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
 use crate::train::{DATA_SEED_SALT, TrainOptions, train_on_peers};
@@ -37,10 +37,9 @@ pub fn train_text_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
-    let run_dir = run_dir.map_or_else(|| new_run_dir(&exp.config.name), Path::to_path_buf);
-    let folder = RunFolder::take(&run_dir, options.resume, options.force)?;
-    train_text_in_folder::<B>(exp, folder, options, device, ctx)?;
-    Ok(run_dir)
+    crate::train::in_run_folder(&exp.config.name, run_dir, options, |folder| {
+        train_text_in_folder::<B>(exp, folder, options, device, ctx)
+    })
 }
 
 /// [`train_text_experiment`] in a folder this process already holds.
@@ -59,21 +58,14 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
         .load(&exp.vocab_path())
         .with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
     let bert = bert_for(exp, &data)?;
-    if !ctx.quiet {
-        eprintln!(
-            "{}: {} sub-models, sampler {} (k = {}), {} steps on {} ({} train / {} {} sentences) -> {}",
-            exp.config.name,
-            exp.space.len(),
-            exp.config.sampler.kind(),
-            exp.k,
-            exp.config.train.steps,
-            ctx.device_name,
-            data.train.len(),
-            data.eval.len(),
-            data.eval_split_name,
-            run_dir.display()
-        );
+    crate::train::RunStart {
+        name: &exp.config.name,
+        sub_models: exp.space.len(),
+        sampler: (exp.config.sampler.kind(), exp.k),
+        steps: exp.config.train.steps,
+        data: format!("{} train / {} {} sentences", data.train.len(), data.eval.len(), data.eval_split_name),
     }
+    .announce(ctx, &run_dir);
     B::seed(device, exp.config.seed);
     let mut model = bert.init::<B>(device);
     if let Some(weights) = exp.weights_path() {
