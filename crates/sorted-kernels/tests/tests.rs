@@ -83,3 +83,63 @@ fn a_view_past_the_end_of_its_slice_is_refused() {
     let data = values(24, 1);
     RowMatrix::new(&data, 3, 5, 10);
 }
+
+mod q8 {
+    use sorted_kernels::{FEW_ROWS_MAX, PARALLEL_MIN_ELEMENTS, Q8_BLOCK, Q8Matrix};
+
+    use super::{assert_close, naive, values};
+
+    #[test]
+    fn quantization_rounds_each_weight_within_half_a_step_of_its_block() {
+        let (rows, cols) = (5, 3 * Q8_BLOCK + 7);
+        let w = values(rows * cols, 11);
+        let q = Q8Matrix::quantize(&w, rows, cols);
+        let back = q.dequantize();
+        for (r, (row, back)) in w.chunks(cols).zip(back.chunks(cols)).enumerate() {
+            for (b, (block, back)) in row.chunks(Q8_BLOCK).zip(back.chunks(Q8_BLOCK)).enumerate() {
+                let step = block.iter().fold(0.0f32, |m, v| m.max(v.abs())) / 127.0;
+                for (v, d) in block.iter().zip(back) {
+                    assert!((v - d).abs() <= 0.5 * step + 1e-7, "row {r} block {b}: {v} became {d}");
+                }
+            }
+        }
+        assert_eq!(q.bytes(), rows * cols + 4 * rows * cols.div_ceil(Q8_BLOCK));
+        // A block of zeros stays zeros (no division by a zero scale).
+        assert_eq!(Q8Matrix::quantize(&[0.0; 40], 1, 40).dequantize(), vec![0.0; 40]);
+    }
+
+    #[test]
+    fn the_product_is_the_dequantized_matrix_times_x_for_every_view_and_row_count() {
+        let (rows, cols) = (37, 2 * Q8_BLOCK + 9);
+        let w = Q8Matrix::quantize(&values(rows * cols, 3), rows, cols);
+        let dense = w.dequantize();
+        // Whole matrix, row prefixes, column prefixes inside and across blocks, and more rows
+        // of x than one pass takes.
+        for (out, k) in [(rows, cols), (20, cols), (rows, Q8_BLOCK), (9, 40), (1, 1), (rows, 5)] {
+            for m in [1, 2, 3, FEW_ROWS_MAX, FEW_ROWS_MAX + 1, 3 * FEW_ROWS_MAX + 2] {
+                let x = values(m * k, (m * 100 + k) as u64);
+                let got = w.times_transposed(&x, m, out, k);
+                assert_close(&got, &naive(&x, m, &dense, out, k, cols));
+            }
+        }
+    }
+
+    #[test]
+    fn a_large_view_split_over_two_threads_gives_the_same_product() {
+        let (rows, cols) = (1536, 576);
+        assert!(rows * cols >= PARALLEL_MIN_ELEMENTS);
+        let w = Q8Matrix::quantize(&values(rows * cols, 5), rows, cols);
+        let dense = w.dequantize();
+        let x = values(3 * cols, 9);
+        assert_close(&w.times_transposed(&x, 3, rows, cols), &naive(&x, 3, &dense, rows, cols, cols));
+        // An odd number of rows splits unevenly.
+        assert_close(&w.times_transposed(&x, 3, rows - 1, cols), &naive(&x, 3, &dense, rows - 1, cols, cols));
+    }
+
+    #[test]
+    #[should_panic(expected = "view of a")]
+    fn a_view_larger_than_the_matrix_is_refused() {
+        let w = Q8Matrix::quantize(&[1.0; 64], 2, 32);
+        let _ = w.times_transposed(&[1.0; 33], 1, 2, 33);
+    }
+}

@@ -1,0 +1,206 @@
+//! `x · wᵀ` for a few rows `x` and a weight matrix kept in 8-bit blocks (ggml's Q8_0 scheme:
+//! 32 signed bytes and one scale per block), read once per product.
+//!
+//! Decoding a small language model is bound by memory traffic: every token reads every weight
+//! once. In f32 that is 4 bytes per weight; here it is 1 byte plus a 4-byte scale per 32
+//! (1.125 bytes), so a product streams 3.6x fewer bytes. Each weight row is expanded to f32 in
+//! a buffer that stays in the L1 cache and multiplied with all the rows of `x` (fused
+//! multiply-adds in the widest SIMD the CPU has), so activations stay f32: the only rounding
+//! is the weights' (at most half a step of `max |w| / 127` per block).
+
+use pulp::{Simd, WithSimd};
+
+use crate::few_rows::{FEW_ROWS_MAX, PARALLEL_MIN_ELEMENTS};
+
+/// Weights per block (one scale each), as in ggml's Q8_0.
+pub const Q8_BLOCK: usize = 32;
+
+/// A `rows x cols` matrix in 8-bit blocks along its rows: row `i`, block `b` holds
+/// `scale[i, b] * q[i, 32 b + j]` for `j < 32` (the last block of a row may be partial).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Q8Matrix {
+    rows: usize,
+    cols: usize,
+    /// `rows * blocks_per_row` scales.
+    scales: Vec<f32>,
+    /// `rows * cols` quantized values.
+    quants: Vec<i8>,
+}
+
+impl Q8Matrix {
+    /// Quantizes the row-major `rows x cols` matrix `data` block by block as ggml's reference
+    /// Q8_0 does: `scale = max |w| / 127`, `q = round(w / scale)`.
+    ///
+    /// # Panics
+    /// If `data.len() != rows * cols`, or a value is not finite.
+    ///
+    /// # Example
+    /// ```
+    /// use sorted_kernels::Q8Matrix;
+    ///
+    /// // Scales 1 and 2: these values are on the grid, so they come back exactly.
+    /// let w = Q8Matrix::quantize(&[127.0, -64.0, 254.0, 2.0], 2, 2);
+    /// assert_eq!(w.dequantize(), vec![127.0, -64.0, 254.0, 2.0]);
+    /// ```
+    pub fn quantize(data: &[f32], rows: usize, cols: usize) -> Self {
+        assert_eq!(data.len(), rows * cols, "Q8Matrix: {rows} x {cols} is not {} values", data.len());
+        let per_row = cols.div_ceil(Q8_BLOCK);
+        let mut scales = Vec::with_capacity(rows * per_row);
+        let mut quants = Vec::with_capacity(rows * cols);
+        for row in data.chunks_exact(cols.max(1)).take(rows) {
+            for block in row.chunks(Q8_BLOCK) {
+                assert!(block.iter().all(|v| v.is_finite()), "Q8Matrix: a weight is not finite");
+                let max = block.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let scale = max / 127.0;
+                let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                scales.push(scale);
+                quants.extend(block.iter().map(|v| (v * inverse).round().clamp(-127.0, 127.0) as i8));
+            }
+        }
+        Self { rows, cols, scales, quants }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Bytes the matrix holds (values and scales): what one product streams.
+    pub fn bytes(&self) -> usize {
+        self.quants.len() + 4 * self.scales.len()
+    }
+
+    /// The matrix back in f32 (row-major), as the product sees it.
+    pub fn dequantize(&self) -> Vec<f32> {
+        let mut out = vec![0.0f32; self.rows * self.cols];
+        for (i, row) in out.chunks_exact_mut(self.cols.max(1)).take(self.rows).enumerate() {
+            self.expand_row(i, self.cols, row);
+        }
+        out
+    }
+
+    /// The first `cols` values of row `i` in f32, into `out[..cols]`.
+    #[inline(always)]
+    fn expand_row(&self, i: usize, cols: usize, out: &mut [f32]) {
+        let per_row = self.cols.div_ceil(Q8_BLOCK);
+        let quants = &self.quants[i * self.cols..i * self.cols + cols];
+        let scales = &self.scales[i * per_row..];
+        for ((o, q), scale) in out[..cols].chunks_mut(Q8_BLOCK).zip(quants.chunks(Q8_BLOCK)).zip(scales) {
+            for (o, q) in o.iter_mut().zip(q) {
+                *o = f32::from(*q) * scale;
+            }
+        }
+    }
+
+    /// `x · vᵀ` as a row-major `[m, out]` vector, for `x` the contiguous `[m, cols]` rows and
+    /// `v` the first `out` rows and first `cols` columns of this matrix (a sub-model's view).
+    /// Rows of `x` are taken [`FEW_ROWS_MAX`] at a time (each group streams the matrix once);
+    /// the matrix rows are split over two threads when the view has at least
+    /// [`PARALLEL_MIN_ELEMENTS`] weights.
+    ///
+    /// # Panics
+    /// If `m` is 0, `out > rows`, `cols > self.cols()` or `x.len() != m * cols`.
+    ///
+    /// # Example
+    /// ```
+    /// use sorted_kernels::Q8Matrix;
+    ///
+    /// let w = Q8Matrix::quantize(&[1.0, 0.0, 0.0, 1.0, 1.0, 1.0], 3, 2);
+    /// // Two rows times all of w, then times its first 2 rows and first column.
+    /// assert_eq!(w.times_transposed(&[1.0, 2.0, 3.0, 4.0], 2, 3, 2), vec![1.0, 2.0, 3.0, 3.0, 4.0, 7.0]);
+    /// assert_eq!(w.times_transposed(&[5.0], 1, 2, 1), vec![5.0, 0.0]);
+    /// ```
+    pub fn times_transposed(&self, x: &[f32], m: usize, out: usize, cols: usize) -> Vec<f32> {
+        assert!(m > 0, "Q8Matrix::times_transposed: no rows");
+        assert!(
+            out <= self.rows && cols <= self.cols,
+            "Q8Matrix::times_transposed: a {out} x {cols} view of a {} x {} matrix",
+            self.rows,
+            self.cols
+        );
+        assert_eq!(x.len(), m * cols, "Q8Matrix::times_transposed: x has {} values, expected {m} x {cols}", x.len());
+        let mut result = vec![0.0f32; m * out];
+        let parallel = out >= 2 && out * cols >= PARALLEL_MIN_ELEMENTS;
+        let mut first = 0;
+        while first < m {
+            let rows = (m - first).min(FEW_ROWS_MAX);
+            let xs = &x[first * cols..(first + rows) * cols];
+            let mut by_row = vec![0.0f32; out * rows];
+            match rows {
+                1 => self.run::<1>(xs, out, cols, &mut by_row, parallel),
+                2 => self.run::<2>(xs, out, cols, &mut by_row, parallel),
+                3 => self.run::<3>(xs, out, cols, &mut by_row, parallel),
+                4 => self.run::<4>(xs, out, cols, &mut by_row, parallel),
+                5 => self.run::<5>(xs, out, cols, &mut by_row, parallel),
+                6 => self.run::<6>(xs, out, cols, &mut by_row, parallel),
+                7 => self.run::<7>(xs, out, cols, &mut by_row, parallel),
+                _ => self.run::<8>(xs, out, cols, &mut by_row, parallel),
+            }
+            // `by_row` is `[out, rows]`; the result rows are `[rows, out]`.
+            for (o, dots) in by_row.chunks_exact(rows).enumerate() {
+                for (r, v) in dots.iter().enumerate() {
+                    result[(first + r) * out + o] = *v;
+                }
+            }
+            first += rows;
+        }
+        result
+    }
+
+    /// Fills `by_row` (`[out, M]`), the view's rows in two halves on two threads when
+    /// `parallel`.
+    fn run<const M: usize>(&self, x: &[f32], out: usize, cols: usize, by_row: &mut [f32], parallel: bool) {
+        let arch = pulp::Arch::new();
+        if parallel {
+            let half = out / 2;
+            let (a, b) = by_row.split_at_mut(half * M);
+            rayon::join(
+                || arch.dispatch(Q8Dots::<M> { w: self, first: 0, cols, x, out: a }),
+                || arch.dispatch(Q8Dots::<M> { w: self, first: half, cols, x, out: b }),
+            );
+        } else {
+            arch.dispatch(Q8Dots::<M> { w: self, first: 0, cols, x, out: by_row });
+        }
+    }
+}
+
+/// Dot products of rows `first..first + out.len() / M` of `w` (their first `cols` values)
+/// with the `M` rows of `x`.
+struct Q8Dots<'a, const M: usize> {
+    w: &'a Q8Matrix,
+    first: usize,
+    cols: usize,
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl<const M: usize> WithSimd for Q8Dots<'_, M> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) {
+        let Q8Dots { w, first, cols, x, out } = self;
+        let rows: [(&[S::f32s], &[f32]); M] = std::array::from_fn(|r| S::as_simd_f32s(&x[r * cols..(r + 1) * cols]));
+        // One weight row in f32, reused for every row: it stays in the L1 cache.
+        let mut row = vec![0.0f32; cols];
+        for (j, dots) in out.chunks_exact_mut(M).enumerate() {
+            w.expand_row(first + j, cols, &mut row);
+            let (wv, wt) = S::as_simd_f32s(&row);
+            let mut acc = [simd.splat_f32s(0.0); M];
+            for (c, wc) in wv.iter().enumerate() {
+                for r in 0..M {
+                    acc[r] = simd.mul_add_f32s(*wc, rows[r].0[c], acc[r]);
+                }
+            }
+            for r in 0..M {
+                let tail: f32 = wt.iter().zip(rows[r].1).map(|(a, b)| a * b).sum();
+                dots[r] = simd.reduce_sum_f32s(acc[r]) + tail;
+            }
+        }
+    }
+}
