@@ -191,6 +191,11 @@ pub struct GenerateArgs {
     /// projections (the copy is faster on Flex and costs a second copy of the layer weights).
     #[arg(long)]
     pub model_layout: bool,
+    /// Decode with the projections and the tied head in 8-bit blocks (ggml's Q8_0 scheme, f32
+    /// activations): a quarter of the bytes per token, lossy. Also decodes greedily with f32
+    /// weights and says how many prompts and tokens agree.
+    #[arg(long, conflicts_with = "model_layout")]
+    pub q8: bool,
     /// Keep the draft length fixed instead of adapting it to the acceptance.
     #[arg(long)]
     pub fixed_draft: bool,

@@ -151,7 +151,17 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     }
     let fast = LlamaDecoder::with_decode_layout(&lm.model);
     let own = LlamaDecoder::new(&lm.model);
-    let decoder = if args.model_layout { &own } else { &fast };
+    let q8 = args.q8.then(|| LlamaDecoder::with_q8_decode_layout(&lm.model));
+    let decoder = match (&q8, args.model_layout) {
+        (Some(q8), _) => q8,
+        (None, true) => &own,
+        (None, false) => &fast,
+    };
+    if !ctx.quiet
+        && let Some(weights) = decoder.decode_weights()
+    {
+        eprintln!("decoding weights: {:.1} MB streamed per token at full size", weights.bytes() as f64 / 1e6);
+    }
     let run_on = |target: &TransformerSubModel,
                   decoder: &LlamaDecoder<B>,
                   draft: Option<usize>,
@@ -197,13 +207,43 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     }
     let plain_tps = plain_stats.generated as f64 / plain_seconds.max(1e-9);
     let mut rows = vec![DecodeRow::undrafted(
-        if target == lm.full { "greedy".into() } else { format!("greedy ({target})") },
+        match (target == lm.full, args.q8) {
+            (true, false) => "greedy".into(),
+            (true, true) => "greedy (8-bit weights)".into(),
+            (false, false) => format!("greedy ({target})"),
+            (false, true) => format!("greedy ({target}, 8-bit weights)"),
+        },
         plain_stats.generated,
         plain_seconds,
         plain_tps,
         plain_stats.tokens_per_pass(),
         true,
     )];
+    if args.q8 {
+        // The same greedy decoding with f32 weights: how far the 8-bit weights move the tokens.
+        let (outputs, stats, seconds) = run_on(&target, &fast, None, None, false, None);
+        let same = outputs.iter().zip(&plain).filter(|(a, b)| a == b).count();
+        let agree: usize =
+            outputs.iter().zip(&plain).map(|(a, b)| a.iter().zip(b).take_while(|(x, y)| x == y).count()).sum();
+        if !ctx.quiet {
+            println!(
+                "8-bit weights: {same} of {} prompts decode as with f32 weights; {agree} of {} f32 tokens agree before \
+                 the first difference",
+                plain.len(),
+                stats.generated
+            );
+        }
+        let mut row = DecodeRow::undrafted(
+            "greedy (f32 weights, decoding layout; reference)".into(),
+            stats.generated,
+            seconds,
+            plain_tps,
+            stats.tokens_per_pass(),
+            outputs == plain,
+        );
+        row.reference = true;
+        rows.push(row);
+    }
     if args.bench.is_some() && target != lm.full {
         // The full model's own greedy decoding: what the sub-model saves.
         let (outputs, stats, seconds) = run_on(&lm.full, decoder, None, None, false, None);
@@ -221,14 +261,21 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     if args.bench.is_some() && !args.model_layout {
         // The same greedy decoding with the model's own (training) layout, for the layout's gain.
         let (outputs, stats, seconds) = run_on(&target, &own, None, None, false, None);
-        rows.push(DecodeRow::undrafted(
-            "greedy (model layout)".into(),
+        let mut row = DecodeRow::undrafted(
+            if args.q8 {
+                "greedy (f32 weights, model layout; reference)".into()
+            } else {
+                "greedy (model layout)".into()
+            },
             stats.generated,
             seconds,
             plain_tps,
             stats.tokens_per_pass(),
             outputs == plain,
-        ));
+        );
+        // 8-bit weights are lossy: f32 weights need not decode the same tokens.
+        row.reference = args.q8;
+        rows.push(row);
     }
     let vocabularies: Vec<Option<usize>> =
         std::iter::once(None).chain(args.draft_vocab.iter().map(|&n| Some(n))).collect();

@@ -109,9 +109,40 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         Self { model, weights: Some(model.decode_weights()) }
     }
 
+    /// Decodes with the projections and the tied head in 8-bit blocks
+    /// ([`SortedLlama::decode_weights_q8`], built once here): a quarter of the bytes per token,
+    /// products on the host's CPU. Lossy: compare its tokens with [`LlamaDecoder::new`]'s.
+    pub fn with_q8_decode_layout(model: &'a SortedLlama<B>) -> Self {
+        Self { model, weights: Some(model.decode_weights_q8()) }
+    }
+
     /// The model.
     pub fn model(&self) -> &'a SortedLlama<B> {
         self.model
+    }
+
+    /// The decoding-layout weights, if any.
+    pub fn decode_weights(&self) -> Option<&DecodeWeights<B>> {
+        self.weights.as_ref()
+    }
+
+    /// Logits from hidden states (the 8-bit head in the 8-bit layout).
+    fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
+        match self.weights.as_ref().and_then(DecodeWeights::q8_head) {
+            Some(q) => self.model.head_q8(hidden, q, q.rows()),
+            None => self.model.head(hidden),
+        }
+    }
+
+    /// Logits over the first `n` tokens ([`SortedLlama::head_prefix`]).
+    fn head_prefix(&self, hidden: Tensor<B, 3>, n: usize) -> Tensor<B, 3> {
+        match self.weights.as_ref().and_then(DecodeWeights::q8_head) {
+            Some(q) => {
+                assert!(n >= 1 && n <= q.rows(), "head_prefix: {n} tokens of a {}-token vocabulary", q.rows());
+                self.model.head_q8(hidden, q, n)
+            }
+            None => self.model.head_prefix(hidden, n),
+        }
     }
 
     fn run_layers(
@@ -127,7 +158,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
 
     fn forward(&self, ids: Tensor<B, 2, Int>, sub: &TransformerSubModel, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         let x = burn::tensor::module::embedding(self.model.embedding.val(), ids);
-        self.model.head(self.run_layers(x, 0, sub.depth, sub.into(), cache))
+        self.head(self.run_layers(x, 0, sub.depth, sub.into(), cache))
     }
 
     /// Greedy decoding of sub-model `sub`: feeds `prompt` (at least one token) once, then one
@@ -199,7 +230,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
             |tokens: &[u32]| burn::tensor::module::embedding(self.model.embedding.val(), ids::<B>(tokens, &device));
         // The prompt through every layer; the full model's prediction is the first token.
         let h = self.run_layers(embed(prompt), 0, depth, width, &mut cache);
-        let mut pending = last_argmax(self.model.head(h));
+        let mut pending = last_argmax(self.head(h));
         stats.full_passes += 1;
         out.push(pending);
         let mut n = config.initial_draft.clamp(1, config.max_draft.max(1));
@@ -227,8 +258,8 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
             for i in 0..n_now {
                 let h = self.run_layers(embed(&inputs[i..i + 1]), 0, d, width, &mut cache);
                 let logits = match config.draft_vocab {
-                    Some(n) => self.model.head_prefix(h.clone(), n),
-                    None => self.model.head(h.clone()),
+                    Some(n) => self.head_prefix(h.clone(), n),
+                    None => self.head(h.clone()),
                 };
                 let token = last_argmax(logits);
                 stats.draft_passes += 1;
@@ -244,7 +275,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
             // `verified[i]` is the full model's token after input `i`.
             let verifying = std::time::Instant::now();
             let h = self.run_layers(Tensor::cat(hidden, 1), d, depth, width, &mut cache);
-            let verified = argmax_all(self.model.head(h));
+            let verified = argmax_all(self.head(h));
             stats.verify_time += verifying.elapsed();
             stats.full_passes += 1;
             stats.proposed += n_now;
@@ -325,7 +356,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
                 x = self.run_layers(x, done, exit, width, &mut cache);
                 stats.layers_run += exit - done;
                 done = exit;
-                let logits = self.model.head(x.clone());
+                let logits = self.head(x.clone());
                 let v = logits.dims()[2];
                 let probs = burn::tensor::activation::softmax(logits.reshape([1, v]), 1);
                 let top = probs.clone().max().into_scalar().elem::<f32>();
@@ -352,7 +383,7 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
                     let h = self.run_layers(x, done, depth, width, &mut cache);
                     stats.layers_run += depth - done;
                     stats.emitted_at[config.exits.len()] += 1;
-                    last_argmax(self.model.head(h))
+                    last_argmax(self.head(h))
                 }
             };
         }

@@ -8,6 +8,10 @@ use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 use sorted_nn::{RmsNorm, SortedLinear, SortedLinearConfig, SpecError, TransformerSpace, TransformerSubModel, rope};
 
+use std::sync::Arc;
+
+use sorted_kernels::Q8Matrix;
+
 use super::row_product::matmul_by_transposed;
 
 /// Configuration of a [`SortedLlama`]: the allocated sizes.
@@ -220,27 +224,88 @@ pub struct SortedLlamaLayer<B: Backend> {
 /// copy, not a view, so they go stale if the model changes.
 #[derive(Clone, Debug)]
 pub struct DecodeLayerWeights<B: Backend> {
-    query: Tensor<B, 2>,
-    key: Tensor<B, 2>,
-    value: Tensor<B, 2>,
-    output: Tensor<B, 2>,
-    gate: Tensor<B, 2>,
-    up: Tensor<B, 2>,
-    down: Tensor<B, 2>,
+    query: DecodeMatrix<B>,
+    key: DecodeMatrix<B>,
+    value: DecodeMatrix<B>,
+    output: DecodeMatrix<B>,
+    gate: DecodeMatrix<B>,
+    up: DecodeMatrix<B>,
+    down: DecodeMatrix<B>,
 }
 
-/// [`DecodeLayerWeights`] for every layer of a [`SortedLlama`].
+/// One projection `[out, in]` in the decoding layout: f32 on the model's device, or 8-bit
+/// blocks on the host ([`Q8Matrix`]: 1.125 bytes per weight, products on the CPU).
+#[derive(Clone, Debug)]
+enum DecodeMatrix<B: Backend> {
+    F32(Tensor<B, 2>),
+    Q8(Arc<Q8Matrix>),
+}
+
+impl<B: Backend> DecodeMatrix<B> {
+    /// `t` (`[out, in]`, contiguous) as it is, or quantized when `q8`.
+    fn new(t: Tensor<B, 2>, q8: bool) -> Self {
+        if !q8 {
+            return Self::F32(t);
+        }
+        let [rows, cols] = t.dims();
+        let values = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 weights");
+        Self::Q8(Arc::new(Q8Matrix::quantize(&values, rows, cols)))
+    }
+}
+
+/// [`DecodeLayerWeights`] for every layer of a [`SortedLlama`], and for the 8-bit layout the
+/// tied head in 8-bit blocks.
 #[derive(Clone, Debug)]
 pub struct DecodeWeights<B: Backend> {
     layers: Vec<DecodeLayerWeights<B>>,
+    head: Option<Arc<Q8Matrix>>,
+}
+
+impl<B: Backend> DecodeWeights<B> {
+    /// Bytes of the projection weights and 8-bit head one decoding step streams at full size
+    /// (f32: 4 per weight; 8-bit: 1.125).
+    pub fn bytes(&self) -> usize {
+        let matrix = |m: &DecodeMatrix<B>| match m {
+            DecodeMatrix::F32(t) => 4 * t.dims().iter().product::<usize>(),
+            DecodeMatrix::Q8(q) => q.bytes(),
+        };
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                [&l.query, &l.key, &l.value, &l.output, &l.gate, &l.up, &l.down].into_iter().map(matrix).sum::<usize>()
+            })
+            .sum();
+        layers + self.head.as_ref().map_or(0, |h| h.bytes())
+    }
+
+    /// The tied head in 8-bit blocks (the 8-bit layout only).
+    pub(crate) fn q8_head(&self) -> Option<&Q8Matrix> {
+        self.head.as_deref()
+    }
 }
 
 /// `x @ W` for `x` `[b, s, active_in]` and `W` given transposed (`[out_max, in_max]`), using
 /// its first `out` rows and first `active_in` columns.
-fn project_transposed<B: Backend>(x: Tensor<B, 3>, weight_t: &Tensor<B, 2>, out: usize) -> Tensor<B, 3> {
+fn project_transposed<B: Backend>(x: Tensor<B, 3>, weight_t: &DecodeMatrix<B>, out: usize) -> Tensor<B, 3> {
     let [b, s, i] = x.dims();
-    let w = weight_t.clone().slice([0..out, 0..i]);
-    matmul_by_transposed(x.reshape([b * s, i]), w).reshape([b, s, out])
+    match weight_t {
+        DecodeMatrix::F32(t) => {
+            let w = t.clone().slice([0..out, 0..i]);
+            matmul_by_transposed(x.reshape([b * s, i]), w).reshape([b, s, out])
+        }
+        DecodeMatrix::Q8(q) => q8_product(x, q, out),
+    }
+}
+
+/// `x @ Wᵀ` for `x` `[b, s, active_in]` and the first `out` rows and `active_in` columns of the
+/// 8-bit `w`, computed on the host.
+fn q8_product<B: Backend>(x: Tensor<B, 3>, w: &Q8Matrix, out: usize) -> Tensor<B, 3> {
+    let [b, s, i] = x.dims();
+    let device = x.device();
+    let rows = x.into_data().convert::<f32>().to_vec::<f32>().expect("f32 activations");
+    let y = w.times_transposed(&rows, b * s, out, i);
+    Tensor::from_data(TensorData::new(y, [b, s, out]), &device)
 }
 
 /// The rows of `w` (`[groups * block, c]`) holding the first `keep` rows of each of the
@@ -316,7 +381,7 @@ impl<B: Backend> SortedLlamaLayer<B> {
         // Active query heads per KV group, and whether some are inactive.
         let per_group = nh / nkv;
         let narrow = nh < self.num_heads;
-        let project = |which: &SortedLinear<B>, t: Option<&Tensor<B, 2>>, x: Tensor<B, 3>, out: usize| match t {
+        let project = |which: &SortedLinear<B>, t: Option<&DecodeMatrix<B>>, x: Tensor<B, 3>, out: usize| match t {
             Some(t) => project_transposed(x, t, out),
             None => which.forward(x, out),
         };
@@ -375,6 +440,11 @@ impl<B: Backend> SortedLlamaLayer<B> {
 
     /// This layer's projections in the decoding layout.
     pub fn decode_weights(&self) -> DecodeLayerWeights<B> {
+        self.decode_weights_as(false)
+    }
+
+    /// This layer's projections in the decoding layout, in 8-bit blocks when `q8`.
+    fn decode_weights_as(&self, q8: bool) -> DecodeLayerWeights<B> {
         let contiguous = |w: Tensor<B, 2>| {
             let device = w.device();
             Tensor::from_data(w.into_data(), &device)
@@ -386,14 +456,15 @@ impl<B: Backend> SortedLlamaLayer<B> {
         // Query rows (group g, head j) -> position j * nkv + g; the output's columns likewise.
         let query = self.query.weight.val().transpose().reshape([nkv, rep, hd, d]).swap_dims(0, 1);
         let output = self.output.weight.val().transpose().reshape([d, nkv, rep, hd]).swap_dims(1, 2);
+        let m = |t: Tensor<B, 2>| DecodeMatrix::new(t, q8);
         DecodeLayerWeights {
-            query: contiguous(query.reshape([nkv * rep * hd, d])),
-            key: t(&self.key),
-            value: t(&self.value),
-            output: contiguous(output.reshape([d, nkv * rep * hd])),
-            gate: t(&self.gate),
-            up: t(&self.up),
-            down: t(&self.down),
+            query: m(contiguous(query.reshape([nkv * rep * hd, d]))),
+            key: m(t(&self.key)),
+            value: m(t(&self.value)),
+            output: m(contiguous(output.reshape([d, nkv * rep * hd]))),
+            gate: m(t(&self.gate)),
+            up: m(t(&self.up)),
+            down: m(t(&self.down)),
         }
     }
 }
@@ -594,7 +665,26 @@ impl<B: Backend> SortedLlama<B> {
     /// layer weights): the layout in which decoding's small matrix products run fastest on
     /// Flex (see `docs/results/smollm2-soft.md`). Rebuild after changing the model.
     pub fn decode_weights(&self) -> DecodeWeights<B> {
-        DecodeWeights { layers: self.layers.iter().map(SortedLlamaLayer::decode_weights).collect() }
+        DecodeWeights { layers: self.layers.iter().map(SortedLlamaLayer::decode_weights).collect(), head: None }
+    }
+
+    /// [`SortedLlama::decode_weights`] in 8-bit blocks (ggml's Q8_0 scheme: a scale per 32
+    /// weights), the tied head included: a quarter of the f32 bytes per decoding step, the
+    /// products computed on the host by `sorted_kernels::Q8Matrix` with f32 activations. Lossy:
+    /// each weight moves by at most half a step of its block's `max |w| / 127`.
+    pub fn decode_weights_q8(&self) -> DecodeWeights<B> {
+        let values = self.embedding.val().into_data().convert::<f32>().to_vec::<f32>().expect("f32 embedding");
+        let [v, d] = self.embedding.dims();
+        DecodeWeights {
+            layers: self.layers.iter().map(|l| l.decode_weights_as(true)).collect(),
+            head: Some(Arc::new(Q8Matrix::quantize(&values, v, d))),
+        }
+    }
+
+    /// Logits over the first `n` tokens from hidden states through the shared final RMSNorm and
+    /// the 8-bit tied head `head` (from [`SortedLlama::decode_weights_q8`]), `[batch, seq, n]`.
+    pub(crate) fn head_q8(&self, hidden: Tensor<B, 3>, head: &Q8Matrix, n: usize) -> Tensor<B, 3> {
+        q8_product(self.norm.forward(hidden), head, n)
     }
 
     /// Logits from hidden states: the shared final RMSNorm, then the tied head
