@@ -91,8 +91,16 @@ impl SortedLlamaConfig {
     /// # Panics
     /// If the config is invalid (validate user input first).
     pub fn init<B: Backend>(&self, device: &B::Device) -> SortedLlama<B> {
+        self.init_as(Initializer::Normal { mean: 0.0, std: 0.02 }, device)
+    }
+
+    /// Allocates a decoder whose matrices start as `init` (zeros for one about to be
+    /// overwritten by loaded weights: no random numbers drawn for nothing).
+    ///
+    /// # Panics
+    /// If the config is invalid (validate user input first).
+    pub(crate) fn init_as<B: Backend>(&self, init: Initializer, device: &B::Device) -> SortedLlama<B> {
         self.validate().expect("valid LLaMA config");
-        let init = Initializer::Normal { mean: 0.0, std: 0.02 };
         let linear = |i, o| SortedLinearConfig::new(i, o).with_bias(false).with_initializer(init.clone()).init(device);
         let (d, f, hd) = (self.hidden_size, self.intermediate_size, self.head_dim);
         let norm = || RmsNorm { weight: Param::from_tensor(Tensor::ones([d], device)), epsilon: self.rms_norm_eps };

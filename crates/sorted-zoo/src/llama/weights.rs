@@ -185,7 +185,8 @@ impl<B: Backend> SortedLlama<B> {
             });
         }
         config.check_gguf_tensors(file)?;
-        let mut model = config.init::<B>(device);
+        // Every tensor is replaced below (`check_gguf_tensors` found them all).
+        let mut model = config.init_as::<B>(burn::module::Initializer::Zeros, device);
         let [v, d] = model.embedding.dims();
         let embedding = take(file, "token_embd.weight", &[v, d])?;
         model.embedding = Param::from_tensor(Tensor::from_data(TensorData::new(embedding, [v, d]), device));
