@@ -38,11 +38,17 @@ def bandwidth_gb_s() -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hf", required=True, help="an f32 Hugging Face folder written by `sorted-runner export`")
+    parser.add_argument("--hf", help="an f32 Hugging Face folder written by `sorted-runner export`")
+    parser.add_argument("--print-prompts", action="store_true", help="print the 20 prompts, one per line, and exit")
     parser.add_argument("--max-new", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--bandwidth", action="store_true", help="also measure the copy bandwidth")
     args = parser.parse_args()
+    if args.print_prompts:
+        print("\n".join(PROMPTS))
+        return
+    if not args.hf:
+        parser.error("--hf is required")
     torch.set_num_threads(args.threads)
     tok = AutoTokenizer.from_pretrained(args.hf)
     model = LlamaForCausalLM.from_pretrained(args.hf, torch_dtype=torch.float32).eval()

@@ -102,6 +102,11 @@ pub struct BenchArgs {
     /// With `--peer`: torch's thread count (default: torch's own, every core).
     #[arg(long, requires = "peer")]
     torch_threads: Option<usize>,
+    /// With `--peer`: also SmolLM2 greedy decoding, ours (8-bit and f32 weights) against
+    /// transformers (`benches/peer/smollm2_decode.py`; needs `cargo xtask data smollm2` and
+    /// transformers in the venv).
+    #[arg(long, requires = "peer")]
+    decode: bool,
 }
 
 /// One criterion benchmark: its group and its id inside the group.
@@ -217,6 +222,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             profile: args.profile,
             install_torch: args.install_torch,
             torch_threads: args.torch_threads,
+            decode: args.decode,
         });
     }
     let root = workspace_root();

@@ -46,6 +46,8 @@ pub struct PeerOptions {
     pub install_torch: bool,
     /// torch threads (`None`: torch's default, every core).
     pub torch_threads: Option<usize>,
+    /// Also compare SmolLM2 greedy decoding.
+    pub decode: bool,
 }
 
 /// One timed child process.
@@ -128,14 +130,99 @@ pub fn run(opts: &PeerOptions) -> Result<()> {
         opts.steps.map(|s| format!(" --steps {s}")).unwrap_or_default(),
         opts.profile,
         opts.torch_threads.map(|t| format!(" --torch-threads {t}")).unwrap_or_default()
-    );
-    let report = render(&command, &ours, &peer, &peer_json, &format!("{} {}", runner.display(), ours_cmd.join(" ")));
+    ) + if opts.decode { " --decode" } else { "" };
+    let mut report = render(&command, &ours, &peer, &peer_json, &format!("{} {}", runner.display(), ours_cmd.join(" ")));
+    if opts.decode {
+        report.push_str(&decode_section(opts, &root, &runner, &python, scratch.path())?);
+    }
     print!("{report}");
     for path in [target.join("bench-peer.md"), root.join("docs").join("results").join("bench-peer.md")] {
         write_atomic(&path, report.as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// The decoded model, relative to the workspace root (`cargo xtask data smollm2`).
+const SMOLLM2: &str = "data/smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
+/// The decoding peer, relative to the workspace root.
+const DECODE_PEER: &str = "benches/peer/smollm2_decode.py";
+/// New tokens per prompt on both sides.
+const DECODE_MAX_NEW: usize = 32;
+
+/// SmolLM2 greedy decoding on the peer script's 20 prompts, alternated `opts.pairs` times:
+/// `sorted-runner generate --q8` (which also decodes with f32 weights) against transformers on
+/// the f32 export of the same model; a Markdown section with tokens/s, ratios and the bound
+/// `copy bandwidth / weight bytes per token`.
+fn decode_section(opts: &PeerOptions, root: &Path, runner: &Path, python: &Path, scratch: &Path) -> Result<String> {
+    let gguf = root.join(SMOLLM2);
+    ensure!(gguf.exists(), "--decode needs {}: run `cargo xtask data smollm2`", gguf.display());
+    let export = target_dir(root).join("peer-smollm2");
+    if !export.join("hf").join("config.json").exists() {
+        let args = ["export", "--gguf", SMOLLM2, "--sub-model", "L30-H9-F1536", "--out"];
+        eprintln!("exporting the f32 model for transformers: sorted-runner {} {}", args.join(" "), export.display());
+        timed(Command::new(runner).args(args).arg(&export).current_dir(root))?;
+    }
+    let (_, prompts, _) = timed(Command::new(python).args([DECODE_PEER, "--print-prompts"]).current_dir(root))?;
+    let mut ours_args = vec!["generate".to_string(), "--q8".into(), "--max-new".into(), DECODE_MAX_NEW.to_string()];
+    for p in prompts.lines().filter(|l| !l.is_empty()) {
+        ours_args.extend(["--prompt".into(), p.to_string()]);
+    }
+    let threads = opts.torch_threads.unwrap_or(2).to_string();
+    let hf = export.join("hf").display().to_string();
+    let (mut q8, mut f32s, mut torch, mut bandwidth, mut mb) = (Vec::new(), Vec::new(), Vec::new(), f64::NAN, f64::NAN);
+    for pair in 0..opts.pairs {
+        let bench = scratch.join(format!("decode-{pair}"));
+        eprintln!("decode pair {}/{}: sorted-runner generate --q8 ({} prompts)", pair + 1, opts.pairs, ours_args.len() / 2 - 2);
+        let (_, _, stderr) =
+            timed(Command::new(runner).args(&ours_args).arg("--bench").arg(&bench).current_dir(root))?;
+        mb = stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("decoding weights: ")?.split_once(" MB")?.0.parse().ok())
+            .unwrap_or(f64::NAN);
+        let report: serde_json::Value = serde_json::from_str(&fs::read_to_string(bench.join("decode.json"))?)?;
+        let rows = report["rows"].as_array().context("no rows in decode.json")?;
+        let speed = |prefix: &str| {
+            rows.iter()
+                .find(|r| r["mode"].as_str().is_some_and(|m| m.starts_with(prefix)))
+                .and_then(|r| r["tokens_per_second"].as_f64())
+                .with_context(|| format!("no `{prefix}` row in decode.json"))
+        };
+        q8.push(speed("greedy (8-bit")?);
+        f32s.push(speed("greedy (f32 weights, decoding layout")?);
+        let mut args = vec![DECODE_PEER.to_string(), "--hf".into(), hf.clone(), "--max-new".into()];
+        args.extend([DECODE_MAX_NEW.to_string(), "--threads".into(), threads.clone()]);
+        if pair == 0 {
+            args.push("--bandwidth".into());
+        }
+        eprintln!("decode pair {}/{}: {} {}", pair + 1, opts.pairs, python.display(), args.join(" "));
+        let (_, stdout, _) = timed(Command::new(python).args(&args).current_dir(root))?;
+        let json: serde_json::Value = serde_json::from_str(stdout.trim()).context("parsing the decoding peer's JSON")?;
+        torch.push(json["tokens_per_second"].as_f64().context("no tokens_per_second from the decoding peer")?);
+        if let Some(b) = json["copy_bandwidth_gb_s"].as_f64() {
+            bandwidth = b;
+        }
+    }
+    let (q, f, t) = (median(q8), median(f32s), median(torch));
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## SmolLM2-135M greedy decoding\n");
+    let _ = writeln!(
+        s,
+        "`{SMOLLM2}`, the 20 prompts of `benches/peer/greedy_prompts.py` in ChatML, at most {DECODE_MAX_NEW} new \
+         tokens each, {} pairs alternated: `sorted-runner generate --q8 --bench` (8-bit weights, then the same \
+         prompts with f32 weights) and `python {DECODE_PEER}` (transformers, f32, {threads} torch threads) on \
+         the f32 export of the same model. Tokens/s include each prompt's prefill. Copy bandwidth (numpy): \
+         {bandwidth:.1} GB/s; the bound is that bandwidth over the weight bytes each token reads.\n",
+        opts.pairs
+    );
+    let _ = writeln!(s, "| decoding | tokens/s (median) | ratio to PyTorch | weight MB per token | bound tokens/s |");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+    let f32_mb = mb * 4.0 / 1.125;
+    let bound = |mb: f64| bandwidth * 1e3 / mb;
+    let _ = writeln!(s, "| ours, 8-bit weights | {q:.2} | **{:.2}** | {mb:.0} | {:.0} |", q / t, bound(mb));
+    let _ = writeln!(s, "| ours, f32 weights | {f:.2} | **{:.2}** | {f32_mb:.0} | {:.0} |", f / t, bound(f32_mb));
+    let _ = writeln!(s, "| PyTorch (transformers), f32 | {t:.2} | 1.00 | {f32_mb:.0} | {:.0} |", bound(f32_mb));
+    Ok(s)
 }
 
 /// The venv's python, creating the venv and installing torch when asked.
