@@ -131,7 +131,8 @@ pub fn run(opts: &PeerOptions) -> Result<()> {
         opts.profile,
         opts.torch_threads.map(|t| format!(" --torch-threads {t}")).unwrap_or_default()
     ) + if opts.decode { " --decode" } else { "" };
-    let mut report = render(&command, &ours, &peer, &peer_json, &format!("{} {}", runner.display(), ours_cmd.join(" ")));
+    let mut report =
+        render(&command, &ours, &peer, &peer_json, &format!("{} {}", runner.display(), ours_cmd.join(" ")));
     if opts.decode {
         report.push_str(&decode_section(opts, &root, &runner, &python, scratch.path())?);
     }
@@ -173,9 +174,13 @@ fn decode_section(opts: &PeerOptions, root: &Path, runner: &Path, python: &Path,
     let (mut q8, mut f32s, mut torch, mut bandwidth, mut mb) = (Vec::new(), Vec::new(), Vec::new(), f64::NAN, f64::NAN);
     for pair in 0..opts.pairs {
         let bench = scratch.join(format!("decode-{pair}"));
-        eprintln!("decode pair {}/{}: sorted-runner generate --q8 ({} prompts)", pair + 1, opts.pairs, ours_args.len() / 2 - 2);
-        let (_, _, stderr) =
-            timed(Command::new(runner).args(&ours_args).arg("--bench").arg(&bench).current_dir(root))?;
+        eprintln!(
+            "decode pair {}/{}: sorted-runner generate --q8 ({} prompts)",
+            pair + 1,
+            opts.pairs,
+            ours_args.len() / 2 - 2
+        );
+        let (_, _, stderr) = timed(Command::new(runner).args(&ours_args).arg("--bench").arg(&bench).current_dir(root))?;
         mb = stderr
             .lines()
             .find_map(|l| l.strip_prefix("decoding weights: ")?.split_once(" MB")?.0.parse().ok())
@@ -197,7 +202,8 @@ fn decode_section(opts: &PeerOptions, root: &Path, runner: &Path, python: &Path,
         }
         eprintln!("decode pair {}/{}: {} {}", pair + 1, opts.pairs, python.display(), args.join(" "));
         let (_, stdout, _) = timed(Command::new(python).args(&args).current_dir(root))?;
-        let json: serde_json::Value = serde_json::from_str(stdout.trim()).context("parsing the decoding peer's JSON")?;
+        let json: serde_json::Value =
+            serde_json::from_str(stdout.trim()).context("parsing the decoding peer's JSON")?;
         torch.push(json["tokens_per_second"].as_f64().context("no tokens_per_second from the decoding peer")?);
         if let Some(b) = json["copy_bandwidth_gb_s"].as_f64() {
             bandwidth = b;
