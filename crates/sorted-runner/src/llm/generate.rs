@@ -219,6 +219,15 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         plain_stats.tokens_per_pass(),
         true,
     )];
+    // A greedy row timed for comparison; `reference`: another model's (or weights') tokens, not
+    // expected to equal greedy's.
+    let greedy_row = |mode: String, (outputs, stats, seconds): (Vec<Vec<u32>>, DecodeStats, f64), reference: bool| {
+        let identical = outputs == plain;
+        let mut row =
+            DecodeRow::undrafted(mode, stats.generated, seconds, plain_tps, stats.tokens_per_pass(), identical);
+        row.reference = reference;
+        row
+    };
     if args.q8 {
         // The same greedy decoding with f32 weights: how far the 8-bit weights move the tokens.
         let (outputs, stats, seconds) = run_on(&target, &fast, None, None, false, None);
@@ -233,49 +242,23 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
                 stats.generated
             );
         }
-        let mut row = DecodeRow::undrafted(
+        rows.push(greedy_row(
             "greedy (f32 weights, decoding layout; reference)".into(),
-            stats.generated,
-            seconds,
-            plain_tps,
-            stats.tokens_per_pass(),
-            outputs == plain,
-        );
-        row.reference = true;
-        rows.push(row);
+            (outputs, stats, seconds),
+            true,
+        ));
     }
     if args.bench.is_some() && target != lm.full {
         // The full model's own greedy decoding: what the sub-model saves.
-        let (outputs, stats, seconds) = run_on(&lm.full, decoder, None, None, false, None);
-        let mut row = DecodeRow::undrafted(
-            format!("greedy, full model {} (reference)", lm.full),
-            stats.generated,
-            seconds,
-            plain_tps,
-            stats.tokens_per_pass(),
-            outputs == plain,
-        );
-        row.reference = true;
-        rows.push(row);
+        let timed = run_on(&lm.full, decoder, None, None, false, None);
+        rows.push(greedy_row(format!("greedy, full model {} (reference)", lm.full), timed, true));
     }
     if args.bench.is_some() && !args.model_layout {
         // The same greedy decoding with the model's own (training) layout, for the layout's gain.
-        let (outputs, stats, seconds) = run_on(&target, &own, None, None, false, None);
-        let mut row = DecodeRow::undrafted(
-            if args.q8 {
-                "greedy (f32 weights, model layout; reference)".into()
-            } else {
-                "greedy (model layout)".into()
-            },
-            stats.generated,
-            seconds,
-            plain_tps,
-            stats.tokens_per_pass(),
-            outputs == plain,
-        );
+        let timed = run_on(&target, &own, None, None, false, None);
+        let mode = if args.q8 { "greedy (f32 weights, model layout; reference)" } else { "greedy (model layout)" };
         // 8-bit weights are lossy: f32 weights need not decode the same tokens.
-        row.reference = args.q8;
-        rows.push(row);
+        rows.push(greedy_row(mode.into(), timed, args.q8));
     }
     let vocabularies: Vec<Option<usize>> =
         std::iter::once(None).chain(args.draft_vocab.iter().map(|&n| Some(n))).collect();
