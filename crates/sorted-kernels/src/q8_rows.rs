@@ -129,6 +129,18 @@ impl Q8Matrix {
     /// assert_eq!(w.times_transposed(&[5.0], 1, 2, 1), vec![5.0, 0.0]);
     /// ```
     pub fn times_transposed(&self, x: &[f32], m: usize, out: usize, cols: usize) -> Vec<f32> {
+        self.product(x, m, out, cols, false)
+    }
+
+    /// [`Q8Matrix::times_transposed`] without the AVX2 path: the portable code other CPUs
+    /// run (expanding each weight row to f32, then pulp's SIMD dispatch), so that it is tested
+    /// on x86-64 too.
+    #[doc(hidden)]
+    pub fn times_transposed_portable(&self, x: &[f32], m: usize, out: usize, cols: usize) -> Vec<f32> {
+        self.product(x, m, out, cols, true)
+    }
+
+    fn product(&self, x: &[f32], m: usize, out: usize, cols: usize, portable: bool) -> Vec<f32> {
         assert!(m > 0, "Q8Matrix::times_transposed: no rows");
         assert!(
             out <= self.rows && cols <= self.cols,
@@ -145,14 +157,14 @@ impl Q8Matrix {
             let xs = &x[first * cols..(first + rows) * cols];
             let mut by_row = vec![0.0f32; out * rows];
             match rows {
-                1 => self.run::<1>(xs, out, cols, &mut by_row, parallel),
-                2 => self.run::<2>(xs, out, cols, &mut by_row, parallel),
-                3 => self.run::<3>(xs, out, cols, &mut by_row, parallel),
-                4 => self.run::<4>(xs, out, cols, &mut by_row, parallel),
-                5 => self.run::<5>(xs, out, cols, &mut by_row, parallel),
-                6 => self.run::<6>(xs, out, cols, &mut by_row, parallel),
-                7 => self.run::<7>(xs, out, cols, &mut by_row, parallel),
-                _ => self.run::<8>(xs, out, cols, &mut by_row, parallel),
+                1 => self.run::<1>(xs, out, cols, &mut by_row, parallel, portable),
+                2 => self.run::<2>(xs, out, cols, &mut by_row, parallel, portable),
+                3 => self.run::<3>(xs, out, cols, &mut by_row, parallel, portable),
+                4 => self.run::<4>(xs, out, cols, &mut by_row, parallel, portable),
+                5 => self.run::<5>(xs, out, cols, &mut by_row, parallel, portable),
+                6 => self.run::<6>(xs, out, cols, &mut by_row, parallel, portable),
+                7 => self.run::<7>(xs, out, cols, &mut by_row, parallel, portable),
+                _ => self.run::<8>(xs, out, cols, &mut by_row, parallel, portable),
             }
             // `by_row` is `[out, rows]`; the result rows are `[rows, out]`.
             for (o, dots) in by_row.chunks_exact(rows).enumerate() {
@@ -166,11 +178,19 @@ impl Q8Matrix {
     }
 
     /// Fills `by_row` (`[out, M]`), the view's rows in two halves on two threads when
-    /// `parallel`.
-    fn run<const M: usize>(&self, x: &[f32], out: usize, cols: usize, by_row: &mut [f32], parallel: bool) {
+    /// `parallel`; the AVX2 path where the CPU has it, unless `portable`.
+    fn run<const M: usize>(
+        &self,
+        x: &[f32],
+        out: usize,
+        cols: usize,
+        by_row: &mut [f32],
+        parallel: bool,
+        portable: bool,
+    ) {
         let dots = |first: usize, out: &mut [f32]| {
             #[cfg(target_arch = "x86_64")]
-            if let Some(simd) = pulp::x86::V3::try_new() {
+            if let Some(simd) = pulp::x86::V3::try_new().filter(|_| !portable) {
                 return pulp::Simd::vectorize(simd, avx2::FusedQ8Dots::<M> { simd, w: self, first, cols, x, out });
             }
             pulp::Arch::new().dispatch(Q8Dots::<M> { w: self, first, cols, x, out });

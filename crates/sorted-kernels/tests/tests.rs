@@ -118,8 +118,10 @@ mod q8 {
         for (out, k) in [(rows, cols), (20, cols), (rows, Q8_BLOCK), (9, 40), (1, 1), (rows, 5)] {
             for m in [1, 2, 3, FEW_ROWS_MAX, FEW_ROWS_MAX + 1, 3 * FEW_ROWS_MAX + 2] {
                 let x = values(m * k, (m * 100 + k) as u64);
-                let got = w.times_transposed(&x, m, out, k);
-                assert_close(&got, &naive(&x, m, &dense, out, k, cols));
+                let want = naive(&x, m, &dense, out, k, cols);
+                assert_close(&w.times_transposed(&x, m, out, k), &want);
+                // The code CPUs without AVX2 run.
+                assert_close(&w.times_transposed_portable(&x, m, out, k), &want);
             }
         }
     }
@@ -132,6 +134,7 @@ mod q8 {
         let dense = w.dequantize();
         let x = values(3 * cols, 9);
         assert_close(&w.times_transposed(&x, 3, rows, cols), &naive(&x, 3, &dense, rows, cols, cols));
+        assert_close(&w.times_transposed_portable(&x, 3, rows, cols), &naive(&x, 3, &dense, rows, cols, cols));
         // An odd number of rows splits unevenly.
         assert_close(&w.times_transposed(&x, 3, rows - 1, cols), &naive(&x, 3, &dense, rows - 1, cols, cols));
     }
