@@ -127,7 +127,7 @@ pub fn train_cmd<B: AutodiffBackend>(
                 let mut exp = crate::text::TextExperiment::from_toml(&text, &source)?;
                 steps(&mut exp.config.train)?;
                 if place(&mut exp.config.train) {
-                    exp = crate::text::TextExperiment::from_toml(&exp.to_toml(), &source).context("with --devices")?;
+                    exp = crate::text::TextExperiment::from_config(exp.config, &source).context("with --devices")?;
                 }
                 check_device_kinds(&exp.config.train.devices, ctx)?;
                 check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &source)?;
@@ -145,7 +145,7 @@ pub fn train_cmd<B: AutodiffBackend>(
                 let mut exp = crate::lm::LmExperiment::from_toml(&text, &source)?;
                 steps(&mut exp.config.train)?;
                 if place(&mut exp.config.train) {
-                    exp = crate::lm::LmExperiment::from_toml(&exp.to_toml(), &source).context("with --devices")?;
+                    exp = crate::lm::LmExperiment::from_config(exp.config, &source).context("with --devices")?;
                 }
                 check_device_kinds(&exp.config.train.devices, ctx)?;
                 check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &source)?;

@@ -250,13 +250,15 @@ enum DecodeMatrix<B: Backend> {
 }
 
 impl<B: Backend> DecodeMatrix<B> {
-    /// `t` (`[out, in]`, contiguous) as it is, or quantized when `q8`.
+    /// `t` (`[out, in]`, any strides) copied out once: into a contiguous f32 tensor, or
+    /// quantized when `q8`.
     fn new(t: Tensor<B, 2>, q8: bool) -> Self {
-        if !q8 {
-            return Self::F32(t);
-        }
         let [rows, cols] = t.dims();
-        let values = t.into_data().convert::<f32>().to_vec::<f32>().expect("f32 weights");
+        let (device, data) = (t.device(), t.into_data());
+        if !q8 {
+            return Self::F32(Tensor::from_data(data, &device));
+        }
+        let values = data.convert::<f32>().to_vec::<f32>().expect("f32 weights");
         Self::Q8(Arc::new(Q8Matrix::quantize(&values, rows, cols)))
     }
 }
@@ -453,11 +455,7 @@ impl<B: Backend> SortedLlamaLayer<B> {
 
     /// This layer's projections in the decoding layout, in 8-bit blocks when `q8`.
     fn decode_weights_as(&self, q8: bool) -> DecodeLayerWeights<B> {
-        let contiguous = |w: Tensor<B, 2>| {
-            let device = w.device();
-            Tensor::from_data(w.into_data(), &device)
-        };
-        let t = |l: &SortedLinear<B>| contiguous(l.weight.val().transpose());
+        let t = |l: &SortedLinear<B>| l.weight.val().transpose();
         let (nkv, hd) = (self.num_kv_heads, self.head_dim);
         let rep = self.num_heads / nkv;
         let d = self.query.d_input_max();
@@ -466,10 +464,10 @@ impl<B: Backend> SortedLlamaLayer<B> {
         let output = self.output.weight.val().transpose().reshape([d, nkv, rep, hd]).swap_dims(1, 2);
         let m = |t: Tensor<B, 2>| DecodeMatrix::new(t, q8);
         DecodeLayerWeights {
-            query: m(contiguous(query.reshape([nkv * rep * hd, d]))),
+            query: m(query.reshape([nkv * rep * hd, d])),
             key: m(t(&self.key)),
             value: m(t(&self.value)),
-            output: m(contiguous(output.reshape([d, nkv * rep * hd]))),
+            output: m(output.reshape([d, nkv * rep * hd])),
             gate: m(t(&self.gate)),
             up: m(t(&self.up)),
             down: m(t(&self.down)),
