@@ -270,6 +270,18 @@ fn check_weights(key: &str, weights: &[f64], n: usize) -> Result<(), ConfigError
     Ok(())
 }
 
+/// A step's `k` sub-models: `first` (those every step starts with, in order), then calls of
+/// `draw` until there are `k`. `draw` is called in order, so a step's draws come from its stream
+/// exactly as a loop would take them.
+fn fill_up<S>(first: impl IntoIterator<Item = S>, k: usize, mut draw: impl FnMut() -> S) -> Vec<S> {
+    let mut out = Vec::with_capacity(k);
+    out.extend(first);
+    while out.len() < k {
+        out.push(draw());
+    }
+    out
+}
+
 fn draw_uniform<Sp: SubModelSpace>(space: &Sp, over: UniformOver, rng: &mut ChaCha8Rng) -> Sp::SubModel {
     match over {
         UniformOver::SubModels => space.nth_sub_model(rng.random_range(0..space.count())),
@@ -321,14 +333,8 @@ pub struct UniformSampler<Sp: SubModelSpace = NestingSpace> {
 impl<Sp: SubModelSpace> Sampler<Sp::SubModel> for UniformSampler<Sp> {
     fn sample(&self, step: u64) -> Vec<Sp::SubModel> {
         let mut rng = rng(self.seed, step);
-        let mut out = Vec::with_capacity(self.k);
-        if self.include_full {
-            out.push(self.space.largest_sub_model());
-        }
-        while out.len() < self.k {
-            out.push(draw_uniform(&self.space, self.over, &mut rng));
-        }
-        out
+        let full = self.include_full.then(|| self.space.largest_sub_model());
+        fill_up(full, self.k, || draw_uniform(&self.space, self.over, &mut rng))
     }
 
     fn k(&self) -> usize {
@@ -349,11 +355,8 @@ pub struct SandwichSampler<Sp: SubModelSpace = NestingSpace> {
 impl<Sp: SubModelSpace> Sampler<Sp::SubModel> for SandwichSampler<Sp> {
     fn sample(&self, step: u64) -> Vec<Sp::SubModel> {
         let mut rng = rng(self.seed, step);
-        let mut out = vec![self.space.largest_sub_model(), self.space.smallest_sub_model()];
-        while out.len() < self.k {
-            out.push(draw_uniform(&self.space, self.over, &mut rng));
-        }
-        out
+        let ends = [self.space.largest_sub_model(), self.space.smallest_sub_model()];
+        fill_up(ends, self.k, || draw_uniform(&self.space, self.over, &mut rng))
     }
 
     fn k(&self) -> usize {
@@ -376,20 +379,16 @@ pub struct WeightedSampler {
 impl Sampler for WeightedSampler {
     fn sample(&self, step: u64) -> Vec<SubModel> {
         let mut rng = rng(self.seed, step);
-        let mut out = Vec::with_capacity(self.k);
-        if self.include_full {
-            out.push(self.space.largest_sub_model());
-        }
-        while out.len() < self.k {
+        let full = self.include_full.then(|| self.space.largest_sub_model());
+        fill_up(full, self.k, || {
             let depth = self.space.depths()[draw_weighted(&self.depth_weights, &mut rng)];
             let indices: Vec<usize> = if self.space.tie_widths() {
                 vec![draw_weighted(&self.width_weights, &mut rng); depth]
             } else {
                 (0..depth).map(|_| draw_weighted(&self.width_weights, &mut rng)).collect()
             };
-            out.push(self.space.sub_model_from_indices(&indices).expect("indices in range"));
-        }
-        out
+            self.space.sub_model_from_indices(&indices).expect("indices in range")
+        })
     }
 
     fn k(&self) -> usize {
