@@ -58,6 +58,21 @@ pub struct LmDataConfig {
     pub eval_tokens: usize,
 }
 
+/// The values an empty `[data]` gets: no text yet ([`LmDataConfig::validate`] asks for one).
+impl Default for LmDataConfig {
+    fn default() -> Self {
+        Self {
+            shakespeare: None,
+            train: None,
+            eval: None,
+            held_out: default_held_out(),
+            seq_len: default_seq_len(),
+            batch_size: default_batch_size(),
+            eval_tokens: default_eval_tokens(),
+        }
+    }
+}
+
 fn default_held_out() -> f64 {
     0.1
 }

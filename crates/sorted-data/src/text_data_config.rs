@@ -57,6 +57,20 @@ pub struct TextDataConfig {
     pub eval_limit: usize,
 }
 
+/// The values an empty `[data]` gets: the embedded Rotten Tomatoes slice.
+impl Default for TextDataConfig {
+    fn default() -> Self {
+        Self {
+            source: default_source(),
+            eval_split: EvalSplit::default(),
+            max_len: default_max_len(),
+            batch_size: default_batch_size(),
+            train_limit: 0,
+            eval_limit: 0,
+        }
+    }
+}
+
 /// The evaluated split.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

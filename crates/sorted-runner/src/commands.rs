@@ -17,7 +17,7 @@ use crate::eval::{NormStatsFile, evaluate};
 use crate::provenance::{RunContext, new_run_dir, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
-use crate::train::{TrainOptions, train};
+use crate::train::{TrainOptions, TrainableClassifier, train};
 
 /// Something done with a trained model, whatever its family (the runner's commands are
 /// generic over [`SortedClassifier`]; this picks the concrete model from the config).
@@ -277,7 +277,7 @@ fn train_in_folder<B: AutodiffBackend>(
     Ok(())
 }
 
-fn train_then_eval<B, M>(
+fn train_then_eval<B: AutodiffBackend, M: TrainableClassifier<B>>(
     exp: &Experiment,
     data: &RunData,
     model: M,
@@ -285,12 +285,7 @@ fn train_then_eval<B, M>(
     run_dir: &Path,
     options: &TrainOptions,
     ctx: &RunContext,
-) -> anyhow::Result<()>
-where
-    B: AutodiffBackend,
-    M: SortedClassifier<B> + AutodiffModule<B>,
-    M::InnerModule: SortedClassifier<B::InnerBackend>,
-{
+) -> anyhow::Result<()> {
     let outcome = train(exp, data, model, device, run_dir, options)?;
     if !crate::train::finished(&outcome.state, run_dir, ctx.quiet) {
         return Ok(());
@@ -320,9 +315,8 @@ pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
     let (rows, norm_stats) = evaluate(model, exp, data, device, ctx.quiet);
     let cfg = &exp.config;
     let data_text = format!("{} ({} train / {} test images)", cfg.data.source, data.train.len(), data.test.len());
-    let sampler = (cfg.sampler.kind(), exp.k);
     let eval_seconds = started.elapsed().as_secs_f64();
-    let meta = RunMeta::new(ctx, &cfg.name, &exp.source, cfg.seed, sampler, state, eval_seconds, data_text, status);
+    let meta = RunMeta::new(ctx, cfg, &exp.source, exp.k, state, eval_seconds, data_text, status);
     let report = RunReport::new(meta, cfg.eval.threshold, rows);
     if !norm_stats.is_empty() {
         write_norm_stats(run_dir, &norm_stats)?;

@@ -97,21 +97,25 @@ fn default_threshold() -> f64 {
     0.96
 }
 
-/// One experiment: everything a run needs, as read from a TOML file.
+/// One experiment as read from a TOML file: what every flow shares, with the flow's `[data]`
+/// (`D`), `[model.<kind>]` (`M`) and `[space]` (`S`). The defaults are the image flow's;
+/// [`crate::text::TextExperimentConfig`] and [`crate::lm::LmExperimentConfig`] name the others.
+/// One generic struct rather than a shared part flattened in: serde does not support
+/// `flatten` beside `deny_unknown_fields` (house style, section 4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExperimentConfig {
+pub struct ExperimentConfig<D = DataConfig, M = ModelConfig, S = NestingSpaceConfig> {
     /// A short name, used for the run folder.
     pub name: String,
     /// The seed of every random stream (initialisation, sampling, data order).
     pub seed: u64,
-    /// Data.
+    /// Data (defaults when the section is absent).
     #[serde(default)]
-    pub data: DataConfig,
+    pub data: D,
     /// The model family.
-    pub model: ModelConfig,
+    pub model: M,
     /// The space of sub-models.
-    pub space: NestingSpaceConfig,
+    pub space: S,
     /// The sub-model sampler.
     #[serde(default)]
     pub sampler: SamplerConfig,
@@ -126,52 +130,70 @@ pub struct ExperimentConfig {
     pub eval: EvalConfig,
 }
 
-/// Checks what every experiment kind shares: the run name, `[optimizer]`, `[lr]`, `[train]`
-/// (positive steps and threads, `k` valid loss weights or none, device names, a training
-/// `batch_size` that splits evenly over the peers) and `[eval]` (a positive batch, a threshold
-/// in (0, 1]). `invalid(key, expected, got)` builds the error (it names the file).
-///
-/// # Errors
-/// The first value out of range, naming its key.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn validate_shared(
-    name: &str,
-    optimizer: &OptimizerConfig,
-    lr: &LrSchedule,
-    train: &TrainConfig,
-    eval: &EvalConfig,
-    k: usize,
-    batch_size: usize,
-    invalid: &dyn Fn(String, String, String) -> ConfigError,
-) -> Result<(), ConfigError> {
-    crate::run_folder::check_run_name(name).map_err(|got| {
-        invalid("name".into(), "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
-    })?;
-    optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
-    lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
-    train.validate(k).map_err(|e| invalid(e.key, e.expected, e.got))?;
-    if batch_size == 0 {
-        return Err(invalid("data.batch_size".into(), "a value >= 1".into(), "0".into()));
+impl<D: Serialize, M: Serialize, S: Serialize> ExperimentConfig<D, M, S> {
+    /// Parses config text; `path` names it in errors.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`], naming the file, line and key.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError>
+    where
+        Self: serde::de::DeserializeOwned,
+    {
+        toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })
     }
-    for (i, name) in train.devices.iter().enumerate() {
-        crate::device::DeviceSpec::parse(name)
-            .map_err(|why| invalid(format!("train.devices[{i}]"), crate::device::DEVICE_SPEC_FORMS.into(), why))?;
+
+    /// The resolved config (defaults filled in) as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
     }
-    let peers = train.peers();
-    if !batch_size.is_multiple_of(peers) {
-        return Err(invalid(
-            "data.batch_size".into(),
-            format!("a multiple of train.peers = {peers} (every peer gets an equal share)"),
-            batch_size.to_string(),
-        ));
+
+    /// Checks what every experiment kind shares: the run name, `[optimizer]`, `[lr]`, `[train]`
+    /// (positive steps and threads, `k` valid loss weights or none, device names, a training
+    /// `batch_size` that splits evenly over the peers) and `[eval]` (a positive batch, a
+    /// threshold in (0, 1]).
+    ///
+    /// # Errors
+    /// The first value out of range, naming its key and `path`.
+    pub(crate) fn validate_shared(&self, k: usize, batch_size: usize, path: &Path) -> Result<(), ConfigError> {
+        let invalid = ConfigError::invalid_in(path);
+        crate::run_folder::check_run_name(&self.name).map_err(|got| {
+            invalid("name".into(), "1-100 letters, digits, `.`, `_`, `-`, not starting with `.`".into(), got)
+        })?;
+        self.optimizer.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
+        self.lr.validate().map_err(|e| invalid(e.key, e.expected, e.got))?;
+        let train = &self.train;
+        train.validate(k).map_err(|e| invalid(e.key, e.expected, e.got))?;
+        if batch_size == 0 {
+            return Err(invalid("data.batch_size".into(), "a value >= 1".into(), "0".into()));
+        }
+        for (i, name) in train.devices.iter().enumerate() {
+            crate::device::DeviceSpec::parse(name)
+                .map_err(|why| invalid(format!("train.devices[{i}]"), crate::device::DEVICE_SPEC_FORMS.into(), why))?;
+        }
+        let peers = train.peers();
+        if !batch_size.is_multiple_of(peers) {
+            return Err(invalid(
+                "data.batch_size".into(),
+                format!("a multiple of train.peers = {peers} (every peer gets an equal share)"),
+                batch_size.to_string(),
+            ));
+        }
+        let eval = &self.eval;
+        if eval.batch_size == 0 {
+            return Err(invalid("eval.batch_size".into(), "a value >= 1".into(), "0".into()));
+        }
+        if !(eval.threshold > 0.0 && eval.threshold <= 1.0) {
+            return Err(invalid("eval.threshold".into(), "a share in (0, 1]".into(), eval.threshold.to_string()));
+        }
+        Ok(())
     }
-    if eval.batch_size == 0 {
-        return Err(invalid("eval.batch_size".into(), "a value >= 1".into(), "0".into()));
+}
+
+impl ConfigError {
+    /// A builder of [`ConfigError::Invalid`] for the file `path`: `(key, expected, got)`.
+    pub(crate) fn invalid_in(path: &Path) -> impl Fn(String, String, String) -> ConfigError + '_ {
+        move |key, expected, got| ConfigError::Invalid { path: path.into(), key, expected, got }
     }
-    if !(eval.threshold > 0.0 && eval.threshold <= 1.0) {
-        return Err(invalid("eval.threshold".into(), "a share in (0, 1]".into(), eval.threshold.to_string()));
-    }
-    Ok(())
 }
 
 /// A parsed and validated experiment.
@@ -210,9 +232,7 @@ impl Experiment {
     /// # Errors
     /// [`ConfigError`] naming the file and the key.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: ExperimentConfig =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
-        Self::from_config(config, path)
+        Self::from_config(ExperimentConfig::parse(text, path)?, path)
     }
 
     /// Validates an already-parsed config; `path` names where it came from in errors.
@@ -220,13 +240,11 @@ impl Experiment {
     /// # Errors
     /// As [`Experiment::from_toml`], less the parse errors.
     pub fn from_config(config: ExperimentConfig, path: &Path) -> Result<Self, ConfigError> {
-        let invalid =
-            |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
+        let invalid = ConfigError::invalid_in(path);
         let space = NestingSpace::new(config.space.clone())
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
         let k = config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
-        let c = &config;
-        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, c.data.batch_size, &invalid)?;
+        config.validate_shared(k, config.data.batch_size, path)?;
         if config.train.threads > 1 && config.model.batch_norm() == Some(BatchNormStats::Switchable) {
             return Err(invalid(
                 "train.threads".into(),
@@ -246,6 +264,6 @@ impl Experiment {
 
     /// The resolved config (defaults filled in) as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(&self.config).expect("config serialises")
+        self.config.to_toml()
     }
 }

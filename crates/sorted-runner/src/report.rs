@@ -49,30 +49,29 @@ pub struct RunMeta {
 }
 
 impl RunMeta {
-    /// The provenance of run `name` (config file `config`, `seed`, a sampler of `kind` drawing
-    /// `k` per step), evaluated at `state` in `eval_seconds`, as `ctx` ran it on this machine;
+    /// The provenance of a run of `cfg` (any flow; read from `config`, a sampler drawing `k`
+    /// per step), evaluated at `state` in `eval_seconds`, as `ctx` ran it on this machine;
     /// `data` describes the data, `status` a run that did not finish.
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub fn new<D, M, S>(
         ctx: &RunContext,
-        name: &str,
+        cfg: &crate::config::ExperimentConfig<D, M, S>,
         config: &Path,
-        seed: u64,
-        (kind, k): (&str, usize),
+        k: usize,
         state: &sorted_sched::TrainState,
         eval_seconds: f64,
         data: String,
         status: Option<String>,
     ) -> Self {
         Self {
-            name: name.to_string(),
+            name: cfg.name.clone(),
             config: config.display().to_string(),
             command: ctx.command.clone(),
             commit: ctx.commit.clone(),
             machine: machine(),
             device: ctx.device_name.clone(),
-            seed,
-            sampler: kind.to_string(),
+            seed: cfg.seed,
+            sampler: cfg.sampler.kind().to_string(),
             k,
             steps: state.step,
             train_seconds: state.train_seconds,

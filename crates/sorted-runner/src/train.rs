@@ -15,10 +15,12 @@ use sorted_data::{EpochOrder, ImageBatch};
 
 use crate::data::RunData;
 use sorted_nn::NormPass;
-use sorted_sched::{LoopOptions, Peer, TrainError, TrainLoop, TrainObserver, TrainState, TrainTask, distillation_loss};
+use sorted_sched::{
+    LoopOptions, Peer, Sampler, TrainError, TrainLoop, TrainObserver, TrainState, TrainTask, distillation_loss,
+};
 use sorted_zoo::SortedClassifier;
 
-use crate::config::Experiment;
+use crate::config::{Experiment, ExperimentConfig};
 use crate::run_folder::{TrainingFailure, clear_failure, mark_failed};
 
 /// The data order's seed is derived from the run seed so that it never shares ChaCha streams
@@ -53,25 +55,34 @@ pub struct TrainOptions {
     pub distributed: Option<crate::distributed::Distributed>,
 }
 
+/// An image classifier that trains: a [`SortedClassifier`] with autodiff whose inner module
+/// (evaluation, the distillation teacher) is one too. Every such model is one (blanket impl).
+pub trait TrainableClassifier<B: AutodiffBackend>:
+    SortedClassifier<B> + AutodiffModule<B, InnerModule: SortedClassifier<B::InnerBackend>>
+{
+}
+
+impl<B, M> TrainableClassifier<B> for M
+where
+    B: AutodiffBackend,
+    M: SortedClassifier<B> + AutodiffModule<B, InnerModule: SortedClassifier<B::InnerBackend>>,
+{
+}
+
 /// Trains `model` for the experiment's steps, checkpointing into `run_dir`: the image
 /// experiment's [`TrainTask`] run by sorted-sched's one [`TrainLoop`].
 ///
 /// # Errors
 /// When a checkpoint cannot be read or written, or training diverges (the run is then marked
 /// failed, `failed.json`).
-pub fn train<B, M>(
+pub fn train<B: AutodiffBackend, M: TrainableClassifier<B>>(
     exp: &Experiment,
     data: &RunData,
     model: M,
     device: &B::Device,
     run_dir: &Path,
     options: &TrainOptions,
-) -> anyhow::Result<TrainOutcome<M>>
-where
-    B: AutodiffBackend,
-    M: SortedClassifier<B> + AutodiffModule<B>,
-    M::InnerModule: SortedClassifier<B::InnerBackend>,
-{
+) -> anyhow::Result<TrainOutcome<M>> {
     let cfg = &exp.config;
     let sampler = cfg.sampler.build(&exp.space, cfg.seed).expect("validated");
     let task = |peer: Option<Peer>, device: &B::Device| ImageTask {
@@ -87,10 +98,43 @@ where
         device: device.clone(),
         peer,
     };
-    let config_toml = exp.to_toml();
-    let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
-    let outcome = train_on_peers(&train_loop, &cfg.train, device, &task, model, || cfg.optimizer.init(), options)?;
+    let outcome = train_experiment(cfg, sampler.as_ref(), run_dir, device, &task, model, options)?;
     Ok(TrainOutcome { model: outcome.model, state: outcome.state })
+}
+
+/// A [`TrainTask`] whose sub-models peers' threads can share: the bounds of the data-parallel
+/// helpers, named once.
+pub(crate) trait PeerTask<B: AutodiffBackend, M: AutodiffModule<B>>: TrainTask<B, M, Sub: Send + Sync> {}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>, T: TrainTask<B, M, Sub: Send + Sync>> PeerTask<B, M> for T {}
+
+/// Trains `model` with experiment `cfg`'s loop (any flow: its `[train]`, `[lr]`, `[optimizer]`
+/// and seed; `sampler` built from its `[sampler]`), checkpointing into `run_dir` with the
+/// resolved config, on the run's peers ([`train_on_peers`]).
+///
+/// # Errors
+/// As [`train_on_peers`].
+pub(crate) fn train_experiment<B, M, T, D, C, S>(
+    cfg: &ExperimentConfig<D, C, S>,
+    sampler: &dyn Sampler<T::Sub>,
+    run_dir: &Path,
+    device: &B::Device,
+    task: &(dyn Fn(Option<Peer>, &B::Device) -> T + Sync),
+    model: M,
+    options: &TrainOptions,
+) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
+where
+    B: AutodiffBackend,
+    M: AutodiffModule<B, InnerModule: Send>,
+    T: PeerTask<B, M>,
+    D: serde::Serialize,
+    C: serde::Serialize,
+    S: serde::Serialize,
+{
+    let config_toml = cfg.to_toml();
+    let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler, cfg.seed, run_dir, &config_toml);
+    let optimizer = &cfg.optimizer;
+    train_on_peers(&train_loop, &cfg.train, device, task, model, || optimizer.init(), options)
 }
 
 /// Runs `train_loop` on the run's peers (`train.devices` / `train.peers`, and the nodes of
@@ -99,8 +143,8 @@ where
 /// The trained model comes back on `device` (evaluation and reports run there).
 ///
 /// # Errors
-/// As [`run_loop`]; with peers, the first peer's error.
-pub(crate) fn train_on_peers<B, M, T>(
+/// As [`TrainLoop::run`]; with peers, the first peer's error.
+fn train_on_peers<B, M, T>(
     train_loop: &TrainLoop<'_, T::Sub>,
     train: &sorted_sched::TrainConfig,
     device: &B::Device,
@@ -111,17 +155,15 @@ pub(crate) fn train_on_peers<B, M, T>(
 ) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B>,
-    M::InnerModule: Send,
-    T: TrainTask<B, M>,
-    T::Sub: Send + Sync,
+    M: AutodiffModule<B, InnerModule: Send>,
+    T: PeerTask<B, M>,
 {
     let devices = peer_devices::<B>(train, device);
     let outcome = if devices.len() > 1 || options.distributed.is_some() {
         run_peers(train_loop, &devices, task, model, optim, options)?
     } else {
         let model = model.fork(&devices[0]);
-        run_loop(train_loop, &task(None, &devices[0]), model, optim(), &devices[0], options)?
+        run_loop(train_loop, &task(None, &devices[0]), model, optim(), &devices[0], options, None)?
     };
     Ok(sorted_sched::LoopOutcome { model: outcome.model.fork(device), state: outcome.state })
 }
@@ -158,10 +200,8 @@ fn run_peers<B, M, T>(
 ) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B>,
-    M::InnerModule: Send,
-    T: TrainTask<B, M>,
-    T::Sub: Send + Sync,
+    M: AutodiffModule<B, InnerModule: Send>,
+    T: PeerTask<B, M>,
 {
     /// What a peer's thread returns: rank 0's trained weights and position, nothing for others.
     type PeerResult<I> = anyhow::Result<Option<(I, TrainState)>>;
@@ -186,7 +226,7 @@ where
                         }
                     };
                     let peer_options = TrainOptions { quiet: options.quiet || peer.rank > 0, ..options.clone() };
-                    let result = run_loop_as(
+                    let result = run_loop(
                         train_loop,
                         &task(Some(peer), device),
                         M::from_inner(inner).fork(device),
@@ -263,12 +303,7 @@ struct ImageStep<B: AutodiffBackend> {
     teacher: Option<Tensor<B, 2>>,
 }
 
-impl<B, M> TrainTask<B, M> for ImageTask<'_, B>
-where
-    B: AutodiffBackend,
-    M: SortedClassifier<B> + AutodiffModule<B>,
-    M::InnerModule: SortedClassifier<B::InnerBackend>,
-{
+impl<B: AutodiffBackend, M: TrainableClassifier<B>> TrainTask<B, M> for ImageTask<'_, B> {
     type Sub = sorted_nn::SubModel;
     type Step = ImageStep<B>;
 
@@ -301,31 +336,13 @@ where
     }
 }
 
-/// Runs `train_loop` on `task` with the runner's progress display; a divergence marks the run
-/// failed ([`stopped`]), a finished run clears an earlier failure mark.
+/// Runs `train_loop` on `task` with the runner's progress display, as one peer of a
+/// data-parallel run (`peer`) or alone (`None`); a divergence marks the run failed
+/// ([`stopped`]), a finished run clears an earlier failure mark (both only on rank 0).
 ///
 /// # Errors
 /// As [`TrainLoop::run`], with the run folder as context.
-pub(crate) fn run_loop<B, M, T>(
-    train_loop: &TrainLoop<'_, T::Sub>,
-    task: &T,
-    model: M,
-    optim: sorted_sched::SortedOptimizer<M, B>,
-    device: &B::Device,
-    options: &TrainOptions,
-) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
-where
-    B: AutodiffBackend,
-    M: AutodiffModule<B>,
-    M::InnerModule: Send,
-    T: TrainTask<B, M>,
-{
-    run_loop_as(train_loop, task, model, optim, device, options, None)
-}
-
-/// [`run_loop`] as one peer of a data-parallel run (`peer`); only rank 0 marks the run failed
-/// or clears the mark.
-fn run_loop_as<B, M, T>(
+fn run_loop<B, M, T>(
     train_loop: &TrainLoop<'_, T::Sub>,
     task: &T,
     model: M,
@@ -336,8 +353,7 @@ fn run_loop_as<B, M, T>(
 ) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
 where
     B: AutodiffBackend,
-    M: AutodiffModule<B>,
-    M::InnerModule: Send,
+    M: AutodiffModule<B, InnerModule: Send>,
     T: TrainTask<B, M>,
 {
     let mut progress = TrainProgress::new(options.quiet);

@@ -7,10 +7,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sorted_data::LmDataConfig;
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
-use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig, TrainConfig};
 use sorted_zoo::llama::LlamaModelConfig;
 
-use crate::config::{ConfigError, EvalConfig, validate_shared};
+use crate::config::{ConfigError, ExperimentConfig};
 
 /// `[model.<kind>]` of a language-model experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -20,33 +19,11 @@ pub enum LmModelConfig {
     Llama(LlamaModelConfig),
 }
 
-/// A language-model experiment, as read from TOML.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LmExperimentConfig {
-    /// A short name, used for the run folder.
-    pub name: String,
-    /// The seed of every random stream (initialisation of random models, sampling, data order).
-    pub seed: u64,
-    /// The text.
-    pub data: LmDataConfig,
-    /// The decoder.
-    pub model: LmModelConfig,
-    /// The transformer space (`depths` are the exits; `heads`, `ffn`; `hidden` is not nested).
-    pub space: TransformerSpaceConfig,
-    /// The sub-model sampler (`all`: every exit every step).
-    #[serde(default)]
-    pub sampler: SamplerConfig,
-    /// The optimizer.
-    pub optimizer: OptimizerConfig,
-    /// The learning-rate schedule.
-    pub lr: LrSchedule,
-    /// Training length; `distill` is SoFT's self-distillation weight (KL to the full model).
-    pub train: TrainConfig,
-    /// Evaluation (`threshold`; the batch size and calibration samples are unused).
-    #[serde(default)]
-    pub eval: EvalConfig,
-}
+/// A language-model experiment, as read from TOML: `[data]` of text windows, `[model.llama]`,
+/// and the transformer `[space]` (`depths` are the exits; `heads`, `ffn`; `hidden` is not
+/// nested). `train.distill` is SoFT's self-distillation weight (KL to the full model); of
+/// `[eval]` only `threshold` is used. `[sampler.all]` draws every exit every step.
+pub type LmExperimentConfig = ExperimentConfig<LmDataConfig, LmModelConfig, TransformerSpaceConfig>;
 
 /// A validated language-model experiment.
 #[derive(Clone, Debug)]
@@ -72,9 +49,7 @@ impl LmExperiment {
     /// # Errors
     /// [`ConfigError`] naming the file and the key.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: LmExperimentConfig =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
-        Self::from_config(config, path)
+        Self::from_config(LmExperimentConfig::parse(text, path)?, path)
     }
 
     /// Validates a parsed config.
@@ -82,8 +57,7 @@ impl LmExperiment {
     /// # Errors
     /// As [`LmExperiment::from_toml`].
     pub fn from_config(config: LmExperimentConfig, path: &Path) -> Result<Self, ConfigError> {
-        let invalid =
-            |key: String, expected: String, got: String| ConfigError::Invalid { path: path.into(), key, expected, got };
+        let invalid = ConfigError::invalid_in(path);
         let LmModelConfig::Llama(llama) = &config.model;
         // The hidden width is not nested in LLaMA: a GGUF model's is known once it is loaded
         // (`space_for`), when the space is checked against the model.
@@ -100,8 +74,7 @@ impl LmExperiment {
             other => invalid("data".into(), "a valid [data] section".into(), other.to_string()),
         })?;
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
-        let c = &config;
-        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, c.data.batch_size, &invalid)?;
+        config.validate_shared(k, config.data.batch_size, path)?;
         if config.train.threads != 1 {
             return Err(invalid(
                 "train.threads".into(),
@@ -136,6 +109,6 @@ impl LmExperiment {
 
     /// The resolved config as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(&self.config).expect("config serialises")
+        self.config.to_toml()
     }
 }

@@ -14,7 +14,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 use sorted_data::{EpochOrder, LmBatch, LmChunks, LmData};
 use sorted_nn::{TransformerSpace, TransformerSubModel};
-use sorted_sched::{JointLoss, Peer, SamplerConfig, TrainLoop, TrainState, TrainTask};
+use sorted_sched::{JointLoss, Peer, SamplerConfig, TrainState, TrainTask};
 use sorted_zoo::llama::{SoftOptions, SoftTerm, SortedLlama, soft_loss_with};
 
 use super::config::LmExperiment;
@@ -22,7 +22,7 @@ use crate::eval::SubModelResult;
 use crate::provenance::{RunContext, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
-use crate::train::{TrainOptions, train_on_peers};
+use crate::train::{TrainOptions, train_experiment};
 
 /// The per-step log of each sampled sub-model's losses, appended to by every training call.
 pub const TERM_LOSSES_FILE: &str = "term_losses.jsonl";
@@ -127,9 +127,7 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
         log: peer.is_none_or(|p| p.rank == 0).then_some(&log),
         peer,
     };
-    let config_toml = exp.to_toml();
-    let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, &run_dir, &config_toml);
-    let outcome = train_on_peers(&train_loop, &cfg.train, device, &task, model, || cfg.optimizer.init(), options);
+    let outcome = train_experiment(cfg, sampler.as_ref(), &run_dir, device, &task, model, options);
     append_term_losses(&run_dir, &log.into_inner().unwrap_or_default())?;
     let outcome = outcome?;
     if !crate::train::finished(&outcome.state, &run_dir, ctx.quiet)
@@ -236,17 +234,7 @@ fn report_lm<E: Backend>(
         cfg.data.seq_len,
         (state.step * (cfg.data.batch_size * cfg.data.seq_len) as u64) as f64 / state.train_seconds.max(1e-9)
     );
-    let meta = RunMeta::new(
-        ctx,
-        &cfg.name,
-        &exp.source,
-        cfg.seed,
-        (cfg.sampler.kind(), exp.k),
-        state,
-        seconds,
-        data_text,
-        status,
-    );
+    let meta = RunMeta::new(ctx, cfg, &exp.source, exp.k, state, seconds, data_text, status);
     RunReport::new(meta, cfg.eval.threshold, rows).publish(run_dir, ctx.quiet, &format!(", {TERM_LOSSES_FILE}"))
 }
 

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
-use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
 use sorted_zoo::SortedBertConfig;
 
-use crate::config::{ConfigError, EvalConfig, TrainConfig, validate_shared};
+use crate::config::{ConfigError, ExperimentConfig};
 
 /// `[data]` and `[model.bert]`: sorted-data's and sorted-zoo's configs, under the names the
 /// runner's text configs use.
@@ -23,33 +22,10 @@ pub enum TextModelConfig {
     Bert(BertOptions),
 }
 
-/// A text-classification experiment, as read from TOML.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TextExperimentConfig {
-    /// A short name, used for the run folder.
-    pub name: String,
-    /// The seed of every random stream (head initialisation, dropout, sampling, data order).
-    pub seed: u64,
-    /// Data.
-    pub data: TextDataConfig,
-    /// The model.
-    pub model: TextModelConfig,
-    /// The transformer space (`depths`, `heads`, `ffn`, optional `hidden`).
-    pub space: TransformerSpaceConfig,
-    /// The sub-model sampler.
-    #[serde(default)]
-    pub sampler: SamplerConfig,
-    /// The optimizer.
-    pub optimizer: OptimizerConfig,
-    /// The learning-rate schedule.
-    pub lr: LrSchedule,
-    /// Training length and accumulation switches.
-    pub train: TrainConfig,
-    /// Evaluation (`calibration_samples` is unused: BERT has no BatchNorm).
-    #[serde(default)]
-    pub eval: EvalConfig,
-}
+/// A text-classification experiment, as read from TOML: `[data]` of sentences,
+/// `[model.bert]` and the transformer `[space]` (`depths`, `heads`, `ffn`, optional `hidden`).
+/// `eval.calibration_samples` is unused: BERT has no BatchNorm.
+pub type TextExperimentConfig = ExperimentConfig<TextDataConfig, TextModelConfig, TransformerSpaceConfig>;
 
 /// A validated text experiment.
 #[derive(Clone, Debug)]
@@ -94,9 +70,7 @@ impl TextExperiment {
     /// # Errors
     /// As [`TextExperiment::from_file`].
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let config: TextExperimentConfig =
-            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })?;
-        Self::from_config(config, path)
+        Self::from_config(TextExperimentConfig::parse(text, path)?, path)
     }
 
     /// Validates a parsed config.
@@ -117,9 +91,7 @@ impl TextExperiment {
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
         BertOptions::check_space(&sizes, &space).map_err(model_error)?;
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(&e.key, e.expected, e.got))?.k();
-        let invalid_owned = |key: String, expected: String, got: String| invalid(&key, expected, got);
-        let c = &config;
-        validate_shared(&c.name, &c.optimizer, &c.lr, &c.train, &c.eval, k, c.data.batch_size, &invalid_owned)?;
+        config.validate_shared(k, config.data.batch_size, path)?;
         if config.train.distill != 0.0 {
             return Err(invalid(
                 "train.distill",
@@ -151,6 +123,6 @@ impl TextExperiment {
 
     /// The resolved config as TOML.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(&self.config).expect("config serialises")
+        self.config.to_toml()
     }
 }

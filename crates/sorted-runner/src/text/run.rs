@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_data::{EpochOrder, TextBatch, TextBatcher, TokenizedDataset};
 use sorted_nn::TransformerSubModel;
-use sorted_sched::{Peer, SamplerConfig, TrainLoop, TrainState, TrainTask};
+use sorted_sched::{Peer, SamplerConfig, TrainState, TrainTask};
 use sorted_zoo::SortedBert;
 
 use super::config::{TextExperiment, TextModelConfig};
@@ -18,7 +18,7 @@ use crate::provenance::RunContext;
 use crate::provenance::write_file;
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
-use crate::train::{DATA_SEED_SALT, TrainOptions, train_on_peers};
+use crate::train::{DATA_SEED_SALT, TrainOptions, train_experiment};
 use anyhow::Context;
 use sorted_data::TextData;
 
@@ -139,9 +139,8 @@ fn report_text<E: Backend>(
         data.eval_split_name,
         (state.step as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
     );
-    let sampler = (cfg.sampler.kind(), exp.k);
     let eval_seconds = started.elapsed().as_secs_f64();
-    let meta = RunMeta::new(ctx, &cfg.name, &exp.source, cfg.seed, sampler, state, eval_seconds, data_text, status);
+    let meta = RunMeta::new(ctx, cfg, &exp.source, exp.k, state, eval_seconds, data_text, status);
     RunReport::new(meta, cfg.eval.threshold, rows).publish(run_dir, ctx.quiet, "")
 }
 
@@ -187,9 +186,7 @@ fn train_bert<B: AutodiffBackend>(
         device: device.clone(),
         peer,
     };
-    let config_toml = exp.to_toml();
-    let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler.as_ref(), cfg.seed, run_dir, &config_toml);
-    let outcome = train_on_peers(&train_loop, &cfg.train, device, &task, model, || cfg.optimizer.init(), options)?;
+    let outcome = train_experiment(cfg, sampler.as_ref(), run_dir, device, &task, model, options)?;
     Ok((outcome.model, outcome.state))
 }
 
