@@ -10,9 +10,8 @@ use sorted_nn::{NormPass, SortedLinear, SubModel, TransformerSpace, TransformerS
 use sorted_zoo::llama::{KvCache, SortedLlama, SortedLlamaConfig};
 use sorted_zoo::sorting::{
     BertCalibration, ChannelScores, ImportanceScore, LayerScores, MlpScores, SortError, TransformerScores,
-    importance_bert, importance_cnn, importance_llama, importance_mobilenet_v2, importance_resnet, magnitude_bert,
-    magnitude_cnn, magnitude_llama, magnitude_mlp, magnitude_mobilenet_v2, sort_bert, sort_cnn, sort_llama, sort_mlp,
-    sort_mobilenet_v2, sort_resnet,
+    importance_bert, importance_channels, importance_llama, magnitude_bert, magnitude_cnn, magnitude_llama,
+    magnitude_mlp, magnitude_mobilenet_v2, sort_bert, sort_cnn, sort_llama, sort_mlp, sort_mobilenet_v2, sort_resnet,
 };
 use sorted_zoo::{
     Pooling, SortedBert, SortedBertConfig, SortedClassifier, SortedCnnConfig, SortedMlpConfig, SortedMobileNetV2Config,
@@ -444,7 +443,7 @@ fn sorting_the_cnn_keeps_the_full_model_and_the_scores_follow() {
     check_channel_sort(
         config.init::<B>(&device),
         &space.largest(),
-        |m, x, y, s| importance_cnn(m, &space.largest(), x, y, s),
+        |m, x, y, s| importance_channels(m, &space.largest(), x, y, s),
         sort_cnn,
     );
     let switchable = config.with_switchable_bn(&space).init::<B>(&device);
@@ -464,7 +463,7 @@ fn sorting_the_resnet_keeps_the_full_model_and_the_scores_follow() {
     check_channel_sort(
         SortedResNetConfig::tiny().init::<B>(&device),
         &space.largest(),
-        |m, x, y, s| importance_resnet(m, &space.largest(), x, y, s),
+        |m, x, y, s| importance_channels(m, &space.largest(), x, y, s),
         sort_resnet,
     );
 }
@@ -480,7 +479,7 @@ fn sorting_the_mobilenet_v2_keeps_the_full_model_and_the_scores_follow() {
     check_channel_sort(
         model,
         &space.largest(),
-        |m, x, y, s| importance_mobilenet_v2(m, &space.largest(), x, y, s),
+        |m, x, y, s| importance_channels(m, &space.largest(), x, y, s),
         sort_mobilenet_v2,
     );
 }

@@ -126,9 +126,11 @@ pub(crate) fn check_images<B: Backend>(
     Ok(())
 }
 
-/// What a convolutional family (CNN, ResNet, MobileNetV2) gives [`importance_channels`]: its
-/// channel scores per kind, one vector per block.
-pub(crate) trait ChannelImportance<B: AutodiffBackend>: SortedClassifier<B> + AutodiffModule<B> {
+/// A convolutional family whose channels can be scored (implemented by
+/// [`SortedCnn`](crate::SortedCnn), [`SortedResNet`](crate::SortedResNet) and
+/// [`SortedMobileNetV2`](crate::SortedMobileNetV2)): its channel scores per kind, one vector per
+/// block, which [`importance_channels`] picks from.
+pub trait ChannelImportance<B: AutodiffBackend>: SortedClassifier<B> + AutodiffModule<B> {
     /// The input channels a calibration image must have.
     fn in_channels(&self) -> usize;
 
@@ -139,17 +141,21 @@ pub(crate) trait ChannelImportance<B: AutodiffBackend>: SortedClassifier<B> + Au
     /// batch statistics.
     fn activation(model: &Self::InnerModule, images: Tensor<B::InnerBackend, 4>) -> Vec<Vec<f32>>;
 
-    /// The Taylor scores, read from `grads` of one backward pass through the full model.
+    /// The Taylor scores, read from `grads` of one backward pass through the full model: per
+    /// channel `|gamma * dL/dgamma + beta * dL/dbeta|` of its BatchNorm, the first-order Taylor
+    /// score `|sum(h * dL/dh)|` of its post-ReLU activation `h`, read without hooks.
     fn taylor(&self, grads: &B::Gradients) -> Vec<Vec<f32>>;
 }
 
 /// Scores every block's channels of `model`'s full sub-model `full` with `score` on a
-/// calibration batch (`images` `[n, c, h, w]`, `labels` `[n]`), BatchNorm on batch statistics.
-/// The model is not changed.
+/// calibration batch (`images` `[n, c, h, w]`, `labels` `[n]`), BatchNorm on batch statistics:
+/// the family's [`ChannelImportance`] scores (what each family's channels are and how its
+/// activation is read are in its implementation's docs); Taylor's loss is the classification
+/// cross-entropy. The model is not changed.
 ///
 /// # Errors
 /// [`SortError::Calibration`] if the batch does not fit the model.
-pub(crate) fn importance_channels<B: AutodiffBackend, M: ChannelImportance<B>>(
+pub fn importance_channels<B: AutodiffBackend, M: ChannelImportance<B>>(
     model: &M,
     full: &SubModel,
     images: Tensor<B, 4>,

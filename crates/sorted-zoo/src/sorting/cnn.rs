@@ -7,15 +7,14 @@
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::SubModel;
 
 use super::channels::{
-    ChannelImportance, importance_channels, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs,
-    permute_conv_outputs, permute_norm, taylor_channels,
+    ChannelImportance, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs, permute_conv_outputs,
+    permute_norm, taylor_channels,
 };
 use super::permutation::{extend_identity, permute_inputs};
 use super::probe::row_sq;
-use super::{ChannelScores, ImportanceScore, SortError, block_orders};
+use super::{ChannelScores, SortError, block_orders};
 use crate::SortedCnn;
 
 /// The magnitude score of every convolution's channels: `|gamma|` of its BatchNorm times the
@@ -34,23 +33,8 @@ pub fn magnitude_cnn<B: Backend>(model: &SortedCnn<B>) -> ChannelScores {
     ChannelScores { blocks }
 }
 
-/// Scores every channel of the full model `full` with `score` on a calibration batch
-/// (`images` `[n, c, h, w]`, `labels` `[n]`), BatchNorm on batch statistics. Activation: the
-/// mean post-ReLU activation; Taylor: see [`channels`](super::channels). The model is not
-/// changed.
-///
-/// # Errors
-/// [`SortError::Calibration`] if the batch does not fit the model.
-pub fn importance_cnn<B: AutodiffBackend>(
-    model: &SortedCnn<B>,
-    full: &SubModel,
-    images: Tensor<B, 4>,
-    labels: Tensor<B, 1, Int>,
-    score: ImportanceScore,
-) -> Result<ChannelScores, SortError> {
-    importance_channels(model, full, images, labels, score)
-}
-
+/// Activation: the mean post-ReLU activation of every convolution's channels; Taylor: see
+/// [`ChannelImportance::taylor`].
 impl<B: AutodiffBackend> ChannelImportance<B> for SortedCnn<B> {
     fn in_channels(&self) -> usize {
         self.convs[0].c_in_max()

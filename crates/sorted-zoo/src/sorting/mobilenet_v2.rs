@@ -11,13 +11,13 @@
 
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::{NormPass, SubModel};
+use sorted_nn::NormPass;
 
 use super::channels::{
-    ChannelImportance, importance_channels, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs,
-    permute_conv_outputs, permute_norm, taylor_channels,
+    ChannelImportance, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs, permute_conv_outputs,
+    permute_norm, taylor_channels,
 };
-use super::{ChannelScores, ImportanceScore, SortError, block_orders};
+use super::{ChannelScores, SortError, block_orders};
 use crate::{SortedConvNorm, SortedInvertedResidual, SortedMobileNetV2};
 
 /// The number of hidden channels the sort reorders in `block` (0 without expansion).
@@ -40,25 +40,10 @@ pub fn magnitude_mobilenet_v2<B: Backend>(model: &SortedMobileNetV2<B>) -> Chann
     ChannelScores { blocks }
 }
 
-/// Scores every block's hidden channels in the full model `full` with `score` on a calibration
-/// batch (`images` `[n, c, h, w]`, `labels` `[n]`), BatchNorm on batch statistics. Activation:
-/// the mean ReLU6 activation after the depthwise convolution (what the projection reads);
-/// Taylor: see [`channels`](super::channels), summed over the expansion's and the depthwise
-/// BatchNorms of the channel. Blocks without expansion get an empty vector. The model is not
-/// changed.
-///
-/// # Errors
-/// [`SortError::Calibration`] if the batch does not fit the model.
-pub fn importance_mobilenet_v2<B: AutodiffBackend>(
-    model: &SortedMobileNetV2<B>,
-    full: &SubModel,
-    images: Tensor<B, 4>,
-    labels: Tensor<B, 1, Int>,
-    score: ImportanceScore,
-) -> Result<ChannelScores, SortError> {
-    importance_channels(model, full, images, labels, score)
-}
-
+/// Activation: the mean ReLU6 activation of every block's hidden channels after the depthwise
+/// convolution (what the projection reads); Taylor: see [`ChannelImportance::taylor`], summed over
+/// the expansion's and the depthwise BatchNorms of the channel. Blocks without expansion get an
+/// empty vector.
 impl<B: AutodiffBackend> ChannelImportance<B> for SortedMobileNetV2<B> {
     fn in_channels(&self) -> usize {
         self.stem.conv.c_in_max()

@@ -70,12 +70,13 @@ use serde::{Deserialize, Serialize};
 use crate::ModelConfigError;
 
 pub use bert::{BertCalibration, importance_bert, magnitude_bert, sort_bert};
-pub use cnn::{importance_cnn, magnitude_cnn, sort_cnn};
+pub use channels::{ChannelImportance, importance_channels};
+pub use cnn::{magnitude_cnn, sort_cnn};
 pub use llama::{importance_llama, magnitude_llama, sort_llama};
 pub use mlp::{magnitude_mlp, sort_mlp};
-pub use mobilenet_v2::{importance_mobilenet_v2, magnitude_mobilenet_v2, sort_mobilenet_v2};
+pub use mobilenet_v2::{magnitude_mobilenet_v2, sort_mobilenet_v2};
 pub use permutation::{descending_order, expand_blocks, grouped_order, permute_axis, permute_inputs, permute_outputs};
-pub use resnet::{importance_resnet, magnitude_resnet, sort_resnet};
+pub use resnet::{magnitude_resnet, sort_resnet};
 
 /// How a unit's importance is measured.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]

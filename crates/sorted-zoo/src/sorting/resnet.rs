@@ -11,13 +11,13 @@
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::{NormPass, SubModel};
+use sorted_nn::NormPass;
 
 use super::channels::{
-    ChannelImportance, importance_channels, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs,
-    permute_conv_outputs, permute_norm, taylor_channels,
+    ChannelImportance, input_sq, magnitude_channels, mean_abs_channels, permute_conv_inputs, permute_conv_outputs,
+    permute_norm, taylor_channels,
 };
-use super::{ChannelScores, ImportanceScore, SortError, block_orders};
+use super::{ChannelScores, SortError, block_orders};
 use crate::{SortedBasicBlock, SortedResNet};
 
 /// The magnitude score of every block's inner channels: `|gamma|` of the first BatchNorm times
@@ -27,23 +27,8 @@ pub fn magnitude_resnet<B: Backend>(model: &SortedResNet<B>) -> ChannelScores {
     ChannelScores { blocks }
 }
 
-/// Scores every block's inner channels in the full model `full` with `score` on a calibration
-/// batch (`images` `[n, c, h, w]`, `labels` `[n]`), BatchNorm on batch statistics. Activation:
-/// the mean post-ReLU activation after the first BatchNorm; Taylor: see
-/// [`channels`](super::channels). The model is not changed.
-///
-/// # Errors
-/// [`SortError::Calibration`] if the batch does not fit the model.
-pub fn importance_resnet<B: AutodiffBackend>(
-    model: &SortedResNet<B>,
-    full: &SubModel,
-    images: Tensor<B, 4>,
-    labels: Tensor<B, 1, Int>,
-    score: ImportanceScore,
-) -> Result<ChannelScores, SortError> {
-    importance_channels(model, full, images, labels, score)
-}
-
+/// Activation: the mean post-ReLU activation of every block's inner channels after the first
+/// BatchNorm; Taylor: see [`ChannelImportance::taylor`].
 impl<B: AutodiffBackend> ChannelImportance<B> for SortedResNet<B> {
     fn in_channels(&self) -> usize {
         self.stem.conv.c_in_max()

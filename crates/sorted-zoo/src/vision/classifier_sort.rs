@@ -34,9 +34,8 @@ use sorted_nn::SubModel;
 
 use crate::AnyClassifier;
 use crate::sorting::{
-    ChannelScores, ImportanceScore, SortError, importance_cnn, importance_mobilenet_v2, importance_resnet,
-    magnitude_cnn, magnitude_mlp, magnitude_mobilenet_v2, magnitude_resnet, sort_cnn, sort_mlp, sort_mobilenet_v2,
-    sort_resnet,
+    ChannelScores, ImportanceScore, SortError, importance_channels, magnitude_cnn, magnitude_mlp,
+    magnitude_mobilenet_v2, magnitude_resnet, sort_cnn, sort_mlp, sort_mobilenet_v2, sort_resnet,
 };
 
 /// What [`sort_classifier`] did.
@@ -95,9 +94,9 @@ where
         let mut n = 0;
         for (images, labels) in batches {
             let scores = match &model {
-                AnyClassifier::Cnn(m) => importance_cnn(m, full, images, labels, score)?,
-                AnyClassifier::ResNet(m) => importance_resnet(m, full, images, labels, score)?,
-                AnyClassifier::MobileNetV2(m) => importance_mobilenet_v2(m, full, images, labels, score)?,
+                AnyClassifier::Cnn(m) => importance_channels(m, full, images, labels, score)?,
+                AnyClassifier::ResNet(m) => importance_channels(m, full, images, labels, score)?,
+                AnyClassifier::MobileNetV2(m) => importance_channels(m, full, images, labels, score)?,
                 AnyClassifier::Mlp(_) => unreachable!("handled above"),
             };
             n += 1;
@@ -134,6 +133,17 @@ mod tests {
 
     type B = Autodiff<Flex>;
 
+    /// Depths 1 and 2, widths 4 and 8 per block.
+    fn space() -> NestingSpace {
+        NestingSpace::new(NestingSpaceConfig {
+            depths: vec![1, 2],
+            widths: Some(vec![4, 8]),
+            block_widths: None,
+            tie_widths: false,
+        })
+        .unwrap()
+    }
+
     fn logits(model: &AnyClassifier<B>, images: Tensor<B, 4>, full: &SubModel) -> Vec<f32> {
         use crate::SortedClassifier;
         let pass = &mut NormPass::Batch;
@@ -148,13 +158,7 @@ mod tests {
 
     #[test]
     fn every_family_sorted_by_every_score_keeps_the_full_models_logits() {
-        let space = NestingSpace::new(NestingSpaceConfig {
-            depths: vec![1, 2],
-            widths: Some(vec![4, 8]),
-            block_widths: None,
-            tie_widths: false,
-        })
-        .unwrap();
+        let space = space();
         let device = Default::default();
         let full = space.largest();
         let batch = || {
@@ -186,13 +190,7 @@ mod tests {
 
     #[test]
     fn the_start_keys_are_checked_naming_them() {
-        let space = NestingSpace::new(NestingSpaceConfig {
-            depths: vec![1, 2],
-            widths: Some(vec![4, 8]),
-            block_widths: None,
-            tie_widths: false,
-        })
-        .unwrap();
+        let space = space();
         let bad = |text: &str| toml::from_str::<ClassifierConfig>(text).unwrap().validate(&space).unwrap_err().key;
         assert_eq!(bad("[mlp]\nsort_by = \"taylor\""), "model.mlp.sort_by");
         assert_eq!(
