@@ -110,10 +110,13 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>, T: TrainTask<B, M, Sub: Send + Sy
 
 /// Trains `model` with experiment `cfg`'s loop (any flow: its `[train]`, `[lr]`, `[optimizer]`
 /// and seed; `sampler` built from its `[sampler]`), checkpointing into `run_dir` with the
-/// resolved config, on the run's peers ([`train_on_peers`]).
+/// resolved config, on the run's peers (`train.devices` / `train.peers`, and the nodes of
+/// `options.distributed`): one loop on `device`, or one thread per peer, each with its own
+/// `task(Some(peer), peer_device)` and optimizer, averaging gradients with Burn's collective
+/// ([`run_peers`]). The trained model comes back on `device` (evaluation and reports run there).
 ///
 /// # Errors
-/// As [`train_on_peers`].
+/// As [`TrainLoop::run`], with the run folder as context; with peers, the first peer's error.
 pub(crate) fn train_experiment<B, M, T, D, C, S>(
     cfg: &ExperimentConfig<D, C, S>,
     sampler: &dyn Sampler<T::Sub>,
@@ -134,36 +137,13 @@ where
     let config_toml = cfg.to_toml();
     let train_loop = TrainLoop::new(&cfg.train, &cfg.lr, sampler, cfg.seed, run_dir, &config_toml);
     let optimizer = &cfg.optimizer;
-    train_on_peers(&train_loop, &cfg.train, device, task, model, || optimizer.init(), options)
-}
-
-/// Runs `train_loop` on the run's peers (`train.devices` / `train.peers`, and the nodes of
-/// `options.distributed`): one loop on `device`, or one thread per peer, each with its own
-/// `task(Some(peer), peer_device)` and optimizer, averaging gradients with Burn's collective.
-/// The trained model comes back on `device` (evaluation and reports run there).
-///
-/// # Errors
-/// As [`TrainLoop::run`]; with peers, the first peer's error.
-fn train_on_peers<B, M, T>(
-    train_loop: &TrainLoop<'_, T::Sub>,
-    train: &sorted_sched::TrainConfig,
-    device: &B::Device,
-    task: &(dyn Fn(Option<Peer>, &B::Device) -> T + Sync),
-    model: M,
-    optim: impl Fn() -> sorted_sched::SortedOptimizer<M, B> + Sync,
-    options: &TrainOptions,
-) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
-where
-    B: AutodiffBackend,
-    M: AutodiffModule<B, InnerModule: Send>,
-    T: PeerTask<B, M>,
-{
-    let devices = peer_devices::<B>(train, device);
+    let optim = || optimizer.init();
+    let devices = peer_devices::<B>(&cfg.train, device);
     let outcome = if devices.len() > 1 || options.distributed.is_some() {
-        run_peers(train_loop, &devices, task, model, optim, options)?
+        run_peers(&train_loop, &devices, task, model, optim, options)?
     } else {
         let model = model.fork(&devices[0]);
-        run_loop(train_loop, &task(None, &devices[0]), model, optim(), &devices[0], options, None)?
+        run_loop(&train_loop, &task(None, &devices[0]), model, optim(), &devices[0], options, None)?
     };
     Ok(sorted_sched::LoopOutcome { model: outcome.model.fork(device), state: outcome.state })
 }
