@@ -11,11 +11,11 @@ use sorted_nn::{
 use crate::StagedNetworkConfig;
 use crate::vision::classifier::{DenseClassifier, SortedClassifier};
 use crate::vision::conv_norm::{DenseConvNorm, SortedConvNorm};
-use crate::vision::depth_order::{DepthOrder, widths_in_flat_order};
+use crate::vision::depth_order::DepthOrder;
 use crate::vision::residual::add_prefix;
 use crate::vision::scaling::proportional;
 use crate::vision::staged_body::{StagedBody, check_block_widths, staged_block, stem_width};
-use crate::vision::staged_network::{StagedSizes, check_staged_sizes};
+use crate::vision::staged_network::staged_config;
 
 /// ReLU6, MobileNetV2's activation.
 fn relu6<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
@@ -159,14 +159,6 @@ impl SortedMobileNetV2Config {
         }
     }
 
-    /// The same model for other inputs (for example `1, [28, 28], 10` for Fashion-MNIST).
-    pub fn with_input(mut self, in_channels: usize, input_hw: [usize; 2], n_classes: usize) -> Self {
-        self.in_channels = in_channels;
-        self.input_hw = input_hw;
-        self.n_classes = n_classes;
-        self
-    }
-
     /// Sets [`SortedMobileNetV2Config::scale_last_conv`].
     pub fn with_scale_last_conv(mut self, scale: bool) -> Self {
         self.scale_last_conv = scale;
@@ -179,46 +171,6 @@ impl SortedMobileNetV2Config {
         self
     }
 
-    /// Gives every BatchNorm private statistics for each channel option of `space` (which
-    /// numbers blocks in the activation order).
-    pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
-        self.switchable_widths = widths_in_flat_order(&self.activation_order(), space);
-        self
-    }
-
-    /// Checks sizes that [`SortedMobileNetV2Config::init`] relies on.
-    ///
-    /// # Errors
-    /// [`SpecError`] naming the key: no stages, a zero size, or more `switchable_widths` lists
-    /// than blocks.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        check_staged_sizes(StagedSizes {
-            has_stages: !self.stages.is_empty(),
-            sizes: &[
-                ("in_channels", self.in_channels),
-                ("n_classes", self.n_classes),
-                ("stem_channels", self.stem_channels),
-                ("stem_stride", self.stem_stride),
-                ("last_channels", self.last_channels),
-            ],
-            input_hw: self.input_hw,
-            stages: self
-                .stages
-                .iter()
-                .map(|s| {
-                    vec![
-                        ("expansion", s.expansion),
-                        ("channels", s.channels),
-                        ("blocks", s.blocks),
-                        ("stride", s.stride),
-                    ]
-                })
-                .collect(),
-            n_blocks: self.n_blocks(),
-            switchable_lists: self.switchable_widths.len(),
-        })
-    }
-
     /// Allocates the model, parameters materialised.
     ///
     /// # Panics
@@ -227,7 +179,6 @@ impl SortedMobileNetV2Config {
         if let Err(e) = self.validate() {
             panic!("SortedMobileNetV2Config: {e}");
         }
-        let switchable = |b: usize| self.switchable_widths.get(b).cloned().unwrap_or_default();
         let follow = |widths: &[usize], from: usize, to: usize| {
             let mut out: Vec<usize> = widths.iter().map(|&w| proportional(w, from, to)).collect();
             out.sort_unstable();
@@ -235,7 +186,7 @@ impl SortedMobileNetV2Config {
             out
         };
         let c0 = self.stages[0].channels;
-        let mut in_widths = follow(&switchable(0), c0, self.stem_channels);
+        let mut in_widths = follow(&self.switchable(0), c0, self.stem_channels);
         let stem = SortedConvNorm::new(
             [self.in_channels, self.stem_channels],
             3,
@@ -251,13 +202,13 @@ impl SortedMobileNetV2Config {
             if self.depth_order == DepthOrder::PerStage && s > 0 {
                 // The stage's first block may follow any active block of the previous stage.
                 let previous = blocks.len() - self.stages[s - 1].blocks;
-                let mut union: Vec<usize> = (previous..blocks.len()).flat_map(switchable).collect();
+                let mut union: Vec<usize> = (previous..blocks.len()).flat_map(|b| self.switchable(b)).collect();
                 union.sort_unstable();
                 union.dedup();
                 in_widths = union;
             }
             for i in 0..stage.blocks {
-                let (t, c, widths) = (stage.expansion, stage.channels, switchable(blocks.len()));
+                let (t, c, widths) = (stage.expansion, stage.channels, self.switchable(blocks.len()));
                 let stride = if i == 0 { stage.stride } else { 1 };
                 let hidden = t * c_in;
                 let hidden_widths: Vec<usize> = in_widths.iter().map(|&w| t * w).collect();
@@ -291,6 +242,14 @@ impl SortedMobileNetV2Config {
         }
     }
 }
+
+// `with_input`, `with_switchable_bn`, `validate` and `StagedNetworkConfig`, written once for both
+// staged configs in `staged_network.rs`.
+staged_config!(
+    SortedMobileNetV2Config,
+    sizes: [in_channels, n_classes, stem_channels, stem_stride, last_channels],
+    stage_sizes: [expansion, channels, blocks, stride]
+);
 
 /// An inverted residual block with nested channels: 1x1 expansion-BN-ReLU6 (absent when the
 /// expansion factor is 1), 3x3 depthwise-BN-ReLU6 (with the block's stride), 1x1 projection-BN,
@@ -572,15 +531,5 @@ impl<B: Backend> DenseClassifier<B> for DenseMobileNetV2<B> {
         let x = relu6(self.last.forward(x));
         let pooled: Tensor<B, 2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         self.head.forward(pooled)
-    }
-}
-
-impl StagedNetworkConfig for SortedMobileNetV2Config {
-    fn stage_shapes(&self) -> Vec<(usize, usize)> {
-        self.stages.iter().map(|s| (s.blocks, s.channels)).collect()
-    }
-
-    fn block_order(&self) -> DepthOrder {
-        self.depth_order
     }
 }

@@ -13,11 +13,11 @@ use sorted_nn::{
 use crate::StagedNetworkConfig;
 use crate::vision::classifier::{DenseClassifier, SortedClassifier};
 use crate::vision::conv_norm::{DenseConvNorm, SortedConvNorm};
-use crate::vision::depth_order::{DepthOrder, activation_order, widths_in_flat_order};
+use crate::vision::depth_order::{DepthOrder, activation_order};
 use crate::vision::residual::add_prefix;
 use crate::vision::scaling::proportional;
 use crate::vision::staged_body::{StagedBody, check_block_widths, staged_block, stem_width};
-use crate::vision::staged_network::{StagedSizes, check_staged_sizes};
+use crate::vision::staged_network::staged_config;
 
 /// One stage of a [`SortedResNetConfig`]: `blocks` basic blocks of the same allocated width.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -249,45 +249,6 @@ impl SortedResNetConfig {
         }
     }
 
-    /// The same model for other inputs (for example `1, [28, 28], 10` for Fashion-MNIST).
-    pub fn with_input(mut self, in_channels: usize, input_hw: [usize; 2], n_classes: usize) -> Self {
-        self.in_channels = in_channels;
-        self.input_hw = input_hw;
-        self.n_classes = n_classes;
-        self
-    }
-
-    /// Gives every BatchNorm private statistics for each channel option of `space` (the stem's
-    /// follow the first block's options). `space` numbers blocks in the activation order.
-    pub fn with_switchable_bn(mut self, space: &NestingSpace) -> Self {
-        self.switchable_widths = widths_in_flat_order(&self.activation_order(), space);
-        self
-    }
-
-    /// Checks sizes that [`SortedResNetConfig::init`] relies on.
-    ///
-    /// # Errors
-    /// [`SpecError`] naming the key: no stages, a zero size, or more `switchable_widths` lists
-    /// than blocks.
-    pub fn validate(&self) -> Result<(), SpecError> {
-        check_staged_sizes(StagedSizes {
-            has_stages: !self.stages.is_empty(),
-            sizes: &[
-                ("in_channels", self.in_channels),
-                ("n_classes", self.n_classes),
-                ("stem_channels", self.stem_channels),
-            ],
-            input_hw: self.input_hw,
-            stages: self
-                .stages
-                .iter()
-                .map(|s| vec![("channels", s.channels), ("blocks", s.blocks), ("stride", s.stride)])
-                .collect(),
-            n_blocks: self.n_blocks(),
-            switchable_lists: self.switchable_widths.len(),
-        })
-    }
-
     /// Allocates the model, parameters materialised.
     ///
     /// # Panics
@@ -296,20 +257,19 @@ impl SortedResNetConfig {
         if let Err(e) = self.validate() {
             panic!("SortedResNetConfig: {e}");
         }
-        let switchable = |b: usize| self.switchable_widths.get(b).cloned().unwrap_or_default();
         let conv_norm = |c_in: usize, c: usize, k: usize, stride: usize, widths: Vec<usize>| {
             SortedConvNorm::new([c_in, c], k, stride, false, widths, device)
         };
         let c0 = self.stages[0].channels;
         let mut stem_widths: Vec<usize> =
-            switchable(0).iter().map(|&w| proportional(w, c0, self.stem_channels)).collect();
+            self.switchable(0).iter().map(|&w| proportional(w, c0, self.stem_channels)).collect();
         stem_widths.dedup();
         let stem = conv_norm(self.in_channels, self.stem_channels, 3, 1, stem_widths);
         let mut blocks = Vec::with_capacity(self.n_blocks());
         let mut c_in = self.stem_channels;
         for stage in &self.stages {
             for i in 0..stage.blocks {
-                let (c, widths) = (stage.channels, switchable(blocks.len()));
+                let (c, widths) = (stage.channels, self.switchable(blocks.len()));
                 let stride = if i == 0 { stage.stride } else { 1 };
                 let first = conv_norm(c_in, c, 3, stride, widths.clone());
                 let second = conv_norm(c, c, 3, 1, widths.clone());
@@ -334,6 +294,14 @@ impl SortedResNetConfig {
         }
     }
 }
+
+// `with_input`, `with_switchable_bn`, `validate` and `StagedNetworkConfig`, written once for both
+// staged configs in `staged_network.rs`.
+staged_config!(
+    SortedResNetConfig,
+    sizes: [in_channels, n_classes, stem_channels],
+    stage_sizes: [channels, blocks, stride]
+);
 
 /// A basic residual block with nested channels: conv3x3-BN-ReLU-conv3x3-BN, plus the shortcut,
 /// then ReLU. Both convolutions produce the block's active width.
@@ -583,15 +551,5 @@ impl<B: Backend> DenseClassifier<B> for DenseResNet<B> {
         }
         let pooled: Tensor<B, 2> = x.mean_dim(3).mean_dim(2).flatten(1, 3);
         self.head.forward(pooled)
-    }
-}
-
-impl StagedNetworkConfig for SortedResNetConfig {
-    fn stage_shapes(&self) -> Vec<(usize, usize)> {
-        self.stages.iter().map(|s| (s.blocks, s.channels)).collect()
-    }
-
-    fn block_order(&self) -> DepthOrder {
-        self.depth_order
     }
 }

@@ -68,6 +68,70 @@ pub trait StagedNetworkConfig {
     }
 }
 
+/// Gives a staged config (`SortedResNetConfig`, `SortedMobileNetV2Config`) what both have in the
+/// same form: [`StagedNetworkConfig`] and the inherent `with_input`, `with_switchable_bn`,
+/// `validate` and (private) `switchable`. `validate` checks, through [`check_staged_sizes`],
+/// that none of the top-level `sizes` and, in every stage, none of the `stage_sizes` is 0; the
+/// error names the key, which is the field's name. The config has the fields `in_channels`,
+/// `input_hw`, `n_classes`, `stages` (each with `blocks` and `channels`), `switchable_widths`
+/// and `depth_order`.
+macro_rules! staged_config {
+    ($config:ident, sizes: [$($size:ident),+], stage_sizes: [$($stage_size:ident),+]) => {
+        impl $config {
+            /// The same model for other inputs (for example `1, [28, 28], 10` for Fashion-MNIST).
+            pub fn with_input(mut self, in_channels: usize, input_hw: [usize; 2], n_classes: usize) -> Self {
+                self.in_channels = in_channels;
+                self.input_hw = input_hw;
+                self.n_classes = n_classes;
+                self
+            }
+
+            #[doc = concat!(
+                "Gives every BatchNorm private statistics for each channel option of `space` (which\n",
+                "numbers blocks in the activation order); the other BatchNorms' options follow (see\n",
+                "[`", stringify!($config), "::switchable_widths`]).",
+            )]
+            pub fn with_switchable_bn(mut self, space: &::sorted_nn::NestingSpace) -> Self {
+                let order = $crate::StagedNetworkConfig::activation_order(&self);
+                self.switchable_widths = $crate::vision::depth_order::widths_in_flat_order(&order, space);
+                self
+            }
+
+            #[doc = concat!("Checks sizes that [`", stringify!($config), "::init`] relies on.")]
+            ///
+            /// # Errors
+            /// [`SpecError`](sorted_nn::SpecError) naming the key: no stages, a zero size, or more
+            /// `switchable_widths` lists than blocks.
+            pub fn validate(&self) -> Result<(), ::sorted_nn::SpecError> {
+                $crate::vision::staged_network::check_staged_sizes($crate::vision::staged_network::StagedSizes {
+                    has_stages: !self.stages.is_empty(),
+                    sizes: &[$((stringify!($size), self.$size)),+],
+                    input_hw: self.input_hw,
+                    stages: self.stages.iter().map(|s| vec![$((stringify!($stage_size), s.$stage_size)),+]).collect(),
+                    n_blocks: $crate::StagedNetworkConfig::n_blocks(self),
+                    switchable_lists: self.switchable_widths.len(),
+                })
+            }
+
+            /// The switchable widths of block `b` (flat order); empty for none.
+            fn switchable(&self, b: usize) -> Vec<usize> {
+                self.switchable_widths.get(b).cloned().unwrap_or_default()
+            }
+        }
+
+        impl $crate::StagedNetworkConfig for $config {
+            fn stage_shapes(&self) -> Vec<(usize, usize)> {
+                self.stages.iter().map(|s| (s.blocks, s.channels)).collect()
+            }
+
+            fn block_order(&self) -> $crate::DepthOrder {
+                self.depth_order
+            }
+        }
+    };
+}
+pub(crate) use staged_config;
+
 /// The sizes a staged network's config must have, checked by [`check_staged_sizes`].
 pub(crate) struct StagedSizes<'a> {
     /// Whether the config has stages.
