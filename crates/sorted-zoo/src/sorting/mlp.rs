@@ -35,7 +35,8 @@ pub fn magnitude_mlp<B: Backend>(model: &SortedMlp<B>) -> MlpScores {
 /// Reorders every block's hidden units by descending score (stable): the block's weight
 /// columns and bias, and the rows of the layer that reads them (the next block, or the head's
 /// first rows for the last block). The full model's outputs are unchanged; parameter ids are
-/// kept. See the [module docs](self) for shallower exits.
+/// kept. A shallower exit, whose block's units meet the same head rows, computes something else
+/// afterwards (for a model trained dense those exits were never trained anyway).
 ///
 /// # Errors
 /// [`SortError::LayerCount`] if `scores` has another number of blocks,
