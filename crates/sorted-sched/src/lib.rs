@@ -39,5 +39,6 @@ pub use sampler::{
 pub use schedule::{Decay, LrSchedule};
 pub use train_config::{LossReduction, TrainConfig};
 pub use train_loop::{
-    JointLoss, LoopOptions, LoopOutcome, Peer, TrainError, TrainLoop, TrainObserver, TrainTask, checkpoint_due,
+    JointLoss, LoopOptions, LoopOutcome, Peer, TrainError, TrainLoop, TrainModel, TrainObserver, TrainTask,
+    checkpoint_due,
 };

@@ -22,6 +22,13 @@ use crate::{
     load_checkpoint, normalised_weights, save_checkpoint,
 };
 
+/// A model [`TrainLoop::run`] can train: an autodiff module whose inner (non-autodiff) module
+/// can cross threads, for the accumulation on worker threads. Every such module is one (the
+/// blanket impl), so callers name only this bound.
+pub trait TrainModel<B: AutodiffBackend>: AutodiffModule<B, InnerModule: Send> {}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B, InnerModule: Send>> TrainModel<B> for M {}
+
 /// What one experiment kind supplies to [`TrainLoop::run`].
 pub trait TrainTask<B: AutodiffBackend, M: AutodiffModule<B>>: Sync {
     /// The sub-model type the sampler draws.
@@ -211,7 +218,8 @@ impl<'a, S> TrainLoop<'a, S> {
     }
 }
 
-impl<S> TrainLoop<'_, S> {
+// A sub-model is cloned into, shown by and sent to the accumulation's worker threads.
+impl<S: Clone + Display + Send + Sync> TrainLoop<'_, S> {
     /// Trains `model` with `optim` from step 0 (or, with `options.resume`, from the newest
     /// checkpoint, restoring weights, optimizer state and position exactly) until
     /// `train.steps` or `options.stop_after`, saving a checkpoint generation every
@@ -238,10 +246,8 @@ impl<S> TrainLoop<'_, S> {
     ) -> Result<LoopOutcome<M>, TrainError>
     where
         B: AutodiffBackend,
-        M: AutodiffModule<B>,
-        M::InnerModule: Send,
+        M: TrainModel<B>,
         T: TrainTask<B, M, Sub = S>,
-        S: Clone + Display + Send + Sync,
     {
         let total = self.train.steps;
         let (mut model, mut optim) = (model, optim);
@@ -294,10 +300,8 @@ impl<S> TrainLoop<'_, S> {
     ) -> Result<M, TrainError>
     where
         B: AutodiffBackend,
-        M: AutodiffModule<B>,
-        M::InnerModule: Send,
+        M: TrainModel<B>,
         T: TrainTask<B, M, Sub = S>,
-        S: Clone + Display + Send + Sync,
     {
         let total = self.train.steps;
         let reduction = self.train.loss_reduction.scale(self.sampler.k());
