@@ -146,3 +146,86 @@ mod q8 {
         let _ = w.times_transposed(&[1.0; 33], 1, 2, 33);
     }
 }
+
+mod host {
+    use sorted_kernels::{FEW_ROWS_MAX, HostDecoder, HostDecoderShape, HostLayer, HostMatrix, Q8Matrix};
+
+    use super::{assert_close, naive, values};
+
+    #[test]
+    fn an_f32_host_matrix_takes_any_row_count_and_view() {
+        let (rows, cols) = (21, 19);
+        let data = values(rows * cols, 4);
+        let w = HostMatrix::f32(data.clone(), rows, cols);
+        for (out, k) in [(rows, cols), (7, 19), (21, 5)] {
+            for m in [1, FEW_ROWS_MAX, FEW_ROWS_MAX + 1, 3 * FEW_ROWS_MAX + 2] {
+                let x = values(m * k, (m + k) as u64);
+                assert_close(&w.times_transposed(&x, m, out, k), &naive(&x, m, &data, out, k, cols));
+            }
+        }
+        assert_eq!(w.bytes(), 4 * rows * cols);
+        // The 8-bit form multiplies as its own dequantized matrix does.
+        let q = HostMatrix::q8(&data, rows, cols);
+        let dense = Q8Matrix::quantize(&data, rows, cols).dequantize();
+        let x = values(2 * cols, 3);
+        assert_close(&q.times_transposed(&x, 2, rows, cols), &naive(&x, 2, &dense, rows, cols, cols));
+    }
+
+    /// One layer, hidden 4, one head of 4, SwiGLU 2; every matrix the identity or zero.
+    fn one_layer(ffn_down: f32) -> HostDecoder {
+        let eye = |n: usize| {
+            let mut v = vec![0.0; n * n];
+            (0..n).for_each(|i| v[i * n + i] = 1.0);
+            HostMatrix::f32(v, n, n)
+        };
+        let shape =
+            HostDecoderShape { hidden: 4, heads: 1, kv_heads: 1, head_dim: 4, rope_theta: 10_000.0, norm_eps: 0.0 };
+        let layer = HostLayer {
+            attention_norm: vec![1.0; 4],
+            query: eye(4),
+            key: eye(4),
+            value: eye(4),
+            output: eye(4),
+            ffn_norm: vec![1.0; 4],
+            gate: HostMatrix::f32(vec![0.0; 8], 2, 4),
+            up: HostMatrix::f32(vec![0.0; 8], 2, 4),
+            down: HostMatrix::f32(vec![ffn_down; 8], 4, 2),
+        };
+        let embedding: Vec<f32> = (0..12).map(|i| i as f32 - 5.5).collect();
+        HostDecoder::new(shape, embedding.clone(), HostMatrix::f32(embedding, 3, 4), vec![1.0; 4], vec![layer])
+    }
+
+    #[test]
+    fn a_first_token_attends_only_to_itself() {
+        // At position 0 attention returns the token's own value: the normalised input, which
+        // the residual adds to the input; the FFN's gate is zero, so it adds nothing.
+        let decoder = one_layer(1.0);
+        let x = decoder.embed(&[1]);
+        let rms = (x.iter().map(|v| v * v).sum::<f32>() / 4.0).sqrt();
+        let want: Vec<f32> = x.iter().map(|v| v + v / rms).collect();
+        let mut cache = decoder.new_cache();
+        assert_close(&decoder.run_layers(x, 0, 1, 1, 2, &mut cache), &want);
+        assert_eq!(cache.len_of(0), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "layer 0 down")]
+    fn parts_of_the_wrong_shape_are_refused_by_name() {
+        let decoder = one_layer(1.0);
+        let mut layers = vec![];
+        let shape = decoder.shape();
+        let eye = HostMatrix::f32(vec![1.0; 16], 4, 4);
+        layers.push(HostLayer {
+            attention_norm: vec![1.0; 4],
+            query: eye.clone(),
+            key: eye.clone(),
+            value: eye.clone(),
+            output: eye.clone(),
+            ffn_norm: vec![1.0; 4],
+            gate: HostMatrix::f32(vec![0.0; 8], 2, 4),
+            up: HostMatrix::f32(vec![0.0; 8], 2, 4),
+            down: eye,
+        });
+        HostDecoder::new(shape, vec![0.0; 12], HostMatrix::f32(vec![0.0; 12], 3, 4), vec![1.0; 4], layers);
+    }
+}

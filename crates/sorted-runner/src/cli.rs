@@ -187,13 +187,15 @@ pub struct GenerateArgs {
     /// to compare sizes): each drafted token's head costs N/vocab, verification stays exact.
     #[arg(long)]
     pub draft_vocab: Vec<usize>,
-    /// Decode with the model's own (training) weight layout instead of a transposed copy of the
-    /// projections (the copy is faster on Flex and costs a second copy of the layer weights).
+    /// Decode with Burn and the model's own (training) weight layout instead of the fastest
+    /// decoder for the device: on a CPU a copy of the weights on the host decoded one fused pass
+    /// per layer, elsewhere Burn with a transposed copy of the projections (with `--bench`, the
+    /// model layout and, on a CPU, Burn's decoding layout are timed too).
     #[arg(long)]
     pub model_layout: bool,
-    /// Decode with the projections and the tied head in 8-bit blocks (ggml's Q8_0 scheme, f32
-    /// activations): a quarter of the bytes per token, lossy. Also decodes greedily with f32
-    /// weights and says how many prompts and tokens agree.
+    /// Decode on the host CPU with the projections and the tied head in 8-bit blocks (ggml's
+    /// Q8_0 scheme, f32 activations): a quarter of the bytes per token, lossy. Also decodes
+    /// greedily with f32 weights and says how many prompts and tokens agree.
     #[arg(long, conflicts_with = "model_layout")]
     pub q8: bool,
     /// Keep the draft length fixed instead of adapting it to the acceptance.

@@ -362,39 +362,6 @@ mod decoding {
     }
 
     #[test]
-    fn issue_29_the_8_bit_layout_stays_near_the_f32_layers_and_drafts_losslessly_for_itself() {
-        use sorted_zoo::llama::LlamaDecoder;
-        let m = model(13);
-        let (f32_weights, q8_weights) = (m.decode_weights(), m.decode_weights_q8());
-        // A quarter of the bytes, plus the head.
-        assert!(q8_weights.bytes() < f32_weights.bytes() / 3 + 9 * m.embedding.dims().iter().product::<usize>() / 8);
-        let worst = |a: Tensor<F, 3>, b: Tensor<F, 3>| {
-            let scale = b.clone().abs().max().into_scalar().elem::<f32>();
-            a.sub(b).abs().max().into_scalar().elem::<f32>() / scale
-        };
-        for sub in space().iter() {
-            let x = burn::tensor::module::embedding(m.embedding.val(), ids(&TOKENS));
-            let (mut a, mut b) = (KvCache::new(), KvCache::new());
-            let plain = m.run_layers(x.clone(), 0, sub.depth, (&sub).into(), &mut a);
-            let q8 = m.run_layers_with(x, 0, sub.depth, (&sub).into(), &mut b, Some(&q8_weights));
-            let error = worst(q8, plain);
-            assert!(error < 0.02, "{sub:?}: 8-bit layers off by {error} of the largest value");
-        }
-        // Self-speculative decoding in the 8-bit layout gives the 8-bit greedy tokens.
-        let decoder = LlamaDecoder::with_q8_decode_layout(&m);
-        for full in [space().largest(), space().parse_sub_model("L4-H2-F24").unwrap()] {
-            for bonus_token in [false, true] {
-                let config = drafted_by(2, bonus_token);
-                for prompt in prompts() {
-                    let greedy_q8 = decoder.greedy(&full, &prompt, 10, None).0;
-                    let spec = decoder.speculative_greedy(&full, &config, &prompt, 10, None).0;
-                    assert_eq!(spec, greedy_q8, "{full:?}, prompt {prompt:?}, bonus token {bonus_token}");
-                }
-            }
-        }
-    }
-
-    #[test]
     fn the_head_prefix_is_the_head_restricted_to_the_first_tokens() {
         let m = model(12);
         let h = Tensor::<F, 3>::random([1, 3, 16], burn::tensor::Distribution::Default, &Default::default());

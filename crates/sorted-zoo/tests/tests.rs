@@ -7,6 +7,7 @@ mod bert_export;
 mod checks;
 mod deploy;
 mod gguf;
+mod host_decode;
 mod llama;
 mod llama_export;
 mod mobilenet_v2;

@@ -9,9 +9,10 @@ use burn::prelude::*;
 use serde::Serialize;
 use sorted_data::chatml_prompt;
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
-use sorted_zoo::llama::{DecodeStats, EarlyExitConfig, LlamaDecoder, LlamaWidth, SpeculativeConfig};
+use sorted_zoo::llama::{DecodeStats, EarlyExitConfig, HostWeights, LlamaDecoder, LlamaWidth, SpeculativeConfig};
 
 use crate::cli::GenerateArgs;
+use crate::device::DeviceKind;
 use crate::provenance::RunContext;
 use crate::provenance::{machine, write_file};
 
@@ -149,18 +150,27 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     if let Some(i) = encoded.iter().position(Vec::is_empty) {
         anyhow::bail!("--prompt number {} is empty: with --raw it is fed as is, so give it some text", i + 1);
     }
-    let fast = LlamaDecoder::with_decode_layout(&lm.model);
+    // On a CPU the fused host decoder is the fastest f32 decoder; elsewhere Burn's decoding
+    // layout on the device.
+    let on_cpu = [DeviceKind::Cpu, DeviceKind::Ndarray].iter().any(|k| k.name() == ctx.device_name);
+    let fast = if on_cpu {
+        LlamaDecoder::on_host(&lm.model, HostWeights::F32)
+    } else {
+        LlamaDecoder::with_decode_layout(&lm.model)
+    };
     let own = LlamaDecoder::new(&lm.model);
-    let q8 = args.q8.then(|| LlamaDecoder::with_q8_decode_layout(&lm.model));
+    let q8 = args.q8.then(|| LlamaDecoder::on_host(&lm.model, HostWeights::Q8));
     let decoder = match (&q8, args.model_layout) {
         (Some(q8), _) => q8,
         (None, true) => &own,
         (None, false) => &fast,
     };
     if !ctx.quiet
-        && let Some(weights) = decoder.decode_weights()
+        && let Some(bytes) = decoder.bytes_per_step()
     {
-        eprintln!("decoding weights: {:.1} MB streamed per token at full size", weights.bytes() as f64 / 1e6);
+        let engine =
+            if on_cpu || args.q8 { "on the host CPU, one fused pass per layer" } else { "Burn, decoding layout" };
+        eprintln!("decoding weights: {:.1} MB streamed per token at full size ({engine})", bytes as f64 / 1e6);
     }
     let run_on = |target: &TransformerSubModel,
                   decoder: &LlamaDecoder<B>,
@@ -243,7 +253,12 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             );
         }
         rows.push(greedy_row(
-            "greedy (f32 weights, decoding layout; reference)".into(),
+            if on_cpu {
+                "greedy (f32 weights, host; reference)"
+            } else {
+                "greedy (f32 weights, decoding layout; reference)"
+            }
+            .into(),
             (outputs, stats, seconds),
             true,
         ));
@@ -254,6 +269,17 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         rows.push(greedy_row(format!("greedy, full model {} (reference)", lm.full), timed, true));
     }
     if args.bench.is_some() && !args.model_layout {
+        if on_cpu {
+            // Burn's decoding layout on the same CPU, for the fused host decoder's gain.
+            let burn_layout = LlamaDecoder::with_decode_layout(&lm.model);
+            let timed = run_on(&target, &burn_layout, None, None, false, None);
+            let mode = if args.q8 {
+                "greedy (f32 weights, Burn decoding layout; reference)"
+            } else {
+                "greedy (Burn decoding layout)"
+            };
+            rows.push(greedy_row(mode.into(), timed, args.q8));
+        }
         // The same greedy decoding with the model's own (training) layout, for the layout's gain.
         let timed = run_on(&target, &own, None, None, false, None);
         let mode = if args.q8 { "greedy (f32 weights, model layout; reference)" } else { "greedy (model layout)" };

@@ -4,7 +4,11 @@
 use burn::prelude::*;
 use sorted_nn::TransformerSubModel;
 
-use super::model::{DecodeWeights, KvCache, LlamaWidth, SortedLlama};
+use sorted_kernels::HostDecoder;
+
+use super::decode_engine::{BurnEngine, DecodeEngine};
+use super::host_decode::HostWeights;
+use super::model::{DecodeWeights, LlamaWidth, SortedLlama};
 
 /// What a decoding call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,22 +44,6 @@ impl DecodeStats {
     pub fn tokens_per_pass(&self) -> f64 {
         if self.full_passes == 0 { 0.0 } else { self.generated as f64 / self.full_passes as f64 }
     }
-}
-
-fn last_argmax<B: Backend>(logits: Tensor<B, 3>) -> u32 {
-    let [_, s, v] = logits.dims();
-    let last = logits.slice(s![0..1, s - 1..s, ..]).reshape([v]);
-    last.argmax(0).into_scalar().elem::<i64>() as u32
-}
-
-fn argmax_all<B: Backend>(logits: Tensor<B, 3>) -> Vec<u32> {
-    let [_, s, v] = logits.dims();
-    logits.reshape([s, v]).argmax(1).into_data().iter::<i64>().map(|t| t as u32).collect()
-}
-
-fn ids<B: Backend>(tokens: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
-    let values: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-    Tensor::<B, 1, Int>::from_data(TensorData::new(values, [tokens.len()]), device).reshape([1, tokens.len()])
 }
 
 /// A model ready to decode: the model, and optionally its projections copied into the decoding
@@ -96,24 +84,34 @@ fn ids<B: Backend>(tokens: &[u32], device: &B::Device) -> Tensor<B, 2, Int> {
 pub struct LlamaDecoder<'a, B: Backend> {
     model: &'a SortedLlama<B>,
     weights: Option<DecodeWeights<B>>,
+    host: Option<HostDecoder>,
 }
 
 impl<'a, B: Backend> LlamaDecoder<'a, B> {
     /// Decodes with the model's own weights and layout.
     pub fn new(model: &'a SortedLlama<B>) -> Self {
-        Self { model, weights: None }
+        Self { model, weights: None, host: None }
     }
 
     /// Decodes with the projections copied into the decoding layout (built once here).
     pub fn with_decode_layout(model: &'a SortedLlama<B>) -> Self {
-        Self { model, weights: Some(model.decode_weights()) }
+        Self { model, weights: Some(model.decode_weights()), host: None }
     }
 
-    /// Decodes with the projections and the tied head in 8-bit blocks
-    /// ([`SortedLlama::decode_weights_q8`], built once here): a quarter of the bytes per token,
-    /// products on the host's CPU. Lossy: compare its tokens with [`LlamaDecoder::new`]'s.
+    /// Decodes with the projections and the tied head in 8-bit blocks on the host: the same as
+    /// [`LlamaDecoder::on_host`] with [`HostWeights::Q8`]. Lossy: compare its tokens with
+    /// [`LlamaDecoder::new`]'s.
     pub fn with_q8_decode_layout(model: &'a SortedLlama<B>) -> Self {
-        Self { model, weights: Some(model.decode_weights_q8()) }
+        Self::on_host(model, HostWeights::Q8)
+    }
+
+    /// Decodes on the host CPU with a copy of the model's weights in `format`
+    /// ([`SortedLlama::host_decoder`], built once here): each layer of a decoding step is one
+    /// fused pass (norms, projections, RoPE, attention over a KV cache that grows in place), with
+    /// none of the per-operation cost of tensors. The fastest way to decode on a CPU; on a GPU
+    /// backend it leaves the GPU idle.
+    pub fn on_host(model: &'a SortedLlama<B>, format: HostWeights) -> Self {
+        Self { model, weights: None, host: Some(model.host_decoder(format)) }
     }
 
     /// The model.
@@ -121,44 +119,19 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         self.model
     }
 
-    /// The decoding-layout weights, if any.
+    /// The decoding-layout weights, if any (Burn decoding).
     pub fn decode_weights(&self) -> Option<&DecodeWeights<B>> {
         self.weights.as_ref()
     }
 
-    /// Logits from hidden states (the 8-bit head in the 8-bit layout).
-    fn head(&self, hidden: Tensor<B, 3>) -> Tensor<B, 3> {
-        match self.weights.as_ref().and_then(DecodeWeights::q8_head) {
-            Some(q) => self.model.head_q8(hidden, q, q.rows()),
-            None => self.model.head(hidden),
+    /// Bytes of weights one decoding step of the full model streams, in the decoding layout or
+    /// on the host (`None` with the model's own layout).
+    pub fn bytes_per_step(&self) -> Option<usize> {
+        match (&self.host, &self.weights) {
+            (Some(host), _) => Some(host.bytes()),
+            (None, Some(weights)) => Some(weights.bytes()),
+            (None, None) => None,
         }
-    }
-
-    /// Logits over the first `n` tokens ([`SortedLlama::head_prefix`]).
-    fn head_prefix(&self, hidden: Tensor<B, 3>, n: usize) -> Tensor<B, 3> {
-        match self.weights.as_ref().and_then(DecodeWeights::q8_head) {
-            Some(q) => {
-                assert!(n >= 1 && n <= q.rows(), "head_prefix: {n} tokens of a {}-token vocabulary", q.rows());
-                self.model.head_q8(hidden, q, n)
-            }
-            None => self.model.head_prefix(hidden, n),
-        }
-    }
-
-    fn run_layers(
-        &self,
-        x: Tensor<B, 3>,
-        from: usize,
-        to: usize,
-        width: LlamaWidth,
-        cache: &mut KvCache<B>,
-    ) -> Tensor<B, 3> {
-        self.model.run_layers_with(x, from, to, width, cache, self.weights.as_ref())
-    }
-
-    fn forward(&self, ids: Tensor<B, 2, Int>, sub: &TransformerSubModel, cache: &mut KvCache<B>) -> Tensor<B, 3> {
-        let x = burn::tensor::module::embedding(self.model.embedding.val(), ids);
-        self.head(self.run_layers(x, 0, sub.depth, sub.into(), cache))
     }
 
     /// Greedy decoding of sub-model `sub`: feeds `prompt` (at least one token) once, then one
@@ -174,26 +147,10 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         max_new: usize,
         stop: Option<u32>,
     ) -> (Vec<u32>, DecodeStats) {
-        assert!(!prompt.is_empty(), "greedy: empty prompt");
-        let device = self.model.embedding.device();
-        let mut cache = KvCache::new();
-        let mut stats = DecodeStats::default();
-        let mut out = Vec::with_capacity(max_new);
-        if max_new == 0 {
-            return (out, stats);
+        match &self.host {
+            Some(host) => greedy_on(host, sub, prompt, max_new, stop),
+            None => greedy_on(&self.burn(), sub, prompt, max_new, stop),
         }
-        let mut next = last_argmax(self.forward(ids::<B>(prompt, &device), sub, &mut cache));
-        stats.full_passes += 1;
-        loop {
-            out.push(next);
-            if out.len() == max_new || Some(next) == stop {
-                break;
-            }
-            next = last_argmax(self.forward(ids::<B>(&[next], &device), sub, &mut cache));
-            stats.full_passes += 1;
-        }
-        stats.generated = out.len();
-        (out, stats)
     }
 
     /// Self-speculative greedy decoding of `full` (usually the whole model; any sub-model works,
@@ -216,97 +173,10 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         max_new: usize,
         stop: Option<u32>,
     ) -> (Vec<u32>, DecodeStats) {
-        assert!(!prompt.is_empty(), "speculative_greedy: empty prompt");
-        let (d, depth, width) = (config.draft_depth, full.depth, LlamaWidth::from(full));
-        assert!(d >= 1 && d < depth, "speculative_greedy: draft depth {d} must be in 1..{depth}");
-        let device = self.model.embedding.device();
-        let mut cache = KvCache::new();
-        let mut stats = DecodeStats::default();
-        let mut out: Vec<u32> = Vec::with_capacity(max_new);
-        if max_new == 0 {
-            return (out, stats);
+        match &self.host {
+            Some(host) => speculative_greedy_on(host, full, config, prompt, max_new, stop),
+            None => speculative_greedy_on(&self.burn(), full, config, prompt, max_new, stop),
         }
-        let embed =
-            |tokens: &[u32]| burn::tensor::module::embedding(self.model.embedding.val(), ids::<B>(tokens, &device));
-        // The prompt through every layer; the full model's prediction is the first token.
-        let h = self.run_layers(embed(prompt), 0, depth, width, &mut cache);
-        let mut pending = last_argmax(self.head(h));
-        stats.full_passes += 1;
-        out.push(pending);
-        let mut n = config.initial_draft.clamp(1, config.max_draft.max(1));
-        let mut clock = ModeClock::default();
-        while out.len() < max_new && Some(pending) != stop {
-            let cycle = std::time::Instant::now();
-            if config.fallback_probe.is_some_and(|probe| clock.next_is_greedy(probe)) {
-                pending = last_argmax(self.forward(ids::<B>(&[pending], &device), full, &mut cache));
-                out.push(pending);
-                stats.full_passes += 1;
-                stats.greedy_steps += 1;
-                clock.record(true, cycle.elapsed(), 1);
-                continue;
-            }
-            // With the bonus token a cycle can emit one token more than it drafts.
-            let bonus = usize::from(config.bonus_token);
-            let n_now = n.min((max_new - out.len()).saturating_sub(bonus).max(1));
-            let start = cache.len_of(0);
-            // Draft: feed `pending`, then each drafted token, through the shared layers; with the
-            // bonus token the last drafted one too (without the head: nothing is drafted from it).
-            let mut inputs = vec![pending];
-            let mut hidden = Vec::with_capacity(n_now + bonus);
-            let mut drafted = Vec::with_capacity(n_now);
-            let drafting = std::time::Instant::now();
-            for i in 0..n_now {
-                let h = self.run_layers(embed(&inputs[i..i + 1]), 0, d, width, &mut cache);
-                let logits = match config.draft_vocab {
-                    Some(n) => self.head_prefix(h.clone(), n),
-                    None => self.head(h.clone()),
-                };
-                let token = last_argmax(logits);
-                stats.draft_passes += 1;
-                hidden.push(h);
-                drafted.push(token);
-                inputs.push(token);
-            }
-            if config.bonus_token {
-                hidden.push(self.run_layers(embed(&inputs[n_now..]), 0, d, width, &mut cache));
-            }
-            stats.draft_time += drafting.elapsed();
-            // Verify: the remaining layers on the draft's hidden states, all positions at once.
-            // `verified[i]` is the full model's token after input `i`.
-            let verifying = std::time::Instant::now();
-            let h = self.run_layers(Tensor::cat(hidden, 1), d, depth, width, &mut cache);
-            let verified = argmax_all(self.head(h));
-            stats.verify_time += verifying.elapsed();
-            stats.full_passes += 1;
-            stats.proposed += n_now;
-            let agree = drafted.iter().zip(&verified).take_while(|(a, b)| a == b).count();
-            stats.accepted += agree;
-            let mut emitted: Vec<u32> = drafted[..agree].to_vec();
-            // The full model's own token after the agreeing prefix: the correction after a
-            // rejection, or (bonus token) the token after a fully accepted draft.
-            if let Some(&next) = verified.get(agree) {
-                emitted.push(next);
-            }
-            // Inputs `start..start + agree + 1` were correct tokens; the rest are dropped.
-            cache.truncate(start + (agree + 1).min(n_now + bonus));
-            let before = out.len();
-            for &token in &emitted {
-                if out.len() == max_new {
-                    break;
-                }
-                out.push(token);
-                pending = token;
-                if Some(token) == stop {
-                    break;
-                }
-            }
-            clock.record(false, cycle.elapsed(), out.len() - before);
-            if config.adaptive {
-                n = if agree == n_now { (n + 1).min(config.max_draft.max(1)) } else { n.saturating_sub(1).max(1) };
-            }
-        }
-        stats.generated = out.len();
-        (out, stats)
     }
 
     /// Confidence-based early exit, a **lossy** mode: each new token runs the layers up to the
@@ -326,70 +196,210 @@ impl<'a, B: Backend> LlamaDecoder<'a, B> {
         max_new: usize,
         stop: Option<u32>,
     ) -> (Vec<u32>, EarlyExitStats) {
-        assert!(!prompt.is_empty(), "early_exit_greedy: empty prompt");
-        assert_eq!(config.exits.len(), config.thresholds.len(), "early_exit_greedy: one threshold per exit");
-        assert!(
-            config.exits.windows(2).all(|w| w[0] < w[1]) && config.exits.iter().all(|&e| e >= 1 && e < full.depth),
-            "early_exit_greedy: exits {:?} must ascend within 1..{}",
-            config.exits,
-            full.depth
-        );
-        let device = self.model.embedding.device();
-        let (depth, width) = (full.depth, LlamaWidth::from(full));
-        let mut cache = KvCache::new();
-        let mut stats = EarlyExitStats { emitted_at: vec![0; config.exits.len() + 1], ..Default::default() };
-        let mut out = Vec::with_capacity(max_new);
-        if max_new == 0 {
-            return (out, stats);
+        match &self.host {
+            Some(host) => early_exit_greedy_on(host, full, config, prompt, max_new, stop),
+            None => early_exit_greedy_on(&self.burn(), full, config, prompt, max_new, stop),
         }
-        let mut next = last_argmax(self.forward(ids::<B>(prompt, &device), full, &mut cache));
-        loop {
-            out.push(next);
-            if out.len() == max_new || Some(next) == stop {
+    }
+
+    /// The Burn decoder (the model's layout, or the decoding layout).
+    fn burn(&self) -> BurnEngine<'_, B> {
+        BurnEngine { model: self.model, weights: self.weights.as_ref() }
+    }
+}
+
+/// [`LlamaDecoder::greedy`] on `engine`.
+fn greedy_on<E: DecodeEngine>(
+    engine: &E,
+    sub: &TransformerSubModel,
+    prompt: &[u32],
+    max_new: usize,
+    stop: Option<u32>,
+) -> (Vec<u32>, DecodeStats) {
+    assert!(!prompt.is_empty(), "greedy: empty prompt");
+    let mut cache = engine.new_cache();
+    let mut stats = DecodeStats::default();
+    let mut out = Vec::with_capacity(max_new);
+    if max_new == 0 {
+        return (out, stats);
+    }
+    let forward = |tokens: &[u32], cache: &mut E::Cache| {
+        let h = engine.run_layers(engine.embed(tokens), 0, sub.depth, sub.into(), cache);
+        engine.last_argmax(h, None)
+    };
+    let mut next = forward(prompt, &mut cache);
+    stats.full_passes += 1;
+    loop {
+        out.push(next);
+        if out.len() == max_new || Some(next) == stop {
+            break;
+        }
+        next = forward(&[next], &mut cache);
+        stats.full_passes += 1;
+    }
+    stats.generated = out.len();
+    (out, stats)
+}
+
+/// [`LlamaDecoder::speculative_greedy`] on `engine`.
+fn speculative_greedy_on<E: DecodeEngine>(
+    engine: &E,
+    full: &TransformerSubModel,
+    config: &SpeculativeConfig,
+    prompt: &[u32],
+    max_new: usize,
+    stop: Option<u32>,
+) -> (Vec<u32>, DecodeStats) {
+    assert!(!prompt.is_empty(), "speculative_greedy: empty prompt");
+    let (d, depth, width) = (config.draft_depth, full.depth, LlamaWidth::from(full));
+    assert!(d >= 1 && d < depth, "speculative_greedy: draft depth {d} must be in 1..{depth}");
+    let mut cache = engine.new_cache();
+    let mut stats = DecodeStats::default();
+    let mut out: Vec<u32> = Vec::with_capacity(max_new);
+    if max_new == 0 {
+        return (out, stats);
+    }
+    // The prompt through every layer; the full model's prediction is the first token.
+    let h = engine.run_layers(engine.embed(prompt), 0, depth, width, &mut cache);
+    let mut pending = engine.last_argmax(h, None);
+    stats.full_passes += 1;
+    out.push(pending);
+    let mut n = config.initial_draft.clamp(1, config.max_draft.max(1));
+    let mut clock = ModeClock::default();
+    while out.len() < max_new && Some(pending) != stop {
+        let cycle = std::time::Instant::now();
+        if config.fallback_probe.is_some_and(|probe| clock.next_is_greedy(probe)) {
+            let h = engine.run_layers(engine.embed(&[pending]), 0, depth, width, &mut cache);
+            pending = engine.last_argmax(h, None);
+            out.push(pending);
+            stats.full_passes += 1;
+            stats.greedy_steps += 1;
+            clock.record(true, cycle.elapsed(), 1);
+            continue;
+        }
+        // With the bonus token a cycle can emit one token more than it drafts.
+        let bonus = usize::from(config.bonus_token);
+        let n_now = n.min((max_new - out.len()).saturating_sub(bonus).max(1));
+        let start = engine.cached(&cache, 0);
+        // Draft: feed `pending`, then each drafted token, through the shared layers; with the
+        // bonus token the last drafted one too (without the head: nothing is drafted from it).
+        let mut inputs = vec![pending];
+        let mut hidden = Vec::with_capacity(n_now + bonus);
+        let mut drafted = Vec::with_capacity(n_now);
+        let drafting = std::time::Instant::now();
+        for i in 0..n_now {
+            let h = engine.run_layers(engine.embed(&inputs[i..i + 1]), 0, d, width, &mut cache);
+            let token = engine.last_argmax(h.clone(), config.draft_vocab);
+            stats.draft_passes += 1;
+            hidden.push(h);
+            drafted.push(token);
+            inputs.push(token);
+        }
+        if config.bonus_token {
+            hidden.push(engine.run_layers(engine.embed(&inputs[n_now..]), 0, d, width, &mut cache));
+        }
+        stats.draft_time += drafting.elapsed();
+        // Verify: the remaining layers on the draft's hidden states, all positions at once.
+        // `verified[i]` is the full model's token after input `i`.
+        let verifying = std::time::Instant::now();
+        let h = engine.run_layers(engine.cat(hidden), d, depth, width, &mut cache);
+        let verified = engine.argmax_all(h);
+        stats.verify_time += verifying.elapsed();
+        stats.full_passes += 1;
+        stats.proposed += n_now;
+        let agree = drafted.iter().zip(&verified).take_while(|(a, b)| a == b).count();
+        stats.accepted += agree;
+        let mut emitted: Vec<u32> = drafted[..agree].to_vec();
+        // The full model's own token after the agreeing prefix: the correction after a
+        // rejection, or (bonus token) the token after a fully accepted draft.
+        if let Some(&next) = verified.get(agree) {
+            emitted.push(next);
+        }
+        // Inputs `start..start + agree + 1` were correct tokens; the rest are dropped.
+        engine.truncate(&mut cache, start + (agree + 1).min(n_now + bonus));
+        let before = out.len();
+        for &token in &emitted {
+            if out.len() == max_new {
                 break;
             }
-            let position = cache.len_of(0);
-            let mut x = burn::tensor::module::embedding(self.model.embedding.val(), ids::<B>(&[next], &device));
-            let mut done = 0;
-            let mut chosen = None;
-            for (e, (&exit, &threshold)) in config.exits.iter().zip(&config.thresholds).enumerate() {
-                x = self.run_layers(x, done, exit, width, &mut cache);
-                stats.layers_run += exit - done;
-                done = exit;
-                let logits = self.head(x.clone());
-                let v = logits.dims()[2];
-                let probs = burn::tensor::activation::softmax(logits.reshape([1, v]), 1);
-                let top = probs.clone().max().into_scalar().elem::<f32>();
-                if top >= threshold {
-                    chosen = Some((e, probs.argmax(1).into_scalar().elem::<i64>() as u32));
-                    break;
-                }
+            out.push(token);
+            pending = token;
+            if Some(token) == stop {
+                break;
             }
-            next = match chosen {
-                Some((e, token)) => {
-                    // The skipped layers still need this position's keys and values.
-                    for layer in done..depth {
-                        self.model.layers[layer].append_kv(
-                            x.clone(),
-                            position,
-                            self.model.rope_theta,
-                            &mut cache.layers[layer],
-                        );
-                    }
-                    stats.emitted_at[e] += 1;
-                    token
-                }
-                None => {
-                    let h = self.run_layers(x, done, depth, width, &mut cache);
-                    stats.layers_run += depth - done;
-                    stats.emitted_at[config.exits.len()] += 1;
-                    last_argmax(self.head(h))
-                }
-            };
         }
-        stats.generated = out.len();
-        (out, stats)
+        clock.record(false, cycle.elapsed(), out.len() - before);
+        if config.adaptive {
+            n = if agree == n_now { (n + 1).min(config.max_draft.max(1)) } else { n.saturating_sub(1).max(1) };
+        }
     }
+    stats.generated = out.len();
+    (out, stats)
+}
+
+/// [`LlamaDecoder::early_exit_greedy`] on `engine`.
+fn early_exit_greedy_on<E: DecodeEngine>(
+    engine: &E,
+    full: &TransformerSubModel,
+    config: &EarlyExitConfig,
+    prompt: &[u32],
+    max_new: usize,
+    stop: Option<u32>,
+) -> (Vec<u32>, EarlyExitStats) {
+    assert!(!prompt.is_empty(), "early_exit_greedy: empty prompt");
+    assert_eq!(config.exits.len(), config.thresholds.len(), "early_exit_greedy: one threshold per exit");
+    assert!(
+        config.exits.windows(2).all(|w| w[0] < w[1]) && config.exits.iter().all(|&e| e >= 1 && e < full.depth),
+        "early_exit_greedy: exits {:?} must ascend within 1..{}",
+        config.exits,
+        full.depth
+    );
+    let (depth, width) = (full.depth, LlamaWidth::from(full));
+    let mut cache = engine.new_cache();
+    let mut stats = EarlyExitStats { emitted_at: vec![0; config.exits.len() + 1], ..Default::default() };
+    let mut out = Vec::with_capacity(max_new);
+    if max_new == 0 {
+        return (out, stats);
+    }
+    let h = engine.run_layers(engine.embed(prompt), 0, depth, width, &mut cache);
+    let mut next = engine.last_argmax(h, None);
+    loop {
+        out.push(next);
+        if out.len() == max_new || Some(next) == stop {
+            break;
+        }
+        let mut x = engine.embed(&[next]);
+        let mut done = 0;
+        let mut chosen = None;
+        for (e, (&exit, &threshold)) in config.exits.iter().zip(&config.thresholds).enumerate() {
+            x = engine.run_layers(x, done, exit, width, &mut cache);
+            stats.layers_run += exit - done;
+            done = exit;
+            let (top, token) = engine.top(x.clone());
+            if top >= threshold {
+                chosen = Some((e, token));
+                break;
+            }
+        }
+        next = match chosen {
+            Some((e, token)) => {
+                // The skipped layers still need this position's keys and values.
+                for layer in done..depth {
+                    engine.append_kv(&x, layer, &mut cache);
+                }
+                stats.emitted_at[e] += 1;
+                token
+            }
+            None => {
+                let h = engine.run_layers(x, done, depth, width, &mut cache);
+                stats.layers_run += depth - done;
+                stats.emitted_at[config.exits.len()] += 1;
+                engine.last_argmax(h, None)
+            }
+        };
+    }
+    stats.generated = out.len();
+    (out, stats)
 }
 
 /// Greedy decoding of sub-model `sub` with the model's own layout: see

@@ -2,9 +2,11 @@
 //! norm and LM head, nested FFN width and query heads, and KV-cached decoding.
 
 mod decode;
+mod decode_engine;
 mod export;
 mod export_gguf;
 mod export_hf;
+mod host_decode;
 mod lm_score;
 mod model;
 mod model_config;
@@ -25,6 +27,7 @@ pub use decode::{
 pub use export::{DenseLlama, DenseLlamaLayer, LlamaExportError, LlamaExportOptions, SMOLLM2_CHAT_TEMPLATE};
 pub use export_gguf::export_llama_gguf;
 pub use export_hf::{LLAMA_HF_EXPORT_FORMAT, LlamaHfManifest, export_llama_hf, hf_tokenizer_json, unpermute_rope_rows};
+pub use host_decode::HostWeights;
 pub use lm_score::LmScore;
 pub use model::{
     DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, LlamaWidth, SortedLlama, SortedLlamaConfig,

@@ -8,10 +8,6 @@ use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
 use sorted_nn::{RmsNorm, SortedLinear, SortedLinearConfig, SpecError, TransformerSpace, TransformerSubModel, rope};
 
-use std::sync::Arc;
-
-use sorted_kernels::Q8Matrix;
-
 use super::row_product::matmul_by_transposed;
 
 /// Configuration of a [`SortedLlama`]: the allocated sizes.
@@ -241,57 +237,34 @@ pub struct DecodeLayerWeights<B: Backend> {
     down: DecodeMatrix<B>,
 }
 
-/// One projection `[out, in]` in the decoding layout: f32 on the model's device, or 8-bit
-/// blocks on the host ([`Q8Matrix`]: 1.125 bytes per weight, products on the CPU).
+/// One projection `[out, in]` in the decoding layout: a contiguous copy on the model's device.
 #[derive(Clone, Debug)]
-enum DecodeMatrix<B: Backend> {
-    F32(Tensor<B, 2>),
-    Q8(Arc<Q8Matrix>),
-}
+struct DecodeMatrix<B: Backend>(Tensor<B, 2>);
 
 impl<B: Backend> DecodeMatrix<B> {
-    /// `t` (`[out, in]`, any strides) copied out once: into a contiguous f32 tensor, or
-    /// quantized when `q8`.
-    fn new(t: Tensor<B, 2>, q8: bool) -> Self {
-        let [rows, cols] = t.dims();
-        let (device, data) = (t.device(), t.into_data());
-        if !q8 {
-            return Self::F32(Tensor::from_data(data, &device));
-        }
-        let values = data.convert::<f32>().to_vec::<f32>().expect("f32 weights");
-        Self::Q8(Arc::new(Q8Matrix::quantize(&values, rows, cols)))
+    /// `t` (`[out, in]`, any strides) copied out once into a contiguous tensor.
+    fn new(t: Tensor<B, 2>) -> Self {
+        let device = t.device();
+        Self(Tensor::from_data(t.into_data(), &device))
     }
 }
 
-/// [`DecodeLayerWeights`] for every layer of a [`SortedLlama`], and for the 8-bit layout the
-/// tied head in 8-bit blocks.
+/// [`DecodeLayerWeights`] for every layer of a [`SortedLlama`].
 #[derive(Clone, Debug)]
 pub struct DecodeWeights<B: Backend> {
     layers: Vec<DecodeLayerWeights<B>>,
-    head: Option<Arc<Q8Matrix>>,
 }
 
 impl<B: Backend> DecodeWeights<B> {
-    /// Bytes of the projection weights and 8-bit head one decoding step streams at full size
-    /// (f32: 4 per weight; 8-bit: 1.125).
+    /// Bytes of the projection weights one decoding step streams at full size (4 per weight).
     pub fn bytes(&self) -> usize {
-        let matrix = |m: &DecodeMatrix<B>| match m {
-            DecodeMatrix::F32(t) => 4 * t.dims().iter().product::<usize>(),
-            DecodeMatrix::Q8(q) => q.bytes(),
-        };
-        let layers: usize = self
-            .layers
+        let matrix = |m: &DecodeMatrix<B>| 4 * m.0.dims().iter().product::<usize>();
+        self.layers
             .iter()
             .map(|l| {
                 [&l.query, &l.key, &l.value, &l.output, &l.gate, &l.up, &l.down].into_iter().map(matrix).sum::<usize>()
             })
-            .sum();
-        layers + self.head.as_ref().map_or(0, |h| h.bytes())
-    }
-
-    /// The tied head in 8-bit blocks (the 8-bit layout only).
-    pub(crate) fn q8_head(&self) -> Option<&Q8Matrix> {
-        self.head.as_deref()
+            .sum()
     }
 }
 
@@ -299,23 +272,8 @@ impl<B: Backend> DecodeWeights<B> {
 /// its first `out` rows and first `active_in` columns.
 fn project_transposed<B: Backend>(x: Tensor<B, 3>, weight_t: &DecodeMatrix<B>, out: usize) -> Tensor<B, 3> {
     let [b, s, i] = x.dims();
-    match weight_t {
-        DecodeMatrix::F32(t) => {
-            let w = t.clone().slice([0..out, 0..i]);
-            matmul_by_transposed(x.reshape([b * s, i]), w).reshape([b, s, out])
-        }
-        DecodeMatrix::Q8(q) => q8_product(x, q, out),
-    }
-}
-
-/// `x @ Wᵀ` for `x` `[b, s, active_in]` and the first `out` rows and `active_in` columns of the
-/// 8-bit `w`, computed on the host.
-fn q8_product<B: Backend>(x: Tensor<B, 3>, w: &Q8Matrix, out: usize) -> Tensor<B, 3> {
-    let [b, s, i] = x.dims();
-    let device = x.device();
-    let rows = x.into_data().convert::<f32>().to_vec::<f32>().expect("f32 activations");
-    let y = w.times_transposed(&rows, b * s, out, i);
-    Tensor::from_data(TensorData::new(y, [b, s, out]), &device)
+    let w = weight_t.0.clone().slice([0..out, 0..i]);
+    matmul_by_transposed(x.reshape([b * s, i]), w).reshape([b, s, out])
 }
 
 /// The rows of `w` (`[groups * block, c]`) holding the first `keep` rows of each of the
@@ -450,11 +408,6 @@ impl<B: Backend> SortedLlamaLayer<B> {
 
     /// This layer's projections in the decoding layout.
     pub fn decode_weights(&self) -> DecodeLayerWeights<B> {
-        self.decode_weights_as(false)
-    }
-
-    /// This layer's projections in the decoding layout, in 8-bit blocks when `q8`.
-    fn decode_weights_as(&self, q8: bool) -> DecodeLayerWeights<B> {
         let t = |l: &SortedLinear<B>| l.weight.val().transpose();
         let (nkv, hd) = (self.num_kv_heads, self.head_dim);
         let rep = self.num_heads / nkv;
@@ -462,7 +415,7 @@ impl<B: Backend> SortedLlamaLayer<B> {
         // Query rows (group g, head j) -> position j * nkv + g; the output's columns likewise.
         let query = self.query.weight.val().transpose().reshape([nkv, rep, hd, d]).swap_dims(0, 1);
         let output = self.output.weight.val().transpose().reshape([d, nkv, rep, hd]).swap_dims(1, 2);
-        let m = |t: Tensor<B, 2>| DecodeMatrix::new(t, q8);
+        let m = DecodeMatrix::new;
         DecodeLayerWeights {
             query: m(query.reshape([nkv * rep * hd, d])),
             key: m(t(&self.key)),
@@ -671,26 +624,7 @@ impl<B: Backend> SortedLlama<B> {
     /// layer weights): the layout in which decoding's small matrix products run fastest on
     /// Flex (see `docs/results/smollm2-soft.md`). Rebuild after changing the model.
     pub fn decode_weights(&self) -> DecodeWeights<B> {
-        DecodeWeights { layers: self.layers.iter().map(SortedLlamaLayer::decode_weights).collect(), head: None }
-    }
-
-    /// [`SortedLlama::decode_weights`] in 8-bit blocks (ggml's Q8_0 scheme: a scale per 32
-    /// weights), the tied head included: a quarter of the f32 bytes per decoding step, the
-    /// products computed on the host by `sorted_kernels::Q8Matrix` with f32 activations. Lossy:
-    /// each weight moves by at most half a step of its block's `max |w| / 127`.
-    pub fn decode_weights_q8(&self) -> DecodeWeights<B> {
-        let values = self.embedding.val().into_data().convert::<f32>().to_vec::<f32>().expect("f32 embedding");
-        let [v, d] = self.embedding.dims();
-        DecodeWeights {
-            layers: self.layers.iter().map(|l| l.decode_weights_as(true)).collect(),
-            head: Some(Arc::new(Q8Matrix::quantize(&values, v, d))),
-        }
-    }
-
-    /// Logits over the first `n` tokens from hidden states through the shared final RMSNorm and
-    /// the 8-bit tied head `head` (from [`SortedLlama::decode_weights_q8`]), `[batch, seq, n]`.
-    pub(crate) fn head_q8(&self, hidden: Tensor<B, 3>, head: &Q8Matrix, n: usize) -> Tensor<B, 3> {
-        q8_product(self.norm.forward(hidden), head, n)
+        DecodeWeights { layers: self.layers.iter().map(SortedLlamaLayer::decode_weights).collect() }
     }
 
     /// Logits from hidden states: the shared final RMSNorm, then the tied head
