@@ -56,6 +56,15 @@ impl<'a> RowMatrix<'a> {
         self.cols
     }
 
+    /// Rows `rows` of this matrix.
+    ///
+    /// # Panics
+    /// If `rows` reaches past the last row.
+    pub(crate) fn rows_in(&self, rows: std::ops::Range<usize>) -> Self {
+        assert!(rows.start <= rows.end && rows.end <= self.rows, "RowMatrix: rows {rows:?} of {}", self.rows);
+        Self { data: &self.data[(rows.start * self.row_stride).min(self.data.len())..], rows: rows.len(), ..*self }
+    }
+
     fn row(&self, i: usize) -> &'a [f32] {
         &self.data[i * self.row_stride..i * self.row_stride + self.cols]
     }
@@ -85,11 +94,16 @@ impl<'a> RowMatrix<'a> {
 /// assert_eq!(y, vec![1.0, 2.0, 3.0, 3.0, 4.0, 7.0]);
 /// ```
 pub fn few_rows_times_transposed(x: &[f32], m: usize, w: RowMatrix<'_>) -> Vec<f32> {
+    few_rows_times_transposed_on(x, m, w, w.rows >= 2 && w.rows * w.cols >= PARALLEL_MIN_ELEMENTS)
+}
+
+/// [`few_rows_times_transposed`], the rows of `w` split over two threads only when `parallel`.
+pub(crate) fn few_rows_times_transposed_on(x: &[f32], m: usize, w: RowMatrix<'_>, parallel: bool) -> Vec<f32> {
     assert!((1..=FEW_ROWS_MAX).contains(&m), "few_rows_times_transposed: {m} rows, expected 1 to {FEW_ROWS_MAX}");
     let (n, k) = (w.rows, w.cols);
     assert_eq!(x.len(), m * k, "few_rows_times_transposed: x has {} elements, expected {m} rows of {k}", x.len());
     let mut by_row = vec![0.0f32; n * m];
-    let parallel = n >= 2 && n * k >= PARALLEL_MIN_ELEMENTS;
+    let parallel = parallel && n >= 2;
     match m {
         1 => run::<1>(w, x, &mut by_row, parallel),
         2 => run::<2>(w, x, &mut by_row, parallel),

@@ -212,7 +212,8 @@ impl HostDecoder {
         let rows = self.rows("append_kv", x);
         let l = &self.layers[layer];
         let h = rms_norm(x, &l.attention_norm, self.shape.norm_eps);
-        let _ = self.append_kv_normed(l, &h, rows, cache.layer_mut(layer));
+        let (k, v) = self.keys_and_values(l, &h, rows);
+        self.push_kv(k, v, rows, cache.layer_mut(layer));
     }
 
     /// The number of hidden states in `x`.
@@ -229,36 +230,42 @@ impl HostDecoder {
         x.len() / d
     }
 
-    /// Keys and values of the normalised rows `h`, rotated and appended; returns the position of
-    /// the first row.
-    fn append_kv_normed(&self, l: &HostLayer, h: &[f32], rows: usize, cache: &mut LayerKv) -> usize {
+    /// Keys and values of the normalised rows `h` (each product on one thread).
+    fn keys_and_values(&self, l: &HostLayer, h: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>) {
         let s = self.shape;
         let width = s.kv_heads * s.head_dim;
-        let start = cache.keys.len() / width;
-        let mut k = l.key.times_transposed(h, rows, width, s.hidden);
-        let v = l.value.times_transposed(h, rows, width, s.hidden);
-        self.rope(&mut k, rows, s.kv_heads, start);
+        (l.key.rows_times(h, rows, 0..width, s.hidden), l.value.rows_times(h, rows, 0..width, s.hidden))
+    }
+
+    /// Keys `k` (rotated here) and values `v` of `rows` new positions appended to `cache`;
+    /// returns the position of the first.
+    fn push_kv(&self, mut k: Vec<f32>, v: Vec<f32>, rows: usize, cache: &mut LayerKv) -> usize {
+        let start = cache.keys.len() / (self.shape.kv_heads * self.shape.head_dim);
+        self.rope(&mut k, rows, self.shape.kv_heads, start);
         cache.keys.extend_from_slice(&k);
         cache.values.extend_from_slice(&v);
         start
     }
 
-    /// One layer on `x` in place.
+    /// One layer on `x` in place. Every product runs on both cores: the query beside the keys
+    /// and values, the gate beside the up projection, and the output and down projections in
+    /// halves (four hand-overs between threads a layer).
     fn layer(&self, l: &HostLayer, x: &mut [f32], rows: usize, heads: usize, ffn: usize, cache: &mut LayerKv) {
         let s = self.shape;
         let (d, hd) = (s.hidden, s.head_dim);
         let h = rms_norm(x, &l.attention_norm, s.norm_eps);
-        let mut q = l.query.times_transposed(&h, rows, heads * hd, d);
-        let start = self.append_kv_normed(l, &h, rows, cache);
+        let (mut q, (k, v)) =
+            rayon::join(|| l.query.rows_times(&h, rows, 0..heads * hd, d), || self.keys_and_values(l, &h, rows));
+        let start = self.push_kv(k, v, rows, cache);
         self.rope(&mut q, rows, heads, start);
         let attended = attend(&q, rows, heads, start, cache, s.kv_heads, hd);
-        let o = l.output.times_transposed(&attended, rows, d, heads * hd);
+        let o = l.output.times_split(&attended, rows, d, heads * hd);
         add_into(x, &o);
         let h = rms_norm(x, &l.ffn_norm, s.norm_eps);
         let (gate, up) =
-            rayon::join(|| l.gate.times_transposed(&h, rows, ffn, d), || l.up.times_transposed(&h, rows, ffn, d));
+            rayon::join(|| l.gate.rows_times(&h, rows, 0..ffn, d), || l.up.rows_times(&h, rows, 0..ffn, d));
         let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-        let down = l.down.times_transposed(&act, rows, d, ffn);
+        let down = l.down.times_split(&act, rows, d, ffn);
         add_into(x, &down);
     }
 

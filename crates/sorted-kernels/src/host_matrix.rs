@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::few_rows::{FEW_ROWS_MAX, RowMatrix, few_rows_times_transposed};
+use crate::few_rows::{FEW_ROWS_MAX, PARALLEL_MIN_ELEMENTS, RowMatrix, few_rows_times_transposed_on};
 use crate::q8_rows::Q8Matrix;
 
 /// A row-major `[out, in]` weight matrix (a projection stored transposed, or an embedding table
@@ -21,7 +21,14 @@ pub enum HostMatrix {
         cols: usize,
     },
     /// 8-bit blocks ([`Q8Matrix`]).
-    Q8(Arc<Q8Matrix>),
+    Q8 {
+        /// The blocks.
+        matrix: Arc<Q8Matrix>,
+        /// Multiply with the activations quantized to 8-bit blocks too, in integers
+        /// ([`Q8Matrix::times_quantized_transposed`]), instead of in f32
+        /// ([`Q8Matrix::times_transposed`]).
+        int8_activations: bool,
+    },
 }
 
 impl HostMatrix {
@@ -36,19 +43,20 @@ impl HostMatrix {
     }
 
     /// The row-major `rows x cols` matrix `data` quantized to 8-bit blocks
-    /// ([`Q8Matrix::quantize`]).
+    /// ([`Q8Matrix::quantize`]), multiplied with f32 activations, or with activations quantized
+    /// too when `int8_activations`.
     ///
     /// # Panics
     /// As [`Q8Matrix::quantize`].
-    pub fn q8(data: &[f32], rows: usize, cols: usize) -> Self {
-        Self::Q8(Arc::new(Q8Matrix::quantize(data, rows, cols)))
+    pub fn q8(data: &[f32], rows: usize, cols: usize, int8_activations: bool) -> Self {
+        Self::Q8 { matrix: Arc::new(Q8Matrix::quantize(data, rows, cols)), int8_activations }
     }
 
     /// Rows.
     pub fn rows(&self) -> usize {
         match self {
             Self::F32 { rows, .. } => *rows,
-            Self::Q8(q) => q.rows(),
+            Self::Q8 { matrix, .. } => matrix.rows(),
         }
     }
 
@@ -56,7 +64,7 @@ impl HostMatrix {
     pub fn cols(&self) -> usize {
         match self {
             Self::F32 { cols, .. } => *cols,
-            Self::Q8(q) => q.cols(),
+            Self::Q8 { matrix, .. } => matrix.cols(),
         }
     }
 
@@ -64,7 +72,7 @@ impl HostMatrix {
     pub fn bytes(&self) -> usize {
         match self {
             Self::F32 { data, .. } => 4 * data.len(),
-            Self::Q8(q) => q.bytes(),
+            Self::Q8 { matrix, .. } => matrix.bytes(),
         }
     }
 
@@ -85,30 +93,103 @@ impl HostMatrix {
     /// assert_eq!(w.times_transposed(&[5.0], 1, 2, 1), vec![5.0, 0.0]);
     /// ```
     pub fn times_transposed(&self, x: &[f32], m: usize, out: usize, cols: usize) -> Vec<f32> {
+        self.check(x, m, out, cols);
+        if out >= 2 && out * cols >= PARALLEL_MIN_ELEMENTS {
+            self.times_split(x, m, out, cols)
+        } else {
+            self.rows_times(x, m, 0..out, cols)
+        }
+    }
+
+    /// [`HostMatrix::times_transposed`] with the view's rows always split in two halves over
+    /// two threads (rayon's pool), each half on one thread.
+    pub(crate) fn times_split(&self, x: &[f32], m: usize, out: usize, cols: usize) -> Vec<f32> {
+        self.check(x, m, out, cols);
+        if out < 2 {
+            return self.rows_times(x, m, 0..out, cols);
+        }
+        let half = out / 2;
+        let (a, b) = rayon::join(|| self.rows_times(x, m, 0..half, cols), || self.rows_times(x, m, half..out, cols));
+        if m == 1 {
+            return [a, b].concat();
+        }
+        let mut result = Vec::with_capacity(m * out);
+        for (ra, rb) in a.chunks_exact(half.max(1)).zip(b.chunks_exact(out - half)).take(m) {
+            result.extend_from_slice(&ra[..half]);
+            result.extend_from_slice(rb);
+        }
+        result
+    }
+
+    /// `[m, rows.len()]`: `x` times weight rows `rows` (their first `cols` values), on the
+    /// calling thread.
+    pub(crate) fn rows_times(&self, x: &[f32], m: usize, rows: std::ops::Range<usize>, cols: usize) -> Vec<f32> {
+        if m > FEW_ROWS_MAX && cols > 0 && !rows.is_empty() {
+            return self.many_rows_times(x, m, rows, cols);
+        }
         match self {
-            Self::Q8(q) => q.times_transposed(x, m, out, cols),
-            Self::F32 { data, rows, cols: width } => {
-                assert!(m > 0, "HostMatrix::times_transposed: no rows");
-                assert!(
-                    out <= *rows && cols <= *width,
-                    "HostMatrix::times_transposed: a {out} x {cols} view of a {rows} x {width} matrix"
-                );
-                assert_eq!(
-                    x.len(),
-                    m * cols,
-                    "HostMatrix::times_transposed: x has {} values, expected {m} x {cols}",
-                    x.len()
-                );
-                let view = RowMatrix::new(data, out, cols, *width);
-                if m <= FEW_ROWS_MAX {
-                    return few_rows_times_transposed(x, m, view);
-                }
-                let mut result = Vec::with_capacity(m * out);
-                for group in x.chunks(FEW_ROWS_MAX * cols) {
-                    result.extend(few_rows_times_transposed(group, group.len() / cols, view));
+            Self::Q8 { matrix, int8_activations } => matrix.rows_times_transposed(x, m, rows, cols, *int8_activations),
+            Self::F32 { data, rows: all, cols: width } => {
+                let view = RowMatrix::new(data, *all, cols, *width).rows_in(rows);
+                let mut result = Vec::with_capacity(m * view.rows());
+                for group in x.chunks(FEW_ROWS_MAX * cols.max(1)) {
+                    result.extend(few_rows_times_transposed_on(group, group.len() / cols.max(1), view, false));
                 }
                 result
             }
         }
+    }
+
+    /// [`HostMatrix::rows_times`] for more rows than the few-row kernels take (a prompt): a
+    /// blocked matrix product (matrixmultiply's, through ndarray), 8-bit weights expanded to
+    /// f32 [`Self::EXPANDED_ROWS`] rows at a time into a buffer that stays in the cache. The
+    /// activations stay f32 here, also with [`HostMatrix::Q8`]'s `int8_activations`.
+    fn many_rows_times(&self, x: &[f32], m: usize, rows: std::ops::Range<usize>, cols: usize) -> Vec<f32> {
+        use ndarray::{ArrayView2, ArrayViewMut2, Axis, ShapeBuilder, Slice};
+        let n = rows.len();
+        let x = ArrayView2::from_shape((m, cols), x).expect("x is m rows of cols");
+        let mut result = vec![0.0f32; m * n];
+        let mut out = ArrayViewMut2::from_shape((m, n), &mut result).expect("m x n");
+        match self {
+            Self::F32 { data, cols: width, .. } => {
+                let start = rows.start * width;
+                let w = ArrayView2::from_shape(
+                    (n, cols).strides((*width, 1)),
+                    &data[start..start + (n - 1) * width + cols],
+                )
+                .expect("a view inside the matrix");
+                ndarray::linalg::general_mat_mul(1.0, &x, &w.t(), 0.0, &mut out);
+            }
+            Self::Q8 { matrix, .. } => {
+                let mut buffer = vec![0.0f32; Self::EXPANDED_ROWS * cols];
+                for first in rows.clone().step_by(Self::EXPANDED_ROWS) {
+                    let count = (rows.end - first).min(Self::EXPANDED_ROWS);
+                    for (j, row) in buffer.chunks_exact_mut(cols).take(count).enumerate() {
+                        matrix.expand_row(first + j, cols, row);
+                    }
+                    let w = ArrayView2::from_shape((count, cols), &buffer[..count * cols]).expect("expanded rows");
+                    let offset = first - rows.start;
+                    let mut part = out.slice_axis_mut(Axis(1), Slice::from(offset..offset + count));
+                    ndarray::linalg::general_mat_mul(1.0, &x, &w.t(), 0.0, &mut part);
+                }
+            }
+        }
+        result
+    }
+
+    /// 8-bit weight rows expanded to f32 at a time by [`HostMatrix::many_rows_times`].
+    const EXPANDED_ROWS: usize = 64;
+
+    /// # Panics
+    /// If `m` is 0, the view does not fit the matrix, or `x.len() != m * cols`.
+    fn check(&self, x: &[f32], m: usize, out: usize, cols: usize) {
+        assert!(m > 0, "HostMatrix::times_transposed: no rows");
+        assert!(
+            out <= self.rows() && cols <= self.cols(),
+            "HostMatrix::times_transposed: a {out} x {cols} view of a {} x {} matrix",
+            self.rows(),
+            self.cols()
+        );
+        assert_eq!(x.len(), m * cols, "HostMatrix::times_transposed: x has {} values, expected {m} x {cols}", x.len());
     }
 }

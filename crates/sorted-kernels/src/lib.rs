@@ -5,6 +5,7 @@ mod few_rows;
 mod host_decoder;
 mod host_kv_cache;
 mod host_matrix;
+mod q8_int8_dots;
 mod q8_rows;
 
 pub use few_rows::{FEW_ROWS_MAX, PARALLEL_MIN_ELEMENTS, RowMatrix, few_rows_times_transposed};

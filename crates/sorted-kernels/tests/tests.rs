@@ -127,6 +127,29 @@ mod q8 {
     }
 
     #[test]
+    fn with_8_bit_activations_the_product_is_both_dequantized_matrices_multiplied() {
+        let (rows, cols) = (37, 2 * Q8_BLOCK + 9);
+        let w = Q8Matrix::quantize(&values(rows * cols, 3), rows, cols);
+        let dense = w.dequantize();
+        for (out, k) in [(rows, cols), (20, cols), (rows, Q8_BLOCK), (9, 40), (1, 1), (rows, 5)] {
+            for m in [1, 2, 3, FEW_ROWS_MAX, FEW_ROWS_MAX + 1, 3 * FEW_ROWS_MAX + 2] {
+                let x = values(m * k, (m * 100 + k) as u64);
+                // The activations as the product sees them: their own 8-bit blocks.
+                let x8 = Q8Matrix::quantize(&x, m, k).dequantize();
+                let want = naive(&x8, m, &dense, out, k, cols);
+                assert_close(&w.times_quantized_transposed(&x, m, out, k), &want);
+                assert_close(&w.times_quantized_transposed_portable(&x, m, out, k), &want);
+            }
+        }
+        // Large enough for two threads.
+        let (rows, cols) = (1536, 576);
+        let w = Q8Matrix::quantize(&values(rows * cols, 5), rows, cols);
+        let x = values(2 * cols, 6);
+        let want = naive(&Q8Matrix::quantize(&x, 2, cols).dequantize(), 2, &w.dequantize(), rows, cols, cols);
+        assert_close(&w.times_quantized_transposed(&x, 2, rows, cols), &want);
+    }
+
+    #[test]
     fn a_large_view_split_over_two_threads_gives_the_same_product() {
         let (rows, cols) = (1536, 576);
         assert!(rows * cols >= PARALLEL_MIN_ELEMENTS);
@@ -164,11 +187,21 @@ mod host {
             }
         }
         assert_eq!(w.bytes(), 4 * rows * cols);
-        // The 8-bit form multiplies as its own dequantized matrix does.
-        let q = HostMatrix::q8(&data, rows, cols);
+        // The 8-bit form multiplies as its own dequantized matrix does, any row count (a prompt
+        // of more rows than the few-row kernels take goes through a blocked product) and view.
         let dense = Q8Matrix::quantize(&data, rows, cols).dequantize();
-        let x = values(2 * cols, 3);
-        assert_close(&q.times_transposed(&x, 2, rows, cols), &naive(&x, 2, &dense, rows, cols, cols));
+        for int8 in [false, true] {
+            let q = HostMatrix::q8(&data, rows, cols, int8);
+            for (out, k) in [(rows, cols), (7, 19), (21, 5)] {
+                for m in [2, FEW_ROWS_MAX + 3, 9 * FEW_ROWS_MAX] {
+                    let x = values(m * k, (m * 3 + k) as u64);
+                    // With 8-bit activations only the few-row kernel quantizes them.
+                    let x_seen =
+                        if int8 && m <= FEW_ROWS_MAX { Q8Matrix::quantize(&x, m, k).dequantize() } else { x.clone() };
+                    assert_close(&q.times_transposed(&x, m, out, k), &naive(&x_seen, m, &dense, out, k, cols));
+                }
+            }
+        }
     }
 
     /// One layer, hidden 4, one head of 4, SwiGLU 2; every matrix the identity or zero.

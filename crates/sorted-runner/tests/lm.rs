@@ -380,11 +380,17 @@ fn issue_32_two_peers_sorted_fine_tune_the_one_peer_model() {
 
 #[test]
 fn issue_29_generate_decodes_on_the_host_in_f32_and_8_bit_and_drafts_losslessly() {
+    // f32 weights; 8-bit weights with 8-bit activations; 8-bit weights with f32 activations.
     use clap::Parser;
     let dir = tempfile::tempdir().unwrap();
     let gguf = tiny_gguf(dir.path());
-    for q8 in [false, true] {
-        let bench = dir.path().join(format!("bench-q8-{q8}"));
+    let modes = [
+        (&[][..], "greedy"),
+        (&["--q8"], "greedy (8-bit weights)"),
+        (&["--q8", "--f32-activations"], "greedy (8-bit weights, f32 activations)"),
+    ];
+    for (i, (flags, first)) in modes.into_iter().enumerate() {
+        let bench = dir.path().join(format!("bench-{i}"));
         let mut argv: Vec<String> =
             ["sorted-runner", "--quiet", "generate", "--raw", "--max-new", "6", "--draft-depth", "2"]
                 .map(String::from)
@@ -393,16 +399,13 @@ fn issue_29_generate_decodes_on_the_host_in_f32_and_8_bit_and_drafts_losslessly(
             argv.extend([flag.to_string(), value.display().to_string()]);
         }
         argv.extend(["--prompt", "hello", "--prompt", "sorted nets"].map(String::from));
-        if q8 {
-            argv.push("--q8".into());
-        }
+        argv.extend(flags.iter().map(|f| f.to_string()));
         let cli = sorted_runner::Cli::try_parse_from(&argv).unwrap();
         run_on::<Autodiff<Flex>>(&cli, Default::default(), &ctx()).unwrap();
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(bench.join("decode.json")).unwrap()).unwrap();
         let rows = report["rows"].as_array().unwrap();
         let modes: Vec<&str> = rows.iter().map(|r| r["mode"].as_str().unwrap()).collect();
-        let first = if q8 { "greedy (8-bit weights)" } else { "greedy" };
         assert_eq!(modes[0], first, "{modes:?}");
         // Burn's decoding layout is timed beside the host decoder; with f32 weights both decode
         // the same tokens (the tiny model has no near-ties), and drafts are lossless either way.

@@ -136,21 +136,28 @@ fn issue_29_8_bit_host_weights_stay_near_f32_and_draft_losslessly_for_themselves
     // A byte per weight plus a scale per block, against 4 (the tiny model's rows of 16 and 24
     // are partial blocks: at most 1.25 bytes per weight).
     assert!(q8_host.bytes() * 16 <= f32_host.bytes() * 5);
+    let int8_host = m.host_decoder(HostWeights::Q8Int8);
     for sub in space().iter() {
+        // One token, so that the 8-bit activations' few-row kernel runs (prompts of more rows
+        // than it takes are multiplied with f32 activations).
         let run = |host: &sorted_kernels::HostDecoder| {
-            host.run_layers(host.embed(&PROMPT), 0, sub.depth, sub.heads, sub.ffn, &mut host.new_cache())
+            host.run_layers(host.embed(&PROMPT[..1]), 0, sub.depth, sub.heads, sub.ffn, &mut host.new_cache())
         };
         let error = relative_error(&run(&q8_host), &run(&f32_host));
         assert!(error < 0.02, "{sub}: 8-bit layers off by {error} of the largest value");
+        let error = relative_error(&run(&int8_host), &run(&f32_host));
+        assert!(error < 0.04, "{sub}: 8-bit layers with 8-bit activations off by {error} of the largest value");
     }
-    let decoder = LlamaDecoder::with_q8_decode_layout(&m);
-    for full in [space().largest(), space().parse_sub_model("L4-H2-F24").unwrap()] {
-        for bonus_token in [false, true] {
-            let config = drafted_by(2, bonus_token);
-            for prompt in prompts() {
-                let greedy_q8 = decoder.greedy(&full, &prompt, 10, None).0;
-                let spec = decoder.speculative_greedy(&full, &config, &prompt, 10, None).0;
-                assert_eq!(spec, greedy_q8, "{full}, prompt {prompt:?}, bonus token {bonus_token}");
+    for format in [HostWeights::Q8, HostWeights::Q8Int8] {
+        let decoder = LlamaDecoder::on_host(&m, format);
+        for full in [space().largest(), space().parse_sub_model("L4-H2-F24").unwrap()] {
+            for bonus_token in [false, true] {
+                let config = drafted_by(2, bonus_token);
+                for prompt in prompts() {
+                    let greedy_q8 = decoder.greedy(&full, &prompt, 10, None).0;
+                    let spec = decoder.speculative_greedy(&full, &config, &prompt, 10, None).0;
+                    assert_eq!(spec, greedy_q8, "{format:?} {full}, prompt {prompt:?}, bonus token {bonus_token}");
+                }
             }
         }
     }

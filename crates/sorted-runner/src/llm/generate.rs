@@ -159,7 +159,8 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         LlamaDecoder::with_decode_layout(&lm.model)
     };
     let own = LlamaDecoder::new(&lm.model);
-    let q8 = args.q8.then(|| LlamaDecoder::on_host(&lm.model, HostWeights::Q8));
+    let q8_format = if args.f32_activations { HostWeights::Q8 } else { HostWeights::Q8Int8 };
+    let q8 = args.q8.then(|| LlamaDecoder::on_host(&lm.model, q8_format));
     let decoder = match (&q8, args.model_layout) {
         (Some(q8), _) => q8,
         (None, true) => &own,
@@ -219,8 +220,10 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
     let mut rows = vec![DecodeRow::undrafted(
         match (target == lm.full, args.q8) {
             (true, false) => "greedy".into(),
+            (true, true) if args.f32_activations => "greedy (8-bit weights, f32 activations)".into(),
             (true, true) => "greedy (8-bit weights)".into(),
             (false, false) => format!("greedy ({target})"),
+            (false, true) if args.f32_activations => format!("greedy ({target}, 8-bit weights, f32 activations)"),
             (false, true) => format!("greedy ({target}, 8-bit weights)"),
         },
         plain_stats.generated,

@@ -13,9 +13,14 @@ pub enum HostWeights {
     /// f32, as the model holds them: the same tokens as decoding with Burn up to float
     /// summation order.
     F32,
-    /// 8-bit blocks (ggml's Q8_0 scheme), projections and tied head: 1.125 bytes per weight.
-    /// Lossy: each weight moves by at most half a step of its block's `max |w| / 127`.
+    /// 8-bit blocks (ggml's Q8_0 scheme), projections and tied head: 1.125 bytes per weight,
+    /// multiplied with f32 activations. Lossy: each weight moves by at most half a step of its
+    /// block's `max |w| / 127`.
     Q8,
+    /// [`HostWeights::Q8`], each product's activations quantized to 8-bit blocks too and the
+    /// blocks' dot products summed in integers, as llama.cpp multiplies Q8_0 weights: fewer
+    /// instructions per weight, for a second rounding (of the activations).
+    Q8Int8,
 }
 
 /// `t`'s values, row-major.
@@ -29,7 +34,8 @@ fn matrix<B: Backend>(t: Tensor<B, 2>, format: HostWeights) -> HostMatrix {
     let data = values(t);
     match format {
         HostWeights::F32 => HostMatrix::f32(data, rows, cols),
-        HostWeights::Q8 => HostMatrix::q8(&data, rows, cols),
+        HostWeights::Q8 => HostMatrix::q8(&data, rows, cols, false),
+        HostWeights::Q8Int8 => HostMatrix::q8(&data, rows, cols, true),
     }
 }
 
@@ -74,7 +80,8 @@ impl<B: Backend> SortedLlama<B> {
         let embedding: std::sync::Arc<[f32]> = values(self.embedding.val()).into();
         let head = match format {
             HostWeights::F32 => HostMatrix::f32(embedding.clone(), vocab, d),
-            HostWeights::Q8 => HostMatrix::q8(&embedding, vocab, d),
+            HostWeights::Q8 => HostMatrix::q8(&embedding, vocab, d, false),
+            HostWeights::Q8Int8 => HostMatrix::q8(&embedding, vocab, d, true),
         };
         let layers = self.layers.iter().map(|l| l.host_layer(format)).collect();
         HostDecoder::new(shape, embedding, head, values(self.norm.weight.val()), layers)
