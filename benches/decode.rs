@@ -6,14 +6,18 @@
 //! keep 2 or 1 of the 3 query heads per KV group (6 or 3 of 9 heads, nested per group), in the
 //! decoding layout.
 //!
-//! Group `{device}/decode`; ids `model_layout/s<positions>`, `decode_layout/s<positions>` and
-//! `decode_layout_heads<h>/s1`.
+//! The same steps on the host decoder (`SortedLlama::host_decoder`: one fused pass per layer on
+//! the CPU) with f32 weights, 8-bit weights and f32 activations, and 8-bit weights and
+//! activations.
+//!
+//! Group `{device}/decode`; ids `model_layout/s<positions>`, `decode_layout/s<positions>`,
+//! `decode_layout_heads<h>/s1` and `host_{f32,q8,q8_int8}/s<positions>`.
 //! Not part of `cargo xtask bench`'s report; run `cargo bench -p sorted-bench --bench decode`.
 
 use burn::prelude::*;
 use criterion::{BenchmarkId, Criterion, criterion_main};
 use sorted_bench::{Bench, assert_same, device, group_name, time_iters};
-use sorted_zoo::llama::{KvCache, LlamaWidth, SortedLlamaConfig};
+use sorted_zoo::llama::{HostWeights, KvCache, LlamaWidth, SortedLlamaConfig};
 
 fn decode(c: &mut Criterion) {
     let device = device();
@@ -57,6 +61,25 @@ fn decode(c: &mut Criterion) {
                 })
             });
         });
+    }
+    // The host decoder after the same 100 positions.
+    let tokens: Vec<u32> = (0..100).collect();
+    for (name, format) in
+        [("host_f32", HostWeights::F32), ("host_q8", HostWeights::Q8), ("host_q8_int8", HostWeights::Q8Int8)]
+    {
+        let host = model.host_decoder(format);
+        let mut cache = host.new_cache();
+        let _ = host.run_layers(host.embed(&tokens), 0, depth, width.heads, width.ffn, &mut cache);
+        for positions in [1usize, 3, 6] {
+            let x = host.embed(&tokens[..positions]);
+            group.bench_function(BenchmarkId::new(name, format!("s{positions}")), |b| {
+                b.iter(|| {
+                    let h = host.run_layers(x.clone(), 0, depth, width.heads, width.ffn, &mut cache);
+                    cache.truncate(100);
+                    h
+                })
+            });
+        }
     }
     group.finish();
 }
