@@ -9,13 +9,16 @@ use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, Sa
 use serde::{Deserialize, Serialize};
 use sorted_nn::{NormPass, SubModel, SubModelNormStats};
 use sorted_sched::Checkpoint;
-use sorted_zoo::{AnyClassifier, DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier};
+use sorted_zoo::{
+    AnyClassifier, DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier,
+    calibrate_sub_model, calibration_batches, test_batches,
+};
 
 use crate::cli::ExportArgs;
 use crate::commands::{ModelVisitor, load_run, read_norm_stats, visit_trained};
 use crate::config::{Experiment, ExperimentConfig};
 use crate::data::RunData;
-use crate::eval::{SubModelResult, calibrate, calibration_batches, test_batches};
+use crate::eval::SubModelResult;
 use crate::provenance::RunContext;
 use crate::provenance::write_file;
 use crate::report::RunReport;
@@ -172,12 +175,12 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
             None => {
                 let batches = calibration_batches::<E>(
                     data,
-                    &exp.config.eval,
+                    exp.config.eval.calibration_samples,
                     exp.config.data.batch_size,
                     exp.config.seed,
                     device,
                 );
-                calibrate(model, sub, &batches)
+                calibrate_sub_model(model, sub, &batches)
             }
         })
     } else {
@@ -437,7 +440,7 @@ fn skeleton<B: Backend, M: SortedClassifier<B>>(
     let stats = model.has_batch_norm().then(|| {
         let zeros = Tensor::<B, 4>::zeros([2, c, h, w], device);
         let batch = ImageBatch { images: zeros, labels: Tensor::zeros([2], device) };
-        calibrate(&model, sub, &[batch])
+        calibrate_sub_model(&model, sub, &[batch])
     });
     model.extract(sub, stats.as_ref())
 }

@@ -11,16 +11,15 @@ use burn::prelude::*;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use sorted_nn::{SubModel, SubModelNormStats};
-use sorted_zoo::SortedClassifier;
 use sorted_zoo::deploy::median_of_sorted;
 use sorted_zoo::deploy::{Candidate, CostAxis, Latency, LatencyOptions, SortedModel, WeightLayout, pareto_front};
 pub use sorted_zoo::deploy::{LatencyFit, RatioSummary, spearman};
+use sorted_zoo::{SortedClassifier, calibrate_sub_model, calibration_batches};
 
 use crate::cli::ProfileArgs;
 use crate::commands::{ModelVisitor, load_run, read_norm_stats, visit_trained};
 use crate::config::Experiment;
 use crate::device::DeviceKind;
-use crate::eval::{calibrate, calibration_batches};
 use crate::plot_axes::log_ticks;
 use crate::provenance::RunContext;
 use crate::provenance::{machine, write_file};
@@ -452,7 +451,7 @@ impl<E: Backend> ModelVisitor<E> for Measure<'_, E> {
             let mut saved = read_norm_stats(self.run)?.unwrap_or_default();
             let calib = calibration_batches::<E>(
                 self.data,
-                &self.exp.config.eval,
+                self.exp.config.eval.calibration_samples,
                 self.exp.config.data.batch_size,
                 self.exp.config.seed,
                 &device,
@@ -460,7 +459,7 @@ impl<E: Backend> ModelVisitor<E> for Measure<'_, E> {
             for sub in &subs {
                 let stats = match saved.remove(&sub.to_string()) {
                     Some(layers) => SubModelNormStats::from_vecs(&layers, &device),
-                    None => calibrate(serving.model(), sub, &calib),
+                    None => calibrate_sub_model(serving.model(), sub, &calib),
                 };
                 serving.insert_norm_stats(sub, stats)?;
             }

@@ -22,6 +22,10 @@ pub use vision::classifier_sort::{ClassifierSort, sort_classifier};
 pub use vision::cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use vision::conv_norm::{DenseConvNorm, SortedConvNorm};
 pub use vision::depth_order::{DepthOrder, activation_order};
+pub use vision::evaluate::{
+    CALIBRATION_SEED_SALT, SubModelEvaluation, calibrate_sub_model, calibration_batches, evaluate_sub_model,
+    sub_model_accuracy, test_batches,
+};
 pub use vision::mlp::{DenseMlp, SortedMlp, SortedMlpConfig};
 pub use vision::mobilenet_v2::{
     DenseInvertedResidual, DenseMobileNetV2, MobileNetV2Stage, SortedInvertedResidual, SortedMobileNetV2,

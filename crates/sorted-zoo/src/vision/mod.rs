@@ -4,7 +4,7 @@
 //! ResNet and MobileNetV2 share (`staged_network.rs`) and the part of their passes they share
 //! (`staged_body.rs`); the classifier trait (`classifier.rs`)
 //! the `[model.*]` config that builds any of them (`classifier_config.rs`) and the importance
-//! sort of any of them (`classifier_sort.rs`).
+//! sort of any of them (`classifier_sort.rs`); evaluating their sub-models (`evaluate.rs`).
 
 pub(crate) mod classifier;
 pub(crate) mod classifier_config;
@@ -12,6 +12,7 @@ pub(crate) mod classifier_sort;
 pub(crate) mod cnn;
 pub(crate) mod conv_norm;
 pub(crate) mod depth_order;
+pub(crate) mod evaluate;
 pub(crate) mod mlp;
 pub(crate) mod mobilenet_v2;
 pub(crate) mod residual;
