@@ -128,10 +128,11 @@ mod q8 {
 
     #[test]
     fn with_8_bit_activations_the_product_is_both_dequantized_matrices_multiplied() {
-        let (rows, cols) = (37, 2 * Q8_BLOCK + 9);
+        // Several whole blocks and a partial one.
+        let (rows, cols) = (37, 5 * Q8_BLOCK + 9);
         let w = Q8Matrix::quantize(&values(rows * cols, 3), rows, cols);
         let dense = w.dequantize();
-        for (out, k) in [(rows, cols), (20, cols), (rows, Q8_BLOCK), (9, 40), (1, 1), (rows, 5)] {
+        for (out, k) in [(rows, cols), (20, cols), (rows, Q8_BLOCK), (rows, 4 * Q8_BLOCK), (9, 40), (1, 1), (rows, 5)] {
             for m in [1, 2, 3, FEW_ROWS_MAX, FEW_ROWS_MAX + 1, 3 * FEW_ROWS_MAX + 2] {
                 let x = values(m * k, (m * 100 + k) as u64);
                 // The activations as the product sees them: their own 8-bit blocks.
