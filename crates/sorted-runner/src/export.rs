@@ -47,7 +47,7 @@ fn profiled_latency(run: &Path, sub: &str) -> Vec<ProfiledLatency> {
     let mut out: Vec<ProfiledLatency> = entries
         .filter_map(|e| crate::profile::ProfileReport::read(&e.ok()?.path()).ok())
         .filter_map(|p| {
-            let row = p.rows.iter().find(|r| r.sub_model == sub)?;
+            let row = p.profile.rows.iter().find(|r| r.sub_model == sub)?;
             Some(ProfiledLatency {
                 device: p.meta.device.clone(),
                 batch_size: p.meta.batch_size,

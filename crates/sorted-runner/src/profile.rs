@@ -11,9 +11,8 @@ use burn::prelude::*;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use sorted_nn::{SubModel, SubModelNormStats};
-use sorted_zoo::deploy::median_of_sorted;
-use sorted_zoo::deploy::{Candidate, CostAxis, Latency, LatencyOptions, SortedModel, WeightLayout, pareto_front};
-pub use sorted_zoo::deploy::{LatencyFit, RatioSummary, spearman};
+use sorted_zoo::deploy::{DeployError, LatencyOptions, SortedModel, SubModelTiming, WeightLayout};
+pub use sorted_zoo::deploy::{LatencyFit, LatencyProfile, OUTLIER_FACTOR, ProfileRow, RatioSummary, spearman};
 use sorted_zoo::{SortedClassifier, calibrate_sub_model, calibration_batches};
 
 use crate::cli::ProfileArgs;
@@ -24,9 +23,6 @@ use crate::plot_axes::log_ticks;
 use crate::provenance::RunContext;
 use crate::provenance::{machine, write_file};
 use crate::report::RunReport;
-
-/// Ratio of ratios outside `[1 / OUTLIER_FACTOR, OUTLIER_FACTOR]` is listed as an outlier.
-pub const OUTLIER_FACTOR: f64 = 2.0;
 
 /// How a profile was produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -55,82 +51,17 @@ pub struct ProfileMeta {
     pub wall_seconds: f64,
 }
 
-/// One profiled sub-model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ProfileRow {
-    /// The sub-model (widths joined by `-`).
-    pub sub_model: String,
-    /// Active blocks.
-    pub depth: usize,
-    /// Parameters used.
-    pub params: u64,
-    /// FLOPs per sample.
-    pub flops: u64,
-    /// Test accuracy from the run's `results.json`.
-    pub accuracy: f64,
-    /// Measured latency of one forward pass of `batch_size` images.
-    pub latency: Latency,
-    /// Peak heap bytes allocated during one forward pass, above what was allocated before it
-    /// (activations, sliced weight copies, outputs); `None` where not measured.
-    pub peak_bytes: Option<u64>,
-    /// Bytes of the parameters the sub-model uses (f32), what an exported copy holds.
-    pub param_bytes: u64,
-    /// latency / the full model's latency.
-    pub latency_ratio: f64,
-    /// FLOPs / the full model's FLOPs.
-    pub flops_ratio: f64,
-    /// `latency_ratio / flops_ratio`: 1 when latency scales exactly with FLOPs; above 1 when a
-    /// small sub-model is slower than its FLOPs suggest (fixed per-call overheads).
-    pub ratio_of_ratios: f64,
-    /// Whether it is on the latency/accuracy Pareto front.
-    pub on_front: bool,
-    /// Latency of its dense copy (`--compare-dense`), timed interleaved with `latency`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub dense_latency: Option<Latency>,
-}
-
-impl ProfileRow {
-    /// The row as a selector candidate (its latency is the median).
-    pub fn candidate(&self) -> Candidate {
-        Candidate {
-            name: self.sub_model.clone(),
-            accuracy: self.accuracy,
-            latency_ms: Some(self.latency.median_ms),
-            params: self.params,
-            flops: self.flops,
-        }
-    }
-}
-
 /// Everything `profile.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProfileReport {
     /// Provenance.
     pub meta: ProfileMeta,
-    /// The full model's median latency, ms.
-    pub full_latency_ms: f64,
-    /// Spearman rank correlation of latency and FLOPs over all sub-models.
-    pub spearman_latency_flops: f64,
-    /// Median of the ratio of ratios.
-    pub median_ratio_of_ratios: f64,
-    /// Least-squares fit `latency = fixed + per-FLOP cost`: what explains ratio-of-ratios
-    /// outliers (a fixed per-call cost weighs most on the smallest sub-models).
-    pub latency_fit: LatencyFit,
-    /// The latency/accuracy Pareto front, fastest first.
-    pub front: Vec<String>,
-    /// Sliced / dense-copy latency over all sub-models (`--compare-dense`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sliced_over_dense: Option<RatioSummary>,
-    /// Every sub-model, in the space's order.
-    pub rows: Vec<ProfileRow>,
+    /// The rows and what they say together.
+    #[serde(flatten)]
+    pub profile: LatencyProfile,
 }
 
 impl ProfileReport {
-    /// The rows as selector candidates.
-    pub fn candidates(&self) -> Vec<Candidate> {
-        self.rows.iter().map(ProfileRow::candidate).collect()
-    }
-
     /// Reads `profile.json` from a profile folder.
     ///
     /// # Errors
@@ -141,42 +72,35 @@ impl ProfileReport {
         serde_json::from_slice(&bytes).with_context(|| format!("parsing `{}`", path.display()))
     }
 
-    /// Rows whose ratio of ratios is outside `[1/OUTLIER_FACTOR, OUTLIER_FACTOR]`.
-    pub fn outliers(&self) -> Vec<&ProfileRow> {
-        self.rows
-            .iter()
-            .filter(|r| r.ratio_of_ratios > OUTLIER_FACTOR || r.ratio_of_ratios < 1.0 / OUTLIER_FACTOR)
-            .collect()
-    }
-
     fn headline(&self) -> String {
+        let p = &self.profile;
         format!(
             "{} sub-models on {} at batch {} ({} weights): full model {:.4} ms (median of {}); latency vs FLOPs Spearman {:.3}; \
              median latency-ratio / FLOPs-ratio {:.2} ({} outside [{:.1}, {:.1}]); fit: {:.4} ms fixed ({:.0}% of the full \
              model) + {:.4} ms per MFLOP (R^2 {:.3}); {} on the latency/accuracy front",
-            self.rows.len(),
+            p.rows.len(),
             self.meta.device,
             self.meta.batch_size,
             self.meta.weight_layout,
-            self.full_latency_ms,
+            p.full_latency_ms,
             self.meta.options.repeats,
-            self.spearman_latency_flops,
-            self.median_ratio_of_ratios,
-            self.outliers().len(),
+            p.spearman_latency_flops,
+            p.median_ratio_of_ratios,
+            p.outliers().len(),
             1.0 / OUTLIER_FACTOR,
             OUTLIER_FACTOR,
-            self.latency_fit.fixed_ms,
-            100.0 * self.latency_fit.fixed_share_of_full,
-            self.latency_fit.ms_per_mflop,
-            self.latency_fit.r_squared,
-            self.front.len()
+            p.latency_fit.fixed_ms,
+            100.0 * p.latency_fit.fixed_share_of_full,
+            p.latency_fit.ms_per_mflop,
+            p.latency_fit.r_squared,
+            p.front.len()
         )
     }
 
     fn markdown(&self) -> String {
         let m = &self.meta;
         let mut s = format!("# Latency profile of `{}`\n\n{}\n\n", m.run, self.headline());
-        if let Some(r) = &self.sliced_over_dense {
+        if let Some(r) = &self.profile.sliced_over_dense {
             let _ = writeln!(
                 s,
                 "Sliced / dense-copy latency (same weight layout, interleaved): median {:.3}, p10 {:.3}, p90 {:.3}, max {:.3} ({}); \
@@ -203,7 +127,7 @@ impl ProfileReport {
              | sub-model | params | MFLOPs | accuracy % | median ms | p90 ms | peak KiB | latency / full | FLOPs / full | ratio of ratios | dense ms |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
-        for r in &self.rows {
+        for r in &self.profile.rows {
             let _ = writeln!(
                 s,
                 "| {}{} | {} | {:.3} | {:.2} | {:.4} | {:.4} | {} | {:.3} | {:.3} | {:.2} | {} |",
@@ -228,7 +152,7 @@ impl ProfileReport {
         let mut s = String::from(
             "sub_model,depth,params,flops,accuracy,median_ms,min_ms,p90_ms,peak_bytes,param_bytes,latency_ratio,flops_ratio,ratio_of_ratios,on_front,dense_median_ms\n",
         );
-        for r in &self.rows {
+        for r in &self.profile.rows {
             let _ = writeln!(
                 s,
                 "{},{},{},{},{:.6},{:.6},{:.6},{:.6},{},{},{:.6},{:.6},{:.6},{},{}",
@@ -343,49 +267,15 @@ pub fn profile_cmd<E: Backend>(
             run: &args.run,
         },
     )?;
-    let full = exp.space.largest().to_string();
-    let (full_ms, full_flops) = measured
-        .iter()
-        .find(|m| m.sub.to_string() == full)
-        .map(|m| (m.latency.median_ms, m.flops))
-        .context("the full model was not profiled")?;
-    let mut rows = Vec::with_capacity(measured.len());
-    for m in measured {
-        let name = m.sub.to_string();
-        let acc = *accuracy.get(&name).with_context(|| {
-            format!("`{}` has no row for sub-model {name}: re-run `sorted-runner eval`", args.run.display())
+    let profile = LatencyProfile::new(measured, &exp.space.largest(), |sub| accuracy.get(&sub.to_string()).copied())
+        .map_err(|e| match e {
+            DeployError::MissingAccuracy { sub_model } => anyhow::anyhow!(
+                "`{}` has no row for sub-model {sub_model}: re-run `sorted-runner eval`",
+                args.run.display()
+            ),
+            DeployError::NotProfiled { .. } => anyhow::anyhow!("the full model was not profiled"),
+            e => e.into(),
         })?;
-        let latency_ratio = m.latency.median_ms / full_ms.max(f64::MIN_POSITIVE);
-        let flops_ratio = m.flops as f64 / full_flops.max(1) as f64;
-        rows.push(ProfileRow {
-            sub_model: name,
-            depth: m.sub.depth(),
-            params: m.params,
-            flops: m.flops,
-            accuracy: acc,
-            latency: m.latency,
-            peak_bytes: m.peak_bytes,
-            param_bytes: 4 * m.params,
-            latency_ratio,
-            flops_ratio,
-            ratio_of_ratios: latency_ratio / flops_ratio.max(f64::MIN_POSITIVE),
-            on_front: false,
-            dense_latency: m.dense_latency,
-        });
-    }
-    let candidates: Vec<Candidate> = rows.iter().map(ProfileRow::candidate).collect();
-    let front = pareto_front(&candidates, CostAxis::LatencyMs)?;
-    for &i in &front {
-        rows[i].on_front = true;
-    }
-    let lat: Vec<f64> = rows.iter().map(|r| r.latency.median_ms).collect();
-    let flops: Vec<f64> = rows.iter().map(|r| r.flops as f64).collect();
-    let mut ror: Vec<f64> = rows.iter().map(|r| r.ratio_of_ratios).collect();
-    ror.sort_by(f64::total_cmp);
-    let dense_ratios: Vec<(String, f64)> = rows
-        .iter()
-        .filter_map(|r| r.dense_latency.as_ref().map(|d| (r.sub_model.clone(), r.latency.median_ms / d.median_ms)))
-        .collect();
     let report = ProfileReport {
         meta: ProfileMeta {
             run: args.run.display().to_string(),
@@ -399,13 +289,7 @@ pub fn profile_cmd<E: Backend>(
             machine: machine(),
             wall_seconds: started.elapsed().as_secs_f64(),
         },
-        full_latency_ms: full_ms,
-        spearman_latency_flops: spearman(&lat, &flops),
-        median_ratio_of_ratios: median_of_sorted(&ror),
-        latency_fit: LatencyFit::new(&flops, &lat, full_ms),
-        front: front.iter().map(|&i| rows[i].sub_model.clone()).collect(),
-        sliced_over_dense: RatioSummary::new(&dense_ratios),
-        rows,
+        profile,
     };
     let out = args
         .out
@@ -417,15 +301,6 @@ pub fn profile_cmd<E: Backend>(
         println!("wrote {}/{{profile.json, profile.csv, profile.md, profile.svg}}", out.display());
     }
     Ok(out)
-}
-
-struct Measured {
-    sub: SubModel,
-    params: u64,
-    flops: u64,
-    latency: Latency,
-    peak_bytes: Option<u64>,
-    dense_latency: Option<Latency>,
 }
 
 struct Measure<'a, E: Backend> {
@@ -440,9 +315,9 @@ struct Measure<'a, E: Backend> {
 }
 
 impl<E: Backend> ModelVisitor<E> for Measure<'_, E> {
-    type Output = Vec<Measured>;
+    type Output = Vec<SubModelTiming>;
 
-    fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<Vec<Measured>> {
+    fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<Vec<SubModelTiming>> {
         let device = self.images.device();
         let subs: Vec<SubModel> = self.exp.space.iter().collect();
         let mut serving = SortedModel::new(model, self.exp.space.clone())?.with_weight_layout(self.weight_layout);
@@ -464,22 +339,13 @@ impl<E: Backend> ModelVisitor<E> for Measure<'_, E> {
                 serving.insert_norm_stats(sub, stats)?;
             }
         }
-        let (latencies, dense): (Vec<Latency>, Vec<Option<Latency>>) = if self.compare_dense {
-            serving
-                .compare_with_dense(&self.images, &subs, self.options)?
-                .into_iter()
-                .map(|(s, d)| (s, Some(d)))
-                .unzip()
-        } else {
-            (serving.profile(&self.images, &subs, self.options)?, vec![None; subs.len()])
-        };
-        let mut out = Vec::with_capacity(subs.len());
-        for ((sub, latency), dense_latency) in subs.into_iter().zip(latencies).zip(dense) {
-            let peak_bytes = if self.measure_memory { Some(peak_heap(&serving, &self.images, &sub)?) } else { None };
-            let cost = serving.cost(&sub);
-            out.push(Measured { sub, params: cost.params, flops: cost.flops, latency, peak_bytes, dense_latency });
+        let mut timings = serving.time_sub_models(&self.images, &subs, self.options, self.compare_dense)?;
+        if self.measure_memory {
+            for t in &mut timings {
+                t.peak_bytes = Some(peak_heap(&serving, &self.images, &t.sub)?);
+            }
         }
-        Ok(out)
+        Ok(timings)
     }
 }
 
@@ -513,7 +379,7 @@ pub fn write_latency_plot(profile: &ProfileReport, path: &Path) -> anyhow::Resul
     {
         let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(&e))?;
-        let rows = &profile.rows;
+        let rows = &profile.profile.rows;
         let lat = |r: &ProfileRow| r.latency.median_ms.max(1e-6);
         let lmin = rows.iter().map(lat).fold(f64::INFINITY, f64::min);
         let lmax = rows.iter().map(lat).fold(0.0, f64::max);
@@ -561,6 +427,7 @@ pub fn write_latency_plot(profile: &ProfileReport, path: &Path) -> anyhow::Resul
                 .legend(move |(x, y)| Circle::new((x + 9, y), 3, colour.filled()));
         }
         let front: Vec<(f64, f64)> = profile
+            .profile
             .front
             .iter()
             .filter_map(|name| rows.iter().find(|r| &r.sub_model == name))

@@ -155,7 +155,7 @@ pub fn select_cmd(args: &SelectArgs, device: DeviceKind, ctx: &RunContext) -> an
             dir.display(),
             m.commit
         );
-        (profile.candidates(), Some(source))
+        (profile.profile.candidates(), Some(source))
     } else {
         let c = results
             .results

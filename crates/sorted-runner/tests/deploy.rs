@@ -69,9 +69,9 @@ fn profile_then_select_picks_the_most_accurate_sub_model_that_fits() {
     for file in ["profile.json", "profile.csv", "profile.md", "profile.svg"] {
         assert!(run.join("profile/cpu-b1").join(file).is_file(), "missing {file}");
     }
-    assert_eq!(report.rows.len(), 6);
+    assert_eq!(report.profile.rows.len(), 6);
     let results = RunReport::read(&run).unwrap();
-    for row in &report.rows {
+    for row in &report.profile.rows {
         let r = results.results.iter().find(|r| r.sub_model == row.sub_model).unwrap();
         assert_eq!((row.accuracy, row.params, row.flops), (r.accuracy, r.params, r.flops));
         assert!(row.latency.min_ms > 0.0 && row.latency.min_ms <= row.latency.median_ms);
@@ -81,10 +81,10 @@ fn profile_then_select_picks_the_most_accurate_sub_model_that_fits() {
         // The library tests run without the binary's counting allocator.
         assert_eq!(row.peak_bytes, None);
         // The front is exactly the non-dominated set.
-        let dominated = report.rows.iter().any(|other| dominates(other, row));
+        let dominated = report.profile.rows.iter().any(|other| dominates(other, row));
         assert_eq!(row.on_front, !dominated, "{}: on_front {} but dominated {dominated}", row.sub_model, row.on_front);
     }
-    let ratios = report.sliced_over_dense.as_ref().unwrap();
+    let ratios = report.profile.sliced_over_dense.as_ref().unwrap();
     assert_eq!(ratios.n, 6);
     assert!(ratios.p10 <= ratios.median && ratios.median <= ratios.p90 && ratios.p90 <= ratios.max.0);
     let svg = std::fs::read_to_string(run.join("profile/cpu-b1/profile.svg")).unwrap();
@@ -92,14 +92,14 @@ fn profile_then_select_picks_the_most_accurate_sub_model_that_fits() {
 
     // Budgets between the fastest and the slowest: the choice fits, and nothing that fits is
     // more accurate.
-    let mut latencies: Vec<f64> = report.rows.iter().map(|r| r.latency.median_ms).collect();
+    let mut latencies: Vec<f64> = report.profile.rows.iter().map(|r| r.latency.median_ms).collect();
     latencies.sort_by(f64::total_cmp);
     for &budget in &latencies {
         let args = SelectArgs { max_latency_ms: Some(budget), ..select_args(&run) };
         let out = select_cmd(&args, sorted_runner::DeviceKind::Cpu, &ctx()).unwrap();
         let chosen = out.chosen.latency_ms.unwrap();
         assert!(chosen <= budget, "chose {chosen} ms over a {budget} ms budget");
-        let fitting = report.rows.iter().filter(|r| r.latency.median_ms <= budget);
+        let fitting = report.profile.rows.iter().filter(|r| r.latency.median_ms <= budget);
         let best = fitting.clone().map(|r| r.accuracy).fold(f64::NEG_INFINITY, f64::max);
         assert_eq!(out.chosen.accuracy, best);
         assert_eq!(out.n_fitting, fitting.count());
@@ -114,7 +114,7 @@ fn profile_then_select_picks_the_most_accurate_sub_model_that_fits() {
     run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
-    let row = report.rows.iter().find(|r| r.sub_model == "16-8").unwrap();
+    let row = report.profile.rows.iter().find(|r| r.sub_model == "16-8").unwrap();
     assert_eq!(manifest["latency"][0]["median_ms"].as_f64().unwrap(), row.latency.median_ms);
     assert_eq!(manifest["latency"][0]["batch_size"], 1);
 
@@ -142,11 +142,12 @@ fn profile_then_select_picks_the_most_accurate_sub_model_that_fits() {
     let output_major = profile_in(&run, 1, LayoutArg::OutputMajor, "-output-major");
     assert_eq!(output_major.meta.weight_layout, sorted_zoo::deploy::WeightLayout::OutputMajor);
     assert_eq!(report.meta.weight_layout, sorted_zoo::deploy::WeightLayout::InputMajor);
-    let names = |r: &ProfileReport| r.rows.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect::<Vec<_>>();
+    let names =
+        |r: &ProfileReport| r.profile.rows.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect::<Vec<_>>();
     assert_eq!(names(&output_major), names(&report));
     let md = std::fs::read_to_string(run.join("profile/cpu-b1-output-major/profile.md")).unwrap();
     assert!(md.contains("| weight layout | `output-major` |"), "{md}");
-    let budget = output_major.rows.iter().map(|r| r.latency.median_ms).fold(0.0, f64::max);
+    let budget = output_major.profile.rows.iter().map(|r| r.latency.median_ms).fold(0.0, f64::max);
     let args = SelectArgs { max_latency_ms: Some(budget), weight_layout: LayoutArg::OutputMajor, ..select_args(&run) };
     let out = select_cmd(&args, sorted_runner::DeviceKind::Cpu, &ctx()).unwrap();
     assert!(out.chosen.latency_ms.unwrap() <= budget);
@@ -260,7 +261,7 @@ fn issue_29_the_binary_reports_peak_heap_that_grows_with_the_sub_model() {
     let report = ProfileReport::read(&run.join("profile/cpu-b64")).unwrap();
     assert!(report.meta.memory.contains("counting global allocator"), "{}", report.meta.memory);
     let peak = |name: &str| {
-        let row = report.rows.iter().find(|r| r.sub_model == name).unwrap_or_else(|| panic!("no row {name}"));
+        let row = report.profile.rows.iter().find(|r| r.sub_model == name).unwrap_or_else(|| panic!("no row {name}"));
         row.peak_bytes.unwrap_or_else(|| panic!("{name}: no peak"))
     };
     // One 64 x 256 f32 activation alone is 64 KiB; the 8-wide one is 2 KiB.

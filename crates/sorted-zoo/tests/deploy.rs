@@ -4,7 +4,8 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass};
 use sorted_zoo::deploy::{
-    Budget, Candidate, CostAxis, DeployError, LatencyOptions, SortedModel, WeightLayout, pareto_front, select,
+    Budget, Candidate, CostAxis, DeployError, LatencyOptions, LatencyProfile, SortedModel, WeightLayout, pareto_front,
+    select,
 };
 use sorted_zoo::{SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig};
 
@@ -241,4 +242,24 @@ fn a_calibrated_batch_norm_model_serves_the_same_logits_in_either_layout() {
     let served = handle.forward(images.clone(), &sub).unwrap().into_data();
     assert_eq!(served, handle.forward_sliced(images, &sub).unwrap().into_data());
     assert_ne!(served.to_vec::<f32>().unwrap(), reference.to_vec::<f32>().unwrap());
+}
+
+#[test]
+fn a_latency_profile_joins_timings_with_accuracies_and_marks_the_front() {
+    let (space, mlp, images) = tiny_mlp();
+    let model = SortedModel::new(mlp, space.clone()).unwrap();
+    let subs: Vec<_> = space.iter().collect();
+    let options = LatencyOptions { warmup: 1, repeats: 3 };
+    let timings = model.time_sub_models(&images, &subs, options, true).unwrap();
+    assert!(timings.iter().all(|t| t.dense_latency.is_some() && t.peak_bytes.is_none()));
+    // Accuracy grows with FLOPs, as a trained sorted model's does.
+    let accuracy = |sub: &sorted_nn::SubModel| Some(model.cost(sub).flops as f64);
+    let profile = LatencyProfile::new(timings.clone(), &space.largest(), accuracy).unwrap();
+    assert_eq!(profile.rows.len(), subs.len());
+    let full = profile.rows.iter().find(|r| r.sub_model == space.largest().to_string()).unwrap();
+    assert_eq!((full.latency_ratio, full.flops_ratio), (1.0, 1.0));
+    assert_eq!(profile.front.len(), profile.rows.iter().filter(|r| r.on_front).count());
+    assert_eq!(profile.sliced_over_dense.as_ref().unwrap().n, subs.len());
+    let missing = LatencyProfile::new(timings, &space.largest(), |_| None).unwrap_err();
+    assert!(matches!(missing, DeployError::MissingAccuracy { .. }), "{missing}");
 }

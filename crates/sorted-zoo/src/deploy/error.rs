@@ -42,6 +42,18 @@ pub enum DeployError {
         /// The value given.
         got: usize,
     },
+    /// A profile lacks the full model its rows are relative to.
+    #[error("the full model ({sub_model}) was not profiled")]
+    NotProfiled {
+        /// The full model.
+        sub_model: String,
+    },
+    /// A profiled sub-model has no accuracy to join its latency with.
+    #[error("sub-model {sub_model} has no accuracy")]
+    MissingAccuracy {
+        /// The sub-model.
+        sub_model: String,
+    },
     /// There is nothing to select from.
     #[error("no candidate sub-models to select from")]
     NoCandidates,

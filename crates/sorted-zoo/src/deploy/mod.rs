@@ -6,11 +6,14 @@
 //! - [`LatencyOptions`], [`Latency`], [`time_forward`]: timing forward passes on a backend.
 //! - [`Candidate`], [`Budget`], [`pareto_front`], [`select`]: the accuracy/cost front and
 //!   budget selection.
+//! - [`SortedModel::time_sub_models`], [`LatencyProfile`]: every sub-model profiled, with its
+//!   accuracy, against FLOPs and on the latency/accuracy front.
 
 mod budget;
 mod error;
 mod latency;
 mod latency_stats;
+mod profile;
 mod sorted_model;
 mod weight_layout;
 
@@ -18,5 +21,6 @@ pub use budget::{Budget, Candidate, CostAxis, Selection, pareto_front, select};
 pub use error::DeployError;
 pub use latency::{Latency, LatencyOptions, time_forward};
 pub use latency_stats::{LatencyFit, RatioSummary, median_of_sorted, spearman};
+pub use profile::{LatencyProfile, OUTLIER_FACTOR, ProfileRow, SubModelTiming};
 pub use sorted_model::SortedModel;
 pub use weight_layout::WeightLayout;
