@@ -11,7 +11,9 @@ use burn::prelude::*;
 use sorted_data::{EpochOrder, ImageBatch, ImageData, ImageDataConfig};
 use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass, SubModel};
 use sorted_sched::{LoopOptions, OptimizerConfig, RunLock, SamplerConfig, TrainConfig, TrainLoop, TrainTask};
-use sorted_zoo::{SortedClassifier, SortedResNet, SortedResNetConfig};
+use sorted_zoo::{
+    SortedClassifier, SortedResNet, SortedResNetConfig, calibration_batches, evaluate_sub_model, test_batches,
+};
 
 type B = Autodiff<Flex>;
 
@@ -61,13 +63,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config_toml: "# the sorted_resnet example",
     };
     let trained = train_loop.run(&task, model, optim, &device, LoopOptions::default(), &mut ())?.model.valid();
-    // Accuracy with batch statistics over the whole test set (the runner recalibrates instead).
-    let all: Vec<usize> = (0..task.data.test.len()).collect();
-    let test = task.data.batcher.batch::<Flex>(&task.data.test, &all, &device);
+    // Evaluated as the runner does: BatchNorm recalibrated per sub-model on 512 training images.
+    let tests = test_batches::<Flex>(&task.data, 250, &device);
+    let calibration = calibration_batches::<Flex>(&task.data, 512, 64, 1, &device);
     for sub in [space.smallest(), space.parse_sub_model("16-8")?, space.largest()] {
-        let logits = trained.forward(test.images.clone(), &sub, &mut NormPass::Batch);
-        let hits = logits.argmax(1).flatten::<1>(0, 1).equal(test.labels.clone()).int().sum().into_scalar();
-        println!("sub-model {sub}: {:.1} % test accuracy", 100.0 * hits as f64 / all.len() as f64);
+        let eval = evaluate_sub_model(&trained, &sub, &tests, &calibration, false, &device);
+        println!("sub-model {sub}: {:.1} % test accuracy", 100.0 * eval.accuracy);
     }
     Ok(())
 }
