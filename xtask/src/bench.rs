@@ -107,6 +107,11 @@ pub struct BenchArgs {
     /// transformers in the venv).
     #[arg(long, requires = "peer")]
     decode: bool,
+    /// With `--peer`: instead of the default experiment, one sorted training step of each zoo
+    /// family (ResNet, MobileNetV2, MiniLM) against `benches/peer/train_steps.py`, as a section
+    /// of `docs/results/bench-peer.md`.
+    #[arg(long, requires = "peer", conflicts_with_all = ["steps", "decode"])]
+    train_steps: bool,
 }
 
 /// One criterion benchmark: its group and its id inside the group.
@@ -223,6 +228,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             install_torch: args.install_torch,
             torch_threads: args.torch_threads,
             decode: args.decode,
+            train_steps: args.train_steps,
         });
     }
     let root = workspace_root();

