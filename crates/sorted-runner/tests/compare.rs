@@ -1,37 +1,28 @@
+#![cfg(feature = "flex")]
+
 use sorted_runner::compare::CompareReport;
 use sorted_runner::report::RunReport;
-use sorted_runner::{Command, CompareArgs, run_on};
+use sorted_runner::{Command, CompareArgs};
 
-use crate::end_to_end::{B, cli, ctx, rng_guard, write_config};
+use crate::common::{rng_guard, run_cli, tiny_image, write_config};
 
-const TINY_RESNET: &str = r#"
-name = "tiny-resnet"
-seed = 5
-[data]
-source = "embedded"
-batch_size = 16
-train_limit = 160
-test_limit = 64
-[model.resnet]
+/// A ResNet of two stages and three blocks, 3 steps of [`tiny_image`] on two threads.
+fn tiny_resnet() -> String {
+    let model = r#"[model.resnet]
 blocks_per_stage = [2, 1]
 strides = [2, 2]
 [space]
 depths = [1, 2, 3]
 tie_widths = true
 block_widths = [[2, 4], [2, 4], [4, 8]]
-[sampler.uniform]
-k = 2
-[optimizer.sgd]
-momentum = 0.9
-[lr]
-base = 0.05
-[train]
-steps = 3
-threads = 2
-[eval]
-calibration_samples = 32
-batch_size = 32
 "#;
+    tiny_image(
+        "tiny-resnet",
+        5,
+        model,
+        "[train]\nsteps = 3\nthreads = 2\n[eval]\ncalibration_samples = 32\nbatch_size = 32\n",
+    )
+}
 
 /// `compare` of `config` into `out`: 3 sub-models alone, one after another, fresh sorted run.
 fn sample_of_three(config: &std::path::Path, out: &std::path::Path) -> CompareArgs {
@@ -39,14 +30,14 @@ fn sample_of_three(config: &std::path::Path, out: &std::path::Path) -> CompareAr
 }
 
 fn compare(args: CompareArgs) -> anyhow::Result<()> {
-    run_on::<B>(&cli(Command::Compare(args)), Default::default(), &ctx())
+    run_cli(Command::Compare(args))
 }
 
 #[test]
 fn compare_trains_the_sample_alone_and_slices_the_alone_full_model() {
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), TINY_RESNET);
+    let config = write_config(dir.path(), &tiny_resnet());
     let out = dir.path().join("cmp");
     let args = || sample_of_three(&config, &out);
     compare(args()).unwrap();
@@ -90,7 +81,7 @@ fn compare_trains_the_sample_alone_and_slices_the_alone_full_model() {
 fn compare_jobs_trains_the_alone_runs_as_processes_with_the_same_results() {
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), TINY_RESNET);
+    let config = write_config(dir.path(), &tiny_resnet());
     let one_by_one = dir.path().join("seq");
     compare(sample_of_three(&config, &one_by_one)).unwrap();
     // The runner binary itself, reusing the sorted run: three alone runs, two processes at once.
@@ -121,11 +112,11 @@ fn compare_jobs_trains_the_alone_runs_as_processes_with_the_same_results() {
     }
 }
 
-/// [`TINY_RESNET`] with blocks per stage: depth 2 runs block 0 and block 2 (the first block of
+/// [`tiny_resnet`] with blocks per stage: depth 2 runs block 0 and block 2 (the first block of
 /// each stage), so the space lists blocks 0, 2, 1; trained with the sandwich rule and in-place
 /// distillation.
 fn tiny_per_stage_resnet() -> String {
-    TINY_RESNET
+    tiny_resnet()
         .replace("name = \"tiny-resnet\"", "name = \"tiny-per-stage\"")
         .replace("strides = [2, 2]", "strides = [2, 2]\ndepth_order = \"per_stage\"")
         .replace("block_widths = [[2, 4], [2, 4], [4, 8]]", "block_widths = [[2, 4], [4, 8], [2, 4]]")

@@ -2,11 +2,13 @@
 //! run's device, each on half of every batch, gradients averaged with Burn's collective; the
 //! result is the one-peer run's, up to float summation order.
 
+#![cfg(feature = "flex")]
+
 use std::path::Path;
 
 use sorted_runner::report::RunReport;
 
-use crate::end_to_end::{TINY_MLP, rng_guard, train, write_config};
+use crate::common::{TINY_MLP, rng_guard, train, write_config};
 
 /// Every weight of the tiny MLP run in `run` (its last checkpoint), in parameter order.
 pub(crate) fn weights(run: &Path) -> Vec<f32> {
@@ -57,9 +59,9 @@ fn issue_32_two_peers_train_the_one_peer_model() {
 
 #[test]
 fn issue_32_devices_flag_places_one_peer_per_device() {
-    use sorted_runner::{Command, TrainArgs, run_on};
+    use sorted_runner::{Command, TrainArgs};
 
-    use crate::end_to_end::{B, cli, ctx};
+    use crate::common::run_cli;
 
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
@@ -72,7 +74,7 @@ fn issue_32_devices_flag_places_one_peer_per_device() {
         devices: devices.iter().map(|d| d.to_string()).collect(),
         ..TrainArgs::default()
     };
-    run_on::<B>(&cli(Command::Train(args(&two, &["cpu", "cpu"]))), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args(&two, &["cpu", "cpu"]))).unwrap();
     let saved = std::fs::read_to_string(two.join("config.toml")).unwrap();
     let saved: toml::Value = toml::from_str(&saved).unwrap();
     assert_eq!(saved["train"]["devices"].as_array().map(Vec::len), Some(2), "{saved}");
@@ -82,12 +84,11 @@ fn issue_32_devices_flag_places_one_peer_per_device() {
 
     // A device name that is no device is refused, naming it and the key.
     let bad = dir.path().join("bad");
-    let err = run_on::<B>(&cli(Command::Train(args(&bad, &["cpu", "gpu7"]))), Default::default(), &ctx()).unwrap_err();
+    let err = run_cli(Command::Train(args(&bad, &["cpu", "gpu7"]))).unwrap_err();
     let err = format!("{err:#}");
     assert!(err.contains("train.devices[1]") && err.contains("gpu7"), "{err}");
     // A device of another backend than the command's is refused, naming the flag to use.
-    let err =
-        run_on::<B>(&cli(Command::Train(args(&bad, &["cuda:0", "cuda:1"]))), Default::default(), &ctx()).unwrap_err();
+    let err = run_cli(Command::Train(args(&bad, &["cuda:0", "cuda:1"]))).unwrap_err();
     let err = format!("{err:#}");
     assert!(err.contains("train.devices[0]") && err.contains("--device cuda"), "{err}");
     // `peers` and `devices` that disagree are refused, naming both.
@@ -100,9 +101,9 @@ fn issue_32_devices_flag_places_one_peer_per_device() {
 
 #[test]
 fn issue_32_a_one_peer_run_resumes_on_two_peers_to_the_same_weights() {
-    use sorted_runner::{Command, TrainArgs, run_on};
+    use sorted_runner::{Command, TrainArgs};
 
-    use crate::end_to_end::{B, cli, ctx};
+    use crate::common::run_cli;
 
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
@@ -112,7 +113,7 @@ fn issue_32_a_one_peer_run_resumes_on_two_peers_to_the_same_weights() {
     train(&config, &resumed, Some(16));
     let args =
         TrainArgs { resume: Some(resumed.clone()), devices: vec!["cpu".into(), "cpu".into()], ..TrainArgs::default() };
-    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
     let (a, b) = (weights(&whole), weights(&resumed));
     let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
     assert!(worst < 1e-4, "largest weight difference {worst}");

@@ -1,12 +1,14 @@
 //! The runner on every dataset kind: Fashion-MNIST and CIFAR-10 from small fixture folders in
 //! their real formats, with augmentation; exports record the dataset's shape and normalisation.
 
+#![cfg(feature = "flex")]
+
 use std::path::Path;
 
 use sorted_runner::report::RunReport;
-use sorted_runner::{Command, ExportArgs, TrainArgs, run_on};
+use sorted_runner::{Command, ExportArgs, TrainArgs};
 
-use crate::end_to_end::{B, cli, ctx, rng_guard, write_config};
+use crate::common::{UNIFORM_SGD, rng_guard, run_cli, write_config};
 
 /// Bytes that vary with the image and pixel, so that classes are not all the same picture.
 fn pixels(n: usize, len: usize) -> Vec<u8> {
@@ -55,13 +57,7 @@ horizontal_flip = true
 [space]
 depths = [1, 2]
 widths = [2, 4]
-[sampler.uniform]
-k = 2
-[optimizer.sgd]
-momentum = 0.9
-[lr]
-base = 0.05
-[train]
+{UNIFORM_SGD}[train]
 steps = 3
 [eval]
 calibration_samples = 16
@@ -74,11 +70,11 @@ batch_size = 16
 fn train_and_export(dir: &Path, text: &str) -> (RunReport, serde_json::Value) {
     let run = dir.join("run");
     let args = TrainArgs { config: Some(write_config(dir, text)), out: Some(run.clone()), ..TrainArgs::default() };
-    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
     let report = RunReport::read(&run).unwrap();
     let out = dir.join("export");
     let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "full".into(), out: Some(out.clone()) };
-    run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Export(args)).unwrap();
     let manifest = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     (report, manifest)
 }
@@ -123,7 +119,7 @@ fn dataset_errors_name_the_key_and_the_fix() {
         out: Some(dir.path().join("run")),
         ..TrainArgs::default()
     };
-    let err = format!("{:#}", run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err());
+    let err = format!("{:#}", run_cli(Command::Train(args)).unwrap_err());
     assert!(err.contains("data.source") && err.contains("fashion-mnist"), "{err}");
 
     let missing = dir.path().join("no-cifar");
@@ -134,7 +130,7 @@ fn dataset_errors_name_the_key_and_the_fix() {
         out: Some(dir.path().join("run2")),
         ..TrainArgs::default()
     };
-    let err = format!("{:#}", run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err());
+    let err = format!("{:#}", run_cli(Command::Train(args)).unwrap_err());
     assert!(err.contains("no-cifar") && err.contains("data_batch_1.bin"), "{err}");
 
     let text = config("svhn", &missing, "[model.mlp]");

@@ -1,5 +1,7 @@
 //! Deployment on a trained run: profile, select under budgets, and exports that load back.
 
+#![cfg(feature = "flex")]
+
 use std::path::Path;
 
 use burn::backend::Flex;
@@ -8,12 +10,10 @@ use sorted_data::{ImageBatcher, Mnist};
 use sorted_nn::{NormPass, SubModelNormStats};
 use sorted_runner::profile::ProfileReport;
 use sorted_runner::report::RunReport;
-use sorted_runner::{
-    Command, ExportArgs, ExportWeights, LayoutArg, ProfileArgs, SelectArgs, load_export, run_on, select_cmd,
-};
+use sorted_runner::{Command, ExportArgs, ExportWeights, LayoutArg, ProfileArgs, SelectArgs, load_export, select_cmd};
 use sorted_zoo::SortedClassifier;
 
-use crate::end_to_end::{B, TINY_MLP, cli, ctx, rng_guard, train, write_config};
+use crate::common::{TINY_MLP, ctx, rng_guard, run_cli, train, write_config};
 
 fn profile(run: &Path, batch_size: usize) -> ProfileReport {
     profile_in(run, batch_size, LayoutArg::InputMajor, "")
@@ -29,7 +29,7 @@ fn profile_in(run: &Path, batch_size: usize, weight_layout: LayoutArg, suffix: &
         weight_layout,
         out: None,
     };
-    run_on::<B>(&cli(Command::Profile(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Profile(args)).unwrap();
     ProfileReport::read(&run.join(format!("profile/cpu-b{batch_size}{suffix}"))).unwrap()
 }
 
@@ -111,7 +111,7 @@ fn profile_then_select_picks_the_most_accurate_sub_model_that_fits() {
     // An export carries the profiled latency.
     let out = dir.path().join("export");
     let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "16-8".into(), out: Some(out.clone()) };
-    run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Export(args)).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
     let row = report.profile.rows.iter().find(|r| r.sub_model == "16-8").unwrap();
@@ -168,7 +168,7 @@ fn exported_safetensors_load_back_into_the_dense_model_with_identical_outputs() 
     for name in ["8", "16-8", "16-16"] {
         let out = dir.path().join(format!("export-{name}"));
         let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: name.into(), out: Some(out.clone()) };
-        run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+        run_cli(Command::Export(args)).unwrap();
         let (from_safetensors, manifest) = load_export::<Flex>(&out, ExportWeights::Safetensors, &device).unwrap();
         let (from_record, _) = load_export::<Flex>(&out, ExportWeights::BurnRecord, &device).unwrap();
         assert_eq!(manifest.sub_model, name);
@@ -211,12 +211,12 @@ fn exported_safetensors_load_back_into_the_dense_model_with_identical_outputs() 
 fn an_exported_cnn_loads_back_with_its_recalibrated_batch_norm() {
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), crate::end_to_end::TINY_CNN);
+    let config = write_config(dir.path(), &crate::common::tiny_cnn());
     let run = dir.path().join("run");
     train(&config, &run, None);
     let out = dir.path().join("exported");
     let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "4-2".into(), out: Some(out.clone()) };
-    run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Export(args)).unwrap();
     let device = Default::default();
     let (dense, manifest) = load_export::<Flex>(&out, ExportWeights::Safetensors, &device).unwrap();
     assert_eq!(manifest.model, "cnn");

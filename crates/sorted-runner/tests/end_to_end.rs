@@ -1,87 +1,9 @@
-use std::path::Path;
+#![cfg(feature = "flex")]
 
-use burn::backend::{Autodiff, Flex};
 use sorted_runner::report::RunReport;
-use sorted_runner::{Cli, Command, EvalArgs, ExportArgs, RunContext, TrainArgs, run_on};
+use sorted_runner::{Cli, Command, EvalArgs, ExportArgs, TrainArgs};
 
-pub(crate) type B = Autodiff<Flex>;
-
-/// Model initialisation draws from burn's process-global generator (`B::seed`) and tests run on
-/// parallel threads: runs that must be reproducible hold this lock.
-static RNG_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-pub(crate) fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
-    RNG_LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-pub(crate) const TINY_MLP: &str = r#"
-name = "tiny-mlp"
-seed = 7
-[data]
-source = "embedded"
-batch_size = 32
-train_limit = 640
-test_limit = 200
-[model.mlp]
-[space]
-depths = [1, 2]
-widths = [8, 16]
-[sampler.sandwich]
-k = 3
-[optimizer.adam]
-[lr]
-base = 1e-2
-warmup_steps = 2
-[train]
-steps = 40
-checkpoint_every = 16
-"#;
-
-pub(crate) const TINY_CNN: &str = r#"
-name = "tiny-cnn"
-seed = 3
-[data]
-source = "embedded"
-batch_size = 16
-train_limit = 160
-test_limit = 64
-[model.cnn]
-strides = [2, 2]
-[space]
-depths = [1, 2]
-widths = [2, 4]
-[sampler.uniform]
-k = 2
-[optimizer.sgd]
-momentum = 0.9
-[lr]
-base = 0.05
-[train]
-steps = 4
-fresh_batches = true
-[eval]
-calibration_samples = 48
-batch_size = 32
-"#;
-
-pub(crate) fn ctx() -> RunContext {
-    RunContext { device_name: "cpu (flex)".into(), quiet: true, command: "test".into(), commit: "test".into() }
-}
-
-pub(crate) fn cli(command: Command) -> Cli {
-    Cli { device: sorted_runner::DeviceKind::Cpu, quiet: true, command: Some(command) }
-}
-
-pub(crate) fn train(config: &Path, out: &Path, stop_after: Option<u64>) {
-    let args = TrainArgs { config: Some(config.into()), out: Some(out.into()), stop_after, ..TrainArgs::default() };
-    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
-}
-
-pub(crate) fn write_config(dir: &Path, text: &str) -> std::path::PathBuf {
-    let path = dir.join("exp.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use crate::common::{TINY_MLP, mlp_weights, rng_guard, run_cli, tiny_cnn, train, write_config};
 
 #[test]
 fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
@@ -113,14 +35,14 @@ fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
 
     // eval reproduces the accuracies from the checkpoint.
     std::fs::remove_file(run.join("results.json")).unwrap();
-    run_on::<B>(&cli(Command::Eval(EvalArgs { run: run.clone() })), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Eval(EvalArgs { run: run.clone() })).unwrap();
     let again = RunReport::read(&run).unwrap();
     let acc = |r: &RunReport| r.results.iter().map(|x| x.accuracy).collect::<Vec<_>>();
     assert_eq!(acc(&again), acc(&report));
 
     // export writes a dense model that matches the sliced one.
     let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "16-8".into(), out: None };
-    run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Export(args)).unwrap();
     let out = run.join("export/16-8");
     for file in ["model.mpk", "model.safetensors", "config.json", "manifest.json"] {
         assert!(out.join(file).is_file(), "missing export/{file}");
@@ -136,7 +58,7 @@ fn a_short_run_writes_every_report_file_then_eval_and_export_work() {
 
     // A sub-model outside the space is a clear error.
     let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "12".into(), out: None };
-    let err = format!("{:#}", run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap_err());
+    let err = format!("{:#}", run_cli(Command::Export(args)).unwrap_err());
     assert!(err.contains("12") && err.contains("allowed"), "{err}");
 }
 
@@ -152,27 +74,13 @@ fn resume_after_a_stop_equals_an_uninterrupted_run() {
     train(&config, &resumed, Some(21));
     assert!(!resumed.join("results.json").exists(), "a stopped run has no results yet");
     let args = TrainArgs { resume: Some(resumed.clone()), ..TrainArgs::default() };
-    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
 
     let a = RunReport::read(&straight).unwrap();
     let b = RunReport::read(&resumed).unwrap();
     let acc = |r: &RunReport| r.results.iter().map(|x| (x.sub_model.clone(), x.accuracy)).collect::<Vec<_>>();
     assert_eq!(acc(&a), acc(&b));
     assert_eq!(mlp_weights(&straight), mlp_weights(&resumed), "resumed weights differ from the uninterrupted run");
-}
-
-/// Every weight matrix of the MLP checkpointed in `run`, flattened.
-pub(crate) fn mlp_weights(run: &Path) -> Vec<f32> {
-    let exp = sorted_runner::config::Experiment::from_file(&run.join("config.toml")).unwrap();
-    let device = Default::default();
-    let model = sorted_zoo::SortedMlpConfig::for_space(784, 10, &exp.space).init::<Flex>(&device);
-    let model = sorted_sched::load_model(run, model, &device).unwrap();
-    let mut v = Vec::new();
-    for block in &model.blocks {
-        v.extend(block.weight.val().into_data().to_vec::<f32>().unwrap());
-    }
-    v.extend(model.head.weight.val().into_data().to_vec::<f32>().unwrap());
-    v
 }
 
 #[test]
@@ -210,7 +118,7 @@ fn summed_losses_take_the_steps_of_averaged_losses_at_k_times_the_rate() {
 fn a_cnn_run_recalibrates_batch_norm_and_exports() {
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), TINY_CNN);
+    let config = write_config(dir.path(), &tiny_cnn());
     let run = dir.path().join("run");
     train(&config, &run, None);
     let stats: serde_json::Value =
@@ -224,7 +132,7 @@ fn a_cnn_run_recalibrates_batch_norm_and_exports() {
         sub_model: "4-2".into(),
         out: Some(dir.path().join("exported")),
     };
-    run_on::<B>(&cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Export(args)).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.path().join("exported/manifest.json")).unwrap()).unwrap();
     assert!(manifest["max_abs_diff_vs_sliced"].as_f64().unwrap() < 1e-4);
@@ -234,7 +142,7 @@ fn a_cnn_run_recalibrates_batch_norm_and_exports() {
 fn a_switchable_batch_norm_run_is_evaluated_both_ways() {
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let text = TINY_CNN.replace("strides = [2, 2]", "strides = [2, 2]\nbatch_norm = \"switchable\"");
+    let text = tiny_cnn().replace("strides = [2, 2]", "strides = [2, 2]\nbatch_norm = \"switchable\"");
     let run = dir.path().join("run");
     train(&write_config(dir.path(), &text), &run, None);
     let report = RunReport::read(&run).unwrap();
@@ -255,14 +163,10 @@ fn bad_inputs_give_errors_naming_the_file() {
     let config =
         write_config(dir.path(), &TINY_MLP.replace("source = \"embedded\"", "source = \"/nonexistent/mnist\""));
     let args = TrainArgs { config: Some(config), out: Some(dir.path().join("run")), ..TrainArgs::default() };
-    let err = format!("{:#}", run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err());
+    let err = format!("{:#}", run_cli(Command::Train(args)).unwrap_err());
     assert!(err.contains("/nonexistent/mnist"), "{err}");
 
-    let err = format!(
-        "{:#}",
-        run_on::<B>(&cli(Command::Eval(EvalArgs { run: dir.path().join("no-such-run") })), Default::default(), &ctx())
-            .unwrap_err()
-    );
+    let err = format!("{:#}", run_cli(Command::Eval(EvalArgs { run: dir.path().join("no-such-run") })).unwrap_err());
     assert!(err.contains("no-such-run"), "{err}");
 }
 

@@ -12,6 +12,8 @@
 //!     cargo test -p sorted-runner --test integration export_pytorch -- --ignored
 //! ```
 
+#![cfg(feature = "flex")]
+
 use std::path::Path;
 
 use burn::backend::Flex;

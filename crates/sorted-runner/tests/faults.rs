@@ -6,6 +6,8 @@
 //! bytes were evaluated, a diverged run reported "100 % at 96 %", two writers shared a folder,
 //! absurd sizes aborted in the allocator.
 
+#![cfg(feature = "flex")]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -17,7 +19,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sorted-runner");
 /// The end-to-end tests' tiny MLP on the embedded MNIST subset, 60 steps with a checkpoint
 /// after every one, so that kills land in checkpoint writes as often as in steps.
 static TINY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    let text = crate::end_to_end::TINY_MLP
+    let text = crate::common::TINY_MLP
         .replace("name = \"tiny-mlp\"", "name = \"tiny-faults\"")
         .replace("steps = 40\ncheckpoint_every = 16", "steps = 60\ncheckpoint_every = 1");
     assert!(text.contains("tiny-faults") && text.contains("checkpoint_every = 1"));
@@ -59,7 +61,7 @@ fn train(dir: &Path, cfg: &Path, out: &str, extra: &[&str]) -> Output {
 /// The step and every weight of the newest checkpoint. (Not the files' digests: a record
 /// holds its parameters' ids, which are drawn anew by every process that builds a model.)
 fn final_weights(run: &Path) -> (u64, Vec<f32>) {
-    (Checkpoint::latest(run).unwrap().state().step, crate::end_to_end::mlp_weights(run))
+    (Checkpoint::latest(run).unwrap().state().step, crate::common::mlp_weights(run))
 }
 
 fn leftovers(run: &Path) -> Vec<String> {

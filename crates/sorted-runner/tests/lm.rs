@@ -1,14 +1,16 @@
 //! The language-model path: SoFT of a tiny random LLaMA on a text file, run by `train` like any
 //! experiment (checkpoints, stop and resume, `eval`).
 
+#![cfg(feature = "flex")]
+
 use std::path::{Path, PathBuf};
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Flex;
 use sorted_runner::lm::{LmExperiment, TERM_LOSSES_FILE, is_lm_experiment};
 use sorted_runner::report::RunReport;
 use sorted_runner::{Command, TrainArgs, run_on};
 
-use crate::end_to_end::{cli, ctx};
+use crate::common::{B, ctx, rng_guard, run_cli, train, transformer_sections};
 
 /// A few kilobytes of English (this crate's README), as a corpus any user could point at.
 fn corpus() -> PathBuf {
@@ -38,34 +40,18 @@ num_kv_heads = 2
 head_dim = 4
 intermediate_size = 24
 
-[space]
-depths = [2, 4]
-heads = [2, 4]
-ffn = [12, 24]
-
-{sampler}
-
-[optimizer.adamw]
-
-[lr]
-base = 3e-3
-warmup_steps = 1
-decay = "linear"
+{sections}decay = "linear"
 
 [train]
 steps = 4
 {extra_train}
 "#,
-        corpus = corpus().display()
+        corpus = corpus().display(),
+        sections = transformer_sections("[2, 4]", "[12, 24]", sampler, "3e-3"),
     )
 }
 
 const SAMPLED: &str = "[sampler.uniform]\nk = 3\ninclude_full = true\nover = \"axes\"";
-
-fn train(path: &Path, out: &Path, stop_after: Option<u64>) {
-    let args = TrainArgs { config: Some(path.into()), out: Some(out.into()), stop_after, ..TrainArgs::default() };
-    run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
-}
 
 fn scores(run: &Path) -> Vec<(String, f64, Option<f64>)> {
     RunReport::read(run).unwrap().results.iter().map(|r| (r.sub_model.clone(), r.accuracy, r.perplexity)).collect()
@@ -73,7 +59,7 @@ fn scores(run: &Path) -> Vec<(String, f64, Option<f64>)> {
 
 #[test]
 fn a_tiny_llama_is_sorted_fine_tuned_on_a_text_file_and_every_sub_model_scored() {
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     // Enough steps for a byte model to learn the commonest bytes.
     let text =
         config(SAMPLED, "distill = 0.5").replace("steps = 4", "steps = 40").replace("base = 3e-3", "base = 1e-2");
@@ -115,7 +101,7 @@ fn a_tiny_llama_is_sorted_fine_tuned_on_a_text_file_and_every_sub_model_scored()
 
 #[test]
 fn an_lm_run_stops_and_resumes_to_the_uninterrupted_result_and_eval_repeats_it() {
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lm-tiny.toml");
     std::fs::write(&path, config(SAMPLED, "")).unwrap();
@@ -123,16 +109,16 @@ fn an_lm_run_stops_and_resumes_to_the_uninterrupted_result_and_eval_repeats_it()
     train(&path, &dir.path().join("stopped"), Some(2));
     assert!(!dir.path().join("stopped/results.json").exists(), "a stopped run has no report yet");
     let args = TrainArgs { resume: Some(dir.path().join("stopped")), ..TrainArgs::default() };
-    run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
     assert_eq!(scores(&dir.path().join("stopped")), scores(&dir.path().join("whole")));
     let args = sorted_runner::EvalArgs { run: dir.path().join("whole") };
-    run_on::<Autodiff<Flex>>(&cli(Command::Eval(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Eval(args)).unwrap();
     assert_eq!(scores(&dir.path().join("whole")), scores(&dir.path().join("stopped")));
 }
 
 #[test]
 fn every_exit_every_step_with_the_all_sampler() {
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     let text =
         config("[sampler.all]", "").replace("heads = [2, 4]", "heads = [4]").replace("ffn = [12, 24]", "ffn = [24]");
     let exp = LmExperiment::from_toml(&text, Path::new("x.toml")).unwrap();
@@ -152,7 +138,7 @@ fn error_of(text: &str) -> String {
 #[test]
 fn bad_lm_configs_name_the_key() {
     // The runs below seed the backend's global RNG before they fail: hold it like every run.
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     let base = config(SAMPLED, "");
     let err = error_of(&base.replace("exit_weights = [1.0, 2.0]", "exit_weights = [1.0]"));
     assert!(err.contains("model.llama.exit_weights") && err.contains("my-lm.toml"), "{err}");
@@ -183,16 +169,12 @@ fn bad_lm_configs_name_the_key() {
             force: true,
             ..TrainArgs::default()
         };
-        let err = format!(
-            "{:#}",
-            run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err()
-        );
+        let err = format!("{:#}", run_cli(Command::Train(args)).unwrap_err());
         assert!(err.contains("[space]") && err.contains("lm.toml"), "{err}");
     }
     std::fs::write(&path, base.replace(&corpus().display().to_string(), "/no/such/corpus.txt")).unwrap();
     let args = TrainArgs { config: Some(path.clone()), out: Some(dir.path().join("run2")), ..TrainArgs::default() };
-    let err =
-        format!("{:#}", run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap_err());
+    let err = format!("{:#}", run_cli(Command::Train(args)).unwrap_err());
     assert!(err.contains("/no/such/corpus.txt"), "{err}");
 }
 
@@ -216,24 +198,30 @@ fn tiny_gguf(dir: &Path) -> PathBuf {
     path
 }
 
+/// [`config`] with its decoder read from [`tiny_gguf`] (written into `dir`) instead of built at
+/// random, with `exit_weights` (that line, or nothing) before the `gguf` key; returns the GGUF's
+/// path and the config file's.
+fn from_tiny_gguf(dir: &Path, exit_weights: &str) -> (PathBuf, PathBuf) {
+    let gguf = tiny_gguf(dir);
+    let text = config(SAMPLED, "").replace("[model.llama.random]\nhidden_size = 16\nnum_layers = 4\nnum_heads = 4\nnum_kv_heads = 2\nhead_dim = 4\nintermediate_size = 24\n", "").replace(
+        "exit_weights = [1.0, 2.0]\n",
+        &format!("{exit_weights}gguf = \"{}\"\n", gguf.display()),
+    );
+    let path = dir.join("lm.toml");
+    std::fs::write(&path, text).unwrap();
+    (gguf, path)
+}
+
 #[test]
 fn issue_30_a_sub_model_of_an_lm_run_exports_to_hugging_face_and_gguf() {
     use burn::prelude::*;
     use sorted_runner::ExportArgs;
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let gguf = tiny_gguf(dir.path());
-    let text = config(SAMPLED, "").replace(
-        "[model.llama.random]\nhidden_size = 16\nnum_layers = 4\nnum_heads = 4\nnum_kv_heads = 2\nhead_dim = 4\nintermediate_size = 24\n",
-        "",
-    );
-    let text =
-        text.replace("exit_weights = [1.0, 2.0]", &format!("exit_weights = [1.0, 2.0]\ngguf = \"{}\"", gguf.display()));
-    let path = dir.path().join("lm.toml");
-    std::fs::write(&path, &text).unwrap();
+    let (gguf, path) = from_tiny_gguf(dir.path(), "exit_weights = [1.0, 2.0]\n");
     let run = dir.path().join("run");
     train(&path, &run, None);
-    let export = |args: ExportArgs| run_on::<Autodiff<Flex>>(&cli(Command::Export(args)), Default::default(), &ctx());
+    let export = |args: ExportArgs| run_cli(Command::Export(args));
     let out = dir.path().join("exported");
     let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "L2-H2-F12".into(), out: Some(out.clone()) };
     export(args).unwrap();
@@ -280,7 +268,7 @@ fn issue_30_a_sub_model_of_an_lm_run_exports_to_hugging_face_and_gguf() {
 #[test]
 fn issue_31_a_sorted_lm_run_records_its_scores_and_resumes_without_sorting_again() {
     use sorted_runner::SORT_SCORES_FILE;
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lm-tiny.toml");
     let text =
@@ -302,12 +290,12 @@ fn issue_31_a_sorted_lm_run_records_its_scores_and_resumes_without_sorting_again
     train(&path, &dir.path().join("stopped"), Some(2));
     std::fs::remove_file(dir.path().join("stopped").join(SORT_SCORES_FILE)).unwrap();
     let args = TrainArgs { resume: Some(dir.path().join("stopped")), ..TrainArgs::default() };
-    run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
     assert!(!dir.path().join("stopped").join(SORT_SCORES_FILE).exists(), "resume sorted again");
     assert_eq!(scores(&dir.path().join("stopped")), scores(&dir.path().join("whole")));
     // `eval` of a sorted run loads its checkpoint and sorts nothing.
     let args = sorted_runner::EvalArgs { run: dir.path().join("stopped") };
-    run_on::<Autodiff<Flex>>(&cli(Command::Eval(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Eval(args)).unwrap();
     assert!(!dir.path().join("stopped").join(SORT_SCORES_FILE).exists(), "eval sorted");
     assert_eq!(scores(&dir.path().join("stopped")), scores(&dir.path().join("whole")));
 }
@@ -316,19 +304,12 @@ fn issue_31_a_sorted_lm_run_records_its_scores_and_resumes_without_sorting_again
 fn issue_31_sort_writes_a_sorted_decoder_that_computes_the_same_function() {
     use burn::prelude::*;
     use sorted_runner::SortArgs;
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let gguf = tiny_gguf(dir.path());
-    let text = config(SAMPLED, "").replace(
-        "[model.llama.random]\nhidden_size = 16\nnum_layers = 4\nnum_heads = 4\nnum_kv_heads = 2\nhead_dim = 4\nintermediate_size = 24\n",
-        "",
-    );
-    let text = text.replace("exit_weights = [1.0, 2.0]", &format!("gguf = \"{}\"", gguf.display()));
-    let path = dir.path().join("lm.toml");
-    std::fs::write(&path, &text).unwrap();
+    let (gguf, path) = from_tiny_gguf(dir.path(), "");
     let out = dir.path().join("sorted");
     let args = SortArgs { config: path.clone(), by: Some("taylor".into()), out: out.clone() };
-    run_on::<Autodiff<Flex>>(&cli(Command::Sort(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Sort(args)).unwrap();
     let scores: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join(sorted_runner::SORT_SCORES_FILE)).unwrap()).unwrap();
     assert_eq!(scores["score"], "taylor");
@@ -344,14 +325,13 @@ fn issue_31_sort_writes_a_sorted_decoder_that_computes_the_same_function() {
     // A BERT config is refused with a pointer to `sort_by`.
     std::fs::write(&path, "name = \"x\"\nseed = 1\n[model.bert]\n").unwrap();
     let args = SortArgs { config: path, by: None, out };
-    let err =
-        format!("{:#}", run_on::<Autodiff<Flex>>(&cli(Command::Sort(args)), Default::default(), &ctx()).unwrap_err());
+    let err = format!("{:#}", run_cli(Command::Sort(args)).unwrap_err());
     assert!(err.contains("sort_by"), "{err}");
 }
 
 #[test]
 fn issue_32_two_peers_sorted_fine_tune_the_one_peer_model() {
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("lm-tiny.toml");
     std::fs::write(&path, config(SAMPLED, "")).unwrap();
@@ -362,7 +342,7 @@ fn issue_32_two_peers_sorted_fine_tune_the_one_peer_model() {
         devices: vec!["cpu".into(), "cpu".into()],
         ..TrainArgs::default()
     };
-    run_on::<Autodiff<Flex>>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
     let (one, two) = (scores(&dir.path().join("one")), scores(&dir.path().join("two")));
     assert_eq!(one.len(), two.len());
     for (a, b) in one.iter().zip(&two) {
@@ -401,7 +381,7 @@ fn issue_29_generate_decodes_on_the_host_in_f32_and_8_bit_and_drafts_losslessly(
         argv.extend(["--prompt", "hello", "--prompt", "sorted nets"].map(String::from));
         argv.extend(flags.iter().map(|f| f.to_string()));
         let cli = sorted_runner::Cli::try_parse_from(&argv).unwrap();
-        run_on::<Autodiff<Flex>>(&cli, Default::default(), &ctx()).unwrap();
+        run_on::<B>(&cli, Default::default(), &ctx()).unwrap();
         let report: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(bench.join("decode.json")).unwrap()).unwrap();
         let rows = report["rows"].as_array().unwrap();

@@ -3,13 +3,15 @@
 //! train the one-process model; a node killed mid-run ends the other with an error within its
 //! timeout, and node 0's last checkpoint stays loadable.
 
+#![cfg(feature = "flex")]
+
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{TINY_MLP, rng_guard, train, write_config};
 use crate::data_parallel::weights;
-use crate::end_to_end::{TINY_MLP, rng_guard, train, write_config};
 
 const RUNNER: &str = env!("CARGO_BIN_EXE_sorted-runner");
 

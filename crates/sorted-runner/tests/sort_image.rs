@@ -1,17 +1,19 @@
 //! Image runs that start from an earlier run (`init_from`) and sort it first (`sort_by`):
 //! issue 31, items 3-4 for images.
 
+#![cfg(feature = "flex")]
+
 use std::path::Path;
 
 use sorted_runner::config::Experiment;
 use sorted_runner::report::RunReport;
-use sorted_runner::{Command, TrainArgs, run_on};
+use sorted_runner::{Command, TrainArgs};
 
-use crate::end_to_end::{B, TINY_CNN, cli, ctx, rng_guard, train};
+use crate::common::{rng_guard, run_cli, tiny_cnn, train};
 
 /// TINY_CNN at widths that learn something in a few dozen steps.
 fn base() -> String {
-    TINY_CNN
+    tiny_cnn()
         .replace("widths = [2, 4]", "widths = [4, 8]")
         .replace("train_limit = 160", "train_limit = 640")
         .replace("[optimizer.sgd]\nmomentum = 0.9", "[optimizer.adam]")
@@ -39,7 +41,7 @@ fn train_text(dir: &Path, name: &str, text: &str, stop_after: Option<u64>) -> an
     std::fs::write(&config, text).unwrap();
     let out = dir.join(name);
     let args = TrainArgs { config: Some(config), out: Some(out.clone()), stop_after, ..TrainArgs::default() };
-    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx())?;
+    run_cli(Command::Train(args))?;
     Ok(out)
 }
 
@@ -47,7 +49,7 @@ fn train_text(dir: &Path, name: &str, text: &str, stop_after: Option<u64>) -> an
 fn a_dense_run_sorted_by_taylor_keeps_its_full_accuracy_and_resume_does_not_sort_again() {
     let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
-    let config = crate::end_to_end::write_config(dir.path(), &dense());
+    let config = crate::common::write_config(dir.path(), &dense());
     let first = dir.path().join("dense");
     train(&config, &first, None);
     let dense_full = RunReport::read(&first).unwrap().full_accuracy;
@@ -69,7 +71,7 @@ fn a_dense_run_sorted_by_taylor_keeps_its_full_accuracy_and_resume_does_not_sort
     let third = train_text(dir.path(), "stopped", &sorted_from(&first, 2), Some(1)).unwrap();
     std::fs::remove_file(third.join("sort_scores.json")).unwrap();
     let args = TrainArgs { resume: Some(third.clone()), ..TrainArgs::default() };
-    run_on::<B>(&cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
     assert!(third.join("results.json").is_file());
     assert!(!third.join("sort_scores.json").exists(), "a resumed run sorted again");
 
@@ -88,7 +90,7 @@ fn error_of(text: &str) -> String {
 
 #[test]
 fn bad_start_keys_are_refused_naming_them() {
-    let with = |keys: &str| TINY_CNN.replace("strides = [2, 2]", &format!("strides = [2, 2]\n{keys}"));
+    let with = |keys: &str| tiny_cnn().replace("strides = [2, 2]", &format!("strides = [2, 2]\n{keys}"));
     let err = error_of(&with("sort_by = \"tylor\""));
     assert!(err.contains("sort_by") && err.contains("tylor") && err.contains("taylor"), "{err}");
     let err = error_of(&with("sort_batches = 2"));
@@ -99,7 +101,7 @@ fn bad_start_keys_are_refused_naming_them() {
     assert!(err.contains("model.cnn.sort_by") && err.contains("switchable"), "{err}");
     let err = error_of(&with("init_frm = \"runs/x\""));
     assert!(err.contains("init_frm") && err.contains("my-image.toml"), "{err}");
-    let mlp = crate::end_to_end::TINY_MLP.replace("[model.mlp]", "[model.mlp]\nsort_by = \"activation\"");
+    let mlp = crate::common::TINY_MLP.replace("[model.mlp]", "[model.mlp]\nsort_by = \"activation\"");
     let err = error_of(&mlp);
     assert!(err.contains("model.mlp.sort_by") && err.contains("magnitude"), "{err}");
     Experiment::from_toml(&with("init_from = \"runs/x\"\nsort_by = \"magnitude\""), Path::new("ok.toml")).unwrap();

@@ -1,12 +1,14 @@
 //! The text path: a tiny random BERT trained on the embedded Rotten Tomatoes slice.
 
+#![cfg(feature = "flex")]
+
 use std::path::{Path, PathBuf};
 
-use burn::backend::{Autodiff, Flex};
+use burn::backend::Flex;
 use sorted_runner::report::RunReport;
 use sorted_runner::text::{TextExperiment, is_text_experiment, train_text_experiment};
 
-use crate::end_to_end::ctx;
+use crate::common::{B, ctx, rng_guard, run_cli, transformer_sections};
 
 fn vocab() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sorted-data/tests/data/vocab-tiny.txt")
@@ -36,19 +38,7 @@ num_heads = 4
 intermediate_size = 32
 max_position_embeddings = 32
 
-[space]
-depths = [1, 2]
-heads = [2, 4]
-ffn = [16, 32]
-
-{sampler}
-
-[optimizer.adamw]
-
-[lr]
-base = 1e-3
-warmup_steps = 1
-
+{sections}
 [train]
 steps = 3
 threads = 2
@@ -56,7 +46,8 @@ threads = 2
 [eval]
 batch_size = 16
 "#,
-        vocab = vocab().display()
+        vocab = vocab().display(),
+        sections = transformer_sections("[1, 2]", "[16, 32]", sampler, "1e-3"),
     )
 }
 
@@ -70,8 +61,7 @@ fn a_tiny_bert_trains_and_reports_every_sub_model() {
     assert_eq!(exp.space.len(), 8);
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
-    train_text_experiment::<Autodiff<Flex>>(&exp, Some(&run), &Default::default(), &Default::default(), &ctx())
-        .unwrap();
+    train_text_experiment::<B>(&exp, Some(&run), &Default::default(), &Default::default(), &ctx()).unwrap();
     let report = RunReport::read(&run).unwrap();
     assert_eq!(report.n_sub_models, 8);
     let full = report.results.iter().find(|r| r.sub_model == "L2-H4-F32").unwrap();
@@ -92,8 +82,7 @@ fn a_fixed_run_trains_and_evaluates_only_its_sub_model() {
         TextExperiment::from_toml(&config("[sampler.fixed]\nsub_model = \"L1-H2\""), Path::new("x.toml")).unwrap();
     assert_eq!(exp.k, 1);
     let dir = tempfile::tempdir().unwrap();
-    train_text_experiment::<Autodiff<Flex>>(&exp, Some(dir.path()), &Default::default(), &Default::default(), &ctx())
-        .unwrap();
+    train_text_experiment::<B>(&exp, Some(dir.path()), &Default::default(), &Default::default(), &ctx()).unwrap();
     let report = RunReport::read(dir.path()).unwrap();
     let names: Vec<_> = report.results.iter().map(|r| r.sub_model.as_str()).collect();
     assert_eq!(names, ["L1-H2-F32"]);
@@ -129,8 +118,8 @@ fn bad_text_configs_name_the_key() {
 
 #[test]
 fn issue_28_a_text_run_stops_and_resumes_to_the_uninterrupted_result() {
-    use sorted_runner::{Command, TrainArgs, run_on};
-    let _guard = crate::end_to_end::rng_guard();
+    use sorted_runner::{Command, TrainArgs};
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rt-tiny.toml");
     std::fs::write(&path, config(UNIFORM).replace("steps = 3", "steps = 4")).unwrap();
@@ -141,13 +130,13 @@ fn issue_28_a_text_run_stops_and_resumes_to_the_uninterrupted_result() {
             stop_after,
             ..TrainArgs::default()
         };
-        run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+        run_cli(Command::Train(args)).unwrap();
     };
     train("whole", None);
     train("stopped", Some(2));
     assert!(!dir.path().join("stopped/results.json").exists(), "a stopped run has no report yet");
     let args = TrainArgs { resume: Some(dir.path().join("stopped")), ..TrainArgs::default() };
-    run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
     let accuracies = |run: &str| {
         let report = RunReport::read(&dir.path().join(run)).unwrap();
         report.results.iter().map(|r| (r.sub_model.clone(), r.accuracy)).collect::<Vec<_>>()
@@ -155,14 +144,14 @@ fn issue_28_a_text_run_stops_and_resumes_to_the_uninterrupted_result() {
     assert_eq!(accuracies("stopped"), accuracies("whole"));
     // `eval` re-evaluates a text run from its checkpoint to the same numbers.
     let args = sorted_runner::EvalArgs { run: dir.path().join("whole") };
-    run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Eval(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Eval(args)).unwrap();
     assert_eq!(accuracies("whole"), accuracies("stopped"));
 }
 
 #[test]
 fn issue_31_a_sorted_text_run_records_its_scores_and_resumes_without_sorting_again() {
-    use sorted_runner::{Command, SORT_SCORES_FILE, TrainArgs, run_on};
-    let _guard = crate::end_to_end::rng_guard();
+    use sorted_runner::{Command, SORT_SCORES_FILE, TrainArgs};
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rt-tiny.toml");
     let text = config(UNIFORM)
@@ -180,7 +169,7 @@ fn issue_31_a_sorted_text_run_records_its_scores_and_resumes_without_sorting_aga
                 ..TrainArgs::default()
             }
         };
-        run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+        run_cli(Command::Train(args)).unwrap();
     };
     train("whole", None, false);
     let scores: serde_json::Value =
@@ -222,19 +211,19 @@ fn issue_30_a_bert_sub_model_of_a_text_run_exports_to_hugging_face() {
     use burn::module::Param;
     use burn::prelude::*;
     use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
-    use sorted_runner::{Command, ExportArgs, TrainArgs, run_on};
+    use sorted_runner::{Command, ExportArgs, TrainArgs};
     use sorted_zoo::SortedBertConfig;
-    let _guard = crate::end_to_end::rng_guard();
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rt-tiny.toml");
     std::fs::write(&path, config(UNIFORM)).unwrap();
     let run = dir.path().join("run");
     let args = TrainArgs { config: Some(path), out: Some(run.clone()), ..TrainArgs::default() };
-    run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Train(args)).unwrap();
     let keep = std::env::var_os("SORTED_EXPORT_DIR").map(PathBuf::from);
     let out = keep.map_or_else(|| dir.path().join("exported"), |k| k.join("run-L1-H2-F16"));
     let args = ExportArgs { run: Some(run.clone()), gguf: None, sub_model: "L1-H2-F16".into(), out: Some(out.clone()) };
-    run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Export(args)), Default::default(), &ctx()).unwrap();
+    run_cli(Command::Export(args)).unwrap();
 
     let hf = out.join("hf");
     for file in ["config.json", "model.safetensors", "vocab.txt", "tokenizer_config.json", "manifest.json"] {
@@ -284,8 +273,8 @@ fn issue_30_a_bert_sub_model_of_a_text_run_exports_to_hugging_face() {
 
 #[test]
 fn issue_32_two_peers_train_the_one_peer_bert() {
-    use sorted_runner::{Command, TrainArgs, run_on};
-    let _guard = crate::end_to_end::rng_guard();
+    use sorted_runner::{Command, TrainArgs};
+    let _guard = rng_guard();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("rt-tiny.toml");
     std::fs::write(&path, config(UNIFORM)).unwrap();
@@ -296,7 +285,7 @@ fn issue_32_two_peers_train_the_one_peer_bert() {
             devices: devices.iter().map(|d| d.to_string()).collect(),
             ..TrainArgs::default()
         };
-        run_on::<Autodiff<Flex>>(&crate::end_to_end::cli(Command::Train(args)), Default::default(), &ctx()).unwrap();
+        run_cli(Command::Train(args)).unwrap();
     };
     train("one", &[]);
     train("two", &["cpu", "cpu"]);
