@@ -8,8 +8,11 @@ use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use sorted_nn::{SubModel, SubModelNormStats};
 use sorted_sched::{Checkpoint, TrainState};
-use sorted_zoo::{ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor};
+use sorted_zoo::{
+    ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor, calibrate_sub_model, calibration_batches,
+};
 
 use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::Experiment;
@@ -339,6 +342,35 @@ pub fn read_norm_stats(run_dir: &Path) -> anyhow::Result<Option<NormStatsFile>> 
     }
     let bytes = std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
     Ok(Some(serde_json::from_slice(&bytes).with_context(|| format!("parsing `{}`", path.display()))?))
+}
+
+/// The BatchNorm statistics of each of `subs`: those `eval` saved in the run's
+/// `norm_stats.json`, else recalibrated on the experiment's calibration batches (drawn once,
+/// and only when one is missing).
+///
+/// # Errors
+/// When `norm_stats.json` exists but cannot be read.
+pub fn saved_or_calibrated_stats<E: Backend, M: SortedClassifier<E>>(
+    run_dir: &Path,
+    exp: &Experiment,
+    data: &RunData,
+    model: &M,
+    subs: &[SubModel],
+    device: &E::Device,
+) -> anyhow::Result<Vec<SubModelNormStats<E>>> {
+    let mut saved = read_norm_stats(run_dir)?.unwrap_or_default();
+    let mut calibration = None;
+    let mut stats_of = |sub: &SubModel| match saved.remove(&sub.to_string()) {
+        Some(layers) => SubModelNormStats::from_vecs(&layers, device),
+        None => {
+            let cfg = &exp.config;
+            let (samples, batch_size) = (cfg.eval.calibration_samples, cfg.data.batch_size);
+            let batches = calibration
+                .get_or_insert_with(|| calibration_batches::<E>(data, samples, batch_size, cfg.seed, device));
+            calibrate_sub_model(model, sub, batches)
+        }
+    };
+    Ok(subs.iter().map(&mut stats_of).collect())
 }
 
 /// Opens a run's newest checkpoint (verified once) and the experiment saved with it.

@@ -7,15 +7,15 @@ use burn::prelude::*;
 use burn::record::{DefaultRecorder, Recorder};
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use serde::{Deserialize, Serialize};
-use sorted_nn::{NormPass, SubModel, SubModelNormStats};
+use sorted_nn::{NormPass, SubModel};
 use sorted_sched::Checkpoint;
 use sorted_zoo::{
     AnyClassifier, DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier,
-    calibrate_sub_model, calibration_batches, test_batches,
+    calibrate_sub_model, test_batches,
 };
 
 use crate::cli::ExportArgs;
-use crate::commands::{ModelVisitor, load_run, read_norm_stats, visit_trained};
+use crate::commands::{ModelVisitor, load_run, saved_or_calibrated_stats, visit_trained};
 use crate::config::{Experiment, ExperimentConfig};
 use crate::data::RunData;
 use crate::eval::SubModelResult;
@@ -168,21 +168,8 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     out: &Path,
     device: &E::Device,
 ) -> anyhow::Result<PathBuf> {
-    let stats: Option<SubModelNormStats<E>> = if model.has_batch_norm() {
-        let saved = read_norm_stats(run)?.and_then(|mut all| all.remove(&sub.to_string()));
-        Some(match saved {
-            Some(layers) => SubModelNormStats::from_vecs(&layers, device),
-            None => {
-                let batches = calibration_batches::<E>(
-                    data,
-                    exp.config.eval.calibration_samples,
-                    exp.config.data.batch_size,
-                    exp.config.seed,
-                    device,
-                );
-                calibrate_sub_model(model, sub, &batches)
-            }
-        })
+    let stats = if model.has_batch_norm() {
+        saved_or_calibrated_stats(run, exp, data, model, std::slice::from_ref(sub), device)?.pop()
     } else {
         None
     };

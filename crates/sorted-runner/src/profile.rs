@@ -10,13 +10,13 @@ use anyhow::Context;
 use burn::prelude::*;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
-use sorted_nn::{SubModel, SubModelNormStats};
+use sorted_nn::SubModel;
+use sorted_zoo::SortedClassifier;
 use sorted_zoo::deploy::{DeployError, LatencyOptions, SortedModel, SubModelTiming, WeightLayout};
 pub use sorted_zoo::deploy::{LatencyFit, LatencyProfile, OUTLIER_FACTOR, ProfileRow, RatioSummary, spearman};
-use sorted_zoo::{SortedClassifier, calibrate_sub_model, calibration_batches};
 
 use crate::cli::ProfileArgs;
-use crate::commands::{ModelVisitor, load_run, read_norm_stats, visit_trained};
+use crate::commands::{ModelVisitor, load_run, saved_or_calibrated_stats, visit_trained};
 use crate::config::Experiment;
 use crate::device::DeviceKind;
 use crate::plot_axes::log_ticks;
@@ -322,20 +322,8 @@ impl<E: Backend> ModelVisitor<E> for Measure<'_, E> {
         let subs: Vec<SubModel> = self.exp.space.iter().collect();
         let mut serving = SortedModel::new(model, self.exp.space.clone())?.with_weight_layout(self.weight_layout);
         if serving.model().has_batch_norm() {
-            // The statistics `eval` saved; calibrate any that are missing.
-            let mut saved = read_norm_stats(self.run)?.unwrap_or_default();
-            let calib = calibration_batches::<E>(
-                self.data,
-                self.exp.config.eval.calibration_samples,
-                self.exp.config.data.batch_size,
-                self.exp.config.seed,
-                &device,
-            );
-            for sub in &subs {
-                let stats = match saved.remove(&sub.to_string()) {
-                    Some(layers) => SubModelNormStats::from_vecs(&layers, &device),
-                    None => calibrate_sub_model(serving.model(), sub, &calib),
-                };
+            let all = saved_or_calibrated_stats(self.run, self.exp, self.data, serving.model(), &subs, &device)?;
+            for (sub, stats) in subs.iter().zip(all) {
                 serving.insert_norm_stats(sub, stats)?;
             }
         }
