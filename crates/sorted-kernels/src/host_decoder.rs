@@ -9,8 +9,15 @@
 //! token); here the only passes over memory are the weight products, which read each weight
 //! once.
 
+use std::sync::Arc;
+
 use crate::host_kv_cache::{HostKvCache, LayerKv};
-use crate::host_matrix::HostMatrix;
+use crate::host_matrix::{HostMatrix, join_columns};
+use crate::spinning_partner::{Partner, with_partner};
+
+/// Layers whose SwiGLU matrices hold fewer weights than this run on one thread (the hand-overs
+/// would cost more than they save).
+const PARTNER_MIN_ELEMENTS: usize = 200_000;
 
 /// The sizes of a [`HostDecoder`] that are not in its matrices.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -166,12 +173,30 @@ impl HostDecoder {
     /// If `x` is not whole hidden states, `to` is past the layers, or the widths do not fit.
     pub fn run_layers(
         &self,
-        mut x: Vec<f32>,
+        x: Vec<f32>,
         from: usize,
         to: usize,
         heads: usize,
         ffn: usize,
         cache: &mut HostKvCache,
+    ) -> Vec<f32> {
+        // Sharing a layer pays from about SmolLM2's size on (a 1536 x 576 SwiGLU matrix).
+        let shared = ffn * self.shape.hidden >= PARTNER_MIN_ELEMENTS;
+        self.run_layers_sharing(x, from, to, (heads, ffn), cache, shared)
+    }
+
+    /// [`HostDecoder::run_layers`] with the layers' products shared with a second thread or
+    /// not, whatever their size: the same values either way (each output is computed whole by
+    /// one thread), which the tests check.
+    #[doc(hidden)]
+    pub fn run_layers_sharing(
+        &self,
+        mut x: Vec<f32>,
+        from: usize,
+        to: usize,
+        (heads, ffn): (usize, usize),
+        cache: &mut HostKvCache,
+        shared: bool,
     ) -> Vec<f32> {
         let s = self.shape;
         let rows = self.rows("run_layers", &x);
@@ -182,10 +207,14 @@ impl HostDecoder {
             s.kv_heads,
             s.heads
         );
-        for (i, layer) in self.layers.iter().enumerate().take(to).skip(from) {
+        for layer in self.layers.iter().take(to).skip(from) {
             assert!(ffn >= 1 && ffn <= layer.gate.rows(), "HostDecoder::run_layers: SwiGLU width {ffn}");
-            self.layer(layer, &mut x, rows, heads, ffn, cache.layer_mut(i));
         }
+        with_partner(shared, |partner| {
+            for (i, layer) in self.layers.iter().enumerate().take(to).skip(from) {
+                self.layer(partner, layer, &mut x, rows, heads, ffn, cache.layer_mut(i));
+            }
+        });
         x
     }
 
@@ -247,25 +276,46 @@ impl HostDecoder {
         start
     }
 
-    /// One layer on `x` in place. Every product runs on both cores: the query beside the keys
-    /// and values, the gate beside the up projection, and the output and down projections in
-    /// halves (four hand-overs between threads a layer).
-    fn layer(&self, l: &HostLayer, x: &mut [f32], rows: usize, heads: usize, ffn: usize, cache: &mut LayerKv) {
+    /// One layer on `x` in place. Every product runs on both cores: the query here and the
+    /// keys and values on the partner, the gate here and the up projection there, and the
+    /// output and down projections in halves (four hand-overs a layer).
+    #[allow(clippy::too_many_arguments)]
+    fn layer<'w>(
+        &self,
+        partner: &Partner<'w>,
+        l: &'w HostLayer,
+        x: &mut [f32],
+        rows: usize,
+        heads: usize,
+        ffn: usize,
+        cache: &mut LayerKv,
+    ) {
         let s = self.shape;
-        let (d, hd) = (s.hidden, s.head_dim);
-        let h = rms_norm(x, &l.attention_norm, s.norm_eps);
-        let (mut q, (k, v)) =
-            rayon::join(|| l.query.rows_times(&h, rows, 0..heads * hd, d), || self.keys_and_values(l, &h, rows));
+        let (d, hd, width) = (s.hidden, s.head_dim, s.kv_heads * s.head_dim);
+        let h: Arc<[f32]> = rms_norm(x, &l.attention_norm, s.norm_eps).into();
+        let theirs = h.clone();
+        let (mut q, mut k) = partner.join(
+            || l.query.rows_times(&h, rows, 0..heads * hd, d),
+            Box::new(move || {
+                let mut kv = l.key.rows_times(&theirs, rows, 0..width, d);
+                kv.extend(l.value.rows_times(&theirs, rows, 0..width, d));
+                kv
+            }),
+        );
+        let v = k.split_off(rows * width);
         let start = self.push_kv(k, v, rows, cache);
         self.rope(&mut q, rows, heads, start);
         let attended = attend(&q, rows, heads, start, cache, s.kv_heads, hd);
-        let o = l.output.times_split(&attended, rows, d, heads * hd);
+        let o = in_halves(partner, &l.output, attended.into(), rows, d, heads * hd);
         add_into(x, &o);
-        let h = rms_norm(x, &l.ffn_norm, s.norm_eps);
-        let (gate, up) =
-            rayon::join(|| l.gate.rows_times(&h, rows, 0..ffn, d), || l.up.rows_times(&h, rows, 0..ffn, d));
+        let h: Arc<[f32]> = rms_norm(x, &l.ffn_norm, s.norm_eps).into();
+        let theirs = h.clone();
+        let (gate, up) = partner.join(
+            || l.gate.rows_times(&h, rows, 0..ffn, d),
+            Box::new(move || l.up.rows_times(&theirs, rows, 0..ffn, d)),
+        );
         let act: Vec<f32> = gate.iter().zip(&up).map(|(g, u)| g / (1.0 + (-g).exp()) * u).collect();
-        let down = l.down.times_split(&act, rows, d, ffn);
+        let down = in_halves(partner, &l.down, act.into(), rows, d, ffn);
         add_into(x, &down);
     }
 
@@ -291,6 +341,26 @@ impl HostDecoder {
             }
         }
     }
+}
+
+/// `x · vᵀ` for the `[out, cols]` view `v` of `m`, its rows in two halves: the first here, the
+/// second on the partner.
+fn in_halves<'w>(
+    partner: &Partner<'w>,
+    m: &'w HostMatrix,
+    x: Arc<[f32]>,
+    rows: usize,
+    out: usize,
+    cols: usize,
+) -> Vec<f32> {
+    let half = out / 2;
+    if half == 0 {
+        return m.rows_times(&x, rows, 0..out, cols);
+    }
+    let theirs = x.clone();
+    let (a, b) = partner
+        .join(|| m.rows_times(&x, rows, 0..half, cols), Box::new(move || m.rows_times(&theirs, rows, half..out, cols)));
+    join_columns(a, b, rows)
 }
 
 /// `x / sqrt(mean(x²) + eps) * weight` for each row of `x`.

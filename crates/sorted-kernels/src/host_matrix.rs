@@ -110,15 +110,7 @@ impl HostMatrix {
         }
         let half = out / 2;
         let (a, b) = rayon::join(|| self.rows_times(x, m, 0..half, cols), || self.rows_times(x, m, half..out, cols));
-        if m == 1 {
-            return [a, b].concat();
-        }
-        let mut result = Vec::with_capacity(m * out);
-        for (ra, rb) in a.chunks_exact(half.max(1)).zip(b.chunks_exact(out - half)).take(m) {
-            result.extend_from_slice(&ra[..half]);
-            result.extend_from_slice(rb);
-        }
-        result
+        join_columns(a, b, m)
     }
 
     /// `[m, rows.len()]`: `x` times weight rows `rows` (their first `cols` values), on the
@@ -192,4 +184,18 @@ impl HostMatrix {
         );
         assert_eq!(x.len(), m * cols, "HostMatrix::times_transposed: x has {} values, expected {m} x {cols}", x.len());
     }
+}
+
+/// The `[m, a + b]` rows made of `a`'s (`[m, a]`) and then `b`'s (`[m, b]`) columns.
+pub(crate) fn join_columns(a: Vec<f32>, b: Vec<f32>, m: usize) -> Vec<f32> {
+    if m == 1 {
+        return [a, b].concat();
+    }
+    let (left, right) = (a.len() / m, b.len() / m);
+    let mut result = Vec::with_capacity(a.len() + b.len());
+    for r in 0..m {
+        result.extend_from_slice(&a[r * left..(r + 1) * left]);
+        result.extend_from_slice(&b[r * right..(r + 1) * right]);
+    }
+    result
 }

@@ -7,6 +7,7 @@ mod host_kv_cache;
 mod host_matrix;
 mod q8_int8_dots;
 mod q8_rows;
+mod spinning_partner;
 
 pub use few_rows::{FEW_ROWS_MAX, PARALLEL_MIN_ELEMENTS, RowMatrix, few_rows_times_transposed};
 pub use host_decoder::{HostDecoder, HostDecoderShape, HostLayer};

@@ -243,6 +243,49 @@ mod host {
     }
 
     #[test]
+    fn sharing_each_layer_with_a_second_thread_gives_the_same_values() {
+        // Two layers, hidden 64, 4 query heads and 2 KV heads of 16, SwiGLU 96; 8-bit weights
+        // and activations, and f32.
+        let (d, ffn, heads, kv, hd) = (64, 96, 4, 2, 16);
+        for q8 in [false, true] {
+            let m = |rows: usize, cols: usize, seed: u64| {
+                let v = values(rows * cols, seed);
+                if q8 { HostMatrix::q8(&v, rows, cols, true) } else { HostMatrix::f32(v, rows, cols) }
+            };
+            let layers = (0..2)
+                .map(|l| HostLayer {
+                    attention_norm: values(d, 100 + l),
+                    query: m(heads * hd, d, 10 * l + 1),
+                    key: m(kv * hd, d, 10 * l + 2),
+                    value: m(kv * hd, d, 10 * l + 3),
+                    output: m(d, heads * hd, 10 * l + 4),
+                    ffn_norm: values(d, 200 + l),
+                    gate: m(ffn, d, 10 * l + 5),
+                    up: m(ffn, d, 10 * l + 6),
+                    down: m(d, ffn, 10 * l + 7),
+                })
+                .collect();
+            let shape =
+                HostDecoderShape { hidden: d, heads, kv_heads: kv, head_dim: hd, rope_theta: 10_000.0, norm_eps: 1e-5 };
+            let embedding = values(30 * d, 9);
+            let decoder =
+                HostDecoder::new(shape, embedding.clone(), HostMatrix::f32(embedding, 30, d), vec![1.0; d], layers);
+            // A prompt of more rows than the few-row kernels take, then single steps, full and
+            // narrow widths.
+            for (narrow_heads, narrow_ffn) in [(4, 96), (2, 40)] {
+                let (mut alone, mut shared) = (decoder.new_cache(), decoder.new_cache());
+                for tokens in [&(0..12).collect::<Vec<u32>>()[..], &[5], &[7, 8]] {
+                    let width = (narrow_heads, narrow_ffn);
+                    let a = decoder.run_layers_sharing(decoder.embed(tokens), 0, 2, width, &mut alone, false);
+                    let b = decoder.run_layers_sharing(decoder.embed(tokens), 0, 2, width, &mut shared, true);
+                    assert_eq!(a, b, "q8 {q8}, width {width:?}, tokens {tokens:?}");
+                }
+                assert_eq!(alone, shared);
+            }
+        }
+    }
+
+    #[test]
     #[should_panic(expected = "layer 0 down")]
     fn parts_of_the_wrong_shape_are_refused_by_name() {
         let decoder = one_layer(1.0);
