@@ -4,27 +4,12 @@
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
-use sorted_zoo::llama::{
-    EarlyExitConfig, HostWeights, KvCache, LlamaDecoder, SortedLlama, SortedLlamaConfig, SpeculativeConfig,
-};
+use sorted_zoo::llama::{EarlyExitConfig, HostWeights, KvCache, LlamaDecoder, SortedLlama, SpeculativeConfig};
+
+use crate::llama::decoding::{drafted_by, prompts};
+use crate::llama::{model, space};
 
 type F = Flex;
-
-/// 1, 2 or 4 layers; 1 or 2 query heads per KV group (2 KV heads); 8 or 24 SwiGLU units.
-fn space() -> TransformerSpace {
-    TransformerSpace::new(
-        TransformerSpaceConfig { depths: vec![1, 2, 4], heads: vec![2, 4], ffn: vec![8, 24], hidden: None },
-        16,
-    )
-    .unwrap()
-}
-
-fn model(seed: u64) -> SortedLlama<F> {
-    let device = Default::default();
-    F::seed(&device, seed);
-    SortedLlamaConfig::tiny().init::<F>(&device)
-}
 
 fn embed(m: &SortedLlama<F>, tokens: &[u32]) -> Tensor<F, 3> {
     let ids: Vec<i32> = tokens.iter().map(|&t| t as i32).collect();
@@ -44,22 +29,6 @@ fn relative_error(got: &[f32], want: &[f32]) -> f32 {
 }
 
 const PROMPT: [u32; 7] = [3, 17, 42, 8, 8, 29, 1];
-
-fn prompts() -> Vec<Vec<u32>> {
-    (0..20u32).map(|i| (0..1 + i % 5).map(|j| (i * 7 + j * 13 + 1) % 50).collect()).collect()
-}
-
-fn drafted_by(draft_depth: usize, bonus_token: bool) -> SpeculativeConfig {
-    SpeculativeConfig {
-        draft_depth,
-        initial_draft: 3,
-        max_draft: 6,
-        adaptive: true,
-        draft_vocab: None,
-        bonus_token,
-        fallback_probe: None,
-    }
-}
 
 #[test]
 fn host_layers_and_logits_equal_burns_for_every_sub_model_prompt_and_cached_steps() {

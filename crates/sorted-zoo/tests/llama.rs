@@ -8,7 +8,7 @@ use sorted_zoo::llama::{KvCache, LlamaWidth, SortedLlama, SortedLlamaConfig, rop
 type F = Flex;
 
 /// 1, 2 or 4 layers; 1 or 2 query heads per KV group (2 KV heads); 8 or 24 SwiGLU units.
-fn space() -> TransformerSpace {
+pub(crate) fn space() -> TransformerSpace {
     TransformerSpace::new(
         TransformerSpaceConfig { depths: vec![1, 2, 4], heads: vec![2, 4], ffn: vec![8, 24], hidden: None },
         16,
@@ -21,7 +21,7 @@ fn term(sub: &str, weight: f64) -> sorted_zoo::llama::SoftTerm {
     sorted_zoo::llama::SoftTerm { sub: space().parse_sub_model(sub).unwrap(), weight }
 }
 
-fn model(seed: u64) -> SortedLlama<F> {
+pub(crate) fn model(seed: u64) -> SortedLlama<F> {
     let device = Default::default();
     F::seed(&device, seed);
     SortedLlamaConfig::tiny().init::<F>(&device)
@@ -245,13 +245,13 @@ fn spaces_the_model_cannot_hold_are_refused() {
     assert!(m.check_space(&deep).unwrap_err().to_string().contains("depth"));
 }
 
-mod decoding {
+pub(crate) mod decoding {
     use super::*;
     use sorted_zoo::llama::{SpeculativeConfig, greedy, speculative_greedy};
 
     /// Drafted by the first `draft_depth` layers: first draft 3, at most 6, adaptive, whole
     /// vocabulary, no greedy fallback.
-    fn drafted_by(draft_depth: usize, bonus_token: bool) -> SpeculativeConfig {
+    pub(crate) fn drafted_by(draft_depth: usize, bonus_token: bool) -> SpeculativeConfig {
         SpeculativeConfig {
             draft_depth,
             initial_draft: 3,
@@ -263,7 +263,7 @@ mod decoding {
         }
     }
 
-    fn prompts() -> Vec<Vec<u32>> {
+    pub(crate) fn prompts() -> Vec<Vec<u32>> {
         (0..20u32).map(|i| (0..1 + i % 5).map(|j| (i * 7 + j * 13 + 1) % 50).collect()).collect()
     }
 
