@@ -9,6 +9,7 @@ mod error;
 mod linear;
 mod nesting_space;
 mod norm;
+mod record_shapes;
 mod rope;
 mod sub_model_space;
 #[cfg(feature = "test-util")]
@@ -26,6 +27,7 @@ pub use norm::{
     BatchStatistics, NormCalibrator, NormPass, RmsNorm, SortedBatchNorm, SortedBatchNormConfig, SortedLayerNorm,
     SortedLayerNormConfig, SubModelNormStats, dense_batch_norm_forward,
 };
+pub use record_shapes::{ParamShapes, ShapeMismatch, load_record_same_shapes};
 pub use rope::rope;
 pub use sub_model_space::SubModelSpace;
 pub use transformer_space::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};

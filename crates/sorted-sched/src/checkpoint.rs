@@ -394,15 +394,12 @@ pub fn load_record_checked<B: Backend, M: Module<B>>(
     record: M::Record,
     path: &Path,
 ) -> Result<M, CheckpointError> {
-    let expected = ParamShapes::of(&model);
-    let model = model.load_record(record);
-    let found = ParamShapes::of(&model);
-    match first_difference(&expected, &found) {
-        Some((param, want, got)) => {
-            Err(CheckpointError::Shape { path: path.to_path_buf(), param, expected: want, found: got })
-        }
-        None => Ok(model),
-    }
+    sorted_nn::load_record_same_shapes(model, record).map_err(|m| CheckpointError::Shape {
+        path: path.to_path_buf(),
+        param: m.param,
+        expected: m.expected,
+        found: m.found,
+    })
 }
 
 /// The path of the first float parameter of `model` that holds NaN or infinity, if any.
@@ -431,50 +428,6 @@ impl<B: Backend> ModuleVisitor<B> for FiniteCheck {
                 self.first = Some(self.path.join("."));
             }
         }
-    }
-}
-
-/// Every parameter's path and shape, in visiting order.
-struct ParamShapes {
-    path: Vec<String>,
-    shapes: Vec<(String, Vec<usize>)>,
-}
-
-impl ParamShapes {
-    fn of<B: Backend, M: Module<B>>(model: &M) -> Vec<(String, Vec<usize>)> {
-        let mut visitor = Self { path: Vec::new(), shapes: Vec::new() };
-        model.visit(&mut visitor);
-        visitor.shapes
-    }
-
-    fn record(&mut self, dims: Vec<usize>) {
-        self.shapes.push((self.path.join("."), dims));
-    }
-}
-
-/// The first parameter whose shape differs: `(path, expected, found)`.
-fn first_difference(
-    expected: &[(String, Vec<usize>)],
-    found: &[(String, Vec<usize>)],
-) -> Option<(String, Vec<usize>, Vec<usize>)> {
-    expected.iter().zip(found).find(|(a, b)| a.1 != b.1).map(|(a, b)| (a.0.clone(), a.1.clone(), b.1.clone()))
-}
-
-impl<B: Backend> ModuleVisitor<B> for ParamShapes {
-    fn enter_module(&mut self, name: &str, _container_type: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _name: &str, _container_type: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<burn::tensor::Tensor<B, D>>) {
-        self.record(param.lazy_shape().to_vec());
-    }
-    fn visit_int<const D: usize>(&mut self, param: &Param<burn::tensor::Tensor<B, D, burn::tensor::Int>>) {
-        self.record(param.lazy_shape().to_vec());
-    }
-    fn visit_bool<const D: usize>(&mut self, param: &Param<burn::tensor::Tensor<B, D, burn::tensor::Bool>>) {
-        self.record(param.lazy_shape().to_vec());
     }
 }
 
