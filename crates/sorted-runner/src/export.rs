@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::prelude::*;
-use burn::record::{DefaultRecorder, Recorder};
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::record::DefaultRecorder;
+use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
 use sorted_nn::{NormPass, SubModel};
 use sorted_sched::Checkpoint;
 use sorted_zoo::{
-    AnyClassifier, DenseClassifier, DenseCnn, DenseMlp, DenseMobileNetV2, DenseResNet, SortedClassifier,
-    calibrate_sub_model, test_batches,
+    DenseClassifier, DenseExportManifest, EXPORT_FORMAT, ExportWeights, ExportedModel, SortedClassifier,
+    load_dense_export, test_batches,
 };
 
 use crate::cli::ExportArgs;
@@ -22,7 +22,6 @@ use crate::eval::SubModelResult;
 use crate::provenance::RunContext;
 use crate::provenance::write_file;
 use crate::report::RunReport;
-use sorted_data::ImageBatch;
 
 /// A sub-model's latency as `sorted-runner profile` measured it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,26 +61,13 @@ fn profiled_latency(run: &Path, sub: &str) -> Vec<ProfiledLatency> {
     out
 }
 
-/// The format tag of `manifest.json` files this version writes and reads.
-pub const EXPORT_FORMAT: &str = "sortednet-rs dense sub-model v1";
-
-/// `manifest.json` of an exported sub-model.
+/// `manifest.json` of an exported image sub-model: the zoo's [`DenseExportManifest`] (what
+/// loading the model needs) and the run's provenance, config, metrics and latencies.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct ExportManifest {
-    /// Format tag ([`EXPORT_FORMAT`]).
-    pub format: String,
-    /// The model family (`mlp`, `cnn`, `resnet`, `mobilenet_v2`).
-    pub model: String,
-    /// Input shape `[channels, height, width]` the model expects (normalised images).
-    pub input_shape: [usize; 3],
-    /// Per-channel `(mean, std)` the input pixels (scaled to 0..1) are normalised with.
-    pub input_normalisation: Vec<(f32, f32)>,
-    /// Number of classes.
-    pub n_classes: usize,
-    /// The sub-model (widths joined by `-`).
-    pub sub_model: String,
-    /// Active width per block.
-    pub widths: Vec<usize>,
+    /// Format, family, input, classes, sub-model and weight digests.
+    #[serde(flatten)]
+    pub dense: DenseExportManifest,
     /// Trainable parameters.
     pub params: u64,
     /// FLOPs per sample.
@@ -103,10 +89,6 @@ pub struct ExportManifest {
     pub max_abs_diff_vs_sliced: f64,
     /// The files written and what they hold.
     pub files: Vec<(String, String)>,
-    /// The SHA-256 of each weight file: `load_export` refuses a damaged or swapped file (absent
-    /// in exports written before it existed, which load unverified).
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
-    pub sha256: std::collections::BTreeMap<String, String>,
 }
 
 /// Exports the sub-model named in `args`; returns the output folder.
@@ -193,13 +175,16 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         RunReport::read(run).ok().and_then(|r| r.results.into_iter().find(|row| row.sub_model == sub.to_string()));
     let cost = model.cost(sub);
     let mut manifest = ExportManifest {
-        format: EXPORT_FORMAT.into(),
-        model: kind.into(),
-        input_shape: [c, h, w],
-        input_normalisation: data.normalisation(),
-        n_classes: data.n_classes(),
-        sub_model: sub.to_string(),
-        widths: sub.widths().to_vec(),
+        dense: DenseExportManifest {
+            format: EXPORT_FORMAT.into(),
+            model: kind.into(),
+            input_shape: [c, h, w],
+            input_normalisation: data.normalisation(),
+            n_classes: data.n_classes(),
+            sub_model: sub.to_string(),
+            widths: sub.widths().to_vec(),
+            sha256: Default::default(),
+        },
         params: cost.params,
         flops: cost.flops,
         parent_run: run.display().to_string(),
@@ -221,7 +206,6 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         .into_iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect(),
-        sha256: Default::default(),
     };
 
     // Write everything into a temporary sibling folder, then rename it into place.
@@ -248,7 +232,7 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     for file in ["model.mpk", "model.safetensors"] {
         let path = tmp.join(file);
         let digest = sorted_sched::digest_file(&path).with_context(|| format!("reading `{}`", path.display()))?;
-        manifest.sha256.insert(file.to_string(), digest.sha256);
+        manifest.dense.sha256.insert(file.to_string(), digest.sha256);
     }
     let config = export_config_json(&manifest);
     write_file(&tmp.join("config.json"), &serde_json::to_vec_pretty(&config).expect("config serialises"))?;
@@ -270,64 +254,26 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
 /// follow Hugging Face's naming where one exists (`model_type`, `num_labels`);
 /// docs/export-pytorch.md builds the PyTorch modules from the same fields.
 pub fn export_config_json(manifest: &ExportManifest) -> serde_json::Value {
+    let dense = &manifest.dense;
     serde_json::json!({
-        "model_type": format!("sortednet-{}", manifest.model),
+        "model_type": format!("sortednet-{}", dense.model),
         "format": EXPORT_FORMAT,
-        "sub_model": manifest.sub_model,
-        "widths": manifest.widths,
+        "sub_model": dense.sub_model,
+        "widths": dense.widths,
         "model": manifest.config.model,
-        "input_shape": manifest.input_shape,
-        "input_normalisation": manifest.input_normalisation,
-        "num_labels": manifest.n_classes,
+        "input_shape": dense.input_shape,
+        "input_normalisation": dense.input_normalisation,
+        "num_labels": dense.n_classes,
         "weights": "model.safetensors",
     })
 }
 
-/// A loaded export: the dense model of its family.
-#[derive(Debug)]
-#[allow(clippy::large_enum_variant)] // one value per loaded model; boxing buys nothing
-pub enum ExportedModel<B: Backend> {
-    /// A dense MLP.
-    Mlp(DenseMlp<B>),
-    /// A dense CNN.
-    Cnn(DenseCnn<B>),
-    /// A dense ResNet.
-    ResNet(DenseResNet<B>),
-    /// A dense MobileNetV2.
-    MobileNetV2(DenseMobileNetV2<B>),
-}
-
-impl<B: Backend> ExportedModel<B> {
-    /// Class logits, `[batch, n_classes]`, for normalised images `[batch, channels, height,
-    /// width]` (see the manifest's `input_normalisation`).
-    pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        match self {
-            ExportedModel::Mlp(m) => m.forward(images),
-            ExportedModel::Cnn(m) => m.forward(images),
-            ExportedModel::ResNet(m) => m.forward(images),
-            ExportedModel::MobileNetV2(m) => m.forward(images),
-        }
-    }
-}
-
-/// Which weight file of an export folder to load.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExportWeights {
-    /// `model.safetensors`, PyTorch layout (what other frameworks read).
-    Safetensors,
-    /// `model.mpk`, the burn record.
-    BurnRecord,
-}
-
 /// Loads an export folder's weights (`model.safetensors` in PyTorch layout, or the burn record)
-/// into its dense burn model: no parent run, checkpoint or data needed, only the folder.
-///
-/// The dense skeleton is rebuilt from the manifest's config and sub-model; every tensor of the
-/// file must match it by name and shape, and no tensor may be left over.
+/// into its dense burn model: no parent run, checkpoint or data needed, only the folder. Reads
+/// `manifest.json` and hands its model part, config and space to [`load_dense_export`].
 ///
 /// # Errors
-/// A missing or unreadable manifest, another format, a sub-model outside the config's space,
-/// or tensors missing, extra or mis-shaped (each named).
+/// A missing or unreadable manifest, or as [`load_dense_export`].
 pub fn load_export<B: Backend>(
     dir: &Path,
     weights: ExportWeights,
@@ -337,106 +283,7 @@ pub fn load_export<B: Backend>(
     let bytes = std::fs::read(&path).with_context(|| format!("reading `{}`", path.display()))?;
     let manifest: ExportManifest =
         serde_json::from_slice(&bytes).with_context(|| format!("parsing `{}`", path.display()))?;
-    anyhow::ensure!(
-        manifest.format == EXPORT_FORMAT,
-        "`{}`: format `{}`, this version reads `{EXPORT_FORMAT}`",
-        path.display(),
-        manifest.format
-    );
     let exp = Experiment::from_config(manifest.config.clone(), &path)?;
-    let sub = exp
-        .space
-        .parse_sub_model(&manifest.sub_model)
-        .with_context(|| format!("`{}`: sub_model `{}`", path.display(), manifest.sub_model))?;
-    let shape = manifest.input_shape;
-    anyhow::ensure!(
-        exp.config.model.kind() == manifest.model,
-        "`{}`: model `{}` does not match its config's model `{}`",
-        path.display(),
-        manifest.model,
-        exp.config.model.kind()
-    );
-    let model = match exp.config.model.init::<B>(&exp.space, shape, manifest.n_classes, device) {
-        AnyClassifier::Mlp(m) => ExportedModel::Mlp(skeleton(m, &sub, shape, device)),
-        AnyClassifier::Cnn(m) => ExportedModel::Cnn(skeleton(m, &sub, shape, device)),
-        AnyClassifier::ResNet(m) => ExportedModel::ResNet(skeleton(m, &sub, shape, device)),
-        AnyClassifier::MobileNetV2(m) => ExportedModel::MobileNetV2(skeleton(m, &sub, shape, device)),
-    };
-    let weight_file = if weights == ExportWeights::BurnRecord { "model.mpk" } else { "model.safetensors" };
-    if let Some(want) = manifest.sha256.get(weight_file) {
-        let path = dir.join(weight_file);
-        let got = sorted_sched::digest_file(&path).with_context(|| format!("reading `{}`", path.display()))?;
-        anyhow::ensure!(
-            &got.sha256 == want,
-            "`{}` is damaged or not this export's weights: SHA-256 {}, `{}` says {want}",
-            path.display(),
-            got.sha256,
-            dir.join("manifest.json").display()
-        );
-    }
-    if weights == ExportWeights::BurnRecord {
-        let model = match model {
-            ExportedModel::Mlp(m) => ExportedModel::Mlp(load_record_file(m, dir, device)?),
-            ExportedModel::Cnn(m) => ExportedModel::Cnn(load_record_file(m, dir, device)?),
-            ExportedModel::ResNet(m) => ExportedModel::ResNet(load_record_file(m, dir, device)?),
-            ExportedModel::MobileNetV2(m) => ExportedModel::MobileNetV2(load_record_file(m, dir, device)?),
-        };
-        return Ok((model, manifest));
-    }
-    let file = dir.join("model.safetensors");
-    let mut store = SafetensorsStore::from_file(&file).with_from_adapter(PyTorchToBurnAdapter);
-    let result = match model {
-        ExportedModel::Mlp(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::Mlp(m))),
-        ExportedModel::Cnn(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::Cnn(m))),
-        ExportedModel::ResNet(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::ResNet(m))),
-        ExportedModel::MobileNetV2(mut m) => m.load_from(&mut store).map(|r| (r, ExportedModel::MobileNetV2(m))),
-    };
-    let (applied, model) = result.map_err(|e| anyhow::anyhow!("reading `{}`: {e}", file.display()))?;
-    // The adapter loads a PyTorch BatchNorm's `weight`/`bias` into burn's `gamma`/`beta` but
-    // still lists the PyTorch names as unused: those are not left over.
-    let renamed = |path: &str| {
-        let (stem, last) = path.rsplit_once('.').unwrap_or(("", path));
-        let burn = match last {
-            "weight" => "gamma",
-            "bias" => "beta",
-            _ => return false,
-        };
-        applied.applied.iter().any(|a| a == &format!("{stem}.{burn}"))
-    };
-    let unused: Vec<&String> = applied.unused.iter().filter(|u| !renamed(u)).collect();
-    anyhow::ensure!(
-        applied.errors.is_empty() && applied.missing.is_empty() && unused.is_empty(),
-        "`{}` does not fit sub-model {} of its manifest: errors {:?}, missing {:?}, unexpected {:?}",
-        file.display(),
-        manifest.sub_model,
-        applied.errors.iter().map(|e| format!("{e:?}")).collect::<Vec<_>>(),
-        applied.missing.iter().map(|(p, _)| p).collect::<Vec<_>>(),
-        unused
-    );
+    let model = load_dense_export(dir, weights, &manifest.dense, &exp.config.model, &exp.space, device)?;
     Ok((model, manifest))
-}
-
-/// A dense model of the right shapes (weights to be overwritten): extracted from a freshly
-/// initialised sorted model, with placeholder BatchNorm statistics observed on a zero batch.
-fn skeleton<B: Backend, M: SortedClassifier<B>>(
-    model: M,
-    sub: &SubModel,
-    [c, h, w]: [usize; 3],
-    device: &B::Device,
-) -> M::Dense {
-    let stats = model.has_batch_norm().then(|| {
-        let zeros = Tensor::<B, 4>::zeros([2, c, h, w], device);
-        let batch = ImageBatch { images: zeros, labels: Tensor::zeros([2], device) };
-        calibrate_sub_model(&model, sub, &[batch])
-    });
-    model.extract(sub, stats.as_ref())
-}
-
-/// Loads `dir/model.mpk` into `model`, refusing parameters of other shapes than the manifest's
-/// sub-model has (burn's own loading would accept them and fail later, in `forward`).
-fn load_record_file<B: Backend, M: Module<B>>(model: M, dir: &Path, device: &B::Device) -> anyhow::Result<M> {
-    let file = dir.join("model.mpk");
-    let record: M::Record = Recorder::<B>::load(&DefaultRecorder::new(), dir.join("model"), device)
-        .map_err(|e| anyhow::anyhow!("reading `{}`: {e}", file.display()))?;
-    Ok(sorted_sched::load_record_checked(model, record, &file)?)
 }

@@ -31,11 +31,12 @@ pub use cli::{
 pub use commands::{eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;
 pub use device::{DeviceKind, DeviceSpec};
-pub use export::{EXPORT_FORMAT, ExportManifest, ExportWeights, ExportedModel, export_cmd, load_export};
+pub use export::{ExportManifest, export_cmd, load_export};
 pub use profile::profile_cmd;
 pub use provenance::RunContext;
 pub use select::{SelectOutcome, select_cmd};
 pub use sort::SORT_SCORES_FILE;
+pub use sorted_zoo::{EXPORT_FORMAT, ExportWeights, ExportedModel};
 pub use train::{TrainOptions, TrainOutcome, train};
 
 use burn::prelude::Backend;

@@ -171,8 +171,8 @@ fn exported_safetensors_load_back_into_the_dense_model_with_identical_outputs() 
         run_cli(Command::Export(args)).unwrap();
         let (from_safetensors, manifest) = load_export::<Flex>(&out, ExportWeights::Safetensors, &device).unwrap();
         let (from_record, _) = load_export::<Flex>(&out, ExportWeights::BurnRecord, &device).unwrap();
-        assert_eq!(manifest.sub_model, name);
-        assert_eq!(manifest.input_shape, [1, 28, 28]);
+        assert_eq!(manifest.dense.sub_model, name);
+        assert_eq!(manifest.dense.input_shape, [1, 28, 28]);
         let a = from_safetensors.forward(images.clone()).into_data();
         let b = from_record.forward(images.clone()).into_data();
         assert_eq!(a, b, "{name}: safetensors and burn record give different outputs");
@@ -219,7 +219,7 @@ fn an_exported_cnn_loads_back_with_its_recalibrated_batch_norm() {
     run_cli(Command::Export(args)).unwrap();
     let device = Default::default();
     let (dense, manifest) = load_export::<Flex>(&out, ExportWeights::Safetensors, &device).unwrap();
-    assert_eq!(manifest.model, "cnn");
+    assert_eq!(manifest.dense.model, "cnn");
 
     let exp = sorted_runner::config::Experiment::from_file(&run.join("config.toml")).unwrap();
     let sorted = sorted_zoo::SortedCnnConfig::for_space(1, [28, 28], 10, &exp.space, vec![2, 2]).init::<Flex>(&device);

@@ -29,14 +29,14 @@ fn writes_reference_logits_of_exported_sub_models() {
         let (model, manifest) = load_export::<Flex>(dir, ExportWeights::Safetensors, &device).unwrap();
         let bytes = std::fs::read(dir.join("images.f32")).unwrap();
         let pixels: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        let [c, h, w] = manifest.input_shape;
+        let [c, h, w] = manifest.dense.input_shape;
         let n = pixels.len() / (c * h * w);
         assert_eq!(n * c * h * w, pixels.len(), "{}: images.f32 is not a whole number of images", dir.display());
         let images = Tensor::<Flex, 1>::from_floats(pixels.as_slice(), &device).reshape([n, c, h, w]);
         let logits = model.forward(images).into_data().to_vec::<f32>().unwrap();
-        assert_eq!(logits.len(), n * manifest.n_classes);
+        assert_eq!(logits.len(), n * manifest.dense.n_classes);
         let out: Vec<u8> = logits.iter().flat_map(|v| v.to_le_bytes()).collect();
         std::fs::write(dir.join("logits.burn.f32"), out).unwrap();
-        println!("{}: {} {n} images", dir.display(), manifest.sub_model);
+        println!("{}: {} {n} images", dir.display(), manifest.dense.sub_model);
     }
 }

@@ -21,6 +21,9 @@ pub use vision::classifier_config::{
 pub use vision::classifier_sort::{ClassifierSort, sort_classifier};
 pub use vision::cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use vision::conv_norm::{DenseConvNorm, SortedConvNorm};
+pub use vision::dense_export::{
+    DenseExportError, DenseExportManifest, EXPORT_FORMAT, ExportWeights, ExportedModel, load_dense_export,
+};
 pub use vision::depth_order::{DepthOrder, activation_order};
 pub use vision::evaluate::{
     CALIBRATION_SEED_SALT, SubModelEvaluation, calibrate_sub_model, calibration_batches, evaluate_sub_model,

@@ -5,6 +5,7 @@
 mod bert;
 mod bert_export;
 mod checks;
+mod dense_export;
 mod deploy;
 mod gguf;
 mod host_decode;
