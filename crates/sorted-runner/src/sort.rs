@@ -1,21 +1,19 @@
 //! Importance sorting before training (issue 31): the `[model.bert]` / `[model.llama]` /
-//! `[model.<image kind>]` `sort_by` keys of a fresh run, and an image run's `init_from`. The scores and the permutations are `sorted_zoo::sorting`'s;
-//! this file only picks the calibration batches (the run's own first training batches) and
-//! records the scores beside the run. `sorted-runner sort` does the same to a pretrained
-//! decoder and writes it out.
+//! `[model.<image kind>]` `sort_by` keys of a fresh run, and an image run's `init_from`. The
+//! scores, the permutations, the calibration batches and the sorted GGUF are
+//! `sorted_zoo::sorting`'s; this file only picks the run's keys and seeds, records the scores
+//! beside the run ([`SORT_SCORES_FILE`]) and says what it did. `sorted-runner sort` does the
+//! same to a pretrained decoder and writes it out.
 
 use std::path::Path;
 
-use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
-use sorted_data::{EpochOrder, LmChunks, TextBatcher, TokenizedDataset};
-use sorted_zoo::llama::SortedLlama;
+use sorted_zoo::AnyClassifier;
 use sorted_zoo::sorting::{
-    BertCalibration, ImportanceScore, LayerScores, TransformerScores, importance_bert, importance_llama,
-    magnitude_bert, magnitude_llama, sort_bert, sort_llama,
+    DEFAULT_SORT_BATCHES, ImportanceScore, LayerScores, TransformerSort, sort_classifier_on, sort_llama_on,
+    write_sorted_llama_gguf,
 };
-use sorted_zoo::{AnyClassifier, SortedBert};
 
 use crate::provenance::write_file;
 
@@ -33,88 +31,6 @@ struct ScoresFile<'a> {
     layers: &'a [LayerScores],
 }
 
-/// What sorting a model did: the scores, and how many batches they were summed over.
-pub(crate) struct Sorted<M> {
-    pub model: M,
-    pub scores: TransformerScores,
-    pub batches: usize,
-}
-
-/// Scores `model` with `score` on the first `n_batches` batches of `order` over `train` (summed)
-/// and sorts its heads and FFN units.
-///
-/// # Errors
-/// A batch that does not fit the model, or scores that cannot be applied.
-pub(crate) fn sort_bert_on<B: AutodiffBackend>(
-    model: SortedBert<B>,
-    score: ImportanceScore,
-    n_batches: usize,
-    train: &TokenizedDataset,
-    order: &EpochOrder,
-    batcher: &TextBatcher,
-    device: &B::Device,
-) -> anyhow::Result<Sorted<SortedBert<B>>> {
-    let (scores, batches) = if score == ImportanceScore::Magnitude {
-        (magnitude_bert(&model), 0)
-    } else {
-        let mut total: Option<TransformerScores> = None;
-        for b in 0..n_batches as u64 {
-            let batch = batcher.batch::<B>(train, &order.batch_indices(b), device);
-            let calibration = BertCalibration {
-                input_ids: batch.input_ids,
-                token_type_ids: Some(batch.token_type_ids),
-                attention_mask: batch.attention_mask,
-                labels: batch.labels,
-            };
-            let s = importance_bert(&model, &calibration, score)?;
-            add(&mut total, s)?;
-        }
-        (total.expect("at least one calibration batch (validated)"), n_batches)
-    };
-    let model = sort_bert(model, &scores)?;
-    Ok(Sorted { model, scores, batches })
-}
-
-/// Scores `model` with `score` on the first `n_batches` batches of training windows in `order`
-/// (next-token loss over each whole window, summed) and sorts its SwiGLU units and query heads.
-///
-/// # Errors
-/// A batch that does not fit the model, or scores that cannot be applied.
-pub(crate) fn sort_llama_on<B: AutodiffBackend>(
-    model: SortedLlama<B>,
-    score: ImportanceScore,
-    n_batches: usize,
-    chunks: &LmChunks,
-    order: &EpochOrder,
-    device: &B::Device,
-) -> anyhow::Result<Sorted<SortedLlama<B>>> {
-    let (scores, batches) = if score == ImportanceScore::Magnitude {
-        (magnitude_llama(&model), 0)
-    } else {
-        let mut total: Option<TransformerScores> = None;
-        for b in 0..n_batches as u64 {
-            let indices = order.batch_indices(b);
-            // A whole window (`seq_len + 1` ids): every id but the first is a next-token target.
-            let windows: Vec<&[u32]> = indices.iter().filter_map(|&i| chunks.chunk(i)).collect();
-            let width = windows.first().map_or(0, |w| w.len());
-            let ids: Vec<i64> = windows.iter().flat_map(|w| w.iter().map(|&id| i64::from(id))).collect();
-            let ids = Tensor::<B, 2, Int>::from_data(TensorData::new(ids, [windows.len(), width]), device);
-            add(&mut total, importance_llama(&model, ids, score)?)?;
-        }
-        (total.expect("at least one calibration batch (validated)"), n_batches)
-    };
-    let model = sort_llama(model, &scores)?;
-    Ok(Sorted { model, scores, batches })
-}
-
-fn add(total: &mut Option<TransformerScores>, scores: TransformerScores) -> anyhow::Result<()> {
-    match total {
-        Some(t) => t.accumulate(&scores)?,
-        None => *total = Some(scores),
-    }
-    Ok(())
-}
-
 /// Writes [`SORT_SCORES_FILE`] into `dir` and, unless `quiet`, says what was sorted.
 ///
 /// # Errors
@@ -123,7 +39,7 @@ pub(crate) fn record_sort<M>(
     dir: &Path,
     what: &str,
     score: ImportanceScore,
-    sorted: &Sorted<M>,
+    sorted: &TransformerSort<M>,
     quiet: bool,
 ) -> anyhow::Result<()> {
     let file = ScoresFile { score, batches: sorted.batches, layers: &sorted.scores.layers };
@@ -155,7 +71,7 @@ fn write_scores<T: Serialize>(
     write_file(&path, serde_json::to_string_pretty(file).expect("scores serialise").as_bytes())?;
     if !quiet {
         let on = if batches == 0 { "the weights".to_string() } else { format!("{batches} training batches") };
-        eprintln!("sorted {what} by {} on {on} -> {}", score_name(score), path.display());
+        eprintln!("sorted {what} by {} on {on} -> {}", score.name(), path.display());
     }
     Ok(())
 }
@@ -205,12 +121,17 @@ pub(crate) fn start_image_model<B: AutodiffBackend>(
             cfg.data.batch_size,
             cfg.seed ^ crate::train::DATA_SEED_SALT,
         );
-        let batches = (0..n_batches as u64).map(|b| {
-            let batch = data.batcher.batch::<B>(&data.train, &order.batch_indices(b), device);
-            (batch.images, batch.labels)
-        });
-        let sorted = sorted_zoo::sort_classifier(model, &exp.space.largest(), score, batches)
-            .with_context(|| format!("sorting by `model.{kind}.sort_by` of `{}`", exp.source.display()))?;
+        let sorted = sort_classifier_on(
+            model,
+            &exp.space.largest(),
+            score,
+            n_batches,
+            &data.train,
+            &order,
+            &data.batcher,
+            device,
+        )
+        .with_context(|| format!("sorting by `model.{kind}.sort_by` of `{}`", exp.source.display()))?;
         let file = BlockScoresFile { score, batches: sorted.batches, blocks: &sorted.blocks };
         let what = format!("the {kind}'s units of {} blocks", sorted.blocks.len());
         write_scores(run_dir, &file, &what, score, sorted.batches, quiet)?;
@@ -261,7 +182,7 @@ fn first_difference(prefix: &str, a: &toml::Value, b: &toml::Value) -> Option<St
 }
 
 /// Loads `checkpoint`'s weights into `model`, whatever its family (shapes checked).
-fn load_any<B: Backend>(
+fn load_any<B: burn::tensor::backend::Backend>(
     model: AnyClassifier<B>,
     checkpoint: &sorted_sched::Checkpoint,
     device: &B::Device,
@@ -272,14 +193,6 @@ fn load_any<B: Backend>(
         AnyClassifier::ResNet(m) => AnyClassifier::ResNet(checkpoint.load_model(m, device)?),
         AnyClassifier::MobileNetV2(m) => AnyClassifier::MobileNetV2(checkpoint.load_model(m, device)?),
     })
-}
-
-fn score_name(score: ImportanceScore) -> &'static str {
-    match score {
-        ImportanceScore::Magnitude => "magnitude",
-        ImportanceScore::Activation => "activation",
-        ImportanceScore::Taylor => "taylor",
-    }
 }
 
 /// `sort`: loads the `[model.llama]` experiment's decoder, scores it on the experiment's first
@@ -296,7 +209,6 @@ pub fn sort_cmd<B: AutodiffBackend>(
     ctx: &crate::provenance::RunContext,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    use sorted_zoo::llama::{GgmlType, LlamaExportOptions, export_llama_gguf};
     let text =
         std::fs::read_to_string(&args.config).with_context(|| format!("reading config `{}`", args.config.display()))?;
     anyhow::ensure!(
@@ -312,7 +224,7 @@ pub fn sort_cmd<B: AutodiffBackend>(
         args.config.display()
     );
     let (model, data, _space) = crate::lm::run::load::<B>(&exp, device)?;
-    let (config_score, n_batches) = exp.llama().sorting().unwrap_or((ImportanceScore::Taylor, 4));
+    let (config_score, n_batches) = exp.llama().sorting().unwrap_or((ImportanceScore::Taylor, DEFAULT_SORT_BATCHES));
     let score = match args.by.as_deref() {
         Some("activation") => ImportanceScore::Activation,
         Some("magnitude") => ImportanceScore::Magnitude,
@@ -325,24 +237,8 @@ pub fn sort_cmd<B: AutodiffBackend>(
     std::fs::create_dir_all(&args.out).with_context(|| format!("creating `{}`", args.out.display()))?;
     record_sort(&args.out, "query heads and SwiGLU units", score, &sorted, ctx.quiet)?;
     let gguf = Path::new(exp.llama().gguf.as_deref().expect("checked"));
-    let file = sorted_zoo::llama::GgufFile::read(gguf)?;
-    let bpe = sorted_data::ByteLevelBpe::from_gguf(&file)?;
-    let (l0, d) = (&sorted.model.layers[0], sorted.model.embedding.dims()[1]);
-    let whole = sorted_nn::TransformerSpaceConfig {
-        depths: vec![sorted.model.layers.len()],
-        heads: vec![l0.num_heads],
-        ffn: vec![l0.gate.d_output_max()],
-        hidden: None,
-    };
-    let full = sorted_nn::TransformerSpace::new(whole, d)?.largest();
-    let options = LlamaExportOptions {
-        tokenizer: Some(&bpe),
-        name: format!("{} sorted by {}", gguf.display(), score_name(score)),
-        ..Default::default()
-    };
     let out = args.out.join("model.gguf");
-    export_llama_gguf(&sorted.model, &full, &options, GgmlType::F32, &out)
-        .with_context(|| format!("writing `{}`", out.display()))?;
+    write_sorted_llama_gguf(&sorted.model, gguf, score, &out)?;
     if !ctx.quiet {
         println!("wrote {}/{{model.gguf, {SORT_SCORES_FILE}}}", args.out.display());
     }

@@ -100,7 +100,7 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
     // Sorting happens here, before step 0 of a fresh run, and nowhere in `load` (which `eval`
     // shares): a resumed run loads the sorted weights from its checkpoint.
     if let (false, Some((score, n_batches))) = (options.resume, exp.llama().sorting()) {
-        let sorted = crate::sort::sort_llama_on(model, score, n_batches, &data.train, &order, device)
+        let sorted = sorted_zoo::sorting::sort_llama_on(model, score, n_batches, &data.train, &order, device)
             .with_context(|| format!("sorting by `model.llama.sort_by` of `{}`", exp.source.display()))?;
         crate::sort::record_sort(&run_dir, "query heads and SwiGLU units", score, &sorted, ctx.quiet)?;
         model = sorted.model;

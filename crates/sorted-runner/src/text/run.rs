@@ -78,7 +78,7 @@ pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
     if let (false, Some((score, n_batches))) = (options.resume, options_bert.sorting()) {
         let cfg = &exp.config;
         let order = text_order(exp, &data.train);
-        let sorted = crate::sort::sort_bert_on(
+        let sorted = sorted_zoo::sorting::sort_bert_on(
             model,
             score,
             n_batches,

@@ -56,9 +56,11 @@
 //! ```
 
 mod bert;
+mod calibrated;
 mod channels;
 mod cnn;
 mod llama;
+mod llama_gguf;
 mod mlp;
 mod mobilenet_v2;
 mod permutation;
@@ -70,9 +72,11 @@ use serde::{Deserialize, Serialize};
 use crate::ModelConfigError;
 
 pub use bert::{BertCalibration, importance_bert, magnitude_bert, sort_bert};
+pub use calibrated::{TransformerSort, llama_calibration_ids, sort_bert_on, sort_classifier_on, sort_llama_on};
 pub use channels::{ChannelImportance, importance_channels};
 pub use cnn::{magnitude_cnn, sort_cnn};
 pub use llama::{importance_llama, magnitude_llama, sort_llama};
+pub use llama_gguf::{SortedGgufError, write_sorted_llama_gguf};
 pub use mlp::{magnitude_mlp, sort_mlp};
 pub use mobilenet_v2::{magnitude_mobilenet_v2, sort_mobilenet_v2};
 pub use permutation::{descending_order, expand_blocks, grouped_order, permute_axis, permute_inputs, permute_outputs};
@@ -92,6 +96,17 @@ pub enum ImportanceScore {
     /// cross-entropy for BERT, next-token cross-entropy for LLaMA).
     #[default]
     Taylor,
+}
+
+impl ImportanceScore {
+    /// The score's name as configs write it: `magnitude`, `activation` or `taylor`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImportanceScore::Magnitude => "magnitude",
+            ImportanceScore::Activation => "activation",
+            ImportanceScore::Taylor => "taylor",
+        }
+    }
 }
 
 /// Calibration batches a `[model.*] sort_by` key scores on when `sort_batches` is not given.
