@@ -304,3 +304,17 @@ fn issue_32_two_peers_train_the_one_peer_bert() {
         toml::from_str(&std::fs::read_to_string(dir.path().join("two/config.toml")).unwrap()).unwrap();
     assert_eq!(saved["train"]["devices"].as_array().map(Vec::len), Some(2), "{saved}");
 }
+
+#[test]
+fn issue_31_a_text_run_distills_from_its_largest_sub_model() {
+    let text = config(UNIFORM).replace("threads = 2", "threads = 2\ndistill = 0.5");
+    let exp = TextExperiment::from_toml(&text, Path::new("rt-tiny.toml")).unwrap();
+    assert_eq!(exp.config.train.distill, 0.5);
+    let dir = tempfile::tempdir().unwrap();
+    train_text_experiment::<B>(&exp, Some(dir.path()), &Default::default(), &Default::default(), &ctx()).unwrap();
+    let report = RunReport::read(dir.path()).unwrap();
+    assert_eq!(report.n_sub_models, 8);
+    assert!(report.results.iter().all(|r| (0.0..=1.0).contains(&r.accuracy)));
+    let err = error_of(&text.replace("distill = 0.5", "distill = 1.5"));
+    assert!(err.contains("train.distill") && err.contains("my-text.toml"), "{err}");
+}

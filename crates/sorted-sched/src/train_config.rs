@@ -41,7 +41,8 @@ pub struct TrainConfig {
     /// the teacher being the largest sub-model's prediction on the same batch, without
     /// gradient ([`distillation_loss`](crate::distillation_loss)). The largest keeps the label loss. 0
     /// (default) = labels only. Costs one extra forward pass of the largest sub-model per step.
-    /// Image experiments only, with one batch shared by the step (`fresh_batches = false`).
+    /// Image and text classification experiments (language-model runs read it as SoFT's
+    /// self-distillation weight), with one batch shared by the step (`fresh_batches = false`).
     #[serde(default)]
     pub distill: f64,
     /// Data-parallel peers (one thread each): each computes the gradients of its `1 / peers`

@@ -92,13 +92,6 @@ impl TextExperiment {
         BertOptions::check_space(&sizes, &space).map_err(model_error)?;
         let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(&e.key, e.expected, e.got))?.k();
         config.validate_shared(k, config.data.batch_size, path)?;
-        if config.train.distill != 0.0 {
-            return Err(invalid(
-                "train.distill",
-                "0: in-place distillation is implemented for image experiments only".into(),
-                config.train.distill.to_string(),
-            ));
-        }
         if config.data.max_len < 3 || config.data.max_len > sizes.max_position_embeddings {
             return Err(invalid(
                 "data.max_len",

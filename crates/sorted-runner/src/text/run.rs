@@ -6,10 +6,11 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
+use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_data::{EpochOrder, TextBatch, TextBatcher, TokenizedDataset};
 use sorted_nn::TransformerSubModel;
-use sorted_sched::{Peer, SamplerConfig, TrainState, TrainTask};
+use sorted_sched::{Peer, SamplerConfig, TrainState, TrainTask, distillation_loss};
 use sorted_zoo::SortedBert;
 
 use super::config::{TextExperiment, TextModelConfig};
@@ -182,6 +183,8 @@ fn train_bert<B: AutodiffBackend>(
         batcher: TextBatcher::new(cfg.data.max_len),
         fresh_batches: cfg.train.fresh_batches,
         k: sampler.k() as u64,
+        distill: cfg.train.distill,
+        largest: exp.space.largest(),
         loss_fn: CrossEntropyLossConfig::new().init(device),
         device: device.clone(),
         peer,
@@ -197,42 +200,68 @@ fn text_order(exp: &TextExperiment, train: &TokenizedDataset) -> EpochOrder {
 }
 
 /// The text experiments' part of the loop: padded sentence batches (one shared, or one per
-/// sub-model) and the classification loss.
+/// sub-model) and the classification loss, mixed with in-place distillation from the largest
+/// sub-model as image experiments do.
 struct TextTask<'a, B: AutodiffBackend> {
     train: &'a TokenizedDataset,
     order: EpochOrder,
     batcher: TextBatcher,
     fresh_batches: bool,
     k: u64,
+    distill: f64,
+    largest: TransformerSubModel,
     loss_fn: burn::nn::loss::CrossEntropyLoss<B>,
     device: B::Device,
     /// This peer's shard of every batch, in a data-parallel run.
     peer: Option<Peer>,
 }
 
+/// A step's sentence batches, and the teacher's log-probabilities when distilling.
+struct TextStep<B: AutodiffBackend> {
+    batches: Vec<TextBatch<B>>,
+    teacher: Option<Tensor<B, 2>>,
+}
+
 impl<B: AutodiffBackend> TrainTask<B, SortedBert<B>> for TextTask<'_, B> {
     type Sub = TransformerSubModel;
-    type Step = Vec<TextBatch<B>>;
+    type Step = TextStep<B>;
 
-    fn prepare(&self, _model: &SortedBert<B>, step: u64, _subs: &[TransformerSubModel]) -> Vec<TextBatch<B>> {
+    fn prepare(&self, model: &SortedBert<B>, step: u64, subs: &[TransformerSubModel]) -> TextStep<B> {
         let batch = |b: u64| {
             let indices = self.order.batch_indices(b);
             let indices = self.peer.map_or(indices.clone(), |p| p.shard(&indices));
             self.batcher.batch(self.train, &indices, &self.device)
         };
-        if self.fresh_batches { (0..self.k).map(|i| batch(step * self.k + i)).collect() } else { vec![batch(step)] }
+        let batches = if self.fresh_batches {
+            (0..self.k).map(|i| batch(step * self.k + i)).collect()
+        } else {
+            vec![batch(step)]
+        };
+        // In-place distillation: the largest sub-model's log-probabilities on the step's batch,
+        // from a forward pass without autodiff (and so without dropout).
+        let teacher = (self.distill > 0.0 && subs.iter().any(|s| *s != self.largest)).then(|| {
+            let b: &TextBatch<B> = &batches[0];
+            let logits = model.valid().forward(
+                b.input_ids.clone().inner(),
+                None,
+                b.attention_mask.clone().inner(),
+                &self.largest,
+            );
+            Tensor::from_inner(log_softmax(logits, 1))
+        });
+        TextStep { batches, teacher }
     }
 
-    fn loss(
-        &self,
-        batches: &Vec<TextBatch<B>>,
-        model: &SortedBert<B>,
-        index: usize,
-        sub: &TransformerSubModel,
-    ) -> Tensor<B, 1> {
-        let b = &batches[index.min(batches.len() - 1)];
+    fn loss(&self, step: &TextStep<B>, model: &SortedBert<B>, index: usize, sub: &TransformerSubModel) -> Tensor<B, 1> {
+        let b = &step.batches[index.min(step.batches.len() - 1)];
         let logits = model.forward(b.input_ids.clone(), None, b.attention_mask.clone(), sub);
-        self.loss_fn.forward(logits, b.labels.clone())
+        match &step.teacher {
+            Some(t) if *sub != self.largest => {
+                let labels = self.loss_fn.forward(logits.clone(), b.labels.clone());
+                labels.mul_scalar(1.0 - self.distill) + distillation_loss(logits, t.clone()).mul_scalar(self.distill)
+            }
+            _ => self.loss_fn.forward(logits, b.labels.clone()),
+        }
     }
 }
 
