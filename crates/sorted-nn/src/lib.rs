@@ -4,6 +4,7 @@
 mod attention;
 mod conv;
 mod cost;
+mod distill;
 mod embedding;
 mod error;
 mod linear;
@@ -19,6 +20,7 @@ mod transformer_space;
 pub use attention::{DenseMultiHeadAttention, PaddingMask, SortedMultiHeadAttention, SortedMultiHeadAttentionConfig};
 pub use conv::{SortedConv2d, SortedConv2dConfig};
 pub use cost::Cost;
+pub use distill::distillation_loss;
 pub use embedding::{SortedEmbedding, SortedEmbeddingConfig};
 pub use error::SpecError;
 pub use linear::{SortedLinear, SortedLinearConfig};

@@ -4,7 +4,6 @@
 mod accumulate;
 mod atomic;
 mod checkpoint;
-mod distill;
 mod error;
 mod manifest;
 mod optimizer;
@@ -22,7 +21,6 @@ pub use checkpoint::{
     Checkpoint, DEFAULT_KEEP, TrainState, checkpoint_dir, first_non_finite_parameter, generations, load_checkpoint,
     load_model, load_record_checked, read_config, read_state, save_checkpoint,
 };
-pub use distill::distillation_loss;
 pub use error::{CheckpointError, ConfigError};
 pub use manifest::{CheckpointManifest, FileDigest, MANIFEST_FILE, MANIFEST_FORMAT, digest_file};
 pub use optimizer::{AdamOptions, OptimizerConfig, SgdOptions, SortedOptimizer};
@@ -37,6 +35,8 @@ pub use sampler::{
     UniformSamplerConfig, WeightedSampler, WeightedSamplerConfig,
 };
 pub use schedule::{Decay, LrSchedule};
+/// In-place distillation's loss; it lives in sorted-nn, so the model zoo can use it too.
+pub use sorted_nn::distillation_loss;
 pub use train_config::{LossReduction, TrainConfig};
 pub use train_loop::{
     JointLoss, LoopOptions, LoopOutcome, Peer, TrainError, TrainLoop, TrainModel, TrainObserver, TrainTask,

@@ -1,4 +1,6 @@
 //! In-place distillation: sampled sub-models learn from the largest sub-model's predictions.
+//! The loss lives here, below the scheduler and the model zoo, so both can use it
+//! (`sorted_sched::distillation_loss` re-exports it).
 
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -23,7 +25,7 @@ use burn::tensor::activation::log_softmax;
 /// use burn::backend::Flex;
 /// use burn::prelude::*;
 /// use burn::tensor::activation::log_softmax;
-/// use sorted_sched::distillation_loss;
+/// use sorted_nn::distillation_loss;
 ///
 /// let device = Default::default();
 /// let teacher = Tensor::<Flex, 2>::from_floats([[2.0, 0.0, -1.0]], &device);
