@@ -7,6 +7,11 @@
 //! copied on every `realloc`, zeroed by hand and sat on glibc's malloc, which returns large
 //! buffers to the kernel after every tensor op. Measurements: `docs/results/allocator.md`.
 //!
+//! mimalloc's own purge (memory free for 1 s goes back to the kernel) costs training 25-30 % of
+//! its CPU time in page faults; `.cargo/config.toml` sets `MIMALLOC_PURGE_DELAY=-1` for
+//! everything cargo runs (the option is read from the environment at process start, and setting
+//! it from here would need `unsafe`).
+//!
 //! Library users and the integration tests run on their own allocator: there the counter never
 //! moves, and [`counting`] says so.
 
