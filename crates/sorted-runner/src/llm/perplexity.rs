@@ -1,13 +1,13 @@
-//! `perplexity`: the perplexity of every exit (x FFN widths x query heads) on held-out plays.
+//! `perplexity`: the perplexity of every exit (x FFN widths x query heads) on held-out plays;
+//! the scoring is `sorted_zoo::llama::exit_perplexity`, this file its flags and report.
 
 use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::Context;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use sorted_data::{LmChunks, Shakespeare};
-use sorted_zoo::llama::LlamaWidth;
+use sorted_zoo::llama::{LlamaWidth, exit_perplexity};
 
 use crate::cli::PerplexityArgs;
 use crate::provenance::RunContext;
@@ -52,58 +52,10 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
     let widths: Vec<LlamaWidth> =
         heads.iter().flat_map(|&heads| ffn_widths.iter().map(move |&ffn| LlamaWidth { heads, ffn })).collect();
     let started = Instant::now();
-    let mut nll = vec![vec![0.0f64; exits.len()]; widths.len()];
-    // Positions where each exit's most likely next token is the full model's: the rate at which
-    // greedy self-speculative decoding would accept that exit's drafts on this text.
-    let mut agree = vec![vec![0usize; exits.len()]; widths.len()];
-    let mut count = 0usize;
-    let full = (lm.n_layers, lm.model.full_width());
-    for i in 0..chunks.len() {
-        let batch = chunks.batch::<B>(&[i], device);
-        let [_, s] = batch.targets.dims();
-        let targets = batch.targets.clone().reshape([s, 1]);
-        let mut full_top: Option<Tensor<B, 2, Int>> = None;
-        let mut tops = Vec::with_capacity(widths.len());
-        for (w, &width) in widths.iter().enumerate() {
-            // The full-width pass also runs to the last layer, for the full model's choices.
-            let mut depths = exits.clone();
-            if width == full.1 && !depths.contains(&full.0) {
-                depths.push(full.0);
-            }
-            let logits = lm.model.forward_exits(batch.inputs.clone(), &depths, width);
-            let mut top = Vec::with_capacity(exits.len());
-            for (&depth, l) in depths.iter().zip(logits) {
-                let [_, _, v] = l.dims();
-                let l = l.reshape([s, v]);
-                let argmax = l.clone().argmax(1);
-                if (depth, width) == full {
-                    full_top = Some(argmax.clone());
-                }
-                if let Some(e) = exits.iter().position(|&x| x == depth) {
-                    let logp = log_softmax(l, 1);
-                    nll[w][e] -= logp.gather(1, targets.clone()).sum().into_scalar().elem::<f64>();
-                    top.push(argmax);
-                }
-            }
-            tops.push(top);
-        }
-        let full_top = match full_top {
-            Some(t) => t,
-            None => {
-                let l = lm.model.forward_exits(batch.inputs.clone(), &[full.0], full.1).remove(0);
-                let v = l.dims()[2];
-                l.reshape([s, v]).argmax(1)
-            }
-        };
-        for (w, top) in tops.into_iter().enumerate() {
-            for (e, t) in top.into_iter().enumerate() {
-                agree[w][e] += t.equal(full_top.clone()).int().sum().into_scalar().elem::<i64>() as usize;
-            }
-        }
-        count += s;
-    }
+    let scores = exit_perplexity(&lm.model, &chunks, &exits, &widths, device)?;
+    let count = scores.tokens;
     // The query-heads column only when heads were narrowed (earlier reports have none).
-    let with_heads = widths.iter().any(|w| w.heads != full.1.heads);
+    let with_heads = widths.iter().any(|w| w.heads != lm.full.heads);
     let mut table = String::from(if with_heads {
         "| exit (layers) | query heads | FFN width | perplexity | NLL/token | top-1 agrees with the full model |\n|---:|---:|---:|---:|---:|---:|\n"
     } else {
@@ -111,8 +63,8 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
     });
     for (w, width) in widths.iter().enumerate() {
         for (e, &depth) in exits.iter().enumerate() {
-            let mean = nll[w][e] / count as f64;
-            let agreed = 100.0 * agree[w][e] as f64 / count as f64;
+            let mean = scores.nll_per_token(w, e);
+            let agreed = scores.agreement_percent(w, e);
             let heads = if with_heads { format!(" {} |", width.heads) } else { String::new() };
             let _ =
                 writeln!(table, "| {depth} |{heads} {} | {:.2} | {mean:.4} | {agreed:.1} % |", width.ffn, mean.exp());

@@ -3,6 +3,7 @@
 
 mod decode;
 mod decode_engine;
+mod exit_perplexity;
 mod export;
 mod export_gguf;
 mod export_hf;
@@ -24,6 +25,7 @@ pub use decode::{
     DecodeStats, EarlyExitConfig, EarlyExitStats, LlamaDecoder, SpeculativeConfig, early_exit_greedy, greedy,
     speculative_greedy,
 };
+pub use exit_perplexity::{ExitPerplexity, ExitPerplexityError, exit_perplexity};
 pub use export::{DenseLlama, DenseLlamaLayer, LlamaExportError, LlamaExportOptions, SMOLLM2_CHAT_TEMPLATE};
 pub use export_gguf::export_llama_gguf;
 pub use export_hf::{LLAMA_HF_EXPORT_FORMAT, LlamaHfManifest, export_llama_hf, hf_tokenizer_json, unpermute_rope_rows};
