@@ -8,15 +8,15 @@ use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::{SubModel, SubModelNormStats};
-use sorted_sched::{Checkpoint, TrainState};
+use sorted_nn::{SubModel, SubModelNormStats, TransformerSpace, TransformerSubModel};
+use sorted_sched::{Checkpoint, SamplerConfig, TrainConfig, TrainState};
 use sorted_zoo::{
     ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor, calibrate_sub_model, calibration_batches,
 };
 
 use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::Experiment;
-use crate::eval::{NormStatsFile, evaluate};
+use crate::eval::{NormStatsFile, SubModelResult, evaluate};
 use crate::provenance::{RunContext, new_run_dir, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
@@ -73,41 +73,7 @@ pub fn train_cmd<B: AutodiffBackend>(
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
     let distributed = args.distributed.as_deref().map(crate::distributed::Distributed::load).transpose()?;
-    let options = |resume: bool| TrainOptions {
-        resume,
-        stop_after: args.stop_after,
-        quiet: ctx.quiet,
-        force: args.force && !resume,
-        distributed: distributed.clone(),
-    };
-    let steps = |train: &mut sorted_sched::TrainConfig| -> anyhow::Result<()> {
-        if let Some(steps) = args.steps {
-            anyhow::ensure!(steps > 0, "--steps must be at least 1");
-            train.steps = steps;
-        }
-        Ok(())
-    };
-    // `--devices` replaces `train.devices` and `train.peers` (then the config is validated
-    // again); `--distributed` needs a batch that splits over every node's peers.
-    let place = |train: &mut sorted_sched::TrainConfig| {
-        let before = train.peers();
-        if !args.devices.is_empty() {
-            train.devices = args.devices.clone();
-            train.peers = None;
-        }
-        if args.resume.is_some() && train.peers() != before && !ctx.quiet {
-            eprintln!(
-                "note: resuming with {} peers where the run so far had {before}: the same steps up to float summation \
-                 order (every peer takes an equal share of each batch)",
-                train.peers()
-            );
-        }
-        !args.devices.is_empty()
-    };
-    let check_nodes = |batch: usize, local_peers: usize, source: &Path| match &distributed {
-        Some(d) => d.check_batch(batch, local_peers, source),
-        None => Ok(()),
-    };
+    let flags = TrainFlags { args, ctx, distributed };
     let text_and_source = match (&args.config, &args.resume) {
         (Some(path), _) => Some((
             std::fs::read_to_string(path).with_context(|| format!("reading config `{}`", path.display()))?,
@@ -126,42 +92,8 @@ pub fn train_cmd<B: AutodiffBackend>(
     if let Some((text, source, folder)) = text_and_source {
         let resume = folder.is_some();
         match crate::text::model_kind(&text).as_deref() {
-            Some("bert") => {
-                let mut exp = crate::text::TextExperiment::from_toml(&text, &source)?;
-                steps(&mut exp.config.train)?;
-                if place(&mut exp.config.train) {
-                    exp = crate::text::TextExperiment::from_config(exp.config, &source).context("with --devices")?;
-                }
-                check_device_kinds(&exp.config.train.devices, ctx)?;
-                check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &source)?;
-                return match folder {
-                    Some((folder, dir)) => {
-                        crate::text::train_text_in_folder::<B>(&exp, folder, &options(true), device, ctx)?;
-                        Ok(dir)
-                    }
-                    None => {
-                        crate::text::train_text_experiment::<B>(&exp, args.out.as_deref(), &options(false), device, ctx)
-                    }
-                };
-            }
-            Some("llama") => {
-                let mut exp = crate::lm::LmExperiment::from_toml(&text, &source)?;
-                steps(&mut exp.config.train)?;
-                if place(&mut exp.config.train) {
-                    exp = crate::lm::LmExperiment::from_config(exp.config, &source).context("with --devices")?;
-                }
-                check_device_kinds(&exp.config.train.devices, ctx)?;
-                check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &source)?;
-                return match folder {
-                    Some((folder, dir)) => {
-                        crate::lm::train_lm_in_folder::<B>(&exp, folder, &options(true), device, ctx)?;
-                        Ok(dir)
-                    }
-                    None => {
-                        crate::lm::train_lm_experiment::<B>(&exp, args.out.as_deref(), &options(false), device, ctx)
-                    }
-                };
-            }
+            Some("bert") => return flags.train_kind::<crate::text::TextExperiment, B>(&text, &source, folder, device),
+            Some("llama") => return flags.train_kind::<crate::lm::LmExperiment, B>(&text, &source, folder, device),
             _ if resume => resumed = Some((Experiment::from_toml(&text, &source)?, folder.expect("resuming"))),
             _ => {}
         }
@@ -173,23 +105,173 @@ pub fn train_cmd<B: AutodiffBackend>(
                 Some(path) => Experiment::from_file(path)?,
                 None => Experiment::default_experiment(),
             };
-            steps(&mut exp.config.train)?;
+            flags.steps(&mut exp.config.train)?;
             let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
             (exp, dir, None)
         }
     };
     let mut exp = exp;
-    if place(&mut exp.config.train) {
+    if flags.place(&mut exp.config.train) {
         exp = Experiment::from_config(exp.config, &exp.source).context("with --devices")?;
     }
-    check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &exp.source)?;
-    let options = options(args.resume.is_some());
+    flags.check_nodes(exp.config.data.batch_size, exp.config.train.peers(), &exp.source)?;
+    let options = flags.options(args.resume.is_some());
     let folder = match folder {
         Some(folder) => folder,
         None => RunFolder::create(&run_dir, options.force)?,
     };
     train_in_folder::<B>(&exp, folder, &options, device, ctx)?;
     Ok(run_dir)
+}
+
+/// What `train`'s flags change in any experiment: `--steps`, `--devices`, `--distributed` and
+/// the training options.
+struct TrainFlags<'a> {
+    args: &'a TrainArgs,
+    ctx: &'a RunContext,
+    distributed: Option<crate::distributed::Distributed>,
+}
+
+impl TrainFlags<'_> {
+    /// The training options of a new run (`resume` false) or a resumed one.
+    fn options(&self, resume: bool) -> TrainOptions {
+        TrainOptions {
+            resume,
+            stop_after: self.args.stop_after,
+            quiet: self.ctx.quiet,
+            force: self.args.force && !resume,
+            distributed: self.distributed.clone(),
+        }
+    }
+
+    /// `--steps` replaces `train.steps`.
+    fn steps(&self, train: &mut TrainConfig) -> anyhow::Result<()> {
+        if let Some(steps) = self.args.steps {
+            anyhow::ensure!(steps > 0, "--steps must be at least 1");
+            train.steps = steps;
+        }
+        Ok(())
+    }
+
+    /// `--devices` replaces `train.devices` and `train.peers` (then the config is validated
+    /// again: true); notes a resumed run that changes its number of peers.
+    fn place(&self, train: &mut TrainConfig) -> bool {
+        let before = train.peers();
+        if !self.args.devices.is_empty() {
+            train.devices = self.args.devices.clone();
+            train.peers = None;
+        }
+        if self.args.resume.is_some() && train.peers() != before && !self.ctx.quiet {
+            eprintln!(
+                "note: resuming with {} peers where the run so far had {before}: the same steps up to float summation \
+                 order (every peer takes an equal share of each batch)",
+                train.peers()
+            );
+        }
+        !self.args.devices.is_empty()
+    }
+
+    /// `--distributed` needs a batch that splits over every node's peers.
+    fn check_nodes(&self, batch: usize, local_peers: usize, source: &Path) -> anyhow::Result<()> {
+        match &self.distributed {
+            Some(d) => d.check_batch(batch, local_peers, source),
+            None => Ok(()),
+        }
+    }
+
+    /// `train` of a transformer experiment read from `text` (`folder`: the held folder and
+    /// path of a resumed run).
+    fn train_kind<K: TransformerExperiment, B: AutodiffBackend>(
+        &self,
+        text: &str,
+        source: &Path,
+        folder: Option<(RunFolder, PathBuf)>,
+        device: &B::Device,
+    ) -> anyhow::Result<PathBuf> {
+        let mut exp = K::from_toml(text, source)?;
+        self.steps(exp.train_config())?;
+        if self.place(exp.train_config()) {
+            exp = exp.revalidate(source).context("with --devices")?;
+        }
+        check_device_kinds(&exp.train_config().devices, self.ctx)?;
+        let peers = exp.train_config().peers();
+        self.check_nodes(exp.batch_size(), peers, source)?;
+        match folder {
+            Some((folder, dir)) => {
+                exp.train_in_folder::<B>(folder, &self.options(true), device, self.ctx)?;
+                Ok(dir)
+            }
+            None => train_in_new_folder::<K, B>(&exp, self.args.out.as_deref(), &self.options(false), device, self.ctx),
+        }
+    }
+}
+
+/// A transformer experiment kind (`[model.bert]` text, `[model.llama]` language model): what
+/// `train` and `eval` need of it, so that each kind states only what differs.
+pub(crate) trait TransformerExperiment: Sized {
+    /// Reads and validates the experiment from config text (`source`: where it came from).
+    ///
+    /// # Errors
+    /// An invalid config, naming the key.
+    fn from_toml(text: &str, source: &Path) -> anyhow::Result<Self>;
+
+    /// Validates the experiment again after its `[train]` table changed (`--devices`).
+    ///
+    /// # Errors
+    /// An invalid config, naming the key.
+    fn revalidate(self, source: &Path) -> anyhow::Result<Self>;
+
+    /// The experiment's name (a new run folder's default name).
+    fn name(&self) -> &str;
+
+    /// Its `[train]` table.
+    fn train_config(&mut self) -> &mut TrainConfig;
+
+    /// Its `data.batch_size`.
+    fn batch_size(&self) -> usize;
+
+    /// Trains it in a run folder this process holds, then evaluates and reports.
+    ///
+    /// # Errors
+    /// Model, data, checkpoint or report errors, each naming its file.
+    fn train_in_folder<B: AutodiffBackend>(
+        &self,
+        folder: RunFolder,
+        options: &TrainOptions,
+        device: &B::Device,
+        ctx: &RunContext,
+    ) -> anyhow::Result<()>;
+
+    /// `eval` of one of its runs: loads `checkpoint` and rewrites the run's reports.
+    ///
+    /// # Errors
+    /// Model, data or checkpoint errors, each naming its file.
+    fn eval_run<E: Backend>(
+        &self,
+        checkpoint: &Checkpoint,
+        run_dir: &Path,
+        status: Option<String>,
+        device: &E::Device,
+        ctx: &RunContext,
+    ) -> anyhow::Result<()>;
+}
+
+/// Trains the transformer experiment `exp` into `run_dir` (created; default: a new folder named
+/// after it; or, with `options.resume`, continued from its checkpoint) and reports.
+///
+/// # Errors
+/// As [`TransformerExperiment::train_in_folder`]; a folder in use or already used (unless
+/// `options.force`).
+pub(crate) fn train_in_new_folder<K: TransformerExperiment, B: AutodiffBackend>(
+    exp: &K,
+    run_dir: Option<&Path>,
+    options: &TrainOptions,
+    device: &B::Device,
+    ctx: &RunContext,
+) -> anyhow::Result<PathBuf> {
+    crate::train::in_run_folder(exp.name(), run_dir, options, |folder| {
+        exp.train_in_folder::<B>(folder, options, device, ctx)
+    })
 }
 
 /// Refuses devices of another kind than the command's backend (`--device`).
@@ -408,15 +490,22 @@ pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContex
     if let Some(status) = &status {
         eprintln!("warning: `{}`: {status}", args.run.display());
     }
+    /// `eval` of a transformer run.
+    fn eval_kind<K: TransformerExperiment, E: Backend>(
+        checkpoint: &Checkpoint,
+        run: &Path,
+        status: Option<String>,
+        device: &E::Device,
+        ctx: &RunContext,
+    ) -> anyhow::Result<()> {
+        K::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?
+            .eval_run::<E>(checkpoint, run, status, device, ctx)
+    }
     match crate::text::model_kind(checkpoint.config_toml()).as_deref() {
         Some("bert") => {
-            let exp = crate::text::TextExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
-            return crate::text::eval_text_run::<E>(&exp, &checkpoint, &args.run, status, device, ctx);
+            return eval_kind::<crate::text::TextExperiment, E>(&checkpoint, &args.run, status, device, ctx);
         }
-        Some("llama") => {
-            let exp = crate::lm::LmExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
-            return crate::lm::eval_lm_run::<E>(&exp, &checkpoint, &args.run, status, device, ctx);
-        }
+        Some("llama") => return eval_kind::<crate::lm::LmExperiment, E>(&checkpoint, &args.run, status, device, ctx),
         _ => {}
     }
     let exp = image_experiment(&checkpoint, &args.run)?;
@@ -441,4 +530,23 @@ impl<E: Backend> ModelVisitor<E> for Report<'_, E> {
     fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
         report(self.exp, self.data, &model, self.device, self.out, self.state, self.status, self.ctx)
     }
+}
+
+/// The sub-models a transformer run's report evaluates: a `fixed` run trains one truncated
+/// model, so only that one (the rest of the space holds untrained slices of it); else all.
+pub(crate) fn evaluated_subs(sampler: &SamplerConfig, space: &TransformerSpace, seed: u64) -> Vec<TransformerSubModel> {
+    match sampler {
+        SamplerConfig::Fixed(_) => sampler.build_for(space, seed).expect("validated").sample(0),
+        _ => space.iter().collect(),
+    }
+}
+
+/// `rows` with each one's accuracy relative to the largest evaluated sub-model's (by FLOPs: the
+/// full model, unless the run is `fixed`).
+pub(crate) fn with_relative(mut rows: Vec<SubModelResult>) -> Vec<SubModelResult> {
+    let full_accuracy = rows.iter().max_by_key(|r| r.flops).map_or(0.0, |r| r.accuracy);
+    for r in &mut rows {
+        r.relative = if full_accuracy > 0.0 { r.accuracy / full_accuracy } else { 0.0 };
+    }
+    rows
 }

@@ -6,5 +6,5 @@ pub mod config;
 pub(crate) mod run;
 
 pub use config::{LmExperiment, LmExperimentConfig, LmModelConfig, is_lm_experiment};
+pub(crate) use run::train_lm_in_folder;
 pub use run::{TERM_LOSSES_FILE, TermLoss, train_lm_experiment};
-pub(crate) use run::{eval_lm_run, train_lm_in_folder};

@@ -14,10 +14,11 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 use sorted_data::{EpochOrder, LmBatch, LmChunks, LmData};
 use sorted_nn::{TransformerSpace, TransformerSubModel};
-use sorted_sched::{JointLoss, Peer, SamplerConfig, TrainState, TrainTask};
+use sorted_sched::{Checkpoint, JointLoss, Peer, TrainConfig, TrainState, TrainTask};
 use sorted_zoo::llama::{SoftOptions, SoftTerm, SortedLlama, soft_loss_with};
 
 use super::config::LmExperiment;
+use crate::commands::TransformerExperiment;
 use crate::eval::SubModelResult;
 use crate::provenance::{RunContext, write_file};
 use crate::report::{RunMeta, RunReport};
@@ -62,9 +63,50 @@ pub fn train_lm_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
-    crate::train::in_run_folder(&exp.config.name, run_dir, options, |folder| {
-        train_lm_in_folder::<B>(exp, folder, options, device, ctx)
-    })
+    crate::commands::train_in_new_folder::<LmExperiment, B>(exp, run_dir, options, device, ctx)
+}
+
+impl TransformerExperiment for LmExperiment {
+    fn from_toml(text: &str, source: &Path) -> anyhow::Result<Self> {
+        Ok(Self::from_toml(text, source)?)
+    }
+
+    fn revalidate(self, source: &Path) -> anyhow::Result<Self> {
+        Ok(Self::from_config(self.config, source)?)
+    }
+
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn train_config(&mut self) -> &mut TrainConfig {
+        &mut self.config.train
+    }
+
+    fn batch_size(&self) -> usize {
+        self.config.data.batch_size
+    }
+
+    fn train_in_folder<B: AutodiffBackend>(
+        &self,
+        folder: RunFolder,
+        options: &TrainOptions,
+        device: &B::Device,
+        ctx: &RunContext,
+    ) -> anyhow::Result<()> {
+        train_lm_in_folder::<B>(self, folder, options, device, ctx)
+    }
+
+    fn eval_run<E: Backend>(
+        &self,
+        checkpoint: &Checkpoint,
+        run_dir: &Path,
+        status: Option<String>,
+        device: &E::Device,
+        ctx: &RunContext,
+    ) -> anyhow::Result<()> {
+        eval_lm_run::<E>(self, checkpoint, run_dir, status, device, ctx)
+    }
 }
 
 /// The experiment's decoder (seeded, loaded), its tokenized text and its space checked
@@ -167,9 +209,9 @@ fn append_term_losses(run_dir: &Path, log: &[(u64, Vec<TermLoss>)]) -> anyhow::R
 ///
 /// # Errors
 /// Model, data or checkpoint errors, each naming its file.
-pub(crate) fn eval_lm_run<E: Backend>(
+fn eval_lm_run<E: Backend>(
     exp: &LmExperiment,
-    checkpoint: &sorted_sched::Checkpoint,
+    checkpoint: &Checkpoint,
     run_dir: &Path,
     status: Option<String>,
     device: &E::Device,
@@ -195,15 +237,12 @@ fn report_lm<E: Backend>(
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
     let cfg = &exp.config;
-    let subs: Vec<TransformerSubModel> = match &cfg.sampler {
-        SamplerConfig::Fixed(_) => cfg.sampler.build_for(space, cfg.seed).expect("validated").sample(0),
-        _ => space.iter().collect(),
-    };
+    let subs = crate::commands::evaluated_subs(&cfg.sampler, space, cfg.seed);
     let started = Instant::now();
     let scores = model.score(&data.eval, &subs, device);
     let seconds = started.elapsed().as_secs_f64();
     let tokens = scores.first().map_or(0, |s| s.tokens);
-    let mut rows: Vec<SubModelResult> = subs
+    let rows: Vec<SubModelResult> = subs
         .iter()
         .zip(&scores)
         .map(|(sub, score)| {
@@ -222,10 +261,7 @@ fn report_lm<E: Backend>(
             }
         })
         .collect();
-    let full_accuracy = rows.iter().max_by_key(|r| r.flops).map_or(0.0, |r| r.accuracy);
-    for r in &mut rows {
-        r.relative = if full_accuracy > 0.0 { r.accuracy / full_accuracy } else { 0.0 };
-    }
+    let rows = crate::commands::with_relative(rows);
     let data_text = format!(
         "{}; {} training windows of {} tokens, {tokens} held-out tokens; accuracy = next-token top-1 ({:.0} \
          tokens/s in training)",

@@ -12,5 +12,4 @@ pub use config::{
 };
 pub(crate) use export::export_text;
 pub use run::train_text_experiment;
-pub(crate) use run::{eval_text_run, train_text_in_folder};
 pub use sorted_data::TextData;

@@ -6,14 +6,14 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_data::{EpochOrder, TextBatch, TextBatcher, TokenizedDataset};
 use sorted_nn::TransformerSubModel;
-use sorted_sched::{Peer, SamplerConfig, TrainState, TrainTask, distillation_loss};
-use sorted_zoo::SortedBert;
+use sorted_sched::{Checkpoint, Peer, TrainConfig, TrainState, TrainTask};
+use sorted_zoo::{SortedBert, bert_classification_loss, bert_teacher_log_probs, evaluate_bert_sub_models};
 
 use super::config::{TextExperiment, TextModelConfig};
+use crate::commands::TransformerExperiment;
 use crate::eval::SubModelResult;
 use crate::provenance::RunContext;
 use crate::provenance::write_file;
@@ -38,13 +38,54 @@ pub fn train_text_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
-    crate::train::in_run_folder(&exp.config.name, run_dir, options, |folder| {
-        train_text_in_folder::<B>(exp, folder, options, device, ctx)
-    })
+    crate::commands::train_in_new_folder::<TextExperiment, B>(exp, run_dir, options, device, ctx)
+}
+
+impl TransformerExperiment for TextExperiment {
+    fn from_toml(text: &str, source: &Path) -> anyhow::Result<Self> {
+        Ok(Self::from_toml(text, source)?)
+    }
+
+    fn revalidate(self, source: &Path) -> anyhow::Result<Self> {
+        Ok(Self::from_config(self.config, source)?)
+    }
+
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn train_config(&mut self) -> &mut TrainConfig {
+        &mut self.config.train
+    }
+
+    fn batch_size(&self) -> usize {
+        self.config.data.batch_size
+    }
+
+    fn train_in_folder<B: AutodiffBackend>(
+        &self,
+        folder: RunFolder,
+        options: &TrainOptions,
+        device: &B::Device,
+        ctx: &RunContext,
+    ) -> anyhow::Result<()> {
+        train_text_in_folder::<B>(self, folder, options, device, ctx)
+    }
+
+    fn eval_run<E: Backend>(
+        &self,
+        checkpoint: &Checkpoint,
+        run_dir: &Path,
+        status: Option<String>,
+        device: &E::Device,
+        ctx: &RunContext,
+    ) -> anyhow::Result<()> {
+        eval_text_run::<E>(self, checkpoint, run_dir, status, device, ctx)
+    }
 }
 
 /// [`train_text_experiment`] in a folder this process already holds.
-pub(crate) fn train_text_in_folder<B: AutodiffBackend>(
+fn train_text_in_folder<B: AutodiffBackend>(
     exp: &TextExperiment,
     folder: RunFolder,
     options: &TrainOptions,
@@ -150,9 +191,9 @@ fn report_text<E: Backend>(
 ///
 /// # Errors
 /// Data or checkpoint errors, each naming its file.
-pub(crate) fn eval_text_run<E: Backend>(
+fn eval_text_run<E: Backend>(
     exp: &TextExperiment,
-    checkpoint: &sorted_sched::Checkpoint,
+    checkpoint: &Checkpoint,
     run_dir: &Path,
     status: Option<String>,
     device: &E::Device,
@@ -239,34 +280,20 @@ impl<B: AutodiffBackend> TrainTask<B, SortedBert<B>> for TextTask<'_, B> {
         };
         // In-place distillation: the largest sub-model's log-probabilities on the step's batch,
         // from a forward pass without autodiff (and so without dropout).
-        let teacher = (self.distill > 0.0 && subs.iter().any(|s| *s != self.largest)).then(|| {
-            let b: &TextBatch<B> = &batches[0];
-            let logits = model.valid().forward(
-                b.input_ids.clone().inner(),
-                None,
-                b.attention_mask.clone().inner(),
-                &self.largest,
-            );
-            Tensor::from_inner(log_softmax(logits, 1))
-        });
+        let teacher = (self.distill > 0.0 && subs.iter().any(|s| *s != self.largest))
+            .then(|| bert_teacher_log_probs(model, &batches[0], &self.largest));
         TextStep { batches, teacher }
     }
 
     fn loss(&self, step: &TextStep<B>, model: &SortedBert<B>, index: usize, sub: &TransformerSubModel) -> Tensor<B, 1> {
         let b = &step.batches[index.min(step.batches.len() - 1)];
-        let logits = model.forward(b.input_ids.clone(), None, b.attention_mask.clone(), sub);
-        match &step.teacher {
-            Some(t) if *sub != self.largest => {
-                let labels = self.loss_fn.forward(logits.clone(), b.labels.clone());
-                labels.mul_scalar(1.0 - self.distill) + distillation_loss(logits, t.clone()).mul_scalar(self.distill)
-            }
-            _ => self.loss_fn.forward(logits, b.labels.clone()),
-        }
+        let distill = step.teacher.as_ref().filter(|_| *sub != self.largest).map(|t| (t, self.distill));
+        bert_classification_loss(model, b, sub, &self.loss_fn, distill)
     }
 }
 
-/// Accuracy of every sub-model of the space on `set`, with its cost at the set's mean
-/// sentence length and its measured forward time per sentence.
+/// Accuracy of every sub-model of the space on `set` ([`evaluate_bert_sub_models`]), with its
+/// cost at the set's mean sentence length and its measured forward time per sentence.
 fn evaluate_bert<B: Backend>(
     exp: &TextExperiment,
     model: &SortedBert<B>,
@@ -274,54 +301,25 @@ fn evaluate_bert<B: Backend>(
     device: &B::Device,
     quiet: bool,
 ) -> Vec<SubModelResult> {
-    // Sentences sorted by length, so each batch pads little; accuracy does not depend on order.
-    let mut order: Vec<usize> = (0..set.len()).collect();
-    order.sort_by_key(|&i| set.sequences[i].len());
-    let batcher = TextBatcher::new(exp.config.data.max_len);
-    let batches: Vec<TextBatch<B>> =
-        order.chunks(exp.config.eval.batch_size).map(|chunk| batcher.batch(set, chunk, device)).collect();
-    let mean_len =
-        (set.sequences.iter().map(Vec::len).sum::<usize>() as f64 / set.len().max(1) as f64).round() as usize;
-    // A `fixed` run trains one truncated model: only that one is evaluated (the rest of the
-    // space holds untrained slices of it).
-    let subs: Vec<TransformerSubModel> = match &exp.config.sampler {
-        SamplerConfig::Fixed(_) => {
-            exp.config.sampler.build_for(&exp.space, exp.config.seed).expect("validated").sample(0)
-        }
-        _ => exp.space.iter().collect(),
-    };
+    let subs = crate::commands::evaluated_subs(&exp.config.sampler, &exp.space, exp.config.seed);
     let bar = crate::train::progress_bar(subs.len() as u64, 0, quiet);
-    let mut rows = Vec::with_capacity(subs.len());
-    for sub in &subs {
-        let started = Instant::now();
-        let mut correct = 0usize;
-        for b in &batches {
-            let logits = model.forward(b.input_ids.clone(), None, b.attention_mask.clone(), sub);
-            let predicted = logits.argmax(1).flatten::<1>(0, 1);
-            let hits = predicted.equal(b.labels.clone()).int().sum().into_scalar().elem::<i64>();
-            correct += hits as usize;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let cost = model.cost(sub, mean_len.max(1));
-        rows.push(SubModelResult {
-            sub_model: sub.to_string(),
-            depth: sub.depth,
-            widths: vec![sub.heads, sub.ffn, sub.hidden],
-            params: cost.params,
-            flops: cost.flops,
-            accuracy: correct as f64 / set.len().max(1) as f64,
+    let (max_len, batch_size) = (exp.config.data.max_len, exp.config.eval.batch_size);
+    let scores = evaluate_bert_sub_models(model, set, &subs, max_len, batch_size, device, |_| bar.inc(1));
+    bar.finish_and_clear();
+    let rows = scores
+        .into_iter()
+        .map(|s| SubModelResult {
+            sub_model: s.sub.to_string(),
+            depth: s.sub.depth,
+            widths: vec![s.sub.heads, s.sub.ffn, s.sub.hidden],
+            params: s.params,
+            flops: s.flops,
+            accuracy: s.accuracy,
             relative: 0.0,
-            us_per_sample: 1e6 * seconds / set.len().max(1) as f64,
+            us_per_sample: 1e6 * s.seconds / set.len().max(1) as f64,
             accuracy_switchable: None,
             perplexity: None,
-        });
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    // The largest evaluated sub-model is the reference (the full model, unless `fixed`).
-    let full_acc = rows.iter().max_by_key(|r| r.flops).map_or(0.0, |r| r.accuracy);
-    for r in &mut rows {
-        r.relative = if full_acc > 0.0 { r.accuracy / full_acc } else { 0.0 };
-    }
-    rows
+        })
+        .collect();
+    crate::commands::with_relative(rows)
 }

@@ -1,11 +1,15 @@
 //! BERT: a post-LN transformer encoder with nested depth, heads, FFN and hidden width, and its
 //! loader for Hugging Face `BertModel` weights.
 
+mod classification_loss;
+mod evaluate;
 mod export_hf;
 mod model;
 mod model_config;
 mod weights;
 
+pub use classification_loss::{bert_classification_loss, bert_teacher_log_probs};
+pub use evaluate::{BertSubModelScore, evaluate_bert_sub_models};
 pub use export_hf::{BERT_HF_EXPORT_FORMAT, BertExportError, BertExportOptions, BertHfManifest, export_bert_hf};
 pub use model::{Pooling, SortedBert, SortedBertConfig, SortedBertLayer};
 pub use model_config::{BertModelConfig, RandomBertSizes};
