@@ -105,7 +105,7 @@ impl Distributed {
 
     /// The global rank of local peer `local` of `local_peers` on this node.
     pub fn peer(&self, local: usize, local_peers: usize) -> Peer {
-        Peer { rank: self.node.node * local_peers + local, peers: self.node.nodes * local_peers, timeout: self.timeout }
+        self.node.peer(local, local_peers, self.timeout)
     }
 }
 

@@ -6,29 +6,20 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use burn::tensor::backend::AutodiffBackend;
 use indicatif::{ProgressBar, ProgressStyle};
-use sorted_data::{EpochOrder, ImageBatch};
-
-use crate::data::RunData;
-use sorted_nn::NormPass;
-use sorted_sched::{
-    LoopOptions, Peer, Sampler, TrainError, TrainLoop, TrainObserver, TrainState, TrainTask, distillation_loss,
-};
-use sorted_zoo::SortedClassifier;
+use sorted_nn::SubModel;
+use sorted_sched::{LoopOptions, Peer, PeerTask, Sampler, TrainError, TrainLoop, TrainObserver, TrainState, TrainTask};
+use sorted_zoo::{ClassifierStep, ClassifierTraining};
 
 use crate::config::{Experiment, ExperimentConfig};
+use crate::data::RunData;
 use crate::run_folder::{TrainingFailure, clear_failure, mark_failed};
 
-/// The data order's seed is derived from the run seed so that it never shares ChaCha streams
-/// with the sampler (which uses the run seed itself).
-pub const DATA_SEED_SALT: u64 = 0x5eed_da7a_0000_0001;
-
-/// The augmentation seed, likewise derived from the run seed.
-pub const AUGMENT_SEED_SALT: u64 = 0x5eed_a06e_0000_0003;
+/// The data order's seed salt and the trainable-classifier bound, now sorted-zoo's
+/// (`vision/classifier_training.rs`), under their old paths.
+pub use sorted_zoo::{DATA_SEED_SALT, TrainableClassifier};
 
 /// What one call of [`train`] did.
 #[derive(Debug)]
@@ -55,20 +46,6 @@ pub struct TrainOptions {
     pub distributed: Option<crate::distributed::Distributed>,
 }
 
-/// An image classifier that trains: a [`SortedClassifier`] with autodiff whose inner module
-/// (evaluation, the distillation teacher) is one too. Every such model is one (blanket impl).
-pub trait TrainableClassifier<B: AutodiffBackend>:
-    SortedClassifier<B> + AutodiffModule<B, InnerModule: SortedClassifier<B::InnerBackend>>
-{
-}
-
-impl<B, M> TrainableClassifier<B> for M
-where
-    B: AutodiffBackend,
-    M: SortedClassifier<B> + AutodiffModule<B, InnerModule: SortedClassifier<B::InnerBackend>>,
-{
-}
-
 /// Trains `model` for the experiment's steps, checkpointing into `run_dir`: the image
 /// experiment's [`TrainTask`] run by sorted-sched's one [`TrainLoop`].
 ///
@@ -85,35 +62,25 @@ pub fn train<B: AutodiffBackend, M: TrainableClassifier<B>>(
 ) -> anyhow::Result<TrainOutcome<M>> {
     let cfg = &exp.config;
     let sampler = cfg.sampler.build(&exp.space, cfg.seed).expect("validated");
-    let task = |peer: Option<Peer>, device: &B::Device| ImageTask {
-        data,
-        order: EpochOrder::new(data.train.len(), cfg.data.batch_size, cfg.seed ^ DATA_SEED_SALT),
-        augmentation: cfg.data.augment.init(cfg.seed ^ AUGMENT_SEED_SALT),
-        augment: !cfg.data.augment.is_identity(),
-        fresh_batches: cfg.train.fresh_batches,
-        k: sampler.k() as u64,
-        distill: cfg.train.distill,
-        largest: exp.space.largest(),
-        loss_fn: CrossEntropyLossConfig::new().init(device),
-        device: device.clone(),
-        peer,
+    let task = |peer: Option<Peer>, device: &B::Device| {
+        let training = ClassifierTraining::new(data, &cfg.data, cfg.seed, exp.space.largest(), device)
+            .fresh_batches(cfg.train.fresh_batches, sampler.k())
+            .distill(cfg.train.distill);
+        ImageTask(match peer {
+            Some(p) => training.shard(p.rank, p.peers),
+            None => training,
+        })
     };
     let outcome = train_experiment(cfg, sampler.as_ref(), run_dir, device, &task, model, options)?;
     Ok(TrainOutcome { model: outcome.model, state: outcome.state })
 }
-
-/// A [`TrainTask`] whose sub-models peers' threads can share: the bounds of the data-parallel
-/// helpers, named once.
-pub(crate) trait PeerTask<B: AutodiffBackend, M: AutodiffModule<B>>: TrainTask<B, M, Sub: Send + Sync> {}
-
-impl<B: AutodiffBackend, M: AutodiffModule<B>, T: TrainTask<B, M, Sub: Send + Sync>> PeerTask<B, M> for T {}
 
 /// Trains `model` with experiment `cfg`'s loop (any flow: its `[train]`, `[lr]`, `[optimizer]`
 /// and seed; `sampler` built from its `[sampler]`), checkpointing into `run_dir` with the
 /// resolved config, on the run's peers (`train.devices` / `train.peers`, and the nodes of
 /// `options.distributed`): one loop on `device`, or one thread per peer, each with its own
 /// `task(Some(peer), peer_device)` and optimizer, averaging gradients with Burn's collective
-/// ([`run_peers`]). The trained model comes back on `device` (evaluation and reports run there).
+/// (sorted-sched's [`run_peers`](sorted_sched::run_peers)). The trained model comes back on `device` (evaluation and reports run there).
 ///
 /// # Errors
 /// As [`TrainLoop::run`], with the run folder as context; with peers, the first peer's error.
@@ -140,7 +107,11 @@ where
     let optim = || optimizer.init();
     let devices = peer_devices::<B>(&cfg.train, device);
     let outcome = if devices.len() > 1 || options.distributed.is_some() {
-        run_peers(&train_loop, &devices, task, model, optim, options)?
+        let node = options.distributed.as_ref().map(|d| (&d.node, d.timeout));
+        sorted_sched::run_peers::<B, M, anyhow::Error>(&devices, node, model, |peer, device, model| {
+            let peer_options = TrainOptions { quiet: options.quiet || peer.rank > 0, ..options.clone() };
+            run_loop(&train_loop, &task(Some(peer), device), model, optim(), device, &peer_options, Some(peer))
+        })?
     } else {
         let model = model.fork(&devices[0]);
         run_loop(&train_loop, &task(None, &devices[0]), model, optim(), &devices[0], options, None)?
@@ -161,158 +132,20 @@ fn peer_devices<B: AutodiffBackend>(train: &sorted_sched::TrainConfig, device: &
         .collect()
 }
 
-/// Data-parallel training: one thread per entry of `devices`, local peer `i` on `devices[i]`
-/// (global rank `i`, or `node * devices.len() + i` on node `node` of a run over several nodes), each
-/// running the loop on its shard of every batch (`task(Some(peer), device)`), averaging
-/// gradients with Burn's collective; rank 0 shows progress, writes checkpoints and returns the
-/// trained model (on its device). A peer that fails resets the collective, so the others fail
-/// too instead of waiting for it.
-///
-/// # Errors
-/// The first peer's error (a divergence, a checkpoint, a collective failure naming the peer).
-fn run_peers<B, M, T>(
-    train_loop: &TrainLoop<'_, T::Sub>,
-    devices: &[B::Device],
-    task: &(dyn Fn(Option<Peer>, &B::Device) -> T + Sync),
-    model: M,
-    optim: impl Fn() -> sorted_sched::SortedOptimizer<M, B> + Sync,
-    options: &TrainOptions,
-) -> anyhow::Result<sorted_sched::LoopOutcome<M>>
-where
-    B: AutodiffBackend,
-    M: AutodiffModule<B, InnerModule: Send>,
-    T: PeerTask<B, M>,
-{
-    /// What a peer's thread returns: rank 0's trained weights and position, nothing for others.
-    type PeerResult<I> = anyhow::Result<Option<(I, TrainState)>>;
-    let results: Vec<PeerResult<M::InnerModule>> = std::thread::scope(|scope| {
-        let peers = devices.len();
-        let handles: Vec<_> = devices
-            .iter()
-            .enumerate()
-            .map(|(rank, device)| {
-                let (inner, optim, task) = (model.valid(), &optim, task);
-                scope.spawn(move || {
-                    let peer = match &options.distributed {
-                        Some(node) => {
-                            let peer = node.peer(rank, peers);
-                            sorted_sched::join_node::<B::InnerBackend>(peer, peers, &node.node, device)?;
-                            peer
-                        }
-                        None => {
-                            let peer = Peer::new(rank, peers);
-                            sorted_sched::join::<B::InnerBackend>(peer, device)?;
-                            peer
-                        }
-                    };
-                    let peer_options = TrainOptions { quiet: options.quiet || peer.rank > 0, ..options.clone() };
-                    let result = run_loop(
-                        train_loop,
-                        &task(Some(peer), device),
-                        M::from_inner(inner).fork(device),
-                        optim(),
-                        device,
-                        &peer_options,
-                        Some(peer),
-                    );
-                    if result.is_err() {
-                        sorted_sched::abandon::<B::InnerBackend>();
-                    }
-                    let _ = sorted_sched::leave::<B::InnerBackend>(peer);
-                    // The node's first peer returns the model (the same on every peer).
-                    result.map(|o| (rank == 0).then(|| (o.model.valid(), o.state)))
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a data-parallel peer panicked"))))
-            .collect()
-    });
-    let mut first = None;
-    for result in results {
-        match result {
-            Ok(Some((inner, state))) => first = first.or(Some(Ok((inner, state)))),
-            Ok(None) => {}
-            Err(e) => {
-                if !matches!(first, Some(Err(_))) {
-                    first = Some(Err(e));
-                }
-            }
-        }
-    }
-    let (inner, state) = first.expect("rank 0 returns the model or an error")?;
-    Ok(sorted_sched::LoopOutcome { model: M::from_inner(inner), state })
-}
-
-/// The image experiments' part of the loop: batches (augmented, one shared or one per
-/// sub-model) and the label loss, mixed with in-place distillation from the largest sub-model.
-struct ImageTask<'a, B: AutodiffBackend> {
-    data: &'a RunData,
-    order: EpochOrder,
-    augmentation: sorted_data::Augmentation,
-    augment: bool,
-    fresh_batches: bool,
-    k: u64,
-    distill: f64,
-    largest: sorted_nn::SubModel,
-    loss_fn: burn::nn::loss::CrossEntropyLoss<B>,
-    device: B::Device,
-    /// This peer's shard of every batch, in a data-parallel run.
-    peer: Option<Peer>,
-}
-
-impl<B: AutodiffBackend> ImageTask<'_, B> {
-    /// Batch `b` of the run (`step`, or `step * k + i` with fresh batches) gets augmentation
-    /// stream `b`: a resumed run sees the same augmented images.
-    fn batch(&self, b: u64) -> ImageBatch<B> {
-        let indices = self.order.batch_indices(b);
-        let indices = self.peer.map_or(indices.clone(), |p| p.shard(&indices));
-        let batcher = &self.data.batcher;
-        if self.augment {
-            batcher.batch_augmented(&self.data.train, &indices, &self.augmentation, b, &self.device)
-        } else {
-            batcher.batch(&self.data.train, &indices, &self.device)
-        }
-    }
-}
-
-/// A step's batches, and the teacher's log-probabilities when distilling.
-struct ImageStep<B: AutodiffBackend> {
-    batches: Vec<ImageBatch<B>>,
-    teacher: Option<Tensor<B, 2>>,
-}
+/// The image experiments' [`TrainTask`]: sorted-zoo's [`ClassifierTraining`] (batches, label
+/// loss mixed with in-place distillation), adapted to sorted-sched's loop.
+struct ImageTask<'a, B: AutodiffBackend>(ClassifierTraining<'a, B>);
 
 impl<B: AutodiffBackend, M: TrainableClassifier<B>> TrainTask<B, M> for ImageTask<'_, B> {
-    type Sub = sorted_nn::SubModel;
-    type Step = ImageStep<B>;
+    type Sub = SubModel;
+    type Step = ClassifierStep<B>;
 
-    fn prepare(&self, model: &M, step: u64, subs: &[Self::Sub]) -> ImageStep<B> {
-        let batches: Vec<ImageBatch<B>> = if self.fresh_batches {
-            (0..self.k).map(|i| self.batch(step * self.k + i)).collect()
-        } else {
-            vec![self.batch(step)]
-        };
-        // In-place distillation: the largest sub-model's log-probabilities on the step's batch,
-        // from a forward pass without autodiff (training-mode BatchNorm, as its own loss sees).
-        let teacher = (self.distill > 0.0 && subs.iter().any(|s| *s != self.largest)).then(|| {
-            let images = batches[0].images.clone().inner();
-            let logits = model.valid().forward(images, &self.largest, &mut NormPass::Batch);
-            Tensor::from_inner(log_softmax(logits, 1))
-        });
-        ImageStep { batches, teacher }
+    fn prepare(&self, model: &M, step: u64, subs: &[SubModel]) -> ClassifierStep<B> {
+        self.0.prepare(model, step, subs)
     }
 
-    fn loss(&self, step: &ImageStep<B>, model: &M, index: usize, sub: &Self::Sub) -> Tensor<B, 1> {
-        let batch = &step.batches[index.min(step.batches.len() - 1)];
-        let logits = model.forward(batch.images.clone(), sub, &mut NormPass::Batch);
-        match &step.teacher {
-            Some(t) if *sub != self.largest => {
-                let labels = self.loss_fn.forward(logits.clone(), batch.labels.clone());
-                labels.mul_scalar(1.0 - self.distill) + distillation_loss(logits, t.clone()).mul_scalar(self.distill)
-            }
-            _ => self.loss_fn.forward(logits, batch.labels.clone()),
-        }
+    fn loss(&self, step: &ClassifierStep<B>, model: &M, index: usize, sub: &SubModel) -> Tensor<B, 1> {
+        self.0.loss(step, model, index, sub)
     }
 }
 

@@ -9,6 +9,7 @@ mod manifest;
 mod optimizer;
 mod parallel;
 mod peer_sync;
+mod peers;
 mod run_lock;
 mod sampler;
 mod schedule;
@@ -28,6 +29,9 @@ pub use parallel::accumulate_parallel;
 pub use peer_sync::NodeConfig;
 #[cfg(feature = "collective")]
 pub use peer_sync::{abandon, join, join_node, leave};
+#[cfg(feature = "collective")]
+pub use peers::run_peers;
+pub use peers::{PeerPanicked, PeerTask};
 pub use run_lock::{LOCK_FILE, RunLock};
 pub use sampler::{
     AllSampler, AllSamplerConfig, FixedSampler, FixedSamplerConfig, FullSampler, FullSamplerConfig, MAX_K, Sampler,

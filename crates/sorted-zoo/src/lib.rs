@@ -20,6 +20,9 @@ pub use vision::classifier_config::{
     ModelConfigError, ResNetOptions, TrainableClassifierVisitor,
 };
 pub use vision::classifier_sort::{ClassifierSort, sort_classifier};
+pub use vision::classifier_training::{
+    AUGMENT_SEED_SALT, ClassifierStep, ClassifierTraining, DATA_SEED_SALT, TrainableClassifier,
+};
 pub use vision::cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use vision::conv_norm::{DenseConvNorm, SortedConvNorm};
 pub use vision::dense_export::{

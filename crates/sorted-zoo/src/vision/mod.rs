@@ -4,12 +4,14 @@
 //! ResNet and MobileNetV2 share (`staged_network.rs`) and the part of their passes they share
 //! (`staged_body.rs`); the classifier trait (`classifier.rs`)
 //! the `[model.*]` config that builds any of them (`classifier_config.rs`) and the importance
-//! sort of any of them (`classifier_sort.rs`); evaluating their sub-models (`evaluate.rs`); loading
+//! sort of any of them (`classifier_sort.rs`); a training step's batches and sub-model loss
+//! (`classifier_training.rs`); evaluating their sub-models (`evaluate.rs`); loading
 //! a dense sub-model exported to a folder (`dense_export.rs`).
 
 pub(crate) mod classifier;
 pub(crate) mod classifier_config;
 pub(crate) mod classifier_sort;
+pub(crate) mod classifier_training;
 pub(crate) mod cnn;
 pub(crate) mod conv_norm;
 pub(crate) mod dense_export;
