@@ -1,15 +1,20 @@
 //! `generate`: greedy decoding of prompts by the full model or a sub-model, and lossless
-//! self-speculative decoding drafted by its own first layers, with a benchmark report.
+//! self-speculative decoding drafted by its own first layers, with a benchmark report. The
+//! timing and the rows are `sorted_zoo::llama`'s (`time_decoding`, `DecodeRow`); this file
+//! reads the flags, prints, and writes `decode.json` and `decode.md`.
 
 use std::fmt::Write as _;
-use std::time::Instant;
 
 use anyhow::Context;
 use burn::prelude::*;
 use serde::Serialize;
 use sorted_data::chatml_prompt;
-use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
-use sorted_zoo::llama::{DecodeStats, EarlyExitConfig, HostWeights, LlamaDecoder, LlamaWidth, SpeculativeConfig};
+use sorted_nn::TransformerSubModel;
+pub use sorted_zoo::llama::DecodeRow;
+use sorted_zoo::llama::{
+    DecodeRun, EarlyExitConfig, HostWeights, LlamaDecoder, LlamaSubModelError, LlamaSubModels, LlamaWidth,
+    SpeculativeConfig, time_decoding, time_early_exit,
+};
 
 use crate::cli::GenerateArgs;
 use crate::device::DeviceKind;
@@ -29,71 +34,6 @@ pub const BENCH_PROMPTS: [&str; 8] = [
     "What does a bee make?",
     "Translate 'good morning' into French.",
 ];
-
-/// One decoding mode on one prompt set, as `generate --bench` reports it.
-#[derive(Clone, Debug, Serialize)]
-pub struct DecodeRow {
-    /// `greedy` or `speculative (draft depth N)`.
-    pub mode: String,
-    /// Draft depth (0 for plain greedy).
-    pub draft_depth: usize,
-    /// Tokens generated over all prompts.
-    pub tokens: usize,
-    /// Wall time over all prompts, seconds.
-    pub seconds: f64,
-    /// Tokens per second.
-    pub tokens_per_second: f64,
-    /// Speed-up over plain greedy (same run).
-    pub speedup: f64,
-    /// Accepted / proposed draft tokens.
-    pub acceptance_rate: f64,
-    /// Tokens emitted per full-model (verification) pass.
-    pub tokens_per_full_pass: f64,
-    /// Whether every output equals plain greedy's token for token.
-    pub identical: bool,
-    /// A row of another model, timed for comparison (the full model when `--sub-model` picks
-    /// a smaller one): its outputs are not expected to equal greedy's.
-    pub reference: bool,
-    /// Mean milliseconds per drafted token (speculative only; 0 otherwise).
-    pub ms_per_draft_token: f64,
-    /// Mean milliseconds per verification pass (speculative only; 0 otherwise).
-    pub ms_per_verification: f64,
-    /// Mean drafted tokens per verification pass (speculative only; 0 otherwise).
-    pub drafted_per_verification: f64,
-    /// Plain full-model steps the greedy fallback took instead of speculative cycles
-    /// (speculative with `--fallback-probe` only; 0 otherwise).
-    pub greedy_steps: usize,
-}
-
-impl DecodeRow {
-    /// A row without a drafter (greedy or early exit): speed-up against `plain_tps`.
-    fn undrafted(
-        mode: String,
-        tokens: usize,
-        seconds: f64,
-        plain_tps: f64,
-        tokens_per_full_pass: f64,
-        identical: bool,
-    ) -> Self {
-        let tokens_per_second = tokens as f64 / seconds.max(1e-9);
-        DecodeRow {
-            mode,
-            draft_depth: 0,
-            tokens,
-            seconds,
-            tokens_per_second,
-            speedup: tokens_per_second / plain_tps.max(1e-12),
-            acceptance_rate: 0.0,
-            tokens_per_full_pass,
-            identical,
-            reference: false,
-            ms_per_draft_token: 0.0,
-            ms_per_verification: 0.0,
-            drafted_per_verification: 0.0,
-            greedy_steps: 0,
-        }
-    }
-}
 
 #[derive(Serialize)]
 struct BenchReport {
@@ -179,45 +119,24 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
                   vocab: Option<usize>,
                   bonus_token: bool,
                   fallback_probe: Option<usize>| {
-        let mut outputs = Vec::new();
-        let mut total = DecodeStats::default();
-        let started = Instant::now();
-        for ids in &encoded {
-            let (out, stats) = match draft {
-                None => decoder.greedy(target, ids, args.max_new, stop),
-                Some(d) => {
-                    let config = SpeculativeConfig {
-                        draft_depth: d,
-                        initial_draft: args.draft_len,
-                        max_draft: args.max_draft,
-                        adaptive: !args.fixed_draft,
-                        draft_vocab: vocab,
-                        bonus_token,
-                        fallback_probe,
-                    };
-                    decoder.speculative_greedy(target, &config, ids, args.max_new, stop)
-                }
-            };
-            total.generated += stats.generated;
-            total.proposed += stats.proposed;
-            total.accepted += stats.accepted;
-            total.full_passes += stats.full_passes;
-            total.draft_passes += stats.draft_passes;
-            total.greedy_steps += stats.greedy_steps;
-            total.draft_time += stats.draft_time;
-            total.verify_time += stats.verify_time;
-            outputs.push(out);
-        }
-        (outputs, total, started.elapsed().as_secs_f64())
+        let config = draft.map(|d| SpeculativeConfig {
+            draft_depth: d,
+            initial_draft: args.draft_len,
+            max_draft: args.max_draft,
+            adaptive: !args.fixed_draft,
+            draft_vocab: vocab,
+            bonus_token,
+            fallback_probe,
+        });
+        time_decoding(decoder, target, &encoded, args.max_new, stop, config.as_ref())
     };
-    let (plain, plain_stats, plain_seconds) = run_on(&target, decoder, None, None, false, None);
+    let plain = run_on(&target, decoder, None, None, false, None);
     if !ctx.quiet {
-        for (prompt, out) in prompts.iter().zip(&plain) {
+        for (prompt, out) in prompts.iter().zip(&plain.outputs) {
             println!("> {prompt}\n{}\n", lm.bpe.decode(out).trim_end_matches("<|im_end|>"));
         }
     }
-    let plain_tps = plain_stats.generated as f64 / plain_seconds.max(1e-9);
-    let mut rows = vec![DecodeRow::undrafted(
+    let mut rows = vec![DecodeRow::greedy(
         match (target == lm.full, args.q8) {
             (true, false) => "greedy".into(),
             (true, true) if args.f32_activations => "greedy (8-bit weights, f32 activations)".into(),
@@ -226,33 +145,23 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
             (false, true) if args.f32_activations => format!("greedy ({target}, 8-bit weights, f32 activations)"),
             (false, true) => format!("greedy ({target}, 8-bit weights)"),
         },
-        plain_stats.generated,
-        plain_seconds,
-        plain_tps,
-        plain_stats.tokens_per_pass(),
-        true,
+        &plain,
+        &plain,
+        false,
     )];
     // A greedy row timed for comparison; `reference`: another model's (or weights') tokens, not
     // expected to equal greedy's.
-    let greedy_row = |mode: String, (outputs, stats, seconds): (Vec<Vec<u32>>, DecodeStats, f64), reference: bool| {
-        let identical = outputs == plain;
-        let mut row =
-            DecodeRow::undrafted(mode, stats.generated, seconds, plain_tps, stats.tokens_per_pass(), identical);
-        row.reference = reference;
-        row
-    };
+    let greedy_row = |mode: String, run: DecodeRun, reference: bool| DecodeRow::greedy(mode, &run, &plain, reference);
     if args.q8 {
         // The same greedy decoding with f32 weights: how far the 8-bit weights move the tokens.
-        let (outputs, stats, seconds) = run_on(&target, &fast, None, None, false, None);
-        let same = outputs.iter().zip(&plain).filter(|(a, b)| a == b).count();
-        let agree: usize =
-            outputs.iter().zip(&plain).map(|(a, b)| a.iter().zip(b).take_while(|(x, y)| x == y).count()).sum();
+        let f32_run = run_on(&target, &fast, None, None, false, None);
+        let (same, agree) = (f32_run.same_outputs(&plain), f32_run.agreeing_tokens(&plain));
         if !ctx.quiet {
             println!(
                 "8-bit weights: {same} of {} prompts decode as with f32 weights; {agree} of {} f32 tokens agree before \
                  the first difference",
-                plain.len(),
-                stats.generated
+                plain.outputs.len(),
+                f32_run.stats.generated
             );
         }
         rows.push(greedy_row(
@@ -262,7 +171,7 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
                 "greedy (f32 weights, decoding layout; reference)"
             }
             .into(),
-            (outputs, stats, seconds),
+            f32_run,
             true,
         ));
     }
@@ -307,66 +216,39 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         }
     }
     for (d, vocab, bonus_token, fallback_probe) in drafters {
-        let (outputs, stats, seconds) = run_on(&target, decoder, Some(d), vocab, bonus_token, fallback_probe);
-        let identical = outputs == plain;
-        let tps = stats.generated as f64 / seconds.max(1e-9);
-        // Every prompt's first pass runs the whole model on the prompt; the rest verify, or are
-        // the greedy fallback's steps.
-        let verifications = stats.full_passes.saturating_sub(encoded.len() + stats.greedy_steps);
-        rows.push(DecodeRow {
-            mode: format!(
-                "speculative (draft depth {d}{}{}{})",
-                vocab.map_or(String::new(), |n| format!(", draft vocabulary {n}")),
-                if bonus_token { ", bonus token" } else { "" },
-                fallback_probe.map_or(String::new(), |k| format!(", greedy fallback (probe {k})"))
-            ),
-            draft_depth: d,
-            tokens: stats.generated,
-            seconds,
-            tokens_per_second: tps,
-            speedup: tps / plain_tps.max(1e-12),
-            acceptance_rate: stats.acceptance_rate(),
-            tokens_per_full_pass: stats.tokens_per_pass(),
-            identical,
-            reference: false,
-            ms_per_draft_token: 1e3 * stats.draft_time.as_secs_f64() / stats.draft_passes.max(1) as f64,
-            ms_per_verification: 1e3 * stats.verify_time.as_secs_f64() / verifications.max(1) as f64,
-            drafted_per_verification: stats.proposed as f64 / verifications.max(1) as f64,
-            greedy_steps: stats.greedy_steps,
-        });
+        let run = run_on(&target, decoder, Some(d), vocab, bonus_token, fallback_probe);
+        let mode = format!(
+            "speculative (draft depth {d}{}{}{})",
+            vocab.map_or(String::new(), |n| format!(", draft vocabulary {n}")),
+            if bonus_token { ", bonus token" } else { "" },
+            fallback_probe.map_or(String::new(), |k| format!(", greedy fallback (probe {k})"))
+        );
+        rows.push(DecodeRow::speculative(mode, d, &run, &plain));
     }
     if !args.early_exit.is_empty() {
         let config = parse_early_exit(&args.early_exit, target.depth)?;
-        let started = Instant::now();
-        let (mut generated, mut same, mut layers) = (0usize, 0usize, 0usize);
-        let mut identical = true;
-        for (ids, reference) in encoded.iter().zip(&plain) {
-            let (out, stats) = decoder.early_exit_greedy(&target, &config, ids, args.max_new, stop);
-            generated += stats.generated;
-            layers += stats.layers_run;
-            same += out.iter().zip(reference).take_while(|(a, b)| a == b).count();
-            identical &= out == *reference;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        let tps = generated as f64 / seconds.max(1e-9);
-        let full_layers = generated.saturating_sub(encoded.len()) * target.depth;
+        let early = time_early_exit(decoder, &target, &config, &encoded, &plain, args.max_new, stop);
+        let tps = early.tokens_per_second();
+        let plain_tps = plain.tokens_per_second();
         if !ctx.quiet {
             println!(
                 "early exit {:?} (lossy): {tps:.2} tokens/s ({:.2}x greedy), {:.0}% of the full model's layers run, \
-                 {same} of {generated} tokens agree with greedy before the first difference{}",
+                 {} of {} tokens agree with greedy before the first difference{}",
                 args.early_exit,
                 tps / plain_tps.max(1e-12),
-                100.0 * layers as f64 / full_layers.max(1) as f64,
-                if identical { " (all identical)" } else { "" }
+                early.layers_percent(target.depth),
+                early.agreeing_tokens,
+                early.generated,
+                if early.identical { " (all identical)" } else { "" }
             );
         }
         rows.push(DecodeRow::undrafted(
             format!("early exit {} (lossy)", args.early_exit.join(",")),
-            generated,
-            seconds,
+            early.generated,
+            early.seconds,
             plain_tps,
             0.0,
-            identical,
+            early.identical,
         ));
     }
     let table = decode_table(&rows);
@@ -422,29 +304,9 @@ pub(super) fn decode_target(
     kv_heads: usize,
     hidden: usize,
 ) -> anyhow::Result<TransformerSubModel> {
-    let heads: Vec<usize> = (1..=full.heads / kv_heads).map(|k| k * kv_heads).collect();
-    let fits = format!(
-        "this model runs 1..={n_layers} layers, query heads {heads:?} (multiples of its {kv_heads} KV heads) and \
-         1..={} SwiGLU units",
-        full.ffn
-    );
-    // The space's own parser reads the text; its error would list every SwiGLU width, so a
-    // refusal says what fits instead.
-    let space = TransformerSpace::new(
-        TransformerSpaceConfig {
-            depths: (1..=n_layers).collect(),
-            heads: heads.clone(),
-            ffn: (1..=full.ffn).collect(),
-            hidden: None,
-        },
-        hidden,
-    )?;
-    space.parse_sub_model(text).map_err(|e| match e {
-        sorted_nn::SpecError::Parse { .. } => anyhow::anyhow!(
-            "--sub-model `{text}`: expected `L<layers>-H<query heads>-F<SwiGLU units>` (any axis may be left out), \
-             e.g. L20-H6-F768"
-        ),
-        _ => anyhow::anyhow!("--sub-model `{text}`: {fits}"),
+    LlamaSubModels { n_layers, full, kv_heads, hidden }.parse(text).map_err(|e| match e {
+        LlamaSubModelError::Space(e) => anyhow::Error::from(e),
+        e => anyhow::anyhow!("--sub-model {e}"),
     })
 }
 

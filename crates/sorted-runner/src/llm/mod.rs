@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Context;
 use burn::prelude::*;
 use sorted_data::ByteLevelBpe;
-use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
-use sorted_zoo::llama::SortedLlama;
+use sorted_nn::TransformerSubModel;
+use sorted_zoo::llama::{LlamaSubModels, SortedLlama};
 
 mod export;
 mod generate;
@@ -49,16 +49,8 @@ fn load_lm_with<B: Backend>(path: &Path, weights: Option<&Path>, device: &B::Dev
         None => {}
     }
     let n_layers = model.layers.len();
-    let space = TransformerSpace::new(
-        TransformerSpaceConfig {
-            depths: vec![n_layers],
-            heads: vec![model.layers[0].num_heads],
-            ffn: vec![model.layers[0].gate.d_output_max()],
-            hidden: None,
-        },
-        model.embedding.dims()[1],
-    )?;
-    Ok(Lm { model, bpe, full: space.largest(), n_layers })
+    let full = LlamaSubModels::of(&model).full()?;
+    Ok(Lm { model, bpe, full, n_layers })
 }
 
 /// The query-head options `--heads` asks for (default: every head), checked against the model:
