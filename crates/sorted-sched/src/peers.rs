@@ -17,7 +17,7 @@ pub trait PeerTask<B: AutodiffBackend, M: AutodiffModule<B>>: TrainTask<B, M, Su
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>, T: TrainTask<B, M, Sub: Send + Sync>> PeerTask<B, M> for T {}
 
-/// A data-parallel peer's thread panicked ([`run_peers`]).
+/// A data-parallel peer's thread panicked (`run_peers`, feature `collective`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("a data-parallel peer panicked")]
 pub struct PeerPanicked;
