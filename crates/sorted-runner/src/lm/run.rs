@@ -5,7 +5,6 @@
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Instant;
 
 use anyhow::Context;
 use burn::module::AutodiffModule;
@@ -15,7 +14,9 @@ use serde::Serialize;
 use sorted_data::{EpochOrder, LmBatch, LmChunks, LmData};
 use sorted_nn::{TransformerSpace, TransformerSubModel};
 use sorted_sched::{Checkpoint, JointLoss, Peer, TrainConfig, TrainState, TrainTask};
-use sorted_zoo::llama::{SoftOptions, SoftTerm, SortedLlama, soft_loss_with};
+use sorted_zoo::llama::{
+    SoftOptions, SoftTerm, SortedLlama, evaluate_llama_sub_models, soft_loss_with, soft_step_loss,
+};
 
 use super::config::LmExperiment;
 use crate::commands::TransformerExperiment;
@@ -29,17 +30,7 @@ use crate::train::{TrainOptions, train_experiment};
 pub const TERM_LOSSES_FILE: &str = "term_losses.jsonl";
 
 /// One sub-model's losses in one step (a line of [`TERM_LOSSES_FILE`] holds a step's).
-#[derive(Clone, Debug, Serialize)]
-pub struct TermLoss {
-    /// The sub-model.
-    #[serde(flatten)]
-    pub sub: TransformerSubModel,
-    /// Its cross-entropy on the step's windows.
-    pub loss: f64,
-    /// Its KL divergence from the full model (`train.distill` > 0; absent for the full model).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub kl: Option<f64>,
-}
+pub use sorted_zoo::llama::SoftTermLoss as TermLoss;
 
 /// Each step's term losses, in step order, as a peer's loop logs them.
 type TermLog = Mutex<Vec<(u64, Vec<TermLoss>)>>;
@@ -238,27 +229,22 @@ fn report_lm<E: Backend>(
 ) -> anyhow::Result<()> {
     let cfg = &exp.config;
     let subs = crate::commands::evaluated_subs(&cfg.sampler, space, cfg.seed);
-    let started = Instant::now();
-    let scores = model.score(&data.eval, &subs, device);
-    let seconds = started.elapsed().as_secs_f64();
-    let tokens = scores.first().map_or(0, |s| s.tokens);
-    let rows: Vec<SubModelResult> = subs
+    let eval = evaluate_llama_sub_models(model, &data.eval, &subs, cfg.data.seq_len, device);
+    let (seconds, tokens) = (eval.seconds, eval.tokens);
+    let rows: Vec<SubModelResult> = eval
+        .scores
         .iter()
-        .zip(&scores)
-        .map(|(sub, score)| {
-            let cost = model.cost(sub, cfg.data.seq_len);
-            SubModelResult {
-                sub_model: sub.to_string(),
-                depth: sub.depth,
-                widths: vec![sub.heads, sub.ffn, sub.hidden],
-                params: cost.params,
-                flops: cost.flops,
-                accuracy: score.accuracy,
-                relative: 0.0,
-                us_per_sample: 1e6 * seconds / (subs.len() * tokens.max(1)) as f64,
-                accuracy_switchable: None,
-                perplexity: Some(score.perplexity()),
-            }
+        .map(|score| SubModelResult {
+            sub_model: score.sub.to_string(),
+            depth: score.sub.depth,
+            widths: vec![score.sub.heads, score.sub.ffn, score.sub.hidden],
+            params: score.params,
+            flops: score.flops,
+            accuracy: score.accuracy,
+            relative: 0.0,
+            us_per_sample: 1e6 * seconds / (subs.len() * tokens.max(1)) as f64,
+            accuracy_switchable: None,
+            perplexity: Some(score.perplexity),
         })
         .collect();
     let rows = crate::commands::with_relative(rows);
@@ -317,22 +303,10 @@ impl<B: AutodiffBackend> TrainTask<B, SortedLlama<B>> for LmTask<'_, B> {
         subs: &[TransformerSubModel],
         weights: &[f64],
     ) -> Option<JointLoss<B>> {
-        let llama = self.exp.llama();
-        let terms: Vec<SoftTerm> = subs
-            .iter()
-            .zip(weights)
-            .map(|(sub, w)| SoftTerm { sub: *sub, weight: w * llama.exit_weight(self.space, sub.depth) })
-            .collect();
-        let loss = soft_loss_with(model, step.1.inputs.clone(), step.1.targets.clone(), &terms, self.options);
-        let scalar = |t: &Tensor<B, 1>| t.clone().into_scalar().elem::<f64>();
-        let logged: Vec<TermLoss> = terms
-            .iter()
-            .zip(loss.terms.iter().zip(&loss.distill_terms))
-            .map(|(t, (l, kl))| TermLoss { sub: t.sub, loss: scalar(l), kl: kl.as_ref().map(scalar) })
-            .collect();
-        let losses = logged.iter().map(|t| t.loss).collect();
+        let loss = soft_step_loss(model, self.exp.llama(), self.space, &step.1, subs, weights, self.options);
+        let losses = loss.terms.iter().map(|t| t.loss).collect();
         if let Some(Ok(mut log)) = self.log.map(Mutex::lock) {
-            log.push((step.0 + 1, logged));
+            log.push((step.0 + 1, loss.terms));
         }
         Some(JointLoss { total: loss.total, losses })
     }

@@ -4,6 +4,7 @@
 mod decode;
 mod decode_benchmark;
 mod decode_engine;
+mod evaluate;
 mod exit_perplexity;
 mod export;
 mod export_gguf;
@@ -14,6 +15,7 @@ mod model;
 mod model_config;
 mod row_product;
 mod soft;
+mod soft_step;
 mod sub_models;
 mod weights;
 
@@ -28,6 +30,7 @@ pub use decode::{
     speculative_greedy,
 };
 pub use decode_benchmark::{DecodeRow, DecodeRun, EarlyExitRun, time_decoding, time_early_exit};
+pub use evaluate::{LlamaEvaluation, LlamaSubModelScore, evaluate_llama_sub_models};
 pub use exit_perplexity::{ExitPerplexity, ExitPerplexityError, exit_perplexity};
 pub use export::{DenseLlama, DenseLlamaLayer, LlamaExportError, LlamaExportOptions, SMOLLM2_CHAT_TEMPLATE};
 pub use export_gguf::export_llama_gguf;
@@ -43,6 +46,7 @@ pub use row_product::{FEW_ROWS_MAX, SINGLE_ROW_MIN_ELEMENTS, few_row_product, ma
 pub use soft::{
     GradientProbe, HeadGradient, SoftLoss, SoftOptions, SoftTerm, gradient_probe, soft_loss, soft_loss_with,
 };
+pub use soft_step::{SoftStepLoss, SoftTermLoss, soft_step_loss};
 /// RMSNorm and RoPE live in sorted-nn beside the other layers; re-exported where LLaMA uses them.
 pub use sorted_nn::{RmsNorm, rope};
 pub use sub_models::{LlamaSubModelError, LlamaSubModels};
