@@ -96,7 +96,10 @@ impl TransformerExperiment for LmExperiment {
         device: &E::Device,
         ctx: &RunContext,
     ) -> anyhow::Result<()> {
-        eval_lm_run::<E>(self, checkpoint, run_dir, status, device, ctx)
+        let exp = self;
+        let (model, data, space) = load::<E>(exp, device)?;
+        let model = checkpoint.load_model(model, device)?;
+        report_lm(exp, &data, &space, &model, device, run_dir, checkpoint.state(), status, ctx)
     }
 }
 
@@ -193,24 +196,6 @@ fn append_term_losses(run_dir: &Path, log: &[(u64, Vec<TermLoss>)]) -> anyhow::R
         writeln!(file, "{line}").with_context(|| format!("writing `{}`", path.display()))?;
     }
     Ok(())
-}
-
-/// `eval` of a language-model run: loads its checkpoint (verified, shape-checked) into the
-/// experiment's decoder and rewrites its reports. The caller holds the run folder.
-///
-/// # Errors
-/// Model, data or checkpoint errors, each naming its file.
-fn eval_lm_run<E: Backend>(
-    exp: &LmExperiment,
-    checkpoint: &Checkpoint,
-    run_dir: &Path,
-    status: Option<String>,
-    device: &E::Device,
-    ctx: &RunContext,
-) -> anyhow::Result<()> {
-    let (model, data, space) = load::<E>(exp, device)?;
-    let model = checkpoint.load_model(model, device)?;
-    report_lm(exp, &data, &space, &model, device, run_dir, checkpoint.state(), status, ctx)
 }
 
 /// Scores every sub-model (a `fixed` run: the one it trained) on the held-out windows and

@@ -69,7 +69,55 @@ impl TransformerExperiment for TextExperiment {
         device: &B::Device,
         ctx: &RunContext,
     ) -> anyhow::Result<()> {
-        train_text_in_folder::<B>(self, folder, options, device, ctx)
+        let exp = self;
+        let run_dir = folder.dir().to_path_buf();
+        write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
+        let data = exp
+            .config
+            .data
+            .load(&exp.vocab_path())
+            .with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
+        let bert = bert_for(exp, &data)?;
+        crate::train::RunStart {
+            name: &exp.config.name,
+            sub_models: exp.space.len(),
+            sampler: (exp.config.sampler.kind(), exp.k),
+            steps: exp.config.train.steps,
+            data: format!("{} train / {} {} sentences", data.train.len(), data.eval.len(), data.eval_split_name),
+        }
+        .announce(ctx, &run_dir);
+        B::seed(device, exp.config.seed);
+        let mut model = bert.init::<B>(device);
+        if let Some(weights) = exp.weights_path() {
+            model = model.load_hf_safetensors(&weights)?;
+        }
+        model.check_space(&exp.space).map_err(|e| anyhow::anyhow!("{}: [space] {e}", exp.source.display()))?;
+        // Sorting happens once, before step 0: a resumed run loads the sorted weights from its
+        // checkpoint, and sorting again would rewrite the scores of weights it never trains.
+        let TextModelConfig::Bert(options_bert) = &exp.config.model;
+        if let (false, Some((score, n_batches))) = (options.resume, options_bert.sorting()) {
+            let cfg = &exp.config;
+            let order = text_order(exp, &data.train);
+            let sorted = sorted_zoo::sorting::sort_bert_on(
+                model,
+                score,
+                n_batches,
+                &data.train,
+                &order,
+                &TextBatcher::new(cfg.data.max_len),
+                device,
+            )
+            .with_context(|| format!("sorting by `model.bert.sort_by` of `{}`", exp.source.display()))?;
+            crate::sort::record_sort(&run_dir, "attention heads and FFN units", score, &sorted, ctx.quiet)?;
+            model = sorted.model;
+        }
+        let (model, state) = train_bert(exp, &data.train, model, device, &run_dir, options)?;
+        if !crate::train::finished(&state, &run_dir, ctx.quiet)
+            || !crate::train::reports_here(options, &state, ctx.quiet)
+        {
+            return Ok(());
+        }
+        report_text::<B::InnerBackend>(exp, &data, &model.valid(), device, &run_dir, &state, None, ctx)
     }
 
     fn eval_run<E: Backend>(
@@ -80,64 +128,15 @@ impl TransformerExperiment for TextExperiment {
         device: &E::Device,
         ctx: &RunContext,
     ) -> anyhow::Result<()> {
-        eval_text_run::<E>(self, checkpoint, run_dir, status, device, ctx)
+        let exp = self;
+        let data = exp
+            .config
+            .data
+            .load(&exp.vocab_path())
+            .with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
+        let model = checkpoint.load_model(bert_for(exp, &data)?.init::<E>(device), device)?;
+        report_text(exp, &data, &model, device, run_dir, checkpoint.state(), status, ctx)
     }
-}
-
-/// [`train_text_experiment`] in a folder this process already holds.
-fn train_text_in_folder<B: AutodiffBackend>(
-    exp: &TextExperiment,
-    folder: RunFolder,
-    options: &TrainOptions,
-    device: &B::Device,
-    ctx: &RunContext,
-) -> anyhow::Result<()> {
-    let run_dir = folder.dir().to_path_buf();
-    write_file(&run_dir.join("config.toml"), exp.to_toml().as_bytes())?;
-    let data = exp
-        .config
-        .data
-        .load(&exp.vocab_path())
-        .with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
-    let bert = bert_for(exp, &data)?;
-    crate::train::RunStart {
-        name: &exp.config.name,
-        sub_models: exp.space.len(),
-        sampler: (exp.config.sampler.kind(), exp.k),
-        steps: exp.config.train.steps,
-        data: format!("{} train / {} {} sentences", data.train.len(), data.eval.len(), data.eval_split_name),
-    }
-    .announce(ctx, &run_dir);
-    B::seed(device, exp.config.seed);
-    let mut model = bert.init::<B>(device);
-    if let Some(weights) = exp.weights_path() {
-        model = model.load_hf_safetensors(&weights)?;
-    }
-    model.check_space(&exp.space).map_err(|e| anyhow::anyhow!("{}: [space] {e}", exp.source.display()))?;
-    // Sorting happens once, before step 0: a resumed run loads the sorted weights from its
-    // checkpoint, and sorting again would rewrite the scores of weights it never trains.
-    let TextModelConfig::Bert(options_bert) = &exp.config.model;
-    if let (false, Some((score, n_batches))) = (options.resume, options_bert.sorting()) {
-        let cfg = &exp.config;
-        let order = text_order(exp, &data.train);
-        let sorted = sorted_zoo::sorting::sort_bert_on(
-            model,
-            score,
-            n_batches,
-            &data.train,
-            &order,
-            &TextBatcher::new(cfg.data.max_len),
-            device,
-        )
-        .with_context(|| format!("sorting by `model.bert.sort_by` of `{}`", exp.source.display()))?;
-        crate::sort::record_sort(&run_dir, "attention heads and FFN units", score, &sorted, ctx.quiet)?;
-        model = sorted.model;
-    }
-    let (model, state) = train_bert(exp, &data.train, model, device, &run_dir, options)?;
-    if !crate::train::finished(&state, &run_dir, ctx.quiet) || !crate::train::reports_here(options, &state, ctx.quiet) {
-        return Ok(());
-    }
-    report_text::<B::InnerBackend>(exp, &data, &model.valid(), device, &run_dir, &state, None, ctx)
 }
 
 /// The BERT of a text experiment, its vocabulary fitted to the data unless pretrained weights
@@ -184,28 +183,6 @@ fn report_text<E: Backend>(
     let eval_seconds = started.elapsed().as_secs_f64();
     let meta = RunMeta::new(ctx, cfg, &exp.source, exp.k, state, eval_seconds, data_text, status);
     RunReport::new(meta, cfg.eval.threshold, rows).publish(run_dir, ctx.quiet, "")
-}
-
-/// `eval` of a text run: loads its checkpoint (verified, shape-checked) into the experiment's
-/// BERT and rewrites its reports. The caller holds the run folder.
-///
-/// # Errors
-/// Data or checkpoint errors, each naming its file.
-fn eval_text_run<E: Backend>(
-    exp: &TextExperiment,
-    checkpoint: &Checkpoint,
-    run_dir: &Path,
-    status: Option<String>,
-    device: &E::Device,
-    ctx: &RunContext,
-) -> anyhow::Result<()> {
-    let data = exp
-        .config
-        .data
-        .load(&exp.vocab_path())
-        .with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
-    let model = checkpoint.load_model(bert_for(exp, &data)?.init::<E>(device), device)?;
-    report_text(exp, &data, &model, device, run_dir, checkpoint.state(), status, ctx)
 }
 
 fn train_bert<B: AutodiffBackend>(
