@@ -3,6 +3,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 mod bert;
+mod bert_evaluate;
 mod bert_export;
 mod checks;
 mod dense_export;
