@@ -15,7 +15,13 @@ pub struct ParamShapes {
 }
 
 /// The first parameter whose shape differs between two [`ParamShapes`] of the same module type.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Its message is the one checkpoints (sorted-sched) and exported dense models (sorted-zoo) show
+/// after the file's path.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "parameter `{param}` has shape {found:?}, the model built from the config has {expected:?} \
+     (the config does not match these weights)"
+)]
 pub struct ShapeMismatch {
     /// The parameter's path in the module.
     pub param: String,
@@ -99,6 +105,11 @@ mod tests {
         assert_eq!(ParamShapes::of(&small).first_difference(&ParamShapes::of(&small.clone())), None);
         let err = load_record_same_shapes(small.clone(), large.into_record()).unwrap_err();
         assert_eq!(err.param, "weight");
+        assert_eq!(
+            err.to_string(),
+            "parameter `weight` has shape [4, 5], the model built from the config has [4, 3] \
+             (the config does not match these weights)"
+        );
         assert_eq!((err.expected, err.found), (vec![4, 3], vec![4, 5]));
         load_record_same_shapes(small.clone(), small.into_record()).unwrap();
     }

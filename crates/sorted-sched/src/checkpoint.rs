@@ -394,12 +394,8 @@ pub fn load_record_checked<B: Backend, M: Module<B>>(
     record: M::Record,
     path: &Path,
 ) -> Result<M, CheckpointError> {
-    sorted_nn::load_record_same_shapes(model, record).map_err(|m| CheckpointError::Shape {
-        path: path.to_path_buf(),
-        param: m.param,
-        expected: m.expected,
-        found: m.found,
-    })
+    sorted_nn::load_record_same_shapes(model, record)
+        .map_err(|mismatch| CheckpointError::Shape { path: path.to_path_buf(), mismatch })
 }
 
 /// The path of the first float parameter of `model` that holds NaN or infinity, if any.

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use sorted_nn::ShapeMismatch;
 use thiserror::Error;
 
 /// An invalid sampler, optimizer or schedule configuration. Names the key and what was expected.
@@ -67,19 +68,13 @@ pub enum CheckpointError {
         previous: Option<PathBuf>,
     },
     /// The weights do not fit the model built from the config.
-    #[error(
-        "`{path}`: parameter `{param}` has shape {found:?}, the model built from the config has {expected:?} \
-         (the config does not match these weights)"
-    )]
+    #[error("`{path}`: {mismatch}")]
     Shape {
         /// The model file.
         path: PathBuf,
-        /// The parameter's path in the model.
-        param: String,
-        /// The shape the config gives.
-        expected: Vec<usize>,
-        /// The shape in the file.
-        found: Vec<usize>,
+        /// The first parameter of another shape: its path, the shape the config gives and the
+        /// shape in the file. Not a `#[source]`: the message above already holds its text.
+        mismatch: ShapeMismatch,
     },
     /// The weights to save hold NaN or infinity (training diverged).
     #[error("the weights hold NaN or infinity at step {step} (parameter `{param}`): not saved as a checkpoint")]

@@ -133,6 +133,18 @@ fn issue_27_weights_of_another_shape_are_refused_naming_the_parameter() {
     let err = Checkpoint::latest(dir.path()).unwrap().load_model(wider, &device).unwrap_err();
     let message = err.to_string();
     assert!(message.contains("hidden") && message.contains("[5, 12]") && message.contains("[5, 6]"), "{message}");
+    assert!(
+        message.ends_with(
+            "`: parameter `hidden.weight` has shape [5, 6], the model built from the config has [5, 12] \
+             (the config does not match these weights)"
+        ),
+        "{message}"
+    );
+    let sorted_sched::CheckpointError::Shape { mismatch, .. } = err else { panic!("{err:?}") };
+    assert_eq!(
+        (mismatch.param.as_str(), mismatch.expected, mismatch.found),
+        ("hidden.weight", vec![5, 12], vec![5, 6])
+    );
 }
 
 #[test]
