@@ -44,8 +44,7 @@ pub(crate) fn export_lm<E: Backend>(
         LmSource::Gguf(path) => (path.to_path_buf(), None, PathBuf::from("export")),
     };
     let lm = load_lm_with::<E>(&gguf, weights, device)?;
-    let l0 = &lm.model.layers[0];
-    let sub = decode_target(sub_model, lm.n_layers, lm.model.full_width(), l0.num_kv_heads, lm.full.hidden)?;
+    let sub = decode_target(sub_model, &lm.bounds)?;
     let out = out.map_or_else(|| default_parent.join(sub.to_string()), Path::to_path_buf);
     std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
     let name = gguf.file_stem().map_or_else(|| "llama".into(), |s| s.to_string_lossy().into_owned());

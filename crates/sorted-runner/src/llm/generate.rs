@@ -12,8 +12,8 @@ use sorted_data::chatml_prompt;
 use sorted_nn::TransformerSubModel;
 pub use sorted_zoo::llama::DecodeRow;
 use sorted_zoo::llama::{
-    DecodeRun, EarlyExitConfig, HostWeights, LlamaDecoder, LlamaSubModelError, LlamaSubModels, LlamaWidth,
-    SpeculativeConfig, time_decoding, time_early_exit,
+    DecodeRun, EarlyExitConfig, HostWeights, LlamaDecoder, LlamaSubModelError, LlamaSubModels, SpeculativeConfig,
+    time_decoding, time_early_exit,
 };
 
 use crate::cli::GenerateArgs;
@@ -60,10 +60,9 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
         anyhow::bail!("--prompt number {} is empty: give it some text", i + 1);
     }
     let lm = load_lm_with::<B>(&args.gguf, args.weights.as_deref(), device)?;
-    let l0 = &lm.model.layers[0];
     let target = match &args.sub_model {
         None => lm.full,
-        Some(text) => decode_target(text, lm.n_layers, lm.model.full_width(), l0.num_kv_heads, lm.full.hidden)?,
+        Some(text) => decode_target(text, &lm.bounds)?,
     };
     let prompts: Vec<String> = if args.prompt.is_empty() {
         BENCH_PROMPTS.iter().map(|p| p.to_string()).collect()
@@ -292,19 +291,13 @@ pub fn generate_cmd<B: Backend>(args: &GenerateArgs, device: &B::Device, ctx: &R
 }
 
 /// `--sub-model` text (`L<layers>-H<query heads>-F<SwiGLU units>`, an axis left out staying
-/// full) → the sub-model of a decoder with `n_layers` layers, `full` widths and `kv_heads` KV
-/// heads (query heads must be a multiple of them).
+/// full) → the sub-model of a decoder with these `bounds` (query heads must be a multiple of
+/// its KV heads).
 ///
 /// # Errors
 /// Unreadable text or a size the model cannot run, naming `--sub-model` and what fits.
-pub(super) fn decode_target(
-    text: &str,
-    n_layers: usize,
-    full: LlamaWidth,
-    kv_heads: usize,
-    hidden: usize,
-) -> anyhow::Result<TransformerSubModel> {
-    LlamaSubModels { n_layers, full, kv_heads, hidden }.parse(text).map_err(|e| match e {
+pub(super) fn decode_target(text: &str, bounds: &LlamaSubModels) -> anyhow::Result<TransformerSubModel> {
+    bounds.parse(text).map_err(|e| match e {
         LlamaSubModelError::Space(e) => anyhow::Error::from(e),
         e => anyhow::anyhow!("--sub-model {e}"),
     })
@@ -363,12 +356,13 @@ fn decode_table(rows: &[DecodeRow]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use sorted_zoo::llama::LlamaWidth;
+    use sorted_zoo::llama::{LlamaSubModels, LlamaWidth};
 
     #[test]
     fn generate_sub_models_parse_with_full_axes_by_default_and_refuse_what_does_not_fit() {
         let full = LlamaWidth { heads: 9, ffn: 1536 };
-        let parse = |text: &str| super::decode_target(text, 30, full, 3, 576);
+        let bounds = LlamaSubModels { n_layers: 30, full, kv_heads: 3, hidden: 576 };
+        let parse = |text: &str| super::decode_target(text, &bounds);
         let sub = parse("L20-H6-F768").unwrap();
         assert_eq!((sub.depth, sub.heads, sub.ffn, sub.hidden), (20, 6, 768, 576));
         let sub = parse("L12").unwrap();

@@ -20,12 +20,12 @@ pub use generate::{BENCH_PROMPTS, DecodeRow, generate_cmd};
 pub use perplexity::perplexity_cmd;
 pub use soft::{soft_cmd, soft_experiment};
 
-/// A loaded decoder: model, tokenizer and the full sub-model.
+/// A loaded decoder: model, tokenizer, the full sub-model and the bounds of its sub-models.
 struct Lm<B: Backend> {
     model: SortedLlama<B>,
     bpe: ByteLevelBpe,
     full: TransformerSubModel,
-    n_layers: usize,
+    bounds: LlamaSubModels,
 }
 
 /// The GGUF's decoder and tokenizer, with the parameters of `weights` when given: a run
@@ -48,9 +48,9 @@ fn load_lm_with<B: Backend>(path: &Path, weights: Option<&Path>, device: &B::Dev
         }
         None => {}
     }
-    let n_layers = model.layers.len();
-    let full = LlamaSubModels::of(&model).full()?;
-    Ok(Lm { model, bpe, full, n_layers })
+    let bounds = LlamaSubModels::of(&model);
+    let full = bounds.full()?;
+    Ok(Lm { model, bpe, full, bounds })
 }
 
 /// The query-head options `--heads` asks for (default: every head), checked against the model:
@@ -58,16 +58,39 @@ fn load_lm_with<B: Backend>(path: &Path, weights: Option<&Path>, device: &B::Dev
 ///
 /// # Errors
 /// An option that does not fit, naming `--heads` and what fits.
-fn query_head_options<B: Backend>(requested: &[usize], lm: &Lm<B>) -> anyhow::Result<Vec<usize>> {
-    let l0 = &lm.model.layers[0];
-    let (nh, nkv) = (l0.num_heads, l0.num_kv_heads);
+fn query_head_options(requested: &[usize], bounds: &LlamaSubModels) -> anyhow::Result<Vec<usize>> {
+    let (nh, nkv) = (bounds.full.heads, bounds.kv_heads);
     let mut heads = if requested.is_empty() { vec![nh] } else { requested.to_vec() };
     heads.sort_unstable();
     heads.dedup();
+    let fits = bounds.query_heads();
     anyhow::ensure!(
-        heads.iter().all(|&h| h >= nkv && h <= nh && h.is_multiple_of(nkv)),
+        heads.iter().all(|h| fits.contains(h)),
         "--heads {requested:?}: this model has {nh} query heads over {nkv} KV heads, and query heads are \
          nested per KV group, so expected multiples of {nkv} up to {nh}"
     );
     Ok(heads)
+}
+
+#[cfg(test)]
+mod tests {
+    use sorted_zoo::llama::{LlamaSubModels, LlamaWidth};
+
+    #[test]
+    fn query_head_options_are_the_multiples_of_the_kv_heads_up_to_every_head() {
+        let bounds =
+            LlamaSubModels { n_layers: 30, full: LlamaWidth { heads: 9, ffn: 1536 }, kv_heads: 3, hidden: 576 };
+        assert_eq!(super::query_head_options(&[], &bounds).unwrap(), [9]);
+        assert_eq!(super::query_head_options(&[9, 3, 6, 3], &bounds).unwrap(), [3, 6, 9]);
+        for bad in [[0], [4], [12]] {
+            let err = super::query_head_options(&bad, &bounds).unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "--heads {bad:?}: this model has 9 query heads over 3 KV heads, and query heads are nested per KV \
+                     group, so expected multiples of 3 up to 9"
+                )
+            );
+        }
+    }
 }

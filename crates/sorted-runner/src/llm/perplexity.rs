@@ -29,16 +29,16 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
     let chunks = LmChunks::new(ids, args.seq_len);
     anyhow::ensure!(!chunks.is_empty(), "--tokens {} gives no window of --seq-len {}", args.tokens, args.seq_len);
     let mut exits: Vec<usize> = if args.exits.is_empty() {
-        (1..=lm.n_layers / 6).map(|i| i * 6).chain([lm.n_layers]).collect()
+        (1..=lm.bounds.n_layers / 6).map(|i| i * 6).chain([lm.bounds.n_layers]).collect()
     } else {
         args.exits.clone()
     };
     exits.sort_unstable();
     exits.dedup();
     anyhow::ensure!(
-        exits.iter().all(|&e| (1..=lm.n_layers).contains(&e)),
+        exits.iter().all(|&e| (1..=lm.bounds.n_layers).contains(&e)),
         "--exits {exits:?}: expected depths in 1..={}",
-        lm.n_layers
+        lm.bounds.n_layers
     );
     let mut ffn_widths = if args.ffn.is_empty() { vec![lm.full.ffn] } else { args.ffn.clone() };
     ffn_widths.sort_unstable();
@@ -48,7 +48,7 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
         "--ffn {ffn_widths:?}: expected SwiGLU widths in 1..={}",
         lm.full.ffn
     );
-    let heads = query_head_options(&args.heads, &lm)?;
+    let heads = query_head_options(&args.heads, &lm.bounds)?;
     let widths: Vec<LlamaWidth> =
         heads.iter().flat_map(|&heads| ffn_widths.iter().map(move |&ffn| LlamaWidth { heads, ffn })).collect();
     let started = Instant::now();
