@@ -1,11 +1,10 @@
 //! `select`: the most accurate sub-model under a budget, and why.
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use serde::Serialize;
-use sorted_zoo::deploy::{Budget, Candidate, WeightLayout, select};
+pub use sorted_zoo::deploy::BudgetChoice as SelectOutcome;
+use sorted_zoo::deploy::{Budget, Candidate, WeightLayout};
 
 use crate::cli::SelectArgs;
 use crate::device::DeviceKind;
@@ -13,99 +12,15 @@ use crate::profile::{ProfileReport, profile_dir};
 use crate::provenance::RunContext;
 use crate::report::RunReport;
 
-/// One candidate as `select` prints it.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SelectedSubModel {
-    /// The sub-model (widths joined by `-`).
-    pub sub_model: String,
-    /// Test accuracy.
-    pub accuracy: f64,
-    /// Accuracy as a share of the full model's.
-    pub relative: f64,
-    /// Measured median latency, ms (when the budget is a latency).
-    pub latency_ms: Option<f64>,
-    /// Parameters.
-    pub params: u64,
-    /// FLOPs per sample.
-    pub flops: u64,
-}
-
-/// What `select` found.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct SelectOutcome {
-    /// The budget.
-    pub budget: Budget,
-    /// Where the latencies were measured (`None` for parameter and FLOPs budgets).
-    pub latency_source: Option<String>,
-    /// The most accurate sub-model within the budget.
-    pub chosen: SelectedSubModel,
-    /// The next point of the Pareto front, more accurate but over the budget.
-    pub next_better: Option<SelectedSubModel>,
-    /// Sub-models that fit the budget.
-    pub n_fitting: usize,
-    /// Sub-models considered.
-    pub n_sub_models: usize,
-    /// Points on the Pareto front of the budget's axis.
-    pub front_len: usize,
-}
-
-impl SelectOutcome {
-    /// The explanation printed by the command.
-    pub fn explain(&self, run: &std::path::Path) -> String {
-        let axis = self.budget.axis;
-        let describe = |s: &SelectedSubModel| {
-            let mut t = format!(
-                "accuracy {:.2}% ({:.1}% of the full model), {} params, {:.3} MFLOPs",
-                100.0 * s.accuracy,
-                100.0 * s.relative,
-                s.params,
-                s.flops as f64 / 1e6
-            );
-            if let Some(ms) = s.latency_ms {
-                let _ = write!(t, ", {ms:.4} ms");
-            }
-            t
-        };
-        let mut s = format!("best under {}: {}\n", self.budget, self.chosen.sub_model);
-        if let Some(src) = &self.latency_source {
-            let _ = writeln!(s, "  latencies: {src}");
-        }
-        let _ = writeln!(s, "  {}", describe(&self.chosen));
-        match &self.next_better {
-            Some(n) => {
-                let cost = match axis {
-                    sorted_zoo::deploy::CostAxis::LatencyMs => n.latency_ms.unwrap_or(f64::NAN),
-                    sorted_zoo::deploy::CostAxis::Params => n.params as f64,
-                    sorted_zoo::deploy::CostAxis::Flops => n.flops as f64,
-                };
-                let _ = writeln!(
-                    s,
-                    "  next better on the front: {} ({:.2}%), needs {}: over the budget",
-                    n.sub_model,
-                    100.0 * n.accuracy,
-                    axis.format(cost)
-                );
-            }
-            None => {
-                let _ = writeln!(s, "  nothing is more accurate: the budget is not binding");
-            }
-        }
-        let _ = writeln!(
-            s,
-            "  {} of {} sub-models fit; the {} front has {} points",
-            self.n_fitting,
-            self.n_sub_models,
-            axis.name(),
-            self.front_len
-        );
-        let _ = write!(
-            s,
-            "  export it: sorted-runner export --run {} --sub-model {}",
-            run.display(),
-            self.chosen.sub_model
-        );
-        s
-    }
+/// The explanation printed by the command: the zoo's [`SelectOutcome::explain`] and the
+/// command that exports the chosen sub-model of `run`.
+pub fn explain(outcome: &SelectOutcome, run: &Path) -> String {
+    format!(
+        "{}  export it: sorted-runner export --run {} --sub-model {}",
+        outcome.explain(),
+        run.display(),
+        outcome.chosen.sub_model
+    )
 }
 
 /// `select`: reads the run's accuracies (and, for a latency budget, its profile for `device`)
@@ -170,31 +85,11 @@ pub fn select_cmd(args: &SelectArgs, device: DeviceKind, ctx: &RunContext) -> an
             .collect();
         (c, None)
     };
-    let selection = select(&candidates, budget)?;
-    let view = |i: usize| {
-        let c = &candidates[i];
-        SelectedSubModel {
-            sub_model: c.name.clone(),
-            accuracy: c.accuracy,
-            relative: if full_accuracy > 0.0 { c.accuracy / full_accuracy } else { 0.0 },
-            latency_ms: c.latency_ms,
-            params: c.params,
-            flops: c.flops,
-        }
-    };
-    let outcome = SelectOutcome {
-        budget,
-        latency_source,
-        chosen: view(selection.chosen),
-        next_better: selection.next_better.map(view),
-        n_fitting: selection.n_fitting,
-        n_sub_models: candidates.len(),
-        front_len: selection.front.len(),
-    };
+    let outcome = SelectOutcome::new(&candidates, budget, full_accuracy, latency_source)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome).expect("outcome serialises"));
     } else if !ctx.quiet {
-        println!("{}", outcome.explain(&args.run));
+        println!("{}", explain(&outcome, &args.run));
     }
     Ok(outcome)
 }
