@@ -329,30 +329,10 @@ impl<E: Backend> ModelVisitor<E> for Measure<'_, E> {
         }
         let mut timings = serving.time_sub_models(&self.images, &subs, self.options, self.compare_dense)?;
         if self.measure_memory {
-            for t in &mut timings {
-                t.peak_bytes = Some(peak_heap(&serving, &self.images, &t.sub)?);
-            }
+            serving.measure_peak_bytes(&self.images, &mut timings, |pass| crate::heap::peak_during(pass).1)?;
         }
         Ok(timings)
     }
-}
-
-/// Peak heap bytes above the pre-call level during one forward pass of `sub`.
-fn peak_heap<E: Backend, M: SortedClassifier<E>>(
-    model: &SortedModel<E, M>,
-    images: &Tensor<E, 4>,
-    sub: &SubModel,
-) -> anyhow::Result<u64> {
-    let device = images.device();
-    let input = images.clone();
-    let _ = E::sync(&device);
-    let (out, peak) = crate::heap::peak_during(|| {
-        let out = model.forward(input, sub);
-        let _ = E::sync(&device);
-        out
-    });
-    drop(out?);
-    Ok(peak)
 }
 
 /// Draws every sub-model's accuracy against its measured latency (log scale), one colour per

@@ -8,6 +8,7 @@ mod bert_export;
 mod checks;
 mod dense_export;
 mod deploy;
+mod deploy_choice;
 mod gguf;
 mod host_decode;
 mod llama;

@@ -48,6 +48,12 @@ pub enum DeployError {
         /// The full model.
         sub_model: String,
     },
+    /// A memory meter returned without running the forward pass it was given.
+    #[error("the memory meter did not run the forward pass of sub-model {sub_model}")]
+    NotMetered {
+        /// The sub-model.
+        sub_model: String,
+    },
     /// A profiled sub-model has no accuracy to join its latency with.
     #[error("sub-model {sub_model} has no accuracy")]
     MissingAccuracy {

@@ -63,6 +63,52 @@ impl<B: Backend, M: SortedClassifier<B>> SortedModel<B, M> {
             })
             .collect())
     }
+
+    /// The peak bytes one forward pass of `sub` on `images` holds, as the caller's meter
+    /// `peak_during` reports them: it runs the pass it is given (the forward and a device sync)
+    /// and returns the peak above the level at its start. The output is dropped only after the
+    /// meter returns, so it counts. The library has no meter of its own: a heap meter needs a
+    /// counting global allocator, which only a binary can install (`sorted-runner`'s `heap.rs`).
+    ///
+    /// # Errors
+    /// As [`SortedModel::forward`]: a sub-model outside the space or not calibrated;
+    /// [`DeployError::NotMetered`] when `peak_during` did not run the pass.
+    pub fn peak_bytes(
+        &self,
+        images: &Tensor<B, 4>,
+        sub: &SubModel,
+        peak_during: impl FnOnce(&mut dyn FnMut()) -> u64,
+    ) -> Result<u64, DeployError> {
+        let device = images.device();
+        let mut input = Some(images.clone());
+        let mut out = None;
+        let _ = B::sync(&device);
+        let peak = peak_during(&mut || {
+            if let Some(input) = input.take() {
+                out = Some(self.forward(input, sub));
+                let _ = B::sync(&device);
+            }
+        });
+        let out = out.ok_or_else(|| DeployError::NotMetered { sub_model: sub.to_string() })?;
+        drop(out?);
+        Ok(peak)
+    }
+
+    /// Fills `peak_bytes` of every timing with [`SortedModel::peak_bytes`], in order.
+    ///
+    /// # Errors
+    /// As [`SortedModel::peak_bytes`].
+    pub fn measure_peak_bytes(
+        &self,
+        images: &Tensor<B, 4>,
+        timings: &mut [SubModelTiming],
+        mut peak_during: impl FnMut(&mut dyn FnMut()) -> u64,
+    ) -> Result<(), DeployError> {
+        for t in timings {
+            t.peak_bytes = Some(self.peak_bytes(images, &t.sub, &mut peak_during)?);
+        }
+        Ok(())
+    }
 }
 
 /// One profiled sub-model.
