@@ -274,6 +274,8 @@ enum Dataset {
         /// The dataset.
         dataset: StatsDataset,
         /// Its folder, relative to the workspace root [default: data/<dataset>].
+        // `<dataset>` is --help text, not an HTML tag.
+        #[allow(rustdoc::invalid_html_tags)]
         #[arg(long)]
         dir: Option<PathBuf>,
     },

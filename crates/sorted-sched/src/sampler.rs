@@ -17,7 +17,7 @@ use crate::ConfigError;
 /// `sample(step)` may be called from `&self` contexts such as Burn's `TrainStep`.
 ///
 /// `S` is the sub-model type of the space: [`SubModel`] (per-block widths, the default) or
-/// [`TransformerSubModel`] (depth x heads x FFN x hidden).
+/// [`TransformerSubModel`](sorted_nn::TransformerSubModel) (depth x heads x FFN x hidden).
 pub trait Sampler<S = SubModel>: Debug + Send + Sync {
     /// The sub-models of step `step`, in the order they are trained.
     fn sample(&self, step: u64) -> Vec<S>;
@@ -192,8 +192,8 @@ impl SamplerConfig {
     }
 
     /// Builds the sampler over any [`SubModelSpace`] (for example a
-    /// [`TransformerSpace`]). Every kind but `weighted`, whose per-block width weights only
-    /// [`SamplerConfig::build`] understands, works on every space.
+    /// [`TransformerSpace`](sorted_nn::TransformerSpace)). Every kind but `weighted`, whose
+    /// per-block width weights only [`SamplerConfig::build`] understands, works on every space.
     ///
     /// # Errors
     /// As [`SamplerConfig::build`]; `weighted` is refused naming `sampler.weighted`, and a
