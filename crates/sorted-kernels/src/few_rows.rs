@@ -104,42 +104,72 @@ pub(crate) fn few_rows_times_transposed_on(x: &[f32], m: usize, w: RowMatrix<'_>
     assert_eq!(x.len(), m * k, "few_rows_times_transposed: x has {} elements, expected {m} rows of {k}", x.len());
     let mut by_row = vec![0.0f32; n * m];
     let parallel = parallel && n >= 2;
-    match m {
-        1 => run::<1>(w, x, &mut by_row, parallel),
-        2 => run::<2>(w, x, &mut by_row, parallel),
-        3 => run::<3>(w, x, &mut by_row, parallel),
-        4 => run::<4>(w, x, &mut by_row, parallel),
-        5 => run::<5>(w, x, &mut by_row, parallel),
-        6 => run::<6>(w, x, &mut by_row, parallel),
-        7 => run::<7>(w, x, &mut by_row, parallel),
-        _ => run::<8>(w, x, &mut by_row, parallel),
-    }
+    run_for_rows(m, Run { w, x, by_row: &mut by_row, parallel });
     if m == 1 {
         return by_row;
     }
-    // `by_row` is `[n, m]`; the result is `[m, n]`.
     let mut out = vec![0.0f32; m * n];
+    transpose_by_row(&by_row, m, &mut out);
+    out
+}
+
+/// Writes `by_row` (`[n, m]`: each weight row's dots with the `m` rows of `x`) into `out` as
+/// `[m, n]`, the product's row-major layout.
+pub(crate) fn transpose_by_row(by_row: &[f32], m: usize, out: &mut [f32]) {
+    let n = by_row.len() / m;
     for (o, dots) in by_row.chunks_exact(m).enumerate() {
         for (r, v) in dots.iter().enumerate() {
             out[r * n + o] = *v;
         }
     }
-    out
+}
+
+/// A kernel over `M` rows of `x` at once, `M` fixed at compile time (one accumulator per row).
+pub(crate) trait RowsKernel {
+    /// Runs the kernel with `M` rows.
+    fn run<const M: usize>(self);
+}
+
+/// Runs `kernel` with `M` = `m` rows (1 to [`FEW_ROWS_MAX`]; anything above 7 runs as 8).
+pub(crate) fn run_for_rows(m: usize, kernel: impl RowsKernel) {
+    match m {
+        1 => kernel.run::<1>(),
+        2 => kernel.run::<2>(),
+        3 => kernel.run::<3>(),
+        4 => kernel.run::<4>(),
+        5 => kernel.run::<5>(),
+        6 => kernel.run::<6>(),
+        7 => kernel.run::<7>(),
+        _ => kernel.run::<8>(),
+    }
+}
+
+/// Fills `by_row` (`[n, M]`) with `dots(first, out)`, which fills the `out.len() / M` weight
+/// rows from `first`: all `n` rows at once, or in two halves on two threads when `parallel`.
+pub(crate) fn fill_by_row<const M: usize>(by_row: &mut [f32], parallel: bool, dots: impl Fn(usize, &mut [f32]) + Sync) {
+    if parallel {
+        let half = by_row.len() / M / 2;
+        let (a, b) = by_row.split_at_mut(half * M);
+        rayon::join(|| dots(0, a), || dots(half, b));
+    } else {
+        dots(0, by_row);
+    }
 }
 
 /// Fills `by_row` (`[n, M]`: each row of `w` dotted with each row of `x`), the rows of `w`
 /// in two halves on two threads when `parallel`.
-fn run<const M: usize>(w: RowMatrix<'_>, x: &[f32], by_row: &mut [f32], parallel: bool) {
-    let arch = pulp::Arch::new();
-    if parallel {
-        let half = w.rows / 2;
-        let (a, b) = by_row.split_at_mut(half * M);
-        rayon::join(
-            || arch.dispatch(Dots::<M> { w, first: 0, x, out: a }),
-            || arch.dispatch(Dots::<M> { w, first: half, x, out: b }),
-        );
-    } else {
-        arch.dispatch(Dots::<M> { w, first: 0, x, out: by_row });
+struct Run<'a> {
+    w: RowMatrix<'a>,
+    x: &'a [f32],
+    by_row: &'a mut [f32],
+    parallel: bool,
+}
+
+impl RowsKernel for Run<'_> {
+    fn run<const M: usize>(self) {
+        let Run { w, x, by_row, parallel } = self;
+        let arch = pulp::Arch::new();
+        fill_by_row::<M>(by_row, parallel, |first, out| arch.dispatch(Dots::<M> { w, first, x, out }));
     }
 }
 
@@ -160,17 +190,30 @@ impl<const M: usize> WithSimd for Dots<'_, M> {
         let k = w.cols;
         let rows: [(&[S::f32s], &[f32]); M] = std::array::from_fn(|r| S::as_simd_f32s(&x[r * k..(r + 1) * k]));
         for (j, dots) in out.chunks_exact_mut(M).enumerate() {
-            let (wv, wt) = S::as_simd_f32s(w.row(first + j));
-            let mut acc = [simd.splat_f32s(0.0); M];
-            for (c, wc) in wv.iter().enumerate() {
-                for r in 0..M {
-                    acc[r] = simd.mul_add_f32s(*wc, rows[r].0[c], acc[r]);
-                }
-            }
-            for r in 0..M {
-                let tail: f32 = wt.iter().zip(rows[r].1).map(|(a, b)| a * b).sum();
-                dots[r] = simd.reduce_sum_f32s(acc[r]) + tail;
-            }
+            row_dots(simd, w.row(first + j), &rows, dots);
         }
+    }
+}
+
+/// `dots[r]` = `w_row` dotted with row `r` of `x` (split into its SIMD part and tail), for each
+/// of the `M` rows: fused multiply-adds over the SIMD part, then the reduced sum plus the tail.
+/// The f32 kernels share it (here and `Q8Dots` in `q8_rows.rs`, on an expanded weight row).
+#[inline(always)]
+pub(crate) fn row_dots<S: Simd, const M: usize>(
+    simd: S,
+    w_row: &[f32],
+    rows: &[(&[S::f32s], &[f32]); M],
+    dots: &mut [f32],
+) {
+    let (wv, wt) = S::as_simd_f32s(w_row);
+    let mut acc = [simd.splat_f32s(0.0); M];
+    for (c, wc) in wv.iter().enumerate() {
+        for r in 0..M {
+            acc[r] = simd.mul_add_f32s(*wc, rows[r].0[c], acc[r]);
+        }
+    }
+    for r in 0..M {
+        let tail: f32 = wt.iter().zip(rows[r].1).map(|(a, b)| a * b).sum();
+        dots[r] = simd.reduce_sum_f32s(acc[r]) + tail;
     }
 }

@@ -10,7 +10,9 @@
 
 use pulp::{Simd, WithSimd};
 
-use crate::few_rows::{FEW_ROWS_MAX, PARALLEL_MIN_ELEMENTS};
+use crate::few_rows::{
+    FEW_ROWS_MAX, PARALLEL_MIN_ELEMENTS, RowsKernel, fill_by_row, row_dots, run_for_rows, transpose_by_row,
+};
 use crate::q8_int8_dots::Int8Dots;
 
 /// What multiplies the weights: f32 activations, or activations quantized to 8-bit blocks.
@@ -241,35 +243,33 @@ impl Q8Matrix {
                 weights: row0..row0 + out,
             };
             let mut by_row = vec![0.0f32; out * rows];
-            match rows {
-                1 => self.run::<1>(xs, cols, &mut by_row, parallel, portable),
-                2 => self.run::<2>(xs, cols, &mut by_row, parallel, portable),
-                3 => self.run::<3>(xs, cols, &mut by_row, parallel, portable),
-                4 => self.run::<4>(xs, cols, &mut by_row, parallel, portable),
-                5 => self.run::<5>(xs, cols, &mut by_row, parallel, portable),
-                6 => self.run::<6>(xs, cols, &mut by_row, parallel, portable),
-                7 => self.run::<7>(xs, cols, &mut by_row, parallel, portable),
-                _ => self.run::<8>(xs, cols, &mut by_row, parallel, portable),
-            }
-            // `by_row` is `[out, rows]`; the result rows are `[rows, out]`.
-            for (o, dots) in by_row.chunks_exact(rows).enumerate() {
-                for (r, v) in dots.iter().enumerate() {
-                    result[(first + r) * out + o] = *v;
-                }
-            }
+            run_for_rows(rows, Run { w: self, rows: xs, cols, by_row: &mut by_row, parallel, portable });
+            transpose_by_row(&by_row, rows, &mut result[first * out..(first + rows) * out]);
             first += rows;
         }
         result
     }
+}
 
-    /// Fills `by_row` (`[weight rows, M]`), the weight rows in two halves on two threads when
-    /// `parallel`; the AVX2 path where the CPU has it, unless `portable`.
-    fn run<const M: usize>(&self, rows: Rows<'_>, cols: usize, by_row: &mut [f32], parallel: bool, portable: bool) {
-        let (x, row0, out) = (rows.x, rows.weights.start, rows.weights.len());
+/// Fills `by_row` (`[weight rows, M]`), the weight rows in two halves on two threads when
+/// `parallel`; the AVX2 path where the CPU has it, unless `portable`.
+struct Run<'a> {
+    w: &'a Q8Matrix,
+    rows: Rows<'a>,
+    cols: usize,
+    by_row: &'a mut [f32],
+    parallel: bool,
+    portable: bool,
+}
+
+impl RowsKernel for Run<'_> {
+    fn run<const M: usize>(self) {
+        let Run { w, rows, cols, by_row, parallel, portable } = self;
+        let (x, row0) = (rows.x, rows.weights.start);
         let dots = |first: usize, out: &mut [f32]| {
             let first = row0 + first;
             if let Some((xq, x_first)) = rows.quantized {
-                let dots = Int8Dots::<M> { w: self, first, cols, x: xq, x_first, out };
+                let dots = Int8Dots::<M> { w, first, cols, x: xq, x_first, out };
                 #[cfg(target_arch = "x86_64")]
                 if let Some(simd) = pulp::x86::V3::try_new().filter(|_| !portable) {
                     return dots.avx2(simd);
@@ -278,17 +278,11 @@ impl Q8Matrix {
             }
             #[cfg(target_arch = "x86_64")]
             if let Some(simd) = pulp::x86::V3::try_new().filter(|_| !portable) {
-                return pulp::Simd::vectorize(simd, avx2::FusedQ8Dots::<M> { simd, w: self, first, cols, x, out });
+                return pulp::Simd::vectorize(simd, avx2::FusedQ8Dots::<M> { simd, w, first, cols, x, out });
             }
-            pulp::Arch::new().dispatch(Q8Dots::<M> { w: self, first, cols, x, out });
+            pulp::Arch::new().dispatch(Q8Dots::<M> { w, first, cols, x, out });
         };
-        if parallel {
-            let half = out / 2;
-            let (a, b) = by_row.split_at_mut(half * M);
-            rayon::join(|| dots(0, a), || dots(half, b));
-        } else {
-            dots(0, by_row);
-        }
+        fill_by_row::<M>(by_row, parallel, dots);
     }
 }
 
@@ -379,17 +373,7 @@ impl<const M: usize> WithSimd for Q8Dots<'_, M> {
         let mut row = vec![0.0f32; cols];
         for (j, dots) in out.chunks_exact_mut(M).enumerate() {
             w.expand_row(first + j, cols, &mut row);
-            let (wv, wt) = S::as_simd_f32s(&row);
-            let mut acc = [simd.splat_f32s(0.0); M];
-            for (c, wc) in wv.iter().enumerate() {
-                for r in 0..M {
-                    acc[r] = simd.mul_add_f32s(*wc, rows[r].0[c], acc[r]);
-                }
-            }
-            for r in 0..M {
-                let tail: f32 = wt.iter().zip(rows[r].1).map(|(a, b)| a * b).sum();
-                dots[r] = simd.reduce_sum_f32s(acc[r]) + tail;
-            }
+            row_dots(simd, &row, &rows, dots);
         }
     }
 }
