@@ -2,7 +2,8 @@
 
 use std::collections::BTreeSet;
 
-use burn::backend::Flex;
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use sorted_nn::test_util::assert_matches_dense;
@@ -105,4 +106,37 @@ pub fn assert_only_used_stats_changed(
         seen.insert(key);
     }
     assert!(used.is_subset(&seen), "used widths without switchable statistics: {:?}", used.difference(&seen));
+}
+
+/// A residual model's batch norms by name (`stem`, `b0.norm1`, ...), for [`running_stats`].
+pub trait NamedNorms<B: Backend> {
+    /// `(name, norm)` per batch norm, in forward order.
+    fn named_norms(&self) -> Vec<(String, &SortedBatchNorm<B>)>;
+}
+
+/// With switchable statistics, only `sub`'s widths move: recalibrating the inference model
+/// (Observe + NormCalibrator) touches no stored statistics (the recalibrated ones, one per
+/// entry of `used`, live beside the model, per sub-model), and training passes of `sub` move
+/// the switchable statistics of exactly the `(layer, width)` pairs in `used`.
+#[track_caller]
+pub fn assert_statistics_change_only_for<M>(
+    model: &M,
+    sub: &SubModel,
+    x: Tensor<Autodiff<Flex>, 4>,
+    used: &BTreeSet<(String, usize)>,
+) where
+    M: SortedClassifier<Autodiff<Flex>> + AutodiffModule<Autodiff<Flex>> + NamedNorms<Autodiff<Flex>>,
+    M::InnerModule: SortedClassifier<Flex> + NamedNorms<Flex>,
+{
+    let inner = model.valid();
+    let before = running_stats(&inner.named_norms());
+    let stats = calibrate(&inner, sub, &x.clone().inner());
+    assert_eq!(stats.layers.len(), used.len());
+    assert_eq!(running_stats(&inner.named_norms()), before);
+
+    let before = running_stats(&model.named_norms());
+    let _ = model.forward(x.clone(), sub, &mut NormPass::Batch);
+    let mut seen = Vec::new();
+    let _ = model.forward(x, sub, &mut NormPass::Observe(&mut seen));
+    assert_only_used_stats_changed(&before, &running_stats(&model.named_norms()), used);
 }

@@ -11,7 +11,7 @@ use sorted_zoo::StagedNetworkConfig;
 use sorted_zoo::{DepthOrder, SortedClassifier, SortedMobileNetV2, SortedMobileNetV2Config};
 
 use crate::checks::{
-    assert_every_sub_model_matches_dense, assert_only_used_stats_changed, images, mask, mixed_space, running_stats,
+    NamedNorms, assert_every_sub_model_matches_dense, assert_statistics_change_only_for, images, mask, mixed_space,
 };
 
 type A = Autodiff<Flex>;
@@ -170,17 +170,19 @@ fn mobilenet_zero_grad_outside_active_slices_and_no_grad_beyond_depth() {
     assert_no_grad("b3.project.gamma", &b3.project.norm.gamma, &grads);
 }
 
-fn named_norms<B: Backend>(model: &SortedMobileNetV2<B>) -> Vec<(String, &SortedBatchNorm<B>)> {
-    let mut norms = vec![("stem".to_string(), &model.stem.norm)];
-    for (b, block) in model.blocks.iter().enumerate() {
-        if let Some(e) = &block.expand {
-            norms.push((format!("b{b}.expand"), &e.norm));
+impl<B: Backend> NamedNorms<B> for SortedMobileNetV2<B> {
+    fn named_norms(&self) -> Vec<(String, &SortedBatchNorm<B>)> {
+        let mut norms = vec![("stem".to_string(), &self.stem.norm)];
+        for (b, block) in self.blocks.iter().enumerate() {
+            if let Some(e) = &block.expand {
+                norms.push((format!("b{b}.expand"), &e.norm));
+            }
+            norms.push((format!("b{b}.depthwise"), &block.depthwise.norm));
+            norms.push((format!("b{b}.project"), &block.project.norm));
         }
-        norms.push((format!("b{b}.depthwise"), &block.depthwise.norm));
-        norms.push((format!("b{b}.project"), &block.project.norm));
+        norms.push(("last".to_string(), &self.last.norm));
+        norms
     }
-    norms.push(("last".to_string(), &model.last.norm));
-    norms
 }
 
 #[test]
@@ -209,17 +211,7 @@ fn mobilenet_statistics_change_only_for_the_evaluated_sub_model() {
     .map(|(n, w)| (n.to_string(), w))
     .collect();
 
-    let inner = model.valid();
-    let before = running_stats(&named_norms(&inner));
-    let stats = crate::checks::calibrate(&inner, &sub, &x.clone().inner());
-    assert_eq!(stats.layers.len(), used.len());
-    assert_eq!(running_stats(&named_norms(&inner)), before);
-
-    let before = running_stats(&named_norms(&model));
-    let _ = model.forward(x.clone(), &sub, &mut NormPass::Batch);
-    let mut seen = Vec::new();
-    let _ = model.forward(x, &sub, &mut NormPass::Observe(&mut seen));
-    assert_only_used_stats_changed(&before, &running_stats(&named_norms(&model)), &used);
+    assert_statistics_change_only_for(&model, &sub, x, &used);
     // The switchable statistics are what evaluation then uses.
     let _ = model.valid().forward(images::<Flex>(2, [1, 8, 8], &device), &sub, &mut NormPass::Switchable);
 }

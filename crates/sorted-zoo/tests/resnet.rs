@@ -12,7 +12,7 @@ use sorted_zoo::StagedNetworkConfig;
 use sorted_zoo::{DepthOrder, ResNetStage, SortedClassifier, SortedResNet, SortedResNetConfig, activation_order};
 
 use crate::checks::{
-    assert_every_sub_model_matches_dense, assert_only_used_stats_changed, images, mask, mixed_space, running_stats,
+    NamedNorms, assert_every_sub_model_matches_dense, assert_statistics_change_only_for, images, mask, mixed_space,
 };
 
 type A = Autodiff<Flex>;
@@ -121,16 +121,18 @@ fn resnet_zero_grad_outside_active_slices_and_no_grad_beyond_depth() {
     assert_no_grad("b3.shortcut.conv", &b3.shortcut.as_ref().unwrap().conv.weight, &grads);
 }
 
-fn named_norms<B: Backend>(model: &SortedResNet<B>) -> Vec<(String, &SortedBatchNorm<B>)> {
-    let mut norms = vec![("stem".to_string(), &model.stem.norm)];
-    for (b, block) in model.blocks.iter().enumerate() {
-        norms.push((format!("b{b}.norm1"), &block.norm1));
-        norms.push((format!("b{b}.norm2"), &block.norm2));
-        if let Some(p) = &block.shortcut {
-            norms.push((format!("b{b}.shortcut"), &p.norm));
+impl<B: Backend> NamedNorms<B> for SortedResNet<B> {
+    fn named_norms(&self) -> Vec<(String, &SortedBatchNorm<B>)> {
+        let mut norms = vec![("stem".to_string(), &self.stem.norm)];
+        for (b, block) in self.blocks.iter().enumerate() {
+            norms.push((format!("b{b}.norm1"), &block.norm1));
+            norms.push((format!("b{b}.norm2"), &block.norm2));
+            if let Some(p) = &block.shortcut {
+                norms.push((format!("b{b}.shortcut"), &p.norm));
+            }
         }
+        norms
     }
-    norms
 }
 
 #[test]
@@ -147,20 +149,7 @@ fn resnet_statistics_change_only_for_the_evaluated_sub_model() {
         .map(|(n, w)| (n.to_string(), w))
         .collect();
 
-    // Recalibration (Observe + NormCalibrator) on the inference model touches no stored
-    // statistics: the recalibrated ones live beside the model, per sub-model.
-    let inner = model.valid();
-    let before = running_stats(&named_norms(&inner));
-    let stats = crate::checks::calibrate(&inner, &sub, &x.clone().inner());
-    assert_eq!(stats.layers.len(), 8);
-    assert_eq!(running_stats(&named_norms(&inner)), before);
-
-    // Training passes of `sub` move the switchable statistics of its layers at its widths only.
-    let before = running_stats(&named_norms(&model));
-    let _ = model.forward(x.clone(), &sub, &mut NormPass::Batch);
-    let mut seen = Vec::new();
-    let _ = model.forward(x, &sub, &mut NormPass::Observe(&mut seen));
-    assert_only_used_stats_changed(&before, &running_stats(&named_norms(&model)), &used);
+    assert_statistics_change_only_for(&model, &sub, x, &used);
 }
 
 #[test]
