@@ -186,12 +186,7 @@ fn tiny_gguf(dir: &Path) -> PathBuf {
     let device = Default::default();
     <Flex as burn::tensor::backend::Backend>::seed(&device, 5);
     let model = SortedLlamaConfig::new(256, 16, 4, 4, 2, 4, 24).init::<Flex>(&device);
-    let full = sorted_nn::TransformerSpace::new(
-        sorted_nn::TransformerSpaceConfig { depths: vec![4], heads: vec![4], ffn: vec![24], hidden: None },
-        16,
-    )
-    .unwrap()
-    .largest();
+    let full = sorted_zoo::llama::LlamaSubModels::of(&model).full().unwrap();
     let path = dir.join("tiny.gguf");
     let options = LlamaExportOptions { tokenizer: Some(&bpe), ..Default::default() };
     export_llama_gguf(&model, &full, &options, GgmlType::F32, &path).unwrap();

@@ -55,15 +55,10 @@ impl DecodeStats {
 /// # Example
 /// ```
 /// use burn::backend::Flex;
-/// use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
-/// use sorted_zoo::llama::{LlamaDecoder, SortedLlamaConfig, SpeculativeConfig};
+/// use sorted_zoo::llama::{LlamaDecoder, LlamaSubModels, SortedLlamaConfig, SpeculativeConfig};
 ///
 /// let model = SortedLlamaConfig::tiny().init::<Flex>(&Default::default());
-/// let space = TransformerSpace::new(
-///     TransformerSpaceConfig { depths: vec![4], heads: vec![4], ffn: vec![24], hidden: None },
-///     16,
-/// )?;
-/// let full = space.largest();
+/// let full = LlamaSubModels::of(&model).full()?;
 /// let decoder = LlamaDecoder::with_decode_layout(&model);
 /// let (plain, _) = decoder.greedy(&full, &[1, 2, 3], 8, None);
 /// let config = SpeculativeConfig {

@@ -252,21 +252,15 @@ impl DecodeRow {
 #[cfg(test)]
 mod tests {
     use burn::backend::Flex;
-    use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 
     use super::{DecodeRow, time_decoding};
-    use crate::llama::{LlamaDecoder, SortedLlamaConfig, SpeculativeConfig};
+    use crate::llama::{LlamaDecoder, LlamaSubModels, SortedLlamaConfig, SpeculativeConfig};
 
     #[test]
     fn speculative_decoding_times_identical_to_greedy_with_its_acceptance() {
         let device = Default::default();
         let model = SortedLlamaConfig::tiny().init::<Flex>(&device);
-        let space = TransformerSpace::new(
-            TransformerSpaceConfig { depths: vec![4], heads: vec![4], ffn: vec![24], hidden: None },
-            16,
-        )
-        .unwrap();
-        let full = space.largest();
+        let full = LlamaSubModels::of(&model).full().unwrap();
         let decoder = LlamaDecoder::new(&model);
         let prompts = vec![vec![1, 2, 3], vec![7, 8]];
         let plain = time_decoding(&decoder, &full, &prompts, 6, None, None);

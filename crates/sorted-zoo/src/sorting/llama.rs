@@ -160,10 +160,9 @@ fn sort_layer<B: Backend>(layer: SortedLlamaLayer<B>, scores: &LayerScores) -> S
 mod tests {
     use burn::backend::Flex;
     use burn::prelude::*;
-    use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
 
     use super::{probe, unit_gates};
-    use crate::llama::{KvCache, SortedLlamaConfig};
+    use crate::llama::{KvCache, LlamaSubModels, SortedLlamaConfig};
 
     /// The probe re-runs the model's math: its logits equal `SortedLlama::forward` of the full
     /// model.
@@ -171,13 +170,9 @@ mod tests {
     fn probe_matches_the_full_forward() {
         let device = Default::default();
         let model = SortedLlamaConfig::tiny().init::<Flex>(&device);
-        let space = TransformerSpace::new(
-            TransformerSpaceConfig { depths: vec![4], heads: vec![4], ffn: vec![24], hidden: None },
-            16,
-        )
-        .unwrap();
+        let full = LlamaSubModels::of(&model).full().unwrap();
         let ids = Tensor::<Flex, 2, Int>::from_ints([[1, 5, 9, 3, 7], [4, 4, 2, 8, 0]], &device);
-        let expected = model.forward(ids.clone(), &space.largest(), &mut KvCache::new());
+        let expected = model.forward(ids.clone(), &full, &mut KvCache::new());
         let (logits, _) = probe(&model, ids, &unit_gates(&model, false));
         let diff = (logits - expected).abs().max().into_scalar();
         assert!(diff < 1e-5, "probe differs from forward by {diff}");
