@@ -4,14 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use burn::prelude::*;
-use burn::record::DefaultRecorder;
-use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
 use serde::{Deserialize, Serialize};
-use sorted_nn::{NormPass, SubModel};
+use sorted_nn::SubModel;
 use sorted_sched::Checkpoint;
 use sorted_zoo::{
-    DenseClassifier, DenseExportManifest, EXPORT_FORMAT, ExportWeights, ExportedModel, SortedClassifier,
-    load_dense_export, test_batches,
+    DenseExportManifest, EXPORT_FORMAT, ExportWeights, ExportedModel, SortedClassifier, extract_checked,
+    load_dense_export, test_batches, write_dense_export,
 };
 
 use crate::cli::ExportArgs;
@@ -20,7 +18,6 @@ use crate::config::{Experiment, ExperimentConfig};
 use crate::data::RunData;
 use crate::eval::SubModelResult;
 use crate::provenance::RunContext;
-use crate::provenance::write_file;
 use crate::report::RunReport;
 
 /// A sub-model's latency as `sorted-runner profile` measured it.
@@ -155,18 +152,10 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     } else {
         None
     };
-    let dense = model.extract(sub, stats.as_ref());
-
     // The export must reproduce the sliced forward (design invariant 3).
     let batch = test_batches::<E>(data, 256, device).into_iter().next().context("the test set is empty")?;
     let [_, c, h, w] = batch.images.dims();
-    let mut pass = match &stats {
-        Some(s) => NormPass::Calibrated(s),
-        None => NormPass::Batch,
-    };
-    let sliced = model.forward(batch.images.clone(), sub, &mut pass);
-    let diff = (dense.forward(batch.images) - sliced).abs().max().into_scalar().elem::<f64>();
-    anyhow::ensure!(diff < 1e-3, "the exported model differs from the sliced sub-model by {diff} (a bug)");
+    let checked = extract_checked(model, sub, stats.as_ref(), batch.images)?;
 
     let checkpoint = Checkpoint::latest(run)?;
     let parent_digest = checkpoint.model_digest()?;
@@ -174,17 +163,18 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
     let metrics =
         RunReport::read(run).ok().and_then(|r| r.results.into_iter().find(|row| row.sub_model == sub.to_string()));
     let cost = model.cost(sub);
+    let dense_manifest = DenseExportManifest {
+        format: EXPORT_FORMAT.into(),
+        model: kind.into(),
+        input_shape: [c, h, w],
+        input_normalisation: data.normalisation(),
+        n_classes: data.n_classes(),
+        sub_model: sub.to_string(),
+        widths: sub.widths().to_vec(),
+        sha256: Default::default(),
+    };
     let mut manifest = ExportManifest {
-        dense: DenseExportManifest {
-            format: EXPORT_FORMAT.into(),
-            model: kind.into(),
-            input_shape: [c, h, w],
-            input_normalisation: data.normalisation(),
-            n_classes: data.n_classes(),
-            sub_model: sub.to_string(),
-            widths: sub.widths().to_vec(),
-            sha256: Default::default(),
-        },
+        dense: dense_manifest.clone(),
         params: cost.params,
         flops: cost.flops,
         parent_run: run.display().to_string(),
@@ -193,7 +183,7 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         config: exp.config.clone(),
         metrics,
         latency: profiled_latency(run, &sub.to_string()),
-        max_abs_diff_vs_sliced: diff,
+        max_abs_diff_vs_sliced: checked.max_abs_diff_vs_sliced,
         files: [
             ("model.mpk", "burn record (DefaultRecorder, full precision) of the dense model"),
             (
@@ -207,65 +197,21 @@ fn write_export<E: Backend, M: SortedClassifier<E>>(
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect(),
     };
-
-    // Write everything into a temporary sibling folder, then rename it into place.
-    let parent = out.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).with_context(|| format!("creating `{}`", parent.display()))?;
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into());
-    let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating `{}`", tmp.display()))?;
-    dense
-        .clone()
-        .save_file(tmp.join("model"), &DefaultRecorder::new())
-        .with_context(|| format!("writing `{}`", tmp.join("model.mpk").display()))?;
-    let mut store = SafetensorsStore::from_file(tmp.join("model.safetensors"))
-        .with_to_adapter(BurnToPyTorchAdapter)
-        // transformers and accelerate load only files tagged `pt` (burn's default: `safetensors`).
-        .metadata("format", "pt")
-        .metadata("sub_model", sub.to_string())
-        .metadata("model", kind)
-        .overwrite(true);
-    dense
-        .save_into(&mut store)
-        .map_err(|e| anyhow::anyhow!("writing `{}`: {e:?}", tmp.join("model.safetensors").display()))?;
-    for file in ["model.mpk", "model.safetensors"] {
-        let path = tmp.join(file);
-        let digest = sorted_sched::digest_file(&path).with_context(|| format!("reading `{}`", path.display()))?;
-        manifest.dense.sha256.insert(file.to_string(), digest.sha256);
-    }
-    let config = export_config_json(&manifest);
-    write_file(&tmp.join("config.json"), &serde_json::to_vec_pretty(&config).expect("config serialises"))?;
-    write_file(&tmp.join("manifest.json"), &serde_json::to_vec_pretty(&manifest).expect("manifest serialises"))?;
-    // An earlier export of the same name is moved aside, not deleted, until the new one is in
-    // place: a kill in between leaves one of them whole.
-    let aside = parent.join(format!(".{name}.old-{}", std::process::id()));
-    if out.exists() {
-        std::fs::rename(out, &aside).with_context(|| format!("moving aside `{}`", out.display()))?;
-    }
-    std::fs::rename(&tmp, out).with_context(|| format!("moving the export into `{}`", out.display()))?;
-    let _ = std::fs::remove_dir_all(&aside);
+    write_dense_export(out, &checked.dense, dense_manifest, |dense| {
+        manifest.dense = dense.clone();
+        let config = export_config_json(&manifest);
+        vec![
+            ("config.json".into(), serde_json::to_vec_pretty(&config).expect("config serialises")),
+            ("manifest.json".into(), serde_json::to_vec_pretty(&manifest).expect("manifest serialises")),
+        ]
+    })?;
     Ok(out.to_path_buf())
 }
 
-/// The `config.json` of an image export: what a loader needs to rebuild the dense module (the
-/// family, its `[model.<kind>]` options, the active width per block, input shape and
-/// normalisation, classes), without the provenance and metrics of `manifest.json`. The keys
-/// follow Hugging Face's naming where one exists (`model_type`, `num_labels`);
-/// docs/export-pytorch.md builds the PyTorch modules from the same fields.
+/// The `config.json` of an image export: the zoo's [`DenseExportManifest::config_json`] with
+/// the run's model options.
 pub fn export_config_json(manifest: &ExportManifest) -> serde_json::Value {
-    let dense = &manifest.dense;
-    serde_json::json!({
-        "model_type": format!("sortednet-{}", dense.model),
-        "format": EXPORT_FORMAT,
-        "sub_model": dense.sub_model,
-        "widths": dense.widths,
-        "model": manifest.config.model,
-        "input_shape": dense.input_shape,
-        "input_normalisation": dense.input_normalisation,
-        "num_labels": dense.n_classes,
-        "weights": "model.safetensors",
-    })
+    manifest.dense.config_json(&manifest.config.model)
 }
 
 /// Loads an export folder's weights (`model.safetensors` in PyTorch layout, or the burn record)

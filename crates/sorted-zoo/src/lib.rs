@@ -26,7 +26,8 @@ pub use vision::classifier_training::{
 pub use vision::cnn::{DenseCnn, SortedCnn, SortedCnnConfig};
 pub use vision::conv_norm::{DenseConvNorm, SortedConvNorm};
 pub use vision::dense_export::{
-    DenseExportError, DenseExportManifest, EXPORT_FORMAT, ExportWeights, ExportedModel, load_dense_export,
+    CheckedDense, DENSE_WEIGHT_FILES, DenseExportError, DenseExportManifest, EXPORT_FORMAT, EXPORT_TOLERANCE,
+    ExportWeights, ExportedModel, extract_checked, load_dense_export, write_dense_export,
 };
 pub use vision::depth_order::{DepthOrder, activation_order};
 pub use vision::evaluate::{

@@ -4,9 +4,12 @@
 
 use burn::backend::Flex;
 use burn::prelude::*;
-use sorted_nn::{NestingSpace, NestingSpaceConfig};
+use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass};
 use sorted_zoo::deploy::{Budget, BudgetChoice, Candidate, DeployError, LatencyOptions, SortedModel};
-use sorted_zoo::{SortedMlp, SortedMlpConfig};
+use sorted_zoo::{
+    AnyClassifier, ClassifierConfig, DENSE_WEIGHT_FILES, DenseExportManifest, EXPORT_FORMAT, ExportWeights, MlpOptions,
+    SortedClassifier, SortedMlp, SortedMlpConfig, extract_checked, load_dense_export, write_dense_export,
+};
 
 fn cand(name: &str, accuracy: f64, ms: f64, params: u64, flops: u64) -> Candidate {
     Candidate { name: name.into(), accuracy, latency_ms: Some(ms), params, flops }
@@ -83,4 +86,61 @@ fn peak_bytes_come_from_the_callers_meter_around_one_forward_pass() {
     // A meter that skips the pass is an error, not a zero.
     let skipped = serving.peak_bytes(&images, &subs[0], |_| 0);
     assert!(matches!(skipped, Err(DeployError::NotMetered { .. })), "{skipped:?}");
+}
+
+#[test]
+fn a_checked_dense_sub_model_is_written_whole_and_loads_back() {
+    let (space, _, images) = tiny_mlp();
+    let device = Default::default();
+    let config = ClassifierConfig::Mlp(MlpOptions::default());
+    let AnyClassifier::Mlp(mlp) = config.init::<Flex>(&space, [1, 4, 4], 3, &device) else { unreachable!() };
+    let sub = space.parse_sub_model("8-4").unwrap();
+    let checked = extract_checked(&mlp, &sub, None, images.clone()).unwrap();
+    assert!(checked.max_abs_diff_vs_sliced < 1e-5, "{}", checked.max_abs_diff_vs_sliced);
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("export").join("8-4");
+    let manifest = DenseExportManifest {
+        format: EXPORT_FORMAT.into(),
+        model: "mlp".into(),
+        input_shape: [1, 4, 4],
+        input_normalisation: vec![(0.5, 0.5)],
+        n_classes: 3,
+        sub_model: sub.to_string(),
+        widths: sub.widths().to_vec(),
+        sha256: Default::default(),
+    };
+    let mut seen = None;
+    let written = write_dense_export(&out, &checked.dense, manifest, |m| {
+        seen = Some(m.clone());
+        vec![
+            ("config.json".into(), serde_json::to_vec_pretty(&m.config_json(&config)).unwrap()),
+            ("manifest.json".into(), serde_json::to_vec_pretty(m).unwrap()),
+        ]
+    })
+    .unwrap();
+    // The caller's files see the digests of both weight files.
+    assert_eq!(seen.as_ref(), Some(&written));
+    assert_eq!(written.sha256.keys().map(String::as_str).collect::<Vec<_>>(), DENSE_WEIGHT_FILES);
+    let mut files: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files, ["config.json", "manifest.json", "model.mpk", "model.safetensors"]);
+    // Nothing temporary is left beside it.
+    assert_eq!(std::fs::read_dir(out.parent().unwrap()).unwrap().count(), 1);
+    let cfg: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    assert_eq!(cfg["model_type"], "sortednet-mlp");
+    assert_eq!(cfg["num_labels"], 3);
+
+    let sliced = mlp.forward(images.clone(), &sub, &mut NormPass::Batch);
+    for weights in [ExportWeights::Safetensors, ExportWeights::BurnRecord] {
+        let loaded = load_dense_export::<Flex>(&out, weights, &written, &config, &space, &device).unwrap();
+        let diff = (loaded.forward(images.clone()) - sliced.clone()).abs().max().into_scalar();
+        assert!(diff < 1e-5, "{weights:?}: {diff}");
+    }
+    // A second export to the same folder replaces the first.
+    let again = write_dense_export(&out, &checked.dense, written.clone(), |_| Vec::new()).unwrap();
+    // (The burn record is byte-stable; burn orders the safetensors metadata as it likes.)
+    assert_eq!(again.sha256["model.mpk"], written.sha256["model.mpk"]);
+    assert!(!out.join("manifest.json").exists());
 }

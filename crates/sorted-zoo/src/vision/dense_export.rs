@@ -3,20 +3,24 @@
 //! dense skeleton is rebuilt from the classifier config, the space and the manifest's sub-model,
 //! and every tensor of the weight file must fit it.
 //!
-//! `sorted-runner export` writes such folders; its `manifest.json` holds a
-//! [`DenseExportManifest`] together with the run's provenance and config.
+//! [`extract_checked`] builds the dense sub-model and checks it against the sliced forward;
+//! [`write_dense_export`] writes the folder. `sorted-runner export` calls both; its
+//! `manifest.json` holds a [`DenseExportManifest`] together with the run's provenance and config.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use burn::record::{DefaultRecorder, Recorder, RecorderError};
-use burn::store::{ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore, SafetensorsStoreError};
+use burn::store::{
+    BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore, SafetensorsStoreError,
+};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use sorted_data::ImageBatch;
-use sorted_nn::{NestingSpace, SpecError, SubModel};
+use sorted_nn::{NestingSpace, NormPass, SpecError, SubModel, SubModelNormStats};
 
+use crate::export_files::{WriteFailure, publish_folder, temporary_sibling, write_synced};
 use crate::vision::classifier::{DenseClassifier, SortedClassifier};
 use crate::vision::classifier_config::{AnyClassifier, ClassifierConfig, ModelConfigError};
 use crate::vision::evaluate::calibrate_sub_model;
@@ -48,6 +52,27 @@ pub struct DenseExportManifest {
     /// (absent in exports written before it existed, which load unverified).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub sha256: BTreeMap<String, String>,
+}
+
+impl DenseExportManifest {
+    /// The `config.json` of an image export: what a loader needs to rebuild the dense module
+    /// (the family, its classifier options `model_config`, the active width per block, input
+    /// shape and normalisation, classes), without the provenance and metrics of
+    /// `manifest.json`. The keys follow Hugging Face's naming where one exists (`model_type`,
+    /// `num_labels`); docs/export-pytorch.md builds the PyTorch modules from the same fields.
+    pub fn config_json(&self, model_config: &impl Serialize) -> serde_json::Value {
+        serde_json::json!({
+            "model_type": format!("sortednet-{}", self.model),
+            "format": EXPORT_FORMAT,
+            "sub_model": self.sub_model,
+            "widths": self.widths,
+            "model": model_config,
+            "input_shape": self.input_shape,
+            "input_normalisation": self.input_normalisation,
+            "num_labels": self.n_classes,
+            "weights": "model.safetensors",
+        })
+    }
 }
 
 /// A loaded export: the dense model of its family.
@@ -96,9 +121,43 @@ impl ExportWeights {
     }
 }
 
-/// Why an export folder could not be loaded. Each variant names the file.
+/// Why a dense sub-model could not be exported, or an export folder loaded. Each variant that
+/// is about a file names it.
 #[derive(Debug, thiserror::Error)]
 pub enum DenseExportError {
+    /// The dense model does not reproduce the sliced sub-model ([`extract_checked`]).
+    #[error("the exported model differs from the sliced sub-model by {diff} (a bug)")]
+    Mismatch {
+        /// The largest |dense - sliced| logit difference.
+        diff: f64,
+    },
+    /// A file or folder of the export could not be written, synced or renamed.
+    #[error("writing `{path}`")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The burn record could not be written.
+    #[error("writing `{path}`")]
+    SaveRecord {
+        /// The record file.
+        path: PathBuf,
+        /// The recorder's error.
+        #[source]
+        source: RecorderError,
+    },
+    /// The safetensors file could not be written.
+    #[error("writing `{path}`")]
+    SaveSafetensors {
+        /// The weight file.
+        path: PathBuf,
+        /// The store's error.
+        #[source]
+        source: SafetensorsStoreError,
+    },
     /// The manifest is of another format.
     #[error("`{path}`: format `{found}`, this version reads `{EXPORT_FORMAT}`")]
     Format {
@@ -314,6 +373,114 @@ fn load_safetensors<B: Backend>(
         missing: applied.missing.iter().map(|(p, _)| p.clone()).collect(),
         unexpected,
     })
+}
+
+impl From<WriteFailure> for DenseExportError {
+    fn from(f: WriteFailure) -> Self {
+        Self::Write { path: f.path, source: f.source }
+    }
+}
+
+/// The largest |dense - sliced| logit difference [`extract_checked`] accepts.
+pub const EXPORT_TOLERANCE: f64 = 1e-3;
+
+/// A dense sub-model and how closely it reproduces the sliced one.
+#[derive(Debug)]
+pub struct CheckedDense<D> {
+    /// The dense model.
+    pub dense: D,
+    /// Largest |dense - sliced| logit difference on the check images (~1e-6 in f32).
+    pub max_abs_diff_vs_sliced: f64,
+}
+
+/// Copies `sub` of `model` into its dense model (BatchNorm folded from `stats` when given) and
+/// checks that it reproduces the sliced forward on `images` (normalised, `[batch, c, h, w]`):
+/// the sliced pass uses `stats` when given, else batch statistics.
+///
+/// # Errors
+/// [`DenseExportError::Mismatch`] when a logit differs by [`EXPORT_TOLERANCE`] or more (a bug).
+pub fn extract_checked<B: Backend, M: SortedClassifier<B>>(
+    model: &M,
+    sub: &SubModel,
+    stats: Option<&SubModelNormStats<B>>,
+    images: Tensor<B, 4>,
+) -> Result<CheckedDense<M::Dense>, DenseExportError> {
+    let dense = model.extract(sub, stats);
+    let mut pass = match stats {
+        Some(s) => NormPass::Calibrated(s),
+        None => NormPass::Batch,
+    };
+    let sliced = model.forward(images.clone(), sub, &mut pass);
+    let diff = (dense.forward(images) - sliced).abs().max().into_scalar().elem::<f64>();
+    // A NaN difference is refused too (the runner's `ensure!(diff < 1e-3)` did the same).
+    if diff.is_nan() || diff >= EXPORT_TOLERANCE {
+        return Err(DenseExportError::Mismatch { diff });
+    }
+    Ok(CheckedDense { dense, max_abs_diff_vs_sliced: diff })
+}
+
+/// The weight files [`write_dense_export`] writes, in order.
+pub const DENSE_WEIGHT_FILES: [&str; 2] = ["model.mpk", "model.safetensors"];
+
+/// Writes the export folder `out`: `model.mpk` (burn record, [`DefaultRecorder`]) and
+/// `model.safetensors` (PyTorch layout, tagged `format: pt` for transformers and accelerate,
+/// with the sub-model and family of `manifest`), their SHA-256 into `manifest.sha256`, then the
+/// files `more` makes from the finished manifest (the caller's `manifest.json`, a
+/// `config.json`), in its order. Everything is written under a temporary sibling and renamed
+/// into place; an earlier folder at `out` is replaced, and moved aside, not deleted, until the
+/// new one is in place. Returns the finished manifest.
+///
+/// # Errors
+/// [`DenseExportError::Write`], [`DenseExportError::SaveRecord`] or
+/// [`DenseExportError::SaveSafetensors`] naming the file; nothing is left behind.
+pub fn write_dense_export<B: Backend, D: Module<B>>(
+    out: &Path,
+    dense: &D,
+    mut manifest: DenseExportManifest,
+    more: impl FnOnce(&DenseExportManifest) -> Vec<(String, Vec<u8>)>,
+) -> Result<DenseExportManifest, DenseExportError> {
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|source| DenseExportError::Write { path: parent.to_path_buf(), source })?;
+    }
+    let tmp = temporary_sibling(out);
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir(&tmp).map_err(|source| DenseExportError::Write { path: tmp.clone(), source })?;
+    let result = fill_export_folder(&tmp, dense, &mut manifest, more).and_then(|()| Ok(publish_folder(&tmp, out)?));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result.map(|()| manifest)
+}
+
+fn fill_export_folder<B: Backend, D: Module<B>>(
+    tmp: &Path,
+    dense: &D,
+    manifest: &mut DenseExportManifest,
+    more: impl FnOnce(&DenseExportManifest) -> Vec<(String, Vec<u8>)>,
+) -> Result<(), DenseExportError> {
+    dense
+        .clone()
+        .save_file(tmp.join("model"), &DefaultRecorder::new())
+        .map_err(|source| DenseExportError::SaveRecord { path: tmp.join("model.mpk"), source })?;
+    let weights = tmp.join("model.safetensors");
+    let mut store = SafetensorsStore::from_file(&weights)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        // transformers and accelerate load only files tagged `pt` (burn's default: `safetensors`).
+        .metadata("format", "pt")
+        .metadata("sub_model", manifest.sub_model.clone())
+        .metadata("model", manifest.model.clone())
+        .overwrite(true);
+    dense.save_into(&mut store).map_err(|source| DenseExportError::SaveSafetensors { path: weights, source })?;
+    for file in DENSE_WEIGHT_FILES {
+        let path = tmp.join(file);
+        let digest = sha256_of_file(&path).map_err(|source| DenseExportError::Read { path, source })?;
+        manifest.sha256.insert(file.to_string(), digest);
+    }
+    for (name, bytes) in more(manifest) {
+        write_synced(&tmp.join(name), &bytes)?;
+    }
+    Ok(())
 }
 
 /// A dense model of the right shapes (weights to be overwritten): extracted from a freshly
