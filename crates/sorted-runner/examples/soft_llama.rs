@@ -21,19 +21,13 @@ struct Task(LmChunks, EpochOrder, SoftOptions);
 impl TrainTask<B, SortedLlama<B>> for Task {
     type Sub = TransformerSubModel;
     type Step = LmBatch<B>;
-    fn prepare(&self, _model: &SortedLlama<B>, step: u64, _subs: &[TransformerSubModel]) -> LmBatch<B> {
+    fn prepare(&self, _model: &SortedLlama<B>, step: u64, _subs: &[Self::Sub]) -> LmBatch<B> {
         self.0.batch(&self.1.batch_indices(step), &Default::default())
     }
-    fn loss(&self, b: &LmBatch<B>, m: &SortedLlama<B>, _i: usize, sub: &TransformerSubModel) -> Tensor<B, 1> {
+    fn loss(&self, b: &LmBatch<B>, m: &SortedLlama<B>, _i: usize, sub: &Self::Sub) -> Tensor<B, 1> {
         soft_loss_with(m, b.inputs.clone(), b.targets.clone(), &[SoftTerm { sub: *sub, weight: 1.0 }], self.2).total
     }
-    fn joint_loss(
-        &self,
-        b: &LmBatch<B>,
-        m: &SortedLlama<B>,
-        subs: &[TransformerSubModel],
-        w: &[f64],
-    ) -> Option<JointLoss<B>> {
+    fn joint_loss(&self, b: &LmBatch<B>, m: &SortedLlama<B>, subs: &[Self::Sub], w: &[f64]) -> Option<JointLoss<B>> {
         let terms: Vec<SoftTerm> = subs.iter().zip(w).map(|(s, w)| SoftTerm { sub: *s, weight: *w }).collect();
         let loss = soft_loss_with(m, b.inputs.clone(), b.targets.clone(), &terms, self.2);
         let losses = loss.terms.iter().map(|t| t.clone().into_scalar().elem::<f64>()).collect();
@@ -62,20 +56,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sampler = toml::from_str::<SamplerConfig>("[uniform]\nk = 2\ninclude_full = true\nover = 'axes'")?
         .build_for(&space, 1)?;
     let (train, lr) = (toml::from_str("steps = 300")?, toml::from_str("base = 1e-2\nwarmup_steps = 30")?);
-    let run_dir = std::env::temp_dir().join("soft-llama-example");
-    let _ = std::fs::remove_dir_all(&run_dir);
-    std::fs::create_dir_all(&run_dir)?;
-    let _lock = RunLock::acquire(&run_dir)?;
+    let run_dir = tempfile::tempdir()?; // checkpoints go here, removed at the end
+    let _lock = RunLock::acquire(run_dir.path())?;
     let task = Task(data.train.clone(), data.train.epoch_order(4, 1), SoftOptions::default());
     let optim = toml::from_str::<OptimizerConfig>("[adamw]")?.init();
-    let train_loop = TrainLoop {
-        train: &train,
-        lr: &lr,
-        sampler: sampler.as_ref(),
-        seed: 1,
-        run_dir: &run_dir,
-        config_toml: "# soft_llama",
-    };
+    let train_loop = TrainLoop::new(&train, &lr, sampler.as_ref(), 1, run_dir.path(), "# soft_llama");
     let trained = train_loop.run(&task, model, optim, &device, LoopOptions::default(), &mut ())?.model.valid();
     let subs: Vec<TransformerSubModel> = space.iter().collect();
     for (sub, score) in subs.iter().zip(trained.score(&data.eval, &subs, &device)) {

@@ -48,20 +48,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (train, lr): (TrainConfig, _) =
         (toml::from_str("steps = 200")?, toml::from_str("base = 0.05\nwarmup_steps = 10")?);
     let optim = toml::from_str::<OptimizerConfig>("[sgd]\nmomentum = 0.9")?.init();
-    let run_dir = std::env::temp_dir().join("sorted-resnet-example"); // checkpoints go here
-    let _ = std::fs::remove_dir_all(&run_dir); // start afresh each time
-    std::fs::create_dir_all(&run_dir)?;
-    let _lock = RunLock::acquire(&run_dir)?;
+    let run_dir = tempfile::tempdir()?; // checkpoints go here, removed at the end
+    let _lock = RunLock::acquire(run_dir.path())?;
     let (order, loss) = (EpochOrder::new(data.train.len(), 64, 7), CrossEntropyLossConfig::new().init(&device));
     let task = Task { data, order, loss };
-    let train_loop = TrainLoop {
-        train: &train,
-        lr: &lr,
-        sampler: sampler.as_ref(),
-        seed: 1,
-        run_dir: &run_dir,
-        config_toml: "# the sorted_resnet example",
-    };
+    let train_loop = TrainLoop::new(&train, &lr, sampler.as_ref(), 1, run_dir.path(), "# the sorted_resnet example");
     let trained = train_loop.run(&task, model, optim, &device, LoopOptions::default(), &mut ())?.model.valid();
     // Evaluated as the runner does: BatchNorm recalibrated per sub-model on 512 training images.
     let tests = test_batches::<Flex>(&task.data, 250, &device);
