@@ -11,6 +11,9 @@
 //!   dependency of a crate without default features.
 //! - **Files stay readable**: no `.rs` file of `crates/` or `xtask/` over [`MAX_LINES`] lines,
 //!   and no grab-bag module (`utils.rs`, `util.rs`, `helpers.rs`, `misc.rs`).
+//! - **Examples stay short**: a file under a crate's `examples/` has fewer than
+//!   [`MAX_EXAMPLE_LINES`] lines of code (neither blank nor comment), issue 28's "in under 60
+//!   lines each".
 //! - **Every crate documents itself**: a `README.md` used as the crate docs, `#![deny(missing_docs)]`.
 //! - **Burn stays pinned** at `=0.21.0`; `README.md`, `ARCHITECTURE.md`, `LICENSE` and
 //!   `Cargo.lock` exist.
@@ -22,6 +25,9 @@ use clap::Args;
 
 /// The longest a source file may be.
 pub const MAX_LINES: usize = 1200;
+
+/// An example's lines of code (neither blank nor comment) stay under this.
+pub const MAX_EXAMPLE_LINES: usize = 60;
 
 /// The library crates and the crates of ours each may depend on.
 const ALLOWED: &[(&str, &[&str])] = &[
@@ -89,6 +95,15 @@ pub fn check(root: &Path) -> anyhow::Result<Vec<String>> {
         let lines = text.lines().count();
         if lines > MAX_LINES {
             violations.push(format!("{}: {lines} lines, more than {MAX_LINES}: split it by concept", file.display()));
+        }
+        if file.parent().and_then(Path::file_name).is_some_and(|d| d == "examples") {
+            let code = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with("//")).count();
+            if code >= MAX_EXAMPLE_LINES {
+                violations.push(format!(
+                    "{}: an example of {code} lines of code, not under {MAX_EXAMPLE_LINES}",
+                    file.display()
+                ));
+            }
         }
     }
     let workspace = std::fs::read_to_string(root.join("Cargo.toml")).context("reading the workspace Cargo.toml")?;
@@ -193,8 +208,14 @@ mod tests {
         let wrong = text.replacen("[dependencies]\n", "[dependencies]\nsorted-sched = { workspace = true }\n", 1);
         std::fs::write(&manifest, wrong).unwrap();
         std::fs::write(copy.path().join("crates/sorted-nn/src/utils.rs"), "//! x\n".repeat(MAX_LINES + 1)).unwrap();
+        let examples = copy.path().join("crates/sorted-runner/examples");
+        std::fs::create_dir_all(&examples).unwrap();
+        let long = format!("//! An example.\n\n{}", "let x = 1; // code\n".repeat(MAX_EXAMPLE_LINES));
+        std::fs::write(examples.join("long.rs"), &long).unwrap();
+        std::fs::write(examples.join("short.rs"), long.replacen("let x = 1;", "// x", 1)).unwrap();
         let violations = check(copy.path()).unwrap();
-        assert_eq!(violations.len(), 3, "{violations:#?}");
+        assert_eq!(violations.len(), 4, "{violations:#?}");
+        assert!(violations.iter().any(|v| v.contains("long.rs: an example of 60 lines of code")), "{violations:#?}");
         assert!(violations[0].contains("sorted-zoo depends on sorted-sched, against the direction"), "{violations:#?}");
         assert!(violations.iter().any(|v| v.contains("utils.rs: a grab-bag")), "{violations:#?}");
         assert!(violations.iter().any(|v| v.contains("more than 1200")), "{violations:#?}");
