@@ -88,23 +88,25 @@ pub fn train_cmd<B: AutodiffBackend>(
         }
         (None, None) => None,
     };
-    let mut resumed = None;
+    // The file is read once: its text picks the experiment type, then is parsed as that type.
+    let (mut resumed, mut fresh) = (None, None);
     if let Some((text, source, folder)) = text_and_source {
-        let resume = folder.is_some();
         match crate::text::model_kind(&text).as_deref() {
             Some("bert") => return flags.train_kind::<crate::text::TextExperiment, B>(&text, &source, folder, device),
             Some("llama") => return flags.train_kind::<crate::lm::LmExperiment, B>(&text, &source, folder, device),
-            _ if resume => resumed = Some((Experiment::from_toml(&text, &source)?, folder.expect("resuming"))),
-            _ => {}
+            _ => {
+                let exp = Experiment::from_toml(&text, &source)?;
+                match folder {
+                    Some(folder) => resumed = Some((exp, folder)),
+                    None => fresh = Some(exp),
+                }
+            }
         }
     }
     let (exp, run_dir, folder) = match resumed {
         Some((exp, (folder, dir))) => (exp, dir, Some(folder)),
         None => {
-            let mut exp = match &args.config {
-                Some(path) => Experiment::from_file(path)?,
-                None => Experiment::default_experiment(),
-            };
+            let mut exp = fresh.unwrap_or_else(Experiment::default_experiment);
             flags.steps(&mut exp.config.train)?;
             let dir = args.out.clone().unwrap_or_else(|| new_run_dir(&exp.config.name));
             (exp, dir, None)
