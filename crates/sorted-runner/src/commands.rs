@@ -8,19 +8,20 @@ use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use sorted_nn::{SubModel, SubModelNormStats, TransformerSpace, TransformerSubModel};
-use sorted_sched::{Checkpoint, SamplerConfig, TrainConfig, TrainState};
+use sorted_nn::{SubModel, SubModelNormStats};
+use sorted_sched::{Checkpoint, TrainConfig, TrainState};
 use sorted_zoo::{
     ClassifierVisitor, SortedClassifier, TrainableClassifierVisitor, calibrate_sub_model, calibration_batches,
 };
 
 use crate::cli::{EvalArgs, TrainArgs};
 use crate::config::Experiment;
-use crate::eval::{NormStatsFile, SubModelResult, evaluate};
+use crate::eval::{NormStatsFile, evaluate};
 use crate::provenance::{RunContext, new_run_dir, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
 use crate::train::{TrainOptions, TrainableClassifier, train};
+use crate::transformer_experiment::{TransformerExperiment, train_in_new_folder};
 
 /// Something done with a trained model, whatever its family (the runner's commands are
 /// generic over [`SortedClassifier`]; this picks the concrete model from the config).
@@ -206,74 +207,6 @@ impl TrainFlags<'_> {
             None => train_in_new_folder::<K, B>(&exp, self.args.out.as_deref(), &self.options(false), device, self.ctx),
         }
     }
-}
-
-/// A transformer experiment kind (`[model.bert]` text, `[model.llama]` language model): what
-/// `train` and `eval` need of it, so that each kind states only what differs.
-pub(crate) trait TransformerExperiment: Sized {
-    /// Reads and validates the experiment from config text (`source`: where it came from).
-    ///
-    /// # Errors
-    /// An invalid config, naming the key.
-    fn from_toml(text: &str, source: &Path) -> anyhow::Result<Self>;
-
-    /// Validates the experiment again after its `[train]` table changed (`--devices`).
-    ///
-    /// # Errors
-    /// An invalid config, naming the key.
-    fn revalidate(self, source: &Path) -> anyhow::Result<Self>;
-
-    /// The experiment's name (a new run folder's default name).
-    fn name(&self) -> &str;
-
-    /// Its `[train]` table.
-    fn train_config(&mut self) -> &mut TrainConfig;
-
-    /// Its `data.batch_size`.
-    fn batch_size(&self) -> usize;
-
-    /// Trains it in a run folder this process holds, then evaluates and reports.
-    ///
-    /// # Errors
-    /// Model, data, checkpoint or report errors, each naming its file.
-    fn train_in_folder<B: AutodiffBackend>(
-        &self,
-        folder: RunFolder,
-        options: &TrainOptions,
-        device: &B::Device,
-        ctx: &RunContext,
-    ) -> anyhow::Result<()>;
-
-    /// `eval` of one of its runs: loads `checkpoint` and rewrites the run's reports.
-    ///
-    /// # Errors
-    /// Model, data or checkpoint errors, each naming its file.
-    fn eval_run<E: Backend>(
-        &self,
-        checkpoint: &Checkpoint,
-        run_dir: &Path,
-        status: Option<String>,
-        device: &E::Device,
-        ctx: &RunContext,
-    ) -> anyhow::Result<()>;
-}
-
-/// Trains the transformer experiment `exp` into `run_dir` (created; default: a new folder named
-/// after it; or, with `options.resume`, continued from its checkpoint) and reports.
-///
-/// # Errors
-/// As [`TransformerExperiment::train_in_folder`]; a folder in use or already used (unless
-/// `options.force`).
-pub(crate) fn train_in_new_folder<K: TransformerExperiment, B: AutodiffBackend>(
-    exp: &K,
-    run_dir: Option<&Path>,
-    options: &TrainOptions,
-    device: &B::Device,
-    ctx: &RunContext,
-) -> anyhow::Result<PathBuf> {
-    crate::train::in_run_folder(exp.name(), run_dir, options, |folder| {
-        exp.train_in_folder::<B>(folder, options, device, ctx)
-    })
 }
 
 /// Refuses devices of another kind than the command's backend (`--device`).
@@ -532,23 +465,4 @@ impl<E: Backend> ModelVisitor<E> for Report<'_, E> {
     fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
         report(self.exp, self.data, &model, self.device, self.out, self.state, self.status, self.ctx)
     }
-}
-
-/// The sub-models a transformer run's report evaluates: a `fixed` run trains one truncated
-/// model, so only that one (the rest of the space holds untrained slices of it); else all.
-pub(crate) fn evaluated_subs(sampler: &SamplerConfig, space: &TransformerSpace, seed: u64) -> Vec<TransformerSubModel> {
-    match sampler {
-        SamplerConfig::Fixed(_) => sampler.build_for(space, seed).expect("validated").sample(0),
-        _ => space.iter().collect(),
-    }
-}
-
-/// `rows` with each one's accuracy relative to the largest evaluated sub-model's (by FLOPs: the
-/// full model, unless the run is `fixed`).
-pub(crate) fn with_relative(mut rows: Vec<SubModelResult>) -> Vec<SubModelResult> {
-    let full_accuracy = rows.iter().max_by_key(|r| r.flops).map_or(0.0, |r| r.accuracy);
-    for r in &mut rows {
-        r.relative = if full_accuracy > 0.0 { r.accuracy / full_accuracy } else { 0.0 };
-    }
-    rows
 }

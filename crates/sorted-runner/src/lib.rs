@@ -23,6 +23,7 @@ mod select;
 mod sort;
 pub mod text;
 mod train;
+mod transformer_experiment;
 
 pub use cli::{
     Cli, Command, CompareArgs, CoordinatorArgs, EvalArgs, ExportArgs, GenerateArgs, LayoutArg, PerplexityArgs,

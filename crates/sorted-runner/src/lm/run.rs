@@ -19,12 +19,12 @@ use sorted_zoo::llama::{
 };
 
 use super::config::LmExperiment;
-use crate::commands::TransformerExperiment;
 use crate::eval::SubModelResult;
 use crate::provenance::{RunContext, write_file};
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
 use crate::train::{TrainOptions, train_experiment};
+use crate::transformer_experiment::TransformerExperiment;
 
 /// The per-step log of each sampled sub-model's losses, appended to by every training call.
 pub const TERM_LOSSES_FILE: &str = "term_losses.jsonl";
@@ -54,7 +54,7 @@ pub fn train_lm_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
-    crate::commands::train_in_new_folder::<LmExperiment, B>(exp, run_dir, options, device, ctx)
+    crate::transformer_experiment::train_in_new_folder::<LmExperiment, B>(exp, run_dir, options, device, ctx)
 }
 
 impl TransformerExperiment for LmExperiment {
@@ -213,7 +213,7 @@ fn report_lm<E: Backend>(
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
     let cfg = &exp.config;
-    let subs = crate::commands::evaluated_subs(&cfg.sampler, space, cfg.seed);
+    let subs = crate::transformer_experiment::evaluated_subs(&cfg.sampler, space, cfg.seed);
     let eval = evaluate_llama_sub_models(model, &data.eval, &subs, cfg.data.seq_len, device);
     let (seconds, tokens) = (eval.seconds, eval.tokens);
     let rows: Vec<SubModelResult> = eval
@@ -232,7 +232,7 @@ fn report_lm<E: Backend>(
             perplexity: Some(score.perplexity),
         })
         .collect();
-    let rows = crate::commands::with_relative(rows);
+    let rows = crate::transformer_experiment::with_relative(rows);
     let data_text = format!(
         "{}; {} training windows of {} tokens, {tokens} held-out tokens; accuracy = next-token top-1 ({:.0} \
          tokens/s in training)",

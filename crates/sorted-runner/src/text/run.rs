@@ -13,13 +13,13 @@ use sorted_sched::{Checkpoint, Peer, TrainConfig, TrainState, TrainTask};
 use sorted_zoo::{SortedBert, bert_classification_loss, bert_teacher_log_probs, evaluate_bert_sub_models};
 
 use super::config::{TextExperiment, TextModelConfig};
-use crate::commands::TransformerExperiment;
 use crate::eval::SubModelResult;
 use crate::provenance::RunContext;
 use crate::provenance::write_file;
 use crate::report::{RunMeta, RunReport};
 use crate::run_folder::RunFolder;
 use crate::train::{DATA_SEED_SALT, TrainOptions, train_experiment};
+use crate::transformer_experiment::TransformerExperiment;
 use anyhow::Context;
 use sorted_data::TextData;
 
@@ -38,7 +38,7 @@ pub fn train_text_experiment<B: AutodiffBackend>(
     device: &B::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<std::path::PathBuf> {
-    crate::commands::train_in_new_folder::<TextExperiment, B>(exp, run_dir, options, device, ctx)
+    crate::transformer_experiment::train_in_new_folder::<TextExperiment, B>(exp, run_dir, options, device, ctx)
 }
 
 impl TransformerExperiment for TextExperiment {
@@ -278,7 +278,7 @@ fn evaluate_bert<B: Backend>(
     device: &B::Device,
     quiet: bool,
 ) -> Vec<SubModelResult> {
-    let subs = crate::commands::evaluated_subs(&exp.config.sampler, &exp.space, exp.config.seed);
+    let subs = crate::transformer_experiment::evaluated_subs(&exp.config.sampler, &exp.space, exp.config.seed);
     let bar = crate::train::progress_bar(subs.len() as u64, 0, quiet);
     let (max_len, batch_size) = (exp.config.data.max_len, exp.config.eval.batch_size);
     let scores = evaluate_bert_sub_models(model, set, &subs, max_len, batch_size, device, |_| bar.inc(1));
@@ -298,5 +298,5 @@ fn evaluate_bert<B: Backend>(
             perplexity: None,
         })
         .collect();
-    crate::commands::with_relative(rows)
+    crate::transformer_experiment::with_relative(rows)
 }
