@@ -390,29 +390,6 @@ pub fn saved_or_calibrated_stats<E: Backend, M: SortedClassifier<E>>(
     Ok(subs.iter().map(&mut stats_of).collect())
 }
 
-/// Opens a run's newest checkpoint (verified once) and the experiment saved with it.
-///
-/// # Errors
-/// When the run has no checkpoint or its config is invalid.
-pub fn load_run(run_dir: &Path) -> anyhow::Result<(Experiment, Checkpoint)> {
-    let checkpoint = open_checkpoint(run_dir)?;
-    let exp = image_experiment(&checkpoint, run_dir)?;
-    Ok((exp, checkpoint))
-}
-
-/// The image experiment saved with `checkpoint` of the run in `run_dir`.
-fn image_experiment(checkpoint: &Checkpoint, run_dir: &Path) -> anyhow::Result<Experiment> {
-    let text = checkpoint.config_toml();
-    if let Some(kind @ ("bert" | "llama")) = crate::text::model_kind(text).as_deref() {
-        anyhow::bail!(
-            "`{}` is a [model.{kind}] run: export, profile, select and compare support image runs only so far \
-             (`eval` re-scores it; its report is in results.json)",
-            run_dir.display()
-        );
-    }
-    Ok(Experiment::from_toml(text, &checkpoint.config_path())?)
-}
-
 /// `eval`: re-evaluates a run's checkpoint and rewrites its reports.
 ///
 /// # Errors
@@ -443,7 +420,7 @@ pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContex
         Some("llama") => return eval_kind::<crate::lm::LmExperiment, E>(&checkpoint, &args.run, status, device, ctx),
         _ => {}
     }
-    let exp = image_experiment(&checkpoint, &args.run)?;
+    let exp = crate::config::image_experiment(&checkpoint, &args.run)?;
     let data = crate::data::load(&exp)?;
     let visitor = Report { exp: &exp, data: &data, device, out: &args.run, state: &state, status, ctx };
     visit_trained::<E, _>(&exp, &data, &checkpoint, device, visitor)

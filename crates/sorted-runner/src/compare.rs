@@ -325,7 +325,7 @@ pub fn compare_cmd<B: AutodiffBackend>(
 
     let sorted_dir = match &args.sorted {
         Some(dir) => {
-            let (saved, _) = crate::commands::load_run(dir)?;
+            let (saved, _) = crate::config::load_run(dir)?;
             anyhow::ensure!(
                 saved.config == exp.config,
                 "`--sorted {}` was trained with a different config than `{}` (compare its config.toml; \

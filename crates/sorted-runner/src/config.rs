@@ -267,3 +267,33 @@ impl Experiment {
         self.config.to_toml()
     }
 }
+
+/// The `[model.<kind>]` an experiment's TOML names (`None` when it does not parse or names
+/// none), which picks the experiment type before it is validated.
+pub fn model_kind(text: &str) -> Option<String> {
+    let table = toml::from_str::<toml::Table>(text).ok()?;
+    table.get("model")?.as_table()?.keys().next().cloned()
+}
+
+/// Opens a run's newest checkpoint (verified once) and the experiment saved with it.
+///
+/// # Errors
+/// When the run has no checkpoint or its config is invalid.
+pub(crate) fn load_run(run_dir: &Path) -> anyhow::Result<(Experiment, sorted_sched::Checkpoint)> {
+    let checkpoint = crate::run_folder::open_checkpoint(run_dir)?;
+    let exp = image_experiment(&checkpoint, run_dir)?;
+    Ok((exp, checkpoint))
+}
+
+/// The image experiment saved with `checkpoint` of the run in `run_dir`.
+pub(crate) fn image_experiment(checkpoint: &sorted_sched::Checkpoint, run_dir: &Path) -> anyhow::Result<Experiment> {
+    let text = checkpoint.config_toml();
+    if let Some(kind @ ("bert" | "llama")) = model_kind(text).as_deref() {
+        anyhow::bail!(
+            "`{}` is a [model.{kind}] run: export, profile, select and compare support image runs only so far \
+             (`eval` re-scores it; its report is in results.json)",
+            run_dir.display()
+        );
+    }
+    Ok(Experiment::from_toml(text, &checkpoint.config_path())?)
+}

@@ -13,7 +13,8 @@ use sorted_zoo::{
 };
 
 use crate::cli::ExportArgs;
-use crate::commands::{ModelVisitor, load_run, saved_or_calibrated_stats, visit_trained};
+use crate::commands::{ModelVisitor, saved_or_calibrated_stats, visit_trained};
+use crate::config::load_run;
 use crate::config::{Experiment, ExperimentConfig};
 use crate::data::RunData;
 use crate::eval::SubModelResult;

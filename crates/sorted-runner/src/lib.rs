@@ -119,7 +119,7 @@ where
         Some(Command::Generate(args)) => llm::generate_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Perplexity(args)) => llm::perplexity_cmd::<B::InnerBackend>(args, &device, ctx),
         Some(Command::Soft(args)) => llm::soft_cmd::<B>(args, &device, ctx),
-        Some(Command::Sort(args)) => sort::sort_cmd::<B>(args, &device, ctx),
+        Some(Command::Sort(args)) => llm::sort_cmd::<B>(args, &device, ctx),
         Some(Command::Coordinator(args)) => distributed::coordinator_cmd(args.port, ctx.quiet),
     }
 }

@@ -16,8 +16,9 @@ use sorted_zoo::deploy::{DeployError, LatencyOptions, SortedModel, SubModelTimin
 pub use sorted_zoo::deploy::{LatencyFit, LatencyProfile, OUTLIER_FACTOR, ProfileRow, RatioSummary, spearman};
 
 use crate::cli::ProfileArgs;
-use crate::commands::{ModelVisitor, load_run, saved_or_calibrated_stats, visit_trained};
+use crate::commands::{ModelVisitor, saved_or_calibrated_stats, visit_trained};
 use crate::config::Experiment;
+use crate::config::load_run;
 use crate::device::DeviceKind;
 use crate::plot_axes::log_ticks;
 use crate::provenance::RunContext;

@@ -2,18 +2,15 @@
 //! `[model.<image kind>]` `sort_by` keys of a fresh run, and an image run's `init_from`. The
 //! scores, the permutations, the calibration batches and the sorted GGUF are
 //! `sorted_zoo::sorting`'s; this file only picks the run's keys and seeds, records the scores
-//! beside the run ([`SORT_SCORES_FILE`]) and says what it did. `sorted-runner sort` does the
-//! same to a pretrained decoder and writes it out.
+//! beside the run ([`SORT_SCORES_FILE`]) and says what it did. `sorted-runner sort`
+//! (`llm/sort.rs`) does the same to a pretrained decoder and writes it out.
 
 use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 use sorted_zoo::AnyClassifier;
-use sorted_zoo::sorting::{
-    DEFAULT_SORT_BATCHES, ImportanceScore, LayerScores, TransformerSort, sort_classifier_on, sort_llama_on,
-    write_sorted_llama_gguf,
-};
+use sorted_zoo::sorting::{ImportanceScore, LayerScores, TransformerSort, sort_classifier_on};
 
 use crate::provenance::write_file;
 
@@ -101,7 +98,7 @@ pub(crate) fn start_image_model<B: AutodiffBackend>(
         let key = format!("model.{kind}.init_from");
         let dir = Path::new(from);
         let _folder = crate::run_folder::RunFolder::open(dir).with_context(|| format!("`{key}` = `{from}`"))?;
-        let (earlier, checkpoint) = crate::commands::load_run(dir).with_context(|| format!("`{key}` = `{from}`"))?;
+        let (earlier, checkpoint) = crate::config::load_run(dir).with_context(|| format!("`{key}` = `{from}`"))?;
         if let Some(differs) = architecture_difference(exp, &earlier) {
             anyhow::bail!(
                 "`{key}` = `{from}`: that run was trained with another model: {differs} (`{}` there); \
@@ -193,54 +190,4 @@ fn load_any<B: burn::tensor::backend::Backend>(
         AnyClassifier::ResNet(m) => AnyClassifier::ResNet(checkpoint.load_model(m, device)?),
         AnyClassifier::MobileNetV2(m) => AnyClassifier::MobileNetV2(checkpoint.load_model(m, device)?),
     })
-}
-
-/// `sort`: loads the `[model.llama]` experiment's decoder, scores it on the experiment's first
-/// training batches (`--by`, else the config's `sort_by`, else Taylor), sorts it and writes
-/// `model.gguf` (F32, the full decoder with its tokenizer) and `sort_scores.json` into `--out`.
-/// The sorted decoder computes the same function; its prefixes are the better sub-models.
-///
-/// # Errors
-/// A config that is not a `[model.llama]` experiment with a GGUF model, unreadable data, an
-/// unwritable output.
-pub fn sort_cmd<B: AutodiffBackend>(
-    args: &crate::cli::SortArgs,
-    device: &B::Device,
-    ctx: &crate::provenance::RunContext,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let text =
-        std::fs::read_to_string(&args.config).with_context(|| format!("reading config `{}`", args.config.display()))?;
-    anyhow::ensure!(
-        crate::lm::is_lm_experiment(&text),
-        "`{}`: `sort` writes sorted decoders ([model.llama]); a BERT is sorted inside its run with \
-         `[model.bert] sort_by`",
-        args.config.display()
-    );
-    let exp = crate::lm::LmExperiment::from_toml(&text, &args.config)?;
-    anyhow::ensure!(
-        exp.llama().gguf.is_some(),
-        "`{}`: [model.llama] has no `gguf` to sort (a random model has nothing to sort)",
-        args.config.display()
-    );
-    let (model, data, _space) = crate::lm::run::load::<B>(&exp, device)?;
-    let (config_score, n_batches) = exp.llama().sorting().unwrap_or((ImportanceScore::Taylor, DEFAULT_SORT_BATCHES));
-    let score = match args.by.as_deref() {
-        Some("activation") => ImportanceScore::Activation,
-        Some("magnitude") => ImportanceScore::Magnitude,
-        Some(_) => ImportanceScore::Taylor,
-        None => config_score,
-    };
-    let cfg = &exp.config;
-    let order = data.train.epoch_order(cfg.data.batch_size, cfg.seed);
-    let sorted = sort_llama_on(model, score, n_batches, &data.train, &order, device)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating `{}`", args.out.display()))?;
-    record_sort(&args.out, "query heads and SwiGLU units", score, &sorted, ctx.quiet)?;
-    let gguf = Path::new(exp.llama().gguf.as_deref().expect("checked"));
-    let out = args.out.join("model.gguf");
-    write_sorted_llama_gguf(&sorted.model, gguf, score, &out)?;
-    if !ctx.quiet {
-        println!("wrote {}/{{model.gguf, {SORT_SCORES_FILE}}}", args.out.display());
-    }
-    Ok(())
 }

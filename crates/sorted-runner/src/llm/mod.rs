@@ -1,6 +1,7 @@
 //! Decoder LMs from GGUF files, one file per command: `generate` (plain greedy vs lossless
 //! self-speculative decoding, with a benchmark mode), `perplexity` (per exit, on held-out
-//! Shakespeare) and `soft` (sorted fine-tuning). This file loads the decoder they share.
+//! Shakespeare), `soft` (sorted fine-tuning) and `sort` (a decoder importance-sorted, as GGUF).
+//! This file loads the decoder they share.
 
 use std::path::Path;
 
@@ -14,11 +15,13 @@ mod export;
 mod generate;
 mod perplexity;
 mod soft;
+mod sort;
 
 pub(crate) use export::{LmSource, export_lm};
 pub use generate::{BENCH_PROMPTS, DecodeRow, generate_cmd};
 pub use perplexity::perplexity_cmd;
 pub use soft::{soft_cmd, soft_experiment};
+pub use sort::sort_cmd;
 
 /// A loaded decoder: model, tokenizer, the full sub-model and the bounds of its sub-models.
 struct Lm<B: Backend> {

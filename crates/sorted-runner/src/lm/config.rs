@@ -40,7 +40,7 @@ pub struct LmExperiment {
 
 /// Whether TOML text describes a language-model experiment (`[model.llama]`).
 pub fn is_lm_experiment(text: &str) -> bool {
-    crate::text::model_kind(text).as_deref() == Some("llama")
+    crate::config::model_kind(text).as_deref() == Some("llama")
 }
 
 impl LmExperiment {

@@ -48,12 +48,7 @@ pub fn is_text_experiment(text: &str) -> bool {
     model_kind(text).as_deref() == Some("bert")
 }
 
-/// The `[model.<kind>]` an experiment's TOML names (`None` when it does not parse or names
-/// none), which picks the experiment type before it is validated.
-pub fn model_kind(text: &str) -> Option<String> {
-    let table = toml::from_str::<toml::Table>(text).ok()?;
-    table.get("model")?.as_table()?.keys().next().cloned()
-}
+pub use crate::config::model_kind;
 
 impl TextExperiment {
     /// Reads and validates a config file.
