@@ -10,9 +10,9 @@ mod vision;
 
 pub use bert::{
     BERT_HF_EXPORT_FORMAT, BertExportError, BertExportOptions, BertHfManifest, BertModelConfig, BertSubModelScore,
-    MAX_BERT_PARAMETER_BYTES, Pooling, RandomBertSizes, SortedBert, SortedBertConfig, SortedBertLayer, WeightsError,
-    bert_classification_loss, bert_teacher_log_probs, evaluate_bert_sub_models, export_bert_hf,
-    safetensors_tensor_names,
+    LinearProbe, MAX_BERT_PARAMETER_BYTES, Pooling, ProbeError, ProbeOptions, RandomBertSizes, SortedBert,
+    SortedBertConfig, SortedBertLayer, WeightsError, bert_classification_loss, bert_teacher_log_probs,
+    evaluate_bert_sub_models, export_bert_hf, safetensors_tensor_names, sentence_features,
 };
 pub use vision::classifier::{DenseClassifier, SortedClassifier};
 pub use vision::classifier_config::{

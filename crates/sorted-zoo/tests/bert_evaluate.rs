@@ -53,3 +53,27 @@ fn the_loss_without_a_teacher_is_the_cross_entropy() {
     let loss = bert_classification_loss(&model, &batch, &sub, &loss_fn, None).into_scalar();
     assert_eq!(loss, expected);
 }
+
+#[test]
+fn issue_31_sentence_features_are_each_sub_models_pooled_states_in_set_order() {
+    use sorted_zoo::{LinearProbe, ProbeOptions, SortedBert, sentence_features};
+    let device = Default::default();
+    let model = SortedBertConfig::tiny().with_dropout(0.0).init::<Flex>(&device);
+    let (set, (_, subs)) = (set(), subs());
+    for sub in &subs {
+        // Batches of 3 and 1 give the same rows as one batch of 4 per sentence.
+        let rows = sentence_features(&model, &set, sub, 8, 3, &device);
+        assert_eq!(rows.len(), 4);
+        assert!(rows.iter().all(|r| r.len() == 16));
+        let batch = TextBatcher::new(8).batch::<Flex>(&set, &[0, 1, 2, 3], &device);
+        let states = model.encode(batch.input_ids, None, batch.attention_mask.clone(), sub);
+        let pooled = SortedBert::mean_pool(states, batch.attention_mask).into_data().to_vec::<f32>().unwrap();
+        for (i, row) in rows.iter().enumerate() {
+            for (a, b) in row.iter().zip(&pooled[i * 16..(i + 1) * 16]) {
+                assert!((a - b).abs() < 1e-5, "{sub}: row {i}: {a} vs {b}");
+            }
+        }
+        let probe = LinearProbe::fit(&rows, &set.labels, 2, ProbeOptions::default()).unwrap();
+        assert!((0.0..=1.0).contains(&probe.accuracy(&rows, &set.labels).unwrap()));
+    }
+}
