@@ -1,13 +1,14 @@
 //! The experiment config: one TOML file composing the library crates' configs.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 /// `[data]`: sorted-data's image data config, under the name the runner's configs use.
 pub use sorted_data::{DatasetKind, ImageDataConfig as DataConfig};
 use sorted_nn::{NestingSpace, NestingSpaceConfig};
 pub use sorted_sched::{LossReduction, TrainConfig};
-use sorted_sched::{LrSchedule, OptimizerConfig, SamplerConfig};
+use sorted_sched::{LrSchedule, OptimizerConfig, Sampler, SamplerConfig};
 /// `[model.<kind>]`: sorted-zoo's classifier config, under the name the runner's configs use.
 pub use sorted_zoo::{
     BatchNormStats, ClassifierConfig as ModelConfig, CnnOptions, MlpOptions, MobileNetV2Options, ResNetOptions,
@@ -207,6 +208,9 @@ pub struct Experiment {
     pub source: PathBuf,
     /// Sub-models the sampler draws per step.
     pub k: usize,
+    /// The sampler built from `[sampler]` when the config was validated, which training uses
+    /// (a pure function of seed and step, so one is shared).
+    pub sampler: Arc<dyn Sampler>,
 }
 
 impl Experiment {
@@ -243,7 +247,9 @@ impl Experiment {
         let invalid = ConfigError::invalid_in(path);
         let space = NestingSpace::new(config.space.clone())
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
-        let k = config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
+        let sampler: Arc<dyn Sampler> =
+            config.sampler.build(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.into();
+        let k = sampler.k();
         config.validate_shared(k, config.data.batch_size, path)?;
         if config.train.threads > 1 && config.model.batch_norm() == Some(BatchNormStats::Switchable) {
             return Err(invalid(
@@ -259,7 +265,7 @@ impl Experiment {
                 invalid("space.widths".into(), "a model that fits in this machine's memory".into(), got)
             })?;
         }
-        Ok(Self { config, space, source: path.into(), k })
+        Ok(Self { config, space, source: path.into(), k, sampler })
     }
 
     /// The resolved config (defaults filled in) as TOML.

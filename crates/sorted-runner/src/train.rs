@@ -61,17 +61,16 @@ pub fn train<B: AutodiffBackend, M: TrainableClassifier<B>>(
     options: &TrainOptions,
 ) -> anyhow::Result<TrainOutcome<M>> {
     let cfg = &exp.config;
-    let sampler = cfg.sampler.build(&exp.space, cfg.seed).expect("validated");
     let task = |peer: Option<Peer>, device: &B::Device| {
         let training = ClassifierTraining::new(data, &cfg.data, cfg.seed, exp.space.largest(), device)
-            .fresh_batches(cfg.train.fresh_batches, sampler.k())
+            .fresh_batches(cfg.train.fresh_batches, exp.k)
             .distill(cfg.train.distill);
         ImageTask(match peer {
             Some(p) => training.shard(p.rank, p.peers),
             None => training,
         })
     };
-    let outcome = train_experiment(cfg, sampler.as_ref(), run_dir, device, &task, model, options)?;
+    let outcome = train_experiment(cfg, exp.sampler.as_ref(), run_dir, device, &task, model, options)?;
     Ok(TrainOutcome { model: outcome.model, state: outcome.state })
 }
 

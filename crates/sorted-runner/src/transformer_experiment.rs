@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use sorted_nn::{TransformerSpace, TransformerSubModel};
-use sorted_sched::{Checkpoint, SamplerConfig, TrainConfig};
+use sorted_sched::{Checkpoint, Sampler, SamplerConfig, TrainConfig};
 
 use crate::eval::SubModelResult;
 use crate::provenance::RunContext;
@@ -85,9 +85,14 @@ pub(crate) fn train_in_new_folder<K: TransformerExperiment, B: AutodiffBackend>(
 
 /// The sub-models a transformer run's report evaluates: a `fixed` run trains one truncated
 /// model, so only that one (the rest of the space holds untrained slices of it); else all.
-pub(crate) fn evaluated_subs(sampler: &SamplerConfig, space: &TransformerSpace, seed: u64) -> Vec<TransformerSubModel> {
-    match sampler {
-        SamplerConfig::Fixed(_) => sampler.build_for(space, seed).expect("validated").sample(0),
+/// `sampler` is the run's, built from `config` on `space`.
+pub(crate) fn evaluated_subs(
+    config: &SamplerConfig,
+    sampler: &dyn Sampler<TransformerSubModel>,
+    space: &TransformerSpace,
+) -> Vec<TransformerSubModel> {
+    match config {
+        SamplerConfig::Fixed(_) => sampler.sample(0),
         _ => space.iter().collect(),
     }
 }

@@ -3,10 +3,12 @@
 //! heads x SwiGLU widths.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sorted_data::LmDataConfig;
-use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
+use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
+use sorted_sched::Sampler;
 use sorted_zoo::llama::LlamaModelConfig;
 
 use crate::config::{ConfigError, ExperimentConfig};
@@ -36,6 +38,9 @@ pub struct LmExperiment {
     pub source: PathBuf,
     /// Sub-models the sampler draws per step.
     pub k: usize,
+    /// The sampler built from `[sampler]` on `space` when the config was validated; training
+    /// and evaluation reach it through [`LmExperiment::sampler_for`].
+    pub sampler: Arc<dyn Sampler<TransformerSubModel>>,
 }
 
 /// Whether TOML text describes a language-model experiment (`[model.llama]`).
@@ -73,7 +78,9 @@ impl LmExperiment {
             sorted_data::DataError::Config { key, expected, got } => invalid(key, expected, got),
             other => invalid("data".into(), "a valid [data] section".into(), other.to_string()),
         })?;
-        let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.k();
+        let sampler: Arc<dyn Sampler<TransformerSubModel>> =
+            config.sampler.build_for(&space, config.seed).map_err(|e| invalid(e.key, e.expected, e.got))?.into();
+        let k = sampler.k();
         config.validate_shared(k, config.data.batch_size, path)?;
         if config.train.threads != 1 {
             return Err(invalid(
@@ -89,7 +96,7 @@ impl LmExperiment {
                 "true".into(),
             ));
         }
-        Ok(Self { config, space, source: path.into(), k })
+        Ok(Self { config, space, source: path.into(), k, sampler })
     }
 
     /// The space for a decoder of hidden width `d_model` (the `hidden` default is the model's).
@@ -99,6 +106,20 @@ impl LmExperiment {
     pub fn space_for(&self, d_model: usize) -> Result<TransformerSpace, ConfigError> {
         TransformerSpace::new(self.config.space.clone(), d_model)
             .map_err(|source| ConfigError::Space { path: self.source.clone(), source })
+    }
+
+    /// The sampler for `space` (from [`LmExperiment::space_for`]): the one built at validation
+    /// when `space` is the validated one, else one built for `space` (a GGUF model's hidden
+    /// width, which the sub-models carry, is known only once it is loaded).
+    ///
+    /// # Errors
+    /// A `[sampler]` that does not fit `space`, naming the key.
+    pub fn sampler_for(&self, space: &TransformerSpace) -> anyhow::Result<Arc<dyn Sampler<TransformerSubModel>>> {
+        if *space == self.space {
+            return Ok(Arc::clone(&self.sampler));
+        }
+        let sampler = self.config.sampler.build_for(space, self.config.seed);
+        Ok(sampler.map_err(|e| anyhow::anyhow!("`{}`: {e:?}", e.key))?.into())
     }
 
     /// The decoder's config.

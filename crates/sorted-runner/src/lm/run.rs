@@ -149,7 +149,7 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
         data: format!("{} training windows of {} tokens", data.train.len(), cfg.data.seq_len),
     }
     .announce(ctx, &run_dir);
-    let sampler = cfg.sampler.build_for(&space, cfg.seed).map_err(|e| anyhow::anyhow!("`{}`: {e:?}", e.key))?;
+    let sampler = exp.sampler_for(&space)?;
     // Every peer logs its own shard's term losses; rank 0's log is written (one peer: the
     // batch's).
     let log = Mutex::new(Vec::new());
@@ -213,7 +213,7 @@ fn report_lm<E: Backend>(
     ctx: &RunContext,
 ) -> anyhow::Result<()> {
     let cfg = &exp.config;
-    let subs = crate::transformer_experiment::evaluated_subs(&cfg.sampler, space, cfg.seed);
+    let subs = crate::transformer_experiment::evaluated_subs(&cfg.sampler, exp.sampler_for(space)?.as_ref(), space);
     let eval = evaluate_llama_sub_models(model, &data.eval, &subs, cfg.data.seq_len, device);
     let (seconds, tokens) = (eval.seconds, eval.tokens);
     let rows: Vec<SubModelResult> = eval

@@ -2,9 +2,11 @@
 //! `[data]` for sentences, and a transformer `[space]`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sorted_nn::{TransformerSpace, TransformerSpaceConfig};
+use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
+use sorted_sched::Sampler;
 use sorted_zoo::SortedBertConfig;
 
 use crate::config::{ConfigError, ExperimentConfig};
@@ -41,6 +43,9 @@ pub struct TextExperiment {
     pub source: PathBuf,
     /// Sub-models the sampler draws per step.
     pub k: usize,
+    /// The sampler built from `[sampler]` on `space` when the config was validated, which
+    /// training and evaluation use (a pure function of seed and step, so one is shared).
+    pub sampler: Arc<dyn Sampler<TransformerSubModel>>,
 }
 
 /// Whether TOML text describes a text experiment (`[model.bert]`), without validating it.
@@ -85,7 +90,9 @@ impl TextExperiment {
         let space = TransformerSpace::new(config.space.clone(), sizes.hidden_size)
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
         BertOptions::check_space(&sizes, &space).map_err(model_error)?;
-        let k = config.sampler.build_for(&space, config.seed).map_err(|e| invalid(&e.key, e.expected, e.got))?.k();
+        let sampler: Arc<dyn Sampler<TransformerSubModel>> =
+            config.sampler.build_for(&space, config.seed).map_err(|e| invalid(&e.key, e.expected, e.got))?.into();
+        let k = sampler.k();
         config.validate_shared(k, config.data.batch_size, path)?;
         if config.data.max_len < 3 || config.data.max_len > sizes.max_position_embeddings {
             return Err(invalid(
@@ -94,7 +101,7 @@ impl TextExperiment {
                 config.data.max_len.to_string(),
             ));
         }
-        Ok(Self { config, bert: sizes, space, source: path.into(), k })
+        Ok(Self { config, bert: sizes, space, source: path.into(), k, sampler })
     }
 
     /// The vocabulary file.

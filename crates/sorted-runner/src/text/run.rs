@@ -194,20 +194,19 @@ fn train_bert<B: AutodiffBackend>(
     options: &TrainOptions,
 ) -> anyhow::Result<(SortedBert<B>, TrainState)> {
     let cfg = &exp.config;
-    let sampler = cfg.sampler.build_for(&exp.space, cfg.seed).expect("validated");
     let task = |peer: Option<Peer>, device: &B::Device| TextTask {
         train,
         order: text_order(exp, train),
         batcher: TextBatcher::new(cfg.data.max_len),
         fresh_batches: cfg.train.fresh_batches,
-        k: sampler.k() as u64,
+        k: exp.k as u64,
         distill: cfg.train.distill,
         largest: exp.space.largest(),
         loss_fn: CrossEntropyLossConfig::new().init(device),
         device: device.clone(),
         peer,
     };
-    let outcome = train_experiment(cfg, sampler.as_ref(), run_dir, device, &task, model, options)?;
+    let outcome = train_experiment(cfg, exp.sampler.as_ref(), run_dir, device, &task, model, options)?;
     Ok((outcome.model, outcome.state))
 }
 
@@ -278,7 +277,7 @@ fn evaluate_bert<B: Backend>(
     device: &B::Device,
     quiet: bool,
 ) -> Vec<SubModelResult> {
-    let subs = crate::transformer_experiment::evaluated_subs(&exp.config.sampler, &exp.space, exp.config.seed);
+    let subs = crate::transformer_experiment::evaluated_subs(&exp.config.sampler, exp.sampler.as_ref(), &exp.space);
     let bar = crate::train::progress_bar(subs.len() as u64, 0, quiet);
     let (max_len, batch_size) = (exp.config.data.max_len, exp.config.eval.batch_size);
     let scores = evaluate_bert_sub_models(model, set, &subs, max_len, batch_size, device, |_| bar.inc(1));
