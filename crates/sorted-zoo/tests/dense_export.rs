@@ -26,6 +26,12 @@ fn write(
         .with_to_adapter(BurnToPyTorchAdapter)
         .overwrite(true);
     dense.save_into(&mut store).unwrap();
+    mlp_manifest(&sub)
+}
+
+/// The manifest of the 1x4x4-input, 3-class MLP sub-model `sub` these tests export (hashes
+/// left to the writer).
+pub fn mlp_manifest(sub: &sorted_nn::SubModel) -> DenseExportManifest {
     DenseExportManifest {
         format: EXPORT_FORMAT.into(),
         model: "mlp".into(),

@@ -7,8 +7,8 @@ use burn::prelude::*;
 use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass};
 use sorted_zoo::deploy::{Budget, BudgetChoice, Candidate, DeployError, LatencyOptions, SortedModel};
 use sorted_zoo::{
-    AnyClassifier, ClassifierConfig, DENSE_WEIGHT_FILES, DenseExportManifest, EXPORT_FORMAT, ExportWeights, MlpOptions,
-    SortedClassifier, SortedMlp, SortedMlpConfig, extract_checked, load_dense_export, write_dense_export,
+    AnyClassifier, ClassifierConfig, DENSE_WEIGHT_FILES, ExportWeights, MlpOptions, SortedClassifier, SortedMlp,
+    SortedMlpConfig, extract_checked, load_dense_export, write_dense_export,
 };
 
 fn cand(name: &str, accuracy: f64, ms: f64, params: u64, flops: u64) -> Candidate {
@@ -100,16 +100,7 @@ fn a_checked_dense_sub_model_is_written_whole_and_loads_back() {
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("export").join("8-4");
-    let manifest = DenseExportManifest {
-        format: EXPORT_FORMAT.into(),
-        model: "mlp".into(),
-        input_shape: [1, 4, 4],
-        input_normalisation: vec![(0.5, 0.5)],
-        n_classes: 3,
-        sub_model: sub.to_string(),
-        widths: sub.widths().to_vec(),
-        sha256: Default::default(),
-    };
+    let manifest = crate::dense_export::mlp_manifest(&sub);
     let mut seen = None;
     let written = write_dense_export(&out, &checked.dense, manifest, |m| {
         seen = Some(m.clone());
