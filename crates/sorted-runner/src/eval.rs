@@ -41,6 +41,32 @@ pub struct SubModelResult {
     pub perplexity: Option<f64>,
 }
 
+impl SubModelResult {
+    /// The row of transformer sub-model `sub` (widths: heads, FFN, hidden), its share of the
+    /// full model left at 0 for the caller to fill in.
+    pub fn transformer(
+        sub: &sorted_nn::TransformerSubModel,
+        params: u64,
+        flops: u64,
+        accuracy: f64,
+        us_per_sample: f64,
+        perplexity: Option<f64>,
+    ) -> Self {
+        Self {
+            sub_model: sub.to_string(),
+            depth: sub.depth,
+            widths: vec![sub.heads, sub.ffn, sub.hidden],
+            params,
+            flops,
+            accuracy,
+            relative: 0.0,
+            us_per_sample,
+            accuracy_switchable: None,
+            perplexity,
+        }
+    }
+}
+
 /// Recalibrated BatchNorm statistics of every evaluated sub-model, as saved in
 /// `norm_stats.json`: sub-model -> per layer `(mean, var)`.
 pub type NormStatsFile = BTreeMap<String, Vec<(Vec<f32>, Vec<f32>)>>;

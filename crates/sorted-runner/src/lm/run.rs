@@ -219,17 +219,16 @@ fn report_lm<E: Backend>(
     let rows: Vec<SubModelResult> = eval
         .scores
         .iter()
-        .map(|score| SubModelResult {
-            sub_model: score.sub.to_string(),
-            depth: score.sub.depth,
-            widths: vec![score.sub.heads, score.sub.ffn, score.sub.hidden],
-            params: score.params,
-            flops: score.flops,
-            accuracy: score.accuracy,
-            relative: 0.0,
-            us_per_sample: 1e6 * seconds / (subs.len() * tokens.max(1)) as f64,
-            accuracy_switchable: None,
-            perplexity: Some(score.perplexity),
+        .map(|score| {
+            let us = 1e6 * seconds / (subs.len() * tokens.max(1)) as f64;
+            SubModelResult::transformer(
+                &score.sub,
+                score.params,
+                score.flops,
+                score.accuracy,
+                us,
+                Some(score.perplexity),
+            )
         })
         .collect();
     let rows = crate::transformer_experiment::with_relative(rows);

@@ -284,17 +284,9 @@ fn evaluate_bert<B: Backend>(
     bar.finish_and_clear();
     let rows = scores
         .into_iter()
-        .map(|s| SubModelResult {
-            sub_model: s.sub.to_string(),
-            depth: s.sub.depth,
-            widths: vec![s.sub.heads, s.sub.ffn, s.sub.hidden],
-            params: s.params,
-            flops: s.flops,
-            accuracy: s.accuracy,
-            relative: 0.0,
-            us_per_sample: 1e6 * s.seconds / set.len().max(1) as f64,
-            accuracy_switchable: None,
-            perplexity: None,
+        .map(|s| {
+            let us = 1e6 * s.seconds / set.len().max(1) as f64;
+            SubModelResult::transformer(&s.sub, s.params, s.flops, s.accuracy, us, None)
         })
         .collect();
     crate::transformer_experiment::with_relative(rows)
