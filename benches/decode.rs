@@ -17,7 +17,7 @@
 use burn::prelude::*;
 use criterion::{BenchmarkId, Criterion, criterion_main};
 use sorted_bench::{Bench, assert_same, device, group_name, time_iters};
-use sorted_zoo::llama::{HostWeights, KvCache, LlamaWidth, SortedLlamaConfig};
+use sorted_zoo::llama::{HostWeights, KvCache, SortedLlamaConfig};
 
 fn decode(c: &mut Criterion) {
     let device = device();
@@ -25,39 +25,41 @@ fn decode(c: &mut Criterion) {
     group.sample_size(10);
     let model = SortedLlamaConfig::smollm2_135m().init::<Bench>(&device);
     let weights = model.decode_weights();
-    let (depth, width) = (30, model.full_width());
+    let full = model.full_sub_model();
+    let depth = full.depth;
     let prompt = Tensor::<Bench, 3>::random([1, 100, 576], burn::tensor::Distribution::Default, &device);
     let mut cache = KvCache::new();
-    let _ = model.run_layers(prompt, 0, depth, width, &mut cache);
+    let _ = model.run_layers(prompt, 0, depth, &full, &mut cache);
     for positions in [1usize, 3, 6] {
         let x = Tensor::<Bench, 3>::random([1, positions, 576], burn::tensor::Distribution::Default, &device);
         assert_same(
-            model.run_layers(x.clone(), 0, depth, width, &mut cache.clone()),
-            model.run_layers_with(x.clone(), 0, depth, width, &mut cache.clone(), Some(&weights)),
+            model.run_layers(x.clone(), 0, depth, &full, &mut cache.clone()),
+            model.run_layers_with(x.clone(), 0, depth, &full, &mut cache.clone(), Some(&weights)),
         );
         let id = format!("s{positions}");
         group.bench_function(BenchmarkId::new("model_layout", &id), |b| {
             b.iter_custom(|iters| {
                 time_iters::<Bench, _>(&device, iters, || {
-                    model.run_layers(x.clone(), 0, depth, width, &mut cache.clone())
+                    model.run_layers(x.clone(), 0, depth, &full, &mut cache.clone())
                 })
             });
         });
         group.bench_function(BenchmarkId::new("decode_layout", &id), |b| {
             b.iter_custom(|iters| {
                 time_iters::<Bench, _>(&device, iters, || {
-                    model.run_layers_with(x.clone(), 0, depth, width, &mut cache.clone(), Some(&weights))
+                    model.run_layers_with(x.clone(), 0, depth, &full, &mut cache.clone(), Some(&weights))
                 })
             });
         });
     }
     let x = Tensor::<Bench, 3>::random([1, 1, 576], burn::tensor::Distribution::Default, &device);
     for heads in [6usize, 3] {
-        let narrow = LlamaWidth { heads, ..width };
+        let mut narrow = full;
+        narrow.heads = heads;
         group.bench_function(BenchmarkId::new(format!("decode_layout_heads{heads}"), "s1"), |b| {
             b.iter_custom(|iters| {
                 time_iters::<Bench, _>(&device, iters, || {
-                    model.run_layers_with(x.clone(), 0, depth, narrow, &mut cache.clone(), Some(&weights))
+                    model.run_layers_with(x.clone(), 0, depth, &narrow, &mut cache.clone(), Some(&weights))
                 })
             });
         });
@@ -69,12 +71,12 @@ fn decode(c: &mut Criterion) {
     {
         let host = model.host_decoder(format);
         let mut cache = host.new_cache();
-        let _ = host.run_layers(host.embed(&tokens), 0, depth, width.heads, width.ffn, &mut cache);
+        let _ = host.run_layers(host.embed(&tokens), 0, depth, full.heads, full.ffn, &mut cache);
         for positions in [1usize, 3, 6] {
             let x = host.embed(&tokens[..positions]);
             group.bench_function(BenchmarkId::new(name, format!("s{positions}")), |b| {
                 b.iter(|| {
-                    let h = host.run_layers(x.clone(), 0, depth, width.heads, width.ffn, &mut cache);
+                    let h = host.run_layers(x.clone(), 0, depth, full.heads, full.ffn, &mut cache);
                     cache.truncate(100);
                     h
                 })

@@ -231,7 +231,8 @@ fn issue_30_a_sub_model_of_an_lm_run_exports_to_hugging_face_and_gguf() {
     // sub-model (F16 rounding aside).
     let device = Default::default();
     let (exported, _) = sorted_zoo::llama::load_gguf::<Flex>(&out.join("model-f16.gguf"), &device).unwrap();
-    assert_eq!((exported.layers.len(), exported.full_width().heads, exported.full_width().ffn), (2, 2, 12));
+    let full_exported = exported.full_sub_model();
+    assert_eq!((exported.layers.len(), full_exported.heads, full_exported.ffn), (2, 2, 12));
     let (model, _) = sorted_zoo::llama::load_gguf::<Flex>(&gguf, &device).unwrap();
     let model = sorted_sched::Checkpoint::latest(&run).unwrap().load_model(model, &device).unwrap();
     let ids = Tensor::<Flex, 2, Int>::from_ints([[72, 101, 108, 108, 111]], &device);
@@ -242,9 +243,8 @@ fn issue_30_a_sub_model_of_an_lm_run_exports_to_hugging_face_and_gguf() {
     .unwrap()
     .parse_sub_model("L2-H2-F12")
     .unwrap();
-    let full_exported = exported.full_width();
-    let a = model.forward_exits(ids.clone(), &[2], sorted_zoo::llama::LlamaWidth::from(&sub)).remove(0);
-    let b = exported.forward_exits(ids, &[2], full_exported).remove(0);
+    let a = model.forward_exits(ids.clone(), &[2], &sub).remove(0);
+    let b = exported.forward_exits(ids, &[2], &full_exported).remove(0);
     let diff = (a - b).abs().max().into_scalar().elem::<f32>();
     assert!(diff < 1e-2, "{diff}");
     // The un-tuned GGUF exports too; a sub-model the decoder cannot run is refused by name.
@@ -312,9 +312,9 @@ fn issue_31_sort_writes_a_sorted_decoder_that_computes_the_same_function() {
     let (original, _) = sorted_zoo::llama::load_gguf::<Flex>(&gguf, &device).unwrap();
     let (sorted, _) = sorted_zoo::llama::load_gguf::<Flex>(&out.join("model.gguf"), &device).unwrap();
     let ids = Tensor::<Flex, 2, Int>::from_ints([[72, 101, 108, 108, 111, 32, 119]], &device);
-    let full = original.full_width();
-    let a = original.forward_exits(ids.clone(), &[4], full).remove(0);
-    let b = sorted.forward_exits(ids, &[4], full).remove(0);
+    let full = original.full_sub_model();
+    let a = original.forward_exits(ids.clone(), &[4], &full).remove(0);
+    let b = sorted.forward_exits(ids, &[4], &full).remove(0);
     let diff = (a - b).abs().max().into_scalar().elem::<f32>();
     assert!(diff < 1e-4, "sorting changed the full model by {diff}");
     // A BERT config is refused with a pointer to `sort_by`.

@@ -39,7 +39,7 @@ fn host_layers_and_logits_equal_burns_for_every_sub_model_prompt_and_cached_step
         let mut host_cache = host.new_cache();
         // The prompt, then two single steps through the caches.
         for tokens in [&PROMPT[..], &[4], &[33]] {
-            let want = m.run_layers(embed(&m, tokens), 0, sub.depth, (&sub).into(), &mut burn_cache);
+            let want = m.run_layers(embed(&m, tokens), 0, sub.depth, &sub, &mut burn_cache);
             let got = host.run_layers(host.embed(tokens), 0, sub.depth, sub.heads, sub.ffn, &mut host_cache);
             let error = relative_error(&got, &host_values(want.clone()));
             assert!(error < 1e-5, "{sub}: layers off by {error}");

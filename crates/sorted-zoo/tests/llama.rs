@@ -3,7 +3,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use sorted_nn::test_util::{assert_matches_dense, assert_no_grad, assert_zero_grad_outside};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
-use sorted_zoo::llama::{KvCache, LlamaWidth, SortedLlama, SortedLlamaConfig, rope};
+use sorted_zoo::llama::{KvCache, SortedLlama, SortedLlamaConfig, rope};
 
 type F = Flex;
 
@@ -114,7 +114,8 @@ fn grouped_query_attention_equals_attention_with_duplicated_kv_heads() {
 fn one_pass_gives_every_exit_as_its_own_forward_would() {
     let m = model(4);
     for heads in [2, 4] {
-        let exits = m.forward_exits(ids(&TOKENS), &[1, 2, 4], LlamaWidth { heads, ffn: 24 });
+        let width = space().parse_sub_model(&format!("L4-H{heads}-F24")).unwrap();
+        let exits = m.forward_exits(ids(&TOKENS), &[1, 2, 4], &width);
         for (logits, depth) in exits.into_iter().zip([1, 2, 4]) {
             let sub = space().parse_sub_model(&format!("L{depth}-H{heads}-F24")).unwrap();
             assert_matches_dense(logits, m.forward(ids(&TOKENS), &sub, &mut KvCache::new()), 1e-6);
@@ -182,7 +183,7 @@ fn narrow_query_heads_equal_a_dense_model_holding_only_those_heads() {
         assert_matches_dense(m.forward(ids(&TOKENS), &sub, &mut KvCache::new()), want.clone(), 1e-5);
         // The decoding layout selects the same heads.
         let x = burn::tensor::module::embedding(m.embedding.val(), ids(&TOKENS));
-        let h = m.run_layers_with(x, 0, sub.depth, (&sub).into(), &mut KvCache::new(), Some(&weights));
+        let h = m.run_layers_with(x, 0, sub.depth, &sub, &mut KvCache::new(), Some(&weights));
         assert_matches_dense(m.head(h), want, 1e-5);
     }
     // Fewer heads is a different function (the test above is not vacuous).
@@ -337,12 +338,12 @@ pub(crate) mod decoding {
         for sub in space().iter() {
             let x = burn::tensor::module::embedding(m.embedding.val(), ids(&TOKENS));
             let (mut a, mut b) = (KvCache::new(), KvCache::new());
-            let plain = m.run_layers(x.clone(), 0, sub.depth, (&sub).into(), &mut a);
-            let fast = m.run_layers_with(x, 0, sub.depth, (&sub).into(), &mut b, Some(&weights));
+            let plain = m.run_layers(x.clone(), 0, sub.depth, &sub, &mut a);
+            let fast = m.run_layers_with(x, 0, sub.depth, &sub, &mut b, Some(&weights));
             assert_matches_dense(fast, plain, 1e-5);
             let step = burn::tensor::module::embedding(m.embedding.val(), ids(&[4]));
-            let plain = m.run_layers(step.clone(), 0, sub.depth, (&sub).into(), &mut a);
-            let fast = m.run_layers_with(step, 0, sub.depth, (&sub).into(), &mut b, Some(&weights));
+            let plain = m.run_layers(step.clone(), 0, sub.depth, &sub, &mut a);
+            let fast = m.run_layers_with(step, 0, sub.depth, &sub, &mut b, Some(&weights));
             assert_matches_dense(fast, plain, 1e-5);
         }
         let decoder = LlamaDecoder::with_decode_layout(&m);
@@ -653,7 +654,7 @@ fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_mode
     let distill = |a: f64| SoftOptions { distill: a, ..SoftOptions::default() };
     let terms = [term("L2-H4-F24", 1.0), term("L4-H4-F24", 3.0)];
     // The KL of exit 2 from the full model, by hand from the two exits' logits.
-    let logits = m.forward_exits(inputs.clone(), &[2, 4], m.full_width());
+    let logits = m.forward_exits(inputs.clone(), &[2, 4], &m.full_sub_model());
     let lp = |l: &Tensor<B, 3>| log_softmax(l.clone().reshape([6, 50]), 1);
     let (student, teacher) = (lp(&logits[0]), lp(&logits[1]));
     let kl = scalar((teacher.clone().exp() * (teacher - student)).sum_dim(1).mean());

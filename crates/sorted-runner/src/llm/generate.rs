@@ -356,12 +356,11 @@ fn decode_table(rows: &[DecodeRow]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use sorted_zoo::llama::{LlamaSubModels, LlamaWidth};
+    use sorted_zoo::llama::LlamaSubModels;
 
     #[test]
     fn generate_sub_models_parse_with_full_axes_by_default_and_refuse_what_does_not_fit() {
-        let full = LlamaWidth { heads: 9, ffn: 1536 };
-        let bounds = LlamaSubModels { n_layers: 30, full, kv_heads: 3, hidden: 576 };
+        let bounds = LlamaSubModels { n_layers: 30, heads: 9, ffn: 1536, kv_heads: 3, hidden: 576 };
         let parse = |text: &str| super::decode_target(text, &bounds);
         let sub = parse("L20-H6-F768").unwrap();
         assert_eq!((sub.depth, sub.heads, sub.ffn, sub.hidden), (20, 6, 768, 576));

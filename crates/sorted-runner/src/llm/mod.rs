@@ -62,7 +62,7 @@ fn load_lm_with<B: Backend>(path: &Path, weights: Option<&Path>, device: &B::Dev
 /// # Errors
 /// An option that does not fit, naming `--heads` and what fits.
 fn query_head_options(requested: &[usize], bounds: &LlamaSubModels) -> anyhow::Result<Vec<usize>> {
-    let (nh, nkv) = (bounds.full.heads, bounds.kv_heads);
+    let (nh, nkv) = (bounds.heads, bounds.kv_heads);
     let mut heads = if requested.is_empty() { vec![nh] } else { requested.to_vec() };
     heads.sort_unstable();
     heads.dedup();
@@ -77,12 +77,11 @@ fn query_head_options(requested: &[usize], bounds: &LlamaSubModels) -> anyhow::R
 
 #[cfg(test)]
 mod tests {
-    use sorted_zoo::llama::{LlamaSubModels, LlamaWidth};
+    use sorted_zoo::llama::LlamaSubModels;
 
     #[test]
     fn query_head_options_are_the_multiples_of_the_kv_heads_up_to_every_head() {
-        let bounds =
-            LlamaSubModels { n_layers: 30, full: LlamaWidth { heads: 9, ffn: 1536 }, kv_heads: 3, hidden: 576 };
+        let bounds = LlamaSubModels { n_layers: 30, heads: 9, ffn: 1536, kv_heads: 3, hidden: 576 };
         assert_eq!(super::query_head_options(&[], &bounds).unwrap(), [9]);
         assert_eq!(super::query_head_options(&[9, 3, 6, 3], &bounds).unwrap(), [3, 6, 9]);
         for bad in [[0], [4], [12]] {

@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 use burn::prelude::*;
 use sorted_data::{LmChunks, Shakespeare};
-use sorted_zoo::llama::{LlamaWidth, exit_perplexity};
+use sorted_nn::TransformerSubModel;
+use sorted_zoo::llama::exit_perplexity;
 
 use crate::cli::PerplexityArgs;
 use crate::provenance::RunContext;
@@ -49,8 +50,19 @@ pub fn perplexity_cmd<B: Backend>(args: &PerplexityArgs, device: &B::Device, ctx
         lm.full.ffn
     );
     let heads = query_head_options(&args.heads, &lm.bounds)?;
-    let widths: Vec<LlamaWidth> =
-        heads.iter().flat_map(|&heads| ffn_widths.iter().map(move |&ffn| LlamaWidth { heads, ffn })).collect();
+    // The full model narrowed to each width (query heads x SwiGLU units); the exits give the
+    // depths.
+    let full = lm.full;
+    let widths: Vec<TransformerSubModel> = heads
+        .iter()
+        .flat_map(|&heads| {
+            ffn_widths.iter().map(move |&ffn| {
+                let mut width = full;
+                (width.heads, width.ffn) = (heads, ffn);
+                width
+            })
+        })
+        .collect();
     let started = Instant::now();
     let scores = exit_perplexity(&lm.model, &chunks, &exits, &widths, device)?;
     let count = scores.tokens;

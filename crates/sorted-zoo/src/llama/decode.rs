@@ -8,7 +8,7 @@ use sorted_kernels::HostDecoder;
 
 use super::decode_engine::{BurnEngine, DecodeEngine};
 use super::host_decode::HostWeights;
-use super::model::{DecodeWeights, LlamaWidth, SortedLlama};
+use super::model::{DecodeWeights, SortedLlama};
 
 /// What a decoding call did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -219,7 +219,7 @@ fn greedy_on<E: DecodeEngine>(
         return (out, stats);
     }
     let forward = |tokens: &[u32], cache: &mut E::Cache| {
-        let h = engine.run_layers(engine.embed(tokens), 0, sub.depth, sub.into(), cache);
+        let h = engine.run_layers(engine.embed(tokens), 0, sub.depth, sub, cache);
         engine.last_argmax(h, None)
     };
     let mut next = forward(prompt, &mut cache);
@@ -246,7 +246,7 @@ fn speculative_greedy_on<E: DecodeEngine>(
     stop: Option<u32>,
 ) -> (Vec<u32>, DecodeStats) {
     assert!(!prompt.is_empty(), "speculative_greedy: empty prompt");
-    let (d, depth, width) = (config.draft_depth, full.depth, LlamaWidth::from(full));
+    let (d, depth) = (config.draft_depth, full.depth);
     assert!(d >= 1 && d < depth, "speculative_greedy: draft depth {d} must be in 1..{depth}");
     let mut cache = engine.new_cache();
     let mut stats = DecodeStats::default();
@@ -255,7 +255,7 @@ fn speculative_greedy_on<E: DecodeEngine>(
         return (out, stats);
     }
     // The prompt through every layer; the full model's prediction is the first token.
-    let h = engine.run_layers(engine.embed(prompt), 0, depth, width, &mut cache);
+    let h = engine.run_layers(engine.embed(prompt), 0, depth, full, &mut cache);
     let mut pending = engine.last_argmax(h, None);
     stats.full_passes += 1;
     out.push(pending);
@@ -264,7 +264,7 @@ fn speculative_greedy_on<E: DecodeEngine>(
     while out.len() < max_new && Some(pending) != stop {
         let cycle = std::time::Instant::now();
         if config.fallback_probe.is_some_and(|probe| clock.next_is_greedy(probe)) {
-            let h = engine.run_layers(engine.embed(&[pending]), 0, depth, width, &mut cache);
+            let h = engine.run_layers(engine.embed(&[pending]), 0, depth, full, &mut cache);
             pending = engine.last_argmax(h, None);
             out.push(pending);
             stats.full_passes += 1;
@@ -283,7 +283,7 @@ fn speculative_greedy_on<E: DecodeEngine>(
         let mut drafted = Vec::with_capacity(n_now);
         let drafting = std::time::Instant::now();
         for i in 0..n_now {
-            let h = engine.run_layers(engine.embed(&inputs[i..i + 1]), 0, d, width, &mut cache);
+            let h = engine.run_layers(engine.embed(&inputs[i..i + 1]), 0, d, full, &mut cache);
             let token = engine.last_argmax(h.clone(), config.draft_vocab);
             stats.draft_passes += 1;
             hidden.push(h);
@@ -291,13 +291,13 @@ fn speculative_greedy_on<E: DecodeEngine>(
             inputs.push(token);
         }
         if config.bonus_token {
-            hidden.push(engine.run_layers(engine.embed(&inputs[n_now..]), 0, d, width, &mut cache));
+            hidden.push(engine.run_layers(engine.embed(&inputs[n_now..]), 0, d, full, &mut cache));
         }
         stats.draft_time += drafting.elapsed();
         // Verify: the remaining layers on the draft's hidden states, all positions at once.
         // `verified[i]` is the full model's token after input `i`.
         let verifying = std::time::Instant::now();
-        let h = engine.run_layers(engine.cat(hidden), d, depth, width, &mut cache);
+        let h = engine.run_layers(engine.cat(hidden), d, depth, full, &mut cache);
         let verified = engine.argmax_all(h);
         stats.verify_time += verifying.elapsed();
         stats.full_passes += 1;
@@ -349,14 +349,14 @@ fn early_exit_greedy_on<E: DecodeEngine>(
         config.exits,
         full.depth
     );
-    let (depth, width) = (full.depth, LlamaWidth::from(full));
+    let depth = full.depth;
     let mut cache = engine.new_cache();
     let mut stats = EarlyExitStats { emitted_at: vec![0; config.exits.len() + 1], ..Default::default() };
     let mut out = Vec::with_capacity(max_new);
     if max_new == 0 {
         return (out, stats);
     }
-    let h = engine.run_layers(engine.embed(prompt), 0, depth, width, &mut cache);
+    let h = engine.run_layers(engine.embed(prompt), 0, depth, full, &mut cache);
     let mut next = engine.last_argmax(h, None);
     loop {
         out.push(next);
@@ -367,7 +367,7 @@ fn early_exit_greedy_on<E: DecodeEngine>(
         let mut done = 0;
         let mut chosen = None;
         for (e, (&exit, &threshold)) in config.exits.iter().zip(&config.thresholds).enumerate() {
-            x = engine.run_layers(x, done, exit, width, &mut cache);
+            x = engine.run_layers(x, done, exit, full, &mut cache);
             stats.layers_run += exit - done;
             done = exit;
             let (top, token) = engine.top(x.clone());
@@ -386,7 +386,7 @@ fn early_exit_greedy_on<E: DecodeEngine>(
                 token
             }
             None => {
-                let h = engine.run_layers(x, done, depth, width, &mut cache);
+                let h = engine.run_layers(x, done, depth, full, &mut cache);
                 stats.layers_run += depth - done;
                 stats.emitted_at[config.exits.len()] += 1;
                 engine.last_argmax(h, None)

@@ -4,8 +4,9 @@
 
 use burn::prelude::*;
 use sorted_kernels::{HostDecoder, HostKvCache};
+use sorted_nn::TransformerSubModel;
 
-use super::model::{DecodeWeights, KvCache, LlamaWidth, SortedLlama};
+use super::model::{DecodeWeights, KvCache, SortedLlama};
 
 /// The steps of decoding: embed tokens, run a range of layers through a KV cache, and read
 /// tokens off hidden states. Hidden states hold one row per position.
@@ -23,13 +24,14 @@ pub(crate) trait DecodeEngine {
     fn truncate(&self, cache: &mut Self::Cache, len: usize);
     /// The embeddings of `tokens`.
     fn embed(&self, tokens: &[u32]) -> Self::Hidden;
-    /// Layers `from..to` at `width`, each continuing from its cache length.
+    /// Layers `from..to` at the widths of `sub` (its query heads and SwiGLU units), each
+    /// continuing from its cache length.
     fn run_layers(
         &self,
         x: Self::Hidden,
         from: usize,
         to: usize,
-        width: LlamaWidth,
+        sub: &TransformerSubModel,
         cache: &mut Self::Cache,
     ) -> Self::Hidden;
     /// Hidden states of several calls, in order.
@@ -90,10 +92,10 @@ impl<B: Backend> DecodeEngine for BurnEngine<'_, B> {
         x: Tensor<B, 3>,
         from: usize,
         to: usize,
-        width: LlamaWidth,
+        sub: &TransformerSubModel,
         cache: &mut KvCache<B>,
     ) -> Tensor<B, 3> {
-        self.model.run_layers_with(x, from, to, width, cache, self.weights)
+        self.model.run_layers_with(x, from, to, sub, cache, self.weights)
     }
 
     fn cat(&self, parts: Vec<Tensor<B, 3>>) -> Tensor<B, 3> {
@@ -162,8 +164,15 @@ impl DecodeEngine for HostDecoder {
         HostDecoder::embed(self, tokens)
     }
 
-    fn run_layers(&self, x: Vec<f32>, from: usize, to: usize, width: LlamaWidth, cache: &mut HostKvCache) -> Vec<f32> {
-        HostDecoder::run_layers(self, x, from, to, width.heads, width.ffn, cache)
+    fn run_layers(
+        &self,
+        x: Vec<f32>,
+        from: usize,
+        to: usize,
+        sub: &TransformerSubModel,
+        cache: &mut HostKvCache,
+    ) -> Vec<f32> {
+        HostDecoder::run_layers(self, x, from, to, sub.heads, sub.ffn, cache)
     }
 
     fn cat(&self, parts: Vec<Vec<f32>>) -> Vec<f32> {

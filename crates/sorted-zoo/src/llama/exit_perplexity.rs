@@ -7,7 +7,9 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use sorted_data::LmChunks;
 
-use super::{LlamaWidth, SortedLlama};
+use sorted_nn::TransformerSubModel;
+
+use super::SortedLlama;
 
 /// Why [`exit_perplexity`] refused its inputs.
 #[derive(Debug, thiserror::Error)]
@@ -48,8 +50,9 @@ pub enum ExitPerplexityError {
 pub struct ExitPerplexity {
     /// The exits (layers run), ascending.
     pub exits: Vec<usize>,
-    /// The widths, in the order given.
-    pub widths: Vec<LlamaWidth>,
+    /// The widths, in the order given: sub-models whose query heads and SwiGLU units are
+    /// scored at every exit (their depths are not used; [`Self::exits`] are).
+    pub widths: Vec<TransformerSubModel>,
     /// Target tokens scored (every exit × width scores the same ones).
     pub tokens: usize,
     /// Summed negative log-likelihood, `[width][exit]`, nats.
@@ -77,7 +80,7 @@ impl ExitPerplexity {
 }
 
 /// Scores `model` on every window of `chunks` at each of `exits` (sorted and deduplicated here)
-/// and each of `widths`, through the shared final norm and head; one forward pass per window and
+/// and the widths (query heads and SwiGLU units) of each of `widths`, whatever its depth, through the shared final norm and head; one forward pass per window and
 /// width (the full width also runs to the last layer, for the full model's choices).
 ///
 /// # Errors
@@ -86,11 +89,12 @@ pub fn exit_perplexity<B: Backend>(
     model: &SortedLlama<B>,
     chunks: &LmChunks,
     exits: &[usize],
-    widths: &[LlamaWidth],
+    widths: &[TransformerSubModel],
     device: &B::Device,
 ) -> Result<ExitPerplexity, ExitPerplexityError> {
     let n_layers = model.layers.len();
-    let full = (n_layers, model.full_width());
+    let full = model.full_sub_model();
+    let full_widths = |w: &TransformerSubModel| (w.heads, w.ffn) == (full.heads, full.ffn);
     let mut exits = exits.to_vec();
     exits.sort_unstable();
     exits.dedup();
@@ -99,14 +103,14 @@ pub fn exit_perplexity<B: Backend>(
     }
     let kv_heads = model.layers.first().map_or(1, |l| l.num_kv_heads);
     if let Some(w) = widths.iter().find(|w| {
-        w.heads == 0 || w.heads > full.1.heads || !w.heads.is_multiple_of(kv_heads) || w.ffn == 0 || w.ffn > full.1.ffn
+        w.heads == 0 || w.heads > full.heads || !w.heads.is_multiple_of(kv_heads) || w.ffn == 0 || w.ffn > full.ffn
     }) {
         return Err(ExitPerplexityError::Width {
             heads: w.heads,
             ffn: w.ffn,
-            max_heads: full.1.heads,
+            max_heads: full.heads,
             kv_heads,
-            max_ffn: full.1.ffn,
+            max_ffn: full.ffn,
         });
     }
     if exits.is_empty() {
@@ -127,11 +131,11 @@ pub fn exit_perplexity<B: Backend>(
         let targets = batch.targets.clone().reshape([s, 1]);
         let mut full_top: Option<Tensor<B, 2, Int>> = None;
         let mut tops = Vec::with_capacity(widths.len());
-        for (w, &width) in widths.iter().enumerate() {
+        for (w, width) in widths.iter().enumerate() {
             // The full-width pass also runs to the last layer, for the full model's choices.
             let mut depths = exits.clone();
-            if width == full.1 && !depths.contains(&full.0) {
-                depths.push(full.0);
+            if full_widths(width) && !depths.contains(&full.depth) {
+                depths.push(full.depth);
             }
             let logits = model.forward_exits(batch.inputs.clone(), &depths, width);
             let mut top = Vec::with_capacity(exits.len());
@@ -139,7 +143,7 @@ pub fn exit_perplexity<B: Backend>(
                 let [_, _, v] = l.dims();
                 let l = l.reshape([s, v]);
                 let argmax = l.clone().argmax(1);
-                if (depth, width) == full {
+                if depth == full.depth && full_widths(width) {
                     full_top = Some(argmax.clone());
                 }
                 if let Some(e) = exits.iter().position(|&x| x == depth) {
@@ -153,7 +157,7 @@ pub fn exit_perplexity<B: Backend>(
         let full_top = match full_top {
             Some(t) => t,
             None => {
-                let l = model.forward_exits(batch.inputs.clone(), &[full.0], full.1).remove(0);
+                let l = model.forward_exits(batch.inputs.clone(), &[full.depth], &full).remove(0);
                 let v = l.dims()[2];
                 l.reshape([s, v]).argmax(1)
             }
@@ -174,18 +178,19 @@ mod tests {
     use sorted_data::LmChunks;
 
     use super::{ExitPerplexityError, exit_perplexity};
-    use crate::llama::{LlamaWidth, SortedLlamaConfig};
+    use crate::llama::SortedLlamaConfig;
 
     #[test]
     fn the_full_model_agrees_with_itself_and_bad_exits_are_refused() {
         let device = Default::default();
         let config = SortedLlamaConfig::tiny();
         let model = config.init::<Flex>(&device);
-        let full = model.full_width();
+        let full = model.full_sub_model();
         let n = model.layers.len();
         let ids: Vec<u32> = (0..33u32).map(|i| (i * 7) % 50).collect();
         let chunks = LmChunks::new(ids, 8);
-        let half = LlamaWidth { heads: full.heads, ffn: full.ffn / 2 };
+        let mut half = full;
+        half.ffn = full.ffn / 2;
         let scores = exit_perplexity(&model, &chunks, &[n, 1, 1], &[half, full], &device).unwrap();
         assert_eq!(scores.exits, [1, n], "sorted and deduplicated");
         assert_eq!(scores.tokens, chunks.n_targets());
@@ -193,7 +198,8 @@ mod tests {
         assert!(scores.perplexity(0, 0).is_finite() && scores.perplexity(0, 0) > 1.0);
         let err = exit_perplexity(&model, &chunks, &[n + 1], &[full], &device).unwrap_err();
         assert!(matches!(err, ExitPerplexityError::Exit { exit, .. } if exit == n + 1));
-        let wide = LlamaWidth { heads: full.heads, ffn: full.ffn + 1 };
+        let mut wide = full;
+        wide.ffn = full.ffn + 1;
         assert!(matches!(
             exit_perplexity(&model, &chunks, &[1], &[wide], &device),
             Err(ExitPerplexityError::Width { .. })

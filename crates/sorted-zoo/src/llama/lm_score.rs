@@ -7,7 +7,7 @@ use burn::tensor::activation::log_softmax;
 use sorted_data::LmChunks;
 use sorted_nn::{Cost, TransformerSubModel};
 
-use super::{LlamaWidth, SortedLlama};
+use super::SortedLlama;
 
 /// One sub-model's score on a text.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -38,16 +38,19 @@ impl<B: Backend> SortedLlama<B> {
         let mut nll = vec![0.0f64; subs.len()];
         let mut hits = vec![0usize; subs.len()];
         let mut tokens = 0usize;
-        let mut widths: Vec<LlamaWidth> = subs.iter().map(LlamaWidth::from).collect();
-        widths.sort_unstable_by_key(|w| (w.heads, w.ffn));
-        widths.dedup();
+        // One forward pass per window and width: a sub-model of each distinct (heads, FFN)
+        // width runs every exit of that width.
+        let widths_of = |t: &TransformerSubModel| (t.heads, t.ffn);
+        let mut widths: Vec<&TransformerSubModel> = subs.iter().collect();
+        widths.sort_unstable_by_key(|t| widths_of(t));
+        widths.dedup_by_key(|t| widths_of(t));
         for i in 0..text.len() {
             let batch = text.batch::<B>(&[i], device);
             let [_, s] = batch.targets.dims();
             let targets = batch.targets.reshape([s, 1]);
             for &width in &widths {
                 let mut depths: Vec<usize> =
-                    subs.iter().filter(|t| LlamaWidth::from(*t) == width).map(|t| t.depth).collect();
+                    subs.iter().filter(|t| widths_of(t) == widths_of(width)).map(|t| t.depth).collect();
                 depths.sort_unstable();
                 depths.dedup();
                 for (&depth, logits) in depths.iter().zip(self.forward_exits(batch.inputs.clone(), &depths, width)) {
@@ -57,7 +60,7 @@ impl<B: Backend> SortedLlama<B> {
                     let sum_nll = -log_softmax(logits, 1).gather(1, targets.clone()).sum().into_scalar().elem::<f64>();
                     let correct = predicted.equal(targets.clone()).int().sum().into_scalar().elem::<i64>() as usize;
                     for (j, sub) in subs.iter().enumerate() {
-                        if sub.depth == depth && LlamaWidth::from(sub) == width {
+                        if sub.depth == depth && widths_of(sub) == widths_of(width) {
                             nll[j] += sum_nll;
                             hits[j] += correct;
                         }

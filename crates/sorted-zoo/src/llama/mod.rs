@@ -38,8 +38,7 @@ pub use export_hf::{LLAMA_HF_EXPORT_FORMAT, LlamaHfManifest, export_llama_hf, hf
 pub use host_decode::HostWeights;
 pub use lm_score::LmScore;
 pub use model::{
-    DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, LlamaWidth, SortedLlama, SortedLlamaConfig,
-    SortedLlamaLayer,
+    DecodeLayerWeights, DecodeWeights, KvCache, LayerCache, SortedLlama, SortedLlamaConfig, SortedLlamaLayer,
 };
 pub use model_config::{LlamaLoadError, LlamaModelConfig, RandomLlamaSizes, load_gguf};
 pub use row_product::{FEW_ROWS_MAX, SINGLE_ROW_MIN_ELEMENTS, few_row_product, matmul_by_transposed};

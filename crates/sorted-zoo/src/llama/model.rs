@@ -9,6 +9,7 @@ use burn::tensor::activation::{silu, softmax};
 use sorted_nn::{RmsNorm, SortedLinear, SortedLinearConfig, SpecError, TransformerSpace, TransformerSubModel, rope};
 
 use super::row_product::matmul_by_transposed;
+use super::sub_models::LlamaSubModels;
 
 /// Configuration of a [`SortedLlama`]: the allocated sizes.
 #[derive(Config, Debug)]
@@ -124,29 +125,6 @@ impl SortedLlamaConfig {
         };
         let _ = model.devices();
         model
-    }
-}
-
-/// The active widths of every layer of a [`SortedLlama`] sub-model (its depth is passed
-/// separately, as the layers to run).
-///
-/// Query heads are nested **per KV group**: with `g` KV heads and `heads = k * g`, every group
-/// keeps its first `k` query heads, so each KV head is still read and a narrower sub-model's
-/// heads are a subset of a wider one's. In the allocated layout (GGUF's: head `h` reads KV head
-/// `h / (num_heads / num_kv_heads)`) those heads are not one prefix of the query projection's
-/// columns but the first `k * head_dim` columns of every group's block.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct LlamaWidth {
-    /// Active query heads in each layer: a multiple of the KV heads, at most the allocated
-    /// heads.
-    pub heads: usize,
-    /// Active SwiGLU units in each layer.
-    pub ffn: usize,
-}
-
-impl From<&TransformerSubModel> for LlamaWidth {
-    fn from(sub: &TransformerSubModel) -> Self {
-        Self { heads: sub.heads, ffn: sub.ffn }
     }
 }
 
@@ -298,37 +276,39 @@ fn matmul3<B: Backend>(x: Tensor<B, 3>, w: Tensor<B, 2>) -> Tensor<B, 3> {
 }
 
 impl<B: Backend> SortedLlamaLayer<B> {
-    /// Checks that `width` fits this layer.
+    /// Checks that the widths of `sub` fit this layer (its depth is not the layer's concern).
     ///
     /// # Panics
-    /// If `width.heads` is not a positive multiple of the KV heads up to the allocated heads,
-    /// or `width.ffn` is 0 or above the allocated SwiGLU width.
-    fn check_width(&self, width: LlamaWidth) {
+    /// If `sub.heads` is not a positive multiple of the KV heads up to the allocated heads, or
+    /// `sub.ffn` is 0 or above the allocated SwiGLU width.
+    fn check_widths(&self, sub: &TransformerSubModel) {
         let (nh, nkv) = (self.num_heads, self.num_kv_heads);
         assert!(
-            width.heads >= nkv && width.heads <= nh && width.heads.is_multiple_of(nkv),
+            sub.heads >= nkv && sub.heads <= nh && sub.heads.is_multiple_of(nkv),
             "LLaMA layer: {} query heads are not a multiple of {nkv} KV heads in {nkv}..={nh}",
-            width.heads
+            sub.heads
         );
         let f = self.gate.d_output_max();
-        assert!(width.ffn >= 1 && width.ffn <= f, "LLaMA layer: SwiGLU width {} outside 1..={f}", width.ffn);
+        assert!(sub.ffn >= 1 && sub.ffn <= f, "LLaMA layer: SwiGLU width {} outside 1..={f}", sub.ffn);
     }
 
     /// One layer on `[batch, seq, d]` for positions `start..start + seq`, attending to the
     /// cached positions and causally to the new ones; appends the new keys and values to
-    /// `cache`.
+    /// `cache`. The layer runs the first `sub.ffn` SwiGLU units and the first `sub.heads /
+    /// num_kv_heads` query heads of every KV group (`sub.depth` is ignored: the caller picks the
+    /// layers).
     ///
     /// # Panics
-    /// If `width` does not fit the layer (see [`SortedLlama::check_space`]).
+    /// If the widths of `sub` do not fit the layer (see [`SortedLlama::check_space`]).
     pub fn forward(
         &self,
         x: Tensor<B, 3>,
-        width: LlamaWidth,
+        sub: &TransformerSubModel,
         start: usize,
         theta: f64,
         cache: &mut Option<LayerCache<B>>,
     ) -> Tensor<B, 3> {
-        self.forward_with(x, width, start, theta, cache, None)
+        self.forward_with(x, sub, start, theta, cache, None)
     }
 
     /// [`SortedLlamaLayer::forward`], with the projections taken from `weights` (the decoding
@@ -336,16 +316,16 @@ impl<B: Backend> SortedLlamaLayer<B> {
     pub fn forward_with(
         &self,
         x: Tensor<B, 3>,
-        width: LlamaWidth,
+        sub: &TransformerSubModel,
         start: usize,
         theta: f64,
         cache: &mut Option<LayerCache<B>>,
         weights: Option<&DecodeLayerWeights<B>>,
     ) -> Tensor<B, 3> {
-        self.check_width(width);
+        self.check_widths(sub);
         let [b, s, d] = x.dims();
         let (nkv, hd) = (self.num_kv_heads, self.head_dim);
-        let (nh, ffn) = (width.heads, width.ffn);
+        let (nh, ffn) = (sub.heads, sub.ffn);
         // Active query heads per KV group, and whether some are inactive.
         let per_group = nh / nkv;
         let narrow = nh < self.num_heads;
@@ -487,7 +467,13 @@ fn causal_bias<B: Backend>(s: usize, t: usize, groups: usize, device: &B::Device
 /// A LLaMA decoder whose sub-models are a prefix of its layers (exits through the shared final
 /// RMSNorm and the tied LM head), each using its first `f` SwiGLU units and the first `k` query
 /// heads of every KV group ([`TransformerSubModel`]: `depth`, `ffn` and `heads = k *
-/// num_kv_heads`, see [`LlamaWidth`]; the hidden width is not nested here).
+/// num_kv_heads`; the hidden width is not nested here).
+///
+/// Query heads are nested **per KV group**: with `g` KV heads and `heads = k * g`, every group
+/// keeps its first `k` query heads, so each KV head is still read and a narrower sub-model's
+/// heads are a subset of a wider one's. In the allocated layout (GGUF's: head `h` reads KV head
+/// `h / (num_heads / num_kv_heads)`) those heads are not one prefix of the query projection's
+/// columns but the first `k * head_dim` columns of every group's block.
 ///
 /// # Example
 /// ```
@@ -576,26 +562,29 @@ impl<B: Backend> SortedLlama<B> {
     /// at positions `cache.len_of(0)..`, updating the cache of those layers.
     pub fn hidden(&self, ids: Tensor<B, 2, Int>, sub: &TransformerSubModel, cache: &mut KvCache<B>) -> Tensor<B, 3> {
         let x = burn::tensor::module::embedding(self.embedding.val(), ids);
-        self.run_layers(x, 0, sub.depth, sub.into(), cache)
+        self.run_layers(x, 0, sub.depth, sub, cache)
     }
 
-    /// Every allocated query head and SwiGLU unit: the full model's width.
-    pub fn full_width(&self) -> LlamaWidth {
-        let l0 = &self.layers[0];
-        LlamaWidth { heads: l0.num_heads, ffn: l0.gate.d_output_max() }
+    /// The full model as a sub-model: every layer, allocated query head and SwiGLU unit.
+    ///
+    /// # Panics
+    /// A model without layers or with a zero size.
+    pub fn full_sub_model(&self) -> TransformerSubModel {
+        LlamaSubModels::of(self).full().expect("a decoder's own sizes make a sub-model")
     }
 
-    /// Runs layers `from..to` on hidden states `x` whose first position is the cache length of
-    /// layer `from`.
+    /// Runs layers `from..to` at the widths of `sub` (its query heads and SwiGLU units; the
+    /// layers run are `from..to`, not `sub.depth`) on hidden states `x` whose first position is
+    /// the cache length of layer `from`.
     pub fn run_layers(
         &self,
         x: Tensor<B, 3>,
         from: usize,
         to: usize,
-        width: LlamaWidth,
+        sub: &TransformerSubModel,
         cache: &mut KvCache<B>,
     ) -> Tensor<B, 3> {
-        self.run_layers_with(x, from, to, width, cache, None)
+        self.run_layers_with(x, from, to, sub, cache, None)
     }
 
     /// [`SortedLlama::run_layers`], with the projections in the decoding layout when `weights`
@@ -605,7 +594,7 @@ impl<B: Backend> SortedLlama<B> {
         mut x: Tensor<B, 3>,
         from: usize,
         to: usize,
-        width: LlamaWidth,
+        sub: &TransformerSubModel,
         cache: &mut KvCache<B>,
         weights: Option<&DecodeWeights<B>>,
     ) -> Tensor<B, 3> {
@@ -615,7 +604,7 @@ impl<B: Backend> SortedLlama<B> {
         for (i, layer) in self.layers.iter().enumerate().take(to).skip(from) {
             let start = cache.len_of(i);
             let w = weights.map(|w| &w.layers[i]);
-            x = layer.forward_with(x, width, start, self.rope_theta, &mut cache.layers[i], w);
+            x = layer.forward_with(x, sub, start, self.rope_theta, &mut cache.layers[i], w);
         }
         x
     }
@@ -661,9 +650,15 @@ impl<B: Backend> SortedLlama<B> {
     }
 
     /// The logits of every exit in `depths` (ascending) from one forward pass, through the
-    /// shared norm and head, every layer at `width`: what SoFT's multi-exit loss needs.
-    pub fn forward_exits(&self, ids: Tensor<B, 2, Int>, depths: &[usize], width: LlamaWidth) -> Vec<Tensor<B, 3>> {
-        self.forward_exits_with(ids, depths, width, |_, x| self.head(x))
+    /// shared norm and head, every layer at the widths of `sub` (its query heads and SwiGLU
+    /// units; the exits are `depths`, not `sub.depth`): what SoFT's multi-exit loss needs.
+    pub fn forward_exits(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        depths: &[usize],
+        sub: &TransformerSubModel,
+    ) -> Vec<Tensor<B, 3>> {
+        self.forward_exits_with(ids, depths, sub, |_, x| self.head(x))
     }
 
     /// [`SortedLlama::forward_exits`] with `head(depth, hidden)` turning each exit's hidden
@@ -672,7 +667,7 @@ impl<B: Backend> SortedLlama<B> {
         &self,
         ids: Tensor<B, 2, Int>,
         depths: &[usize],
-        width: LlamaWidth,
+        sub: &TransformerSubModel,
         head: impl Fn(usize, Tensor<B, 3>) -> Tensor<B, 3>,
     ) -> Vec<Tensor<B, 3>> {
         let mut cache = KvCache::new();
@@ -680,7 +675,7 @@ impl<B: Backend> SortedLlama<B> {
         let mut done = 0;
         let mut out = Vec::with_capacity(depths.len());
         for &depth in depths {
-            x = self.run_layers(x, done, depth, width, &mut cache);
+            x = self.run_layers(x, done, depth, sub, &mut cache);
             done = depth;
             out.push(head(depth, x.clone()));
         }

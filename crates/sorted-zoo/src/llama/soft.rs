@@ -7,11 +7,11 @@ use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use sorted_nn::TransformerSubModel;
 
-use super::model::{LlamaWidth, SortedLlama};
+use super::model::SortedLlama;
 
 /// One sub-model in a SoFT loss, and its weight. The sub-model's depth is its exit (through the
 /// shared final norm and head); its query heads are the first `heads / num_kv_heads` of each KV
-/// group (see [`LlamaWidth`]); its FFN width the SwiGLU units of every layer.
+/// group (see [`SortedLlama`]); its FFN width the SwiGLU units of every layer.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SoftTerm {
     /// The sub-model (its `Display`, `L{depth}-H{heads}-F{ffn}`, names it in reports).
@@ -124,21 +124,22 @@ pub fn soft_loss_with<B: Backend>(
     assert!((0.0..=1.0).contains(&distill), "soft_loss: distill must be in [0, 1], got {distill}");
     let [n, s] = targets.dims();
     let targets = targets.reshape([n * s, 1]);
-    let full_depth = model.layers.len();
-    let full_width = model.full_width();
-    let width_of = |t: &SoftTerm| LlamaWidth::from(&t.sub);
-    let is_full = |t: &SoftTerm| t.sub.depth == full_depth && width_of(t) == full_width;
+    let full = model.full_sub_model();
+    let full_depth = full.depth;
+    let width_of = |t: &SoftTerm| (t.sub.heads, t.sub.ffn);
+    let is_full = |t: &SoftTerm| t.sub.depth == full_depth && width_of(t) == (full.heads, full.ffn);
     let mut logp: Vec<Option<Tensor<B, 2>>> = vec![None; terms.len()];
-    let mut widths: Vec<(usize, usize)> = terms.iter().map(|t| (t.sub.heads, t.sub.ffn)).collect();
-    widths.sort_unstable();
-    widths.dedup();
-    for (heads, ffn) in widths {
-        let width = LlamaWidth { heads, ffn };
+    // One forward pass per distinct (heads, FFN) width, through a term of that width.
+    let mut widths: Vec<&TransformerSubModel> = terms.iter().map(|t| &t.sub).collect();
+    widths.sort_unstable_by_key(|t| (t.heads, t.ffn));
+    widths.dedup_by_key(|t| (t.heads, t.ffn));
+    for sub in widths {
+        let width = (sub.heads, sub.ffn);
         let mut depths: Vec<usize> = terms.iter().filter(|t| width_of(t) == width).map(|t| t.sub.depth).collect();
         depths.sort_unstable();
         depths.dedup();
         // With `FullDepthOnly`, the exits below the full depth see the norm and head detached.
-        let exits = model.forward_exits_with(inputs.clone(), &depths, width, |depth, x| {
+        let exits = model.forward_exits_with(inputs.clone(), &depths, sub, |depth, x| {
             if options.head_gradient == HeadGradient::AllExits || depth == full_depth {
                 model.head(x)
             } else {
@@ -160,7 +161,7 @@ pub fn soft_loss_with<B: Backend>(
     let teacher: Option<(Tensor<B, 2>, Tensor<B, 2>)> =
         (distill > 0.0 && terms.iter().any(|t| !is_full(t))).then(|| {
             let full = terms.iter().position(is_full).map(|i| logp[i].clone()).unwrap_or_else(|| {
-                let logits = model.forward_exits(inputs.clone(), &[full_depth], full_width).remove(0);
+                let logits = model.forward_exits(inputs.clone(), &[full_depth], &full).remove(0);
                 let v = logits.dims()[2];
                 log_softmax(logits.reshape([n * s, v]), 1)
             });

@@ -5,7 +5,7 @@
 use burn::prelude::*;
 use sorted_nn::{SpecError, TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 
-use super::{LlamaWidth, SortedLlama};
+use super::SortedLlama;
 
 /// Why [`LlamaSubModels::parse`] refused a text.
 #[derive(Debug, thiserror::Error)]
@@ -36,8 +36,10 @@ pub enum LlamaSubModelError {
 pub struct LlamaSubModels {
     /// Layers of the full model.
     pub n_layers: usize,
-    /// Query heads and SwiGLU units of the full model.
-    pub full: LlamaWidth,
+    /// Query heads per layer of the full model (the allocated ones).
+    pub heads: usize,
+    /// SwiGLU units per layer of the full model (the allocated ones).
+    pub ffn: usize,
     /// KV heads per layer (query heads are nested per KV group, so a multiple of them).
     pub kv_heads: usize,
     /// The residual width (not nested).
@@ -53,7 +55,8 @@ impl LlamaSubModels {
         let l0 = model.layers.first().expect("a decoder has layers");
         LlamaSubModels {
             n_layers: model.layers.len(),
-            full: model.full_width(),
+            heads: l0.num_heads,
+            ffn: l0.gate.d_output_max(),
             kv_heads: l0.num_kv_heads,
             hidden: model.embedding.dims()[1],
         }
@@ -61,7 +64,7 @@ impl LlamaSubModels {
 
     /// The query-head options: every multiple of the KV heads up to the full model's heads.
     pub fn query_heads(&self) -> Vec<usize> {
-        (1..=self.full.heads / self.kv_heads.max(1)).map(|k| k * self.kv_heads).collect()
+        (1..=self.heads / self.kv_heads.max(1)).map(|k| k * self.kv_heads).collect()
     }
 
     /// The full model as a sub-model.
@@ -72,8 +75,8 @@ impl LlamaSubModels {
         let space = TransformerSpace::new(
             TransformerSpaceConfig {
                 depths: vec![self.n_layers],
-                heads: vec![self.full.heads],
-                ffn: vec![self.full.ffn],
+                heads: vec![self.heads],
+                ffn: vec![self.ffn],
                 hidden: None,
             },
             self.hidden,
@@ -91,7 +94,7 @@ impl LlamaSubModels {
         let fits = format!(
             "this model runs 1..={} layers, query heads {heads:?} (multiples of its {} KV heads) and 1..={} SwiGLU \
              units",
-            self.n_layers, self.kv_heads, self.full.ffn
+            self.n_layers, self.kv_heads, self.ffn
         );
         // The space's own parser reads the text; its error would list every SwiGLU width, so a
         // refusal says what fits instead.
@@ -99,7 +102,7 @@ impl LlamaSubModels {
             TransformerSpaceConfig {
                 depths: (1..=self.n_layers).collect(),
                 heads,
-                ffn: (1..=self.full.ffn).collect(),
+                ffn: (1..=self.ffn).collect(),
                 hidden: None,
             },
             self.hidden,
@@ -114,11 +117,10 @@ impl LlamaSubModels {
 #[cfg(test)]
 mod tests {
     use super::{LlamaSubModelError, LlamaSubModels};
-    use crate::llama::LlamaWidth;
 
     #[test]
     fn sub_models_parse_with_full_axes_by_default_and_refuse_what_does_not_fit() {
-        let subs = LlamaSubModels { n_layers: 30, full: LlamaWidth { heads: 9, ffn: 1536 }, kv_heads: 3, hidden: 576 };
+        let subs = LlamaSubModels { n_layers: 30, heads: 9, ffn: 1536, kv_heads: 3, hidden: 576 };
         let sub = subs.parse("L20-H6-F768").unwrap();
         assert_eq!((sub.depth, sub.heads, sub.ffn, sub.hidden), (20, 6, 768, 576));
         assert_eq!(subs.parse("full").unwrap(), subs.full().unwrap());

@@ -14,7 +14,7 @@
 //!   columns and bias, output rows).
 //! - LLaMA ([`sort_llama`]): per layer, the SwiGLU units (gate and up columns, down rows) and
 //!   the query heads **within each KV group** (query columns, output rows): query heads are
-//!   nested per group (see [`LlamaWidth`](crate::llama::LlamaWidth)), so a head never leaves
+//!   nested per group (see [`SortedLlama`](crate::llama::SortedLlama)), so a head never leaves
 //!   the group whose key/value head it reads. RoPE acts inside a head, so moving whole heads
 //!   keeps it exact. The KV heads themselves are not nested and keep their order.
 //! - MLP ([`sort_mlp`]): the hidden units of every block (the block's columns and bias, the
