@@ -18,7 +18,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::Args;
@@ -634,17 +634,7 @@ pub(crate) fn commit(root: &Path) -> String {
     }
 }
 
-/// The CPU model (from /proc/cpuinfo) and core counts.
-pub(crate) fn machine() -> String {
-    let cpuinfo = fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, m)| m.trim()))
-        .unwrap_or("unknown CPU");
-    let listed = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
-    let available = std::thread::available_parallelism().map_or(0, usize::from);
-    format!("{model}, {listed} cores in /proc/cpuinfo, {available} available to this process")
-}
+pub(crate) use sorted_provenance::machine;
 
 /// The 1-minute load average from /proc/loadavg.
 pub(crate) fn load_average() -> String {
@@ -666,19 +656,7 @@ fn rustc_version() -> String {
 
 /// The current time in UTC, `YYYY-MM-DD HH:MM:SS UTC`.
 pub(crate) fn utc_now() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC", rem / 3_600, rem % 3_600 / 60, rem % 60)
+    sorted_provenance::UtcTime::now().to_string()
 }
 
 pub(crate) use crate::data::write_atomic;

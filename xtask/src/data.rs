@@ -821,12 +821,12 @@ fn megabytes(bytes: usize) -> String {
     format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
-/// Writes `bytes` to `path` atomically (`sorted_data::write_atomic`), creating its folder: a reader
+/// Writes `bytes` to `path` atomically (`sorted_provenance::write_atomic`), creating its folder: a reader
 /// never sees a half-written file, and an interrupted run leaves only a hidden `.tmp-<pid>` file.
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().with_context(|| format!("{} has no parent folder", path.display()))?;
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    sorted_data::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
+    sorted_provenance::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

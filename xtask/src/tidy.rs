@@ -2,11 +2,13 @@
 //! same check runs as a test of this crate, so `cargo test --workspace` (CI) enforces it.
 //!
 //! The rules:
-//! - **Dependencies point one way**: `sorted-nn` and `sorted-kernels` depend on no crate of
-//!   ours; `sorted-data` on none that knows about nesting or models (`sorted-nn`, `sorted-zoo`,
-//!   `sorted-sched`); `sorted-sched` on `sorted-nn` only; `sorted-zoo` on `sorted-nn`,
-//!   `sorted-kernels` and `sorted-data` (file formats such as GGUF); the zoo and the scheduler
-//!   never on each other; no library on `sorted-runner`.
+//! - **Dependencies point one way**: `sorted-provenance` (atomic writes, time stamps, the
+//!   machine) is the base layer: it depends on no crate of ours, and any crate may use it.
+//!   `sorted-nn` and `sorted-kernels` depend on no crate of ours; `sorted-data` on none that knows
+//!   about nesting or models (`sorted-nn`, `sorted-zoo`, `sorted-sched`); `sorted-sched` on
+//!   `sorted-nn` only; `sorted-zoo` on `sorted-nn`, `sorted-kernels` and `sorted-data` (file
+//!   formats such as GGUF); the zoo and the scheduler never on each other; no library on
+//!   `sorted-runner`.
 //! - **Library crates choose no backend**: a backend crate or feature only as an optional
 //!   dependency of a crate without default features.
 //! - **Files stay readable**: no `.rs` file of `crates/` or `xtask/` over [`MAX_LINES`] lines,
@@ -31,11 +33,12 @@ pub const MAX_EXAMPLE_LINES: usize = 60;
 
 /// The library crates and the crates of ours each may depend on.
 const ALLOWED: &[(&str, &[&str])] = &[
+    ("sorted-provenance", &[]),
     ("sorted-nn", &[]),
     ("sorted-kernels", &[]),
-    ("sorted-data", &[]),
-    ("sorted-sched", &["sorted-nn"]),
-    ("sorted-zoo", &["sorted-nn", "sorted-kernels", "sorted-data"]),
+    ("sorted-data", &["sorted-provenance"]),
+    ("sorted-sched", &["sorted-nn", "sorted-provenance"]),
+    ("sorted-zoo", &["sorted-nn", "sorted-kernels", "sorted-data", "sorted-provenance"]),
 ];
 
 /// `cargo xtask tidy` takes no options.

@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
-mod atomic_file;
 mod augment;
 mod batcher;
 mod bpe_pre_tokenizer;
@@ -29,7 +28,6 @@ mod text_dataset;
 mod tokenized_dataset;
 mod wordpiece;
 
-pub use atomic_file::write_atomic;
 pub use augment::{AugmentConfig, Augmentation, ImageTransform};
 pub use batcher::{ImageBatch, ImageBatcher, MNIST_MEAN, MNIST_STD};
 pub use bpe_pre_tokenizer::BpePreTokenizer;
@@ -64,6 +62,8 @@ pub use shakespeare::{
     SHAKESPEARE_FILE_SUFFIX, SHAKESPEARE_HELDOUT_WORKS, SHAKESPEARE_N_WORKS, Shakespeare, ShakespeareWork,
     WORK_SEPARATOR,
 };
+/// Atomic writes (the GGUF writer, xtask); they live in sorted-provenance, shared by every crate.
+pub use sorted_provenance::write_atomic;
 pub use text_batcher::{TextBatch, TextBatcher};
 pub use text_data_config::{EvalSplit, TextData, TextDataConfig};
 pub use text_dataset::TextDataset;

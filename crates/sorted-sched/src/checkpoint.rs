@@ -24,12 +24,12 @@ use burn::tensor::ElementConversion;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 
-use crate::atomic::{sync_dir, write_synced};
 use crate::manifest::{
     CheckpointManifest, FileDigest, MANIFEST_FILE, MANIFEST_FORMAT, generation_name, generation_step,
 };
 use crate::optimizer::StateRecorder;
 use crate::{CheckpointError, SortedOptimizer};
+use sorted_provenance::{sync_dir, write_synced};
 
 /// Where a run stands: with the seed, the step fixes the sampler's and the data order's
 /// position, since both are pure functions of `(seed, step)`.

@@ -2,7 +2,6 @@
 #![deny(missing_docs)]
 
 mod accumulate;
-mod atomic;
 mod checkpoint;
 mod error;
 mod manifest;
@@ -17,7 +16,6 @@ mod train_config;
 mod train_loop;
 
 pub use accumulate::{Accumulated, accumulate, normalised_weights};
-pub use atomic::write_atomic;
 pub use checkpoint::{
     Checkpoint, DEFAULT_KEEP, TrainState, checkpoint_dir, first_non_finite_parameter, generations, load_checkpoint,
     load_model, load_record_checked, read_config, read_state, save_checkpoint,
@@ -41,6 +39,8 @@ pub use sampler::{
 pub use schedule::{Decay, LrSchedule};
 /// In-place distillation's loss; it lives in sorted-nn, so the model zoo can use it too.
 pub use sorted_nn::distillation_loss;
+/// Atomic writes (checkpoint files, reports); they live in sorted-provenance, shared by every crate.
+pub use sorted_provenance::write_atomic;
 pub use train_config::{LossReduction, TrainConfig};
 pub use train_loop::{
     JointLoss, LoopOptions, LoopOutcome, Peer, TrainError, TrainLoop, TrainModel, TrainObserver, TrainTask,
