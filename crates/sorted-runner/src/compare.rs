@@ -24,13 +24,14 @@ use sorted_nn::{NestingSpaceConfig, SubModel};
 use sorted_sched::{FullSamplerConfig, SamplerConfig};
 
 use crate::cli::CompareArgs;
-use crate::commands::{Report, train_experiment};
-use crate::config::{BatchNormStats, Experiment, ModelConfig};
+use crate::config::{Experiment, ModelConfig};
 use crate::device::DeviceKind;
+use crate::eval_command::Report;
 use crate::provenance::{RunContext, new_run_dir};
 use crate::provenance::{machine, write_file};
 use crate::report::RunReport;
 use crate::train::TrainOptions;
+use crate::train_command::train_experiment;
 
 /// One compared sub-model.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,63 +163,26 @@ pub fn pick_sample(results: &RunReport, n: usize) -> Vec<String> {
 /// The experiment that trains `sub` alone: a dense model of exactly its widths and depth, same
 /// data, seed, optimizer, schedule and steps; BatchNorm statistics recalibrated after training.
 ///
-/// A MobileNetV2 keeps the allocation of its width multiplier and trains only the sub-model's
-/// slice, which is that dense model (see the comment in the body).
+/// The model part is sorted-zoo's [`sorted_zoo::ClassifierConfig::alone`]; this sets the space,
+/// a full sampler and one thread.
 ///
 /// # Errors
 /// A config the sub-model's space does not validate against.
 pub fn alone_experiment(exp: &Experiment, sub: &SubModel) -> anyhow::Result<Experiment> {
     let mut c = exp.config.clone();
-    let d = sub.depth();
     c.name = format!("{}-alone-{sub}", c.name);
-    // The active blocks in forward order, each with its width: the first `d` blocks, or for a
-    // ResNet with blocks per stage, the first blocks of each stage. A MobileNetV2 keeps its
-    // allocation and its depth order, so its alone space lists the blocks as the sorted one does.
-    let block_of = match &c.model {
-        ModelConfig::Resnet(o) => sorted_zoo::activation_order(&o.blocks_per_stage, o.depth_order),
-        _ => (0..d).collect(),
-    };
-    let mut widths: Vec<(usize, usize)> = sub.widths().iter().enumerate().map(|(r, &w)| (block_of[r], w)).collect();
-    widths.sort_unstable();
+    let (model, block_widths) = c.model.alone(sub);
+    c.model = model;
     c.space = NestingSpaceConfig {
-        depths: vec![d],
+        depths: vec![sub.depth()],
         widths: None,
-        block_widths: Some(widths.iter().map(|&(_, w)| vec![w]).collect()),
+        block_widths: Some(block_widths.into_iter().map(|w| vec![w]).collect()),
         tie_widths: false,
     };
     c.sampler = SamplerConfig::Full(FullSamplerConfig {});
     c.train.loss_weights.clear();
     c.train.threads = 1;
     c.train.fresh_batches = false;
-    match &mut c.model {
-        ModelConfig::Mlp(_) => {}
-        ModelConfig::Cnn(o) => {
-            o.strides.truncate(d);
-            o.batch_norm = BatchNormStats::Recalibrate;
-        }
-        ModelConfig::Resnet(o) => {
-            // Active blocks per stage; stages without one (only ever the last ones) are dropped.
-            let mut first = 0;
-            let mut blocks = Vec::new();
-            for &b in &o.blocks_per_stage {
-                let active = widths.iter().filter(|&&(i, _)| (first..first + b).contains(&i)).count();
-                first += b;
-                if active == 0 {
-                    break;
-                }
-                blocks.push(active);
-            }
-            o.strides.truncate(blocks.len());
-            o.blocks_per_stage = blocks;
-            o.batch_norm = BatchNormStats::Recalibrate;
-            o.depth_order = sorted_zoo::DepthOrder::Flat;
-        }
-        // The allocation follows `width_multiplier`, so the alone run keeps it and only ever
-        // activates the sub-model's slice: the same function, parameters and gradients as a dense
-        // model of those widths. Only the initial weight scale differs (Kaiming over the
-        // allocated fan-in); every convolution is followed by BatchNorm, which cancels it.
-        ModelConfig::MobilenetV2(o) => o.batch_norm = BatchNormStats::Recalibrate,
-    }
     Ok(Experiment::from_config(c, &exp.source)?)
 }
 
@@ -395,7 +359,13 @@ pub fn compare_cmd<B: AutodiffBackend>(
             status: None,
             ctx,
         };
-        crate::commands::visit_trained::<B::InnerBackend, _>(&naive_exp, &data, &full_checkpoint, device, visitor)?;
+        crate::trained_model::visit_trained::<B::InnerBackend, _>(
+            &naive_exp,
+            &data,
+            &full_checkpoint,
+            device,
+            visitor,
+        )?;
         if !ctx.quiet {
             eprintln!("naive slicing evaluated in {:.0} s", started.elapsed().as_secs_f64());
         }

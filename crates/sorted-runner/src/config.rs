@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use crate::config_document::ConfigDocument;
 use serde::{Deserialize, Serialize};
 /// `[data]`: sorted-data's image data config, under the name the runner's configs use.
 pub use sorted_data::{DatasetKind, ImageDataConfig as DataConfig};
@@ -39,7 +40,7 @@ pub enum ConfigError {
         /// The config file.
         path: PathBuf,
         /// The TOML error.
-        source: toml::de::Error,
+        source: toml_edit::de::Error,
     },
     /// An invalid `[space]`.
     #[error("invalid config `{path}`: [space] {source}")]
@@ -140,7 +141,7 @@ impl<D: Serialize, M: Serialize, S: Serialize> ExperimentConfig<D, M, S> {
     where
         Self: serde::de::DeserializeOwned,
     {
-        toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.into(), source })
+        crate::config_document::ConfigDocument::parse(text, path)?.deserialize()
     }
 
     /// The resolved config (defaults filled in) as TOML.
@@ -219,8 +220,7 @@ impl Experiment {
     /// # Errors
     /// [`ConfigError`] naming the file and the key.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Self::from_toml(&text, path)
+        Self::from_document(ConfigDocument::read(path)?)
     }
 
     /// The built-in default experiment.
@@ -236,7 +236,16 @@ impl Experiment {
     /// # Errors
     /// [`ConfigError`] naming the file and the key.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        Self::from_config(ExperimentConfig::parse(text, path)?, path)
+        Self::from_document(ConfigDocument::parse(text, path)?)
+    }
+
+    /// Validates an experiment file parsed once ([`ConfigDocument`]).
+    ///
+    /// # Errors
+    /// As [`Experiment::from_toml`].
+    pub fn from_document(doc: ConfigDocument) -> Result<Self, ConfigError> {
+        let path = doc.path().to_path_buf();
+        Self::from_config(doc.deserialize()?, &path)
     }
 
     /// Validates an already-parsed config; `path` names where it came from in errors.
@@ -277,8 +286,7 @@ impl Experiment {
 /// The `[model.<kind>]` an experiment's TOML names (`None` when it does not parse or names
 /// none), which picks the experiment type before it is validated.
 pub fn model_kind(text: &str) -> Option<String> {
-    let table = toml::from_str::<toml::Table>(text).ok()?;
-    table.get("model")?.as_table()?.keys().next().cloned()
+    ConfigDocument::parse(text, Path::new("")).ok()?.model_kind().map(String::from)
 }
 
 /// Opens a run's newest checkpoint (verified once) and the experiment saved with it.
@@ -293,13 +301,13 @@ pub(crate) fn load_run(run_dir: &Path) -> anyhow::Result<(Experiment, sorted_sch
 
 /// The image experiment saved with `checkpoint` of the run in `run_dir`.
 pub(crate) fn image_experiment(checkpoint: &sorted_sched::Checkpoint, run_dir: &Path) -> anyhow::Result<Experiment> {
-    let text = checkpoint.config_toml();
-    if let Some(kind @ ("bert" | "llama")) = model_kind(text).as_deref() {
+    let doc = ConfigDocument::parse(checkpoint.config_toml(), &checkpoint.config_path())?;
+    if let Some(kind @ ("bert" | "llama")) = doc.model_kind() {
         anyhow::bail!(
             "`{}` is a [model.{kind}] run: export, profile, select and compare support image runs only so far \
              (`eval` re-scores it; its report is in results.json)",
             run_dir.display()
         );
     }
-    Ok(Experiment::from_toml(text, &checkpoint.config_path())?)
+    Ok(Experiment::from_document(doc)?)
 }

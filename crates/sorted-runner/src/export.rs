@@ -13,13 +13,12 @@ use sorted_zoo::{
 };
 
 use crate::cli::ExportArgs;
-use crate::commands::{ModelVisitor, saved_or_calibrated_stats, visit_trained};
-use crate::config::load_run;
-use crate::config::{Experiment, ExperimentConfig};
+use crate::config::{ConfigDocument, Experiment, ExperimentConfig};
 use crate::data::RunData;
 use crate::eval::SubModelResult;
 use crate::provenance::RunContext;
 use crate::report::RunReport;
+use crate::trained_model::{ModelVisitor, saved_or_calibrated_stats, visit_trained};
 
 /// A sub-model's latency as `sorted-runner profile` measured it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -103,13 +102,28 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
         (None, None) => anyhow::bail!("export needs --run or --gguf"),
     };
     let _folder = crate::run_folder::RunFolder::open(run)?;
-    if crate::text::model_kind(crate::run_folder::open_checkpoint(run)?.config_toml()).as_deref() == Some("llama") {
-        return export_lm::<E>(LmSource::Run(run), &args.sub_model, args.out.as_deref(), device, ctx);
+    let checkpoint = crate::run_folder::open_checkpoint(run)?;
+    let doc = ConfigDocument::parse(checkpoint.config_toml(), &checkpoint.config_path())?;
+    match doc.model_kind() {
+        Some("llama") => {
+            let exp = crate::lm::LmExperiment::from_document(doc)?;
+            return export_lm::<E>(LmSource::Run(run, &exp), &args.sub_model, args.out.as_deref(), device, ctx);
+        }
+        Some("bert") => {
+            let exp = crate::text::TextExperiment::from_document(doc)?;
+            return crate::text::export_text::<E>(
+                run,
+                &exp,
+                &checkpoint,
+                &args.sub_model,
+                args.out.as_deref(),
+                device,
+                ctx,
+            );
+        }
+        _ => {}
     }
-    if crate::text::model_kind(crate::run_folder::open_checkpoint(run)?.config_toml()).as_deref() == Some("bert") {
-        return crate::text::export_text::<E>(run, &args.sub_model, args.out.as_deref(), device, ctx);
-    }
-    let (exp, checkpoint) = load_run(run)?;
+    let exp = Experiment::from_document(doc)?;
     let sub =
         exp.space.parse_sub_model(&args.sub_model).with_context(|| format!("--sub-model `{}`", args.sub_model))?;
     let out = args.out.clone().unwrap_or_else(|| run.join("export").join(sub.to_string()));

@@ -2,13 +2,14 @@
 #![deny(missing_docs)]
 
 mod cli;
-mod commands;
 pub mod compare;
 pub mod config;
+mod config_document;
 mod data;
 mod device;
 pub mod distributed;
 pub mod eval;
+mod eval_command;
 mod export;
 pub mod heap;
 pub mod llm;
@@ -23,15 +24,17 @@ mod select;
 mod sort;
 pub mod text;
 mod train;
+mod train_command;
+mod trained_model;
 mod transformer_experiment;
 
 pub use cli::{
     Cli, Command, CompareArgs, CoordinatorArgs, EvalArgs, ExportArgs, GenerateArgs, LayoutArg, PerplexityArgs,
     ProfileArgs, SelectArgs, SoftArgs, SortArgs, TrainArgs,
 };
-pub use commands::{eval_cmd, train_cmd, train_experiment};
 pub use compare::compare_cmd;
 pub use device::{DeviceKind, DeviceSpec};
+pub use eval_command::eval_cmd;
 pub use export::{ExportManifest, export_cmd, load_export};
 pub use profile::profile_cmd;
 pub use provenance::RunContext;
@@ -39,6 +42,7 @@ pub use select::{SelectOutcome, select_cmd};
 pub use sort::SORT_SCORES_FILE;
 pub use sorted_zoo::{EXPORT_FORMAT, ExportWeights, ExportedModel};
 pub use train::{TrainOptions, TrainOutcome, train};
+pub use train_command::{train_cmd, train_experiment};
 
 use burn::prelude::Backend;
 use burn::tensor::backend::AutodiffBackend;

@@ -16,7 +16,6 @@ use sorted_zoo::deploy::{DeployError, LatencyOptions, SortedModel, SubModelTimin
 pub use sorted_zoo::deploy::{LatencyFit, LatencyProfile, OUTLIER_FACTOR, ProfileRow, RatioSummary, spearman};
 
 use crate::cli::ProfileArgs;
-use crate::commands::{ModelVisitor, saved_or_calibrated_stats, visit_trained};
 use crate::config::Experiment;
 use crate::config::load_run;
 use crate::device::DeviceKind;
@@ -24,6 +23,7 @@ use crate::plot_axes::log_ticks;
 use crate::provenance::RunContext;
 use crate::provenance::{machine, write_file};
 use crate::report::RunReport;
+use crate::trained_model::{ModelVisitor, saved_or_calibrated_stats, visit_trained};
 
 /// How a profile was produced.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

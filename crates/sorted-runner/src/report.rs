@@ -24,7 +24,7 @@ pub struct RunMeta {
     pub command: String,
     /// `git rev-parse HEAD` of the working tree, or `unknown`.
     pub commit: String,
-    /// CPU model and logical cores of this machine.
+    /// The CPU model and its core counts (`sorted_provenance::machine`).
     pub machine: String,
     /// The backend/device.
     pub device: String,

@@ -18,11 +18,11 @@ use crate::train::TrainOptions;
 /// A transformer experiment kind (`[model.bert]` text, `[model.llama]` language model): what
 /// `train` and `eval` need of it, so that each kind states only what differs.
 pub(crate) trait TransformerExperiment: Sized {
-    /// Reads and validates the experiment from config text (`source`: where it came from).
+    /// Validates the experiment from its parsed file.
     ///
     /// # Errors
     /// An invalid config, naming the key.
-    fn from_toml(text: &str, source: &Path) -> anyhow::Result<Self>;
+    fn from_document(doc: crate::config::ConfigDocument) -> anyhow::Result<Self>;
 
     /// Validates the experiment again after its `[train]` table changed (`--devices`).
     ///

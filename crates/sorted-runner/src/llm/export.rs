@@ -14,8 +14,9 @@ use crate::provenance::RunContext;
 
 /// Where the decoder comes from.
 pub(crate) enum LmSource<'a> {
-    /// A `[model.llama]` run folder (its config names the GGUF; its checkpoint the weights).
-    Run(&'a Path),
+    /// A `[model.llama]` run folder (its config names the GGUF; its checkpoint the weights) and
+    /// its experiment.
+    Run(&'a Path, &'a crate::lm::LmExperiment),
     /// A GGUF file, not fine-tuned.
     Gguf(&'a Path),
 }
@@ -33,9 +34,7 @@ pub(crate) fn export_lm<E: Backend>(
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
     let (gguf, weights, default_parent) = match source {
-        LmSource::Run(run) => {
-            let checkpoint = crate::run_folder::open_checkpoint(run)?;
-            let exp = crate::lm::LmExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
+        LmSource::Run(run, exp) => {
             let gguf = exp.llama().gguf.clone().ok_or_else(|| {
                 anyhow::anyhow!("`{}`: a [model.llama.random] run has no tokenizer to export", run.display())
             })?;

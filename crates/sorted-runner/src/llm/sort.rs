@@ -21,15 +21,14 @@ pub fn sort_cmd<B: AutodiffBackend>(
     ctx: &crate::provenance::RunContext,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
-    let text =
-        std::fs::read_to_string(&args.config).with_context(|| format!("reading config `{}`", args.config.display()))?;
+    let doc = crate::config::ConfigDocument::read(&args.config)?;
     anyhow::ensure!(
-        crate::lm::is_lm_experiment(&text),
+        doc.model_kind() == Some("llama"),
         "`{}`: `sort` writes sorted decoders ([model.llama]); a BERT is sorted inside its run with \
          `[model.bert] sort_by`",
         args.config.display()
     );
-    let exp = crate::lm::LmExperiment::from_toml(&text, &args.config)?;
+    let exp = crate::lm::LmExperiment::from_document(doc)?;
     anyhow::ensure!(
         exp.llama().gguf.is_some(),
         "`{}`: [model.llama] has no `gguf` to sort (a random model has nothing to sort)",

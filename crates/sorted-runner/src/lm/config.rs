@@ -11,7 +11,7 @@ use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_sched::Sampler;
 use sorted_zoo::llama::LlamaModelConfig;
 
-use crate::config::{ConfigError, ExperimentConfig};
+use crate::config::{ConfigDocument, ConfigError, ExperimentConfig};
 
 /// `[model.<kind>]` of a language-model experiment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -54,7 +54,16 @@ impl LmExperiment {
     /// # Errors
     /// [`ConfigError`] naming the file and the key.
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        Self::from_config(LmExperimentConfig::parse(text, path)?, path)
+        Self::from_document(ConfigDocument::parse(text, path)?)
+    }
+
+    /// Validates an experiment file parsed once.
+    ///
+    /// # Errors
+    /// As [`LmExperiment::from_toml`].
+    pub fn from_document(doc: ConfigDocument) -> Result<Self, ConfigError> {
+        let path = doc.path().to_path_buf();
+        Self::from_config(doc.deserialize()?, &path)
     }
 
     /// Validates a parsed config.

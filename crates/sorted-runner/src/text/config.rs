@@ -9,7 +9,7 @@ use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_sched::Sampler;
 use sorted_zoo::SortedBertConfig;
 
-use crate::config::{ConfigError, ExperimentConfig};
+use crate::config::{ConfigDocument, ConfigError, ExperimentConfig};
 
 /// `[data]` and `[model.bert]`: sorted-data's and sorted-zoo's configs, under the names the
 /// runner's text configs use.
@@ -61,8 +61,7 @@ impl TextExperiment {
     /// # Errors
     /// [`ConfigError`] naming the file and the key (a missing pretrained folder included).
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
-        Self::from_toml(&text, path)
+        Self::from_document(ConfigDocument::read(path)?)
     }
 
     /// Parses and validates config text; `path` names it in errors.
@@ -70,7 +69,16 @@ impl TextExperiment {
     /// # Errors
     /// As [`TextExperiment::from_file`].
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        Self::from_config(TextExperimentConfig::parse(text, path)?, path)
+        Self::from_document(ConfigDocument::parse(text, path)?)
+    }
+
+    /// Validates an experiment file parsed once.
+    ///
+    /// # Errors
+    /// As [`TextExperiment::from_file`].
+    pub fn from_document(doc: ConfigDocument) -> Result<Self, ConfigError> {
+        let path = doc.path().to_path_buf();
+        Self::from_config(doc.deserialize()?, &path)
     }
 
     /// Validates a parsed config.

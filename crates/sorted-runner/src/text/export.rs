@@ -25,18 +25,18 @@ const BATCH: usize = 64;
 /// that cannot be laid out as Hugging Face heads, an unwritable output.
 pub(crate) fn export_text<E: Backend>(
     run: &Path,
+    exp: &TextExperiment,
+    checkpoint: &sorted_sched::Checkpoint,
     sub_model: &str,
     out: Option<&Path>,
     device: &E::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
-    let checkpoint = crate::run_folder::open_checkpoint(run)?;
-    let exp = TextExperiment::from_toml(checkpoint.config_toml(), &checkpoint.config_path())?;
     let sub = exp.space.parse_sub_model(sub_model).with_context(|| format!("--sub-model `{sub_model}`"))?;
     let vocab_path = exp.vocab_path();
     let data =
         exp.config.data.load(&vocab_path).with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
-    let model = checkpoint.load_model(super::run::bert_for(&exp, &data)?.init::<E>(device), device)?;
+    let model = checkpoint.load_model(super::run::bert_for(exp, &data)?.init::<E>(device), device)?;
     let out = out.map_or_else(|| run.join("export").join(sub.to_string()), Path::to_path_buf);
     std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
     let vocab = std::fs::read(&vocab_path).with_context(|| format!("reading `{}`", vocab_path.display()))?;

@@ -42,8 +42,8 @@ pub fn train_text_experiment<B: AutodiffBackend>(
 }
 
 impl TransformerExperiment for TextExperiment {
-    fn from_toml(text: &str, source: &Path) -> anyhow::Result<Self> {
-        Ok(Self::from_toml(text, source)?)
+    fn from_document(doc: crate::config::ConfigDocument) -> anyhow::Result<Self> {
+        Ok(Self::from_document(doc)?)
     }
 
     fn revalidate(self, source: &Path) -> anyhow::Result<Self> {

@@ -280,6 +280,52 @@ impl ClassifierConfig {
         config
     }
 
+    /// The model of sub-model `sub` trained alone, as its own dense model (the baseline of
+    /// `compare`), and the width of each of its blocks in forward order (the alone run's
+    /// `space.block_widths`, one width each).
+    ///
+    /// The active blocks are the first `sub.depth()`, or for a ResNet the first blocks of each
+    /// stage in its depth order; a ResNet keeps only the stages with an active block. A
+    /// MobileNetV2 keeps its allocation (it follows `width_multiplier`) and its depth order, and
+    /// only ever activates the sub-model's slice: the same function, parameters and gradients as
+    /// a dense model of those widths; only the initial weight scale differs (Kaiming over the
+    /// allocated fan-in), which the BatchNorm after every convolution cancels. Models with
+    /// BatchNorm recalibrate it, as a dense model's one width needs no per-width statistics.
+    pub fn alone(&self, sub: &sorted_nn::SubModel) -> (ClassifierConfig, Vec<usize>) {
+        let mut config = self.clone();
+        let block_of = match &config {
+            ClassifierConfig::Resnet(o) => crate::activation_order(&o.blocks_per_stage, o.depth_order),
+            _ => (0..sub.depth()).collect(),
+        };
+        let mut blocks: Vec<(usize, usize)> = sub.widths().iter().enumerate().map(|(r, &w)| (block_of[r], w)).collect();
+        blocks.sort_unstable();
+        match &mut config {
+            ClassifierConfig::Mlp(_) => {}
+            ClassifierConfig::Cnn(o) => {
+                o.strides.truncate(sub.depth());
+                o.batch_norm = BatchNormStats::Recalibrate;
+            }
+            ClassifierConfig::Resnet(o) => {
+                let mut first = 0;
+                let mut per_stage = Vec::new();
+                for &b in &o.blocks_per_stage {
+                    let active = blocks.iter().filter(|&&(i, _)| (first..first + b).contains(&i)).count();
+                    first += b;
+                    if active == 0 {
+                        break;
+                    }
+                    per_stage.push(active);
+                }
+                o.strides.truncate(per_stage.len());
+                o.blocks_per_stage = per_stage;
+                o.batch_norm = BatchNormStats::Recalibrate;
+                o.depth_order = DepthOrder::Flat;
+            }
+            ClassifierConfig::MobilenetV2(o) => o.batch_norm = BatchNormStats::Recalibrate,
+        }
+        (config, blocks.into_iter().map(|(_, w)| w).collect())
+    }
+
     /// Checks the start keys: a non-empty `init_from`, `sort_batches` at least 1 and only with
     /// `sort_by`, no `sort_by` but `magnitude` for the MLP (it has no calibration score) and no
     /// `sort_by` with switchable BatchNorm (its per-width statistics describe the old prefixes).

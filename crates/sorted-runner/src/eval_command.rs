@@ -1,0 +1,103 @@
+//! `eval`: re-evaluates a run's checkpoint and rewrites its reports; and the reports an image
+//! run writes after training.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::prelude::*;
+use sorted_sched::{Checkpoint, TrainState};
+use sorted_zoo::SortedClassifier;
+
+use crate::cli::EvalArgs;
+use crate::config::{ConfigDocument, Experiment};
+use crate::data::RunData;
+use crate::eval::evaluate;
+use crate::provenance::RunContext;
+use crate::report::{RunMeta, RunReport};
+use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
+use crate::trained_model::{ModelVisitor, visit_trained, write_norm_stats};
+use crate::transformer_experiment::TransformerExperiment;
+
+/// Evaluates every sub-model and writes `results.json`, `results.csv`, `summary.md`,
+/// `plot.svg` and (for BatchNorm models) `norm_stats.json`; prints the table. `state` is where
+/// the evaluated weights stand; `status` says when that is not a finished run.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
+    exp: &Experiment,
+    data: &RunData,
+    model: &M,
+    device: &E::Device,
+    run_dir: &Path,
+    state: &TrainState,
+    status: Option<String>,
+    ctx: &RunContext,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (rows, norm_stats) = evaluate(model, exp, data, device, ctx.quiet);
+    let cfg = &exp.config;
+    let data_text = format!("{} ({} train / {} test images)", cfg.data.source, data.train.len(), data.test.len());
+    let eval_seconds = started.elapsed().as_secs_f64();
+    let meta = RunMeta::new(ctx, cfg, &exp.source, exp.k, state, eval_seconds, data_text, status);
+    let report = RunReport::new(meta, cfg.eval.threshold, rows);
+    if !norm_stats.is_empty() {
+        write_norm_stats(run_dir, &norm_stats)?;
+    }
+    report.publish(run_dir, ctx.quiet, if norm_stats.is_empty() { "" } else { ", norm_stats.json" })
+}
+
+/// `eval`: re-evaluates a run's checkpoint and rewrites its reports.
+///
+/// # Errors
+/// Checkpoint, data or report errors.
+pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContext) -> anyhow::Result<()> {
+    let _folder = RunFolder::open(&args.run)?;
+    let checkpoint = open_checkpoint(&args.run)?;
+    let state = checkpoint.state().clone();
+    let status = run_status(&state, read_failure(&args.run)?.as_ref());
+    if let Some(status) = &status {
+        eprintln!("warning: `{}`: {status}", args.run.display());
+    }
+    /// `eval` of a transformer run.
+    fn eval_kind<K: TransformerExperiment, E: Backend>(
+        doc: ConfigDocument,
+        checkpoint: &Checkpoint,
+        run: &Path,
+        status: Option<String>,
+        device: &E::Device,
+        ctx: &RunContext,
+    ) -> anyhow::Result<()> {
+        K::from_document(doc)?.eval_run::<E>(checkpoint, run, status, device, ctx)
+    }
+    let doc = ConfigDocument::parse(checkpoint.config_toml(), &checkpoint.config_path())?;
+    match doc.model_kind() {
+        Some("bert") => {
+            return eval_kind::<crate::text::TextExperiment, E>(doc, &checkpoint, &args.run, status, device, ctx);
+        }
+        Some("llama") => {
+            return eval_kind::<crate::lm::LmExperiment, E>(doc, &checkpoint, &args.run, status, device, ctx);
+        }
+        _ => {}
+    }
+    let exp = Experiment::from_document(doc)?;
+    let data = crate::data::load(&exp)?;
+    let visitor = Report { exp: &exp, data: &data, device, out: &args.run, state: &state, status, ctx };
+    visit_trained::<E, _>(&exp, &data, &checkpoint, device, visitor)
+}
+
+/// Evaluates a loaded model and writes its reports into `out` ([`report`]).
+pub(crate) struct Report<'a, E: Backend> {
+    pub(crate) exp: &'a Experiment,
+    pub(crate) data: &'a RunData,
+    pub(crate) device: &'a E::Device,
+    pub(crate) out: &'a Path,
+    pub(crate) state: &'a TrainState,
+    pub(crate) status: Option<String>,
+    pub(crate) ctx: &'a RunContext,
+}
+
+impl<E: Backend> ModelVisitor<E> for Report<'_, E> {
+    type Output = ();
+    fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
+        report(self.exp, self.data, &model, self.device, self.out, self.state, self.status, self.ctx)
+    }
+}
