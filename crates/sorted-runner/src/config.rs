@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use crate::config_document::ConfigDocument;
+pub use crate::config_error::ConfigError;
 use serde::{Deserialize, Serialize};
 /// `[data]`: sorted-data's image data config, under the name the runner's configs use.
 pub use sorted_data::{DatasetKind, ImageDataConfig as DataConfig};
@@ -20,49 +21,6 @@ pub use sorted_zoo::{
 pub const DEFAULT_CONFIG: &str = include_str!("../../../configs/mnist-mlp.toml");
 /// The name the default config is reported under.
 pub const DEFAULT_CONFIG_NAME: &str = "configs/mnist-mlp.toml";
-
-/// A config that cannot be read, parsed or validated. Always names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("reading config `{path}`")]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// TOML syntax, an unknown (misspelt) key, a missing key or a wrong type; the message
-    /// carries line, column and key.
-    #[error("parsing config `{path}`: {source}")]
-    Parse {
-        /// The config file.
-        path: PathBuf,
-        /// The TOML error.
-        source: toml_edit::de::Error,
-    },
-    /// An invalid `[space]`.
-    #[error("invalid config `{path}`: [space] {source}")]
-    Space {
-        /// The config file.
-        path: PathBuf,
-        /// What is wrong, naming the key.
-        source: sorted_nn::SpecError,
-    },
-    /// A value out of range.
-    #[error("invalid config `{path}`: `{key}`: expected {expected}, got {got}")]
-    Invalid {
-        /// The config file.
-        path: PathBuf,
-        /// The key path.
-        key: String,
-        /// What was expected.
-        expected: String,
-        /// What was given.
-        got: String,
-    },
-}
 
 /// `[eval]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -188,13 +146,6 @@ impl<D: Serialize, M: Serialize, S: Serialize> ExperimentConfig<D, M, S> {
             return Err(invalid("eval.threshold".into(), "a share in (0, 1]".into(), eval.threshold.to_string()));
         }
         Ok(())
-    }
-}
-
-impl ConfigError {
-    /// A builder of [`ConfigError::Invalid`] for the file `path`: `(key, expected, got)`.
-    pub(crate) fn invalid_in(path: &Path) -> impl Fn(String, String, String) -> ConfigError + '_ {
-        move |key, expected, got| ConfigError::Invalid { path: path.into(), key, expected, got }
     }
 }
 

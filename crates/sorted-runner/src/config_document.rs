@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
-use crate::config::ConfigError;
+use crate::config_error::ConfigError;
 
 /// A parsed experiment file, not yet read as a type.
 #[derive(Debug)]

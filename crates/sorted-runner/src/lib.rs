@@ -5,6 +5,7 @@ mod cli;
 pub mod compare;
 pub mod config;
 mod config_document;
+mod config_error;
 mod data;
 mod device;
 pub mod distributed;
