@@ -164,8 +164,7 @@ fn probe<B: AutodiffBackend>(
     let data = exp.config.data.load(&bpe)?;
     let cfg = &exp.config;
     let batch = data.train.batch::<B>(&data.train.epoch_order(cfg.data.batch_size, cfg.seed).batch_indices(0), device);
-    let sampler =
-        cfg.sampler.build_for(&space, cfg.seed).map_err(|e| anyhow::anyhow!("`{}`: {}", e.key, e.expected))?;
+    let sampler = exp.sampler_for(&space)?;
     let terms: Vec<SoftTerm> = sampler
         .sample(0)
         .into_iter()
