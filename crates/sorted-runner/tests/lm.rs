@@ -392,3 +392,106 @@ fn issue_29_generate_decodes_on_the_host_in_f32_and_8_bit_and_drafts_losslessly(
         assert!(modes.iter().any(|m| m.starts_with("speculative (draft depth 2")), "{modes:?}");
     }
 }
+
+/// The smallest Shakespeare folder `sorted_data::Shakespeare::from_dir` accepts, written into
+/// `dir`: the paragraphs of [`corpus`] dealt as two training "works" and the two held-out
+/// works it requires, as `*_gut.txt` files.
+fn tiny_shakespeare(dir: &Path) -> PathBuf {
+    let folder = dir.join("shakespeare");
+    std::fs::create_dir(&folder).unwrap();
+    let readme = std::fs::read_to_string(corpus()).unwrap();
+    let paragraphs: Vec<&str> = readme.split("\n\n").filter(|p| !p.trim().is_empty()).collect();
+    let works =
+        ["hamlet", "macbeth", sorted_data::SHAKESPEARE_HELDOUT_WORKS[0], sorted_data::SHAKESPEARE_HELDOUT_WORKS[1]];
+    for (i, work) in works.into_iter().enumerate() {
+        let text: Vec<&str> = paragraphs.iter().skip(i).step_by(works.len()).take(6).copied().collect();
+        let path = folder.join(format!("{work}{}", sorted_data::SHAKESPEARE_FILE_SUFFIX));
+        std::fs::write(path, format!("{}\n\n{}\n", work.to_uppercase(), text.join("\n\n"))).unwrap();
+    }
+    folder
+}
+
+#[test]
+fn issue_28_soft_probes_gradients_with_the_experiments_sampler_then_trains() {
+    use clap::Parser;
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let gguf = tiny_gguf(dir.path());
+    let shakespeare = tiny_shakespeare(dir.path());
+    let run = dir.path().join("run");
+    let mut argv: Vec<String> = ["sorted-runner", "--quiet", "soft", "--probe-gradients"].map(String::from).into();
+    for (flag, value) in [("--gguf", &gguf), ("--shakespeare", &shakespeare), ("--out", &run)] {
+        argv.extend([flag.to_string(), value.display().to_string()]);
+    }
+    let flags = [
+        "--exits",
+        "2,4",
+        "--heads",
+        "2,4",
+        "--ffn",
+        "12,24",
+        "--samples",
+        "3",
+        "--include-full",
+        "--steps",
+        "2",
+        "--seq-len",
+        "16",
+        "--batch-size",
+        "2",
+        "--eval-tokens",
+        "32",
+        "--lr",
+        "1e-3",
+        "--seed",
+        "7",
+    ];
+    argv.extend(flags.map(String::from));
+    let cli = sorted_runner::Cli::try_parse_from(&argv).unwrap();
+    run_on::<B>(&cli, Default::default(), &ctx()).unwrap();
+
+    // One entry per term the experiment's sampler draws for step 0: 3, the full model among them.
+    let probes: Vec<serde_json::Value> =
+        serde_json::from_slice(&std::fs::read(run.join("gradient_probe.json")).unwrap()).unwrap();
+    assert_eq!(probes.len(), 3, "{probes:?}");
+    let field = |p: &serde_json::Value, key: &str| p[key].as_u64().unwrap_or_else(|| panic!("{key} of {p}"));
+    let name = |p: &serde_json::Value| format!("L{}-H{}-F{}", field(p, "depth"), field(p, "heads"), field(p, "ffn"));
+    let mut probed: Vec<String> = probes.iter().map(name).collect();
+    probed.sort();
+    assert!(probed.contains(&"L4-H4-F24".to_string()), "{probed:?}");
+    let shallowest = probes.iter().map(|p| field(p, "depth")).min().unwrap();
+    for p in &probes {
+        for key in ["loss", "shared_layers_norm", "head_norm"] {
+            let v = p[key].as_f64().unwrap_or_else(|| panic!("{key} of {p}"));
+            assert!(v.is_finite() && v > 0.0, "{key} of {}: {v}", name(p));
+        }
+        assert_eq!(field(p, "shared_layers"), shallowest, "{p}");
+        assert_eq!(field(p, "hidden"), 16, "{p}");
+    }
+
+    // Then the run trained: the same sub-models on the same first batch (the probe drew from
+    // the experiment's sampler, not a sampler of its own), then every step, then the reports.
+    let log = std::fs::read_to_string(run.join(TERM_LOSSES_FILE)).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    let mut first: Vec<String> = lines[0]["terms"].as_array().unwrap().iter().map(name).collect();
+    first.sort();
+    assert_eq!(first, probed, "step 1 trained other sub-models than the probe's");
+    for term in lines[0]["terms"].as_array().unwrap() {
+        let probe = probes.iter().find(|p| name(p) == name(term)).unwrap();
+        let (a, b) = (probe["loss"].as_f64().unwrap(), term["loss"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-4 * a, "{}: probe loss {a}, step 1 loss {b}", name(term));
+    }
+    for file in ["config.toml", "results.json", "results.csv", "summary.md", "plot.svg", "checkpoint"] {
+        assert!(run.join(file).exists(), "{file}");
+    }
+    let report = RunReport::read(&run).unwrap();
+    assert_eq!(report.n_sub_models, 8);
+    for p in &probed {
+        let row = report.results.iter().find(|r| &r.sub_model == p).unwrap_or_else(|| panic!("{p} not scored"));
+        assert!(row.perplexity.unwrap().is_finite(), "{row:?}");
+    }
+    // `train --resume` and `eval` read the run's `config.toml`: the flags' experiment.
+    let exp = LmExperiment::from_toml(&std::fs::read_to_string(run.join("config.toml")).unwrap(), &run).unwrap();
+    assert_eq!((exp.k, exp.space.len(), exp.config.train.steps), (3, 8, 2));
+}
