@@ -9,7 +9,7 @@ pub fn command_line<I: IntoIterator<Item = String>>(args: I) -> String {
 }
 
 /// One argument as [`command_line`] writes it.
-pub fn shell_quote(arg: &str) -> String {
+fn shell_quote(arg: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c);
     if !arg.is_empty() && arg.chars().all(plain) {
         return arg.to_string();

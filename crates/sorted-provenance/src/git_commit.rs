@@ -15,7 +15,7 @@ pub fn git_commit() -> String {
 }
 
 /// The working tree's commit, else the build's (marked as such), else `unknown`.
-pub fn commit_or_build(tree: Option<String>, build: Option<&str>) -> String {
+fn commit_or_build(tree: Option<String>, build: Option<&str>) -> String {
     match (tree, build.map(str::trim)) {
         (Some(tree), _) if !tree.is_empty() => tree,
         (_, Some(build)) if !build.is_empty() => format!("{build} (the binary's build; no git checkout here)"),

@@ -8,7 +8,7 @@ mod machine;
 mod utc_time;
 
 pub use atomic_write::{sync_dir, temp_sibling, write_atomic, write_synced};
-pub use command_line::{command_line, shell_quote};
-pub use git_commit::{commit_or_build, git_commit};
+pub use command_line::command_line;
+pub use git_commit::git_commit;
 pub use machine::machine;
 pub use utc_time::{UtcTime, utc_stamp};

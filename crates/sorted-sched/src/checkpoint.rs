@@ -102,7 +102,7 @@ where
     remove_leftovers(run_dir);
     let name = generation_name(state.step);
     let dest = root.join(&name);
-    let tmp = root.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = sorted_provenance::temp_sibling(&dest);
     let _ = std::fs::remove_dir_all(&tmp);
     let written = write_generation(&tmp, model, optim, state, config_toml);
     if let Err(e) = written {

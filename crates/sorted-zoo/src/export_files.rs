@@ -2,7 +2,6 @@
 //! `{"format": "pt"}` metadata, pretty JSON, SHA-256 digests, and a folder published whole
 //! (written under a temporary name, each file synced, then renamed into place).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
@@ -59,24 +58,19 @@ fn failure(path: &Path) -> impl FnOnce(std::io::Error) -> WriteFailure + '_ {
     move |source| WriteFailure { path: path.to_path_buf(), source }
 }
 
-/// Writes `bytes` to the new file `path` and syncs it.
+/// Writes `bytes` to the new file `path` and syncs it ([`sorted_provenance::write_synced`]).
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), WriteFailure> {
-    let mut file = std::fs::File::create(path).map_err(failure(path))?;
-    file.write_all(bytes).map_err(failure(path))?;
-    file.sync_all().map_err(failure(path))
+    sorted_provenance::write_synced(path, bytes).map_err(failure(path))
 }
 
 /// A temporary sibling of `out` (`.{name}.tmp-{pid}`), for writing before a rename.
-pub(crate) fn temporary_sibling(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "export".into());
-    out.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
+pub(crate) use sorted_provenance::temp_sibling as temporary_sibling;
 
 /// Moves the finished folder `tmp` to `out`, after syncing it. An earlier folder at `out` is
 /// moved aside, not deleted, until the new one is in place: a kill in between leaves one of
 /// them whole.
 pub(crate) fn publish_folder(tmp: &Path, out: &Path) -> Result<(), WriteFailure> {
-    std::fs::File::open(tmp).and_then(|dir| dir.sync_all()).map_err(failure(tmp))?;
+    sorted_provenance::sync_dir(tmp).map_err(failure(tmp))?;
     let aside = temporary_sibling(out).with_extension("old");
     if out.exists() {
         std::fs::rename(out, &aside).map_err(failure(out))?;
@@ -84,7 +78,7 @@ pub(crate) fn publish_folder(tmp: &Path, out: &Path) -> Result<(), WriteFailure>
     std::fs::rename(tmp, out).map_err(failure(out))?;
     let _ = std::fs::remove_dir_all(&aside);
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        let _ = std::fs::File::open(parent).and_then(|dir| dir.sync_all());
+        let _ = sorted_provenance::sync_dir(parent);
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! copied out as a dense LLaMA ([`DenseLlama`]), the export options, the error type and the
 //! atomic file writes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use burn::prelude::*;
 use sorted_data::{ByteLevelBpe, END_OF_TEXT, GgufWriteError, IM_END, IM_START};
@@ -209,25 +209,8 @@ impl<B: Backend> SortedLlama<B> {
     }
 }
 
-pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> LlamaExportError + '_ {
-    move |source| LlamaExportError::Io { path: path.to_path_buf(), source }
-}
-
 impl From<crate::export_files::WriteFailure> for LlamaExportError {
     fn from(f: crate::export_files::WriteFailure) -> Self {
         LlamaExportError::Io { path: f.path, source: f.source }
     }
-}
-
-/// Writes `bytes` to the new file `path` and syncs it.
-pub(super) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LlamaExportError> {
-    Ok(crate::export_files::write_synced(path, bytes)?)
-}
-
-pub(super) use crate::export_files::temporary_sibling;
-
-/// Moves the finished folder `tmp` to `out`, after syncing it (see
-/// [`crate::export_files::publish_folder`]).
-pub(super) fn publish_folder(tmp: &Path, out: &Path) -> Result<(), LlamaExportError> {
-    Ok(crate::export_files::publish_folder(tmp, out)?)
 }

@@ -13,10 +13,7 @@ use sha2::{Digest, Sha256};
 use sorted_data::{BpePreTokenizer, ByteLevelBpe};
 use sorted_nn::TransformerSubModel;
 
-use super::export::{
-    DenseLlama, LlamaExportError, LlamaExportOptions, SMOLLM2_CHAT_TEMPLATE, io_error, publish_folder,
-    temporary_sibling, write_synced,
-};
+use super::export::{DenseLlama, LlamaExportError, LlamaExportOptions, SMOLLM2_CHAT_TEMPLATE};
 use super::model::SortedLlama;
 
 /// The format tag of the `manifest.json` [`export_llama_hf`] writes.
@@ -251,16 +248,6 @@ pub fn export_llama_hf<B: Backend>(
     let manifest_bytes = pretty(&serde_json::to_value(&manifest).expect("manifest serialises"));
     files.push(("manifest.json", manifest_bytes));
 
-    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(io_error(parent))?;
-    }
-    let tmp = temporary_sibling(out);
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir(&tmp).map_err(io_error(&tmp))?;
-    let written = files.iter().try_for_each(|(name, bytes)| write_synced(&tmp.join(name), bytes));
-    let result = written.and_then(|()| publish_folder(&tmp, out));
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&tmp);
-    }
-    result.map(|()| manifest)
+    crate::export_files::write_folder(out, &files)?;
+    Ok(manifest)
 }
