@@ -91,17 +91,6 @@ pub struct ExperimentConfig<D = DataConfig, M = ModelConfig, S = NestingSpaceCon
 }
 
 impl<D: Serialize, M: Serialize, S: Serialize> ExperimentConfig<D, M, S> {
-    /// Parses config text; `path` names it in errors.
-    ///
-    /// # Errors
-    /// [`ConfigError::Parse`], naming the file, line and key.
-    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError>
-    where
-        Self: serde::de::DeserializeOwned,
-    {
-        crate::config_document::ConfigDocument::parse(text, path)?.deserialize()
-    }
-
     /// The resolved config (defaults filled in) as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("config serialises")
@@ -255,7 +244,7 @@ pub(crate) fn image_experiment(checkpoint: &sorted_sched::Checkpoint, run_dir: &
     let doc = ConfigDocument::parse(checkpoint.config_toml(), &checkpoint.config_path())?;
     if let Some(kind @ ("bert" | "llama")) = doc.model_kind() {
         anyhow::bail!(
-            "`{}` is a [model.{kind}] run: export, profile, select and compare support image runs only so far \
+            "`{}` is a [model.{kind}] run: profile, select and compare support image runs only so far \
              (`eval` re-scores it; its report is in results.json)",
             run_dir.display()
         );

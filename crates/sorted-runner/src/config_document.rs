@@ -28,10 +28,22 @@ impl ConfigDocument {
     /// Parses config text; `path` names it in errors.
     ///
     /// # Errors
-    /// [`ConfigError::Parse`] for TOML syntax, naming the file, line and column.
+    /// [`ConfigError::Parse`] for TOML syntax, naming the file, line and column;
+    /// [`ConfigError::Invalid`] for a `[model]` with more than one kind.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let doc = toml_edit::ImDocument::parse(text.to_string())
             .map_err(|e| ConfigError::Parse { path: path.into(), source: e.into() })?;
+        if let Some(model) = doc.get("model").and_then(toml_edit::Item::as_table_like)
+            && model.len() > 1
+        {
+            let kinds: Vec<String> = model.iter().map(|(kind, _)| format!("[model.{kind}]")).collect();
+            return Err(ConfigError::Invalid {
+                path: path.into(),
+                key: "model".into(),
+                expected: "one model kind".into(),
+                got: kinds.join(" and "),
+            });
+        }
         Ok(Self { doc, path: path.into() })
     }
 
@@ -69,6 +81,11 @@ mod tests {
         assert_eq!(kind("[model.bert]\nlayers = 2\n"), Some("bert".into()));
         assert_eq!(kind("model = { llama = { gguf = \"m.gguf\" } }\n"), Some("llama".into()));
         assert_eq!(kind("name = \"a\"\n"), None);
+        let two = ConfigDocument::parse("[model.mlp]\n[model.llama]\n", Path::new("two.toml")).unwrap_err();
+        assert_eq!(
+            two.to_string(),
+            "invalid config `two.toml`: `model`: expected one model kind, got [model.mlp] and [model.llama]"
+        );
     }
 
     #[test]

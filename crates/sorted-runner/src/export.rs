@@ -107,7 +107,8 @@ pub fn export_cmd<E: Backend>(args: &ExportArgs, device: &E::Device, ctx: &RunCo
     match doc.model_kind() {
         Some("llama") => {
             let exp = crate::lm::LmExperiment::from_document(doc)?;
-            return export_lm::<E>(LmSource::Run(run, &exp), &args.sub_model, args.out.as_deref(), device, ctx);
+            let source = LmSource::Run(run, &exp, &checkpoint);
+            return export_lm::<E>(source, &args.sub_model, args.out.as_deref(), device, ctx);
         }
         Some("bert") => {
             let exp = crate::text::TextExperiment::from_document(doc)?;

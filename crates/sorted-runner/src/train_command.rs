@@ -134,8 +134,8 @@ impl TrainFlags<'_> {
         }
     }
 
-    /// `train` of a transformer experiment read from `text` (`folder`: the held folder and
-    /// path of a resumed run).
+    /// `train` of a transformer experiment from its parsed file `doc` (`folder`: the held folder
+    /// and path of a resumed run).
     fn train_kind<K: TransformerExperiment, B: AutodiffBackend>(
         &self,
         doc: ConfigDocument,

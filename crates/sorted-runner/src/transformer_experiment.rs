@@ -1,7 +1,7 @@
 //! What the transformer experiment kinds (`[model.bert]` text, `[model.llama]` language model)
 //! share: the [`TransformerExperiment`] trait through which `train` and `eval` reach them, and
-//! the helpers of their reports. It depends on neither `commands` nor the kinds, so the kinds
-//! use it without importing the commands that dispatch to them.
+//! the helpers of their reports. It depends on neither `train_command`/`eval_command` nor the
+//! kinds, so the kinds use it without importing the commands that dispatch to them.
 
 use std::path::{Path, PathBuf};
 

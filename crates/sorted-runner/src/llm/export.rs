@@ -14,9 +14,9 @@ use crate::provenance::RunContext;
 
 /// Where the decoder comes from.
 pub(crate) enum LmSource<'a> {
-    /// A `[model.llama]` run folder (its config names the GGUF; its checkpoint the weights) and
-    /// its experiment.
-    Run(&'a Path, &'a crate::lm::LmExperiment),
+    /// A `[model.llama]` run folder (its config names the GGUF; its checkpoint, opened and
+    /// verified once by the caller, the weights) and its experiment.
+    Run(&'a Path, &'a crate::lm::LmExperiment, &'a sorted_sched::Checkpoint),
     /// A GGUF file, not fine-tuned.
     Gguf(&'a Path),
 }
@@ -33,16 +33,19 @@ pub(crate) fn export_lm<E: Backend>(
     device: &E::Device,
     ctx: &RunContext,
 ) -> anyhow::Result<PathBuf> {
-    let (gguf, weights, default_parent) = match source {
-        LmSource::Run(run, exp) => {
+    let (gguf, checkpoint, default_parent) = match source {
+        LmSource::Run(run, exp, checkpoint) => {
             let gguf = exp.llama().gguf.clone().ok_or_else(|| {
                 anyhow::anyhow!("`{}`: a [model.llama.random] run has no tokenizer to export", run.display())
             })?;
-            (PathBuf::from(gguf), Some(run), run.join("export"))
+            (PathBuf::from(gguf), Some(checkpoint), run.join("export"))
         }
         LmSource::Gguf(path) => (path.to_path_buf(), None, PathBuf::from("export")),
     };
-    let lm = load_lm_with::<E>(&gguf, weights, device)?;
+    let mut lm = load_lm_with::<E>(&gguf, None, device)?;
+    if let Some(checkpoint) = checkpoint {
+        lm.model = checkpoint.load_model(lm.model, device)?;
+    }
     let sub = decode_target(sub_model, &lm.bounds)?;
     let out = out.map_or_else(|| default_parent.join(sub.to_string()), Path::to_path_buf);
     std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;

@@ -128,7 +128,8 @@ impl LmExperiment {
             return Ok(Arc::clone(&self.sampler));
         }
         let sampler = self.config.sampler.build_for(space, self.config.seed);
-        Ok(sampler.map_err(|e| anyhow::anyhow!("`{}`: {e:?}", e.key))?.into())
+        let invalid = ConfigError::invalid_in(&self.source);
+        Ok(sampler.map_err(|e| invalid(e.key, e.expected, e.got))?.into())
     }
 
     /// The decoder's config.

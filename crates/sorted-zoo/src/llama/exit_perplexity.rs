@@ -80,8 +80,9 @@ impl ExitPerplexity {
 }
 
 /// Scores `model` on every window of `chunks` at each of `exits` (sorted and deduplicated here)
-/// and the widths (query heads and SwiGLU units) of each of `widths`, whatever its depth, through the shared final norm and head; one forward pass per window and
-/// width (the full width also runs to the last layer, for the full model's choices).
+/// and the widths (query heads and SwiGLU units) of each of `widths`, whatever its depth,
+/// through the shared final norm and head; one forward pass per window and width (the full
+/// width also runs to the last layer, for the full model's choices).
 ///
 /// # Errors
 /// An exit outside the model's depth, a width it does not have, or nothing to score.

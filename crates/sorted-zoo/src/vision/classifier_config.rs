@@ -291,6 +291,9 @@ impl ClassifierConfig {
     /// a dense model of those widths; only the initial weight scale differs (Kaiming over the
     /// allocated fan-in), which the BatchNorm after every convolution cancels. Models with
     /// BatchNorm recalibrate it, as a dense model's one width needs no per-width statistics.
+    ///
+    /// # Panics
+    /// If `sub` is deeper than this model (a sub-model of another space).
     pub fn alone(&self, sub: &sorted_nn::SubModel) -> (ClassifierConfig, Vec<usize>) {
         let mut config = self.clone();
         let block_of = match &config {
