@@ -106,7 +106,7 @@ pub(crate) fn start_image_model<B: AutodiffBackend>(
                 checkpoint.config_path().display()
             );
         }
-        model = load_any(model, &checkpoint, device).with_context(|| format!("`{key}` = `{from}`"))?;
+        model = model.try_map(&LoadFrom(&checkpoint, device)).with_context(|| format!("`{key}` = `{from}`"))?;
         if !quiet {
             eprintln!("started from `{from}` at step {}", checkpoint.state().step);
         }
@@ -178,16 +178,14 @@ fn first_difference(prefix: &str, a: &toml::Value, b: &toml::Value) -> Option<St
     }
 }
 
-/// Loads `checkpoint`'s weights into `model`, whatever its family (shapes checked).
-fn load_any<B: burn::tensor::backend::Backend>(
-    model: AnyClassifier<B>,
-    checkpoint: &sorted_sched::Checkpoint,
-    device: &B::Device,
-) -> Result<AnyClassifier<B>, sorted_sched::CheckpointError> {
-    Ok(match model {
-        AnyClassifier::Mlp(m) => AnyClassifier::Mlp(checkpoint.load_model(m, device)?),
-        AnyClassifier::Cnn(m) => AnyClassifier::Cnn(checkpoint.load_model(m, device)?),
-        AnyClassifier::ResNet(m) => AnyClassifier::ResNet(checkpoint.load_model(m, device)?),
-        AnyClassifier::MobileNetV2(m) => AnyClassifier::MobileNetV2(checkpoint.load_model(m, device)?),
-    })
+/// Loads a checkpoint's weights into a model of any family (shapes checked), through
+/// [`AnyClassifier::try_map`].
+struct LoadFrom<'a, B: burn::tensor::backend::Backend>(&'a sorted_sched::Checkpoint, &'a B::Device);
+
+impl<B: burn::tensor::backend::Backend> sorted_zoo::ClassifierMap<B> for LoadFrom<'_, B> {
+    type Error = sorted_sched::CheckpointError;
+
+    fn map<M: sorted_zoo::SortedClassifier<B>>(&self, model: M) -> Result<M, Self::Error> {
+        self.0.load_model(model, self.1)
+    }
 }

@@ -16,8 +16,8 @@ pub use bert::{
 };
 pub use vision::classifier::{DenseClassifier, SortedClassifier};
 pub use vision::classifier_config::{
-    AnyClassifier, BatchNormStats, ClassifierConfig, ClassifierVisitor, CnnOptions, MlpOptions, MobileNetV2Options,
-    ModelConfigError, ResNetOptions, TrainableClassifierVisitor,
+    AnyClassifier, BatchNormStats, ClassifierConfig, ClassifierMap, ClassifierVisitor, CnnOptions, MlpOptions,
+    MobileNetV2Options, ModelConfigError, ResNetOptions, TrainableClassifierVisitor,
 };
 pub use vision::classifier_sort::{ClassifierSort, sort_classifier};
 pub use vision::classifier_training::{

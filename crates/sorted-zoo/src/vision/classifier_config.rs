@@ -536,6 +536,19 @@ pub trait ClassifierVisitor<B: Backend> {
     fn visit<M: SortedClassifier<B>>(self, model: M) -> Self::Output;
 }
 
+/// A change to a classifier of any family that keeps its type (loading weights into it, for
+/// one): [`AnyClassifier::try_map`] calls it with the concrete model.
+pub trait ClassifierMap<B: Backend> {
+    /// Why the change can fail.
+    type Error;
+
+    /// The changed model.
+    ///
+    /// # Errors
+    /// Whatever the change fails with.
+    fn map<M: SortedClassifier<B>>(&self, model: M) -> Result<M, Self::Error>;
+}
+
 /// Work that trains a classifier of any family: [`AnyClassifier::visit_trainable`] calls it
 /// with the concrete model, which (and whose inner model) is a [`SortedClassifier`].
 pub trait TrainableClassifierVisitor<B: AutodiffBackend> {
@@ -558,6 +571,19 @@ impl<B: Backend> AnyClassifier<B> {
             AnyClassifier::ResNet(m) => visitor.visit(m),
             AnyClassifier::MobileNetV2(m) => visitor.visit(m),
         }
+    }
+
+    /// The same family of model, changed by `change`.
+    ///
+    /// # Errors
+    /// The change's error.
+    pub fn try_map<F: ClassifierMap<B>>(self, change: &F) -> Result<Self, F::Error> {
+        Ok(match self {
+            AnyClassifier::Mlp(m) => AnyClassifier::Mlp(change.map(m)?),
+            AnyClassifier::Cnn(m) => AnyClassifier::Cnn(change.map(m)?),
+            AnyClassifier::ResNet(m) => AnyClassifier::ResNet(change.map(m)?),
+            AnyClassifier::MobileNetV2(m) => AnyClassifier::MobileNetV2(change.map(m)?),
+        })
     }
 }
 
