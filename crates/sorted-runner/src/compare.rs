@@ -29,7 +29,7 @@ use crate::device::DeviceKind;
 use crate::eval_command::Report;
 use crate::provenance::{RunContext, new_run_dir};
 use crate::provenance::{machine, write_file};
-use crate::report::RunReport;
+use crate::report::{ReportTarget, RunReport};
 use crate::train::TrainOptions;
 use crate::train_command::train_experiment;
 
@@ -353,11 +353,13 @@ pub fn compare_cmd<B: AutodiffBackend>(
             exp: &naive_exp,
             data: &data,
             device,
-            out: &naive_dir,
-            // Naive slicing trains nothing: its own training time is 0.
-            state: &sorted_sched::TrainState { train_seconds: 0.0, ..full_checkpoint.state().clone() },
-            status: None,
-            ctx,
+            target: ReportTarget {
+                run_dir: &naive_dir,
+                // Naive slicing trains nothing: its own training time is 0.
+                state: &sorted_sched::TrainState { train_seconds: 0.0, ..full_checkpoint.state().clone() },
+                status: None,
+                ctx,
+            },
         };
         crate::trained_model::visit_trained::<B::InnerBackend, _>(
             &naive_exp,

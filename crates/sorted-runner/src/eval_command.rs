@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use burn::prelude::*;
-use sorted_sched::{Checkpoint, TrainState};
+use sorted_sched::Checkpoint;
 use sorted_zoo::SortedClassifier;
 
 use crate::cli::EvalArgs;
@@ -13,7 +13,7 @@ use crate::config::{ConfigDocument, Experiment};
 use crate::data::RunData;
 use crate::eval::evaluate;
 use crate::provenance::RunContext;
-use crate::report::{RunMeta, RunReport};
+use crate::report::ReportTarget;
 use crate::run_folder::{RunFolder, open_checkpoint, read_failure, run_status};
 use crate::trained_model::{ModelVisitor, visit_trained, write_norm_stats};
 use crate::transformer_experiment::TransformerExperiment;
@@ -21,28 +21,23 @@ use crate::transformer_experiment::TransformerExperiment;
 /// Evaluates every sub-model and writes `results.json`, `results.csv`, `summary.md`,
 /// `plot.svg` and (for BatchNorm models) `norm_stats.json`; prints the table. `state` is where
 /// the evaluated weights stand; `status` says when that is not a finished run.
-#[allow(clippy::too_many_arguments)]
 pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
     exp: &Experiment,
     data: &RunData,
     model: &M,
     device: &E::Device,
-    run_dir: &Path,
-    state: &TrainState,
-    status: Option<String>,
-    ctx: &RunContext,
+    target: ReportTarget<'_>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let (rows, norm_stats) = evaluate(model, exp, data, device, ctx.quiet);
+    let (rows, norm_stats) = evaluate(model, exp, data, device, target.ctx.quiet);
     let cfg = &exp.config;
     let data_text = format!("{} ({} train / {} test images)", cfg.data.source, data.train.len(), data.test.len());
     let eval_seconds = started.elapsed().as_secs_f64();
-    let meta = RunMeta::new(ctx, cfg, &exp.source, exp.k, state, eval_seconds, data_text, status);
-    let report = RunReport::new(meta, cfg.eval.threshold, rows);
     if !norm_stats.is_empty() {
-        write_norm_stats(run_dir, &norm_stats)?;
+        write_norm_stats(target.run_dir, &norm_stats)?;
     }
-    report.publish(run_dir, ctx.quiet, if norm_stats.is_empty() { "" } else { ", norm_stats.json" })
+    let extra_files = if norm_stats.is_empty() { "" } else { ", norm_stats.json" };
+    target.publish(cfg, (&exp.source, exp.k), eval_seconds, data_text, rows, extra_files)
 }
 
 /// `eval`: re-evaluates a run's checkpoint and rewrites its reports.
@@ -80,24 +75,22 @@ pub fn eval_cmd<E: Backend>(args: &EvalArgs, device: &E::Device, ctx: &RunContex
     }
     let exp = Experiment::from_document(doc)?;
     let data = crate::data::load(&exp)?;
-    let visitor = Report { exp: &exp, data: &data, device, out: &args.run, state: &state, status, ctx };
+    let target = ReportTarget { run_dir: &args.run, state: &state, status, ctx };
+    let visitor = Report { exp: &exp, data: &data, device, target };
     visit_trained::<E, _>(&exp, &data, &checkpoint, device, visitor)
 }
 
-/// Evaluates a loaded model and writes its reports into `out` ([`report`]).
+/// Evaluates a loaded model and writes its reports for `target` ([`report`]).
 pub(crate) struct Report<'a, E: Backend> {
     pub(crate) exp: &'a Experiment,
     pub(crate) data: &'a RunData,
     pub(crate) device: &'a E::Device,
-    pub(crate) out: &'a Path,
-    pub(crate) state: &'a TrainState,
-    pub(crate) status: Option<String>,
-    pub(crate) ctx: &'a RunContext,
+    pub(crate) target: ReportTarget<'a>,
 }
 
 impl<E: Backend> ModelVisitor<E> for Report<'_, E> {
     type Output = ();
     fn visit<M: SortedClassifier<E>>(self, model: M) -> anyhow::Result<()> {
-        report(self.exp, self.data, &model, self.device, self.out, self.state, self.status, self.ctx)
+        report(self.exp, self.data, &model, self.device, self.target)
     }
 }

@@ -48,21 +48,56 @@ pub struct RunMeta {
     pub status: Option<String>,
 }
 
+/// Where a run's report goes and what it says of the evaluated weights: the run folder, where
+/// training stands, why the run is not a finished one (if so) and the command's context. Every
+/// flow's report takes one.
+#[derive(Clone, Debug)]
+pub struct ReportTarget<'a> {
+    /// The run folder the reports are written into.
+    pub run_dir: &'a Path,
+    /// Where training stands for the evaluated weights.
+    pub state: &'a sorted_sched::TrainState,
+    /// Set when the weights are not those of a finished run.
+    pub status: Option<String>,
+    /// The command that evaluates them.
+    pub ctx: &'a RunContext,
+}
+
+impl ReportTarget<'_> {
+    /// Writes the report of `rows` for a run of `cfg` (any flow; read from `config`, a sampler
+    /// drawing `k` per step), evaluated in `eval_seconds`: `results.json`, `results.csv`,
+    /// `summary.md`, `plot.svg` and the table ([`RunReport::publish`], which names `extra_files`).
+    ///
+    /// # Errors
+    /// When a report cannot be written.
+    pub fn publish<D, M, S>(
+        self,
+        cfg: &crate::config::ExperimentConfig<D, M, S>,
+        (config, k): (&Path, usize),
+        eval_seconds: f64,
+        data: String,
+        rows: Vec<SubModelResult>,
+        extra_files: &str,
+    ) -> anyhow::Result<()> {
+        let (run_dir, quiet) = (self.run_dir, self.ctx.quiet);
+        let meta = RunMeta::new(self, cfg, config, k, eval_seconds, data);
+        RunReport::new(meta, cfg.eval.threshold, rows).publish(run_dir, quiet, extra_files)
+    }
+}
+
 impl RunMeta {
     /// The provenance of a run of `cfg` (any flow; read from `config`, a sampler drawing `k`
-    /// per step), evaluated at `state` in `eval_seconds`, as `ctx` ran it on this machine;
-    /// `data` describes the data, `status` a run that did not finish.
-    #[allow(clippy::too_many_arguments)]
+    /// per step), evaluated in `eval_seconds` for `target` on this machine; `data` describes
+    /// the data.
     pub fn new<D, M, S>(
-        ctx: &RunContext,
+        target: ReportTarget<'_>,
         cfg: &crate::config::ExperimentConfig<D, M, S>,
         config: &Path,
         k: usize,
-        state: &sorted_sched::TrainState,
         eval_seconds: f64,
         data: String,
-        status: Option<String>,
     ) -> Self {
+        let ReportTarget { state, status, ctx, .. } = target;
         Self {
             name: cfg.name.clone(),
             config: config.display().to_string(),

@@ -14,6 +14,7 @@ use crate::config::{ConfigDocument, Experiment};
 use crate::data::RunData;
 use crate::eval_command::report;
 use crate::provenance::{RunContext, new_run_dir, write_file};
+use crate::report::ReportTarget;
 use crate::run_folder::{RunFolder, open_checkpoint};
 use crate::train::{TrainOptions, TrainableClassifier, train};
 use crate::transformer_experiment::{TransformerExperiment, train_in_new_folder};
@@ -267,5 +268,6 @@ fn train_then_eval<B: AutodiffBackend, M: TrainableClassifier<B>>(
         return Ok(());
     }
     let inner = outcome.model.valid();
-    report(exp, data, &inner, device, run_dir, &outcome.state, None, ctx)
+    let target = ReportTarget { run_dir, state: &outcome.state, status: None, ctx };
+    report(exp, data, &inner, device, target)
 }

@@ -13,7 +13,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
 use sorted_data::{EpochOrder, LmBatch, LmChunks, LmData};
 use sorted_nn::{TransformerSpace, TransformerSubModel};
-use sorted_sched::{Checkpoint, JointLoss, Peer, TrainConfig, TrainState, TrainTask};
+use sorted_sched::{Checkpoint, JointLoss, Peer, TrainConfig, TrainTask};
 use sorted_zoo::llama::{
     SoftOptions, SoftTerm, SortedLlama, evaluate_llama_sub_models, soft_loss_with, soft_step_loss,
 };
@@ -21,7 +21,7 @@ use sorted_zoo::llama::{
 use super::config::LmExperiment;
 use crate::eval::SubModelResult;
 use crate::provenance::{RunContext, write_file};
-use crate::report::{RunMeta, RunReport};
+use crate::report::ReportTarget;
 use crate::run_folder::RunFolder;
 use crate::train::{TrainOptions, train_experiment};
 use crate::transformer_experiment::TransformerExperiment;
@@ -99,7 +99,8 @@ impl TransformerExperiment for LmExperiment {
         let exp = self;
         let (model, data, space) = load::<E>(exp, device)?;
         let model = checkpoint.load_model(model, device)?;
-        report_lm(exp, &data, &space, &model, device, run_dir, checkpoint.state(), status, ctx)
+        let target = ReportTarget { run_dir, state: checkpoint.state(), status, ctx };
+        report_lm(exp, &data, &space, &model, device, target)
     }
 }
 
@@ -171,17 +172,8 @@ pub(crate) fn train_lm_in_folder<B: AutodiffBackend>(
     {
         return Ok(());
     }
-    report_lm::<B::InnerBackend>(
-        exp,
-        &data,
-        &space,
-        &outcome.model.valid(),
-        device,
-        &run_dir,
-        &outcome.state,
-        None,
-        ctx,
-    )
+    let target = ReportTarget { run_dir: &run_dir, state: &outcome.state, status: None, ctx };
+    report_lm::<B::InnerBackend>(exp, &data, &space, &outcome.model.valid(), device, target)
 }
 
 fn append_term_losses(run_dir: &Path, log: &[(u64, Vec<TermLoss>)]) -> anyhow::Result<()> {
@@ -200,19 +192,15 @@ fn append_term_losses(run_dir: &Path, log: &[(u64, Vec<TermLoss>)]) -> anyhow::R
 
 /// Scores every sub-model (a `fixed` run: the one it trained) on the held-out windows and
 /// writes the run's reports; `accuracy` is next-token top-1 accuracy.
-#[allow(clippy::too_many_arguments)]
 fn report_lm<E: Backend>(
     exp: &LmExperiment,
     data: &LmData,
     space: &TransformerSpace,
     model: &SortedLlama<E>,
     device: &E::Device,
-    run_dir: &Path,
-    state: &TrainState,
-    status: Option<String>,
-    ctx: &RunContext,
+    target: ReportTarget<'_>,
 ) -> anyhow::Result<()> {
-    let cfg = &exp.config;
+    let (cfg, state) = (&exp.config, target.state);
     let subs = crate::transformer_experiment::evaluated_subs(&cfg.sampler, exp.sampler_for(space)?.as_ref(), space);
     let eval = evaluate_llama_sub_models(model, &data.eval, &subs, cfg.data.seq_len, device);
     let (seconds, tokens) = (eval.seconds, eval.tokens);
@@ -240,8 +228,7 @@ fn report_lm<E: Backend>(
         cfg.data.seq_len,
         (state.step * (cfg.data.batch_size * cfg.data.seq_len) as u64) as f64 / state.train_seconds.max(1e-9)
     );
-    let meta = RunMeta::new(ctx, cfg, &exp.source, exp.k, state, seconds, data_text, status);
-    RunReport::new(meta, cfg.eval.threshold, rows).publish(run_dir, ctx.quiet, &format!(", {TERM_LOSSES_FILE}"))
+    target.publish(cfg, (&exp.source, exp.k), seconds, data_text, rows, &format!(", {TERM_LOSSES_FILE}"))
 }
 
 /// The language-model experiments' part of the loop: a batch of windows per step, shared by

@@ -16,7 +16,7 @@ use super::config::{TextExperiment, TextModelConfig};
 use crate::eval::SubModelResult;
 use crate::provenance::RunContext;
 use crate::provenance::write_file;
-use crate::report::{RunMeta, RunReport};
+use crate::report::ReportTarget;
 use crate::run_folder::RunFolder;
 use crate::train::{DATA_SEED_SALT, TrainOptions, train_experiment};
 use crate::transformer_experiment::TransformerExperiment;
@@ -117,7 +117,8 @@ impl TransformerExperiment for TextExperiment {
         {
             return Ok(());
         }
-        report_text::<B::InnerBackend>(exp, &data, &model.valid(), device, &run_dir, &state, None, ctx)
+        let target = ReportTarget { run_dir: &run_dir, state: &state, status: None, ctx };
+        report_text::<B::InnerBackend>(exp, &data, &model.valid(), device, target)
     }
 
     fn eval_run<E: Backend>(
@@ -135,7 +136,8 @@ impl TransformerExperiment for TextExperiment {
             .load(&exp.vocab_path())
             .with_context(|| format!("loading [data] of `{}`", exp.source.display()))?;
         let model = checkpoint.load_model(bert_for(exp, &data)?.init::<E>(device), device)?;
-        report_text(exp, &data, &model, device, run_dir, checkpoint.state(), status, ctx)
+        let target = ReportTarget { run_dir, state: checkpoint.state(), status, ctx };
+        report_text(exp, &data, &model, device, target)
     }
 }
 
@@ -158,19 +160,16 @@ pub(super) fn bert_for(exp: &TextExperiment, data: &TextData) -> anyhow::Result<
 
 /// Evaluates every sub-model of `model` and writes the run's reports (`state`: where the
 /// weights stand; `status`: set for an unfinished or failed run).
-#[allow(clippy::too_many_arguments)]
 fn report_text<E: Backend>(
     exp: &TextExperiment,
     data: &TextData,
     model: &SortedBert<E>,
     device: &E::Device,
-    run_dir: &Path,
-    state: &TrainState,
-    status: Option<String>,
-    ctx: &RunContext,
+    target: ReportTarget<'_>,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let rows = evaluate_bert(exp, model, &data.eval, device, ctx.quiet);
+    let state = target.state;
+    let rows = evaluate_bert(exp, model, &data.eval, device, target.ctx.quiet);
     let cfg = &exp.config;
     let data_text = format!(
         "Rotten Tomatoes {} ({} train / {} {} sentences; {:.1} sub-model-sentences/s in training)",
@@ -181,8 +180,7 @@ fn report_text<E: Backend>(
         (state.step as f64 * (exp.k * cfg.data.batch_size) as f64) / state.train_seconds.max(1e-9)
     );
     let eval_seconds = started.elapsed().as_secs_f64();
-    let meta = RunMeta::new(ctx, cfg, &exp.source, exp.k, state, eval_seconds, data_text, status);
-    RunReport::new(meta, cfg.eval.threshold, rows).publish(run_dir, ctx.quiet, "")
+    target.publish(cfg, (&exp.source, exp.k), eval_seconds, data_text, rows, "")
 }
 
 fn train_bert<B: AutodiffBackend>(
