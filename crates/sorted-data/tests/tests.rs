@@ -8,6 +8,7 @@ mod cifar;
 mod csv;
 mod epoch_order;
 mod fashion_mnist;
+mod gguf_metadata;
 mod gguf_quants;
 mod idx_files;
 mod lm_chunks;

@@ -208,6 +208,49 @@ fn from_tiny_gguf(dir: &Path, exit_weights: &str) -> (PathBuf, PathBuf) {
 }
 
 #[test]
+fn issue_28_a_gguf_experiments_space_and_sampler_are_built_once_for_the_files_width() {
+    use std::sync::Arc;
+    let _guard = rng_guard();
+    let dir = tempfile::tempdir().unwrap();
+    let (gguf, path) = from_tiny_gguf(dir.path(), "");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Validation reads the file's `llama.embedding_length` (16): the space and the sampler built
+    // then are the ones training and evaluation use once the decoder is loaded.
+    let exp = LmExperiment::from_toml(&text, &path).unwrap();
+    assert_eq!(exp.space.hidden(), [16]);
+    let (model, _) = exp.llama().load::<Flex>(&Default::default()).unwrap();
+    let space = exp.space_for(model.embedding.dims()[1]).unwrap();
+    assert_eq!(space, exp.space);
+    assert!(Arc::ptr_eq(&exp.sampler_for(&space).unwrap(), &exp.sampler));
+    assert_eq!(exp.sampler.sample(0).iter().map(|s| s.hidden).collect::<Vec<_>>(), [16; 3]);
+
+    // A `[space]` larger than the file's decoder is refused at validation, naming both keys.
+    let error_in = |text: &str| format!("{:#}", LmExperiment::from_toml(text, &path).unwrap_err());
+    for (from, to, keys) in [
+        ("depths = [2, 4]", "depths = [2, 6]", ["space.depths", "llama.block_count = 4"]),
+        ("ffn = [12, 24]", "ffn = [12, 48]", ["space.ffn", "llama.feed_forward_length = 24"]),
+        ("heads = [2, 4]", "heads = [3, 4]", ["space.heads", "llama.attention.head_count_kv = 2"]),
+        ("heads = [2, 4]", "heads = [2, 8]", ["space.heads", "llama.attention.head_count = 4"]),
+    ] {
+        let err = error_in(&text.replace(from, to));
+        assert!(keys.iter().all(|k| err.contains(k)) && err.contains("tiny.gguf") && err.contains("lm.toml"), "{err}");
+    }
+    // A file that is not GGUF names the key and the file.
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"not a model").unwrap();
+    let err = error_in(&text.replace(&gguf.display().to_string(), &garbage.display().to_string()));
+    assert!(err.contains("model.llama.gguf") && err.contains("garbage.gguf"), "{err}");
+    // A missing file is validated as before (configs are checked without their data): the
+    // width is a placeholder until the load, which reports the missing file.
+    let missing = text.replace(&gguf.display().to_string(), "/no/such/model.gguf");
+    let exp = LmExperiment::from_toml(&missing, &path).unwrap();
+    assert_eq!(exp.space.hidden(), [1]);
+    // `space.hidden` given: it is the width, as before.
+    let exp = LmExperiment::from_toml(&text.replace("ffn = [12, 24]", "ffn = [12, 24]\nhidden = [16]"), &path).unwrap();
+    assert_eq!(exp.space.hidden(), [16]);
+}
+
+#[test]
 fn issue_30_a_sub_model_of_an_lm_run_exports_to_hugging_face_and_gguf() {
     use burn::prelude::*;
     use sorted_runner::ExportArgs;

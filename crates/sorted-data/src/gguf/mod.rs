@@ -663,6 +663,35 @@ impl GgufFile {
         Self::parse(bytes, path)
     }
 
+    /// Reads only the header and the metadata of the GGUF file at `path`, in file order: the
+    /// entries [`GgufFile::read`] would give (see [`GgufFile::metadata`]), without reading the
+    /// tensor infos or the tensor data. The file is read from its start in growing prefixes
+    /// (the first mebibyte, then twice as many bytes, ...) until the metadata is
+    /// parsed, so a model file of hundreds of megabytes costs a few megabytes of reading (its
+    /// tokenizer's vocabulary is most of its metadata).
+    ///
+    /// ```
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sorted_data::{GgufFile, GgufValue, GgufWriter};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("m.gguf");
+    /// let mut w = GgufWriter::new();
+    /// w.metadata("llama.embedding_length", GgufValue::U32(576));
+    /// w.write(&path)?;
+    /// let metadata = GgufFile::read_metadata(&path)?;
+    /// assert_eq!(metadata, [("llama.embedding_length".to_string(), GgufValue::U32(576))]);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`GgufError::Read`], or [`GgufError::Magic`], [`GgufError::Version`],
+    /// [`GgufError::Truncated`] or [`GgufError::Format`] for the header or a metadata entry: the
+    /// error [`GgufFile::read`] gives for it, naming the file.
+    pub fn read_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, GgufValue)>, GgufError> {
+        read_metadata_from(path.as_ref(), METADATA_PREFIX)
+    }
+
     /// Parses the bytes of a GGUF file; `path` names it in errors.
     ///
     /// # Errors
@@ -671,49 +700,8 @@ impl GgufFile {
     /// [`GgufError::TensorBounds`].
     pub fn parse(bytes: Vec<u8>, path: impl AsRef<Path>) -> Result<Self, GgufError> {
         let path = path.as_ref();
-        let mut cur = Cursor { bytes: &bytes, pos: 0, path };
-        let magic = cur.take(4, &|| "the magic bytes".into())?;
-        if magic != b"GGUF" {
-            return Err(GgufError::Magic { path: path.into(), got: magic.to_vec() });
-        }
-        let version = cur.u32(&|| "the version".into())?;
-        if !matches!(version, 2 | 3) {
-            let hint = if matches!(version.swap_bytes(), 2 | 3) { "; this looks like a big-endian file" } else { "" };
-            return Err(GgufError::Version { path: path.into(), version, hint });
-        }
-        let n_tensors = cur.u64(&|| "the tensor count".into())?;
-        let n_metadata = cur.u64(&|| "the metadata count".into())?;
-        // A key is at least 8 + 4 + 1 bytes, a tensor info at least 8 + 4 + 4 + 8.
-        cur.check_count(n_metadata, 13, &|| format!("{n_metadata} metadata entries"))?;
-
-        let mut metadata = Vec::with_capacity(n_metadata as usize);
-        let mut metadata_index = HashMap::with_capacity(n_metadata as usize);
-        let mut alignment_at = 0;
-        for i in 0..n_metadata {
-            let start = cur.pos;
-            let key = cur.string(&|| format!("the key of metadata entry {i}"))?;
-            let what = |part: &str| format!("{part} of metadata key `{key}`");
-            let type_id = cur.u32(&|| what("the value type"))?;
-            let value = cur.value(type_id, 0, &|| what("the value"))?;
-            if metadata_index.insert(key.clone(), metadata.len()).is_some() {
-                return Err(cur.format(start, format!("metadata key `{key}` appears twice")));
-            }
-            if key == "general.alignment" {
-                alignment_at = start;
-            }
-            metadata.push((key, value));
-        }
-
-        let alignment = match metadata_index.get("general.alignment").map(|&i| &metadata[i].1) {
-            None => GGUF_DEFAULT_ALIGNMENT,
-            Some(GgufValue::U32(a)) if a.is_power_of_two() => *a,
-            Some(other) => {
-                return Err(cur.format(
-                    alignment_at,
-                    format!("`general.alignment` must be a u32 power of two, got {other:?} ({})", other.describe()),
-                ));
-            }
-        };
+        let mut cur = Cursor::new(&bytes, bytes.len() as u64, path);
+        let Header { version, n_tensors, alignment, metadata, metadata_index } = Header::parse(&mut cur)?;
 
         cur.check_count(n_tensors, 24, &|| format!("{n_tensors} tensor infos"))?;
         let mut raw_infos = Vec::with_capacity(n_tensors as usize);
@@ -945,37 +933,134 @@ impl GgufFile {
     }
 }
 
-/// A bounds-checked little-endian reader over the file's bytes. `what` closures describe the
-/// item being read; they run only when there is an error to report.
+/// How many bytes of a file [`GgufFile::read_metadata`] reads first.
+const METADATA_PREFIX: u64 = 1 << 20;
+
+/// [`GgufFile::read_metadata`], reading `first` bytes first (at least one).
+fn read_metadata_from(path: &Path, first: u64) -> Result<Vec<(String, GgufValue)>, GgufError> {
+    use std::io::Read;
+
+    let read_error = |source| GgufError::Read { path: path.into(), source };
+    let mut file = std::fs::File::open(path).map_err(read_error)?;
+    let mut len = file.metadata().map_err(read_error)?.len();
+    let mut bytes = Vec::new();
+    let mut want = first.clamp(1, len.max(1));
+    loop {
+        let missing = want.saturating_sub(bytes.len() as u64);
+        (&mut file).take(missing).read_to_end(&mut bytes).map_err(read_error)?;
+        if (bytes.len() as u64) < want {
+            // The file ended before its length as first read (it shrank): what was read is all.
+            len = bytes.len() as u64;
+        }
+        let have = bytes.len() as u64;
+        match Header::parse(&mut Cursor::new(&bytes, len, path)) {
+            Ok(header) => return Ok(header.metadata),
+            // Past the prefix read so far but inside the file: read more and parse again.
+            Err(GgufError::Truncated { offset, needed, .. }) if have < len && offset.saturating_add(needed) <= len => {
+                want = have.saturating_mul(2).max(offset + needed).min(len);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The header and the metadata: what precedes the tensor infos.
+struct Header {
+    version: u32,
+    n_tensors: u64,
+    alignment: u32,
+    metadata: Vec<(String, GgufValue)>,
+    metadata_index: HashMap<String, usize>,
+}
+
+impl Header {
+    /// Reads the magic bytes, version, counts and metadata entries from the start of `cur`,
+    /// leaving it at the first tensor info.
+    fn parse(cur: &mut Cursor<'_>) -> Result<Self, GgufError> {
+        let path = cur.path;
+        let magic = cur.take(4, &|| "the magic bytes".into())?;
+        if magic != b"GGUF" {
+            return Err(GgufError::Magic { path: path.into(), got: magic.to_vec() });
+        }
+        let version = cur.u32(&|| "the version".into())?;
+        if !matches!(version, 2 | 3) {
+            let hint = if matches!(version.swap_bytes(), 2 | 3) { "; this looks like a big-endian file" } else { "" };
+            return Err(GgufError::Version { path: path.into(), version, hint });
+        }
+        let n_tensors = cur.u64(&|| "the tensor count".into())?;
+        let n_metadata = cur.u64(&|| "the metadata count".into())?;
+        // A key is at least 8 + 4 + 1 bytes.
+        cur.check_count(n_metadata, 13, &|| format!("{n_metadata} metadata entries"))?;
+
+        let mut metadata = Vec::with_capacity(n_metadata as usize);
+        let mut metadata_index = HashMap::with_capacity(n_metadata as usize);
+        let mut alignment_at = 0;
+        for i in 0..n_metadata {
+            let start = cur.pos;
+            let key = cur.string(&|| format!("the key of metadata entry {i}"))?;
+            let what = |part: &str| format!("{part} of metadata key `{key}`");
+            let type_id = cur.u32(&|| what("the value type"))?;
+            let value = cur.value(type_id, 0, &|| what("the value"))?;
+            if metadata_index.insert(key.clone(), metadata.len()).is_some() {
+                return Err(cur.format(start, format!("metadata key `{key}` appears twice")));
+            }
+            if key == "general.alignment" {
+                alignment_at = start;
+            }
+            metadata.push((key, value));
+        }
+
+        let alignment = match metadata_index.get("general.alignment").map(|&i| &metadata[i].1) {
+            None => GGUF_DEFAULT_ALIGNMENT,
+            Some(GgufValue::U32(a)) if a.is_power_of_two() => *a,
+            Some(other) => {
+                return Err(cur.format(
+                    alignment_at,
+                    format!("`general.alignment` must be a u32 power of two, got {other:?} ({})", other.describe()),
+                ));
+            }
+        };
+        Ok(Self { version, n_tensors, alignment, metadata, metadata_index })
+    }
+}
+
+/// A bounds-checked little-endian reader over the file's bytes, or over a prefix of them
+/// ([`GgufFile::read_metadata`]). `what` closures describe the item being read; they run only
+/// when there is an error to report.
 struct Cursor<'a> {
+    /// The bytes read: the whole file, or its first bytes.
     bytes: &'a [u8],
     pos: usize,
     path: &'a Path,
+    /// The length of the file (at least `bytes.len()`): counts are checked against it, and a
+    /// [`GgufError::Truncated`] that ends within it ran past the prefix, not the file.
+    len: u64,
 }
 
 type What<'w> = &'w dyn Fn() -> String;
 
 impl<'a> Cursor<'a> {
+    fn new(bytes: &'a [u8], len: u64, path: &'a Path) -> Self {
+        debug_assert!(bytes.len() as u64 <= len);
+        Self { bytes, pos: 0, path, len }
+    }
+
     fn truncated(&self, what: What<'_>, needed: u64) -> GgufError {
-        GgufError::Truncated {
-            path: self.path.into(),
-            what: what(),
-            offset: self.pos as u64,
-            needed,
-            len: self.bytes.len() as u64,
-        }
+        GgufError::Truncated { path: self.path.into(), what: what(), offset: self.pos as u64, needed, len: self.len }
     }
 
     fn format(&self, offset: usize, why: String) -> GgufError {
         GgufError::Format { path: self.path.into(), offset: offset as u64, why }
     }
 
+    /// The bytes of the file after the current position.
     fn remaining(&self) -> u64 {
-        (self.bytes.len() - self.pos) as u64
+        self.len - self.pos as u64
     }
 
     fn take(&mut self, n: u64, what: What<'_>) -> Result<&'a [u8], GgufError> {
-        if n > self.remaining() {
+        // Past the bytes read is past the file when they are the whole file.
+        if n > (self.bytes.len() - self.pos) as u64 {
             return Err(self.truncated(what, n));
         }
         let slice = &self.bytes[self.pos..self.pos + n as usize];
@@ -1090,5 +1175,34 @@ mod tests {
             assert_eq!((t.id(), GgufValueType::from_id(i as u32)), (i as u32, Some(t)));
         }
         assert_eq!(GgufValueType::from_id(13), None);
+    }
+
+    #[test]
+    fn metadata_is_read_through_prefixes_of_any_size() {
+        let mut w = GgufWriter::new();
+        w.metadata("general.architecture", GgufValue::String("llama".into()))
+            .metadata("llama.embedding_length", GgufValue::U32(16))
+            .metadata(
+                "tokens",
+                GgufValue::Array {
+                    element_type: GgufValueType::String,
+                    values: (0..50).map(|i| GgufValue::String(format!("t{i}"))).collect(),
+                },
+            )
+            .tensor("a", &[32], &[1.0; 32], GgmlType::F32)
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.gguf");
+        w.write(&path).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        let full: Vec<_> = GgufFile::read(&path).unwrap().metadata().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        for first in [0, 1, 7, 24, 100, 10_000] {
+            assert_eq!(read_metadata_from(&path, first).unwrap(), full, "first {first}");
+        }
+        std::fs::write(&path, &bytes[..300]).unwrap();
+        let expected = GgufFile::read(&path).unwrap_err().to_string();
+        for first in [1, 7, 100, 10_000] {
+            assert_eq!(read_metadata_from(&path, first).unwrap_err().to_string(), expected, "first {first}");
+        }
     }
 }
