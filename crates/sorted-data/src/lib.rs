@@ -43,8 +43,8 @@ pub use epoch_order::EpochOrder;
 pub use error::DataError;
 pub use fashion_mnist::{FASHION_MNIST_CLASS_NAMES, FASHION_MNIST_MEAN, FASHION_MNIST_STD, FashionMnist};
 pub use gguf::{
-    GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType, GgufWriteError,
-    GgufWriter,
+    GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufMetadata, GgufTensorInfo, GgufValue, GgufValueType,
+    GgufWriteError, GgufWriter,
 };
 pub use image_data_config::{DatasetKind, ImageData, ImageDataConfig};
 pub use image_set::ImageSet;

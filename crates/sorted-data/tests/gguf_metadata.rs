@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use sorted_data::{GgmlType, GgufError, GgufFile, GgufValue, GgufValueType, GgufWriter};
+use sorted_data::{GgmlType, GgufError, GgufFile, GgufMetadata, GgufValue, GgufValueType, GgufWriter};
 
 /// A file with a value of every type, a nested array, a vocabulary of 80,000 tokens (more than
 /// the first mebibyte `read_metadata` reads) and two tensors.
@@ -41,8 +41,12 @@ fn fixture(dir: &Path) -> PathBuf {
     path
 }
 
+fn entries(metadata: &GgufMetadata) -> Vec<(String, GgufValue)> {
+    metadata.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
 fn full_metadata(path: &Path) -> Vec<(String, GgufValue)> {
-    GgufFile::read(path).unwrap().metadata().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    entries(GgufFile::read(path).unwrap().metadata())
 }
 
 #[test]
@@ -52,8 +56,9 @@ fn metadata_read_alone_equals_the_full_reads() {
     assert!(std::fs::metadata(&path).unwrap().len() > 1 << 20);
     let metadata = GgufFile::read_metadata(&path).unwrap();
     assert_eq!(metadata.len(), 15);
-    assert_eq!(metadata, full_metadata(&path));
-    assert_eq!(metadata[2], ("llama.embedding_length".to_string(), GgufValue::U32(16)));
+    assert_eq!(&metadata, GgufFile::read(&path).unwrap().metadata());
+    assert_eq!(entries(&metadata), full_metadata(&path));
+    assert_eq!(metadata.u32("llama.embedding_length").unwrap(), 16);
 }
 
 #[test]
@@ -74,7 +79,7 @@ fn a_truncated_or_garbage_file_fails_as_the_full_read_does_naming_it() {
     let metadata_end = bytes.len() - 200;
     std::fs::write(&cut, &bytes[..metadata_end]).unwrap();
     assert!(GgufFile::read(&cut).is_err());
-    assert_eq!(GgufFile::read_metadata(&cut).unwrap(), full_metadata(&dir.path().join("fixture.gguf")));
+    assert_eq!(entries(&GgufFile::read_metadata(&cut).unwrap()), full_metadata(&dir.path().join("fixture.gguf")));
 
     std::fs::write(&cut, b"GGML and then some").unwrap();
     let err = GgufFile::read_metadata(&cut).unwrap_err();

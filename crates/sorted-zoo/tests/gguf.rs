@@ -117,7 +117,7 @@ fn gguf_metadata_of_every_type_is_read() {
         assert_eq!((gguf.version(), gguf.alignment(), gguf.data_start()), (version, 64, data_start));
         assert_eq!(data_start % 64, 0);
         assert_eq!(gguf.metadata().len(), 17);
-        assert_eq!(gguf.metadata().nth(2).unwrap(), ("t.u8", &GgufValue::U8(200)));
+        assert_eq!(gguf.metadata().iter().nth(2).unwrap(), ("t.u8", &GgufValue::U8(200)));
         assert_eq!(gguf.get("t.i8"), Some(&GgufValue::I8(-100)));
         assert_eq!(gguf.get("t.u16"), Some(&GgufValue::U16(60_000)));
         assert_eq!(gguf.get("t.i16"), Some(&GgufValue::I16(-30_000)));

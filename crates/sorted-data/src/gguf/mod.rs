@@ -22,8 +22,10 @@
 //! ggml type. Nothing panics on bad input.
 
 mod dequantize;
+mod metadata;
 mod writer;
 
+pub use metadata::GgufMetadata;
 pub use writer::{GgufWriteError, GgufWriter};
 
 use std::collections::HashMap;
@@ -365,7 +367,7 @@ impl GgufValue {
     }
 
     /// The type as messages name it: `u32`, `string`, `array of string`.
-    fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Self::Array { element_type, .. } => format!("array of {element_type}"),
             other => other.value_type().name().into(),
@@ -634,8 +636,7 @@ pub struct GgufFile {
     version: u32,
     alignment: u32,
     data_start: usize,
-    metadata: Vec<(String, GgufValue)>,
-    metadata_index: HashMap<String, usize>,
+    metadata: GgufMetadata,
     tensors: Vec<GgufTensorInfo>,
     tensor_index: HashMap<String, usize>,
 }
@@ -663,8 +664,8 @@ impl GgufFile {
         Self::parse(bytes, path)
     }
 
-    /// Reads only the header and the metadata of the GGUF file at `path`, in file order: the
-    /// entries [`GgufFile::read`] would give (see [`GgufFile::metadata`]), without reading the
+    /// Reads only the header and the metadata of the GGUF file at `path`: the
+    /// [`GgufMetadata`] [`GgufFile::read`] would give ([`GgufFile::metadata`]), without reading the
     /// tensor infos or the tensor data. The file is read from its start in growing prefixes
     /// (the first mebibyte, then twice as many bytes, ...) until the metadata is
     /// parsed, so a model file of hundreds of megabytes costs a few megabytes of reading (its
@@ -680,7 +681,8 @@ impl GgufFile {
     /// w.metadata("llama.embedding_length", GgufValue::U32(576));
     /// w.write(&path)?;
     /// let metadata = GgufFile::read_metadata(&path)?;
-    /// assert_eq!(metadata, [("llama.embedding_length".to_string(), GgufValue::U32(576))]);
+    /// assert_eq!(metadata.u32("llama.embedding_length")?, 576);
+    /// assert_eq!(metadata.len(), 1);
     /// # Ok(()) }
     /// ```
     ///
@@ -688,7 +690,7 @@ impl GgufFile {
     /// [`GgufError::Read`], or [`GgufError::Magic`], [`GgufError::Version`],
     /// [`GgufError::Truncated`] or [`GgufError::Format`] for the header or a metadata entry: the
     /// error [`GgufFile::read`] gives for it, naming the file.
-    pub fn read_metadata(path: impl AsRef<Path>) -> Result<Vec<(String, GgufValue)>, GgufError> {
+    pub fn read_metadata(path: impl AsRef<Path>) -> Result<GgufMetadata, GgufError> {
         read_metadata_from(path.as_ref(), METADATA_PREFIX)
     }
 
@@ -701,7 +703,7 @@ impl GgufFile {
     pub fn parse(bytes: Vec<u8>, path: impl AsRef<Path>) -> Result<Self, GgufError> {
         let path = path.as_ref();
         let mut cur = Cursor::new(&bytes, bytes.len() as u64, path);
-        let Header { version, n_tensors, alignment, metadata, metadata_index } = Header::parse(&mut cur)?;
+        let Header { version, n_tensors, alignment, metadata } = Header::parse(&mut cur)?;
 
         cur.check_count(n_tensors, 24, &|| format!("{n_tensors} tensor infos"))?;
         let mut raw_infos = Vec::with_capacity(n_tensors as usize);
@@ -777,17 +779,7 @@ impl GgufFile {
                 n_bytes: n_bytes as usize,
             });
         }
-        Ok(Self {
-            path: path.into(),
-            bytes,
-            version,
-            alignment,
-            data_start,
-            metadata,
-            metadata_index,
-            tensors,
-            tensor_index,
-        })
+        Ok(Self { path: path.into(), bytes, version, alignment, data_start, metadata, tensors, tensor_index })
     }
 
     /// The file the data came from (as given to [`GgufFile::read`] or [`GgufFile::parse`]).
@@ -810,74 +802,46 @@ impl GgufFile {
         self.data_start
     }
 
-    /// Every metadata entry, in file order.
-    pub fn metadata(&self) -> impl ExactSizeIterator<Item = (&str, &GgufValue)> {
-        self.metadata.iter().map(|(k, v)| (k.as_str(), v))
+    /// The metadata: every entry in file order, with typed accessors.
+    pub fn metadata(&self) -> &GgufMetadata {
+        &self.metadata
     }
 
-    /// The metadata value of `key`, if the file has it.
+    /// The metadata value of `key`, if the file has it ([`GgufMetadata::get`]).
     pub fn get(&self, key: &str) -> Option<&GgufValue> {
-        self.metadata_index.get(key).map(|&i| &self.metadata[i].1)
+        self.metadata.get(key)
     }
 
-    /// The value of `key` or a [`GgufError::MissingKey`] naming the expected type.
-    fn require(&self, key: &str, expected: &'static str) -> Result<&GgufValue, GgufError> {
-        self.get(key).ok_or_else(|| GgufError::MissingKey { path: self.path.clone(), key: key.into(), expected })
-    }
-
-    fn key_type(&self, key: &str, expected: &'static str, got: String) -> GgufError {
-        GgufError::KeyType { path: self.path.clone(), key: key.into(), expected, got }
-    }
-
-    /// The value of `key` as a `u32`: a value of any integer type is accepted if it fits
-    /// (converters differ in the integer types they write).
+    /// The value of `key` as a `u32` ([`GgufMetadata::u32`]).
     ///
     /// # Errors
-    /// [`GgufError::MissingKey`], or [`GgufError::KeyType`] for another type or a value out of
-    /// range.
+    /// As [`GgufMetadata::u32`].
     pub fn u32(&self, key: &str) -> Result<u32, GgufError> {
-        let value = self.require(key, "u32")?;
-        match value.as_i128() {
-            Some(v) => u32::try_from(v).map_err(|_| self.key_type(key, "u32", format!("{} {v}", value.describe()))),
-            None => Err(self.key_type(key, "u32", value.describe())),
-        }
+        self.metadata.u32(key)
     }
 
-    /// The value of `key` as an `f32` (an `f64` value is rounded to `f32`).
+    /// The value of `key` as an `f32` ([`GgufMetadata::f32`]).
     ///
     /// # Errors
-    /// [`GgufError::MissingKey`], or [`GgufError::KeyType`] for another type.
+    /// As [`GgufMetadata::f32`].
     pub fn f32(&self, key: &str) -> Result<f32, GgufError> {
-        match self.require(key, "f32")? {
-            GgufValue::F32(v) => Ok(*v),
-            GgufValue::F64(v) => Ok(*v as f32),
-            other => Err(self.key_type(key, "f32", other.describe())),
-        }
+        self.metadata.f32(key)
     }
 
-    /// The value of `key` as a string.
+    /// The value of `key` as a string ([`GgufMetadata::str`]).
     ///
     /// # Errors
-    /// [`GgufError::MissingKey`], or [`GgufError::KeyType`] for another type.
+    /// As [`GgufMetadata::str`].
     pub fn str(&self, key: &str) -> Result<&str, GgufError> {
-        match self.require(key, "string")? {
-            GgufValue::String(s) => Ok(s),
-            other => Err(self.key_type(key, "string", other.describe())),
-        }
+        self.metadata.str(key)
     }
 
-    /// The value of `key` as an array of strings (`tokenizer.ggml.tokens`).
+    /// The value of `key` as an array of strings ([`GgufMetadata::string_array`]).
     ///
     /// # Errors
-    /// [`GgufError::MissingKey`], or [`GgufError::KeyType`] for another type.
+    /// As [`GgufMetadata::string_array`].
     pub fn string_array(&self, key: &str) -> Result<Vec<&str>, GgufError> {
-        const EXPECTED: &str = "array of string";
-        match self.require(key, EXPECTED)? {
-            GgufValue::Array { element_type: GgufValueType::String, values } => {
-                Ok(values.iter().filter_map(GgufValue::as_str).collect())
-            }
-            other => Err(self.key_type(key, EXPECTED, other.describe())),
-        }
+        self.metadata.string_array(key)
     }
 
     /// Every tensor info, in file order.
@@ -937,7 +901,7 @@ impl GgufFile {
 const METADATA_PREFIX: u64 = 1 << 20;
 
 /// [`GgufFile::read_metadata`], reading `first` bytes first (at least one).
-fn read_metadata_from(path: &Path, first: u64) -> Result<Vec<(String, GgufValue)>, GgufError> {
+fn read_metadata_from(path: &Path, first: u64) -> Result<GgufMetadata, GgufError> {
     use std::io::Read;
 
     let read_error = |source| GgufError::Read { path: path.into(), source };
@@ -969,8 +933,7 @@ struct Header {
     version: u32,
     n_tensors: u64,
     alignment: u32,
-    metadata: Vec<(String, GgufValue)>,
-    metadata_index: HashMap<String, usize>,
+    metadata: GgufMetadata,
 }
 
 impl Header {
@@ -1020,7 +983,8 @@ impl Header {
                 ));
             }
         };
-        Ok(Self { version, n_tensors, alignment, metadata, metadata_index })
+        let metadata = GgufMetadata::new(path.into(), version, metadata, metadata_index);
+        Ok(Self { version, n_tensors, alignment, metadata })
     }
 }
 
@@ -1195,7 +1159,7 @@ mod tests {
         let path = dir.path().join("m.gguf");
         w.write(&path).unwrap();
         let bytes = std::fs::read(&path).unwrap();
-        let full: Vec<_> = GgufFile::read(&path).unwrap().metadata().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        let full = GgufFile::read(&path).unwrap().metadata().clone();
         for first in [0, 1, 7, 24, 100, 10_000] {
             assert_eq!(read_metadata_from(&path, first).unwrap(), full, "first {first}");
         }

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use sorted_data::{GgufFile, GgufValue, LmDataConfig};
+use sorted_data::{GgufFile, LmDataConfig};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
 use sorted_sched::Sampler;
-use sorted_zoo::llama::LlamaModelConfig;
+use sorted_zoo::llama::{LlamaModelConfig, SortedLlamaConfig};
 
 use crate::config::{ConfigDocument, ConfigError, ExperimentConfig};
 
@@ -80,19 +80,29 @@ impl LmExperiment {
         // metadata when the file is there (the load reports a missing one); otherwise it is
         // known once the model is loaded (`space_for`), when the space is checked against it.
         let gguf_sizes = match (&llama.gguf, &llama.random, &config.space.hidden) {
-            (Some(file), None, None) if Path::new(file).exists() => Some(GgufSizes::read(Path::new(file), path)?),
+            (Some(file), None, None) if Path::new(file).exists() => {
+                let sizes = GgufFile::read_metadata(file).and_then(|m| SortedLlamaConfig::from_gguf_metadata(&m));
+                let sizes = sizes.map_err(|e| {
+                    let expected = "a readable llama GGUF file (its metadata gives the decoder's sizes)";
+                    invalid("model.llama.gguf".into(), expected.into(), format!("{:#}", anyhow::Error::from(e)))
+                })?;
+                Some((file, sizes))
+            }
             _ => None,
         };
         let hidden = match (&llama.random, &gguf_sizes) {
             (Some(r), _) => r.hidden_size,
-            (None, Some(sizes)) => sizes.hidden,
+            (None, Some((_, sizes))) => sizes.hidden_size,
             (None, None) => config.space.hidden.as_ref().and_then(|h| h.iter().max().copied()).unwrap_or(1),
         };
         let space = TransformerSpace::new(config.space.clone(), hidden)
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;
         llama.validate(&space).map_err(|e| invalid(e.key, e.expected, e.got))?;
-        if let Some(sizes) = &gguf_sizes {
-            sizes.check(&space).map_err(|(key, expected, got)| invalid(key.into(), expected, got))?;
+        if let Some((file, sizes)) = &gguf_sizes {
+            sizes.check_space(&space).map_err(|e| {
+                let expected = format!("sub-models the decoder of `{file}` holds");
+                invalid("space".into(), expected, e.to_string())
+            })?;
         }
         config.data.validate().map_err(|e| match e {
             sorted_data::DataError::Config { key, expected, got } => invalid(key, expected, got),
@@ -155,96 +165,5 @@ impl LmExperiment {
     /// The resolved config as TOML.
     pub fn to_toml(&self) -> String {
         self.config.to_toml()
-    }
-}
-
-/// The sizes of a GGUF decoder, read from its metadata alone ([`GgufFile::read_metadata`]):
-/// what validation needs of a file that may be hundreds of megabytes.
-struct GgufSizes {
-    /// The file.
-    file: std::path::PathBuf,
-    /// `llama.embedding_length`.
-    hidden: usize,
-    /// `llama.block_count`.
-    layers: usize,
-    /// `llama.attention.head_count`.
-    heads: usize,
-    /// `llama.attention.head_count_kv` (default `head_count`).
-    kv_heads: usize,
-    /// `llama.feed_forward_length`.
-    ffn: usize,
-}
-
-impl GgufSizes {
-    /// Reads the sizes of the GGUF file `file` named by the config `config`.
-    ///
-    /// # Errors
-    /// [`ConfigError::Invalid`] for `model.llama.gguf`: an unreadable file, or a size missing
-    /// or not an unsigned integer, naming the file and the metadata key.
-    fn read(file: &Path, config: &Path) -> Result<Self, ConfigError> {
-        let invalid = |expected: String, got: String| ConfigError::Invalid {
-            path: config.into(),
-            key: "model.llama.gguf".into(),
-            expected,
-            got,
-        };
-        let metadata = GgufFile::read_metadata(file).map_err(|e| {
-            invalid(
-                "a readable GGUF file (its metadata gives the hidden width)".into(),
-                format!("{:#}", anyhow::Error::from(e)),
-            )
-        })?;
-        let get = |key: &str| metadata.iter().find(|(k, _)| k == key).map(|(_, v)| v);
-        let size = |key: &str, value: Option<&GgufValue>| {
-            let expected = || format!("`{key}` (an unsigned integer) in the metadata of `{}`", file.display());
-            let value = value.ok_or_else(|| invalid(expected(), "no such key".into()))?;
-            value
-                .as_i128()
-                .and_then(|v| usize::try_from(v).ok())
-                .ok_or_else(|| invalid(expected(), format!("{value:?}")))
-        };
-        let heads = size("llama.attention.head_count", get("llama.attention.head_count"))?;
-        let kv_heads = match get("llama.attention.head_count_kv") {
-            Some(value) => size("llama.attention.head_count_kv", Some(value))?,
-            None => heads,
-        };
-        Ok(Self {
-            file: file.into(),
-            hidden: size("llama.embedding_length", get("llama.embedding_length"))?,
-            layers: size("llama.block_count", get("llama.block_count"))?,
-            heads,
-            kv_heads,
-            ffn: size("llama.feed_forward_length", get("llama.feed_forward_length"))?,
-        })
-    }
-
-    /// Checks `space` against the decoder's sizes as the loaded model's
-    /// [`check_space`](sorted_zoo::llama::SortedLlama::check_space) will: no exit deeper than
-    /// its layers, no SwiGLU wider than its, query heads at most its and a multiple of its KV
-    /// heads.
-    ///
-    /// # Errors
-    /// `(key, expected, got)` naming the `[space]` key and the file's.
-    fn check(&self, space: &TransformerSpace) -> Result<(), (&'static str, String, String)> {
-        let file = self.file.display();
-        let max = |options: &[usize]| options.iter().max().copied().unwrap_or(0);
-        if max(space.depths()) > self.layers {
-            let expected = format!("depths of at most llama.block_count = {} of `{file}`", self.layers);
-            return Err(("space.depths", expected, format!("{:?}", space.depths())));
-        }
-        if max(space.ffn()) > self.ffn {
-            let expected = format!("widths of at most llama.feed_forward_length = {} of `{file}`", self.ffn);
-            return Err(("space.ffn", expected, format!("{:?}", space.ffn())));
-        }
-        let bad_heads = |h: &usize| *h > self.heads || self.kv_heads == 0 || !h.is_multiple_of(self.kv_heads);
-        if space.heads().iter().any(bad_heads) {
-            let expected = format!(
-                "query heads of at most llama.attention.head_count = {}, each a multiple of \
-                 llama.attention.head_count_kv = {} (LLaMA nests query heads per KV group) of `{file}`",
-                self.heads, self.kv_heads
-            );
-            return Err(("space.heads", expected, format!("{:?}", space.heads())));
-        }
-        Ok(())
     }
 }

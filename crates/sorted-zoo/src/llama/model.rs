@@ -49,6 +49,23 @@ impl SortedLlamaConfig {
         Self::new(50, 16, 4, 4, 2, 4, 24)
     }
 
+    /// Checks that every sub-model of `space` fits a decoder of these sizes, as
+    /// [`SortedLlama::check_space`] checks the loaded model: without allocating it (a GGUF
+    /// file's sizes are read from its metadata alone).
+    ///
+    /// # Errors
+    /// As [`SortedLlama::check_space`].
+    pub fn check_space(&self, space: &TransformerSpace) -> Result<(), SpecError> {
+        let allocated = Allocation {
+            layers: self.num_layers,
+            ffn: self.intermediate_size,
+            heads: self.num_heads,
+            kv_heads: self.num_kv_heads,
+            hidden: self.hidden_size,
+        };
+        allocated.check(space)
+    }
+
     /// Checks the sizes.
     ///
     /// # Errors
@@ -519,43 +536,14 @@ impl<B: Backend> SortedLlama<B> {
     /// [`SpecError::Allocation`] naming the axis.
     pub fn check_space(&self, space: &TransformerSpace) -> Result<(), SpecError> {
         let l0 = &self.layers[0];
-        let d = self.embedding.dims()[1];
-        let full = space.largest();
-        if full.depth > self.layers.len() {
-            return Err(SpecError::Allocation {
-                what: "depth (layers)".into(),
-                allocated: self.layers.len(),
-                needed: full.depth,
-            });
-        }
-        if full.ffn > l0.gate.d_output_max() {
-            return Err(SpecError::Allocation {
-                what: "ffn".into(),
-                allocated: l0.gate.d_output_max(),
-                needed: full.ffn,
-            });
-        }
-        let nkv = l0.num_kv_heads;
-        if let Some(&bad) = space.heads().iter().find(|h| !h.is_multiple_of(nkv)) {
-            return Err(SpecError::Conflict {
-                keys: "heads".into(),
-                why: format!(
-                    "{bad} query heads cannot be spread over {nkv} KV groups: LLaMA nests query heads per KV \
-                     group, so every option must be a multiple of {nkv}"
-                ),
-            });
-        }
-        if let Some(&max) = space.heads().iter().max().filter(|&&h| h > l0.num_heads) {
-            return Err(SpecError::Allocation { what: "heads".into(), allocated: l0.num_heads, needed: max });
-        }
-        if space.hidden() != [d] {
-            return Err(SpecError::Allocation {
-                what: "hidden (not nested in LLaMA)".into(),
-                allocated: d,
-                needed: space.hidden()[0],
-            });
-        }
-        Ok(())
+        let allocated = Allocation {
+            layers: self.layers.len(),
+            ffn: l0.gate.d_output_max(),
+            heads: l0.num_heads,
+            kv_heads: l0.num_kv_heads,
+            hidden: self.embedding.dims()[1],
+        };
+        allocated.check(space)
     }
 
     /// The hidden states after the first `sub.depth` layers for tokens `ids` (`[batch, seq]`)
@@ -680,5 +668,55 @@ impl<B: Backend> SortedLlama<B> {
             out.push(head(depth, x.clone()));
         }
         out
+    }
+}
+
+/// What a decoder allocates along each axis of a [`TransformerSpace`], from a loaded model
+/// ([`SortedLlama::check_space`]) or from its sizes ([`SortedLlamaConfig::check_space`]).
+struct Allocation {
+    layers: usize,
+    ffn: usize,
+    heads: usize,
+    kv_heads: usize,
+    hidden: usize,
+}
+
+impl Allocation {
+    /// Every sub-model of `space` fits: depth, FFN width, query heads that are multiples of the
+    /// KV heads up to the allocated heads, and the allocated hidden width.
+    fn check(&self, space: &TransformerSpace) -> Result<(), SpecError> {
+        let d = self.hidden;
+        let full = space.largest();
+        if full.depth > self.layers {
+            return Err(SpecError::Allocation {
+                what: "depth (layers)".into(),
+                allocated: self.layers,
+                needed: full.depth,
+            });
+        }
+        if full.ffn > self.ffn {
+            return Err(SpecError::Allocation { what: "ffn".into(), allocated: self.ffn, needed: full.ffn });
+        }
+        let nkv = self.kv_heads;
+        if let Some(&bad) = space.heads().iter().find(|h| !h.is_multiple_of(nkv)) {
+            return Err(SpecError::Conflict {
+                keys: "heads".into(),
+                why: format!(
+                    "{bad} query heads cannot be spread over {nkv} KV groups: LLaMA nests query heads per KV \
+                     group, so every option must be a multiple of {nkv}"
+                ),
+            });
+        }
+        if let Some(&max) = space.heads().iter().max().filter(|&&h| h > self.heads) {
+            return Err(SpecError::Allocation { what: "heads".into(), allocated: self.heads, needed: max });
+        }
+        if space.hidden() != [d] {
+            return Err(SpecError::Allocation {
+                what: "hidden (not nested in LLaMA)".into(),
+                allocated: d,
+                needed: space.hidden()[0],
+            });
+        }
+        Ok(())
     }
 }

@@ -6,7 +6,7 @@ use sorted_nn::SortedLinear;
 
 use super::model::{SortedLlama, SortedLlamaConfig};
 use crate::bert::transposed;
-use sorted_data::{GgufError, GgufFile};
+use sorted_data::{GgufError, GgufFile, GgufMetadata};
 use sorted_nn::RmsNorm;
 
 impl SortedLlamaConfig {
@@ -20,6 +20,15 @@ impl SortedLlamaConfig {
     /// [`GgufError`] naming the missing or mistyped key; an architecture other than `llama`
     /// or sizes that do not divide is [`GgufError::KeyType`] naming the key.
     pub fn from_gguf(file: &GgufFile) -> Result<Self, GgufError> {
+        Self::from_gguf_metadata(file.metadata())
+    }
+
+    /// [`SortedLlamaConfig::from_gguf`] from the metadata alone, such as
+    /// [`GgufFile::read_metadata`] reads without the tensors.
+    ///
+    /// # Errors
+    /// As [`SortedLlamaConfig::from_gguf`].
+    pub fn from_gguf_metadata(file: &GgufMetadata) -> Result<Self, GgufError> {
         let arch = file.str("general.architecture")?;
         let wrong = |key: &str, expected: &'static str, got: String| GgufError::KeyType {
             path: file.path().into(),
