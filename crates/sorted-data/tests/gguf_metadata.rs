@@ -88,3 +88,23 @@ fn a_truncated_or_garbage_file_fails_as_the_full_read_does_naming_it() {
     let err = GgufFile::read_metadata(&missing).unwrap_err();
     assert!(matches!(&err, GgufError::Read { path, .. } if *path == missing), "{err}");
 }
+
+/// A named pipe has no length: its metadata is read whole, as the full read would.
+#[cfg(unix)]
+#[test]
+fn metadata_is_read_from_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(fixture(dir.path())).unwrap();
+    let pipe = dir.path().join("pipe.gguf");
+    match std::process::Command::new("mkfifo").arg(&pipe).status() {
+        Ok(status) if status.success() => {}
+        _ => return, // no mkfifo here: nothing to check
+    }
+    let writer = {
+        let pipe = pipe.clone();
+        std::thread::spawn(move || std::fs::write(&pipe, &bytes).unwrap())
+    };
+    let metadata = GgufFile::read_metadata(&pipe).unwrap();
+    writer.join().unwrap();
+    assert_eq!(entries(&metadata), full_metadata(&dir.path().join("fixture.gguf")));
+}

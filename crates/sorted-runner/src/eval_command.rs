@@ -19,8 +19,8 @@ use crate::trained_model::{ModelVisitor, visit_trained, write_norm_stats};
 use crate::transformer_experiment::TransformerExperiment;
 
 /// Evaluates every sub-model and writes `results.json`, `results.csv`, `summary.md`,
-/// `plot.svg` and (for BatchNorm models) `norm_stats.json`; prints the table. `state` is where
-/// the evaluated weights stand; `status` says when that is not a finished run.
+/// `plot.svg` and (for BatchNorm models) `norm_stats.json` into `target`'s run folder; prints
+/// the table.
 pub(crate) fn report<E: Backend, M: SortedClassifier<E>>(
     exp: &Experiment,
     data: &RunData,

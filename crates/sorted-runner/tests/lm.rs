@@ -247,9 +247,13 @@ fn issue_28_a_gguf_experiments_space_and_sampler_are_built_once_for_the_files_wi
     let missing = text.replace(&gguf.display().to_string(), "/no/such/model.gguf");
     let exp = LmExperiment::from_toml(&missing, &path).unwrap();
     assert_eq!(exp.space.hidden(), [1]);
-    // `space.hidden` given: it is the width, as before.
+    // `space.hidden` given: it is the width, as before, and the file's is checked against it.
     let exp = LmExperiment::from_toml(&text.replace("ffn = [12, 24]", "ffn = [12, 24]\nhidden = [16]"), &path).unwrap();
     assert_eq!(exp.space.hidden(), [16]);
+    let err = error_in(&text.replace("ffn = [12, 24]", "ffn = [12, 24]\nhidden = [32]"));
+    assert!(err.contains("the model allocates 16, the space needs 32") && err.contains("tiny.gguf"), "{err}");
+    let err = error_in(&text.replace("ffn = [12, 24]", "ffn = [12, 48]\nhidden = [16]"));
+    assert!(err.contains("ffn: the model allocates 24, the space needs 48"), "{err}");
 }
 
 #[test]

@@ -631,9 +631,7 @@ impl GgufTensorInfo {
 /// # Ok(()) }
 /// ```
 pub struct GgufFile {
-    path: PathBuf,
     bytes: Vec<u8>,
-    version: u32,
     alignment: u32,
     data_start: usize,
     metadata: GgufMetadata,
@@ -644,8 +642,8 @@ pub struct GgufFile {
 impl fmt::Debug for GgufFile {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GgufFile")
-            .field("path", &self.path)
-            .field("version", &self.version)
+            .field("path", &self.metadata.path())
+            .field("version", &self.metadata.version())
             .field("len", &self.bytes.len())
             .field("n_metadata", &self.metadata.len())
             .field("n_tensors", &self.tensors.len())
@@ -703,10 +701,11 @@ impl GgufFile {
     pub fn parse(bytes: Vec<u8>, path: impl AsRef<Path>) -> Result<Self, GgufError> {
         let path = path.as_ref();
         let mut cur = Cursor::new(&bytes, bytes.len() as u64, path);
-        let Header { version, n_tensors, alignment, metadata } = Header::parse(&mut cur)?;
+        let Header { n_tensors, alignment, metadata } = Header::parse(&mut cur)?;
 
+        // A tensor info is at least 8 + 4 + 4 + 8 bytes.
         cur.check_count(n_tensors, 24, &|| format!("{n_tensors} tensor infos"))?;
-        let mut raw_infos = Vec::with_capacity(n_tensors as usize);
+        let mut raw_infos = Vec::with_capacity(preallocated(n_tensors));
         for i in 0..n_tensors {
             let start = cur.pos;
             let name = cur.string(&|| format!("the name of tensor info {i}"))?;
@@ -779,17 +778,17 @@ impl GgufFile {
                 n_bytes: n_bytes as usize,
             });
         }
-        Ok(Self { path: path.into(), bytes, version, alignment, data_start, metadata, tensors, tensor_index })
+        Ok(Self { bytes, alignment, data_start, metadata, tensors, tensor_index })
     }
 
     /// The file the data came from (as given to [`GgufFile::read`] or [`GgufFile::parse`]).
     pub fn path(&self) -> &Path {
-        &self.path
+        self.metadata.path()
     }
 
     /// The GGUF version (2 or 3).
     pub fn version(&self) -> u32 {
-        self.version
+        self.metadata.version()
     }
 
     /// The alignment of the tensor data (`general.alignment`, default 32).
@@ -855,7 +854,7 @@ impl GgufFile {
     }
 
     fn require_tensor(&self, name: &str) -> Result<&GgufTensorInfo, GgufError> {
-        self.tensor_info(name).ok_or_else(|| GgufError::MissingTensor { path: self.path.clone(), tensor: name.into() })
+        self.tensor_info(name).ok_or_else(|| GgufError::MissingTensor { path: self.path().into(), tensor: name.into() })
     }
 
     /// The stored bytes of tensor `name`, as they are in the file.
@@ -887,7 +886,7 @@ impl GgufFile {
         let mut out = Vec::with_capacity(info.n_elements);
         if !dequantize::decode(info.ggml_type, raw, &mut out) {
             return Err(GgufError::UnsupportedType {
-                path: self.path.clone(),
+                path: self.path().into(),
                 tensor: name.into(),
                 ggml_type: info.ggml_type,
             });
@@ -895,6 +894,14 @@ impl GgufFile {
         debug_assert_eq!(out.len(), info.n_elements);
         Ok((info.shape(), out))
     }
+}
+
+/// How many items of a count read from a file are allocated before they are read: the count is
+/// only bounded by the file's length over the item's smallest size, and an item in memory is
+/// larger than that (a crafted file of 100 MB could otherwise ask for gigabytes); more grow as
+/// they are read.
+fn preallocated(count: u64) -> usize {
+    count.min(1 << 16) as usize
 }
 
 /// How many bytes of a file [`GgufFile::read_metadata`] reads first.
@@ -906,8 +913,14 @@ fn read_metadata_from(path: &Path, first: u64) -> Result<GgufMetadata, GgufError
 
     let read_error = |source| GgufError::Read { path: path.into(), source };
     let mut file = std::fs::File::open(path).map_err(read_error)?;
-    let mut len = file.metadata().map_err(read_error)?.len();
+    let info = file.metadata().map_err(read_error)?;
     let mut bytes = Vec::new();
+    if !info.is_file() {
+        // A pipe or a device has no length to read prefixes against: read it whole.
+        file.read_to_end(&mut bytes).map_err(read_error)?;
+        return Header::parse(&mut Cursor::new(&bytes, bytes.len() as u64, path)).map(|header| header.metadata);
+    }
+    let mut len = info.len();
     let mut want = first.clamp(1, len.max(1));
     loop {
         let missing = want.saturating_sub(bytes.len() as u64);
@@ -930,7 +943,6 @@ fn read_metadata_from(path: &Path, first: u64) -> Result<GgufMetadata, GgufError
 
 /// The header and the metadata: what precedes the tensor infos.
 struct Header {
-    version: u32,
     n_tensors: u64,
     alignment: u32,
     metadata: GgufMetadata,
@@ -955,8 +967,8 @@ impl Header {
         // A key is at least 8 + 4 + 1 bytes.
         cur.check_count(n_metadata, 13, &|| format!("{n_metadata} metadata entries"))?;
 
-        let mut metadata = Vec::with_capacity(n_metadata as usize);
-        let mut metadata_index = HashMap::with_capacity(n_metadata as usize);
+        let mut metadata = Vec::with_capacity(preallocated(n_metadata));
+        let mut metadata_index = HashMap::with_capacity(preallocated(n_metadata));
         let mut alignment_at = 0;
         for i in 0..n_metadata {
             let start = cur.pos;
@@ -984,7 +996,7 @@ impl Header {
             }
         };
         let metadata = GgufMetadata::new(path.into(), version, metadata, metadata_index);
-        Ok(Self { version, n_tensors, alignment, metadata })
+        Ok(Self { n_tensors, alignment, metadata })
     }
 }
 
@@ -1098,7 +1110,7 @@ impl<'a> Cursor<'a> {
                 };
                 let count = self.u64(&|| format!("the length of {}", what()))?;
                 self.check_count(count, element_type.min_size(), &|| format!("the {count} elements of {}", what()))?;
-                let mut values = Vec::with_capacity(count as usize);
+                let mut values = Vec::with_capacity(preallocated(count));
                 for i in 0..count {
                     values.push(self.value(element_id, depth + 1, &|| format!("element {i} of {}", what()))?);
                 }

@@ -125,10 +125,10 @@ pub fn soft_experiment(args: &SoftArgs, full: &SortedLlamaConfig) -> anyhow::Res
 /// # Errors
 /// A missing model or corpus, a flag that does not fit, an output folder in use.
 pub fn soft_cmd<B: AutodiffBackend>(args: &SoftArgs, device: &B::Device, ctx: &RunContext) -> anyhow::Result<()> {
-    let file =
-        GgufFile::read(&args.gguf).with_context(|| "`cargo xtask data smollm2` fetches SmolLM2-135M-Instruct")?;
-    let full = SortedLlamaConfig::from_gguf(&file)?;
-    drop(file);
+    // The sizes only: the metadata, not the weights (the run loads those).
+    let metadata = GgufFile::read_metadata(&args.gguf)
+        .with_context(|| "`cargo xtask data smollm2` fetches SmolLM2-135M-Instruct")?;
+    let full = SortedLlamaConfig::from_gguf_metadata(&metadata)?;
     let config = soft_experiment(args, &full)?;
     let exp = LmExperiment::from_config(config, Path::new("soft (command-line flags)"))?;
     if !ctx.quiet {

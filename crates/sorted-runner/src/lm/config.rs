@@ -76,11 +76,12 @@ impl LmExperiment {
     pub fn from_config(config: LmExperimentConfig, path: &Path) -> Result<Self, ConfigError> {
         let invalid = ConfigError::invalid_in(path);
         let LmModelConfig::Llama(llama) = &config.model;
-        // The hidden width is not nested in LLaMA: a GGUF model's is read from the file's
-        // metadata when the file is there (the load reports a missing one); otherwise it is
-        // known once the model is loaded (`space_for`), when the space is checked against it.
-        let gguf_sizes = match (&llama.gguf, &llama.random, &config.space.hidden) {
-            (Some(file), None, None) if Path::new(file).exists() => {
+        // The hidden width is not nested in LLaMA: a GGUF model's sizes are read from the file's
+        // metadata when the file is there (the load reports a missing one), and the space is
+        // checked against them here; otherwise the width is known once the model is loaded
+        // (`space_for`), when the space is checked against it.
+        let gguf_sizes = match (&llama.gguf, &llama.random) {
+            (Some(file), None) if Path::new(file).exists() => {
                 let sizes = GgufFile::read_metadata(file).and_then(|m| SortedLlamaConfig::from_gguf_metadata(&m));
                 let sizes = sizes.map_err(|e| {
                     let expected = "a readable llama GGUF file (its metadata gives the decoder's sizes)";
@@ -90,10 +91,12 @@ impl LmExperiment {
             }
             _ => None,
         };
-        let hidden = match (&llama.random, &gguf_sizes) {
-            (Some(r), _) => r.hidden_size,
-            (None, Some((_, sizes))) => sizes.hidden_size,
-            (None, None) => config.space.hidden.as_ref().and_then(|h| h.iter().max().copied()).unwrap_or(1),
+        let given = config.space.hidden.as_ref().and_then(|h| h.iter().max().copied());
+        let hidden = match (&llama.random, given, &gguf_sizes) {
+            (Some(r), _, _) => r.hidden_size,
+            (None, Some(given), _) => given,
+            (None, None, Some((_, sizes))) => sizes.hidden_size,
+            (None, None, None) => 1,
         };
         let space = TransformerSpace::new(config.space.clone(), hidden)
             .map_err(|source| ConfigError::Space { path: path.into(), source })?;

@@ -158,8 +158,7 @@ pub(super) fn bert_for(exp: &TextExperiment, data: &TextData) -> anyhow::Result<
     Ok(bert)
 }
 
-/// Evaluates every sub-model of `model` and writes the run's reports (`state`: where the
-/// weights stand; `status`: set for an unfinished or failed run).
+/// Evaluates every sub-model of `model` and writes the run's reports for `target`.
 fn report_text<E: Backend>(
     exp: &TextExperiment,
     data: &TextData,

@@ -22,7 +22,7 @@ mod weights;
 /// The GGUF reader lives in sorted-data (a file format, no Burn in it); re-exported here, where the
 /// decoder is loaded from it.
 pub use sorted_data::{
-    GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufTensorInfo, GgufValue, GgufValueType,
+    GGUF_DEFAULT_ALIGNMENT, GgmlType, GgufError, GgufFile, GgufMetadata, GgufTensorInfo, GgufValue, GgufValueType,
 };
 
 pub use decode::{
