@@ -5,7 +5,7 @@ use burn::backend::Flex;
 use burn::prelude::*;
 use burn::record::DefaultRecorder;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, SafetensorsStore};
-use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass};
+use sorted_nn::{NestingSpace, NormPass};
 use sorted_zoo::{
     AnyClassifier, ClassifierConfig, DenseExportError, DenseExportManifest, EXPORT_FORMAT, ExportWeights, MlpOptions,
     SortedClassifier, load_dense_export,
@@ -47,13 +47,7 @@ pub fn mlp_manifest(sub: &sorted_nn::SubModel) -> DenseExportManifest {
 #[test]
 fn a_dense_export_loads_back_from_either_file_and_another_sub_models_is_refused() {
     let device = Default::default();
-    let space = NestingSpace::new(NestingSpaceConfig {
-        depths: vec![1, 2],
-        widths: Some(vec![4, 8]),
-        block_widths: None,
-        tie_widths: false,
-    })
-    .unwrap();
+    let space = crate::deploy::space(&[4, 8]);
     let config = ClassifierConfig::Mlp(MlpOptions::default());
     let AnyClassifier::Mlp(mlp) = config.init::<Flex>(&space, [1, 4, 4], 3, &device) else { unreachable!() };
     let images = Tensor::<Flex, 4>::random([5, 1, 4, 4], burn::tensor::Distribution::Default, &device);

@@ -9,7 +9,8 @@ use sorted_zoo::deploy::{
 };
 use sorted_zoo::{SortedClassifier, SortedCnn, SortedCnnConfig, SortedMlp, SortedMlpConfig};
 
-fn space(widths: &[usize]) -> NestingSpace {
+/// Depths 1-2 at `widths` (the deploy, deploy-choice and dense-export tests' space).
+pub(crate) fn space(widths: &[usize]) -> NestingSpace {
     NestingSpace::new(NestingSpaceConfig {
         depths: vec![1, 2],
         widths: Some(widths.to_vec()),
@@ -20,7 +21,7 @@ fn space(widths: &[usize]) -> NestingSpace {
 }
 
 /// A 16-input MLP with widths 4 and 8 at depths 1-2, and 5 random 4x4 images.
-fn tiny_mlp() -> (NestingSpace, SortedMlp<Flex>, Tensor<Flex, 4>) {
+pub(crate) fn tiny_mlp() -> (NestingSpace, SortedMlp<Flex>, Tensor<Flex, 4>) {
     let device = Default::default();
     let space = space(&[4, 8]);
     let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);

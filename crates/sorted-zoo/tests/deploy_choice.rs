@@ -3,12 +3,11 @@
 //! sub-model checked and written to a folder.
 
 use burn::backend::Flex;
-use burn::prelude::*;
-use sorted_nn::{NestingSpace, NestingSpaceConfig, NormPass};
+use sorted_nn::NormPass;
 use sorted_zoo::deploy::{Budget, BudgetChoice, Candidate, DeployError, LatencyOptions, SortedModel};
 use sorted_zoo::{
-    AnyClassifier, ClassifierConfig, DENSE_WEIGHT_FILES, ExportWeights, MlpOptions, SortedClassifier, SortedMlp,
-    SortedMlpConfig, extract_checked, load_dense_export, write_dense_export,
+    AnyClassifier, ClassifierConfig, DENSE_WEIGHT_FILES, ExportWeights, MlpOptions, SortedClassifier, extract_checked,
+    load_dense_export, write_dense_export,
 };
 
 fn cand(name: &str, accuracy: f64, ms: f64, params: u64, flops: u64) -> Candidate {
@@ -49,20 +48,7 @@ fn a_budget_choice_names_the_best_that_fits_the_next_better_and_why() {
     assert!(matches!(BudgetChoice::new(&all, Budget::flops(10), 0.95, None), Err(DeployError::NothingFits { .. })));
 }
 
-/// A 16-input MLP with widths 4 and 8 at depths 1-2, and 5 random 4x4 images.
-fn tiny_mlp() -> (NestingSpace, SortedMlp<Flex>, Tensor<Flex, 4>) {
-    let device = Default::default();
-    let space = NestingSpace::new(NestingSpaceConfig {
-        depths: vec![1, 2],
-        widths: Some(vec![4, 8]),
-        block_widths: None,
-        tie_widths: false,
-    })
-    .unwrap();
-    let mlp = SortedMlpConfig::for_space(16, 3, &space).init::<Flex>(&device);
-    let images = Tensor::<Flex, 4>::random([5, 1, 4, 4], burn::tensor::Distribution::Default, &device);
-    (space, mlp, images)
-}
+use crate::deploy::tiny_mlp;
 
 #[test]
 fn peak_bytes_come_from_the_callers_meter_around_one_forward_pass() {
