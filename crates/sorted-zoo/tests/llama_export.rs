@@ -9,7 +9,6 @@ use std::path::Path;
 use burn::backend::Flex;
 use burn::module::Param;
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use sha2::{Digest, Sha256};
 use sorted_data::{BpePreTokenizer, ByteLevelBpe, GgmlType, GgufFile, gpt2_byte_char};
 use sorted_nn::{TransformerSpace, TransformerSpaceConfig, TransformerSubModel};
@@ -32,25 +31,58 @@ fn tokenizer() -> ByteLevelBpe {
         .unwrap()
 }
 
+/// Values uniform in `lo..hi` from a seeded splitmix64 stream: the same weights in every run,
+/// whatever other tests draw from the backend's shared generator meanwhile.
+struct Values(u64);
+
+impl Values {
+    fn tensor<const D: usize>(
+        &mut self,
+        shape: [usize; D],
+        lo: f32,
+        hi: f32,
+        device: &<F as burn::tensor::backend::BackendTypes>::Device,
+    ) -> Tensor<F, D> {
+        let n = shape.iter().product();
+        let values: Vec<f32> = (0..n)
+            .map(|_| {
+                self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = self.0;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^= z >> 31;
+                lo + (hi - lo) * (z >> 40) as f32 / (1u64 << 24) as f32
+            })
+            .collect();
+        Tensor::from_data(TensorData::new(values, shape), device)
+    }
+}
+
 /// 3 layers, hidden 32, 4 query heads over 2 KV groups of 8 features, SwiGLU 64, the toy
 /// tokenizer's vocabulary; weights of std 0.16 and norm scales in 0.5..1.5, so that every
 /// mistake moves the logits.
 fn model(vocab: usize) -> (SortedLlama<F>, TransformerSpace) {
     let device = Default::default();
-    F::seed(&device, 30);
     let config = SortedLlamaConfig::new(vocab, 32, 3, 4, 2, 8, 64).with_rope_theta(10_000.0);
     let mut model = config.init::<F>(&device);
-    let scale = |p: Param<Tensor<F, 2>>| p.map(|t| t.mul_scalar(8.0));
-    let norm = |p: Param<Tensor<F, 1>>| {
-        let d = p.dims()[0];
-        p.map(|_| Tensor::random([d], Distribution::Uniform(0.5, 1.5), &device))
+    let mut values = Values(30);
+    // Uniform in +-0.277: std 0.16.
+    let mut weight = |p: Param<Tensor<F, 2>>| {
+        let dims = p.dims();
+        p.map(|_| values.tensor(dims, -0.277, 0.277, &device))
     };
-    model.embedding = scale(model.embedding);
-    model.norm.weight = norm(model.norm.weight);
+    model.embedding = weight(model.embedding);
     for l in &mut model.layers {
         for linear in [&mut l.query, &mut l.key, &mut l.value, &mut l.output, &mut l.gate, &mut l.up, &mut l.down] {
-            linear.weight = scale(linear.weight.clone());
+            linear.weight = weight(linear.weight.clone());
         }
+    }
+    let mut norm = |p: Param<Tensor<F, 1>>| {
+        let dims = p.dims();
+        p.map(|_| values.tensor(dims, 0.5, 1.5, &device))
+    };
+    model.norm.weight = norm(model.norm.weight);
+    for l in &mut model.layers {
         l.attention_norm.weight = norm(l.attention_norm.weight.clone());
         l.ffn_norm.weight = norm(l.ffn_norm.weight.clone());
     }
