@@ -94,6 +94,7 @@ fn write_safetensors(path: &Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
 
 #[test]
 fn safetensors_round_trip_reproduces_the_model_for_every_sub_model() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     F::seed(&device, 21);
     let config = SortedBertConfig::tiny().with_pooling(Pooling::Cls).with_dropout(0.0);
@@ -114,6 +115,7 @@ fn safetensors_round_trip_reproduces_the_model_for_every_sub_model() {
 
 #[test]
 fn loader_names_missing_and_mis_shaped_tensors() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let config = SortedBertConfig::tiny();
     let model = config.init::<F>(&device);
@@ -141,6 +143,7 @@ fn loader_names_missing_and_mis_shaped_tensors() {
 
 #[test]
 fn sub_model_ignores_parameters_outside_its_slices() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     F::seed(&device, 4);
     let model = SortedBertConfig::tiny().with_dropout(0.0).init::<F>(&device);
@@ -178,6 +181,7 @@ fn sub_model_ignores_parameters_outside_its_slices() {
 
 #[test]
 fn gradients_are_zero_outside_the_active_heads_ffn_width_and_depth() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     B::seed(&device, 9);
     let model = SortedBertConfig::tiny().with_dropout(0.0).init::<B>(&device);
@@ -205,6 +209,7 @@ fn minilm_dir() -> PathBuf {
 /// NumPy reference forward pass (computed from the same file, to 1e-4).
 #[test]
 fn minilm_import_reproduces_the_reference_embeddings() {
+    let _rng = crate::rng_guard();
     let dir = minilm_dir();
     if !dir.join("model.safetensors").exists() {
         eprintln!("skipped: no {} (run `cargo xtask data minilm`)", dir.join("model.safetensors").display());
@@ -248,6 +253,7 @@ fn hf_config(vocab: u64, hidden: u64, layers: u64) -> String {
 
 #[test]
 fn issue_27_bert_config_with_huge_sizes_is_refused_naming_the_key() {
+    let _rng = crate::rng_guard();
     let ok = SortedBertConfig::from_hf_config_bytes(hf_config(64, 16, 3).as_bytes(), "ok/config.json").unwrap();
     assert_eq!((ok.vocab_size, ok.hidden_size, ok.num_layers), (64, 16, 3));
     for (json, key) in [
@@ -267,6 +273,7 @@ fn issue_27_bert_config_with_huge_sizes_is_refused_naming_the_key() {
 
 #[test]
 fn issue_27_safetensors_header_is_checked_against_the_file_and_the_shapes() {
+    let _rng = crate::rng_guard();
     let file = |header: &str, data: usize| {
         let mut bytes = (header.len() as u64).to_le_bytes().to_vec();
         bytes.extend_from_slice(header.as_bytes());

@@ -26,6 +26,7 @@ fn subs() -> (TransformerSpace, Vec<TransformerSubModel>) {
 
 #[test]
 fn each_sub_model_is_scored_in_order_with_its_cost_at_the_mean_length() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let model = SortedBertConfig::tiny().with_dropout(0.0).init::<Flex>(&device);
     let (set, (_, subs)) = (set(), subs());
@@ -42,6 +43,7 @@ fn each_sub_model_is_scored_in_order_with_its_cost_at_the_mean_length() {
 
 #[test]
 fn the_loss_without_a_teacher_is_the_cross_entropy() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let model = SortedBertConfig::tiny().with_dropout(0.0).init::<Flex>(&device);
     let (set, (space, _)) = (set(), subs());
@@ -56,6 +58,7 @@ fn the_loss_without_a_teacher_is_the_cross_entropy() {
 
 #[test]
 fn issue_31_sentence_features_are_each_sub_models_pooled_states_in_set_order() {
+    let _rng = crate::rng_guard();
     use sorted_zoo::{LinearProbe, ProbeOptions, SortedBert, sentence_features};
     let device = Default::default();
     let model = SortedBertConfig::tiny().with_dropout(0.0).init::<Flex>(&device);

@@ -121,6 +121,7 @@ fn reload(dir: &Path, pooling: Pooling) -> Vec<f32> {
 
 #[test]
 fn issue_30_bert_sub_models_export_to_hugging_face_and_reload_with_their_logits() {
+    let _rng = crate::rng_guard();
     let vocab = b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nthe\n";
     let options = BertExportOptions { name: "tiny".into(), vocab: Some(vocab), ..Default::default() };
     let dir = tempfile::tempdir().unwrap();

@@ -46,6 +46,7 @@ pub fn mlp_manifest(sub: &sorted_nn::SubModel) -> DenseExportManifest {
 
 #[test]
 fn a_dense_export_loads_back_from_either_file_and_another_sub_models_is_refused() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let space = crate::deploy::space(&[4, 8]);
     let config = ClassifierConfig::Mlp(MlpOptions::default());

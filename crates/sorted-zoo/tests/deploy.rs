@@ -44,6 +44,7 @@ fn cand(name: &str, accuracy: f64, ms: f64, params: u64) -> Candidate {
 
 #[test]
 fn the_front_is_the_non_dominated_set_and_selection_is_the_best_that_fits() {
+    let _rng = crate::rng_guard();
     // A grid with ties and dominated points, checked against brute force for every budget.
     let all: Vec<Candidate> = (0..40)
         .map(|i| {
@@ -89,6 +90,7 @@ fn the_front_is_the_non_dominated_set_and_selection_is_the_best_that_fits() {
 
 #[test]
 fn bad_candidates_and_impossible_budgets_are_clear_errors() {
+    let _rng = crate::rng_guard();
     let ok = [cand("a", 0.9, 1.0, 10), cand("b", 0.95, 2.0, 20)];
     let err = select(&ok, Budget::latency_ms(0.5)).unwrap_err().to_string();
     assert!(err.contains("no sub-model fits latency <= 0.5000 ms") && err.contains("a, needs 1.0000 ms"), "{err}");
@@ -106,6 +108,7 @@ fn bad_candidates_and_impossible_budgets_are_clear_errors() {
 
 #[test]
 fn the_handle_serves_every_sub_model_like_the_model_itself() {
+    let _rng = crate::rng_guard();
     let (space, mlp, images) = tiny_mlp();
     let expected: Vec<_> =
         space.iter().map(|sub| mlp.forward(images.clone(), &sub, &mut NormPass::Batch).into_data()).collect();
@@ -134,6 +137,7 @@ fn the_handle_serves_every_sub_model_like_the_model_itself() {
 
 #[test]
 fn a_batch_norm_model_serves_only_calibrated_sub_models() {
+    let _rng = crate::rng_guard();
     let (space, cnn, images) = tiny_cnn();
     let mut handle = SortedModel::new(cnn, space.clone()).unwrap();
     let sub = space.parse_sub_model("4-2").unwrap();
@@ -176,6 +180,7 @@ fn memory(tensor: Tensor<Flex, 2>) -> (usize, Vec<isize>) {
 
 #[test]
 fn views_and_the_output_major_layout_serve_the_same_logits_without_copying_weights() {
+    let _rng = crate::rng_guard();
     let (space, mlp, images) = tiny_mlp();
     let input_major = SortedModel::new(mlp.clone(), space.clone()).unwrap();
     let mut output_major = SortedModel::new(mlp, space.clone()).unwrap().with_weight_layout(WeightLayout::OutputMajor);
@@ -220,6 +225,7 @@ fn views_and_the_output_major_layout_serve_the_same_logits_without_copying_weigh
 
 #[test]
 fn a_calibrated_batch_norm_model_serves_the_same_logits_in_either_layout() {
+    let _rng = crate::rng_guard();
     let (space, cnn, images) = tiny_cnn();
     let sub = space.parse_sub_model("4-2").unwrap();
     let mut handle = SortedModel::new(cnn, space.clone()).unwrap().with_weight_layout(WeightLayout::OutputMajor);
@@ -247,6 +253,7 @@ fn a_calibrated_batch_norm_model_serves_the_same_logits_in_either_layout() {
 
 #[test]
 fn a_latency_profile_joins_timings_with_accuracies_and_marks_the_front() {
+    let _rng = crate::rng_guard();
     let (space, mlp, images) = tiny_mlp();
     let model = SortedModel::new(mlp, space.clone()).unwrap();
     let subs: Vec<_> = space.iter().collect();

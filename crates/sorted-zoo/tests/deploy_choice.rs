@@ -16,6 +16,7 @@ fn cand(name: &str, accuracy: f64, ms: f64, params: u64, flops: u64) -> Candidat
 
 #[test]
 fn a_budget_choice_names_the_best_that_fits_the_next_better_and_why() {
+    let _rng = crate::rng_guard();
     let all = [
         cand("4", 0.80, 0.10, 100, 1_000),
         cand("8", 0.90, 0.20, 200, 2_000),
@@ -52,6 +53,7 @@ use crate::deploy::tiny_mlp;
 
 #[test]
 fn peak_bytes_come_from_the_callers_meter_around_one_forward_pass() {
+    let _rng = crate::rng_guard();
     let (space, mlp, images) = tiny_mlp();
     let serving = SortedModel::new(mlp, space.clone()).unwrap();
     let subs: Vec<_> = space.iter().collect();
@@ -76,6 +78,7 @@ fn peak_bytes_come_from_the_callers_meter_around_one_forward_pass() {
 
 #[test]
 fn a_checked_dense_sub_model_is_written_whole_and_loads_back() {
+    let _rng = crate::rng_guard();
     let (space, _, images) = tiny_mlp();
     let device = Default::default();
     let config = ClassifierConfig::Mlp(MlpOptions::default());

@@ -111,6 +111,7 @@ fn synthetic(version: u32) -> GgufWriter {
 
 #[test]
 fn gguf_metadata_of_every_type_is_read() {
+    let _rng = crate::rng_guard();
     for version in [2, 3] {
         let (bytes, data_start) = synthetic(version).to_bytes_with_data_start();
         let gguf = GgufFile::parse(bytes, "synthetic.gguf").unwrap();
@@ -145,6 +146,7 @@ fn gguf_metadata_of_every_type_is_read() {
 
 #[test]
 fn gguf_typed_helpers_name_the_key_and_the_expected_type() {
+    let _rng = crate::rng_guard();
     let gguf = GgufFile::parse(synthetic(3).to_bytes_with_data_start().0, "synthetic.gguf").unwrap();
     let cases = [
         (gguf.u32("t.i32").unwrap_err(), "metadata key `t.i32` is i32 -7, expected u32"),
@@ -164,6 +166,7 @@ fn gguf_typed_helpers_name_the_key_and_the_expected_type() {
 
 #[test]
 fn gguf_tensor_infos_are_listed_in_file_order_with_reversed_shapes() {
+    let _rng = crate::rng_guard();
     let gguf = GgufFile::parse(synthetic(3).to_bytes_with_data_start().0, "synthetic.gguf").unwrap();
     let names: Vec<&str> = gguf.tensors().map(|t| t.name()).collect();
     assert_eq!(names, ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q4_k"]);
@@ -180,6 +183,7 @@ fn gguf_tensor_infos_are_listed_in_file_order_with_reversed_shapes() {
 
 #[test]
 fn gguf_dequantizes_hand_computed_blocks() {
+    let _rng = crate::rng_guard();
     let gguf = GgufFile::parse(synthetic(3).to_bytes_with_data_start().0, "synthetic.gguf").unwrap();
     assert_eq!(gguf.dequantize("f32").unwrap(), (vec![2, 3], vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0]));
     let (shape, f16) = gguf.dequantize("f16").unwrap();
@@ -212,6 +216,7 @@ fn gguf_dequantizes_hand_computed_blocks() {
 
 #[test]
 fn gguf_unsupported_types_are_named() {
+    let _rng = crate::rng_guard();
     // Q4_K decodes now (sorted-data's k-quants); IQ4_NL (8 blocks of 18 bytes) does not.
     let mut writer = synthetic(3);
     writer.raw_tensor("iq4_nl", &[256], 20, vec![0; 144]);
@@ -228,6 +233,7 @@ fn gguf_unsupported_types_are_named() {
 
 #[test]
 fn gguf_truncated_at_any_byte_is_an_error_naming_the_file() {
+    let _rng = crate::rng_guard();
     let (bytes, data_start) = synthetic(3).to_bytes_with_data_start();
     let last = GgufFile::parse(bytes.clone(), "full.gguf").unwrap().tensors().last().unwrap().clone();
     let end = data_start + last.offset() as usize + last.n_bytes();
@@ -257,6 +263,7 @@ fn gguf_truncated_at_any_byte_is_an_error_naming_the_file() {
 
 #[test]
 fn gguf_truncation_errors_say_what_was_being_read_and_where() {
+    let _rng = crate::rng_guard();
     let (bytes, _) = synthetic(3).to_bytes_with_data_start();
     let at = |needle: &[u8]| bytes.windows(needle.len()).position(|w| w == needle).unwrap();
     let err = |cut: usize| GgufFile::parse(bytes[..cut].to_vec(), "cut.gguf").unwrap_err().to_string();
@@ -281,6 +288,7 @@ fn gguf_truncation_errors_say_what_was_being_read_and_where() {
 
 #[test]
 fn gguf_malformed_files_are_rejected_naming_the_problem() {
+    let _rng = crate::rng_guard();
     let parse = |w: &GgufWriter| GgufFile::parse(w.to_bytes_with_data_start().0, "bad.gguf").map(|_| ()).unwrap_err();
     let msg = |w: &GgufWriter| parse(w).to_string();
 
@@ -363,6 +371,7 @@ fn gguf_malformed_files_are_rejected_naming_the_problem() {
 
 #[test]
 fn gguf_read_names_a_missing_file() {
+    let _rng = crate::rng_guard();
     let err = GgufFile::read("no/such/model.gguf").unwrap_err();
     assert!(matches!(&err, GgufError::Read { path, .. } if path == Path::new("no/such/model.gguf")), "{err}");
 }
@@ -374,6 +383,7 @@ fn smollm2_path() -> PathBuf {
 
 #[test]
 fn gguf_smollm2_file_has_the_documented_layout() {
+    let _rng = crate::rng_guard();
     let path = smollm2_path();
     if !path.exists() {
         println!("skipped: {} is absent (run `cargo xtask data smollm2`)", path.display());
@@ -500,6 +510,7 @@ mod llama_weights {
 
     #[test]
     fn a_written_llama_gguf_loads_back_with_identical_logits() {
+        let _rng = crate::rng_guard();
         let device = Default::default();
         Flex::seed(&device, 3);
         let config = SortedLlamaConfig::tiny();
@@ -547,6 +558,7 @@ mod issue_27 {
 
     #[test]
     fn issue_27_gguf_tensor_claiming_4_gib_is_refused_against_the_file_length() {
+        let _rng = crate::rng_guard();
         let mut w = writer(3);
         // 2^30 f32 values: 4 GiB of data claimed by a file of under 100 bytes.
         w.raw_tensor("huge", &[1 << 30], 0, f32_bytes(&[1.0]));
@@ -565,6 +577,7 @@ mod issue_27 {
 
     #[test]
     fn issue_27_gguf_counts_and_lengths_beyond_the_file_are_refused_before_allocating() {
+        let _rng = crate::rng_guard();
         let header = |n_tensors: u64, n_metadata: u64| {
             let mut out = b"GGUF".to_vec();
             out.extend_from_slice(&3u32.to_le_bytes());
@@ -596,6 +609,7 @@ mod issue_27 {
 
     #[test]
     fn issue_27_llama_sizes_in_the_metadata_are_checked_against_the_tensors_before_allocating() {
+        let _rng = crate::rng_guard();
         // A vocabulary of 2^24 by a width of 2^20 would be 64 TiB of f32 embedding: the file
         // holds no such tensor, so loading must fail naming it instead of allocating.
         let mut w = writer(3);
@@ -620,6 +634,7 @@ mod issue_27 {
 
     #[test]
     fn issue_27_gguf_tokenizer_with_fewer_tokens_than_vocab_size_is_refused_naming_both() {
+        let _rng = crate::rng_guard();
         let tokens = |n: usize| GgufValue::Array {
             element_type: GgufValueType::String,
             values: (0..n).map(|i| GgufValue::String(format!("t{i}"))).collect(),

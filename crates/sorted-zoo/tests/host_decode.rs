@@ -32,6 +32,7 @@ const PROMPT: [u32; 7] = [3, 17, 42, 8, 8, 29, 1];
 
 #[test]
 fn host_layers_and_logits_equal_burns_for_every_sub_model_prompt_and_cached_steps() {
+    let _rng = crate::rng_guard();
     let m = model(21);
     let host = m.host_decoder(HostWeights::F32);
     for sub in space().iter() {
@@ -54,6 +55,7 @@ fn host_layers_and_logits_equal_burns_for_every_sub_model_prompt_and_cached_step
 
 #[test]
 fn a_truncated_host_cache_continues_like_a_fresh_one() {
+    let _rng = crate::rng_guard();
     let m = model(22);
     let host = m.host_decoder(HostWeights::F32);
     let (heads, ffn) = (4, 24);
@@ -67,6 +69,7 @@ fn a_truncated_host_cache_continues_like_a_fresh_one() {
 
 #[test]
 fn host_decoding_gives_burns_tokens_greedy_speculative_and_early_exit() {
+    let _rng = crate::rng_guard();
     let m = model(23);
     let (burn, host) = (LlamaDecoder::new(&m), LlamaDecoder::on_host(&m, HostWeights::F32));
     for full in [space().largest(), space().parse_sub_model("L4-H2-F8").unwrap()] {
@@ -88,6 +91,7 @@ fn host_decoding_gives_burns_tokens_greedy_speculative_and_early_exit() {
 
 #[test]
 fn drafting_over_a_vocabulary_prefix_on_the_host_stays_lossless() {
+    let _rng = crate::rng_guard();
     let m = model(24);
     let host = LlamaDecoder::on_host(&m, HostWeights::F32);
     let full = space().largest();
@@ -100,6 +104,7 @@ fn drafting_over_a_vocabulary_prefix_on_the_host_stays_lossless() {
 
 #[test]
 fn issue_29_8_bit_host_weights_stay_near_f32_and_draft_losslessly_for_themselves() {
+    let _rng = crate::rng_guard();
     let m = model(13);
     let (f32_host, q8_host) = (m.host_decoder(HostWeights::F32), m.host_decoder(HostWeights::Q8));
     // A byte per weight plus a scale per block, against 4 (the tiny model's rows of 16 and 24

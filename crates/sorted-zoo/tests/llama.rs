@@ -35,6 +35,7 @@ const TOKENS: [i32; 7] = [3, 17, 42, 8, 8, 29, 1];
 
 #[test]
 fn rope_rotates_adjacent_pairs_by_hand_computed_angles() {
+    let _rng = crate::rng_guard();
     let x = Tensor::<F, 1>::from_floats([1.0, 2.0, 3.0, 4.0], &Default::default()).reshape([1, 1, 1, 4]);
     let y = rope(x, 1, 10_000.0).into_data().to_vec::<f32>().unwrap();
     // Pair 0 turns by 1 rad, pair 1 by 1 * 10000^(-2/4) = 0.01 rad.
@@ -50,6 +51,7 @@ fn rope_rotates_adjacent_pairs_by_hand_computed_angles() {
 
 #[test]
 fn kv_cached_decoding_equals_the_uncached_forward_for_every_sub_model() {
+    let _rng = crate::rng_guard();
     let m = model(1);
     for sub in space().iter() {
         let full = m.forward(ids(&TOKENS), &sub, &mut KvCache::new());
@@ -67,6 +69,7 @@ fn kv_cached_decoding_equals_the_uncached_forward_for_every_sub_model() {
 
 #[test]
 fn a_truncated_cache_continues_like_a_fresh_one() {
+    let _rng = crate::rng_guard();
     let m = model(2);
     let sub = space().largest();
     let mut cache = KvCache::new();
@@ -79,6 +82,7 @@ fn a_truncated_cache_continues_like_a_fresh_one() {
 
 #[test]
 fn grouped_query_attention_equals_attention_with_duplicated_kv_heads() {
+    let _rng = crate::rng_guard();
     // The same layer with 4 KV heads whose weights repeat the 2 KV heads of the GQA layer
     // (query heads 0,1 read KV head 0; 2,3 read KV head 1).
     let gqa = model(3);
@@ -112,6 +116,7 @@ fn grouped_query_attention_equals_attention_with_duplicated_kv_heads() {
 
 #[test]
 fn one_pass_gives_every_exit_as_its_own_forward_would() {
+    let _rng = crate::rng_guard();
     let m = model(4);
     for heads in [2, 4] {
         let width = space().parse_sub_model(&format!("L4-H{heads}-F24")).unwrap();
@@ -125,6 +130,7 @@ fn one_pass_gives_every_exit_as_its_own_forward_would() {
 
 #[test]
 fn gradients_stay_in_the_active_ffn_slice_and_depth() {
+    let _rng = crate::rng_guard();
     type B = Autodiff<Flex>;
     let device = Default::default();
     B::seed(&device, 5);
@@ -144,6 +150,7 @@ fn gradients_stay_in_the_active_ffn_slice_and_depth() {
 
 #[test]
 fn narrow_query_heads_equal_a_dense_model_holding_only_those_heads() {
+    let _rng = crate::rng_guard();
     // The tiny model has 4 query heads of 4 features over 2 KV heads: heads 0, 1 read KV head
     // 0 and heads 2, 3 read KV head 1. One head per group keeps heads 0 and 2 (not 0 and 1,
     // which would leave KV head 1 unread).
@@ -194,6 +201,7 @@ fn narrow_query_heads_equal_a_dense_model_holding_only_those_heads() {
 
 #[test]
 fn gradients_stay_in_the_active_query_heads_of_every_kv_group() {
+    let _rng = crate::rng_guard();
     type B = Autodiff<Flex>;
     let device = Default::default();
     B::seed(&device, 22);
@@ -226,6 +234,7 @@ fn gradients_stay_in_the_active_query_heads_of_every_kv_group() {
 
 #[test]
 fn spaces_the_model_cannot_hold_are_refused() {
+    let _rng = crate::rng_guard();
     let m = model(6);
     let space_of = |depths: Vec<usize>, heads: Vec<usize>, hidden: Option<Vec<usize>>| {
         TransformerSpace::new(TransformerSpaceConfig { depths, heads, ffn: vec![24], hidden }, 16).unwrap()
@@ -270,6 +279,7 @@ pub(crate) mod decoding {
 
     #[test]
     fn self_speculative_output_equals_plain_greedy_on_20_prompts() {
+        let _rng = crate::rng_guard();
         let m = model(7);
         let full = space().largest();
         for depth in [1, 2] {
@@ -293,6 +303,7 @@ pub(crate) mod decoding {
 
     #[test]
     fn falling_back_to_greedy_steps_stays_lossless() {
+        let _rng = crate::rng_guard();
         // Probing after every cycle makes both modes run whatever the timings are.
         let m = model(7);
         let full = space().largest();
@@ -310,6 +321,7 @@ pub(crate) mod decoding {
 
     #[test]
     fn drafting_over_a_vocabulary_prefix_stays_lossless() {
+        let _rng = crate::rng_guard();
         let m = model(11);
         let full = space().largest();
         let mut rejected_outside = 0;
@@ -331,6 +343,7 @@ pub(crate) mod decoding {
 
     #[test]
     fn the_decoding_layout_gives_the_same_layers_and_tokens() {
+        let _rng = crate::rng_guard();
         use sorted_zoo::llama::LlamaDecoder;
         let m = model(13);
         let weights = m.decode_weights();
@@ -364,6 +377,7 @@ pub(crate) mod decoding {
 
     #[test]
     fn the_head_prefix_is_the_head_restricted_to_the_first_tokens() {
+        let _rng = crate::rng_guard();
         let m = model(12);
         let h = Tensor::<F, 3>::random([1, 3, 16], burn::tensor::Distribution::Default, &Default::default());
         let whole = m.head(h.clone()).slice([0..1, 0..3, 0..20]);
@@ -372,6 +386,7 @@ pub(crate) mod decoding {
 
     #[test]
     fn a_draft_that_agrees_is_accepted_whole_and_saves_full_passes() {
+        let _rng = crate::rng_guard();
         // Zero the last layer's residual branches: it becomes the identity, so the depth-3
         // draft predicts exactly what the full model does.
         let mut m = model(8);
@@ -410,6 +425,7 @@ pub(crate) mod decoding {
 
     #[test]
     fn early_exit_never_taken_is_greedy_and_always_taken_is_the_shallow_model() {
+        let _rng = crate::rng_guard();
         use sorted_zoo::llama::{EarlyExitConfig, early_exit_greedy};
         let m = model(10);
         let full = space().largest();
@@ -435,6 +451,7 @@ pub(crate) mod decoding {
 
     #[test]
     fn decoding_stops_at_the_stop_token() {
+        let _rng = crate::rng_guard();
         let m = model(9);
         let full = space().largest();
         let (plain, _) = greedy(&m, &full, &[1, 2, 3], 10, None);
@@ -501,6 +518,7 @@ mod smollm2 {
     /// The GGUF import reproduces the model: its greedy answer names Paris.
     #[test]
     fn smollm2_answers_the_capital_of_france() {
+        let _rng = crate::rng_guard();
         let Some((model, bpe, full)) = smollm2() else { return };
         let prompt = chatml_prompt(&[("user", "What is the capital of France?")], true);
         let ids = bpe.encode(&prompt);
@@ -515,6 +533,7 @@ mod smollm2 {
     /// prompts.
     #[test]
     fn smollm2_self_speculative_decoding_equals_greedy_on_20_prompts() {
+        let _rng = crate::rng_guard();
         use sorted_zoo::llama::{LlamaDecoder, SpeculativeConfig};
         let Some((model, bpe, full)) = smollm2() else { return };
         let prompts = [
@@ -570,6 +589,7 @@ mod smollm2 {
 
 #[test]
 fn the_soft_loss_is_the_weighted_mean_of_each_sub_models_own_loss() {
+    let _rng = crate::rng_guard();
     use burn::nn::loss::CrossEntropyLossConfig;
     use sorted_zoo::llama::soft_loss;
     let m = model(7);
@@ -600,6 +620,7 @@ fn the_soft_loss_is_the_weighted_mean_of_each_sub_models_own_loss() {
 
 #[test]
 fn a_soft_loss_of_narrow_shallow_terms_leaves_the_rest_untouched() {
+    let _rng = crate::rng_guard();
     use sorted_zoo::llama::soft_loss;
     type B = Autodiff<Flex>;
     let device = Default::default();
@@ -618,6 +639,7 @@ fn a_soft_loss_of_narrow_shallow_terms_leaves_the_rest_untouched() {
 
 #[test]
 fn with_the_head_trained_by_the_full_depth_only_shallow_exits_leave_norm_and_head_alone() {
+    let _rng = crate::rng_guard();
     use sorted_zoo::llama::{HeadGradient, SoftOptions, soft_loss, soft_loss_with};
     type B = Autodiff<Flex>;
     let device = Default::default();
@@ -642,6 +664,7 @@ fn with_the_head_trained_by_the_full_depth_only_shallow_exits_leave_norm_and_hea
 
 #[test]
 fn self_distillation_mixes_the_text_loss_with_the_kl_from_the_detached_full_model() {
+    let _rng = crate::rng_guard();
     use burn::tensor::activation::log_softmax;
     use sorted_zoo::llama::{SoftOptions, soft_loss, soft_loss_with};
     type B = Autodiff<Flex>;

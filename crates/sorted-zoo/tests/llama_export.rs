@@ -124,6 +124,7 @@ fn whole(model: &SortedLlama<F>) -> TransformerSubModel {
 
 #[test]
 fn issue_30_gguf_export_of_a_sub_model_reloads_with_the_sorted_logits() {
+    let _rng = crate::rng_guard();
     let bpe = tokenizer();
     let (model, space) = model(bpe.vocab_size());
     let options = LlamaExportOptions { tokenizer: Some(&bpe), name: "toy".into(), ..Default::default() };
@@ -290,6 +291,7 @@ fn hf_reference_logits(dir: &Path, tokens: &[i32]) -> Vec<f32> {
 
 #[test]
 fn issue_30_hf_export_run_in_hf_layout_gives_the_sorted_logits() {
+    let _rng = crate::rng_guard();
     let bpe = tokenizer();
     let (model, space) = model(bpe.vocab_size());
     let options = LlamaExportOptions { tokenizer: Some(&bpe), name: "toy".into(), ..Default::default() };

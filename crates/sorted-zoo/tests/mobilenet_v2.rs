@@ -81,6 +81,7 @@ fn norm_widths(sub: &SubModel, scale: bool) -> Vec<usize> {
 
 #[test]
 fn mobilenet_every_sub_model_of_a_mixed_space_equals_dense() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let space = space();
     for scale in [false, true] {
@@ -127,6 +128,7 @@ fn masked_reference_of_blocks(
 
 #[test]
 fn mobilenet_residuals_and_expansion_at_mixed_widths_match_a_masked_full_width_model() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let x = images::<Flex>(6, [1, 8, 8], &device);
     for scale in [false, true] {
@@ -141,6 +143,7 @@ fn mobilenet_residuals_and_expansion_at_mixed_widths_match_a_masked_full_width_m
 
 #[test]
 fn mobilenet_zero_grad_outside_active_slices_and_no_grad_beyond_depth() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let model = model::<A>(false, &device);
     let space = space();
@@ -187,6 +190,7 @@ impl<B: Backend> NamedNorms<B> for SortedMobileNetV2<B> {
 
 #[test]
 fn mobilenet_statistics_change_only_for_the_evaluated_sub_model() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let space = space();
     A::seed(&device, 11);
@@ -218,6 +222,7 @@ fn mobilenet_statistics_change_only_for_the_evaluated_sub_model() {
 
 #[test]
 fn mobilenet_presets_costs_and_config_files() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let config = SortedMobileNetV2Config::cifar(1.0);
     assert_eq!(config.n_blocks(), 17);
@@ -256,6 +261,7 @@ fn per_stage(scale_last_conv: bool) -> (SortedMobileNetV2Config, NestingSpace) {
 
 #[test]
 fn mobilenet_per_stage_order_and_config_file() {
+    let _rng = crate::rng_guard();
     let (config, space) = per_stage(false);
     assert_eq!(config.activation_order(), [0, 1, 3, 2]);
     assert_eq!(config.allocated_widths(), [3, 4, 6, 4]);
@@ -271,6 +277,7 @@ fn mobilenet_per_stage_order_and_config_file() {
 
 #[test]
 fn mobilenet_per_stage_depth_skips_blocks_and_matches_dense() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     for scale in [false, true] {
         let (config, space) = per_stage(scale);
@@ -298,6 +305,7 @@ fn mobilenet_per_stage_depth_skips_blocks_and_matches_dense() {
 
 #[test]
 fn mobilenet_per_stage_gradients_skip_inactive_blocks() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let (config, space) = per_stage(false);
     A::seed(&device, 7);
@@ -317,6 +325,7 @@ fn mobilenet_per_stage_gradients_skip_inactive_blocks() {
 
 #[test]
 fn mobilenet_per_stage_switchable_statistics_follow_the_activation_order() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let (config, space) = per_stage(false);
     let config = config.with_switchable_bn(&space);

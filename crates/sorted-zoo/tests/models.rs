@@ -26,6 +26,7 @@ fn device() -> burn::backend::flex::FlexDevice {
 
 #[test]
 fn mlp_every_sub_model_equals_its_dense_extraction() {
+    let _rng = crate::rng_guard();
     let device = device();
     let space = space(&[1, 2, 3], &[3, 5, 8]);
     let model = SortedMlpConfig::for_space(16, 4, &space).init::<Flex>(&device);
@@ -40,6 +41,7 @@ fn mlp_every_sub_model_equals_its_dense_extraction() {
 
 #[test]
 fn mlp_sub_models_share_prefixes() {
+    let _rng = crate::rng_guard();
     let device = device();
     let space = space(&[1, 2], &[3, 8]);
     let model = SortedMlpConfig::for_space(16, 4, &space).init::<Flex>(&device);
@@ -53,6 +55,7 @@ fn mlp_sub_models_share_prefixes() {
 
 #[test]
 fn mlp_zero_grad_outside_active_slices_and_no_grad_beyond_depth() {
+    let _rng = crate::rng_guard();
     let device = device();
     let space = space(&[1, 2, 3], &[3, 5, 8]);
     let model = SortedMlpConfig::for_space(16, 4, &space).init::<B>(&device);
@@ -69,6 +72,7 @@ fn mlp_zero_grad_outside_active_slices_and_no_grad_beyond_depth() {
 
 #[test]
 fn cnn_zero_grad_outside_active_channels() {
+    let _rng = crate::rng_guard();
     let device = device();
     let space = space(&[1, 2, 3], &[2, 4, 6]);
     let model = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1, 2, 1]).init::<B>(&device);
@@ -86,6 +90,7 @@ fn cnn_zero_grad_outside_active_channels() {
 
 #[test]
 fn cnn_every_sub_model_with_recalibrated_stats_equals_dense() {
+    let _rng = crate::rng_guard();
     let device = device();
     let space = space(&[1, 2], &[2, 4]);
     let model = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1, 2]).init::<B>(&device).valid();
@@ -111,6 +116,7 @@ fn cnn_every_sub_model_with_recalibrated_stats_equals_dense() {
 
 #[test]
 fn cnn_switchable_stats_are_used_in_eval() {
+    let _rng = crate::rng_guard();
     let device = device();
     let space = space(&[1], &[2, 4]);
     let model = SortedCnnConfig::for_space(1, [8, 8], 3, &space, vec![1]).with_switchable_bn(&space).init::<B>(&device);

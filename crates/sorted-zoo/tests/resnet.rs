@@ -42,6 +42,7 @@ fn norm_widths(sub: &SubModel) -> Vec<usize> {
 
 #[test]
 fn resnet_every_sub_model_of_a_mixed_space_equals_dense() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let model = model::<A>(&device).valid();
     let space = space();
@@ -83,6 +84,7 @@ fn masked_reference_of_blocks(
 
 #[test]
 fn resnet_identity_and_projection_shortcuts_at_mixed_widths_match_a_masked_full_width_model() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let model = model::<Flex>(&device);
     let x = images::<Flex>(6, [1, 8, 8], &device);
@@ -94,6 +96,7 @@ fn resnet_identity_and_projection_shortcuts_at_mixed_widths_match_a_masked_full_
 
 #[test]
 fn resnet_zero_grad_outside_active_slices_and_no_grad_beyond_depth() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let model = model::<A>(&device);
     let space = space();
@@ -137,6 +140,7 @@ impl<B: Backend> NamedNorms<B> for SortedResNet<B> {
 
 #[test]
 fn resnet_statistics_change_only_for_the_evaluated_sub_model() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let space = space();
     A::seed(&device, 7);
@@ -154,6 +158,7 @@ fn resnet_statistics_change_only_for_the_evaluated_sub_model() {
 
 #[test]
 fn resnet_cost_matches_a_hand_count_for_resnet20() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let config = SortedResNetConfig::resnet20();
     let model = config.init::<Flex>(&device);
@@ -175,6 +180,7 @@ fn resnet_cost_matches_a_hand_count_for_resnet20() {
 
 #[test]
 fn resnet_for_space_and_check_space() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let space = space();
     let config = SortedResNetConfig::for_space(1, [8, 8], 3, &space, &[2, 1, 1]).unwrap();
@@ -195,6 +201,7 @@ fn resnet_for_space_and_check_space() {
 
 #[test]
 fn resnet_presets_and_config_files() {
+    let _rng = crate::rng_guard();
     assert_eq!(SortedResNetConfig::resnet20().n_blocks(), 9);
     assert_eq!(SortedResNetConfig::resnet56().n_blocks(), 27);
     assert_eq!(SortedResNetConfig::wide().allocated_widths(), [64, 64, 128, 128, 256, 256, 512, 512]);
@@ -230,6 +237,7 @@ fn resnet_presets_and_config_files() {
 /// quoted in the README's table.
 #[test]
 fn resnet_headline_spaces_meet_the_cost_bounds() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let fmnist = |config: SortedResNetConfig| config.with_input(1, [28, 28], 10);
     let resnet32 = fmnist(SortedResNetConfig::resnet32());
@@ -265,6 +273,7 @@ fn per_stage() -> (SortedResNetConfig, NestingSpace) {
 
 #[test]
 fn resnet_activation_orders() {
+    let _rng = crate::rng_guard();
     assert_eq!(activation_order(&[5, 5, 5], DepthOrder::Flat), (0..15).collect::<Vec<_>>());
     assert_eq!(activation_order(&[5, 5, 5], DepthOrder::PerStage), [0, 5, 10, 1, 6, 11, 2, 7, 12, 3, 8, 13, 4, 9, 14]);
     assert_eq!(activation_order(&[1, 3, 2], DepthOrder::PerStage), [0, 1, 4, 2, 5, 3]);
@@ -284,6 +293,7 @@ fn resnet_activation_orders() {
 
 #[test]
 fn resnet_per_stage_depth_runs_one_block_per_stage_first_and_matches_dense() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let (config, space) = per_stage();
     Flex::seed(&device, 7);
@@ -318,6 +328,7 @@ fn resnet_per_stage_depth_runs_one_block_per_stage_first_and_matches_dense() {
 
 #[test]
 fn resnet_per_stage_gradients_skip_inactive_blocks() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     let (config, space) = per_stage();
     A::seed(&device, 7);
@@ -338,6 +349,7 @@ fn resnet_per_stage_gradients_skip_inactive_blocks() {
 
 #[test]
 fn resnet_per_stage_switchable_statistics_follow_the_activation_order() {
+    let _rng = crate::rng_guard();
     let (config, space) = per_stage();
     let config = config.with_switchable_bn(&space);
     // Flat block 1 is the space's block 3.

@@ -20,6 +20,7 @@ fn assert_close(got: Tensor<F, 2>, want: Tensor<F, 2>) {
 
 #[test]
 fn the_few_row_kernel_equals_burns_matmul_for_every_row_count_and_odd_shapes() {
+    let _rng = crate::rng_guard();
     // k = 5, 19 and 37 leave a tail after the SIMD lanes (4, 8 or 16 wide); 64 leaves none.
     for (n, k) in [(3, 5), (130, 37), (64, 64), (257, 19)] {
         let w = random([n, k], n as u64);
@@ -39,6 +40,7 @@ fn the_few_row_kernel_equals_burns_matmul_for_every_row_count_and_odd_shapes() {
 
 #[test]
 fn the_kernel_reads_a_view_of_a_larger_matrix_and_a_transposed_x() {
+    let _rng = crate::rng_guard();
     // The decoding layout slices `[out_max, in_max]` to the active `[out, in]`: rows strided.
     let full = random([40, 50], 1);
     let w = full.slice([0..33, 0..21]);
@@ -50,6 +52,7 @@ fn the_kernel_reads_a_view_of_a_larger_matrix_and_a_transposed_x() {
 
 #[test]
 fn one_row_of_a_large_matrix_takes_the_kernel_on_two_threads() {
+    let _rng = crate::rng_guard();
     // 4,100 x 1,024 elements: above the single-row and the two-thread thresholds (the tied
     // head of SmolLM2 is 49,152 x 576).
     let w = random([4_100, 1_024], 3);
@@ -60,6 +63,7 @@ fn one_row_of_a_large_matrix_takes_the_kernel_on_two_threads() {
 
 #[test]
 fn autodiff_tensors_keep_burns_matmul_and_its_gradients() {
+    let _rng = crate::rng_guard();
     type A = Autodiff<F>;
     let device = Default::default();
     let x = Tensor::<A, 2>::from_data(random([3, 7], 5).into_data(), &device).require_grad();

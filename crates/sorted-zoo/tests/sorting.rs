@@ -111,6 +111,7 @@ fn bert_logits(model: &SortedBert<F>, space: &TransformerSpace, sub: usize) -> T
 
 #[test]
 fn sorting_bert_keeps_the_full_model() {
+    let _rng = crate::rng_guard();
     for pooling in [Pooling::Mean, Pooling::Cls] {
         let model = bert::<F>(pooling, 1);
         let before = bert_logits(&model, &bert_full(), 0);
@@ -129,6 +130,7 @@ fn sorting_bert_keeps_the_full_model() {
 
 #[test]
 fn sorting_bert_by_magnitude_puts_the_dominant_head_and_unit_first() {
+    let _rng = crate::rng_guard();
     let mut model = bert::<F>(Pooling::Mean, 2);
     let layer = &mut model.layers[1];
     // Head 2 (columns 8..12) and FFN unit 5 become by far the largest.
@@ -164,6 +166,7 @@ fn sorting_bert_by_magnitude_puts_the_dominant_head_and_unit_first() {
 /// scores in descending order (for every score, data-based ones included).
 #[test]
 fn bert_scores_follow_the_units_when_sorted() {
+    let _rng = crate::rng_guard();
     let model = bert::<B>(Pooling::Mean, 3);
     let batch = bert_batch::<B>();
     for score in [ImportanceScore::Magnitude, ImportanceScore::Activation, ImportanceScore::Taylor] {
@@ -192,6 +195,7 @@ fn bert_scores_follow_the_units_when_sorted() {
 /// it is still active.
 #[test]
 fn bert_taylor_scores_a_unit_without_output_weights_zero() {
+    let _rng = crate::rng_guard();
     let mut model = bert::<B>(Pooling::Mean, 4);
     scale(&mut model.layers[0].output, 3..4, 0..16, 0.0);
     scale(&mut model.layers[2].attention.output, 4..8, 0..16, 0.0);
@@ -206,6 +210,7 @@ fn bert_taylor_scores_a_unit_without_output_weights_zero() {
 
 #[test]
 fn wrong_scores_name_the_layer_and_axis() {
+    let _rng = crate::rng_guard();
     let model = bert::<F>(Pooling::Mean, 5);
     let mut scores = transformer_scores(3, 4, 32);
     scores.layers[1].ffn.pop();
@@ -261,6 +266,7 @@ fn llama_logits(model: &SortedLlama<F>, heads: usize, ffn: usize) -> Tensor<F, 3
 
 #[test]
 fn sorting_llama_keeps_the_full_model() {
+    let _rng = crate::rng_guard();
     let model = llama::<F>(6);
     // Heads [0.1, 0.2, 0.9, 0.8] in two KV groups: a global sort would move heads 2, 3 into
     // group 0; per group, only group 0 swaps.
@@ -274,6 +280,7 @@ fn sorting_llama_keeps_the_full_model() {
 
 #[test]
 fn sorting_llama_by_magnitude_keeps_the_dominant_heads_in_their_group() {
+    let _rng = crate::rng_guard();
     let mut model = llama::<F>(7);
     let layer = &mut model.layers[2];
     // Query head 3 (the second of KV group 1, columns 12..16) and SwiGLU unit 17 dominate.
@@ -309,6 +316,7 @@ fn sorting_llama_by_magnitude_keeps_the_dominant_heads_in_their_group() {
 
 #[test]
 fn llama_scores_follow_the_units_when_sorted() {
+    let _rng = crate::rng_guard();
     let model = llama::<B>(8);
     for score in [ImportanceScore::Magnitude, ImportanceScore::Activation, ImportanceScore::Taylor] {
         let scores = importance_llama(&model, llama_ids(), score).unwrap();
@@ -332,6 +340,7 @@ fn llama_scores_follow_the_units_when_sorted() {
 
 #[test]
 fn llama_taylor_scores_a_unit_without_output_weights_zero() {
+    let _rng = crate::rng_guard();
     let mut model = llama::<B>(9);
     scale(&mut model.layers[1].down, 7..8, 0..16, 0.0);
     scale(&mut model.layers[3].output, 0..4, 0..16, 0.0);
@@ -350,6 +359,7 @@ fn llama_taylor_scores_a_unit_without_output_weights_zero() {
 
 #[test]
 fn sorting_the_mlp_keeps_the_full_model_and_puts_the_dominant_unit_first() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     F::seed(&device, 10);
     // The last block is narrower than the head's allocation: only its rows move.
@@ -436,6 +446,7 @@ fn check_channel_sort<M: SortedClassifier<B> + Clone>(
 
 #[test]
 fn sorting_the_cnn_keeps_the_full_model_and_the_scores_follow() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     B::seed(&device, 21);
     let space = mixed_space(&[&[2, 4], &[3, 6], &[4, 5]]);
@@ -457,6 +468,7 @@ fn sorting_the_cnn_keeps_the_full_model_and_the_scores_follow() {
 
 #[test]
 fn sorting_the_resnet_keeps_the_full_model_and_the_scores_follow() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     B::seed(&device, 22);
     let space = mixed_space(&[&[2, 4], &[3, 4], &[3, 6], &[5, 8]]);
@@ -470,6 +482,7 @@ fn sorting_the_resnet_keeps_the_full_model_and_the_scores_follow() {
 
 #[test]
 fn sorting_the_mobilenet_v2_keeps_the_full_model_and_the_scores_follow() {
+    let _rng = crate::rng_guard();
     let device = Default::default();
     B::seed(&device, 23);
     let space = mixed_space(&[&[2, 3], &[2, 4], &[3, 4], &[4, 6]]);
