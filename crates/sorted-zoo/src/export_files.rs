@@ -63,15 +63,12 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), WriteFailure
     sorted_provenance::write_synced(path, bytes).map_err(failure(path))
 }
 
-/// A temporary sibling of `out` (`.{name}.tmp-{pid}`), for writing before a rename.
-pub(crate) use sorted_provenance::temp_sibling as temporary_sibling;
-
 /// Moves the finished folder `tmp` to `out`, after syncing it. An earlier folder at `out` is
 /// moved aside, not deleted, until the new one is in place: a kill in between leaves one of
 /// them whole.
 pub(crate) fn publish_folder(tmp: &Path, out: &Path) -> Result<(), WriteFailure> {
     sorted_provenance::sync_dir(tmp).map_err(failure(tmp))?;
-    let aside = temporary_sibling(out).with_extension("old");
+    let aside = sorted_provenance::temp_sibling(out).with_extension("old");
     if out.exists() {
         std::fs::rename(out, &aside).map_err(failure(out))?;
     }
@@ -90,7 +87,7 @@ pub(crate) fn write_folder(out: &Path, files: &[(&str, Vec<u8>)]) -> Result<(), 
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(failure(parent))?;
     }
-    let tmp = temporary_sibling(out);
+    let tmp = sorted_provenance::temp_sibling(out);
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp).map_err(failure(&tmp))?;
     let written = files.iter().try_for_each(|(name, bytes)| write_synced(&tmp.join(name), bytes));

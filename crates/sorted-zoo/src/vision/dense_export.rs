@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use sorted_data::ImageBatch;
 use sorted_nn::{NestingSpace, NormPass, SpecError, SubModel, SubModelNormStats};
 
-use crate::export_files::{WriteFailure, publish_folder, temporary_sibling, write_synced};
+use crate::export_files::{WriteFailure, publish_folder, write_synced};
 use crate::vision::classifier::{DenseClassifier, SortedClassifier};
 use crate::vision::classifier_config::{AnyClassifier, ClassifierConfig, ModelConfigError};
 use crate::vision::evaluate::calibrate_sub_model;
@@ -443,7 +443,7 @@ pub fn write_dense_export<B: Backend, D: Module<B>>(
         std::fs::create_dir_all(parent)
             .map_err(|source| DenseExportError::Write { path: parent.to_path_buf(), source })?;
     }
-    let tmp = temporary_sibling(out);
+    let tmp = sorted_provenance::temp_sibling(out);
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir(&tmp).map_err(|source| DenseExportError::Write { path: tmp.clone(), source })?;
     let result = fill_export_folder(&tmp, dense, &mut manifest, more).and_then(|()| Ok(publish_folder(&tmp, out)?));
